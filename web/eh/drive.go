@@ -1,0 +1,147 @@
+package eh
+
+import "strings"
+
+// AllUsers is the readers entry that lets every user read a drive.
+const AllUsers = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+
+func driveRule(key string) (rule, error) {
+	switch key {
+	case "name":
+		return rule{check: line(MaxNameLength)}, nil
+	case "size":
+		return rule{check: checkSize}, nil
+	case "claim:type":
+		return rule{check: oneOf("exclusive", "shared")}, nil
+	case "readers":
+		return rule{check: words(checkUUID)}, nil
+	case "tags", "use", "licenses":
+		return rule{check: words(nil)}, nil
+	case "avoid":
+		return rule{check: words(checkUUID), createOnly: true}, nil
+	case "encryption:cipher":
+		return rule{check: oneOf("aes-xts-plain", "none"), createOnly: true}, nil
+	case "tier":
+		return rule{check: oneOf("disk", "ssd")}, nil
+	case "driveType": // CS-1 clone bodies: the tier under another name
+		return rule{check: checkDriveType, canonical: "tier"}, nil
+	case "media":
+		return rule{check: checkMedia}, nil
+	// CS-1 metadata, kept as given.
+	case "type":
+		return rule{check: oneOf("disk", "cdrom", "shared")}, nil
+	case "os":
+		return rule{check: oneOf("linux", "windows", "other")}, nil
+	case "bits":
+		return rule{check: oneOf("32", "64")}, nil
+	case "free":
+		return rule{check: oneOf("true", "false", "none")}, nil
+	case "favourite", "autoexpanding":
+		return rule{check: checkBool}, nil
+	case "url":
+		return rule{check: line(MaxTextLength)}, nil
+	case "description", "install_notes":
+		return rule{check: text(MaxTextLength)}, nil
+	case "drive_type":
+		return rule{check: checkCommaWords}, nil
+	}
+	if userKey(key) {
+		return rule{check: text(MaxTextLength)}, nil
+	}
+	return rule{}, errUnknownKey
+}
+
+func checkDriveType(v string) (string, error) {
+	if strings.EqualFold(v, "hdd") {
+		return "disk", nil
+	}
+	return oneOf("ssd")(v)
+}
+
+func checkCommaWords(v string) (string, error) {
+	var items []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			items = append(items, f)
+		}
+	}
+	return strings.Join(items, ","), nil
+}
+
+func driveReadOnly(key string) bool {
+	switch key {
+	case "drive", "imaging", "read:bytes", "read:requests", "write:bytes", "write:requests",
+		"format", "rawsize", "host", "volume", "email", "encryption:key":
+		return true
+	}
+	return commonReadOnly(key)
+}
+
+var drives = &schema{
+	kind:     "drive",
+	rule:     driveRule,
+	readOnly: driveReadOnly,
+	required: []string{"size"},
+	defaults: Props{"tier": "disk", "encryption:cipher": "none"},
+}
+
+// NewDrive validates the body of /drives/create and returns the properties to
+// store: size in bytes (suffixes resolved), lower-case UUIDs, defaults tier
+// disk and encryption:cipher none (Hearth keeps drives as plain image files;
+// aes-xts-plain is accepted and recorded for compatibility only). size is
+// required, name is not (one EH client created drives without it).
+func NewDrive(in Props) (Props, error) {
+	next, _, err := drives.apply(nil, in, false)
+	return next, err
+}
+
+// UpdateDrive validates a /drives/DRIVE/set body against the stored
+// properties current and returns the properties to store and the keys that
+// changed ("" = removed). A changed size is a resize; avoid and
+// encryption:cipher can only be chosen at creation.
+func UpdateDrive(current, in Props) (next, changed Props, err error) {
+	if current == nil {
+		current = Props{}
+	}
+	return drives.apply(current, in, false)
+}
+
+func resourceRule(key string) (rule, error) {
+	switch key {
+	case "name":
+		return rule{check: line(MaxNameLength)}, nil
+	case "tags":
+		return rule{check: words(nil)}, nil
+	}
+	if userKey(key) {
+		return rule{check: text(MaxTextLength)}, nil
+	}
+	return rule{}, errUnknownKey
+}
+
+func resourceReadOnly(key string) bool {
+	switch key {
+	case "resource", "type", "netmask", "gateway", "nameserver":
+		return true
+	}
+	return commonReadOnly(key)
+}
+
+var resources = &schema{kind: "resource", rule: resourceRule, readOnly: resourceReadOnly}
+
+// NewResource validates the body of /resources/ip/create or
+// /resources/vlan/create (name, tags, user:*, all optional; CS-1 sends an
+// empty body) and returns the properties to store.
+func NewResource(in Props) (Props, error) {
+	next, _, err := resources.apply(nil, in, false)
+	return next, err
+}
+
+// UpdateResource validates a /resources/TYPE/ID/set body against the stored
+// properties current and returns the properties to store and the changes.
+func UpdateResource(current, in Props) (next, changed Props, err error) {
+	if current == nil {
+		current = Props{}
+	}
+	return resources.apply(current, in, false)
+}

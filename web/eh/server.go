@@ -1,0 +1,326 @@
+package eh
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Device is one drive attachment of a server.
+type Device struct {
+	Key   string // ide:B:U, ata:0:U, scsi:0:U or block:N
+	Drive string // drive UUID
+	Media string // disk or cdrom
+}
+
+// deviceBuses lists the device kinds in attachment order with their ranges:
+// ide:B:U (B, U 0–1), ata:0:U (U 0–5), scsi:0:U (U 0–7), block:N (N 0–7).
+var deviceBuses = []struct {
+	prefix  string
+	maxBus  int // -1: no bus number (block:N)
+	maxUnit int
+	grammar string
+}{
+	{"ide", 1, 1, "ide:B:U with B and U 0–1"},
+	{"ata", 0, 5, "ata:0:U with U 0–5"},
+	{"scsi", 0, 7, "scsi:0:U with U 0–7"},
+	{"block", -1, 7, "block:N with N 0–7"},
+}
+
+// parseDevice splits a device key; ok is false when key is not a device key
+// at all, err set when it names a device bus with out-of-range numbers.
+func parseDevice(key string) (order int, ok bool, err error) {
+	for i, b := range deviceBuses {
+		rest, found := strings.CutPrefix(key, b.prefix+":")
+		if !found {
+			continue
+		}
+		parts := strings.Split(rest, ":")
+		want := 2
+		if b.maxBus < 0 {
+			want = 1
+		}
+		if len(parts) != want {
+			return 0, false, nil
+		}
+		nums := make([]int, len(parts))
+		for j, p := range parts {
+			n, convErr := strconv.Atoi(p)
+			if convErr != nil || len(p) != 1 {
+				return 0, true, fmt.Errorf("no such device; devices are %s", b.grammar)
+			}
+			nums[j] = n
+		}
+		unit := nums[len(nums)-1]
+		if (b.maxBus >= 0 && nums[0] > b.maxBus) || unit > b.maxUnit {
+			return 0, true, fmt.Errorf("no such device; devices are %s", b.grammar)
+		}
+		bus := 0
+		if b.maxBus >= 0 {
+			bus = nums[0]
+		}
+		return i*100 + bus*10 + unit, true, nil
+	}
+	return 0, false, nil
+}
+
+func isDevice(key string) bool {
+	_, ok, err := parseDevice(key)
+	return ok && err == nil
+}
+
+// Devices returns the server's attached drives in a stable order (ide, ata,
+// scsi, block; by bus and unit).
+func Devices(p Props) []Device {
+	var ds []Device
+	for k, v := range p {
+		if isDevice(k) && v != "" {
+			media := p[k+":media"]
+			if media == "" {
+				media = "disk"
+			}
+			ds = append(ds, Device{Key: k, Drive: v, Media: media})
+		}
+	}
+	slices.SortFunc(ds, func(a, b Device) int {
+		oa, _, _ := parseDevice(a.Key)
+		ob, _, _ := parseDevice(b.Key)
+		return oa - ob
+	})
+	return ds
+}
+
+// BootDevice returns the device the server boots from: the first device of
+// boot, or where boot is unset the first attached disk (not cdrom).
+func BootDevice(p Props) (Device, bool) {
+	ds := Devices(p)
+	if first, _, _ := strings.Cut(strings.TrimSpace(p["boot"]), " "); first != "" {
+		for _, d := range ds {
+			if d.Key == first {
+				return d, true
+			}
+		}
+		return Device{}, false
+	}
+	for _, d := range ds {
+		if d.Media == "disk" {
+			return d, true
+		}
+	}
+	return Device{}, false
+}
+
+// nicKey splits nic:N:REST for N 0 or 1.
+func nicKey(key string) (n int, rest string, ok bool) {
+	s, found := strings.CutPrefix(key, "nic:")
+	if !found || len(s) < 2 || s[1] != ':' || (s[0] != '0' && s[0] != '1') {
+		return 0, "", false
+	}
+	return int(s[0] - '0'), s[2:], true
+}
+
+var (
+	checkBool     = oneOf("true", "false")
+	checkMedia    = oneOf("disk", "cdrom")
+	checkNICModel = oneOf("e1000", "rtl8139", "virtio")
+	checkVNC      = either("auto", checkIP)
+)
+
+func checkBoot(v string) (string, error) {
+	fields := strings.Fields(v)
+	for i, f := range fields {
+		if !isDevice(f) {
+			return "", fmt.Errorf("%s is not a device (ide:B:U, ata:0:U, scsi:0:U, block:N)", quote(f))
+		}
+		if slices.Contains(fields[:i], f) {
+			return "", fmt.Errorf("%s is listed twice", f)
+		}
+	}
+	return strings.Join(fields, " "), nil
+}
+
+// serverRule is the server key schema (reference §4.2 and the seed); live
+// keys are the seed's list of keys settable on an active server.
+func serverRule(key string) (rule, error) {
+	switch key {
+	case "name":
+		return rule{check: line(MaxNameLength), live: true}, nil
+	case "cpu":
+		return rule{check: intRange(MinCPU, MaxCPU, "MHz"), live: true}, nil
+	case "persistent":
+		return rule{check: checkBool, live: true}, nil
+	case "tags":
+		return rule{check: words(nil), live: true}, nil
+	case "password":
+		return rule{check: checkPassword, live: true}, nil
+	case "vnc:password":
+		return rule{check: checkPassword, live: true, canonical: "password"}, nil
+	case "smp":
+		return rule{check: either("auto", intRange(1, MaxSMP, "vCPUs"))}, nil
+	case "mem":
+		return rule{check: intRange(MinMem, MaxMem, "MB")}, nil
+	case "boot":
+		return rule{check: checkBoot}, nil
+	case "vnc":
+		return rule{check: checkVNC}, nil
+	case "vnc:ip":
+		return rule{check: checkVNC, canonical: "vnc"}, nil
+	case "vnc:tls":
+		return rule{check: oneOf("on", "off")}, nil
+	case "avoid:drives", "avoid:servers":
+		return rule{check: words(checkUUID)}, nil
+	case "parent":
+		return rule{check: checkUUID}, nil
+	case "type":
+		return rule{check: oneOf("vm")}, nil
+	case "description":
+		return rule{check: text(MaxTextLength)}, nil
+	case "use":
+		return rule{check: words(nil)}, nil
+	}
+	if userKey(key) {
+		return rule{check: text(MaxTextLength), live: true}, nil
+	}
+	if dev, ok := strings.CutSuffix(key, ":media"); ok {
+		if _, isDev, err := parseDevice(dev); isDev {
+			if err != nil {
+				return rule{}, err
+			}
+			return rule{check: checkMedia}, nil
+		}
+	}
+	if _, isDev, err := parseDevice(key); isDev {
+		if err != nil {
+			return rule{}, err
+		}
+		return rule{check: checkUUID}, nil
+	}
+	if n, rest, ok := nicKey(key); ok {
+		switch {
+		case rest == "model":
+			return rule{check: checkNICModel}, nil
+		case rest == "mac":
+			return rule{check: checkMAC}, nil
+		case n == 0 && rest == "dhcp":
+			return rule{check: either("auto", checkIPv4)}, nil
+		case n == 0 && rest == "firewall:policy":
+			return rule{check: oneOf("accept", "reject")}, nil
+		case n == 0 && (rest == "firewall:accept" || rest == "firewall:reject" || rest == "block"):
+			return rule{check: words(checkPortRule)}, nil
+		case n == 1 && rest == "vlan":
+			return rule{check: checkUUID}, nil
+		}
+	}
+	return rule{}, errUnknownKey
+}
+
+// serverReadOnly lists the output keys of server info (§4.3 and the aliases).
+func serverReadOnly(key string) bool {
+	switch key {
+	case "server", "started", "error", "host", "smp:cores", "vnc:port",
+		"rx", "tx", "rx:bytes", "tx:bytes", "rx:packets", "tx:packets":
+		return true
+	}
+	if commonReadOnly(key) {
+		return true
+	}
+	if _, rest, ok := nicKey(key); ok {
+		switch rest {
+		case "ip", "dhcp:ip", "rx:bytes", "rx:packets", "tx:bytes", "tx:packets":
+			return true
+		}
+	}
+	for _, c := range []string{":read:bytes", ":read:requests", ":write:bytes", ":write:requests"} {
+		if dev, ok := strings.CutSuffix(key, c); ok && isDevice(dev) {
+			return true
+		}
+	}
+	return false
+}
+
+// serverCleanup: detaching a device drops its media; removing a NIC's model
+// (the NIC itself) drops the NIC's other keys.
+func serverCleanup(removed string, next Props) []string {
+	if isDevice(removed) {
+		return []string{removed + ":media"}
+	}
+	if n, rest, ok := nicKey(removed); ok && rest == "model" {
+		var deps []string
+		prefix := fmt.Sprintf("nic:%d:", n)
+		for k := range next {
+			if strings.HasPrefix(k, prefix) {
+				deps = append(deps, k)
+			}
+		}
+		return deps
+	}
+	return nil
+}
+
+func serverConsistent(p Props) error {
+	drives := map[string]string{}
+	for _, d := range Devices(p) {
+		if prev, dup := drives[d.Drive]; dup {
+			return fmt.Errorf("drive %s is attached twice (%s and %s)", d.Drive, prev, d.Key)
+		}
+		drives[d.Drive] = d.Key
+	}
+	for _, k := range p.Keys() {
+		if dev, ok := strings.CutSuffix(k, ":media"); ok && isDevice(dev) && p[dev] == "" {
+			return fmt.Errorf("key %s: no drive is attached as %s", k, dev)
+		}
+		if n, rest, ok := nicKey(k); ok && rest != "model" && rest != "block" {
+			if p[fmt.Sprintf("nic:%d:model", n)] == "" {
+				return fmt.Errorf("key %s needs nic:%d:model (the NIC itself)", k, n)
+			}
+		}
+	}
+	for _, dev := range strings.Fields(p["boot"]) {
+		if p[dev] == "" {
+			return fmt.Errorf("key boot: no drive is attached as %s", dev)
+		}
+	}
+	if m0, m1 := p["nic:0:mac"], p["nic:1:mac"]; m0 != "" && m0 == m1 {
+		return fmt.Errorf("nic:0:mac and nic:1:mac are both %s", m0)
+	}
+	return nil
+}
+
+var servers = &schema{
+	kind:       "server",
+	rule:       serverRule,
+	readOnly:   serverReadOnly,
+	required:   []string{"name", "cpu", "mem"},
+	defaults:   Props{"smp": "auto", "persistent": "false"},
+	cleanup:    serverCleanup,
+	consistent: serverConsistent,
+}
+
+// NewServer validates the body of /servers/create[/stopped] and returns the
+// configuration to store: canonical keys (password, vnc), normalised values
+// (lower-case UUIDs and MACs), defaults smp auto and persistent false. name,
+// cpu and mem are required. Errors are usage errors naming the key.
+func NewServer(in Props) (Props, error) {
+	next, _, err := servers.apply(nil, in, false)
+	return next, err
+}
+
+// UpdateServer validates a /servers/SERVER/set body against the stored
+// configuration current and returns the configuration to store and the keys
+// that changed (value "" = removed, for Guests.Apply). On an active server
+// only name, cpu, persistent, tags, user:* and password/vnc:password may
+// change; any other changed key is a busy error naming it (a key sent with
+// its current value is not a change). current and in are not modified.
+func UpdateServer(current, in Props, active bool) (next, changed Props, err error) {
+	if current == nil {
+		current = Props{}
+	}
+	return servers.apply(current, in, active)
+}
+
+// LiveServerKey reports whether key may be set on an active server.
+func LiveServerKey(key string) bool {
+	r, err := serverRule(key)
+	return err == nil && r.live
+}
