@@ -1,0 +1,340 @@
+package console
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"image"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Console is one server's terminal shown as a VNC desktop to any number of
+// viewers, over its own TCP port and over websockets.
+type Console struct {
+	m      *Manager
+	server string
+	stream Stream
+	screen *screen
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the stream reader ends
+
+	mu       sync.Mutex
+	name     string
+	password string
+	conns    map[io.Closer]string // open connections and their viewer labels ("" during the handshake)
+	closed   bool
+	listener net.Listener
+	endpoint Endpoint
+	wg       sync.WaitGroup // connection handlers and the listener loop
+}
+
+func newConsole(m *Manager, server, name string, s Stream, password string) *Console {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Console{
+		m: m, server: server, stream: s, name: name, password: password,
+		screen: newScreen(m.cols, m.rows, desktopName(name, nil)),
+		cancel: cancel, done: make(chan struct{}),
+		conns: map[io.Closer]string{},
+	}
+	c.screen.setStatus(statusLine(name, nil), desktopName(name, nil))
+	go c.run(ctx)
+	return c
+}
+
+// run feeds the guest's output into the screen for as long as the console
+// exists, whether anyone watches or not, resubscribing when the stream
+// drops it for falling behind.
+func (c *Console) run(ctx context.Context) {
+	defer close(c.done)
+	for first := true; ctx.Err() == nil; first = false {
+		backlog, updates, cancel := c.stream.Subscribe()
+		if !first {
+			c.screen.reset() // the backlog repeats output already drawn
+		}
+		// Queries in the backlog were asked before we listened; answering
+		// them now would type stray replies into the guest.
+		c.screen.feed(backlog)
+		received := c.pump(ctx, updates)
+		cancel()
+		if !received {
+			select { // a stream that ends at once: don't spin
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (c *Console) pump(ctx context.Context, updates <-chan []byte) (received bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return received
+		case p, ok := <-updates:
+			if !ok {
+				return received
+			}
+			received = true
+			// Coalesce what is already queued: one redraw for a burst of output.
+			for more := true; more && len(p) < 64<<10; {
+				select {
+				case q, ok := <-updates:
+					if !ok {
+						more = false
+						break
+					}
+					p = append(p, q...)
+				default:
+					more = false
+				}
+			}
+			if replies := c.screen.feed(p); len(replies) > 0 {
+				if _, err := c.stream.Write(replies); err != nil {
+					c.m.logf("console %s: answering a terminal query: %v", c.server, err)
+				}
+			}
+		}
+	}
+}
+
+// Endpoint is where a console's native VNC port listens: the values of the
+// server's vnc:ip and vnc:port. Port 0 means the console is reachable by
+// websocket only.
+type Endpoint struct {
+	IP   string
+	Port int
+}
+
+func (c *Console) setPassword(p string) {
+	c.mu.Lock()
+	c.password = p
+	c.mu.Unlock()
+}
+
+func (c *Console) currentPassword() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.password
+}
+
+// close cuts every connection, closes the port and stops reading the stream.
+func (c *Console) close() {
+	c.mu.Lock()
+	c.closed = true
+	if c.listener != nil {
+		c.listener.Close()
+	}
+	for conn := range c.conns {
+		conn.Close()
+	}
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	<-c.done
+}
+
+func (c *Console) accept(l net.Listener) {
+	defer c.wg.Done()
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err := c.serve(conn, host, "vnc", false); err != nil {
+				c.m.logf("console %s: vnc client %s: %v", c.server, conn.RemoteAddr(), err)
+			}
+		}()
+	}
+}
+
+type deadliner interface{ SetDeadline(time.Time) error }
+
+// serve speaks RFB with one viewer until either side closes.
+func (c *Console) serve(conn io.ReadWriteCloser, addr, via string, noAuth bool) error {
+	defer conn.Close()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrNoConsole
+	}
+	c.conns[conn] = ""
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.conns, conn)
+		c.mu.Unlock()
+		c.updateStatus()
+	}()
+
+	if d, ok := conn.(deadliner); ok {
+		d.SetDeadline(c.m.now().Add(handshakeTimeout))
+	}
+	br := bufio.NewReader(conn)
+	c.mu.Lock()
+	name := desktopName(c.name, nil)
+	c.mu.Unlock()
+	if _, err := handshake(conn, br, handshakeConfig{
+		password: c.currentPassword, noAuth: noAuth, limiter: c.m.limiter, addr: addr,
+		name: name, width: c.screen.width, height: c.screen.height,
+	}); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if d, ok := conn.(deadliner); ok {
+		d.SetDeadline(time.Time{})
+	}
+
+	v := newViewer(addr + " (" + via + ")")
+	c.mu.Lock()
+	c.conns[conn] = v.label
+	c.mu.Unlock()
+	c.screen.addViewer(v)
+	defer c.screen.removeViewer(v)
+	c.updateStatus()
+
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for {
+			select {
+			case <-v.wakeCh:
+			case <-stop:
+				return
+			}
+			c.screen.mu.Lock()
+			msg := c.screen.updateLocked(v)
+			c.screen.mu.Unlock()
+			if msg == nil {
+				continue
+			}
+			if _, err := conn.Write(msg); err != nil {
+				conn.Close() // ends the reader too
+				return
+			}
+		}
+	}()
+	err := readMessages(br, &session{c: c, v: v})
+	close(stop)
+	<-writerDone
+	if err == io.EOF || isClosedError(err) {
+		return nil
+	}
+	return err
+}
+
+func isClosedError(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "use of closed network connection") ||
+		strings.Contains(err.Error(), "websocket: close"))
+}
+
+// updateStatus shows the connected viewers on the status line and in the
+// desktop name, so that each viewer knows who else watches.
+func (c *Console) updateStatus() {
+	c.mu.Lock()
+	var labels []string
+	for _, l := range c.conns {
+		if l != "" {
+			labels = append(labels, l)
+		}
+	}
+	name := c.name
+	c.mu.Unlock()
+	slices.Sort(labels)
+	c.screen.setStatus(statusLine(name, labels), desktopName(name, labels))
+}
+
+func (c *Console) rename(name string) {
+	c.mu.Lock()
+	c.name = name
+	c.mu.Unlock()
+	c.updateStatus()
+}
+
+func statusLine(name string, viewers []string) string {
+	switch len(viewers) {
+	case 0:
+		return " " + name + " · no viewers"
+	case 1:
+		return " " + name + " · 1 viewer: " + viewers[0]
+	}
+	return fmt.Sprintf(" %s · %d viewers: %s", name, len(viewers), strings.Join(viewers, ", "))
+}
+
+func desktopName(name string, viewers []string) string {
+	if len(viewers) <= 1 {
+		return name
+	}
+	return fmt.Sprintf("%s (%d viewers)", name, len(viewers))
+}
+
+// session applies one viewer's messages.
+type session struct {
+	c  *Console
+	v  *viewer
+	kb keyboard
+}
+
+func (s *session) setPixelFormat(pf pixelFormat) {
+	sc := s.c.screen
+	sc.mu.Lock()
+	s.v.enc.pf = pf
+	s.v.damage.markAll(sc.cols)
+	sc.mu.Unlock()
+}
+
+func (s *session) setEncodings(encs []int32) {
+	sc := s.c.screen
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	s.v.enc.zrle, s.v.copyRect, s.v.desktopName = false, false, false
+	for _, e := range encs {
+		switch e {
+		case encZRLE:
+			s.v.enc.zrle = true
+		case encCopyRect:
+			s.v.copyRect = true
+		case encDesktopName:
+			s.v.desktopName = true
+		}
+	}
+}
+
+func (s *session) updateRequest(incremental bool, _ image.Rectangle) {
+	sc := s.c.screen
+	sc.mu.Lock()
+	s.v.requested = true
+	if !incremental {
+		s.v.damage.markAll(sc.cols)
+	}
+	sc.mu.Unlock()
+	s.v.wake()
+}
+
+func (s *session) keyEvent(down bool, sym uint32) {
+	s.kb.appCursor = s.c.screen.appCursor()
+	if b := s.kb.event(down, sym); len(b) > 0 {
+		s.write(b)
+	}
+}
+
+func (s *session) cutText(text []byte) {
+	s.write(pasteBytes(text))
+}
+
+func (s *session) write(b []byte) {
+	if _, err := s.c.stream.Write(b); err != nil {
+		s.c.m.logf("console %s: typing into the guest: %v", s.c.server, err)
+	}
+}

@@ -1,0 +1,18 @@
+package console
+
+import "errors"
+
+var (
+	// ErrProtocol: a client broke the RFB protocol.
+	ErrProtocol = errors.New("console: RFB protocol error")
+	// ErrAuth: a VNC password was wrong, or the source address is refused for a while.
+	ErrAuth = errors.New("console: authentication failed")
+	// ErrPasswordTooLong: VNC passwords have at most 8 bytes.
+	ErrPasswordTooLong = errors.New("console: VNC password too long")
+	// ErrNoConsole: the server has no console (no VNC password, or not running).
+	ErrNoConsole = errors.New("console: server has no console")
+	// ErrBadToken: a console token is malformed, expired or for another server.
+	ErrBadToken = errors.New("console: bad console token")
+	// ErrClosed: the manager was closed.
+	ErrClosed = errors.New("console: manager closed")
+)

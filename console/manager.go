@@ -1,0 +1,214 @@
+package console
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Manager keeps the consoles of all running servers that have a VNC
+// password: it opens their TCP ports, applies password changes, mints
+// console tokens and serves the websocket bridge.
+type Manager struct {
+	listenIP  string // "" = no TCP ports, websocket only
+	basePort  int    // first port tried; 0 = let the kernel choose
+	portSpan  int
+	cols      int
+	rows      int
+	logf      func(format string, args ...any)
+	now       func() time.Time
+	limiter   *limiter
+	tokens    tokens
+	authMax   int
+	authSpan  time.Duration
+	tokenTTL  time.Duration
+	tokenKey  []byte
+	consoleMu sync.Mutex
+	consoles  map[string]*Console
+	closed    bool
+}
+
+// Option configures a Manager.
+type Option func(*Manager)
+
+// WithListen sets the IP address that native VNC ports listen on
+// (--vnc-listen). Without it consoles are reachable by websocket only.
+func WithListen(ip string) Option { return func(m *Manager) { m.listenIP = ip } }
+
+// WithBasePort sets the first port tried (default 5900); each console takes
+// the lowest free port from there. 0 lets the kernel choose (tests).
+func WithBasePort(port int) Option { return func(m *Manager) { m.basePort = port } }
+
+// WithLogger sets where the manager reports problems.
+func WithLogger(logf func(format string, args ...any)) Option {
+	return func(m *Manager) { m.logf = logf }
+}
+
+// WithClock sets the clock for rate limiting and tokens.
+func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = now } }
+
+// WithAuthLimit refuses a source address after max failed VNC
+// authentications within window (default 5 per minute).
+func WithAuthLimit(max int, window time.Duration) Option {
+	return func(m *Manager) { m.authMax, m.authSpan = max, window }
+}
+
+// WithTokenKey sets the HMAC key for console tokens (default: random per
+// process, so tokens die with a restart, which their short life allows).
+func WithTokenKey(key []byte) Option { return func(m *Manager) { m.tokenKey = key } }
+
+// WithTokenTTL sets how long a console token is valid (default 60 s).
+func WithTokenTTL(d time.Duration) Option { return func(m *Manager) { m.tokenTTL = d } }
+
+// WithGeometry sets the guest terminal's size in cells (default 80×24, plus
+// Hearth's status line).
+func WithGeometry(cols, rows int) Option { return func(m *Manager) { m.cols, m.rows = cols, rows } }
+
+// NewManager returns a Manager with no consoles.
+func NewManager(opts ...Option) *Manager {
+	m := &Manager{
+		basePort: 5900, portSpan: 1000,
+		cols: DefaultColumns, rows: DefaultRows,
+		logf: func(string, ...any) {}, now: time.Now,
+		authMax: 5, authSpan: time.Minute, tokenTTL: time.Minute,
+		consoles: map[string]*Console{},
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.tokenKey == nil {
+		m.tokenKey = make([]byte, 32)
+		rand.Read(m.tokenKey)
+	}
+	m.limiter = newLimiter(m.now, m.authMax, m.authSpan)
+	m.tokens = tokens{key: m.tokenKey, now: m.now, ttl: m.tokenTTL}
+	return m
+}
+
+// Attach opens the console of server (shown as name) on the guest terminal
+// s, protected by password, and returns its native VNC endpoint. A console
+// already attached for server is replaced (its viewers are cut).
+func (m *Manager) Attach(server, name string, s Stream, password string) (Endpoint, error) {
+	if password == "" {
+		return Endpoint{}, fmt.Errorf("%w: server %s has no VNC password", ErrNoConsole, server)
+	}
+	if err := CheckPassword(password); err != nil {
+		return Endpoint{}, fmt.Errorf("server %s: %w", server, err)
+	}
+	m.Detach(server)
+	c := newConsole(m, server, name, s, password)
+	if m.listenIP != "" {
+		l, err := m.listen()
+		if err != nil {
+			c.close()
+			return Endpoint{}, fmt.Errorf("console for server %s: %w", server, err)
+		}
+		addr := l.Addr().(*net.TCPAddr)
+		c.listener = l
+		c.endpoint = Endpoint{IP: m.listenIP, Port: addr.Port}
+		c.wg.Add(1)
+		go c.accept(l)
+	}
+	m.consoleMu.Lock()
+	defer m.consoleMu.Unlock()
+	if m.closed {
+		go c.close()
+		return Endpoint{}, ErrClosed
+	}
+	m.consoles[server] = c
+	return c.endpoint, nil
+}
+
+// listen takes the lowest free port from the base port upward.
+func (m *Manager) listen() (net.Listener, error) {
+	if m.basePort == 0 {
+		return net.Listen("tcp", net.JoinHostPort(m.listenIP, "0"))
+	}
+	var lastErr error
+	for port := m.basePort; port < m.basePort+m.portSpan && port < 65536; port++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(m.listenIP, strconv.Itoa(port)))
+		if err == nil {
+			return l, nil
+		}
+		lastErr = err
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("listen on %s: %w", m.listenIP, err)
+		}
+	}
+	return nil, fmt.Errorf("no free VNC port in %d–%d on %s: %w", m.basePort, m.basePort+m.portSpan-1, m.listenIP, lastErr)
+}
+
+func (m *Manager) console(server string) *Console {
+	m.consoleMu.Lock()
+	defer m.consoleMu.Unlock()
+	return m.consoles[server]
+}
+
+// SetPassword changes the VNC password of server's console; new
+// connections need the new one at once, open ones stay. An empty password
+// closes the console, as a server without a password has none.
+func (m *Manager) SetPassword(server, password string) error {
+	if password == "" {
+		m.Detach(server)
+		return nil
+	}
+	if err := CheckPassword(password); err != nil {
+		return fmt.Errorf("server %s: %w", server, err)
+	}
+	c := m.console(server)
+	if c == nil {
+		return fmt.Errorf("%w: server %s", ErrNoConsole, server)
+	}
+	c.setPassword(password)
+	return nil
+}
+
+// Rename changes the name shown in the desktop name and the status line.
+func (m *Manager) Rename(server, name string) {
+	if c := m.console(server); c != nil {
+		c.rename(name)
+	}
+}
+
+// Endpoint returns where server's native VNC port listens.
+func (m *Manager) Endpoint(server string) (Endpoint, bool) {
+	c := m.console(server)
+	if c == nil {
+		return Endpoint{}, false
+	}
+	return c.endpoint, true
+}
+
+// Detach closes server's console: its port closes and every viewer is cut.
+// Call it when the server stops, or its owner is removed.
+func (m *Manager) Detach(server string) {
+	m.consoleMu.Lock()
+	c := m.consoles[server]
+	delete(m.consoles, server)
+	m.consoleMu.Unlock()
+	if c != nil {
+		c.close()
+	}
+}
+
+// Token mints a console token for server: valid for the token TTL, for
+// that server only, it lets a websocket in without session or password.
+func (m *Manager) Token(server string) string { return m.tokens.mint(server) }
+
+// Close detaches every console.
+func (m *Manager) Close() error {
+	m.consoleMu.Lock()
+	m.closed = true
+	all := m.consoles
+	m.consoles = map[string]*Console{}
+	m.consoleMu.Unlock()
+	for _, c := range all {
+		c.close()
+	}
+	return nil
+}

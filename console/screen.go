@@ -1,0 +1,366 @@
+package console
+
+import (
+	"hash/maphash"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/hinshun/vt10x"
+)
+
+// Glyph attribute bits of vt10x (its constants are unexported).
+const (
+	vtReverse = 1 << 0
+	vtBold    = 1 << 2
+	// cursorMark flags the cell under the cursor in the shadow grid, so
+	// that moving the cursor redraws both cells and nothing else.
+	cursorMark = 1 << 14
+	// invalidMark never occurs in a real glyph: a shadow cell carrying it
+	// is redrawn whatever the terminal holds.
+	invalidMark = -1 << 15
+)
+
+// Default terminal geometry: 80×24 for the guest and one status line below.
+const (
+	DefaultColumns = 80
+	DefaultRows    = 24
+)
+
+// span is a dirty column range [lo, hi) of one cell row; lo >= hi is clean.
+type span struct{ lo, hi int }
+
+// damage is what a viewer has not yet been sent: a pending vertical copy of
+// the terminal area (its content moved up by copyRows rows) and the cells
+// changed since, one span per cell row. Status line changes mark the last row.
+type damage struct {
+	copyRows int
+	rows     []span
+	name     bool // the desktop name changed
+}
+
+func (d *damage) empty() bool {
+	if d.copyRows != 0 || d.name {
+		return false
+	}
+	for _, s := range d.rows {
+		if s.lo < s.hi {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *damage) mark(row, lo, hi int) {
+	s := &d.rows[row]
+	if s.lo >= s.hi {
+		*s = span{lo, hi}
+		return
+	}
+	s.lo, s.hi = min(s.lo, lo), max(s.hi, hi)
+}
+
+func (d *damage) markAll(cols int) {
+	d.copyRows = 0
+	for i := range d.rows {
+		d.rows[i] = span{0, cols}
+	}
+}
+
+// scroll records that the first termRows rows moved up by n rows. A pending
+// copy composes with it; cells already dirty move along with their content.
+func (d *damage) scroll(n, termRows, cols int) {
+	if d.copyRows+n >= termRows {
+		d.markAll(cols)
+		return
+	}
+	d.copyRows += n
+	copy(d.rows[:termRows-n], d.rows[n:termRows])
+	for i := termRows - n; i < termRows; i++ {
+		d.rows[i] = span{0, cols}
+	}
+}
+
+// screen is a terminal emulator drawn into a framebuffer. It tells its
+// viewers which regions changed, so each can send only those.
+type screen struct {
+	mu        sync.Mutex
+	vt        vt10x.Terminal
+	cols      int
+	termRows  int // rows of the guest's terminal
+	rows      int // termRows plus the status line
+	width     int // framebuffer pixels
+	height    int
+	fb        []uint32 // 0x00RRGGBB per pixel
+	shadow    []vt10x.Glyph
+	status    []rune
+	name      string
+	utf8Carry []byte
+	replies   []byte
+	viewers   map[*viewer]struct{}
+	seed      maphash.Seed
+}
+
+func newScreen(cols, termRows int, name string) *screen {
+	s := &screen{
+		cols:     cols,
+		termRows: termRows,
+		rows:     termRows + 1,
+		width:    cols * cellWidth,
+		height:   (termRows + 1) * cellHeight,
+		name:     name,
+		viewers:  map[*viewer]struct{}{},
+		seed:     maphash.MakeSeed(),
+	}
+	s.vt = vt10x.New(vt10x.WithSize(cols, termRows), vt10x.WithWriter(replyWriter{s}))
+	s.fb = make([]uint32, s.width*s.height)
+	s.shadow = make([]vt10x.Glyph, cols*s.rows)
+	for i := range s.shadow {
+		s.shadow[i].Mode = invalidMark
+	}
+	s.status = make([]rune, cols)
+	s.refreshLocked()
+	return s
+}
+
+// replyWriter collects the terminal's answers to queries (cursor position,
+// device status); they are sent to the guest after the screen is unlocked.
+type replyWriter struct{ s *screen }
+
+func (w replyWriter) Write(p []byte) (int, error) {
+	w.s.replies = append(w.s.replies, p...)
+	return len(p), nil
+}
+
+// feed parses guest output and redraws what changed. It returns the
+// terminal's replies to queries in the output, for the guest's input.
+func (s *screen) feed(p []byte) (replies []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writeLocked(p)
+	s.refreshLocked()
+	replies, s.replies = s.replies, nil
+	return replies
+}
+
+// reset starts the terminal afresh, as after a resubscription whose backlog
+// repeats output already seen.
+func (s *screen) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.utf8Carry = nil
+	s.vt.Write([]byte("\x1bc"))
+	s.refreshLocked()
+	s.replies = nil
+}
+
+// writeLocked hands vt10x only whole UTF-8 sequences: it drops a
+// character split across two writes.
+func (s *screen) writeLocked(p []byte) {
+	if len(s.utf8Carry) > 0 {
+		p = append(s.utf8Carry, p...)
+		s.utf8Carry = nil
+	}
+	cut := len(p)
+	for i := len(p) - 1; i >= 0 && i >= len(p)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(p[i]) {
+			if !utf8.FullRune(p[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	if cut < len(p) {
+		s.utf8Carry = append([]byte(nil), p[cut:]...)
+	}
+	s.vt.Write(p[:cut])
+}
+
+// refreshLocked brings the framebuffer up to date with the terminal and
+// records the damage for every viewer.
+func (s *screen) refreshLocked() {
+	cur := s.grid()
+	if n := s.scrolledRows(cur); n > 0 {
+		s.scrollLocked(n)
+	}
+	for row := 0; row < s.rows; row++ {
+		lo, hi := -1, -1
+		for col := 0; col < s.cols; col++ {
+			i := row*s.cols + col
+			if cur[i] == s.shadow[i] {
+				continue
+			}
+			s.shadow[i] = cur[i]
+			s.drawCell(col, row, cur[i])
+			if lo < 0 {
+				lo = col
+			}
+			hi = col + 1
+		}
+		if lo >= 0 {
+			for v := range s.viewers {
+				v.damage.mark(row, lo, hi)
+			}
+		}
+	}
+	for v := range s.viewers {
+		v.wake()
+	}
+}
+
+// grid reads the terminal's cells, the cursor and the status line.
+func (s *screen) grid() []vt10x.Glyph {
+	cur := make([]vt10x.Glyph, len(s.shadow))
+	s.vt.Lock()
+	for row := 0; row < s.termRows; row++ {
+		for col := 0; col < s.cols; col++ {
+			cur[row*s.cols+col] = s.vt.Cell(col, row)
+		}
+	}
+	if s.vt.CursorVisible() {
+		c := s.vt.Cursor()
+		if c.X >= 0 && c.X < s.cols && c.Y >= 0 && c.Y < s.termRows {
+			cur[c.Y*s.cols+c.X].Mode |= cursorMark
+		}
+	}
+	s.vt.Unlock()
+	for col, r := range s.status {
+		cur[s.termRows*s.cols+col] = vt10x.Glyph{Char: r, Mode: vtReverse, FG: vt10x.DefaultFG, BG: vt10x.DefaultBG}
+	}
+	return cur
+}
+
+// scrolledRows finds by how many rows the terminal's content moved up, by
+// comparing row hashes of the new grid with the drawn one: a move is worth
+// a copy when more rows match shifted than in place.
+func (s *screen) scrolledRows(cur []vt10x.Glyph) int {
+	rowHash := func(g []vt10x.Glyph, row int) uint64 {
+		var h maphash.Hash
+		h.SetSeed(s.seed)
+		for _, c := range g[row*s.cols : (row+1)*s.cols] {
+			maphash.WriteComparable(&h, c)
+		}
+		return h.Sum64()
+	}
+	n := s.termRows
+	oldH, newH := make([]uint64, n), make([]uint64, n)
+	for r := 0; r < n; r++ {
+		oldH[r], newH[r] = rowHash(s.shadow, r), rowHash(cur, r)
+	}
+	matches := func(shift int) (count int) {
+		for r := 0; r+shift < n; r++ {
+			if newH[r] == oldH[r+shift] {
+				count++
+			}
+		}
+		return count
+	}
+	best, bestCount := 0, matches(0)
+	for shift := 1; shift < n; shift++ {
+		if c := matches(shift); c > bestCount && c >= 2 {
+			best, bestCount = shift, c
+		}
+	}
+	return best
+}
+
+// scrollLocked moves the terminal area of the framebuffer and the shadow
+// grid up by n rows; the rows it uncovers are redrawn by the diff.
+func (s *screen) scrollLocked(n int) {
+	rowPix := s.width * cellHeight
+	copy(s.fb[:(s.termRows-n)*rowPix], s.fb[n*rowPix:s.termRows*rowPix])
+	copy(s.shadow[:(s.termRows-n)*s.cols], s.shadow[n*s.cols:s.termRows*s.cols])
+	for i := (s.termRows - n) * s.cols; i < s.termRows*s.cols; i++ {
+		s.shadow[i].Mode = invalidMark
+	}
+	for v := range s.viewers {
+		v.damage.scroll(n, s.termRows, s.cols)
+	}
+}
+
+func (s *screen) drawCell(col, row int, g vt10x.Glyph) {
+	fg, bg := s.colors(g)
+	mask := glyph(g.Char, g.Mode&vtBold != 0)
+	base := row*cellHeight*s.width + col*cellWidth
+	for y := 0; y < cellHeight; y++ {
+		line := s.fb[base+y*s.width : base+y*s.width+cellWidth]
+		for x := range line {
+			line[x] = blend(fg, bg, mask[y*cellWidth+x])
+		}
+	}
+}
+
+func (s *screen) colors(g vt10x.Glyph) (fg, bg uint32) {
+	fg, bg = colorOf(g.FG, true), colorOf(g.BG, false)
+	if g.Mode&cursorMark != 0 {
+		fg, bg = bg, fg
+	}
+	return fg, bg
+}
+
+func blend(fg, bg uint32, a uint8) uint32 {
+	switch a {
+	case 0:
+		return bg
+	case 255:
+		return fg
+	}
+	mix := func(shift uint) uint32 {
+		f, b := (fg>>shift)&0xff, (bg>>shift)&0xff
+		return ((f*uint32(a) + b*(255-uint32(a))) / 255) << shift
+	}
+	return mix(16) | mix(8) | mix(0)
+}
+
+// setStatus replaces the status line text (shown in reverse video) and, when
+// the desktop name changes, tells the viewers.
+func (s *screen) setStatus(text, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.status {
+		s.status[i] = ' '
+	}
+	i := 0
+	for _, r := range text {
+		if i >= len(s.status) {
+			break
+		}
+		s.status[i] = r
+		i++
+	}
+	if name != s.name {
+		s.name = name
+		for v := range s.viewers {
+			v.damage.name = true
+		}
+	}
+	s.refreshLocked()
+}
+
+// addViewer registers v; its first update is the whole screen.
+func (s *screen) addViewer(v *viewer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v.damage.rows = make([]span, s.rows)
+	v.damage.markAll(s.cols)
+	s.viewers[v] = struct{}{}
+}
+
+func (s *screen) removeViewer(v *viewer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.viewers, v)
+}
+
+// text returns the terminal's characters, one line per row, for tests and logs.
+func (s *screen) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.vt.String()
+}
+
+// appCursor tells whether the guest switched the cursor keys to application mode.
+func (s *screen) appCursor() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.vt.Mode()&vt10x.ModeAppCursor != 0
+}
