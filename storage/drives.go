@@ -1,0 +1,542 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
+)
+
+// Drive is a block device image owned by a user.
+type Drive struct {
+	ID       string
+	Owner    string
+	Name     string
+	Size     int64             // bytes; the image file is exactly this long
+	Props    map[string]string // claim:type, readers, tags, user:*, encryption:cipher, tier, media, format, …
+	Library  bool              // a library ("standard") drive, made by `hearth image import`
+	Imaging  string            // "" when idle, "queued", or progress "NN%"
+	Claimed  []string          // claim tokens HOST:guest:SERVER:DEVICE (and HOST:imaging:DRIVE while imaging)
+	Counters DriveCounters
+	Created  time.Time
+}
+
+// DriveCounters count the data read and written through the API.
+type DriveCounters struct {
+	ReadBytes, ReadRequests, WriteBytes, WriteRequests int64
+}
+
+// Exclusive reports whether at most one server may claim the drive.
+func (d Drive) Exclusive() bool { return d.Props["claim:type"] != "shared" }
+
+// Readable reports whether user may read or image from the drive without
+// owning it: readers lists them or everyone.
+func (d Drive) Readable(user string) bool {
+	if d.Owner == user {
+		return true
+	}
+	for _, r := range strings.Fields(d.Props["readers"]) {
+		if r == user || r == Everyone {
+			return true
+		}
+	}
+	return false
+}
+
+const driveColumns = `id, owner, name, size, props, library, imaging, created,
+	read_bytes, read_requests, write_bytes, write_requests,
+	(SELECT group_concat(server || ':' || device, ' ') FROM claims WHERE claims.drive = drives.id)`
+
+func (s *Store) scanDrive(row interface{ Scan(...any) error }) (Drive, error) {
+	var d Drive
+	var props string
+	var claims sql.NullString
+	var created int64
+	c := &d.Counters
+	if err := row.Scan(&d.ID, &d.Owner, &d.Name, &d.Size, &props, &d.Library, &d.Imaging, &created,
+		&c.ReadBytes, &c.ReadRequests, &c.WriteBytes, &c.WriteRequests, &claims); err != nil {
+		return Drive{}, err
+	}
+	if err := json.Unmarshal([]byte(props), &d.Props); err != nil {
+		return Drive{}, fmt.Errorf("storage: drive %s: props: %w", d.ID, err)
+	}
+	if d.Props == nil {
+		d.Props = map[string]string{}
+	}
+	d.Created = time.Unix(created, 0)
+	for _, c := range strings.Fields(claims.String) {
+		d.Claimed = append(d.Claimed, s.hostID+":guest:"+c)
+	}
+	sort.Strings(d.Claimed)
+	if d.Imaging != "" {
+		d.Claimed = append(d.Claimed, s.hostID+":imaging:"+d.ID)
+	}
+	return d, nil
+}
+
+// CreateDrive makes a drive: the sparse image file first (synced), then the
+// row. A crash in between leaves an orphan file, which the next Open removes.
+// The caller sets Owner, Name, Size, Props and Library; the rest is filled in.
+func (s *Store) CreateDrive(ctx context.Context, d Drive) (Drive, error) {
+	if d.Size < 0 {
+		return Drive{}, fmt.Errorf("drive size %d: %w", d.Size, ErrInvalid)
+	}
+	d.ID = uuid.NewString()
+	d.Props = maps.Clone(d.Props)
+	if d.Props == nil {
+		d.Props = map[string]string{}
+	}
+	d.Imaging, d.Claimed, d.Counters = "", nil, DriveCounters{}
+	d.Created = s.now()
+	blob, err := json.Marshal(d.Props)
+	if err != nil {
+		return Drive{}, err
+	}
+	path := s.DrivePath(d.ID)
+	if err := createImage(path, d.Size); err != nil {
+		return Drive{}, fmt.Errorf("storage: drive image: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO drives (id, owner, name, size, props, library, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.Owner, d.Name, d.Size, blob, d.Library, d.Created.Unix()); err != nil {
+			if strings.Contains(err.Error(), "FOREIGN KEY") {
+				return fmt.Errorf("owner %s: %w", d.Owner, ErrNotFound)
+			}
+			return fmt.Errorf("storage: create drive: %w", err)
+		}
+		return s.event(ctx, tx, d.ID, "drive.create", "drive %q created, %d bytes", d.Name, d.Size)
+	})
+	if err != nil {
+		os.Remove(path)
+		return Drive{}, err
+	}
+	return d, nil
+}
+
+func createImage(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Drive returns one drive.
+func (s *Store) Drive(ctx context.Context, id string) (Drive, error) {
+	d, err := s.scanDrive(s.db.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Drive{}, fmt.Errorf("drive %s: %w", id, ErrNotFound)
+	}
+	return d, err
+}
+
+// Drives lists the drives of owner (all drives when owner is empty), oldest first.
+func (s *Store) Drives(ctx context.Context, owner string) ([]Drive, error) {
+	if owner == "" {
+		return s.queryDrives(ctx, `SELECT `+driveColumns+` FROM drives ORDER BY created, id`)
+	}
+	return s.queryDrives(ctx, `SELECT `+driveColumns+` FROM drives WHERE owner = ? ORDER BY created, id`, owner)
+}
+
+// LibraryDrives lists the library ("standard") drives.
+func (s *Store) LibraryDrives(ctx context.Context) ([]Drive, error) {
+	return s.queryDrives(ctx, `SELECT `+driveColumns+` FROM drives WHERE library ORDER BY name, id`)
+}
+
+func (s *Store) queryDrives(ctx context.Context, q string, args ...any) ([]Drive, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: drives: %w", err)
+	}
+	defer rows.Close()
+	var out []Drive
+	for rows.Next() {
+		d, err := s.scanDrive(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) driveLock(id string) *sync.RWMutex {
+	l, _ := s.driveLocks.LoadOrStore(id, new(sync.RWMutex))
+	return l.(*sync.RWMutex)
+}
+
+// errWriting is returned when a drive cannot be changed because a streamed
+// write is in progress.
+func errWriting(id string) error { return fmt.Errorf("drive %s is being written: %w", id, ErrBusy) }
+
+// UpdateDrive changes a drive's Name, Size and Props atomically (fn runs in
+// the write transaction and must not call the Store). A drive being imaged is
+// ErrBusy; so is resizing a drive that servers have claimed. A resize
+// truncates the image file before the row commits; Open repairs a file whose
+// length disagrees with its row.
+func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) error) (Drive, error) {
+	lock := s.driveLock(id)
+	if !lock.TryLock() {
+		return Drive{}, errWriting(id)
+	}
+	defer lock.Unlock()
+	var d Drive
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		d, err = s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("drive %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if d.Imaging != "" {
+			return fmt.Errorf("drive %s is imaging: %w", id, ErrBusy)
+		}
+		oldSize, oldName, oldProps := d.Size, d.Name, maps.Clone(d.Props)
+		if err := fn(&d); err != nil {
+			return err
+		}
+		if d.Size < 0 {
+			return fmt.Errorf("drive size %d: %w", d.Size, ErrInvalid)
+		}
+		if d.Props == nil {
+			d.Props = map[string]string{}
+		}
+		blob, err := json.Marshal(d.Props)
+		if err != nil {
+			return err
+		}
+		if d.Size != oldSize {
+			if len(d.Claimed) > 0 {
+				return fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
+			}
+			if err := os.Truncate(s.DrivePath(id), d.Size); err != nil {
+				return fmt.Errorf("storage: resize drive %s: %w", id, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE drives SET name = ?, size = ?, props = ? WHERE id = ?`, d.Name, d.Size, blob, id); err != nil {
+			return fmt.Errorf("storage: update drive: %w", err)
+		}
+		if d.Size == oldSize && d.Name == oldName && maps.Equal(oldProps, d.Props) {
+			return nil
+		}
+		return s.event(ctx, tx, id, "drive.set", "drive changed, %d bytes", d.Size)
+	})
+	if err != nil {
+		return Drive{}, err
+	}
+	return d, nil
+}
+
+// DeleteDrive removes a drive: the row first, then the file (a crash between
+// leaves an orphan file that the next Open removes). A drive being imaged,
+// written or claimed is ErrBusy.
+func (s *Store) DeleteDrive(ctx context.Context, id string) error {
+	lock := s.driveLock(id)
+	if !lock.TryLock() {
+		return errWriting(id)
+	}
+	defer lock.Unlock()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		d, err := s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("drive %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if d.Imaging != "" {
+			return fmt.Errorf("drive %s is imaging: %w", id, ErrBusy)
+		}
+		if len(d.Claimed) > 0 {
+			return fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM drives WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("storage: delete drive: %w", err)
+		}
+		return s.event(ctx, tx, id, "drive.destroy", "drive %q destroyed", d.Name)
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(s.DrivePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.logf("storage: drive %s: removing image: %v", id, err)
+	}
+	s.driveLocks.Delete(id)
+	return nil
+}
+
+// ReadDrive copies up to n bytes from offset off of a drive's image to w and
+// returns how many it copied: a range reaching past the end is cut at the end;
+// an offset past the end is ErrTooLarge.
+func (s *Store) ReadDrive(ctx context.Context, id string, off, n int64, w io.Writer) (int64, error) {
+	d, err := s.Drive(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if off < 0 || n < 0 || off > d.Size {
+		return 0, fmt.Errorf("drive %s: read at %d: %w (size %d)", id, off, ErrTooLarge, d.Size)
+	}
+	n = min(n, d.Size-off)
+	f, err := os.Open(s.DrivePath(id))
+	if err != nil {
+		return 0, fmt.Errorf("storage: drive %s: %w", id, err)
+	}
+	defer f.Close()
+	copied, err := io.Copy(w, io.NewSectionReader(f, off, n))
+	s.count(ctx, id, "read", copied)
+	return copied, err
+}
+
+// WriteDrive streams r into a drive's image from offset off and returns how
+// many bytes it wrote. All-zero blocks become holes, so images stay sparse.
+// Data reaching past the end of the drive is ErrTooLarge (what fits is
+// written first: a caller that knows the length checks it up front). A drive
+// being imaged, claimed by a server, or resized meanwhile is ErrBusy.
+func (s *Store) WriteDrive(ctx context.Context, id string, off int64, r io.Reader) (int64, error) {
+	lock := s.driveLock(id)
+	lock.RLock()
+	defer lock.RUnlock()
+	d, err := s.Drive(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if d.Imaging != "" {
+		return 0, fmt.Errorf("drive %s is imaging: %w", id, ErrBusy)
+	}
+	if len(d.Claimed) > 0 {
+		return 0, fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
+	}
+	if off < 0 || off > d.Size {
+		return 0, fmt.Errorf("drive %s: write at %d: %w (size %d)", id, off, ErrTooLarge, d.Size)
+	}
+	f, err := os.OpenFile(s.DrivePath(id), os.O_WRONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("storage: drive %s: %w", id, err)
+	}
+	defer f.Close()
+	hw := &holeWriter{f: f, off: off, punch: true}
+	written, err := copyChunks(ctx, hw, io.LimitReader(r, d.Size-off))
+	s.count(ctx, id, "write", written)
+	if err != nil {
+		return written, err
+	}
+	var one [1]byte
+	if k, _ := io.ReadFull(r, one[:]); k > 0 {
+		return written, fmt.Errorf("drive %s: data beyond byte %d: %w (size %d)", id, d.Size, ErrTooLarge, d.Size)
+	}
+	return written, nil
+}
+
+func (s *Store) count(ctx context.Context, id, what string, n int64) {
+	q := `UPDATE drives SET read_bytes = read_bytes + ?, read_requests = read_requests + 1 WHERE id = ?`
+	if what == "write" {
+		q = `UPDATE drives SET write_bytes = write_bytes + ?, write_requests = write_requests + 1 WHERE id = ?`
+	}
+	if _, err := s.db.ExecContext(context.WithoutCancel(ctx), q, n, id); err != nil {
+		s.logf("storage: drive %s: %s counters: %v", id, what, err)
+	}
+}
+
+// chunkSize is the unit of streamed copies and of hole detection.
+const chunkSize = 1 << 20
+
+// copyChunks copies r to w in chunkSize pieces (each a full chunk except the
+// last), checking ctx between them.
+func copyChunks(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
+	buf := make([]byte, chunkSize)
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// holeWriter writes sequentially into f from off, turning all-zero chunks into
+// holes: punched out when the region may hold old data (punch), skipped when
+// the file was just emptied.
+type holeWriter struct {
+	f     *os.File
+	off   int64
+	punch bool
+}
+
+var zeroChunk = make([]byte, chunkSize)
+
+func (h *holeWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		c := p[:min(len(p), chunkSize)]
+		if bytes.Equal(c, zeroChunk[:len(c)]) {
+			if h.punch {
+				if err := unix.Fallocate(int(h.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, h.off, int64(len(c))); err != nil {
+					// Filesystems without hole punching get the zeros written.
+					if _, err := h.f.WriteAt(c, h.off); err != nil {
+						return 0, err
+					}
+				}
+			}
+		} else if _, err := h.f.WriteAt(c, h.off); err != nil {
+			return 0, err
+		}
+		h.off += int64(len(c))
+		p = p[len(c):]
+	}
+	return n, nil
+}
+
+// Claim records that a running server holds the drives its configuration
+// attaches (replacing its earlier claims). A drive being imaged, missing, or
+// exclusive and claimed by another server refuses the whole claim: ErrBusy
+// (or ErrNotFound) naming the device and drive.
+func (s *Store) Claim(ctx context.Context, server string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		srv, err := scanServer(tx.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, server))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("server %s: %w", server, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE server = ?`, server); err != nil {
+			return err
+		}
+		for _, dev := range deviceKeys(srv.Config) {
+			id := srv.Config[dev]
+			d, err := s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%s: drive %s: %w", dev, id, ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			if d.Imaging != "" {
+				return fmt.Errorf("%s: drive %s is imaging: %w", dev, id, ErrBusy)
+			}
+			if d.Exclusive() && len(d.Claimed) > 0 {
+				return fmt.Errorf("%s: drive %s is exclusive and claimed by %s: %w", dev, id, strings.Join(d.Claimed, " "), ErrBusy)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO claims (drive, server, device) VALUES (?, ?, ?)`, id, server, dev); err != nil {
+				return fmt.Errorf("storage: claim: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ReleaseClaims drops every claim of a server (idempotent).
+func (s *Store) ReleaseClaims(ctx context.Context, server string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE server = ?`, server)
+		return err
+	})
+}
+
+// sweepDrives repairs what a crash can leave: image files without a row
+// (removed), rows without a file (an empty sparse file is made), files whose
+// length is not the row's size (truncated to it).
+func (s *Store) sweepDrives(ctx context.Context) error {
+	sizes := map[string]int64{}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, size FROM drives`)
+	if err != nil {
+		return fmt.Errorf("storage: sweep: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var size int64
+		if err := rows.Scan(&id, &size); err != nil {
+			rows.Close()
+			return err
+		}
+		sizes[id] = size
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	dir := filepath.Join(s.dir, "drives")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("storage: sweep: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".img")
+		size, known := sizes[id]
+		path := filepath.Join(dir, e.Name())
+		if !ok || !known {
+			s.logf("storage: removing orphan drive file %s", path)
+			if err := os.Remove(path); err != nil {
+				s.logf("storage: %v", err)
+			}
+			continue
+		}
+		seen[id] = true
+		if info, err := e.Info(); err == nil && info.Size() != size {
+			s.logf("storage: drive %s: image is %d bytes, row says %d: truncating", id, info.Size(), size)
+			if err := os.Truncate(path, size); err != nil {
+				s.logf("storage: %v", err)
+			}
+		}
+	}
+	for id, size := range sizes {
+		if !seen[id] {
+			s.logf("storage: drive %s: image file missing, making an empty one", id)
+			if err := createImage(s.DrivePath(id), size); err != nil {
+				s.logf("storage: %v", err)
+			}
+		}
+	}
+	return nil
+}

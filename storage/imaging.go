@@ -1,0 +1,390 @@
+package storage
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Imaging conversions (the optional last element of /drives/D/image/SOURCE/CONV).
+const (
+	ConvertNone   = ""
+	ConvertGunzip = "gunzip" // the source holds gzip data; a source that is not gzip is copied as it is
+	ConvertGzip   = "gzip"   // compress the source into the target
+)
+
+// StartImaging queues an asynchronous copy of source into target and returns
+// the target, now `imaging queued`. Until the job ends the target is busy
+// (no write, set, resize, destroy, claim) and shows an imaging claim token.
+// Whether the caller may read source is the caller's check.
+func (s *Store) StartImaging(ctx context.Context, target, source, conversion string) (Drive, error) {
+	switch conversion {
+	case ConvertNone, ConvertGunzip, ConvertGzip:
+	default:
+		return Drive{}, fmt.Errorf("image conversion %q (want gunzip or gzip): %w", conversion, ErrInvalid)
+	}
+	if s.imager == nil {
+		return Drive{}, fmt.Errorf("imaging is not running in this process: %w", ErrBusy)
+	}
+	if target == source {
+		return Drive{}, fmt.Errorf("drive %s cannot be imaged from itself: %w", target, ErrInvalid)
+	}
+	lock := s.driveLock(target)
+	if !lock.TryLock() {
+		return Drive{}, errWriting(target)
+	}
+	defer lock.Unlock()
+	var d Drive
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		d, err = s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, target))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("drive %s: %w", target, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		src, err := s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, source))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("source drive %s: %w", source, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Imaging != "":
+			return fmt.Errorf("drive %s is already imaging: %w", target, ErrBusy)
+		case len(d.Claimed) > 0:
+			return fmt.Errorf("drive %s is in use (claimed %s): %w", target, strings.Join(d.Claimed, " "), ErrBusy)
+		case src.Imaging != "":
+			return fmt.Errorf("source drive %s is imaging: %w", source, ErrBusy)
+		case conversion == ConvertNone && src.Size > d.Size:
+			return fmt.Errorf("drive %s (%d bytes) is smaller than source %s (%d bytes): %w", target, d.Size, source, src.Size, ErrInvalid)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE drives SET imaging = 'queued', imaging_source = ?, imaging_conversion = ? WHERE id = ?`,
+			source, conversion, target); err != nil {
+			return fmt.Errorf("storage: start imaging: %w", err)
+		}
+		return s.event(ctx, tx, target, "drive.image", "imaging from %s %s queued", source, conversion)
+	})
+	if err != nil {
+		return Drive{}, err
+	}
+	d.Imaging = "queued"
+	d.Claimed = append(d.Claimed, s.hostID+":imaging:"+d.ID)
+	s.imager.push(target)
+	return d, nil
+}
+
+// WaitImaging polls until a drive's imaging job has ended and returns the
+// drive. Whether it succeeded is in the event log (kind drive.image).
+func (s *Store) WaitImaging(ctx context.Context, id string) (Drive, error) {
+	for {
+		d, err := s.Drive(ctx, id)
+		if err != nil || d.Imaging == "" {
+			return d, err
+		}
+		select {
+		case <-ctx.Done():
+			return d, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// resumeImaging queues again every job a previous process left unfinished.
+func (s *Store) resumeImaging(ctx context.Context) error {
+	var ids []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM drives WHERE imaging != '' ORDER BY created, id`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE drives SET imaging = 'queued' WHERE imaging != ''`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storage: resume imaging: %w", err)
+	}
+	for _, id := range ids {
+		s.logf("storage: drive %s: resuming interrupted imaging", id)
+		s.imager.push(id)
+	}
+	return nil
+}
+
+// imager runs imaging jobs, at most `workers` at once, in queue order.
+type imager struct {
+	s      *Store
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	queue  []string
+	wake   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func newImager(s *Store, workers int) *imager {
+	workers = max(workers, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	im := &imager{s: s, ctx: ctx, cancel: cancel, wake: make(chan struct{}, workers)}
+	for range workers {
+		im.wg.Add(1)
+		go im.work()
+	}
+	return im
+}
+
+func (im *imager) push(id string) {
+	im.mu.Lock()
+	im.queue = append(im.queue, id)
+	im.mu.Unlock()
+	select {
+	case im.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (im *imager) pop() (string, bool) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if len(im.queue) == 0 {
+		return "", false
+	}
+	id := im.queue[0]
+	im.queue = im.queue[1:]
+	return id, true
+}
+
+func (im *imager) work() {
+	defer im.wg.Done()
+	for {
+		if id, ok := im.pop(); ok {
+			im.run(id)
+			continue
+		}
+		select {
+		case <-im.ctx.Done():
+			return
+		case <-im.wake:
+		}
+	}
+}
+
+func (im *imager) close() {
+	im.cancel()
+	im.wg.Wait()
+}
+
+// run performs one job. An interrupted job (the store closing) is left marked
+// so the next Open resumes it; a failed one is cleared with an event.
+func (im *imager) run(id string) {
+	s, ctx := im.s, im.ctx
+	var source, conversion, imaging string
+	var size int64
+	err := s.db.QueryRowContext(ctx, `SELECT imaging, imaging_source, imaging_conversion, size FROM drives WHERE id = ?`, id).
+		Scan(&imaging, &source, &conversion, &size)
+	if err != nil || imaging == "" {
+		if err != nil && ctx.Err() == nil {
+			s.logf("storage: drive %s: imaging: %v", id, err)
+		}
+		return
+	}
+	p := &progress{s: s, id: id}
+	p.set(ctx, 0, 1)
+	err = s.copyImage(ctx, id, source, conversion, size, p)
+	if ctx.Err() != nil {
+		return
+	}
+	msg := fmt.Sprintf("imaged from %s %s", source, conversion)
+	if err != nil {
+		msg = fmt.Sprintf("imaging from %s %s failed: %v", source, conversion, err)
+		s.logf("storage: drive %s: %s", id, msg)
+	}
+	err = s.tx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE drives SET imaging = '', imaging_source = '', imaging_conversion = '' WHERE id = ?`, id); err != nil {
+			return err
+		}
+		return s.event(ctx, tx, id, "drive.image", "%s", msg)
+	})
+	if err != nil {
+		s.logf("storage: drive %s: ending imaging: %v", id, err)
+	}
+}
+
+// progress writes the `imaging NN%` value, at most a few times a second.
+type progress struct {
+	s    *Store
+	id   string
+	pct  int
+	last time.Time
+}
+
+func (p *progress) set(ctx context.Context, done, total int64) {
+	pct := 0
+	if total > 0 {
+		pct = int(min(done*100/total, 99))
+	}
+	if pct == p.pct && !p.last.IsZero() || time.Since(p.last) < 200*time.Millisecond && !p.last.IsZero() {
+		return
+	}
+	p.pct, p.last = pct, time.Now()
+	if _, err := p.s.db.ExecContext(ctx, `UPDATE drives SET imaging = ? WHERE id = ? AND imaging != ''`, fmt.Sprintf("%d%%", pct), p.id); err != nil && ctx.Err() == nil {
+		p.s.logf("storage: drive %s: imaging progress: %v", p.id, err)
+	}
+}
+
+// copyImage replaces the target's contents with the source's: the target is
+// emptied (all holes) first, then the source's data is written, keeping holes.
+func (s *Store) copyImage(ctx context.Context, target, source, conversion string, size int64, p *progress) error {
+	src, err := os.Open(s.DrivePath(source))
+	if err != nil {
+		return fmt.Errorf("source drive %s: %w", source, err)
+	}
+	defer src.Close()
+	info, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	dst, err := os.OpenFile(s.DrivePath(target), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	if err := dst.Truncate(0); err != nil {
+		return err
+	}
+	if err := dst.Truncate(size); err != nil {
+		return err
+	}
+	out := &holeWriter{f: dst, off: 0}
+	total := info.Size()
+	in := &countingReader{r: src, progress: func(n int64) { p.set(ctx, n, total) }}
+
+	switch conversion {
+	case ConvertGunzip:
+		br := bufio.NewReaderSize(in, chunkSize)
+		if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+			zr, err := gzip.NewReader(br)
+			if err != nil {
+				return fmt.Errorf("source drive %s: %w", source, err)
+			}
+			if err := fill(ctx, out, zr, size, "inflated source"); err != nil {
+				return err
+			}
+			return dst.Sync()
+		}
+		if total > size {
+			return fmt.Errorf("source (%d bytes, not gzip) does not fit the drive (%d bytes)", total, size)
+		}
+		if _, err := copyChunks(ctx, out, br); err != nil {
+			return err
+		}
+	case ConvertGzip:
+		lw := &limitWriter{w: out, left: size}
+		zw := gzip.NewWriter(lw)
+		if _, err := copyChunks(ctx, zw, in); err != nil {
+			return err
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		if lw.over {
+			return fmt.Errorf("compressed source does not fit the drive (%d bytes)", size)
+		}
+	default:
+		if err := copyData(ctx, src, out, total, p); err != nil {
+			return err
+		}
+	}
+	return dst.Sync()
+}
+
+// fill copies r into w, failing when r holds more than size bytes.
+func fill(ctx context.Context, w io.Writer, r io.Reader, size int64, what string) error {
+	if _, err := copyChunks(ctx, w, io.LimitReader(r, size)); err != nil {
+		return err
+	}
+	var one [1]byte
+	if n, _ := io.ReadFull(r, one[:]); n > 0 {
+		return fmt.Errorf("%s is larger than the drive (%d bytes)", what, size)
+	}
+	return nil
+}
+
+// copyData copies the data regions of src (skipping its holes, found with
+// SEEK_DATA/SEEK_HOLE) to the same offsets of w.
+func copyData(ctx context.Context, src *os.File, w *holeWriter, total int64, p *progress) error {
+	var off int64
+	for off < total {
+		start, err := unix.Seek(int(src.Fd()), off, unix.SEEK_DATA)
+		if err != nil {
+			if errors.Is(err, unix.ENXIO) { // only a hole is left
+				return nil
+			}
+			start = off // no SEEK_DATA support: copy everything
+		}
+		end, err := unix.Seek(int(src.Fd()), start, unix.SEEK_HOLE)
+		if err != nil {
+			end = total
+		}
+		w.off = start
+		if _, err := copyChunks(ctx, w, io.NewSectionReader(src, start, end-start)); err != nil {
+			return err
+		}
+		p.set(ctx, end, total)
+		off = end
+	}
+	return nil
+}
+
+type countingReader struct {
+	r        io.Reader
+	n        int64
+	progress func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.progress(c.n)
+	return n, err
+}
+
+// limitWriter passes at most left bytes on and notes when more came.
+type limitWriter struct {
+	w    io.Writer
+	left int64
+	over bool
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		l.over = true
+		return 0, errors.New("output larger than the drive")
+	}
+	l.left -= int64(len(p))
+	return l.w.Write(p)
+}

@@ -1,0 +1,120 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// kind is what detect found at the start of a file.
+type kind struct {
+	format      Format // FormatTar for any tar (container images are told apart once unpacked)
+	compression string // "gzip" or ""
+}
+
+// Magic numbers of the compressions we recognise, to refuse those we cannot
+// read by name rather than as garbage.
+var compressions = []struct {
+	name  string
+	magic []byte
+}{
+	{"gzip", []byte{0x1f, 0x8b}},
+	{"zstd", []byte{0x28, 0xb5, 0x2f, 0xfd}},
+	{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}},
+	{"bzip2", []byte{'B', 'Z', 'h'}},
+}
+
+const (
+	ext4SuperblockOffset = 1024
+	ext4MagicOffset      = ext4SuperblockOffset + 56
+	ext4Magic            = 0xef53
+	sectorSize           = 512
+)
+
+// detect tells by content what r holds: a raw ext2/3/4 filesystem, a
+// partitioned disk, or a (possibly gzip-compressed) tar archive.
+func detect(r io.ReaderAt) (kind, error) {
+	head := make([]byte, 4096)
+	n, err := r.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return kind{}, err
+	}
+	head = head[:n]
+	if n == 0 {
+		return kind{}, fmt.Errorf("empty file: %w", ErrUnknownFormat)
+	}
+	for _, c := range compressions {
+		if !bytes.HasPrefix(head, c.magic) {
+			continue
+		}
+		if c.name != "gzip" {
+			return kind{}, fmt.Errorf("%s-compressed file (only gzip is read): %w", c.name, ErrUnsupported)
+		}
+		zr, err := gzip.NewReader(io.NewSectionReader(r, 0, 1<<62))
+		if err != nil {
+			return kind{}, fmt.Errorf("gzip: %v: %w", err, ErrInvalidImage)
+		}
+		defer zr.Close()
+		if err := isTar(bufio.NewReader(zr)); err != nil {
+			return kind{}, fmt.Errorf("gzip-compressed file: %w", err)
+		}
+		return kind{format: FormatTar, compression: "gzip"}, nil
+	}
+	if len(head) >= ext4MagicOffset+2 && binary.LittleEndian.Uint16(head[ext4MagicOffset:]) == ext4Magic {
+		return kind{format: FormatExt4}, nil
+	}
+	tarErr := isTar(io.NewSectionReader(r, 0, 1<<62))
+	if tarErr == nil {
+		return kind{format: FormatTar}, nil
+	}
+	if hasPartitionTable(head) {
+		return kind{format: FormatDisk}, nil
+	}
+	return kind{}, tarErr
+}
+
+// isTar reads the first header of r. An archive with no entry at all is
+// refused too: it would import as an empty drive, which nobody means.
+func isTar(r io.Reader) error {
+	_, err := tar.NewReader(r).Next()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("empty archive (or a file of zeros): %w", ErrUnknownFormat)
+	default:
+		return fmt.Errorf("not a tar archive, OCI layout, docker-save archive or ext4/disk image (%v): %w", err, ErrUnknownFormat)
+	}
+}
+
+// hasPartitionTable reports a GPT header in sector 1, or an MBR signature
+// with at least one plausible partition entry (a FAT boot sector has the
+// signature too, but its partition area holds boot code).
+func hasPartitionTable(head []byte) bool {
+	if len(head) >= 2*sectorSize && string(head[sectorSize:sectorSize+8]) == "EFI PART" {
+		return true
+	}
+	if len(head) < sectorSize || head[510] != 0x55 || head[511] != 0xaa {
+		return false
+	}
+	valid := 0
+	for i := range 4 {
+		entry := head[446+16*i : 446+16*(i+1)]
+		status, typ := entry[0], entry[4]
+		if status != 0x00 && status != 0x80 {
+			return false
+		}
+		if typ != 0 {
+			if binary.LittleEndian.Uint32(entry[12:]) == 0 {
+				return false
+			}
+			valid++
+		}
+	}
+	return valid > 0
+}

@@ -1,0 +1,243 @@
+package rootfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	mib           = 1 << 20
+	blockSize     = 4096
+	inodeSize     = 256
+	bytesPerInode = 16384
+	// fastSymlinkMax is the longest symbolic link target ext4 keeps inside
+	// the inode; longer ones take a block.
+	fastSymlinkMax = 59
+	// headroomFixed and headroomShare make the default size: content plus a
+	// quarter plus 64 MiB, which covers the journal (4–64 MiB up to 16 GiB)
+	// and leaves the guest room to work.
+	headroomFixed = 64 * mib
+	headroomShare = 4
+)
+
+// usage is what a tree takes on ext4 with 4 KiB blocks.
+type usage struct {
+	bytes  int64 // data, directory and long-symlink blocks
+	inodes int64 // distinct inodes (hard links counted once)
+}
+
+func measure(ctx context.Context, tree string) (usage, error) {
+	var u usage
+	seen := map[[2]uint64]bool{}
+	err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && !info.IsDir() {
+			key := [2]uint64{st.Dev, st.Ino}
+			if seen[key] {
+				return nil
+			}
+			seen[key] = true
+		}
+		u.inodes++
+		switch mode := info.Mode(); {
+		case mode.IsRegular():
+			u.bytes += roundUp(info.Size(), blockSize)
+		case mode.IsDir():
+			u.bytes += blockSize
+		case mode&fs.ModeSymlink != 0 && info.Size() > fastSymlinkMax:
+			u.bytes += blockSize
+		}
+		return nil
+	})
+	return u, err
+}
+
+func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
+
+// defaultSize is the image size for content of usage u when none is asked.
+func defaultSize(u usage) int64 {
+	need := u.bytes + u.inodes*inodeSize
+	return roundUp(need+need/headroomShare+headroomFixed, mib)
+}
+
+// mkfs packs tree into out with mkfs.ext4 -d and returns the image's size.
+func mkfs(ctx context.Context, tree string, out *os.File, o *options) (int64, error) {
+	u, err := measure(ctx, tree)
+	if err != nil {
+		return 0, fmt.Errorf("measure tree: %w", err)
+	}
+	size := o.size
+	if size == 0 {
+		size = defaultSize(u)
+	}
+	// Enough inodes for the content and a quarter more, never fewer than
+	// mkfs's usual one per 16 KiB.
+	inodes := max(size/bytesPerInode, u.inodes+u.inodes/4+64)
+	if floor := u.bytes + inodes*inodeSize; size < floor {
+		return 0, fmt.Errorf("size %d bytes: the content needs at least %d bytes (%d MiB by default): %w",
+			size, floor, defaultSize(u)/mib, ErrTooSmall)
+	}
+	if err := out.Truncate(size); err != nil {
+		return 0, err
+	}
+	o.logf("rootfs: mkfs.ext4 %s: %d bytes, %d inodes for %d bytes of content", out.Name(), size, inodes, u.bytes)
+	cmd := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-b", strconv.Itoa(blockSize),
+		"-N", strconv.FormatInt(inodes, 10), "-d", tree, out.Name())
+	if output, err := cmd.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		msg := strings.TrimSpace(string(output))
+		if outOfSpace(msg) {
+			return 0, fmt.Errorf("size %d bytes (%d MiB by default): mkfs.ext4: %s: %w", size, defaultSize(u)/mib, msg, ErrTooSmall)
+		}
+		return 0, fmt.Errorf("mkfs.ext4: %v: %s", err, msg)
+	}
+	return size, nil
+}
+
+func outOfSpace(mkfsOutput string) bool {
+	for _, s := range []string{"Could not allocate", "No space left", "too small", "Not enough space"} {
+		if strings.Contains(mkfsOutput, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// treeHasInit reports whether tree has an executable /sbin/init, following
+// symbolic links inside the tree as the guest would.
+func treeHasInit(tree string) (bool, error) {
+	root, err := os.OpenRoot(tree)
+	if err != nil {
+		return false, err
+	}
+	defer root.Close()
+	p, err := resolveIn(root, "sbin/init", true)
+	if err != nil {
+		return false, nil // a link loop is no init
+	}
+	info, err := root.Lstat(p)
+	return err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0, nil
+}
+
+// copyRaw copies a raw ext4 or disk image into out, leaving holes where the
+// source has holes or zero blocks, and grows an ext4 filesystem to the asked
+// size.
+func copyRaw(ctx context.Context, src, out *os.File, format Format, o *options) (Result, error) {
+	info, err := src.Stat()
+	if err != nil {
+		return Result{}, err
+	}
+	size := o.size
+	if size == 0 {
+		size = info.Size()
+	}
+	if size < info.Size() {
+		return Result{}, fmt.Errorf("size %d bytes: the %s image is %d bytes and is not shrunk: %w", size, format, info.Size(), ErrTooSmall)
+	}
+	if err := copySparse(ctx, src, out, info.Size()); err != nil {
+		return Result{}, err
+	}
+	if err := out.Truncate(size); err != nil {
+		return Result{}, err
+	}
+	res := Result{Format: format, Size: size}
+	if format != FormatExt4 {
+		o.logf("rootfs: %s is a partitioned disk image, copied as it is; Hearth boots only whole-drive ext4", src.Name())
+		return res, nil
+	}
+	// Our copy may be checked and repaired freely; resize2fs insists on a
+	// fresh check anyway.
+	if err := run(ctx, "e2fsck", "-f", "-p", out.Name()); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() >= 4 {
+			return Result{}, fmt.Errorf("ext4 image has errors e2fsck cannot repair: %w: %w", err, ErrInvalidImage)
+		}
+	}
+	if size > info.Size() {
+		if err := run(ctx, "resize2fs", out.Name()); err != nil {
+			return Result{}, err
+		}
+	}
+	stat, err := exec.CommandContext(ctx, "debugfs", "-R", "stat /sbin/init", out.Name()).Output()
+	if err != nil {
+		return Result{}, fmt.Errorf("debugfs: %w", err)
+	}
+	res.HasInit = bytes.Contains(stat, []byte("Inode:"))
+	return res, nil
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	output, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(string(output)))
+	}
+	return nil
+}
+
+// copySparse copies the first n bytes of src to dst, skipping holes
+// (SEEK_DATA/SEEK_HOLE) and writing no all-zero block, so a downloaded,
+// fully allocated image becomes sparse too.
+func copySparse(ctx context.Context, src, dst *os.File, n int64) error {
+	buf := make([]byte, mib)
+	zero := make([]byte, blockSize)
+	fd := int(src.Fd())
+	for off := int64(0); off < n; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return nil // only a hole is left
+		}
+		if err != nil {
+			data = off // no SEEK_DATA here: read everything
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			hole = n
+		}
+		for off = data; off < min(hole, n); {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			chunk := buf[:min(int64(len(buf)), min(hole, n)-off)]
+			if _, err := src.ReadAt(chunk, off); err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
+			for b := 0; b < len(chunk); b += blockSize {
+				block := chunk[b:min(b+blockSize, len(chunk))]
+				if bytes.Equal(block, zero[:len(block)]) {
+					continue
+				}
+				if _, err := dst.WriteAt(block, off+int64(b)); err != nil {
+					return err
+				}
+			}
+			off += int64(len(chunk))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+// Package rootfs turns an image file into the ext4 drive image a Hearth guest
+// boots from. It is what `hearth image import` runs: Import reads a
+// root-filesystem tarball (plain or gzip), an OCI image layout (a directory or
+// a tar of one), a `docker save` archive or a raw disk image, recognised by
+// content and never by file name, and writes a sparse ext4 image made by
+// mkfs.ext4 -d (e2fsprogs).
+//
+// Archives are unpacked into a private temporary tree beside the destination
+// (so the space used is the data volume's, not /tmp's) through an os.Root, so
+// no entry of a hostile archive can write outside it: `..` is refused,
+// absolute names and symbolic links are resolved inside the tree, as the
+// guest itself would see them. Owners, modes, symbolic links, hard links,
+// device nodes, extended attributes and times are kept as root keeps them.
+package rootfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Sentinel errors; Import wraps them with the detail at fault, so callers test
+// them with errors.Is.
+var (
+	// ErrUnknownFormat: the source is none of the formats Import reads.
+	ErrUnknownFormat = errors.New("unrecognised image format")
+	// ErrUnsupported: a recognised format uses something Import cannot read
+	// (zstd, xz or bzip2 compression, an unknown layer media type, a missing
+	// platform).
+	ErrUnsupported = errors.New("unsupported image")
+	// ErrInvalidImage: the image is damaged or inconsistent (a manifest that
+	// does not parse, a missing blob, a digest that does not match).
+	ErrInvalidImage = errors.New("invalid image")
+	// ErrUnsafePath: an archive entry would land outside the root (`..`).
+	ErrUnsafePath = errors.New("unsafe path in archive")
+	// ErrTooSmall: the requested size cannot hold the content.
+	ErrTooSmall = errors.New("size too small for the image content")
+)
+
+// Format is the kind of source Import recognised.
+type Format string
+
+const (
+	// FormatTar is a root-filesystem tarball.
+	FormatTar Format = "rootfs-tar"
+	// FormatOCI is an OCI image layout, as a directory or a tar of one.
+	FormatOCI Format = "oci"
+	// FormatDockerArchive is the output of `docker save` (manifest.json and
+	// layer tars).
+	FormatDockerArchive Format = "docker-archive"
+	// FormatExt4 is a raw ext2/3/4 filesystem image, copied as it is.
+	FormatExt4 Format = "ext4"
+	// FormatDisk is a raw disk image with an MBR or GPT partition table,
+	// copied as it is. Hearth boots only a whole-drive ext4 filesystem, so
+	// such a drive is a data drive, not a boot drive.
+	FormatDisk Format = "disk"
+)
+
+// Result describes the drive image Import wrote.
+type Result struct {
+	// Format is what the source was.
+	Format Format
+	// Compression is "gzip" when the source file was gzip-compressed, else "".
+	Compression string
+	// Size is the size in bytes of the image written (sparse; its apparent
+	// size, which is what a drive's `size` is).
+	Size int64
+	// Layers is the number of layers applied: 1 for a tarball, 0 for a raw
+	// image.
+	Layers int
+	// HasInit reports whether /sbin/init exists in the image (followed
+	// through symbolic links inside the tree for archives; as a directory
+	// entry for raw ext4 images). Without it a guest runs /bin/sh.
+	HasInit bool
+}
+
+// Option changes how Import works.
+type Option func(*options)
+
+type options struct {
+	size    int64
+	logf    func(format string, args ...any)
+	tempDir string
+}
+
+// WithSize makes the image exactly size bytes instead of the content's size
+// plus headroom. A size that cannot hold the content fails with ErrTooSmall.
+// A raw ext4 image smaller than size is grown (resize2fs); one larger is
+// refused with ErrTooSmall.
+func WithSize(size int64) Option { return func(o *options) { o.size = size } }
+
+// WithLogger receives what Import does and anything it could not keep (for
+// instance an extended attribute the filesystem refused).
+func WithLogger(logf func(format string, args ...any)) Option {
+	return func(o *options) { o.logf = logf }
+}
+
+// WithTempDir sets where the temporary tree is unpacked. The default is the
+// destination's directory, so the space used is the data volume's.
+func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir } }
+
+// Import reads the image at src (a file, or a directory holding an OCI image
+// layout), recognises its format by content and writes a bootable ext4 drive
+// image to dst, which must not exist yet.
+//
+// Steps:
+//   - gzip is undone on the fly; zstd, xz and bzip2 are refused (ErrUnsupported);
+//   - a raw ext4 image is copied sparsely (and grown to WithSize); a partitioned
+//     disk image is copied as is (FormatDisk); anything else that is not a tar
+//     archive fails with ErrUnknownFormat;
+//   - a tar is unpacked into a temporary tree; if it holds an OCI layout or a
+//     `docker save` archive, the image for linux/GOARCH (or the only one) is
+//     assembled from its layers in order, whiteouts applied, into a second tree;
+//   - mkfs.ext4 -d packs the tree into a sparse image of the requested size or,
+//     without one, of the content's size plus a quarter plus 64 MiB, rounded
+//     up to a MiB.
+//
+// Temporary trees are removed on every path, and on failure (cancellation
+// included) dst is removed too.
+func Import(ctx context.Context, src, dst string, opts ...Option) (res Result, err error) {
+	o := options{logf: func(string, ...any) {}, tempDir: filepath.Dir(dst)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.size < 0 {
+		return Result{}, fmt.Errorf("size %d: %w", o.size, ErrTooSmall)
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return Result{}, fmt.Errorf("create drive image: %w", err)
+	}
+	defer func() {
+		if cerr := out.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close drive image %s: %w", dst, cerr)
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	res, err = importInto(ctx, src, out, &o)
+	if err != nil {
+		return Result{}, fmt.Errorf("import %s: %w", src, err)
+	}
+	if err := out.Sync(); err != nil {
+		return Result{}, fmt.Errorf("sync drive image %s: %w", dst, err)
+	}
+	return res, nil
+}
+
+func importInto(ctx context.Context, src string, out *os.File, o *options) (Result, error) {
+	info, err := os.Stat(src)
+	if err != nil {
+		return Result{}, err
+	}
+	work, err := os.MkdirTemp(o.tempDir, ".hearth-import-")
+	if err != nil {
+		return Result{}, fmt.Errorf("temporary tree: %w", err)
+	}
+	defer func() {
+		if err := os.RemoveAll(work); err != nil {
+			o.logf("rootfs: could not remove temporary tree %s: %v", work, err)
+		}
+	}()
+	if info.IsDir() {
+		return importLayout(ctx, src, work, out, o, Result{})
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return Result{}, err
+	}
+	defer f.Close()
+	kind, err := detect(f)
+	if err != nil {
+		return Result{}, err
+	}
+	switch kind.format {
+	case FormatExt4, FormatDisk:
+		return copyRaw(ctx, f, out, kind.format, o)
+	}
+	// A tar: unpack it, then see whether it was a container image.
+	res := Result{Compression: kind.compression}
+	unpacked := filepath.Join(work, "archive")
+	if err := unpackFile(ctx, f, kind.compression, unpacked, o); err != nil {
+		return Result{}, err
+	}
+	layout, err := isImageLayout(unpacked)
+	if err != nil {
+		return Result{}, err
+	}
+	if layout {
+		return importLayout(ctx, unpacked, work, out, o, res)
+	}
+	res.Format, res.Layers = FormatTar, 1
+	return finish(ctx, unpacked, out, o, res)
+}
+
+// importLayout assembles the image held by the OCI layout or docker-save
+// directory dir into a tree under work and packs it.
+func importLayout(ctx context.Context, dir, work string, out *os.File, o *options, res Result) (Result, error) {
+	img, err := openImage(dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer img.Close()
+	tree := filepath.Join(work, "rootfs")
+	if err := applyLayers(ctx, img, tree, o); err != nil {
+		return Result{}, err
+	}
+	res.Format, res.Layers = img.format, len(img.layers)
+	return finish(ctx, tree, out, o, res)
+}
+
+// finish packs tree into out and fills in the rest of res.
+func finish(ctx context.Context, tree string, out *os.File, o *options, res Result) (Result, error) {
+	hasInit, err := treeHasInit(tree)
+	if err != nil {
+		return Result{}, err
+	}
+	size, err := mkfs(ctx, tree, out, o)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Size, res.HasInit = size, hasInit
+	return res, nil
+}

@@ -1,0 +1,347 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Sentinel errors. Every error the store returns for one of these conditions
+// wraps the sentinel, so callers map them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")        // no such object (or not visible)
+	ErrExists   = errors.New("already exists")   // a unique name or address is taken
+	ErrBusy     = errors.New("busy")             // imaging, claimed, or in a state that forbids it
+	ErrInvalid  = errors.New("invalid argument") // a value the store cannot accept
+	ErrFull     = errors.New("no capacity left") // the address pool is exhausted
+	ErrAuth     = errors.New("bad credentials")  // unknown user or wrong secret
+	ErrTooLarge = errors.New("beyond the end of the drive")
+)
+
+// Everyone is the readers entry that lets every user read a drive.
+const Everyone = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+
+// DefaultSubnet is the address pool when none is configured.
+var DefaultSubnet = netip.MustParsePrefix("10.73.0.0/16")
+
+// Store is Hearth's state: one SQLite database plus a directory of drive
+// images. It is safe for concurrent use, also by several processes at once
+// (the `hearth user` and `hearth image` subcommands run beside `serve`).
+type Store struct {
+	db     *sql.DB
+	dir    string
+	hostID string
+	subnet netip.Prefix
+	logf   func(format string, args ...any)
+	now    func() time.Time
+
+	imager *imager
+
+	// driveLocks serialises resizes and imaging with streamed writes per drive.
+	driveLocks sync.Map // drive id → *sync.RWMutex
+}
+
+type options struct {
+	logf           func(format string, args ...any)
+	now            func() time.Time
+	subnet         netip.Prefix
+	imagingWorkers int
+	noImaging      bool
+}
+
+// Option configures Open.
+type Option func(*options)
+
+// WithLogger sets where the store reports what it repaired or could not do.
+func WithLogger(logf func(format string, args ...any)) Option {
+	return func(o *options) { o.logf = logf }
+}
+
+// WithClock sets the clock used for timestamps (tests freeze it).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithSubnet sets the address pool for static IPs and dynamic leases. Its
+// first host address is the gateway (the public bridge's own address).
+func WithSubnet(p netip.Prefix) Option { return func(o *options) { o.subnet = p.Masked() } }
+
+// WithImagingWorkers bounds how many drive imaging jobs run at once (default 2).
+func WithImagingWorkers(n int) Option { return func(o *options) { o.imagingWorkers = n } }
+
+// WithoutImaging opens the store without the imaging workers and without
+// resuming interrupted jobs: for short-lived commands (`hearth user`) that run
+// beside a serving Hearth, which owns the jobs.
+func WithoutImaging() Option { return func(o *options) { o.noImaging = true } }
+
+// Open opens (creating where needed) the state below dataDir: DATA/hearth.db,
+// DATA/drives and DATA/run. It migrates the schema, repairs what a crash left
+// behind (orphan image files, image files of the wrong size) and resumes
+// interrupted imaging jobs.
+func Open(dataDir string, opts ...Option) (*Store, error) {
+	o := options{
+		logf:           func(string, ...any) {},
+		now:            time.Now,
+		subnet:         DefaultSubnet,
+		imagingWorkers: 2,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := checkSubnet(o.subnet); err != nil {
+		return nil, err
+	}
+	dataDir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{dataDir, filepath.Join(dataDir, "drives"), filepath.Join(dataDir, "run")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+	}
+	dsn := (&url.URL{Scheme: "file", Path: filepath.Join(dataDir, "hearth.db")}).String() + "?" + url.Values{
+		"_pragma": {"busy_timeout(10000)", "foreign_keys(1)", "journal_mode(WAL)", "synchronous(NORMAL)"},
+		"_txlock": {"immediate"},
+	}.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open database: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	s := &Store{db: db, dir: dataDir, subnet: o.subnet, logf: o.logf, now: o.now}
+	ctx := context.Background()
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if s.hostID, err = s.loadHostID(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.sweepDrives(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if !o.noImaging {
+		s.imager = newImager(s, o.imagingWorkers)
+		if err := s.resumeImaging(ctx); err != nil {
+			s.imager.close()
+			db.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close stops the imaging workers (a running job is interrupted and resumed by
+// the next Open) and closes the database.
+func (s *Store) Close() error {
+	if s.imager != nil {
+		s.imager.close()
+	}
+	return s.db.Close()
+}
+
+// Dir is the data directory. RunDir is DATA/run, for per-server runtime files.
+func (s *Store) Dir() string    { return s.dir }
+func (s *Store) RunDir() string { return filepath.Join(s.dir, "run") }
+
+// HostID is this host's UUID, the first field of drive claim tokens.
+func (s *Store) HostID() string { return s.hostID }
+
+// DrivePath is the image file of a drive: DATA/drives/UUID.img.
+func (s *Store) DrivePath(drive string) string {
+	return filepath.Join(s.dir, "drives", drive+".img")
+}
+
+// migrations are applied in order; PRAGMA user_version counts those done.
+// Never edit one that has shipped: append a new one.
+var migrations = []string{
+	`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+	CREATE TABLE users (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		secret_sha256 BLOB NOT NULL,
+		admin INTEGER NOT NULL DEFAULT 0,
+		created INTEGER NOT NULL
+	);
+	CREATE TABLE servers (
+		id TEXT PRIMARY KEY,
+		owner TEXT NOT NULL REFERENCES users(id),
+		status TEXT NOT NULL CHECK (status IN ('stopped','active','paused','dead')),
+		config TEXT NOT NULL,
+		started INTEGER NOT NULL DEFAULT 0,
+		error TEXT NOT NULL DEFAULT '',
+		created INTEGER NOT NULL
+	);
+	CREATE INDEX servers_owner ON servers(owner);
+	CREATE INDEX servers_status ON servers(status);
+	CREATE TABLE drives (
+		id TEXT PRIMARY KEY,
+		owner TEXT NOT NULL REFERENCES users(id),
+		name TEXT NOT NULL,
+		size INTEGER NOT NULL CHECK (size >= 0),
+		props TEXT NOT NULL,
+		library INTEGER NOT NULL DEFAULT 0,
+		imaging TEXT NOT NULL DEFAULT '',
+		imaging_source TEXT NOT NULL DEFAULT '',
+		imaging_conversion TEXT NOT NULL DEFAULT '',
+		read_bytes INTEGER NOT NULL DEFAULT 0,
+		read_requests INTEGER NOT NULL DEFAULT 0,
+		write_bytes INTEGER NOT NULL DEFAULT 0,
+		write_requests INTEGER NOT NULL DEFAULT 0,
+		created INTEGER NOT NULL
+	);
+	CREATE INDEX drives_owner ON drives(owner);
+	CREATE TABLE claims (
+		drive TEXT NOT NULL REFERENCES drives(id),
+		server TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+		device TEXT NOT NULL,
+		PRIMARY KEY (drive, server, device)
+	);
+	CREATE INDEX claims_server ON claims(server);
+	CREATE TABLE resources (
+		id TEXT PRIMARY KEY,
+		type TEXT NOT NULL CHECK (type IN ('ip','vlan')),
+		owner TEXT NOT NULL REFERENCES users(id),
+		props TEXT NOT NULL,
+		created INTEGER NOT NULL
+	);
+	CREATE INDEX resources_owner ON resources(owner);
+	CREATE TABLE leases (
+		address TEXT PRIMARY KEY,
+		server TEXT NOT NULL UNIQUE REFERENCES servers(id) ON DELETE CASCADE,
+		created INTEGER NOT NULL
+	);
+	CREATE TABLE events (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		time INTEGER NOT NULL,
+		object TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		message TEXT NOT NULL
+	);
+	CREATE INDEX events_object ON events(object);`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var version int
+		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+			return fmt.Errorf("storage: schema version: %w", err)
+		}
+		if version > len(migrations) {
+			return fmt.Errorf("storage: database schema %d is newer than this binary's %d", version, len(migrations))
+		}
+		for i := version; i < len(migrations); i++ {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("storage: migration %d: %w", i+1, err)
+			}
+		}
+		if version < len(migrations) {
+			// PRAGMA takes no parameters; the value is our own integer.
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
+				return fmt.Errorf("storage: schema version: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) loadHostID(ctx context.Context) (string, error) {
+	var id string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'host'`).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			id = uuid.NewString()
+			_, err = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('host', ?)`, id)
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("storage: host id: %w", err)
+	}
+	return id, nil
+}
+
+// tx runs fn in a write transaction (BEGIN IMMEDIATE), committing when fn
+// returns nil and rolling back otherwise.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("storage: commit: %w", err)
+	}
+	return nil
+}
+
+// Event is one entry of the audit log of state changes.
+type Event struct {
+	Time    time.Time
+	Object  string // UUID (or address) of the object concerned
+	Kind    string // e.g. "server.status", "drive.create"
+	Message string
+}
+
+func (s *Store) event(ctx context.Context, tx *sql.Tx, object, kind, format string, args ...any) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO events (time, object, kind, message) VALUES (?, ?, ?, ?)`,
+		s.now().UnixNano(), object, kind, fmt.Sprintf(format, args...))
+	return err
+}
+
+// Events returns the latest events, newest first: of one object, or of all
+// when object is empty.
+func (s *Store) Events(ctx context.Context, object string, limit int) ([]Event, error) {
+	q := `SELECT time, object, kind, message FROM events`
+	args := []any{}
+	if object != "" {
+		q += ` WHERE object = ?`
+		args = append(args, object)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var t int64
+		if err := rows.Scan(&t, &e.Object, &e.Kind, &e.Message); err != nil {
+			return nil, err
+		}
+		e.Time = time.Unix(0, t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(s)
+	return err == nil && strings.ToLower(s) == s
+}

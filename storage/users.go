@@ -1,0 +1,145 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// User is an account. Its secret is never stored, only its SHA-256: secrets
+// are 256 random bits, so a fast hash is as safe as a slow one and keeps an
+// authentication check in the microseconds.
+type User struct {
+	ID      string
+	Name    string
+	Admin   bool
+	Created time.Time
+}
+
+// CreateUser adds a user and returns it with its secret, which is shown once
+// and never again. Names are unique, non-empty, printable words that do not
+// look like a UUID (logins accept either).
+func (s *Store) CreateUser(ctx context.Context, name string, admin bool) (User, string, error) {
+	if err := checkUserName(name); err != nil {
+		return User{}, "", err
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	secret := hex.EncodeToString(raw)
+	sum := sha256.Sum256([]byte(secret))
+	u := User{ID: uuid.NewString(), Name: name, Admin: admin, Created: s.now()}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE name = ?`, name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("user name %q: %w", name, ErrExists)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, secret_sha256, admin, created) VALUES (?, ?, ?, ?, ?)`,
+			u.ID, u.Name, sum[:], admin, u.Created.Unix()); err != nil {
+			return err
+		}
+		return s.event(ctx, tx, u.ID, "user.create", "user %s created (admin %t)", name, admin)
+	})
+	if err != nil {
+		return User{}, "", err
+	}
+	return u, secret, nil
+}
+
+func checkUserName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("user name: empty: %w", ErrInvalid)
+	case len(name) > 64:
+		return fmt.Errorf("user name %q: longer than 64 characters: %w", name, ErrInvalid)
+	case strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == ':' || r == 0x7f }):
+		return fmt.Errorf("user name %q: spaces, colons and control characters are not allowed: %w", name, ErrInvalid)
+	}
+	if _, err := uuid.Parse(name); err == nil {
+		return fmt.Errorf("user name %q: must not be a UUID: %w", name, ErrInvalid)
+	}
+	return nil
+}
+
+// Authenticate checks a login (user UUID or name) and secret. Any failure is
+// ErrAuth, without saying which part was wrong.
+func (s *Store) Authenticate(ctx context.Context, login, secret string) (User, error) {
+	var u User
+	var stored []byte
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, admin, created, secret_sha256 FROM users WHERE id = ? OR name = ?`,
+		strings.ToLower(login), login).Scan(&u.ID, &u.Name, &u.Admin, &created, &stored)
+	sum := sha256.Sum256([]byte(secret))
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, ErrAuth
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("storage: authenticate: %w", err)
+	}
+	if subtle.ConstantTimeCompare(sum[:], stored) != 1 {
+		return User{}, ErrAuth
+	}
+	u.Created = time.Unix(created, 0)
+	return u, nil
+}
+
+// User returns one user by UUID.
+func (s *Store) User(ctx context.Context, id string) (User, error) {
+	var u User
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, admin, created FROM users WHERE id = ?`, id).
+		Scan(&u.ID, &u.Name, &u.Admin, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("user %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("storage: user: %w", err)
+	}
+	u.Created = time.Unix(created, 0)
+	return u, nil
+}
+
+// Users lists every user, oldest first.
+func (s *Store) Users(ctx context.Context) ([]User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, admin, created FROM users ORDER BY created, name`)
+	if err != nil {
+		return nil, fmt.Errorf("storage: users: %w", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		var u User
+		var created int64
+		if err := rows.Scan(&u.ID, &u.Name, &u.Admin, &created); err != nil {
+			return nil, err
+		}
+		u.Created = time.Unix(created, 0)
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// FirstAdmin returns the oldest admin, the owner of library drives made by
+// `hearth image import`.
+func (s *Store) FirstAdmin(ctx context.Context) (User, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE admin ORDER BY created, name LIMIT 1`).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("admin user: %w", ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("storage: admin: %w", err)
+	}
+	return s.User(ctx, id)
+}
