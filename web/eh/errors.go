@@ -44,13 +44,10 @@ var (
 )
 
 func newf(kind *Error, format string, args []any) *Error {
-	e := &Error{Status: kind.Status, Word: kind.Word, Message: oneLine(fmt.Sprintf(format, args...))}
-	// Keep a %w cause reachable, as fmt.Errorf would.
-	for _, a := range args {
-		if err, ok := a.(error); ok && strings.Contains(format, "%w") {
-			e.Err = err
-			break
-		}
+	formatted := fmt.Errorf(format, args...)
+	e := &Error{Status: kind.Status, Word: kind.Word, Message: oneLine(formatted.Error())}
+	if strings.Contains(format, "%w") {
+		e.Err = formatted // keeps the %w causes reachable for errors.Is/As
 	}
 	return e
 }

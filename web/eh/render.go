@@ -207,11 +207,10 @@ func AppendJSONArray(b []byte, objs []Props) []byte {
 }
 
 // JSONNumber reports whether key's value is a JSON number in output (reference
-// §1.7): cpu, mem, size, started, smp:cores, rx, tx, rx:packets, tx:packets
-// (and the seed's rx:bytes, tx:bytes),
-// nic:N:{rx,tx}:{bytes,packets}, and smp when it is a count — provided value is
-// a plain decimal integer; anything else (drive and device I/O counters,
-// persistent, ...) is a string.
+// §1.7): cpu, mem, size, started, smp:cores, rx, tx, rx:packets, tx:packets,
+// the seed's rx:bytes and tx:bytes, nic:N:{rx,tx}:{bytes,packets}, and smp
+// when it is a count — provided value is a plain decimal integer. Anything
+// else (drive and device I/O counters, persistent, ...) is a string.
 func JSONNumber(key, value string) bool {
 	switch key {
 	case "cpu", "mem", "size", "started", "smp:cores", "smp",

@@ -111,17 +111,24 @@ func (s *schema) apply(current, in Props, active bool) (next, changed Props, err
 			}
 		}
 	}
-	if creating {
-		for k, v := range s.defaults {
-			if _, ok := next[k]; !ok {
-				next[k] = v
+	for k, v := range s.defaults { // removing a defaulted key restores its default
+		if next[k] == "" {
+			next[k] = v
+			if current[k] == v {
+				delete(changed, k)
+			} else if !creating {
+				changed[k] = v
 			}
 		}
-		for _, k := range s.required {
-			if next[k] == "" {
-				return nil, nil, Usagef("key %s is required to create a %s", k, s.kind)
-			}
+	}
+	for _, k := range s.required {
+		if next[k] != "" {
+			continue
 		}
+		if creating {
+			return nil, nil, Usagef("key %s is required to create a %s", k, s.kind)
+		}
+		return nil, nil, Usagef("key %s cannot be removed: every %s has one", k, s.kind)
 	}
 	if s.consistent != nil {
 		if err := s.consistent(next); err != nil {
