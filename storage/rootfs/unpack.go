@@ -239,7 +239,11 @@ func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header, unpacked map[string]bo
 			return err
 		}
 		defer file.Close()
-		if _, err := io.Copy(file, tr); err != nil {
+		src := &readErr{r: tr}
+		if _, err := io.Copy(file, src); err != nil {
+			if src.err != nil {
+				return fmt.Errorf("read content: %w: %w", src.err, ErrInvalidImage)
+			}
 			return err
 		}
 	case tar.TypeSymlink:
@@ -427,6 +431,21 @@ func (u *unpacker) xattrs(target string, hdr *tar.Header, file *os.File) error {
 		}
 	}
 	return nil
+}
+
+// readErr remembers a read error, to tell a damaged archive from a failing
+// write.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
 }
 
 // ctxReader stops a long copy when its context ends.
