@@ -179,7 +179,7 @@ func (c *Console) serve(conn io.ReadWriteCloser, addr, via string, noAuth bool) 
 	}()
 
 	if d, ok := conn.(deadliner); ok {
-		d.SetDeadline(c.m.now().Add(handshakeTimeout))
+		d.SetDeadline(time.Now().Add(handshakeTimeout))
 	}
 	br := bufio.NewReader(conn)
 	c.mu.Lock()

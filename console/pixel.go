@@ -7,9 +7,9 @@ import (
 
 // pixelFormat is RFB's PIXEL_FORMAT (RFC 6143 §7.4).
 type pixelFormat struct {
-	BitsPerPixel, Depth        uint8
-	BigEndian, TrueColor       bool
-	RedMax, GreenMax, BlueMax  uint16
+	BitsPerPixel, Depth             uint8
+	BigEndian, TrueColor            bool
+	RedMax, GreenMax, BlueMax       uint16
 	RedShift, GreenShift, BlueShift uint8
 }
 

@@ -1,0 +1,411 @@
+package console
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testManager returns a manager on loopback with kernel-chosen ports.
+func testManager(t *testing.T, opts ...Option) *Manager {
+	t.Helper()
+	m := NewManager(append([]Option{WithListen("127.0.0.1"), WithBasePort(0), WithLogger(t.Logf)}, opts...)...)
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func attach(t *testing.T, m *Manager, server, password string) (*fakeStream, Endpoint) {
+	t.Helper()
+	s := newFakeStream()
+	ep, err := m.Attach(server, "guest-"+server, s, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ep
+}
+
+func dialTCP(t *testing.T, ep Endpoint) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", net.JoinHostPort(ep.IP, strconv.Itoa(ep.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
+}
+
+func TestHandshakeVersions(t *testing.T) {
+	m := testManager(t)
+	_, ep := attach(t, m, "s1", "secret")
+	for _, v := range []string{"003.008", "003.007", "003.003", "003.005"} {
+		t.Run(v, func(t *testing.T) {
+			c, err := dialRFB(dialTCP(t, ep), v, "secret")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.width != DefaultColumns*cellWidth || c.height != (DefaultRows+1)*cellHeight {
+				t.Errorf("framebuffer %d×%d, want %d×%d", c.width, c.height, DefaultColumns*cellWidth, (DefaultRows+1)*cellHeight)
+			}
+			if c.name != "guest-s1" {
+				t.Errorf("desktop name %q", c.name)
+			}
+			c.requestUpdate(false)
+			if err := c.readUpdate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestWrongPassword(t *testing.T) {
+	m := testManager(t)
+	_, ep := attach(t, m, "s1", "secret")
+	_, err := dialRFB(dialTCP(t, ep), "003.008", "wrong")
+	if !errors.Is(err, errAuthFailed) || !strings.Contains(err.Error(), "password check failed") {
+		t.Fatalf("3.8 with a wrong password: %v", err)
+	}
+	if _, err := dialRFB(dialTCP(t, ep), "003.003", "secre"); !errors.Is(err, errAuthFailed) {
+		t.Fatalf("3.3 with a wrong password: %v", err)
+	}
+	// Only the first 8 bytes are a DES key: the API refuses longer passwords, so must we.
+	if _, err := m.Attach("s2", "x", newFakeStream(), "123456789"); !errors.Is(err, ErrPasswordTooLong) {
+		t.Fatalf("9-byte password: %v", err)
+	}
+	if _, err := m.Attach("s2", "x", newFakeStream(), ""); !errors.Is(err, ErrNoConsole) {
+		t.Fatalf("no password: %v", err)
+	}
+}
+
+func TestAuthRateLimit(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	m := testManager(t, WithClock(clock), WithAuthLimit(3, time.Minute))
+	_, ep := attach(t, m, "s1", "secret")
+	for i := 0; i < 3; i++ {
+		if _, err := dialRFB(dialTCP(t, ep), "003.008", "guess"+strconv.Itoa(i)); !errors.Is(err, errAuthFailed) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	_, err := dialRFB(dialTCP(t, ep), "003.008", "secret")
+	if !errors.Is(err, errAuthFailed) || !strings.Contains(err.Error(), "too many authentication failures") {
+		t.Fatalf("right password after 3 failures: %v, want refused", err)
+	}
+	if _, err := dialRFB(dialTCP(t, ep), "003.003", "secret"); !errors.Is(err, errAuthFailed) {
+		t.Fatalf("3.3 client after 3 failures: %v, want refused", err)
+	}
+	mu.Lock()
+	now = now.Add(61 * time.Second)
+	mu.Unlock()
+	if _, err := dialRFB(dialTCP(t, ep), "003.008", "secret"); err != nil {
+		t.Fatalf("a minute later: %v", err)
+	}
+}
+
+func TestPasswordChange(t *testing.T) {
+	m := testManager(t)
+	s, ep := attach(t, m, "s1", "old")
+	open, err := dialRFB(dialTCP(t, ep), "003.008", "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetPassword("s1", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialRFB(dialTCP(t, ep), "003.008", "old"); !errors.Is(err, errAuthFailed) {
+		t.Fatalf("old password after the change: %v", err)
+	}
+	if _, err := dialRFB(dialTCP(t, ep), "003.008", "new"); err != nil {
+		t.Fatalf("new password: %v", err)
+	}
+	open.tap('x') // the connection opened before the change stays
+	s.waitInput(t, "x")
+	if err := m.SetPassword("s1", "toolong12"); !errors.Is(err, ErrPasswordTooLong) {
+		t.Fatalf("9 bytes: %v", err)
+	}
+	if err := m.SetPassword("nope", "x"); !errors.Is(err, ErrNoConsole) {
+		t.Fatalf("unknown server: %v", err)
+	}
+}
+
+func TestDetachCutsViewersAndClosesPort(t *testing.T) {
+	m := testManager(t)
+	_, ep := attach(t, m, "s1", "pw")
+	c, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Detach("s1")
+	c.requestUpdate(false)
+	for err == nil {
+		err = c.readUpdate()
+	}
+	if _, ok := m.Endpoint("s1"); ok {
+		t.Error("endpoint still known after Detach")
+	}
+	if conn, err := net.Dial("tcp", net.JoinHostPort(ep.IP, strconv.Itoa(ep.Port))); err == nil {
+		conn.Close()
+		t.Error("port still open after Detach")
+	}
+}
+
+// TestFramebufferMatchesScreen decodes updates like a viewer and compares
+// them pixel for pixel with the rendered terminal, in noVNC's pixel format,
+// through a full update, incremental ones and a scroll.
+func TestFramebufferMatchesScreen(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		encs []int32
+		pf   pixelFormat
+	}{
+		{"raw", nil, noVNCPixelFormat},
+		{"zrle+copyrect", []int32{encZRLE, encCopyRect}, noVNCPixelFormat},
+		{"zrle-bigendian", []int32{encZRLE, encCopyRect}, pixelFormat{BitsPerPixel: 32, Depth: 24, BigEndian: true, TrueColor: true, RedMax: 255, GreenMax: 255, BlueMax: 255, RedShift: 24, GreenShift: 16, BlueShift: 8}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testManager(t)
+			s, ep := attach(t, m, "s1", "pw")
+			con := m.console("s1")
+			s.emit([]byte("hello \x1b[1;31mred\x1b[0m \x1b[44mblue\x1b[0m é ünïcode ─│┌\r\n\x1b(0lqqk\x1b(B\r\n"))
+			waitScreen(t, con, "ünïcode")
+			c, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.setPixelFormat(tc.pf)
+			if tc.encs != nil {
+				c.setEncodings(append(tc.encs, encDesktopName)...)
+			}
+			c.requestUpdate(false)
+			if err := c.readUpdate(); err != nil {
+				t.Fatal(err)
+			}
+			compareFramebuffer(t, c, con)
+
+			var out strings.Builder
+			for i := 0; i < 30; i++ {
+				out.WriteString("line " + strconv.Itoa(i) + "\r\n")
+			}
+			s.emit([]byte(out.String()))
+			waitScreen(t, con, "line 29")
+			c.requestUpdate(true)
+			if err := c.readUpdate(); err != nil {
+				t.Fatal(err)
+			}
+			compareFramebuffer(t, c, con)
+			s.emit([]byte("line 30\r\nline 31\r\n"))
+			waitScreen(t, con, "line 31")
+			c.requestUpdate(true)
+			if err := c.readUpdate(); err != nil {
+				t.Fatal(err)
+			}
+			compareFramebuffer(t, c, con)
+			if tc.encs != nil && c.encodings[encCopyRect] == 0 {
+				t.Errorf("no CopyRect after scrolling; rectangles by encoding: %v", c.encodings)
+			}
+			if tc.encs != nil && c.encodings[encRaw] != 0 {
+				t.Errorf("raw rectangles sent to a ZRLE client: %v", c.encodings)
+			}
+		})
+	}
+}
+
+// compareFramebuffer waits until the screen has no damage left for any
+// viewer and compares the client's picture with it.
+func compareFramebuffer(t *testing.T, c *rfbClient, con *Console) {
+	t.Helper()
+	con.screen.mu.Lock()
+	defer con.screen.mu.Unlock()
+	bad := 0
+	for i, p := range con.screen.fb {
+		if c.fb[i] != p {
+			if bad < 5 {
+				t.Errorf("pixel (%d,%d): client %06x, server %06x", i%c.width, i/c.width, c.fb[i], p)
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d pixels differ", bad)
+	}
+	fg := 0
+	for _, p := range con.screen.fb {
+		if p != defaultBackground {
+			fg++
+		}
+	}
+	if fg < 1000 {
+		t.Fatalf("only %d pixels drawn: the screen is not rendered", fg)
+	}
+}
+
+func TestKeyEventsReachGuest(t *testing.T) {
+	m := testManager(t)
+	s, ep := attach(t, m, "s1", "pw")
+	c, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range "echo $((6*7))" {
+		c.tap(uint32(r))
+	}
+	c.tap(ksReturn)
+	c.key(ksControlL, true)
+	c.tap('c')
+	c.key(ksControlL, false)
+	c.tap(ksUp)
+	c.tap(ksF1)
+	c.tap(ksF12)
+	c.tap(ksDelete)
+	c.cutText("ls\nexit\n")
+	s.waitInput(t, "echo $((6*7))\r\x03\x1b[A\x1bOP\x1b[24~\x1b[3~ls\rexit\r")
+}
+
+func TestKeyboard(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mods []uint32
+		sym  uint32
+		app  bool
+		want string
+	}{
+		{"letter", nil, 'a', false, "a"},
+		{"latin1", nil, 0xe9, false, "é"},
+		{"unicode", nil, 0x01000000 + '€', false, "€"},
+		{"return", nil, ksReturn, false, "\r"},
+		{"backspace", nil, ksBackSpace, false, "\x7f"},
+		{"tab", nil, ksTab, false, "\t"},
+		{"shift-tab", []uint32{ksShiftL}, ksTab, false, "\x1b[Z"},
+		{"escape", nil, ksEscape, false, "\x1b"},
+		{"up", nil, ksUp, false, "\x1b[A"},
+		{"up app", nil, ksUp, true, "\x1bOA"},
+		{"ctrl-left", []uint32{ksControlL}, ksLeft, false, "\x1b[1;5D"},
+		{"home", nil, ksHome, false, "\x1b[H"},
+		{"end", nil, ksEnd, false, "\x1b[F"},
+		{"pgup", nil, ksPageUp, false, "\x1b[5~"},
+		{"pgdn", nil, ksPageDown, false, "\x1b[6~"},
+		{"insert", nil, ksInsert, false, "\x1b[2~"},
+		{"delete", nil, ksDelete, false, "\x1b[3~"},
+		{"ctrl-alt-del", []uint32{ksControlL, ksAltL}, ksDelete, false, "\x1b[3;7~"},
+		{"f1", nil, ksF1, false, "\x1bOP"},
+		{"f5", nil, ksF1 + 4, false, "\x1b[15~"},
+		{"f10", nil, ksF1 + 9, false, "\x1b[21~"},
+		{"ctrl-c", []uint32{ksControlR}, 'c', false, "\x03"},
+		{"ctrl-C", []uint32{ksControlL, ksShiftL}, 'C', false, "\x03"},
+		{"ctrl-[", []uint32{ksControlL}, '[', false, "\x1b"},
+		{"ctrl-space", []uint32{ksControlL}, ' ', false, "\x00"},
+		{"alt-x", []uint32{ksAltL}, 'x', false, "\x1bx"},
+		{"kp-5", nil, 0xffb5, false, "5"},
+		{"kp-enter", nil, ksKPEnter, false, "\r"},
+		{"kp-end", nil, ksKPHome + 7, false, "\x1b[F"},
+		{"shift alone", nil, ksShiftL, false, ""},
+		{"unknown", nil, 0xfe03, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := keyboard{appCursor: tc.app}
+			for _, m := range tc.mods {
+				k.event(true, m)
+			}
+			if got := string(k.event(true, tc.sym)); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			if got := k.event(false, tc.sym); got != nil {
+				t.Errorf("release sent %q", got)
+			}
+		})
+	}
+}
+
+// TestTerminalQueries: shells ask for the cursor position after a prompt;
+// an unanswered query makes them wait.
+func TestTerminalQueries(t *testing.T) {
+	m := testManager(t)
+	s, _ := attach(t, m, "s1", "pw")
+	s.waitSubscribed(t)
+	s.emit([]byte("ab\r\ncd\x1b[6n"))
+	s.waitInput(t, "\x1b[2;3R")
+	s.emit([]byte("\x1b[5n"))
+	s.waitInput(t, "\x1b[0n")
+}
+
+func TestViewersSeeEachOther(t *testing.T) {
+	m := testManager(t)
+	_, ep := attach(t, m, "s1", "pw")
+	con := m.console("s1")
+	first, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.setEncodings(encZRLE, encDesktopName)
+	first.requestUpdate(false)
+	if err := first.readUpdate(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.name != "guest-s1" && second.name != "guest-s1 (2 viewers)" {
+		t.Errorf("second viewer's desktop name %q", second.name)
+	}
+	for first.name != "guest-s1 (2 viewers)" {
+		first.requestUpdate(true)
+		if err := first.readUpdate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	con.screen.mu.Lock()
+	status := string(con.screen.status)
+	con.screen.mu.Unlock()
+	if !strings.Contains(status, "2 viewers: 127.0.0.1 (vnc), 127.0.0.1 (vnc)") {
+		t.Errorf("status line %q", status)
+	}
+}
+
+// TestResubscribe: a console dropped by the stream for falling behind
+// subscribes again and redraws from the backlog.
+func TestResubscribe(t *testing.T) {
+	m := testManager(t)
+	s, _ := attach(t, m, "s1", "pw")
+	con := m.console("s1")
+	s.emit([]byte("before\r\n"))
+	waitScreen(t, con, "before")
+	s.mu.Lock()
+	for ch := range s.subs {
+		delete(s.subs, ch)
+		close(ch)
+	}
+	s.mu.Unlock()
+	s.emit([]byte("after\r\n"))
+	waitScreen(t, con, "after")
+	if n := strings.Count(con.screen.text(), "before"); n != 1 {
+		t.Errorf("\"before\" shown %d times after the resubscription:\n%s", n, con.screen.text())
+	}
+}
+
+func TestSplitUTF8(t *testing.T) {
+	sc := newScreen(20, 3, "x")
+	for _, b := range []byte("ünï─") {
+		sc.feed([]byte{b})
+	}
+	if got := sc.text(); !strings.HasPrefix(got, "ünï─") {
+		t.Errorf("screen %q", got)
+	}
+}
+
+func TestVNCResponse(t *testing.T) {
+	// A challenge/response pair as computed by TigerVNC's vncauth for "password".
+	challenge := []byte("0123456789abcdef")
+	a, b := vncResponse("password", challenge), vncResponse("passwore", challenge)
+	if string(a) == string(b) || len(a) != 16 {
+		t.Fatal("responses for different passwords are equal")
+	}
+	if !checkResponse("password", challenge, a) || checkResponse("password", challenge, b) {
+		t.Fatal("checkResponse")
+	}
+}
