@@ -7,8 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"image"
+	"io"
 )
 
 // rfbClient is a minimal VNC viewer for tests: it speaks the handshake of
