@@ -14,6 +14,7 @@ type Error struct {
 	Status  int    // HTTP status code
 	Word    string // X-Elastic-Error word: usage, auth, billing, missing, method, busy, failed, system, full
 	Message string // one line for humans; the response body
+	Key     string // the request key at fault, when there is one (for forms)
 	Err     error  // optional cause, reachable through errors.Unwrap
 }
 
@@ -49,6 +50,13 @@ func newf(kind *Error, format string, args []any) *Error {
 	if strings.Contains(format, "%w") {
 		e.Err = formatted // keeps the %w causes reachable for errors.Is/As
 	}
+	return e
+}
+
+// usageKey is a usage error about one request key, named in Error.Key.
+func usageKey(key, format string, args ...any) *Error {
+	e := newf(ErrUsage, format, args)
+	e.Key = key
 	return e
 }
 

@@ -100,10 +100,10 @@ func parseText(data []byte) (Props, error) {
 			return nil, Usagef("line %d: %s", line, err)
 		}
 		if err := checkValue(value); err != nil {
-			return nil, Usagef("line %d: key %s: %s", line, key, err)
+			return nil, usageKey(key, "line %d: key %s: %s", line, key, err)
 		}
 		if _, dup := p[key]; dup {
-			return nil, Usagef("line %d: duplicate key %s", line, key)
+			return nil, usageKey(key, "line %d: duplicate key %s", line, key)
 		}
 		p[key] = value
 	}
@@ -134,10 +134,10 @@ func parseJSON(data []byte) (Props, error) {
 			return nil, err
 		}
 		if err := checkValue(value); err != nil {
-			return nil, Usagef("JSON body: key %s: %s", key, err)
+			return nil, usageKey(key, "JSON body: key %s: %s", key, err)
 		}
 		if _, dup := p[key]; dup {
-			return nil, Usagef("JSON body: duplicate key %s", key)
+			return nil, usageKey(key, "JSON body: duplicate key %s", key)
 		}
 		p[key] = value
 	}
@@ -157,7 +157,7 @@ func jsonValue(dec *json.Decoder, key string) (string, error) {
 	}
 	if d, ok := t.(json.Delim); ok {
 		if d != '[' {
-			return "", Usagef("JSON body: key %s: nested objects are not allowed", key)
+			return "", usageKey(key, "JSON body: key %s: nested objects are not allowed", key)
 		}
 		var items []string
 		for dec.More() {
@@ -166,7 +166,7 @@ func jsonValue(dec *json.Decoder, key string) (string, error) {
 				return "", jsonError(dec, err)
 			}
 			if _, nested := t.(json.Delim); nested {
-				return "", Usagef("JSON body: key %s: arrays may hold only strings, numbers and booleans", key)
+				return "", usageKey(key, "JSON body: key %s: arrays may hold only strings, numbers and booleans", key)
 			}
 			if s := scalar(t); s != "" {
 				items = append(items, s)

@@ -32,10 +32,10 @@ type schema struct {
 	kind       string                                    // "server", "drive", "resource", for messages
 	rule       func(key string) (rule, error)            // errUnknownKey when the key is not known at all
 	readOnly   func(key string) bool                     // output keys a client may echo back unchanged
-	required   []string                                  // on creation
-	defaults   Props                                     // filled in on creation
+	required   []string                                  // present on creation, never removed
+	defaults   Props                                     // filled in on creation and when removed
 	cleanup    func(removed string, next Props) []string // dependent keys that go with a removed key
-	consistent func(p Props) error                       // whole-object checks on the result
+	consistent func(p Props) *Error                      // whole-object checks on the result
 }
 
 var errUnknownKey = errors.New("unknown key")
@@ -55,12 +55,12 @@ func (s *schema) apply(current, in Props, active bool) (next, changed Props, err
 				if current != nil && current[k] == v {
 					continue // echoing an output key back unchanged is harmless
 				}
-				return nil, nil, Usagef("key %s is read-only", k)
+				return nil, nil, usageKey(k, "key %s is read-only", k)
 			}
-			return nil, nil, Usagef("unknown %s key %s", s.kind, k)
+			return nil, nil, usageKey(k, "unknown %s key %s", s.kind, k)
 		}
 		if err != nil {
-			return nil, nil, Usagef("key %s: %v", k, err)
+			return nil, nil, usageKey(k, "key %s: %v", k, err)
 		}
 		ck := k
 		if r.canonical != "" {
@@ -69,11 +69,11 @@ func (s *schema) apply(current, in Props, active bool) (next, changed Props, err
 		nv := ""
 		if v != "" {
 			if nv, err = r.check(v); err != nil {
-				return nil, nil, Usagef("key %s: %v", k, err)
+				return nil, nil, usageKey(k, "key %s: %v", k, err)
 			}
 		}
 		if prev, ok := given[ck]; ok && values[ck] != nv {
-			return nil, nil, Usagef("keys %s and %s disagree (%s vs %s)", prev, k, quote(values[ck]), quote(nv))
+			return nil, nil, usageKey(k, "keys %s and %s disagree (%s vs %s)", prev, k, quote(values[ck]), quote(nv))
 		}
 		values[ck], given[ck] = nv, k
 	}
@@ -90,10 +90,12 @@ func (s *schema) apply(current, in Props, active bool) (next, changed Props, err
 		}
 		r, _ := s.rule(ck)
 		if !creating && r.createOnly {
-			return nil, nil, Usagef("key %s can only be chosen when the %s is created", given[ck], s.kind)
+			return nil, nil, usageKey(given[ck], "key %s can only be chosen when the %s is created", given[ck], s.kind)
 		}
 		if active && !r.live {
-			return nil, nil, Busyf("key %s cannot be changed while the %s is active; stop it first", given[ck], s.kind)
+			e := Busyf("key %s cannot be changed while the %s is active; stop it first", given[ck], s.kind)
+			e.Key = given[ck]
+			return nil, nil, e
 		}
 		changed[ck] = nv
 		if nv != "" {
@@ -126,13 +128,13 @@ func (s *schema) apply(current, in Props, active bool) (next, changed Props, err
 			continue
 		}
 		if creating {
-			return nil, nil, Usagef("key %s is required to create a %s", k, s.kind)
+			return nil, nil, usageKey(k, "key %s is required to create a %s", k, s.kind)
 		}
-		return nil, nil, Usagef("key %s cannot be removed: every %s has one", k, s.kind)
+		return nil, nil, usageKey(k, "key %s cannot be removed: every %s has one", k, s.kind)
 	}
 	if s.consistent != nil {
 		if err := s.consistent(next); err != nil {
-			return nil, nil, Usagef("%v", err)
+			return nil, nil, err
 		}
 	}
 	return next, changed, nil

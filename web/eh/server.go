@@ -258,31 +258,31 @@ func serverCleanup(removed string, next Props) []string {
 	return nil
 }
 
-func serverConsistent(p Props) error {
+func serverConsistent(p Props) *Error {
 	drives := map[string]string{}
 	for _, d := range Devices(p) {
 		if prev, dup := drives[d.Drive]; dup {
-			return fmt.Errorf("drive %s is attached twice (%s and %s)", d.Drive, prev, d.Key)
+			return usageKey(d.Key, "drive %s is attached twice (%s and %s)", d.Drive, prev, d.Key)
 		}
 		drives[d.Drive] = d.Key
 	}
 	for _, k := range p.Keys() {
 		if dev, ok := strings.CutSuffix(k, ":media"); ok && isDevice(dev) && p[dev] == "" {
-			return fmt.Errorf("key %s: no drive is attached as %s", k, dev)
+			return usageKey(k, "key %s: no drive is attached as %s", k, dev)
 		}
 		if n, rest, ok := nicKey(k); ok && rest != "model" && rest != "block" {
 			if p[fmt.Sprintf("nic:%d:model", n)] == "" {
-				return fmt.Errorf("key %s needs nic:%d:model (the NIC itself)", k, n)
+				return usageKey(k, "key %s needs nic:%d:model (the NIC itself)", k, n)
 			}
 		}
 	}
 	for _, dev := range strings.Fields(p["boot"]) {
 		if p[dev] == "" {
-			return fmt.Errorf("key boot: no drive is attached as %s", dev)
+			return usageKey("boot", "key boot: no drive is attached as %s", dev)
 		}
 	}
 	if m0, m1 := p["nic:0:mac"], p["nic:1:mac"]; m0 != "" && m0 == m1 {
-		return fmt.Errorf("nic:0:mac and nic:1:mac are both %s", m0)
+		return usageKey("nic:1:mac", "keys nic:0:mac and nic:1:mac are both %s", m0)
 	}
 	return nil
 }
@@ -317,6 +317,13 @@ func UpdateServer(current, in Props, active bool) (next, changed Props, err erro
 		current = Props{}
 	}
 	return servers.apply(current, in, active)
+}
+
+// ServerOutputKey reports whether key is one server info emits that is not
+// stored configuration: identity, status and runtime keys, counters, and the
+// output aliases vnc:password and vnc:ip (stored as password and vnc).
+func ServerOutputKey(key string) bool {
+	return key == "vnc:password" || key == "vnc:ip" || serverReadOnly(key)
 }
 
 // LiveServerKey reports whether key may be set on an active server.

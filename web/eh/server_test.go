@@ -334,6 +334,45 @@ func TestUpdateServerActive(t *testing.T) {
 	}
 }
 
+func TestErrorKey(t *testing.T) {
+	cur := stored(t, Props{"ide:0:0": drive1, "boot": "ide:0:0"})
+	for _, tt := range []struct {
+		in     Props
+		active bool
+		key    string
+	}{
+		{Props{"cpu": "1"}, false, "cpu"},
+		{Props{"colour": "red"}, false, "colour"},
+		{Props{"vnc:password": "123456789"}, false, "vnc:password"},
+		{Props{"ide:0:0": ""}, false, "boot"},
+		{Props{"mem": "2048"}, true, "mem"},
+		{Props{"name": ""}, false, "name"},
+		{Props{"nic:0:dhcp": "auto"}, false, "nic:0:dhcp"},
+	} {
+		_, _, err := UpdateServer(cur, tt.in, tt.active)
+		if got := AsError(err).Key; err == nil || got != tt.key {
+			t.Errorf("UpdateServer(%q): error %v with Key %q, want Key %q", tt.in, err, got, tt.key)
+		}
+	}
+	_, err := ParseProps(strings.NewReader("name a\\nb\nname c"), 0)
+	if got := AsError(err).Key; got != "name" {
+		t.Errorf("duplicate key error has Key %q", got)
+	}
+}
+
+func TestServerOutputKey(t *testing.T) {
+	info := ServerInfo(stored(t, Props{"ide:0:0": drive1, "password": "pw", "vnc": "auto", "nic:0:model": "e1000"}),
+		Props{"started": "1", "nic:0:ip": "10.1.0.2", "nic:0:mac": "02:00:00:00:00:01", "nic:0:rx:bytes": "1", "nic:0:tx:bytes": "1",
+			"nic:0:rx:packets": "1", "nic:0:tx:packets": "1", "ide:0:0:read:bytes": "1", "smp:cores": "1", "vnc:ip": "10.0.0.1", "vnc:port": "5900"})
+	for k := range info {
+		_, err := serverRule(k)
+		isConfig := err == nil && k != "vnc:password" && k != "vnc:ip"
+		if ServerOutputKey(k) == isConfig {
+			t.Errorf("ServerOutputKey(%s) = %v, but %s is a configuration key: %v", k, ServerOutputKey(k), k, isConfig)
+		}
+	}
+}
+
 func TestDevicesAndBoot(t *testing.T) {
 	p := Props{"block:0": "b0", "ide:1:0": "i10", "ide:0:1": "i01", "scsi:0:3": "s3", "ata:0:0": "a0",
 		"ide:0:1:media": "cdrom", "ide:0:0:read:bytes": "5", "name": "x"}
