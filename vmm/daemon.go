@@ -1,0 +1,242 @@
+package vmm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// maxSocketPath is the kernel's limit for a unix socket path (sun_path, less the NUL).
+const maxSocketPath = 107
+
+// daemon is the private containerd child process Hearth runs when no socket
+// is given, laid out like k3s does: config, socket, root and state under one
+// directory (DATA/containerd). Guests outlive it: their shims are separate
+// processes, so the daemon may be restarted or stopped while they run.
+type daemon struct {
+	dir    string
+	config string
+	socket string
+	logf   func(string, ...any)
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	stopping bool
+	done     chan struct{} // closed when the supervisor gives up the child for good
+}
+
+// containerdConfig is the config of the private daemon. CRI stays enabled so
+// the runtimes table means what it does under k3s (the Kubernetes path of the
+// spec's §9); Hearth itself passes Kata's annotations directly in the spec.
+func containerdConfig(dir string) string {
+	q := strconv.Quote
+	return fmt.Sprintf(`# Written by Hearth at every start; edits are lost.
+version = 2
+root = %s
+state = %s
+
+[grpc]
+  address = %s
+
+[ttrpc]
+  address = %s
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = %s
+
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = %s
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]
+  runtime_type = %s
+  pod_annotations = ["io.katacontainers.*"]
+`, q(filepath.Join(dir, "root")), q(filepath.Join(dir, "state")),
+		q(filepath.Join(dir, "containerd.sock")), q(filepath.Join(dir, "containerd.sock.ttrpc")),
+		q(filepath.Join(dir, "opt")), q(RuntimeRunc), q(RuntimeKata))
+}
+
+// startDaemon writes the config, stops a daemon an earlier (killed) Hearth
+// left behind on the same directory, starts containerd and waits until its
+// socket answers.
+func startDaemon(dir string, logf func(string, ...any)) (*daemon, error) {
+	d := &daemon{
+		dir:    dir,
+		config: filepath.Join(dir, "config.toml"),
+		socket: filepath.Join(dir, "containerd.sock"),
+		logf:   logf,
+		done:   make(chan struct{}),
+	}
+	if len(d.socket) > maxSocketPath {
+		return nil, fmt.Errorf("containerd socket path %s is longer than %d bytes: %w", d.socket, maxSocketPath, ErrInvalid)
+	}
+	if _, err := exec.LookPath("containerd"); err != nil {
+		return nil, fmt.Errorf("containerd binary not on PATH: %w", ErrUnavailable)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(d.config, []byte(containerdConfig(dir)), 0o600); err != nil {
+		return nil, err
+	}
+	d.stopStale()
+	if err := d.spawn(); err != nil {
+		return nil, err
+	}
+	if err := waitSocket(d.socket, 20*time.Second); err != nil {
+		d.stop()
+		return nil, fmt.Errorf("containerd did not come up (see %s): %w", filepath.Join(dir, "containerd.log"), errors.Join(err, ErrUnavailable))
+	}
+	go d.supervise()
+	return d, nil
+}
+
+func (d *daemon) pidFile() string { return filepath.Join(d.dir, "containerd.pid") }
+
+// stopStale ends the containerd a previous Hearth process started on this
+// directory (it survives Hearth being killed). Its guests keep running.
+func (d *daemon) stopStale() {
+	b, err := os.ReadFile(d.pidFile())
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || !d.isOurs(pid) {
+		return
+	}
+	d.logf("containerd: stopping pid %d left by an earlier Hearth", pid)
+	syscall.Kill(pid, syscall.SIGTERM)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if !d.isOurs(pid) {
+			return
+		}
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 100 && d.isOurs(pid); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// isOurs reports whether pid is a live containerd started with our config.
+func (d *daemon) isOurs(pid int) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if i := bytes.LastIndexByte(stat, ')'); i > 0 && bytes.HasPrefix(stat[i+1:], []byte(" Z")) {
+		return false // a zombie our own supervisor has not reaped yet
+	}
+	return bytes.Contains(cmdline, []byte(d.config))
+}
+
+func (d *daemon) spawn() error {
+	logFile, err := os.OpenFile(filepath.Join(d.dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command("containerd", "--config", d.config)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group: a Ctrl-C meant for Hearth must not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start containerd: %w", err)
+	}
+	os.WriteFile(d.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+	d.mu.Lock()
+	d.cmd = cmd
+	d.mu.Unlock()
+	return nil
+}
+
+// supervise restarts the daemon whenever it dies, backing off from one second
+// up to thirty while it keeps dying young.
+func (d *daemon) supervise() {
+	defer close(d.done)
+	backoff := time.Second
+	for {
+		d.mu.Lock()
+		cmd := d.cmd
+		d.mu.Unlock()
+		started := time.Now()
+		err := cmd.Wait()
+		d.mu.Lock()
+		stopping := d.stopping
+		d.mu.Unlock()
+		if stopping {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			backoff = time.Second
+		}
+		d.logf("containerd: exited (%v); restarting in %s", err, backoff)
+		time.Sleep(backoff)
+		backoff = min(backoff*2, 30*time.Second)
+		d.mu.Lock()
+		stopping = d.stopping
+		d.mu.Unlock()
+		if stopping {
+			return
+		}
+		if err := d.spawn(); err != nil {
+			d.logf("containerd: %v", err)
+			continue
+		}
+		if err := waitSocket(d.socket, 20*time.Second); err != nil {
+			d.logf("containerd: restarted but not answering: %v", err)
+		} else {
+			d.logf("containerd: restarted (pid %d)", d.pid())
+		}
+	}
+}
+
+func (d *daemon) pid() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cmd.Process.Pid
+}
+
+// stop ends the daemon (SIGTERM, SIGKILL after ten seconds). Shims and their
+// guests are separate processes and keep running.
+func (d *daemon) stop() {
+	d.mu.Lock()
+	d.stopping = true
+	cmd := d.cmd
+	d.mu.Unlock()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-d.done
+	}
+	os.Remove(d.pidFile())
+}
+
+// waitSocket waits until something accepts connections on path.
+func waitSocket(path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,5 @@
+package vmm
+
+import "os/exec"
+
+var execLookPath = exec.LookPath

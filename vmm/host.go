@@ -1,0 +1,740 @@
+package vmm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultNamespace is the containerd namespace of Hearth's guests.
+const DefaultNamespace = "hearth"
+
+// Container labels: everything cleanup and re-adoption need.
+const (
+	labelSpec    = "hearth/spec"    // GuestSpec, JSON
+	labelLoops   = "hearth/loops"   // []Loop, JSON: boot first, then Disks in order
+	labelNetns   = "hearth/netns"   // network namespace path, when the guest has NICs
+	labelStarted = "hearth/started" // RFC 3339 time the guest was started
+)
+
+// opTimeout bounds every containerd call a request waits on: a hung daemon
+// must give an error, never a hung request.
+const opTimeout = 60 * time.Second
+
+// Option configures a Host.
+type Option func(*Host)
+
+// WithContainerd uses the containerd listening on socket instead of a
+// private child process.
+func WithContainerd(socket string) Option { return func(h *Host) { h.socket = socket } }
+
+// WithRuntime picks the runtime: RuntimeAuto (default), RuntimeRunc or RuntimeKata.
+func WithRuntime(name string) Option { return func(h *Host) { h.runtimeName = name } }
+
+// WithNamespace sets the containerd namespace (default "hearth"; tests use their own).
+func WithNamespace(ns string) Option { return func(h *Host) { h.namespace = ns } }
+
+// WithNetwork wires guests' NICs; without it a guest with NICs is refused.
+func WithNetwork(n Network) Option { return func(h *Host) { h.network = n } }
+
+// WithLogger sets where the Host logs (default: nowhere).
+func WithLogger(logf func(format string, args ...any)) Option {
+	return func(h *Host) { h.logf = logf }
+}
+
+// WithClock sets the clock that stamps start times (default time.Now).
+func WithClock(now func() time.Time) Option { return func(h *Host) { h.now = now } }
+
+// State is a guest's state as containerd reports it.
+type State string
+
+// Guest states.
+const (
+	Running State = "running"
+	Paused  State = "paused"
+	Stopped State = "stopped" // the task ended (or is gone); Delete cleans up
+)
+
+// GuestStatus describes one guest.
+type GuestStatus struct {
+	Spec       GuestSpec
+	State      State
+	Started    time.Time
+	ExitStatus uint32    // when Stopped
+	ExitedAt   time.Time // when Stopped; zero when it ended while no Hearth watched
+}
+
+// Exit reports that a guest's init ended.
+type Exit struct {
+	ID     string
+	Status uint32
+	At     time.Time
+}
+
+// Host runs guests through containerd: it supervises the daemon (unless
+// given one), re-adopts the guests an earlier Hearth left running, creates,
+// signals and deletes guests, reads their consoles and counters, and reports
+// their exits from containerd's events.
+type Host struct {
+	dataDir, runDir string
+	socket          string
+	namespace       string
+	runtimeName     string
+	runtime         Runtime
+	network         Network
+	logf            func(string, ...any)
+	now             func() time.Time
+	coreMHz         float64
+
+	daemon *daemon
+	client *client.Client
+	ctx    context.Context // namespaced; cancelled by Close
+	cancel context.CancelFunc
+	events sync.WaitGroup
+
+	mu     sync.Mutex
+	guests map[string]*guest
+	onExit func(Exit)
+}
+
+type guest struct {
+	spec      GuestSpec
+	loops     []Loop
+	netns     string
+	started   time.Time
+	console   *Console
+	io        cio.IO // nil when the task was gone at adoption
+	container client.Container
+	task      client.Task // nil while starting, or when the task was gone at adoption
+	deleting  bool        // Delete runs: its kill is no exit to report
+	exited    bool
+	exit      Exit
+}
+
+// Open connects to containerd (starting the private daemon under
+// DATA/containerd when no socket is given), picks the runtime, re-adopts the
+// namespace's guests (consoles re-attached) and starts following exits.
+func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
+	h := &Host{
+		dataDir:   dataDir,
+		runDir:    filepath.Join(dataDir, "run"),
+		namespace: DefaultNamespace,
+		logf:      func(string, ...any) {},
+		now:       time.Now,
+		coreMHz:   HostCoreMHz(),
+		guests:    make(map[string]*guest),
+	}
+	for _, opt := range opts {
+		opt(h)
+	}
+	rt, err := SelectRuntime(h.runtimeName, h.logf)
+	if err != nil {
+		return nil, err
+	}
+	h.runtime = rt
+	if err := os.MkdirAll(h.runDir, 0o700); err != nil {
+		return nil, err
+	}
+	if h.socket == "" {
+		d, err := startDaemon(filepath.Join(dataDir, "containerd"), h.logf)
+		if err != nil {
+			return nil, err
+		}
+		h.daemon, h.socket = d, d.socket
+		h.logf("containerd: private daemon pid %d on %s", d.pid(), d.socket)
+	}
+	h.client, err = client.New(h.socket, client.WithDefaultNamespace(h.namespace), client.WithTimeout(10*time.Second))
+	if err != nil {
+		h.stopDaemon()
+		return nil, fmt.Errorf("containerd at %s: %w", h.socket, errors.Join(err, ErrUnavailable))
+	}
+	h.ctx, h.cancel = context.WithCancel(namespaces.WithNamespace(context.Background(), h.namespace))
+	if err := h.adopt(ctx); err != nil {
+		h.Close()
+		return nil, err
+	}
+	h.events.Add(1)
+	go h.followExits()
+	return h, nil
+}
+
+// Runtime is the containerd runtime guests run under.
+func (h *Host) Runtime() string { return h.runtime.Name() }
+
+// CoreMHz is the host core clock CPU quotas are computed against.
+func (h *Host) CoreMHz() float64 { return h.coreMHz }
+
+// OnExit sets the function told about every guest exit (from containerd's
+// /tasks/exit events). It runs on the event loop: it must not block.
+func (h *Host) OnExit(fn func(Exit)) {
+	h.mu.Lock()
+	h.onExit = fn
+	h.mu.Unlock()
+}
+
+// Close lets go of the guests without stopping them: console copies are
+// cancelled (their FIFOs stay for the next attach), and the private daemon
+// is stopped; the guests' shims keep running.
+func (h *Host) Close() error {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	h.events.Wait()
+	h.mu.Lock()
+	for _, g := range h.guests {
+		g.release()
+	}
+	h.guests = map[string]*guest{}
+	h.mu.Unlock()
+	var err error
+	if h.client != nil {
+		err = h.client.Close()
+	}
+	h.stopDaemon()
+	return err
+}
+
+func (h *Host) stopDaemon() {
+	if h.daemon != nil {
+		h.daemon.stop()
+	}
+}
+
+// release detaches Hearth from the guest's console, leaving the FIFOs (never
+// io.Close here: it deletes them and a later attach fails).
+func (g *guest) release() {
+	if g.io != nil {
+		g.io.Cancel()
+	}
+	g.console.closeInput()
+	g.console.end()
+}
+
+func (h *Host) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(namespaces.WithNamespace(context.WithoutCancel(ctx), h.namespace), opTimeout)
+}
+
+// adopt rebuilds the guests an earlier Hearth left: their labels say what
+// they are; running ones get their console re-attached.
+func (h *Host) adopt(ctx context.Context) error {
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	containers, err := h.client.Containers(ctx, fmt.Sprintf("labels.%q", labelSpec))
+	if err != nil {
+		return fmt.Errorf("list guests: %w", errors.Join(err, ErrUnavailable))
+	}
+	running := 0
+	for _, c := range containers {
+		g, err := h.adoptOne(ctx, c)
+		if err != nil {
+			h.logf("adopt %s: %v", c.ID(), err)
+			continue
+		}
+		h.guests[c.ID()] = g
+		if !g.exited {
+			running++
+		}
+	}
+	if len(containers) > 0 {
+		h.logf("adopted %d guests, %d running", len(h.guests), running)
+	}
+	return nil
+}
+
+func (h *Host) adoptOne(ctx context.Context, c client.Container) (*guest, error) {
+	info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
+	if err != nil {
+		return nil, err
+	}
+	g := &guest{container: c, console: newConsole()}
+	if err := json.Unmarshal([]byte(info.Labels[labelSpec]), &g.spec); err != nil {
+		return nil, fmt.Errorf("label %s: %w", labelSpec, err)
+	}
+	if l := info.Labels[labelLoops]; l != "" {
+		if err := json.Unmarshal([]byte(l), &g.loops); err != nil {
+			return nil, fmt.Errorf("label %s: %w", labelLoops, err)
+		}
+	}
+	g.netns = info.Labels[labelNetns]
+	g.started, _ = time.Parse(time.RFC3339Nano, info.Labels[labelStarted])
+	task, err := c.Task(ctx, cio.NewAttach(g.streams()...))
+	if errdefs.IsNotFound(err) {
+		g.exited, g.exit = true, Exit{ID: c.ID()}
+		return g, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.task, g.io = task, task.IO()
+	st, err := task.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status == client.Stopped {
+		g.exited, g.exit = true, Exit{ID: c.ID(), Status: st.ExitStatus, At: st.ExitTime}
+	}
+	return g, nil
+}
+
+func (g *guest) streams() []cio.Opt {
+	return []cio.Opt{cio.WithStreams(g.console.inR, consoleOutput{g.console}, nil), cio.WithTerminal}
+}
+
+// Start creates the guest and starts its init: boot drive and disks on loop
+// devices, network namespace, container, task with the ext4 root, console.
+// A boot drive without ext4 gives an error wrapping ErrBootDrive.
+func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
+	if err := spec.validate(); err != nil {
+		return err
+	}
+	if len(spec.NICs) > 0 && h.network == nil {
+		return fmt.Errorf("guest %s has NICs but Hearth has no network: %w", spec.ID, ErrInvalid)
+	}
+	spec.SMP = resolveSMP(spec.CPU, spec.SMP, h.coreMHz)
+	g := &guest{spec: spec, console: newConsole()}
+	h.mu.Lock()
+	if _, ok := h.guests[spec.ID]; ok {
+		h.mu.Unlock()
+		return fmt.Errorf("guest %s: %w", spec.ID, ErrRunning)
+	}
+	h.guests[spec.ID] = g // reserved: a second Start of the id fails fast
+	h.mu.Unlock()
+	defer func() {
+		if err != nil {
+			h.mu.Lock()
+			delete(h.guests, spec.ID)
+			h.mu.Unlock()
+			g.console.closeInput()
+		}
+	}()
+
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if err := checkExt4(spec.Boot.Image); err != nil {
+		return err
+	}
+	init := guestInit(spec.Boot.Image)
+
+	var holds []*os.File
+	defer func() {
+		for _, f := range holds {
+			f.Close()
+		}
+		if err != nil {
+			for _, l := range g.loops {
+				l.detach()
+			}
+		}
+	}()
+	boot, hold, err := attachLoop(spec.Boot.Image, false, true)
+	if err != nil {
+		return err
+	}
+	g.loops, holds = append(g.loops, boot), append(holds, hold)
+	var devices []guestDevice
+	for _, d := range spec.Disks {
+		l, hold, err := attachLoop(d.Image, d.ReadOnly, false)
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", d.Device, err)
+		}
+		g.loops, holds = append(g.loops, l), append(holds, hold)
+		var st unix.Stat_t
+		if err := unix.Fstat(int(hold.Fd()), &st); err != nil {
+			return fmt.Errorf("disk %s: %w", d.Device, err)
+		}
+		devices = append(devices, guestDevice{
+			Path: "/dev/" + d.Device, Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)), ReadOnly: d.ReadOnly,
+		})
+	}
+
+	if len(spec.NICs) > 0 {
+		if g.netns, err = h.network.Setup(ctx, spec.ID, spec.NICs); err != nil {
+			return fmt.Errorf("guest %s network: %w", spec.ID, err)
+		}
+		defer func() {
+			if err != nil {
+				h.network.Teardown(context.WithoutCancel(ctx), spec.ID)
+			}
+		}()
+	}
+
+	g.started = h.now()
+	labels, err := g.labels()
+	if err != nil {
+		return err
+	}
+	c, err := h.client.NewContainer(ctx, spec.ID,
+		client.WithRuntime(h.runtime.Name(), nil),
+		client.WithNewSpec(guestSpecOpts(spec, h.runtime, init, g.netns, devices, h.coreMHz)...),
+		client.WithContainerLabels(labels),
+	)
+	if errdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("guest %s: %w", spec.ID, ErrRunning)
+	}
+	if err != nil {
+		return fmt.Errorf("create guest %s: %w", spec.ID, h.unavailable(err))
+	}
+	h.mu.Lock()
+	g.container = c
+	h.mu.Unlock()
+	defer func() {
+		if err != nil {
+			c.Delete(context.WithoutCancel(ctx))
+			os.RemoveAll(filepath.Join(h.runDir, spec.ID))
+		}
+	}()
+
+	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, spec.ID)))...)
+	task, err := c.NewTask(ctx, creator, client.WithRootFS([]mount.Mount{{Type: "ext4", Source: boot.Device, Options: []string{"rw"}}}))
+	if err != nil {
+		if strings.Contains(err.Error(), "failed to mount rootfs") {
+			return fmt.Errorf("boot drive %s could not be mounted as ext4 (%v): %w", spec.Boot.Image, err, ErrBootDrive)
+		}
+		return fmt.Errorf("create task of guest %s: %w", spec.ID, h.unavailable(err))
+	}
+	g.io = task.IO()
+	h.mu.Lock()
+	g.task = task
+	h.mu.Unlock()
+	if err := task.Start(ctx); err != nil {
+		task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
+		g.io.Cancel()
+		return fmt.Errorf("start guest %s: %w", spec.ID, h.unavailable(err))
+	}
+	return nil
+}
+
+func (g *guest) labels() (map[string]string, error) {
+	spec, err := json.Marshal(g.spec)
+	if err != nil {
+		return nil, err
+	}
+	loops, err := json.Marshal(g.loops)
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{
+		labelSpec:    string(spec),
+		labelLoops:   string(loops),
+		labelStarted: g.started.UTC().Format(time.RFC3339Nano),
+	}
+	if g.netns != "" {
+		labels[labelNetns] = g.netns
+	}
+	return labels, nil
+}
+
+// unavailable marks errors that mean containerd cannot be reached.
+func (h *Host) unavailable(err error) error {
+	if errdefs.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) {
+		return errors.Join(err, ErrUnavailable)
+	}
+	return err
+}
+
+// lookup returns the guest with a task, or ErrNotFound / ErrNotRunning.
+func (h *Host) lookup(id string) (*guest, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[id]
+	if !ok {
+		return nil, fmt.Errorf("guest %s: %w", id, ErrNotFound)
+	}
+	if g.task == nil || g.exited {
+		return g, fmt.Errorf("guest %s: %w", id, ErrNotRunning)
+	}
+	return g, nil
+}
+
+// Kill ends the guest at once (SIGKILL: power failure).
+func (h *Host) Kill(ctx context.Context, id string) error {
+	return h.Signal(ctx, id, syscall.SIGKILL)
+}
+
+// Signal sends sig to the guest's init, e.g. its power-off signal.
+func (h *Host) Signal(ctx context.Context, id string, sig syscall.Signal) error {
+	g, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if err := g.task.Kill(ctx, sig); err != nil {
+		if errdefs.IsNotFound(err) || errdefs.IsFailedPrecondition(err) {
+			return fmt.Errorf("guest %s: %w", id, ErrNotRunning)
+		}
+		return fmt.Errorf("signal guest %s: %w", id, h.unavailable(err))
+	}
+	return nil
+}
+
+// Pause freezes the guest.
+func (h *Host) Pause(ctx context.Context, id string) error {
+	g, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if err := g.task.Pause(ctx); err != nil {
+		return fmt.Errorf("pause guest %s: %w", id, h.unavailable(err))
+	}
+	return nil
+}
+
+// Resume thaws a paused guest.
+func (h *Host) Resume(ctx context.Context, id string) error {
+	g, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if err := g.task.Resume(ctx); err != nil {
+		return fmt.Errorf("resume guest %s: %w", id, h.unavailable(err))
+	}
+	return nil
+}
+
+// SetCPU changes a running guest's CPU quota at once (and records it for
+// re-adoption).
+func (h *Host) SetCPU(ctx context.Context, id string, cpu, smp int) error {
+	g, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	smp = resolveSMP(cpu, smp, h.coreMHz)
+	if err := g.task.Update(ctx, client.WithResources(&specs.LinuxResources{CPU: cpuResources(cpu, smp, h.coreMHz)})); err != nil {
+		return fmt.Errorf("update cpu of guest %s: %w", id, h.unavailable(err))
+	}
+	h.mu.Lock()
+	g.spec.CPU, g.spec.SMP = cpu, smp
+	labels, err := g.labels()
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if _, err := g.container.SetLabels(ctx, map[string]string{labelSpec: labels[labelSpec]}); err != nil {
+		h.logf("guest %s: record cpu %d: %v", id, cpu, err)
+	}
+	return nil
+}
+
+// Status describes one guest.
+func (h *Host) Status(ctx context.Context, id string) (GuestStatus, error) {
+	h.mu.Lock()
+	g, ok := h.guests[id]
+	h.mu.Unlock()
+	if !ok {
+		return GuestStatus{}, fmt.Errorf("guest %s: %w", id, ErrNotFound)
+	}
+	return h.status(ctx, g), nil
+}
+
+// Guests describes every guest the Host knows: after Open, those an earlier
+// Hearth left, running or ended meanwhile.
+func (h *Host) Guests(ctx context.Context) []GuestStatus {
+	h.mu.Lock()
+	all := make([]*guest, 0, len(h.guests))
+	for _, g := range h.guests {
+		all = append(all, g)
+	}
+	h.mu.Unlock()
+	out := make([]GuestStatus, 0, len(all))
+	for _, g := range all {
+		out = append(out, h.status(ctx, g))
+	}
+	return out
+}
+
+func (h *Host) status(ctx context.Context, g *guest) GuestStatus {
+	h.mu.Lock()
+	s := GuestStatus{Spec: g.spec, Started: g.started, State: Running}
+	task, exited, exit := g.task, g.exited, g.exit
+	h.mu.Unlock()
+	switch {
+	case exited:
+		s.State, s.ExitStatus, s.ExitedAt = Stopped, exit.Status, exit.At
+	case task != nil:
+		ctx, cancel := h.opContext(ctx)
+		defer cancel()
+		if st, err := task.Status(ctx); err == nil && st.Status == client.Paused {
+			s.State = Paused
+		}
+	}
+	return s
+}
+
+// Console is the guest's terminal stream.
+func (h *Host) Console(id string) (*Console, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[id]
+	if !ok {
+		return nil, false
+	}
+	return g.console, true
+}
+
+// Delete ends the guest if it runs and removes everything of it: task (the
+// shim unmounts the root), console FIFOs, container, loop devices (each
+// verified by its backing file first), network namespace, cgroup leftovers.
+func (h *Host) Delete(ctx context.Context, id string) error {
+	h.mu.Lock()
+	g, ok := h.guests[id]
+	if !ok {
+		h.mu.Unlock()
+		return fmt.Errorf("guest %s: %w", id, ErrNotFound)
+	}
+	if g.container == nil {
+		h.mu.Unlock()
+		return fmt.Errorf("guest %s is starting: %w", id, ErrBusy)
+	}
+	g.deleting = true
+	h.mu.Unlock()
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if g.task != nil {
+		if _, err := g.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete task of guest %s: %w", id, h.unavailable(err))
+		}
+	}
+	if g.io != nil {
+		g.io.Cancel()
+		g.io.Close()
+	}
+	g.console.closeInput()
+	g.console.end()
+	if err := g.container.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete guest %s: %w", id, h.unavailable(err))
+	}
+	var errs []error
+	os.RemoveAll(filepath.Join(h.runDir, id))
+	for _, l := range g.loops {
+		errs = append(errs, l.detach())
+	}
+	if g.netns != "" && h.network != nil {
+		errs = append(errs, h.network.Teardown(ctx, id))
+	}
+	h.mu.Lock()
+	delete(h.guests, id)
+	last := len(h.guests) == 0
+	removeCgroups(h.namespace, id, last)
+	h.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// removeCgroups removes what runc leaves in each hierarchy: the guest's
+// (normally gone) directory and, after the last guest, the namespace's.
+func removeCgroups(namespace, id string, namespaceToo bool) {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	roots = append(roots, "/sys/fs/cgroup")
+	for _, root := range roots {
+		os.Remove(filepath.Join(root, namespace, id))
+		if namespaceToo {
+			os.Remove(filepath.Join(root, namespace))
+		}
+	}
+}
+
+// followExits turns containerd's /tasks/exit events into guest exits,
+// resubscribing (and catching up on exits it missed) when the stream breaks,
+// e.g. while the private daemon restarts.
+func (h *Host) followExits() {
+	defer h.events.Done()
+	backoff := 100 * time.Millisecond
+	for h.ctx.Err() == nil {
+		ctx, cancel := context.WithCancel(h.ctx)
+		events, errs := h.client.Subscribe(ctx, `topic=="/tasks/exit"`, fmt.Sprintf("namespace==%q", h.namespace))
+		h.catchUp()
+		func() {
+			defer cancel()
+			for {
+				select {
+				case env := <-events:
+					backoff = 100 * time.Millisecond
+					ev, err := typeurl.UnmarshalAny(env.Event)
+					if err != nil {
+						continue
+					}
+					if e, ok := ev.(*apievents.TaskExit); ok && e.ID == e.ContainerID {
+						h.exited(Exit{ID: e.ContainerID, Status: e.ExitStatus, At: e.ExitedAt.AsTime()}, e.Pid)
+					}
+				case err := <-errs:
+					if h.ctx.Err() == nil {
+						h.logf("containerd events: %v; resubscribing in %s", err, backoff)
+					}
+					return
+				case <-h.ctx.Done():
+					return
+				}
+			}
+		}()
+		select {
+		case <-time.After(backoff):
+			backoff = min(backoff*2, 5*time.Second)
+		case <-h.ctx.Done():
+		}
+	}
+}
+
+// catchUp asks for the state of every guest believed running, so an exit
+// missed while the event stream was down is still reported.
+func (h *Host) catchUp() {
+	h.mu.Lock()
+	var tasks []client.Task
+	for _, g := range h.guests {
+		if g.task != nil && !g.exited {
+			tasks = append(tasks, g.task)
+		}
+	}
+	h.mu.Unlock()
+	for _, t := range tasks {
+		ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+		st, err := t.Status(ctx)
+		cancel()
+		if err == nil && st.Status == client.Stopped {
+			h.exited(Exit{ID: t.ID(), Status: st.ExitStatus, At: st.ExitTime}, t.Pid())
+		}
+	}
+}
+
+// exited records the exit of the init with pid; an exit of an earlier
+// incarnation of the id (a late event after Reset) does not match it.
+func (h *Host) exited(e Exit, pid uint32) {
+	h.mu.Lock()
+	g, ok := h.guests[e.ID]
+	if !ok || g.exited || g.task == nil || g.task.Pid() != pid {
+		h.mu.Unlock()
+		return
+	}
+	g.exited, g.exit = true, e
+	fn := h.onExit
+	if g.deleting {
+		fn = nil
+	}
+	h.mu.Unlock()
+	g.console.closeInput()
+	if fn != nil {
+		fn(e)
+	}
+}

@@ -1,0 +1,407 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/vishvananda/netlink"
+)
+
+// testNet is one test's Manager with its own bridge, subnet and data dir.
+type testNet struct {
+	*Manager
+	t      *testing.T
+	data   string
+	subnet netip.Prefix
+	ids    []string
+	vlans  []string
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, veths, bridges and iptables rules")
+	}
+}
+
+func newTestNet(t *testing.T, opts ...Option) *testNet {
+	t.Helper()
+	needRoot(t)
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + rand.IntN(100)), byte(rand.IntN(256)), 0}), 24)
+	gw := netip.PrefixFrom(subnet.Addr().Next(), 24)
+	tn := &testNet{t: t, data: t.TempDir(), subnet: subnet}
+	opts = append([]Option{WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(t.Logf)}, opts...)
+	m, err := New(tn.data, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.Manager = m
+	t.Cleanup(func() { // after a failed test too; a clean pass has done all this already
+		for _, id := range tn.ids {
+			m.Teardown(context.Background(), id)
+		}
+		m.Close()
+		tn.assertClean()
+	})
+	return tn
+}
+
+// addr is host n of the test's subnet with its prefix length.
+func (tn *testNet) addr(n int) netip.Prefix {
+	a := tn.subnet.Addr().As4()
+	a[3] = byte(n)
+	return netip.PrefixFrom(netip.AddrFrom4(a), tn.subnet.Bits())
+}
+
+func (tn *testNet) gateway() netip.Addr { return tn.gateway0().Addr() }
+
+func (tn *testNet) gateway0() netip.Prefix { return tn.Manager.gateway }
+
+func (tn *testNet) newID() string {
+	id := uuid.NewString()
+	tn.ids = append(tn.ids, id)
+	return id
+}
+
+func (tn *testNet) newVLAN() string {
+	br := VLANBridge(uuid.NewString())
+	tn.vlans = append(tn.vlans, br)
+	return br
+}
+
+func (tn *testNet) public(host int) NIC {
+	return NIC{Index: 0, MAC: RandomMAC(), Address: tn.addr(host), Gateway: tn.gateway(), Bridge: tn.Bridge()}
+}
+
+func (tn *testNet) setup(id string, nics ...NIC) string {
+	tn.t.Helper()
+	path, err := tn.Setup(context.Background(), id, nics)
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	return path
+}
+
+func (tn *testNet) teardown(id string) {
+	tn.t.Helper()
+	if err := tn.Teardown(context.Background(), id); err != nil {
+		tn.t.Fatal(err)
+	}
+}
+
+func (tn *testNet) close() {
+	tn.t.Helper()
+	if err := tn.Close(); err != nil {
+		tn.t.Fatal(err)
+	}
+}
+
+// assertClean fails the test when anything of it is left on the host.
+func (tn *testNet) assertClean() {
+	t := tn.t
+	t.Helper()
+	names := append([]string{tn.Bridge()}, tn.vlans...)
+	links, err := listLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		name := l.Attrs().Name
+		for _, id := range tn.ids {
+			if strings.HasPrefix(name, vethStem(id)) {
+				t.Errorf("veth %s of guest %s left behind", name, id)
+			}
+		}
+		for _, n := range names {
+			if name == n {
+				t.Errorf("bridge %s left behind", name)
+			}
+		}
+	}
+	mounts, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(line, tn.data) {
+			t.Errorf("mount left behind: %s", line)
+		}
+	}
+	rules, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(rules), "\n") {
+		for _, n := range names {
+			if strings.Contains(line, n) {
+				t.Errorf("iptables rule left behind: %s", line)
+			}
+		}
+	}
+}
+
+// inNetns runs a command in the network namespace at path.
+func inNetns(path string, args ...string) (string, error) {
+	out, err := exec.Command("nsenter", append([]string{"--net=" + path}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// ping reports whether the guest at path gets an answer from addr.
+func ping(t *testing.T, path string, addr netip.Addr, want bool) {
+	t.Helper()
+	deadline := "5" // seconds to wait for an answer that should come
+	if !want {
+		deadline = "2"
+	}
+	out, err := inNetns(path, "/bin/busybox", "ping", "-c", "1", "-w", deadline, addr.String())
+	if got := err == nil; got != want {
+		t.Errorf("ping %s from %s: answered %v, want %v\n%s", addr, path, got, want, out)
+	}
+}
+
+func TestPublicBridgeGuestReachesGatewayAndCountsTraffic(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t)
+	id := tn.newID()
+	nic := tn.public(10)
+	path := tn.setup(id, nic)
+	if want := tn.data + "/run/netns/" + id; path != want {
+		t.Errorf("namespace path %s, want %s", path, want)
+	}
+
+	out, err := inNetns(path, "ip", "-o", "addr", "show", "dev", "eth0")
+	if err != nil || !strings.Contains(out, nic.Address.String()) {
+		t.Errorf("eth0 in the guest: want %s, got %v\n%s", nic.Address, err, out)
+	}
+	out, err = inNetns(path, "ip", "link", "show", "dev", "eth0")
+	if err != nil || !strings.Contains(out, nic.MAC) || !strings.Contains(out, "UP") {
+		t.Errorf("eth0 in the guest: want up with MAC %s, got %v\n%s", nic.MAC, err, out)
+	}
+	out, err = inNetns(path, "ip", "route", "show", "default")
+	if err != nil || !strings.Contains(out, "via "+tn.gateway().String()+" dev eth0") {
+		t.Errorf("default route in the guest: want via %s, got %v\n%s", tn.gateway(), err, out)
+	}
+	ping(t, path, netip.MustParseAddr("127.0.0.1"), true) // lo is up
+
+	before, err := tn.Counters(id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = inNetns(path, "/bin/busybox", "ping", "-c", "3", "-i", "0.2", "-w", "5", tn.gateway().String())
+	if err != nil {
+		t.Fatalf("ping gateway: %v\n%s", err, out)
+	}
+	after, err := tn.Counters(id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 echo requests of 84 bytes out of the guest, 3 replies in; ARP may add to both.
+	if after.TxPackets-before.TxPackets < 3 || after.TxBytes-before.TxBytes < 3*98 {
+		t.Errorf("guest tx moved from %+v to %+v, want at least 3 packets, 294 bytes", before, after)
+	}
+	if after.RxPackets-before.RxPackets < 3 || after.RxBytes-before.RxBytes < 3*98 {
+		t.Errorf("guest rx moved from %+v to %+v, want at least 3 packets, 294 bytes", before, after)
+	}
+	if _, err := tn.Counters(id, 1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("counters of a missing NIC: %v, want ErrNotFound", err)
+	}
+
+	tn.teardown(id)
+	if _, err := tn.Counters(id, 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("counters after teardown: %v, want ErrNotFound", err)
+	}
+	tn.close()
+	tn.assertClean()
+}
+
+func TestVLANGuestsReachEachOtherAndNoOneElse(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t)
+	red, blue := tn.newVLAN(), tn.newVLAN()
+	// All VLAN addresses share one subnet: only the bridges keep them apart.
+	vlanAddr := func(n int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 77, byte(n)}), 24) }
+	red1, red2, blue1, spy := tn.newID(), tn.newID(), tn.newID(), tn.newID()
+	pRed1 := tn.setup(red1, tn.public(11), NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(1), Bridge: red})
+	pRed2 := tn.setup(red2, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(2), Bridge: red})
+	pBlue1 := tn.setup(blue1, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(3), Bridge: blue})
+	// A guest on a VLAN claiming an address of the public subnet must not reach the host.
+	pSpy := tn.setup(spy, NIC{Index: 0, MAC: RandomMAC(), Address: tn.addr(99), Gateway: tn.gateway(), Bridge: blue})
+
+	ping(t, pRed1, vlanAddr(2).Addr(), true)
+	ping(t, pRed2, vlanAddr(1).Addr(), true)
+	ping(t, pRed1, vlanAddr(3).Addr(), false)
+	ping(t, pBlue1, vlanAddr(1).Addr(), false)
+	ping(t, pRed1, tn.gateway(), true) // over its public NIC
+	ping(t, pSpy, tn.gateway(), false)
+	ping(t, pSpy, tn.addr(11).Addr(), false)
+
+	for _, vlan := range []string{red, blue} {
+		if l, err := netlink.LinkByName(vlan); err != nil {
+			t.Errorf("VLAN bridge %s: %v", vlan, err)
+		} else if addrs, _ := netlink.AddrList(l, netlink.FAMILY_ALL); len(addrs) != 0 {
+			t.Errorf("VLAN bridge %s has addresses %v, want none", vlan, addrs)
+		}
+	}
+	// The red bridge stays while red2 still uses it, and goes with its last port.
+	tn.teardown(red1)
+	if _, err := netlink.LinkByName(red); err != nil {
+		t.Errorf("VLAN bridge %s gone while a guest uses it: %v", red, err)
+	}
+	tn.teardown(red2)
+	if _, err := netlink.LinkByName(red); err == nil {
+		t.Errorf("VLAN bridge %s kept after its last guest went", red)
+	}
+	tn.teardown(blue1)
+	tn.teardown(spy)
+	tn.close()
+	tn.assertClean()
+}
+
+func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t)
+	vlan := tn.newVLAN()
+	id := tn.newID()
+	nics := []NIC{tn.public(20), {Index: 1, MAC: RandomMAC(), Bridge: vlan}}
+	first := tn.setup(id, nics...)
+	again := tn.setup(id, nics...)
+	if first != again {
+		t.Errorf("second Setup returned %s, want %s", again, first)
+	}
+	if n := strings.Count(mustRead(t, "/proc/mounts"), first); n != 1 {
+		t.Errorf("namespace %s mounted %d times, want once", first, n)
+	}
+
+	// Hearth restarts: Close keeps what a running guest uses, a new Manager adopts it.
+	tn.close()
+	if _, err := netlink.LinkByName(tn.Bridge()); err != nil {
+		t.Fatalf("Close removed the public bridge of a running guest: %v", err)
+	}
+	m2, err := New(tn.data, WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.Manager = m2
+	if _, err := tn.Counters(id, 1); err != nil {
+		t.Errorf("counters after restart: %v", err)
+	}
+	if p := tn.setup(id, nics...); p != first {
+		t.Errorf("Setup after restart returned %s, want %s", p, first)
+	}
+	tn.teardown(id)
+	tn.teardown(id)
+	tn.close()
+	tn.assertClean()
+}
+
+func TestSetupFailureRemovesWhatItCreated(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t)
+	vlan := tn.newVLAN()
+	// A device that takes a VLAN bridge's name but is no bridge makes the third NIC fail.
+	blocker := tn.newVLAN()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: blocker}, PeerName: fmt.Sprintf("hearthq%08x", rand.Uint32())}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	defer netlink.LinkDel(veth)
+
+	id := tn.newID()
+	_, err := tn.Setup(context.Background(), id, []NIC{
+		tn.public(30),
+		{Index: 1, MAC: RandomMAC(), Bridge: vlan},
+		{Index: 2, MAC: RandomMAC(), Bridge: blocker},
+	})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "not a bridge") {
+		t.Fatalf("Setup with a non-bridge: %v, want ErrConflict naming it", err)
+	}
+	if _, err := os.Stat(tn.data + "/run/netns/" + id); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("namespace file after failed Setup: %v", err)
+	}
+	netlink.LinkDel(veth)
+	tn.vlans = tn.vlans[:1] // the blocker is gone; assertClean checks the rest
+	tn.close()
+	tn.assertClean()
+}
+
+func TestSetupRefusesAnotherGuestsDevice(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t)
+	id := tn.newID()
+	// A device under the guest's veth name that Hearth did not make for it.
+	squatter := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostVeth(id, 0), Alias: "hearth:other:0"}, PeerName: fmt.Sprintf("hearthq%08x", rand.Uint32())}
+	if err := netlink.LinkAdd(squatter); err != nil {
+		t.Fatal(err)
+	}
+	defer netlink.LinkDel(squatter)
+	if _, err := tn.Setup(context.Background(), id, []NIC{tn.public(40)}); !errors.Is(err, ErrConflict) {
+		t.Errorf("Setup over another guest's veth: %v, want ErrConflict", err)
+	}
+	if _, err := tn.Counters(id, 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Counters of another guest's veth: %v, want ErrNotFound", err)
+	}
+	tn.teardown(id) // must leave the squatter alone
+	if _, err := netlink.LinkByName(squatter.Name); err != nil {
+		t.Errorf("Teardown removed a device of another guest: %v", err)
+	}
+	netlink.LinkDel(squatter)
+	tn.close()
+	tn.assertClean()
+}
+
+func TestNATRulesFollowTheFlag(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t, WithNAT(true))
+	natRule := "hearth:" + tn.Bridge() + ":nat"
+	if rules := mustOutput(t, "iptables-save", "-t", "nat"); !strings.Contains(rules, natRule) || !strings.Contains(rules, "-s "+tn.subnet.String()) {
+		t.Errorf("NAT rule %s for %s missing:\n%s", natRule, tn.subnet, rules)
+	}
+	if fwd := strings.TrimSpace(mustRead(t, "/proc/sys/net/ipv4/ip_forward")); fwd != "1" {
+		t.Errorf("ip_forward = %s with NAT on, want 1", fwd)
+	}
+	// A restart with NAT off removes what the earlier run installed.
+	off, err := New(tn.data, WithBridge(tn.Bridge()), WithGateway(tn.gateway0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rules := mustOutput(t, "iptables-save"); strings.Contains(rules, tn.Bridge()) {
+		t.Errorf("rules left after a restart with NAT off:\n%s", rules)
+	}
+	tn.Manager = off
+	tn.close()
+	tn.assertClean()
+
+	// And Close removes them.
+	tn2 := newTestNet(t, WithNAT(true))
+	if rules := mustOutput(t, "iptables-save"); strings.Count(rules, "hearth:"+tn2.Bridge()+":") != 3 {
+		t.Errorf("want 3 rules for %s:\n%s", tn2.Bridge(), rules)
+	}
+	tn2.close()
+	tn2.assertClean()
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func mustOutput(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return string(out)
+}

@@ -1,0 +1,240 @@
+package vmm
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// GuestSpec is what a guest is made of. The Host records it in the guest's
+// container labels, so a restarted Hearth knows every guest it adopts.
+type GuestSpec struct {
+	ID       string `json:"id"`       // container id: the server UUID
+	Hostname string `json:"hostname"` // DNS-safe; empty = ID
+	CPU      int    `json:"cpu"`      // MHz of host CPU time
+	SMP      int    `json:"smp"`      // vCPUs; 0 = CPU / core MHz, rounded up
+	Mem      int64  `json:"mem"`      // memory limit in MiB; 0 = none
+	Boot     Disk   `json:"boot"`     // root filesystem (ext4); Device only names its counters
+	Disks    []Disk `json:"disks"`    // further drives, block devices in the guest
+	NICs     []NIC  `json:"nics"`
+}
+
+// Disk is a drive image attached to a guest.
+type Disk struct {
+	Device   string `json:"dev"` // name under /dev in the guest, e.g. "sdb"
+	Image    string `json:"img"` // image file on the host
+	ReadOnly bool   `json:"ro"`  // e.g. a cdrom
+}
+
+var (
+	idPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$`)
+	devicePattern = regexp.MustCompile(`^[a-z][a-z0-9]{0,15}$`)
+	hostPattern   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+)
+
+// validate names the first field at fault.
+func (g GuestSpec) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalid)
+	}
+	switch {
+	case !idPattern.MatchString(g.ID):
+		return bad("id %q: letters, digits, '_', '.', '-' only, at most 76", g.ID)
+	case g.Hostname != "" && !hostPattern.MatchString(g.Hostname):
+		return bad("hostname %q is not DNS-safe", g.Hostname)
+	case g.CPU < 0:
+		return bad("cpu %d: negative", g.CPU)
+	case g.SMP < 0:
+		return bad("smp %d: negative", g.SMP)
+	case g.Mem < 0:
+		return bad("mem %d: negative", g.Mem)
+	case g.Boot.Image == "":
+		return fmt.Errorf("guest %s has no boot drive: %w", g.ID, ErrBootDrive)
+	}
+	seen := map[string]bool{}
+	for _, d := range g.Disks {
+		if !devicePattern.MatchString(d.Device) {
+			return bad("disk device %q: a name under /dev like sdb", d.Device)
+		}
+		if seen[d.Device] {
+			return bad("disk device %q used twice", d.Device)
+		}
+		seen[d.Device] = true
+		if d.Image == "" {
+			return bad("disk %s has no image", d.Device)
+		}
+	}
+	nics := map[int]bool{}
+	for _, n := range g.NICs {
+		if n.Index < 0 || n.Index > 9 || nics[n.Index] {
+			return bad("nic index %d: out of range or used twice", n.Index)
+		}
+		nics[n.Index] = true
+	}
+	return nil
+}
+
+// HostCoreMHz is the host core's clock from /proc/cpuinfo, 2000 where it
+// says nothing (some virtual machines and ARM hosts).
+func HostCoreMHz() float64 {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return 2000
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		key, value, ok := strings.Cut(s.Text(), ":")
+		if ok && strings.TrimSpace(key) == "cpu MHz" {
+			if mhz, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil && mhz > 0 {
+				return mhz
+			}
+		}
+	}
+	return 2000
+}
+
+// resolveSMP is smp, or where it is 0 the cores cpu MHz need (at least one).
+func resolveSMP(cpu, smp int, coreMHz float64) int {
+	if smp > 0 {
+		return smp
+	}
+	return max(1, int(math.Ceil(float64(cpu)/coreMHz)))
+}
+
+// cfsPeriod is the CFS period quotas are computed against (the kernel default).
+const cfsPeriod = 100000 // µs
+
+// cpuResources turns cpu MHz into a CFS quota against the host core's clock,
+// capped at smp whole cores, and into shares so that contended guests split
+// the host in proportion to their cpu. cpu 0 means no limit.
+func cpuResources(cpu, smp int, coreMHz float64) *specs.LinuxCPU {
+	if cpu <= 0 {
+		return &specs.LinuxCPU{}
+	}
+	cores := float64(cpu) / coreMHz
+	if smp > 0 {
+		cores = min(cores, float64(smp))
+	}
+	period := uint64(cfsPeriod)
+	quota := max(int64(cores*cfsPeriod), 1000) // the kernel refuses quotas below 1 ms
+	shares := max(uint64(cores*1024), 2)
+	return &specs.LinuxCPU{Period: &period, Quota: &quota, Shares: &shares}
+}
+
+// guestDevice is a drive as the guest sees it.
+type guestDevice struct {
+	Path         string // /dev/sdb in the guest
+	Major, Minor int64
+	ReadOnly     bool
+}
+
+// guestSpecOpts builds the OCI spec of a guest: its init with a terminal,
+// hostname, network namespace, limits and block devices, plus the runtime's
+// own additions.
+func guestSpecOpts(g GuestSpec, rt Runtime, init, netns string, devices []guestDevice, coreMHz float64) []oci.SpecOpts {
+	hostname := g.Hostname
+	if hostname == "" {
+		hostname = g.ID
+	}
+	opts := []oci.SpecOpts{
+		oci.WithProcessArgs(init),
+		oci.WithTTY,
+		oci.WithHostname(hostname),
+		oci.WithEnv([]string{"TERM=xterm"}),
+		withLimits(cpuResources(g.CPU, g.SMP, coreMHz), g.Mem),
+		withBlockDevices(devices),
+	}
+	if netns != "" {
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}))
+	}
+	return append(opts, rt.SpecOpts(g)...)
+}
+
+func withLimits(cpu *specs.LinuxCPU, memMiB int64) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		s.Linux.Resources.CPU = cpu
+		if memMiB > 0 {
+			limit := memMiB << 20
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+		}
+		return nil
+	}
+}
+
+// withBlockDevices creates the drives' nodes in the guest and allows them in
+// the devices cgroup, read-only ones for reading only.
+func withBlockDevices(devices []guestDevice) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		for _, d := range devices {
+			mode := os.FileMode(0o660)
+			access := "rwm"
+			if d.ReadOnly {
+				mode, access = 0o440, "r"
+			}
+			zero := uint32(0)
+			major, minor := d.Major, d.Minor
+			s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{
+				Path: d.Path, Type: "b", Major: major, Minor: minor, FileMode: &mode, UID: &zero, GID: &zero,
+			})
+			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{
+				Allow: true, Type: "b", Major: &major, Minor: &minor, Access: access,
+			})
+		}
+		return nil
+	}
+}
+
+// checkExt4 reads the superblock magic, so a boot drive without a
+// filesystem is refused with a readable reason before containerd is asked.
+func checkExt4(image string) error {
+	f, err := os.Open(image)
+	if err != nil {
+		return fmt.Errorf("boot drive %s: %w", image, errors.Join(err, ErrBootDrive))
+	}
+	defer f.Close()
+	var magic [2]byte
+	if _, err := f.ReadAt(magic[:], 1024+0x38); err != nil && err != io.EOF {
+		return fmt.Errorf("boot drive %s: %w", image, errors.Join(err, ErrBootDrive))
+	}
+	if binary.LittleEndian.Uint16(magic[:]) != 0xEF53 {
+		return fmt.Errorf("boot drive %s holds no ext4 filesystem: %w", image, ErrBootDrive)
+	}
+	return nil
+}
+
+// guestInit is /sbin/init when the image has one, else /bin/sh. debugfs
+// reads the unmounted image in a few milliseconds; without debugfs Hearth
+// assumes /sbin/init.
+func guestInit(image string) string {
+	out, err := exec.Command("debugfs", "-R", "stat /sbin/init", image).CombinedOutput()
+	if err == nil && strings.Contains(string(out), "File not found") {
+		return "/bin/sh"
+	}
+	return "/sbin/init"
+}
