@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -52,7 +49,8 @@ func measure(ctx context.Context, tree string) (usage, error) {
 		if err != nil {
 			return err
 		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && !info.IsDir() {
+		st, _ := info.Sys().(*syscall.Stat_t)
+		if st != nil && st.Nlink > 1 && !info.IsDir() {
 			key := [2]uint64{st.Dev, st.Ino}
 			if seen[key] {
 				return nil
@@ -62,7 +60,12 @@ func measure(ctx context.Context, tree string) (usage, error) {
 		u.inodes++
 		switch mode := info.Mode(); {
 		case mode.IsRegular():
-			u.bytes += roundUp(info.Size(), blockSize)
+			size := roundUp(info.Size(), blockSize)
+			if st != nil {
+				// A sparse file takes only its allocated blocks.
+				size = min(size, roundUp(st.Blocks*512, blockSize))
+			}
+			u.bytes += size
 		case mode.IsDir():
 			u.bytes += blockSize
 		case mode&fs.ModeSymlink != 0 && info.Size() > fastSymlinkMax:
@@ -196,48 +199,6 @@ func run(ctx context.Context, name string, args ...string) error {
 			return ctx.Err()
 		}
 		return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(string(output)))
-	}
-	return nil
-}
-
-// copySparse copies the first n bytes of src to dst, skipping holes
-// (SEEK_DATA/SEEK_HOLE) and writing no all-zero block, so a downloaded,
-// fully allocated image becomes sparse too.
-func copySparse(ctx context.Context, src, dst *os.File, n int64) error {
-	buf := make([]byte, mib)
-	zero := make([]byte, blockSize)
-	fd := int(src.Fd())
-	for off := int64(0); off < n; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			return nil // only a hole is left
-		}
-		if err != nil {
-			data = off // no SEEK_DATA here: read everything
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			hole = n
-		}
-		for off = data; off < min(hole, n); {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			chunk := buf[:min(int64(len(buf)), min(hole, n)-off)]
-			if _, err := src.ReadAt(chunk, off); err != nil && !errors.Is(err, io.EOF) {
-				return err
-			}
-			for b := 0; b < len(chunk); b += blockSize {
-				block := chunk[b:min(b+blockSize, len(chunk))]
-				if bytes.Equal(block, zero[:len(block)]) {
-					continue
-				}
-				if _, err := dst.WriteAt(block, off+int64(b)); err != nil {
-					return err
-				}
-			}
-			off += int64(len(chunk))
-		}
 	}
 	return nil
 }

@@ -69,6 +69,24 @@ func TestImportBusyboxTarball(t *testing.T) {
 	}
 }
 
+// A sparse file (Debian's lastlog can claim hundreds of GiB) takes no room in
+// the tree nor in the image, and does not inflate the default size.
+func TestImportSparseFile(t *testing.T) {
+	needTools(t)
+	const size = 256 * mib
+	src := writeFile(t, gzipBytes(t, tarBytes(t, file("var/log/lastlog", string(make([]byte, size))), file("etc/hostname", "guest\n"))))
+	res, img, err := importFile(t, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Size != headroomFixed+mib {
+		t.Errorf("default size %d, want %d: the zeros were counted", res.Size, headroomFixed+mib)
+	}
+	if e := lsImage(t, img, "/var/log")["lastlog"]; e.size != strconv.Itoa(size) {
+		t.Errorf("lastlog is %s bytes in the image, want %d", e.size, size)
+	}
+}
+
 func TestImportWithoutInit(t *testing.T) {
 	needTools(t)
 	res, _, err := importFile(t, testguest.Tarball(t, testguest.WithoutInit()))
@@ -372,8 +390,8 @@ func TestImportHostileTar(t *testing.T) {
 		{
 			name: "symlink escape",
 			entries: []entry{
-				symlink("up", "../../../../.."), symlink("abs", "/"), dir("etc/"),
-				file("up/etc/x", "through up"), file("abs/etc/y", "through abs"),
+				dir("a/b/"), symlink("a/b/up", "../../../../.."), symlink("a/b/abs", "/"), dir("etc/"),
+				file("a/b/up/etc/x", "through up"), file("a/b/abs/etc/y", "through abs"),
 			},
 			check: func(t *testing.T, img string) {
 				if got := names(lsImage(t, img, "/etc")); got != "x y" {

@@ -39,6 +39,7 @@ type unpacker struct {
 	// its modification time.
 	dirTimes    map[string]time.Time
 	chownFailed bool
+	buf         []byte // scratch space for writeSparse
 }
 
 func newUnpacker(dir string, o *options) (*unpacker, error) {
@@ -54,7 +55,7 @@ func newUnpacker(dir string, o *options) (*unpacker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &unpacker{root: root, logf: o.logf, dirTimes: map[string]time.Time{}}, nil
+	return &unpacker{root: root, logf: o.logf, dirTimes: map[string]time.Time{}, buf: make([]byte, readBuf)}, nil
 }
 
 // close sets the directories' times and releases the root.
@@ -107,7 +108,7 @@ func (u *unpacker) apply(ctx context.Context, r io.Reader, layer string) error {
 			}
 			return fmt.Errorf("%s: %v: %w", layer, err, ErrInvalidImage)
 		}
-		if err := u.entry(tr, hdr, unpacked); err != nil {
+		if err := u.entry(ctx, tr, hdr, unpacked); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -193,7 +194,7 @@ func markUnpacked(unpacked map[string]bool, p string) {
 	}
 }
 
-func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header, unpacked map[string]bool) error {
+func (u *unpacker) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, unpacked map[string]bool) error {
 	name, err := cleanName(hdr.Name)
 	if err != nil {
 		return err
@@ -239,11 +240,16 @@ func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header, unpacked map[string]bo
 			return err
 		}
 		defer file.Close()
+		// Written sparsely: images carry huge sparse files (lastlog).
 		src := &readErr{r: tr}
-		if _, err := io.Copy(file, src); err != nil {
-			if src.err != nil {
-				return fmt.Errorf("read content: %w: %w", src.err, ErrInvalidImage)
-			}
+		n, err := writeSparse(ctx, file, src, 0, u.buf)
+		if src.err != nil {
+			return fmt.Errorf("read content: %w: %w", src.err, ErrInvalidImage)
+		}
+		if err != nil {
+			return err
+		}
+		if err := file.Truncate(n); err != nil {
 			return err
 		}
 	case tar.TypeSymlink:
