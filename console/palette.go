@@ -8,6 +8,13 @@ const (
 	defaultBackground = 0x000000
 )
 
+// Hearth's status line: light grey on dark grey (xterm 256-colour indexes),
+// set apart from the guest's screen.
+const (
+	statusForeground vt10x.Color = 252
+	statusBackground vt10x.Color = 237
+)
+
 // xterm's 16 standard colours.
 var ansiColors = [16]uint32{
 	0x000000, 0xcd0000, 0x00cd00, 0xcdcd00, 0x0000ee, 0xcd00cd, 0x00cdcd, 0xe5e5e5,

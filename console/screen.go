@@ -10,8 +10,7 @@ import (
 
 // Glyph attribute bits of vt10x (its constants are unexported).
 const (
-	vtReverse = 1 << 0
-	vtBold    = 1 << 2
+	vtBold = 1 << 2
 	// cursorMark flags the cell under the cursor in the shadow grid, so
 	// that moving the cursor redraws both cells and nothing else.
 	cursorMark = 1 << 14
@@ -224,7 +223,7 @@ func (s *screen) grid() []vt10x.Glyph {
 	}
 	s.vt.Unlock()
 	for col, r := range s.status {
-		cur[s.termRows*s.cols+col] = vt10x.Glyph{Char: r, Mode: vtReverse, FG: vt10x.DefaultFG, BG: vt10x.DefaultBG}
+		cur[s.termRows*s.cols+col] = vt10x.Glyph{Char: r, FG: statusForeground, BG: statusBackground}
 	}
 	return cur
 }
@@ -311,7 +310,7 @@ func blend(fg, bg uint32, a uint8) uint32 {
 	return mix(16) | mix(8) | mix(0)
 }
 
-// setStatus replaces the status line text (shown in reverse video) and, when
+// setStatus replaces the status line text and, when
 // the desktop name changes, tells the viewers.
 func (s *screen) setStatus(text, name string) {
 	s.mu.Lock()

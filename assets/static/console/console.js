@@ -1,0 +1,194 @@
+// Hearth console page: noVNC connected to /servers/SERVER/vnc.
+//
+// URL parameters: server (required), token (a console token minted by the
+// dashboard: connects without the password while it is valid), name (shown
+// in the toolbar). Reconnects with exponential back-off and gives up after
+// maxRetries; a wrong password asks again instead of retrying.
+import RFB from '/static/novnc/core/rfb.js';
+import KeyTable from '/static/novnc/core/input/keysym.js';
+
+const params = new URLSearchParams(location.search);
+const server = params.get('server') || '';
+let token = params.get('token') || '';
+let password = '';
+
+const $ = (id) => document.getElementById(id);
+const screen = $('screen');
+const maxRetries = 8;
+const firstDelay = 1000;
+const maxDelay = 30000;
+
+let rfb = null;
+let retries = 0;
+let retryTimer = 0;
+let wanted = false; // the user wants to be connected
+let authFailed = false;
+
+$('title').textContent = 'Console: ' + (params.get('name') || server || '?');
+document.title = $('title').textContent + ' — Hearth';
+
+function setStatus(state, text) {
+  const s = $('status');
+  s.dataset.state = state;
+  s.textContent = text;
+  $('connect').hidden = state === 'connected' || state === 'connecting';
+  $('disconnect').hidden = !$('connect').hidden;
+}
+
+function wsURL() {
+  // location.host, not a fixed host: the Origin check compares the two.
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  let url = proto + '//' + location.host + '/servers/' + encodeURIComponent(server) + '/vnc';
+  if (token) url += '?token=' + encodeURIComponent(token);
+  return url;
+}
+
+function connect() {
+  if (!server) {
+    setStatus('failed', 'No server given (?server=UUID)');
+    return;
+  }
+  clearTimeout(retryTimer);
+  wanted = true;
+  authFailed = false;
+  $('login').hidden = true;
+  setStatus('connecting', retries ? `Reconnecting (attempt ${retries + 1} of ${maxRetries + 1})…` : 'Connecting…');
+  rfb = new RFB(screen, wsURL(), {
+    shared: true,
+    wsProtocols: ['binary'],
+    credentials: password ? { password } : undefined,
+  });
+  rfb.scaleViewport = $('scale').checked;
+  rfb.background = '#111';
+  rfb.addEventListener('connect', () => {
+    retries = 0;
+    setStatus('connected', 'Connected');
+    rfb.focus();
+  });
+  rfb.addEventListener('credentialsrequired', () => {
+    if (password) {
+      rfb.sendCredentials({ password });
+      return;
+    }
+    askPassword('');
+  });
+  rfb.addEventListener('securityfailure', (e) => {
+    authFailed = true;
+    password = '';
+    askPassword(e.detail.reason || 'Authentication failed');
+  });
+  rfb.addEventListener('desktopname', (e) => {
+    $('title').textContent = 'Console: ' + e.detail.name;
+  });
+  rfb.addEventListener('disconnect', (e) => {
+    rfb = null;
+    if (!wanted) {
+      setStatus('idle', 'Disconnected');
+      return;
+    }
+    if (authFailed) {
+      setStatus('failed', 'Not connected: password needed');
+      return;
+    }
+    // A console token lives a minute: after the first failure, fall back
+    // to the session and the password.
+    if (token && retries > 0) token = '';
+    scheduleRetry(e.detail.clean);
+  });
+}
+
+function scheduleRetry(clean) {
+  if (retries >= maxRetries) {
+    wanted = false;
+    setStatus('failed', `Gave up after ${retries + 1} attempts — the server may be stopped`);
+    return;
+  }
+  const delay = Math.min(maxDelay, firstDelay * 2 ** retries);
+  retries++;
+  setStatus('retrying', `${clean ? 'Disconnected' : 'Connection lost'}; retrying in ${Math.round(delay / 1000)} s`);
+  retryTimer = setTimeout(connect, delay);
+}
+
+function disconnect() {
+  wanted = false;
+  clearTimeout(retryTimer);
+  retries = 0;
+  if (rfb) rfb.disconnect();
+  setStatus('idle', 'Disconnected');
+}
+
+function askPassword(reason) {
+  $('login').hidden = false;
+  $('loginerror').textContent = reason;
+  $('password').value = '';
+  $('password').focus();
+  setStatus('auth', 'Password needed');
+}
+
+$('login').addEventListener('submit', (e) => {
+  e.preventDefault();
+  password = $('password').value;
+  $('login').hidden = true;
+  if (rfb && !authFailed) {
+    rfb.sendCredentials({ password });
+  } else {
+    if (rfb) rfb.disconnect();
+    retries = 0;
+    connect();
+  }
+});
+
+$('connect').addEventListener('click', () => { retries = 0; connect(); });
+$('disconnect').addEventListener('click', disconnect);
+$('scale').addEventListener('change', () => { if (rfb) rfb.scaleViewport = $('scale').checked; });
+$('fullscreen').addEventListener('click', () => {
+  if (document.fullscreenElement) document.exitFullscreen();
+  else document.documentElement.requestFullscreen();
+});
+$('cad').addEventListener('click', () => { if (rfb) { rfb.sendCtrlAltDel(); rfb.focus(); } });
+
+const specialKeys = {
+  esc: [KeyTable.XK_Escape, 'Escape'],
+  tab: [KeyTable.XK_Tab, 'Tab'],
+  home: [KeyTable.XK_Home, 'Home'],
+  end: [KeyTable.XK_End, 'End'],
+  pgup: [KeyTable.XK_Page_Up, 'PageUp'],
+  pgdn: [KeyTable.XK_Page_Down, 'PageDown'],
+  ins: [KeyTable.XK_Insert, 'Insert'],
+  del: [KeyTable.XK_Delete, 'Delete'],
+};
+for (let i = 1; i <= 12; i++) specialKeys['f' + i] = [KeyTable['XK_F' + i], 'F' + i];
+
+$('keys').addEventListener('change', (e) => {
+  const v = e.target.value;
+  e.target.value = '';
+  if (!rfb || !v) return;
+  if (v.startsWith('ctrl-')) {
+    rfb.sendKey(KeyTable.XK_Control_L, 'ControlLeft', true);
+    rfb.sendKey(v.charCodeAt(5), 'Key' + v[5].toUpperCase());
+    rfb.sendKey(KeyTable.XK_Control_L, 'ControlLeft', false);
+  } else {
+    const [sym, code] = specialKeys[v];
+    rfb.sendKey(sym, code);
+  }
+  rfb.focus();
+});
+
+$('pastebutton').addEventListener('click', () => {
+  const panel = $('paste');
+  panel.hidden = !panel.hidden;
+  $('pastebutton').setAttribute('aria-expanded', String(!panel.hidden));
+  if (!panel.hidden) $('pastetext').focus();
+});
+$('paste').addEventListener('submit', (e) => {
+  e.preventDefault();
+  // The console types clipboard text into the guest (no agent needed).
+  if (rfb) rfb.clipboardPasteFrom($('pastetext').value);
+  $('pastetext').value = '';
+  $('paste').hidden = true;
+  $('pastebutton').setAttribute('aria-expanded', 'false');
+  if (rfb) rfb.focus();
+});
+
+window.hearthConsole = { connect, disconnect, get rfb() { return rfb; } }; // for tests and the dashboard
+connect();
