@@ -291,7 +291,7 @@ var servers = &schema{
 	kind:       "server",
 	rule:       serverRule,
 	readOnly:   serverReadOnly,
-	required:   []string{"name", "cpu", "mem"},
+	required:   []string{"cpu", "mem"}, // not name: basingse (EH-2, 2014) creates servers without one
 	defaults:   Props{"smp": "auto", "persistent": "false"},
 	cleanup:    serverCleanup,
 	consistent: serverConsistent,
@@ -299,8 +299,10 @@ var servers = &schema{
 
 // NewServer validates the body of /servers/create[/stopped] and returns the
 // configuration to store: canonical keys (password, vnc), normalised values
-// (lower-case UUIDs and MACs), defaults smp auto and persistent false. name,
-// cpu and mem are required. Errors are usage errors naming the key.
+// (lower-case UUIDs and MACs), defaults smp auto and persistent false. cpu and
+// mem are required; name is not (a real EH-2 client created servers without
+// one, so the caller should give nameless servers a name such as their UUID).
+// Errors are usage errors naming the key.
 func NewServer(in Props) (Props, error) {
 	next, _, err := servers.apply(nil, in, false)
 	return next, err

@@ -88,10 +88,8 @@ func TestNewServerRefuses(t *testing.T) {
 		in   Props
 		msg  string
 	}{
-		{"no name", Props{"cpu": "2000", "mem": "1024"}, "key name is required"},
 		{"no cpu", Props{"name": "x", "mem": "1024"}, "key cpu is required"},
 		{"no mem", Props{"name": "x", "cpu": "1000"}, "key mem is required"},
-		{"empty name", minimal(Props{"name": ""}), "key name is required"},
 		{"unknown key", minimal(Props{"colour": "blue"}), "unknown server key colour"},
 		{"keys are case sensitive", minimal(Props{"CPU": "1000"}), "unknown server key CPU"},
 		{"cpu too low", minimal(Props{"cpu": "99"}), "key cpu: 99 is out of range 100–100000 MHz"},
@@ -271,7 +269,7 @@ func TestUpdateServerRefuses(t *testing.T) {
 		msg    string
 	}{
 		{"detach the boot drive", Props{"ide:0:0": ""}, false, ErrUsage, "key boot: no drive is attached as ide:0:0"},
-		{"remove required name", Props{"name": ""}, false, ErrUsage, "key name cannot be removed: every server has one"},
+		{"remove required cpu", Props{"cpu": ""}, false, ErrUsage, "key cpu cannot be removed: every server has one"},
 		{"remove required mem", Props{"mem": ""}, false, ErrUsage, "key mem cannot be removed"},
 		{"unknown key", Props{"name": "x", "colour": "red"}, false, ErrUsage, "unknown server key colour"},
 		{"bad value", Props{"cpu": "fast"}, false, ErrUsage, "key cpu"},
@@ -346,7 +344,7 @@ func TestErrorKey(t *testing.T) {
 		{Props{"vnc:password": "123456789"}, false, "vnc:password"},
 		{Props{"ide:0:0": ""}, false, "boot"},
 		{Props{"mem": "2048"}, true, "mem"},
-		{Props{"name": ""}, false, "name"},
+		{Props{"cpu": ""}, false, "cpu"},
 		{Props{"nic:0:dhcp": "auto"}, false, "nic:0:dhcp"},
 	} {
 		_, _, err := UpdateServer(cur, tt.in, tt.active)
