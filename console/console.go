@@ -58,7 +58,9 @@ func (c *Console) run(ctx context.Context) {
 		}
 		// Queries in the backlog were asked before we listened; answering
 		// them now would type stray replies into the guest.
-		c.screen.feed(backlog)
+		if _, err := c.screen.feed(backlog); err != nil {
+			c.m.logf("console %s: %v", c.server, err)
+		}
 		received := c.pump(ctx, updates)
 		cancel()
 		if !received {
@@ -93,7 +95,11 @@ func (c *Console) pump(ctx context.Context, updates <-chan []byte) (received boo
 					more = false
 				}
 			}
-			if replies := c.screen.feed(p); len(replies) > 0 {
+			replies, err := c.screen.feed(p)
+			if err != nil {
+				c.m.logf("console %s: %v", c.server, err)
+			}
+			if len(replies) > 0 {
 				if _, err := c.stream.Write(replies); err != nil {
 					c.m.logf("console %s: answering a terminal query: %v", c.server, err)
 				}

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"unicode/utf8"
@@ -132,13 +133,22 @@ func (w replyWriter) Write(p []byte) (int, error) {
 
 // feed parses guest output and redraws what changed. It returns the
 // terminal's replies to queries in the output, for the guest's input.
-func (s *screen) feed(p []byte) (replies []byte) {
+// A panic inside the emulator costs the screen's content, not the host.
+func (s *screen) feed(p []byte) (replies []byte, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("terminal emulator failed on %d bytes of output (screen cleared): %v", len(p), r)
+			s.vt = vt10x.New(vt10x.WithSize(s.cols, s.termRows), vt10x.WithWriter(replyWriter{s}))
+			s.utf8Carry, s.replies, replies = nil, nil, nil
+			s.refreshLocked()
+		}
+	}()
 	s.writeLocked(p)
 	s.refreshLocked()
 	replies, s.replies = s.replies, nil
-	return replies
+	return replies, nil
 }
 
 // reset starts the terminal afresh, as after a resubscription whose backlog
