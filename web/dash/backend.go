@@ -1,0 +1,74 @@
+package dash
+
+import (
+	"context"
+	"io"
+
+	"hearth/web/api"
+	"hearth/web/eh"
+)
+
+// User is the logged-in account: the API's caller.
+type User = api.Caller
+
+// Backend is the operations layer the dashboard drives: the same operations,
+// validation and error messages as the ElasticHosts API, scoped to the
+// calling user (another user's object is "missing", an admin sees all).
+// Errors are *eh.Error values (or wrap one); their Message is shown to the
+// user as it is.
+type Backend interface {
+	Accounts
+	Servers
+	Drives
+	Resources
+}
+
+// Accounts checks logins and manages users.
+type Accounts interface {
+	// Authenticate checks a login (user UUID or name) and secret, as Basic auth does.
+	Authenticate(ctx context.Context, login, secret string) (User, error)
+	// User reloads a session's user; it fails once the user is removed.
+	User(ctx context.Context, id string) (User, error)
+	// Users, CreateUser and RemoveUser are for admins only.
+	Users(ctx context.Context, caller User) ([]User, error)
+	CreateUser(ctx context.Context, caller User, name string, admin bool) (created User, secret string, err error)
+	RemoveUser(ctx context.Context, caller User, id string) error
+}
+
+// Servers runs the server operations of the API.
+type Servers interface {
+	ServersInfo(ctx context.Context, caller User) ([]eh.Props, error)
+	ServerInfo(ctx context.Context, caller User, id string) (eh.Props, error)
+	CreateServer(ctx context.Context, caller User, config eh.Props, start bool) (eh.Props, error)
+	SetServer(ctx context.Context, caller User, id string, changes eh.Props) (eh.Props, error)
+	// ServerAction runs start, stop, shutdown, reset, pause, resume or destroy.
+	ServerAction(ctx context.Context, caller User, id, action string) error
+	// ServerConsole returns the last 64 KiB the guest printed.
+	ServerConsole(ctx context.Context, caller User, id string) ([]byte, error)
+}
+
+// Drives runs the drive operations of the API.
+type Drives interface {
+	DrivesInfo(ctx context.Context, caller User) ([]eh.Props, error)
+	// LibraryDrives lists the drives other users let the caller read.
+	LibraryDrives(ctx context.Context, caller User) ([]eh.Props, error)
+	DriveInfo(ctx context.Context, caller User, id string) (eh.Props, error)
+	CreateDrive(ctx context.Context, caller User, props eh.Props) (eh.Props, error)
+	SetDrive(ctx context.Context, caller User, id string, changes eh.Props) (eh.Props, error)
+	DestroyDrive(ctx context.Context, caller User, id string) error
+	// ImageDrive starts copying source into target; conversion is "", "gzip" or "gunzip".
+	ImageDrive(ctx context.Context, caller User, target, source, conversion string) error
+	// WriteDrive writes body at offset; gzipped bodies are decompressed first.
+	WriteDrive(ctx context.Context, caller User, id string, offset int64, body io.Reader, gzipped bool) error
+	// ReadDrive copies size bytes from offset to w.
+	ReadDrive(ctx context.Context, caller User, id string, offset, size int64, w io.Writer) error
+}
+
+// Resources runs the static IP and VLAN operations of the API.
+type Resources interface {
+	// ResourcesInfo lists resources of one type ("ip", "vlan").
+	ResourcesInfo(ctx context.Context, caller User, typ string) ([]eh.Props, error)
+	CreateResource(ctx context.Context, caller User, typ string, props eh.Props) (eh.Props, error)
+	SetResource(ctx context.Context, caller User, typ, id string, changes eh.Props) (eh.Props, error)
+	DestroyResource(ctx context.Context, caller User, typ, id string) error
+}

@@ -1,0 +1,361 @@
+// Package dash is Hearth's web dashboard: server-rendered templ pages for
+// everything the ElasticHosts API does (servers, drives, resources, users),
+// behind a login with the API's credentials. Every action goes through the
+// same operations layer as the API (Backend), so both share validation and
+// messages. Pages work without JavaScript; a small script adds live status
+// (short polling of server-rendered fragments), in-place actions and chunked
+// drive uploads.
+package dash
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"hearth/assets"
+	"hearth/web/eh"
+)
+
+// Config is what the dashboard needs from the rest of Hearth.
+type Config struct {
+	Backend Backend
+	// Runtime is the containerd runtime guests run with (io.containerd.kata.v2
+	// or io.containerd.runc.v2); KVM says whether the host has /dev/kvm.
+	Runtime string
+	KVM     bool
+	// DataDir is where drive images live; the header shows its free space.
+	DataDir string
+	// Secure marks cookies Secure: set it when serving HTTPS.
+	Secure bool
+	// IdleTimeout ends sessions unused this long (default 30 minutes).
+	IdleTimeout time.Duration
+	// Logf reports what went wrong behind a page (default: discard).
+	Logf func(format string, args ...any)
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+}
+
+// Dashboard serves the dashboard: mount it as the handler for every path
+// that is not the API's (it answers /, /login, /logout, /ui/... and
+// /static/...).
+type Dashboard struct {
+	cfg      Config
+	backend  Backend
+	sessions *sessions
+	limiter  *loginLimiter
+	host     *hostProbe
+	samples  *sampler
+	starts   *pendingStarts
+	mux      *http.ServeMux
+	static   http.Handler
+	logf     func(format string, args ...any)
+	now      func() time.Time
+	stop     context.CancelFunc
+}
+
+// Failed logins: at most this many per client address and per login name
+// within the window, then refused until the oldest failure ages out.
+const (
+	loginMaxFailures = 5
+	loginWindow      = 5 * time.Minute
+)
+
+// New builds the dashboard and starts its counter sampler; Close stops it.
+func New(cfg Config) (*Dashboard, error) {
+	if cfg.Backend == nil {
+		return nil, errors.New("dash: no backend")
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Minute
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "/"
+	}
+	static, err := fs.Sub(assets.Static, "static")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Dashboard{
+		cfg:      cfg,
+		backend:  cfg.Backend,
+		sessions: newSessions(cfg.IdleTimeout, cfg.Now),
+		limiter:  newLoginLimiter(loginMaxFailures, loginWindow, cfg.Now),
+		host:     &hostProbe{runtime: cfg.Runtime, kvm: cfg.KVM, dataDir: cfg.DataDir, procDir: "/proc"},
+		samples:  newSampler(cfg.Now),
+		mux:      http.NewServeMux(),
+		static:   http.StripPrefix("/static/", http.FileServerFS(static)),
+		logf:     cfg.Logf,
+		now:      cfg.Now,
+		stop:     cancel,
+	}
+	d.starts = newPendingStarts(ctx, d.backend, d.logf)
+	d.routes()
+	go d.samples.run(ctx, d.backend, d.logf)
+	return d, nil
+}
+
+// Close stops the background work (counter sampling, starts waiting for imaging).
+func (d *Dashboard) Close() error {
+	d.stop()
+	d.starts.wait()
+	return nil
+}
+
+// ServeHTTP implements http.Handler.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.mux.ServeHTTP(w, r) }
+
+// SessionCaller returns the user UUID of the request's dashboard session, for
+// handlers outside the dashboard (the console websocket) that accept it.
+func (d *Dashboard) SessionCaller(r *http.Request) (string, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return "", false
+	}
+	sess, ok := d.sessions.lookup(c.Value)
+	if !ok {
+		return "", false
+	}
+	return sess.user, true
+}
+
+func (d *Dashboard) routes() {
+	m := d.mux
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/servers", http.StatusSeeOther)
+	})
+	m.Handle("GET /static/", d.static)
+	m.HandleFunc("GET /login", d.loginPage)
+	m.HandleFunc("POST /login", d.login)
+	m.HandleFunc("POST /logout", d.page(d.logout))
+	m.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/servers", http.StatusSeeOther)
+	})
+
+	m.HandleFunc("GET /ui/servers", d.page(d.serversPage))
+	m.HandleFunc("GET /ui/servers/rows", d.page(d.serverRows))
+	m.HandleFunc("GET /ui/servers/new", d.page(d.newServerPage))
+	m.HandleFunc("POST /ui/servers/new", d.page(d.createServer))
+	m.HandleFunc("GET /ui/servers/{id}", d.page(d.serverPage))
+	m.HandleFunc("GET /ui/servers/{id}/live", d.page(d.serverLive))
+	m.HandleFunc("GET /ui/servers/{id}/console.json", d.page(d.serverConsoleJSON))
+	m.HandleFunc("POST /ui/servers/{id}/set", d.page(d.setServer))
+	m.HandleFunc("POST /ui/servers/{id}/{action}", d.page(d.serverAction))
+
+	m.HandleFunc("GET /ui/drives", d.page(d.drivesPage))
+	m.HandleFunc("GET /ui/drives/rows", d.page(d.driveRows))
+	m.HandleFunc("POST /ui/drives/new", d.page(d.createDrive))
+	m.HandleFunc("POST /ui/drives/upload", d.page(d.uploadDrive))
+	m.HandleFunc("GET /ui/drives/{id}/download", d.page(d.downloadDrive))
+	m.HandleFunc("GET /ui/drives/{id}/info.json", d.page(d.driveJSON))
+	m.HandleFunc("POST /ui/drives/{id}/write/{offset}", d.page(d.writeDrive))
+	m.HandleFunc("POST /ui/drives/{id}/resize", d.page(d.resizeDrive))
+	m.HandleFunc("POST /ui/drives/{id}/destroy", d.page(d.destroyDrive))
+
+	m.HandleFunc("GET /ui/resources", d.page(d.resourcesPage))
+	m.HandleFunc("POST /ui/resources/{type}/new", d.page(d.createResource))
+	m.HandleFunc("POST /ui/resources/{type}/{id}/destroy", d.page(d.destroyResource))
+
+	m.HandleFunc("GET /ui/users", d.page(d.usersPage))
+	m.HandleFunc("POST /ui/users/new", d.page(d.createUser))
+	m.HandleFunc("POST /ui/users/{id}/remove", d.page(d.removeUser))
+
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		d.securityHeaders(w)
+		w.WriteHeader(http.StatusNotFound)
+		render(w, r, notFoundPage())
+	})
+}
+
+// request is one authenticated dashboard request.
+type request struct {
+	*http.Request
+	w    http.ResponseWriter
+	user User
+	sess session
+}
+
+// fetch reports whether the dashboard's script sent the request and wants a
+// JSON answer instead of a redirect.
+func (rq *request) fetch() bool { return rq.Header.Get("X-Hearth-Fetch") == "1" }
+
+// securityHeaders sets the headers every dashboard page carries. The pages
+// have no inline script or style, so the policy can forbid both.
+func (d *Dashboard) securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+}
+
+// page wraps a handler that needs a logged-in user: it loads the session and
+// the user, and refuses state-changing requests without the session's CSRF
+// token or from another origin.
+func (d *Dashboard) page(h func(*request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d.securityHeaders(w)
+		rq := &request{Request: r, w: w}
+		c, err := r.Cookie(sessionCookie)
+		var ok bool
+		if err == nil {
+			rq.sess, ok = d.sessions.lookup(c.Value)
+		}
+		if ok {
+			rq.user, err = d.backend.User(r.Context(), rq.sess.user)
+			if err != nil { // the user was removed: the session goes with it
+				d.sessions.remove(rq.sess.id)
+				ok = false
+			}
+		}
+		if !ok {
+			d.notLoggedIn(rq)
+			return
+		}
+		d.samples.noteCaller(rq.user)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if !sameOrigin(r) {
+				d.refuse(rq, http.StatusForbidden, "This request came from another site and was refused.")
+				return
+			}
+			token := r.Header.Get("X-CSRF-Token")
+			if token == "" && !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+				token = r.PostFormValue("csrf")
+			}
+			if token == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+				token = r.URL.Query().Get("csrf")
+			}
+			if !sameToken(token, rq.sess.csrf) {
+				d.refuse(rq, http.StatusForbidden, "The form has expired (missing or wrong security token). Reload the page and try again.")
+				return
+			}
+		}
+		h(rq)
+	}
+}
+
+// notLoggedIn sends a browser to the login page, or answers a script 401.
+func (d *Dashboard) notLoggedIn(rq *request) {
+	if rq.fetch() || strings.HasSuffix(rq.URL.Path, ".json") || rq.Method != http.MethodGet {
+		writeJSON(rq.w, http.StatusUnauthorized, map[string]string{"error": "not logged in", "login": "/login"})
+		return
+	}
+	http.Redirect(rq.w, rq.Request, "/login?next="+url.QueryEscape(rq.URL.RequestURI()), http.StatusSeeOther)
+}
+
+// refuse answers a refused request: JSON for the script, a page otherwise.
+func (d *Dashboard) refuse(rq *request, status int, msg string) {
+	if rq.fetch() {
+		writeJSON(rq.w, status, map[string]string{"error": msg})
+		return
+	}
+	rq.w.WriteHeader(status)
+	render(rq.w, rq.Request, errorPage(d.pageData(rq, "Refused", ""), msg))
+}
+
+// sameOrigin checks the Origin header, when the browser sends one, against
+// the host the request was made to.
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}
+
+// pageData is what the layout needs.
+type pageData struct {
+	Title   string
+	Nav     string
+	User    User
+	CSRF    string
+	Host    hostFacts
+	Flashes []flash
+}
+
+func (d *Dashboard) pageData(rq *request, title, nav string) pageData {
+	return pageData{
+		Title:   title,
+		Nav:     nav,
+		User:    rq.user,
+		CSRF:    rq.sess.csrf,
+		Host:    d.host.facts(),
+		Flashes: d.sessions.takeFlashes(rq.sess.id),
+	}
+}
+
+// done ends a successful action: JSON for the script, else a flash and a
+// redirect to back.
+func (d *Dashboard) done(rq *request, back, msg string) {
+	if rq.fetch() {
+		writeJSON(rq.w, http.StatusOK, map[string]string{"message": msg, "redirect": back})
+		return
+	}
+	if msg != "" {
+		d.sessions.addFlash(rq.sess.id, flash{Kind: "ok", Message: msg})
+	}
+	http.Redirect(rq.w, rq.Request, back, http.StatusSeeOther)
+}
+
+// failed ends a failed action the same way, with the operation's message.
+func (d *Dashboard) failed(rq *request, back string, err error) {
+	e := eh.AsError(err)
+	if e.Status >= 500 {
+		d.logf("dashboard: %s %s: %v", rq.Method, rq.URL.Path, err)
+	}
+	if rq.fetch() {
+		writeJSON(rq.w, e.Status, map[string]string{"error": e.Message})
+		return
+	}
+	d.sessions.addFlash(rq.sess.id, flash{Kind: "error", Message: e.Message})
+	http.Redirect(rq.w, rq.Request, back, http.StatusSeeOther)
+}
+
+// backTo returns the form's "back" field when it is a dashboard path, else def.
+func backTo(r *http.Request, def string) string {
+	b := r.PostFormValue("back")
+	if strings.HasPrefix(b, "/ui/") && !strings.HasPrefix(b, "//") {
+		return b
+	}
+	return def
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// render writes a component; a failure mid-page can only be logged by the caller.
+func render(w http.ResponseWriter, r *http.Request, c templ.Component) {
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	}
+	_ = c.Render(r.Context(), w)
+}
+
+// clientHost is the address a login attempt came from, for rate limiting.
+func clientHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,305 @@
+package dash
+
+import (
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"hearth/web/eh"
+)
+
+// driveRow is one line of the drives table.
+type driveRow struct {
+	ID       string
+	Name     string
+	Owner    string
+	Size     string
+	Bytes    int64
+	Imaging  string // "" idle, "queued", "NN%"
+	Progress int    // imaging percentage
+	Claimed  []serverRef
+	Shared   bool // readable by everyone
+	Library  bool
+	Mine     bool
+}
+
+// serverRef links to a server by name.
+type serverRef struct {
+	ID   string
+	Name string
+}
+
+// drivesView is the drives page.
+type drivesView struct {
+	Rows      []driveRow
+	Library   []driveRow
+	ShowOwner bool
+	CSRF      string
+	Create    driveForm
+}
+
+// driveForm is the create-drive form with its errors.
+type driveForm struct {
+	Name   string
+	Size   string
+	Errors formErrors
+}
+
+// claimedServers turns claim tokens (HOST:guest:SERVER:DEVICE, or
+// HOST:imaging:DRIVE while a copy runs) into server links.
+func claimedServers(claimed string, serverNames map[string]string) []serverRef {
+	var out []serverRef
+	for _, tok := range strings.Fields(claimed) {
+		parts := strings.SplitN(tok, ":", 4)
+		if len(parts) < 3 || parts[1] != "guest" {
+			continue
+		}
+		name := serverNames[parts[2]]
+		if name == "" {
+			name = shortID(parts[2])
+		}
+		out = append(out, serverRef{ID: parts[2], Name: name})
+	}
+	return out
+}
+
+func (d *Dashboard) drivesView(rq *request) (drivesView, error) {
+	ctx := rq.Context()
+	infos, err := d.backend.DrivesInfo(ctx, rq.user)
+	if err != nil {
+		return drivesView{}, err
+	}
+	n := d.lookupNames(ctx, rq.user)
+	serverNames := map[string]string{}
+	if servers, err := d.backend.ServersInfo(ctx, rq.user); err == nil {
+		for _, p := range servers {
+			serverNames[p["server"]] = p["name"]
+		}
+	}
+	row := func(p eh.Props) driveRow {
+		size, _ := strconv.ParseInt(p["size"], 10, 64)
+		r := driveRow{
+			ID: p["drive"], Name: p["name"], Owner: n.user(p["user"]), Size: humanBytes(uint64(size)), Bytes: size,
+			Imaging: p["imaging"], Claimed: claimedServers(p["claimed"], serverNames),
+			Shared: strings.Contains(p["readers"], eh.AllUsers), Mine: p["user"] == rq.user.ID,
+		}
+		if r.Name == "" {
+			r.Name = "(unnamed)"
+		}
+		if pct, ok := strings.CutSuffix(r.Imaging, "%"); ok {
+			r.Progress, _ = strconv.Atoi(pct)
+		}
+		return r
+	}
+	v := drivesView{ShowOwner: rq.user.Admin, CSRF: rq.sess.csrf, Create: driveForm{Size: "10G", Errors: formErrors{}}}
+	for _, p := range infos {
+		v.Rows = append(v.Rows, row(p))
+	}
+	if lib, err := d.backend.LibraryDrives(ctx, rq.user); err == nil {
+		for _, p := range lib {
+			r := row(p)
+			r.Library = true
+			v.Library = append(v.Library, r)
+		}
+	}
+	for _, l := range [][]driveRow{v.Rows, v.Library} {
+		sort.SliceStable(l, func(i, j int) bool { return strings.ToLower(l[i].Name) < strings.ToLower(l[j].Name) })
+	}
+	return v, nil
+}
+
+func (d *Dashboard) drivesPage(rq *request) {
+	v, err := d.drivesView(rq)
+	if err != nil {
+		d.showError(rq, "Drives", "drives", err)
+		return
+	}
+	render(rq.w, rq.Request, drivesPage(d.pageData(rq, "Drives", "drives"), v))
+}
+
+func (d *Dashboard) driveRows(rq *request) {
+	v, err := d.drivesView(rq)
+	if err != nil {
+		rq.w.WriteHeader(eh.AsError(err).Status)
+		return
+	}
+	render(rq.w, rq.Request, driveRowsFragment(v))
+}
+
+// driveJSON answers the upload script's and console page's questions about a drive.
+func (d *Dashboard) driveJSON(rq *request) {
+	p, err := d.backend.DriveInfo(rq.Context(), rq.user, rq.PathValue("id"))
+	if err != nil {
+		e := eh.AsError(err)
+		writeJSON(rq.w, e.Status, map[string]string{"error": e.Message})
+		return
+	}
+	writeJSON(rq.w, http.StatusOK, p)
+}
+
+// createDrive makes an empty drive. The upload script calls it too (with
+// X-Hearth-Fetch) and gets the new drive's properties back as JSON.
+func (d *Dashboard) createDrive(rq *request) {
+	f := driveForm{Name: strings.TrimSpace(rq.PostFormValue("name")), Size: strings.TrimSpace(rq.PostFormValue("size")), Errors: formErrors{}}
+	p, err := d.backend.CreateDrive(rq.Context(), rq.user, eh.Props{"name": f.Name, "size": f.Size})
+	if err != nil {
+		if rq.fetch() {
+			e := eh.AsError(err)
+			writeJSON(rq.w, e.Status, map[string]string{"error": e.Message, "field": fieldFor(e.Message)})
+			return
+		}
+		f.Errors.placeError(err, "")
+		d.showDrivesWithForm(rq, f)
+		return
+	}
+	if rq.fetch() {
+		writeJSON(rq.w, http.StatusOK, p)
+		return
+	}
+	d.done(rq, "/ui/drives", "Drive "+f.Name+" created ("+humanSize(p["size"])+").")
+}
+
+func (d *Dashboard) showDrivesWithForm(rq *request, f driveForm) {
+	v, err := d.drivesView(rq)
+	if err != nil {
+		d.showError(rq, "Drives", "drives", err)
+		return
+	}
+	v.Create = f
+	rq.w.WriteHeader(http.StatusBadRequest)
+	render(rq.w, rq.Request, drivesPage(d.pageData(rq, "Drives", "drives"), v))
+}
+
+// maxChunk bounds one upload request (the script sends 4 MiB chunks).
+const maxChunk = 64 << 20
+
+// writeDrive takes one chunk of a browser upload and writes it through the
+// API's write operation (gzip-compressed when the browser could).
+func (d *Dashboard) writeDrive(rq *request) {
+	offset, err := strconv.ParseInt(rq.PathValue("offset"), 10, 64)
+	if err != nil || offset < 0 {
+		writeJSON(rq.w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("offset %q: not a byte offset", rq.PathValue("offset"))})
+		return
+	}
+	body := http.MaxBytesReader(rq.w, rq.Body, maxChunk)
+	gzipped := strings.EqualFold(rq.Header.Get("Content-Encoding"), "gzip")
+	if err := d.backend.WriteDrive(rq.Context(), rq.user, rq.PathValue("id"), offset, body, gzipped); err != nil {
+		e := eh.AsError(err)
+		writeJSON(rq.w, e.Status, map[string]string{"error": e.Message})
+		return
+	}
+	writeJSON(rq.w, http.StatusOK, map[string]string{"message": "written"})
+}
+
+// uploadDrive is the upload form for browsers without the script: a
+// multipart body with the name, the drive size and then the file, streamed
+// into a new drive.
+func (d *Dashboard) uploadDrive(rq *request) {
+	ctx := rq.Context()
+	mr, err := rq.MultipartReader()
+	if err != nil {
+		d.failed(rq, "/ui/drives", eh.Usagef("upload: %v", err))
+		return
+	}
+	fields := map[string]string{}
+	var file *multipart.Part
+	for file == nil {
+		part, err := mr.NextPart()
+		if err != nil {
+			d.failed(rq, "/ui/drives", eh.Usagef("upload: no file was sent"))
+			return
+		}
+		if part.FormName() == "file" {
+			file = part
+			break
+		}
+		v, _ := io.ReadAll(io.LimitReader(part, 4096))
+		fields[part.FormName()] = strings.TrimSpace(string(v))
+	}
+	name := fields["name"]
+	if name == "" {
+		name = file.FileName()
+	}
+	if fields["size"] == "" {
+		d.failed(rq, "/ui/drives", eh.Usagef("upload: give the drive size (your browser did not run the upload script, which reads it from the file)"))
+		return
+	}
+	p, err := d.backend.CreateDrive(ctx, rq.user, eh.Props{"name": name, "size": fields["size"]})
+	if err != nil {
+		d.failed(rq, "/ui/drives", err)
+		return
+	}
+	gzipped := strings.HasSuffix(file.FileName(), ".gz")
+	if err := d.backend.WriteDrive(ctx, rq.user, p["drive"], 0, file, gzipped); err != nil {
+		d.failed(rq, "/ui/drives", fmt.Errorf("drive %s was created but the upload failed: %w", name, eh.AsError(err)))
+		return
+	}
+	d.done(rq, "/ui/drives", "Uploaded "+file.FileName()+" into drive "+name+".")
+}
+
+// downloadDrive streams a drive's whole image.
+func (d *Dashboard) downloadDrive(rq *request) {
+	ctx := rq.Context()
+	id := rq.PathValue("id")
+	p, err := d.backend.DriveInfo(ctx, rq.user, id)
+	if err != nil {
+		d.showError(rq, "Drives", "drives", err)
+		return
+	}
+	size, _ := strconv.ParseInt(p["size"], 10, 64)
+	name := strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r == '/' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, p["name"])
+	if name == "" {
+		name = id
+	}
+	h := rq.w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	h.Set("Content-Disposition", `attachment; filename="`+name+`.img"`)
+	if err := d.backend.ReadDrive(ctx, rq.user, id, 0, size, rq.w); err != nil {
+		d.logf("dashboard: download of drive %s: %v", id, err) // the headers are out; the short body tells the browser
+	}
+}
+
+func (d *Dashboard) resizeDrive(rq *request) {
+	id := rq.PathValue("id")
+	size := strings.TrimSpace(rq.PostFormValue("size"))
+	p, err := d.backend.SetDrive(rq.Context(), rq.user, id, eh.Props{"size": size})
+	if err != nil {
+		d.failed(rq, "/ui/drives", err)
+		return
+	}
+	d.done(rq, "/ui/drives", "Drive "+p["name"]+" is now "+humanSize(p["size"])+".")
+}
+
+func (d *Dashboard) destroyDrive(rq *request) {
+	id := rq.PathValue("id")
+	p, err := d.backend.DriveInfo(rq.Context(), rq.user, id)
+	if err != nil {
+		d.failed(rq, "/ui/drives", err)
+		return
+	}
+	if rq.PostFormValue("confirmed") != "yes" {
+		render(rq.w, rq.Request, confirmPage(d.pageData(rq, "Destroy drive", "drives"), confirmation{
+			Question: "Destroy drive " + p["name"] + "?",
+			Detail:   "Its data (" + humanSize(p["size"]) + ") is deleted for good.",
+			Action:   "/ui/drives/" + id + "/destroy",
+			Button:   "Destroy drive",
+			Back:     "/ui/drives",
+		}))
+		return
+	}
+	if err := d.backend.DestroyDrive(rq.Context(), rq.user, id); err != nil {
+		d.failed(rq, "/ui/drives", err)
+		return
+	}
+	d.done(rq, "/ui/drives", "Drive "+p["name"]+" destroyed.")
+}

@@ -1,0 +1,114 @@
+package dash
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// hostFacts is what the header shows about the host.
+type hostFacts struct {
+	Runtime  string // "Kata VMs" or "runc containers"
+	KVM      bool
+	Warning  string // non-empty when guests are not isolated by a VM
+	CPUs     int
+	CPUFree  float64 // idle share of all cores since the previous sample, 0..1
+	MemTotal uint64
+	MemFree  uint64 // MemAvailable
+	DiskSize uint64
+	DiskFree uint64
+}
+
+// hostProbe reads the host's free CPU, memory and disk. The CPU figure is the
+// idle share between two successive probes, so it is meaningful from the
+// second call on (the header is rendered often; the first shows the average
+// since boot).
+type hostProbe struct {
+	runtime string // containerd runtime name as configured
+	kvm     bool
+	dataDir string
+	procDir string
+
+	mu             sync.Mutex
+	lastIdle, last uint64
+}
+
+func (p *hostProbe) facts() hostFacts {
+	f := hostFacts{KVM: p.kvm, CPUs: runtime.NumCPU()}
+	if strings.Contains(p.runtime, "kata") {
+		f.Runtime = "Kata VMs"
+	} else {
+		f.Runtime = "runc containers"
+	}
+	if !p.kvm {
+		f.Warning = "No KVM on this host: guests run as runc containers sharing the host kernel, not as VMs."
+	}
+	f.CPUFree = p.cpuFree()
+	f.MemTotal, f.MemFree = p.memory()
+	var st unix.Statfs_t
+	if unix.Statfs(p.dataDir, &st) == nil {
+		f.DiskSize = st.Blocks * uint64(st.Bsize)
+		f.DiskFree = st.Bavail * uint64(st.Bsize)
+	}
+	return f
+}
+
+// cpuFree returns the idle share since the previous call, from /proc/stat.
+func (p *hostProbe) cpuFree() float64 {
+	data, err := os.ReadFile(p.procDir + "/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	fields := strings.Fields(string(line))
+	if len(fields) < 5 || fields[0] != "cpu" {
+		return 0
+	}
+	var total, idle uint64
+	for i, s := range fields[1:] {
+		v, _ := strconv.ParseUint(s, 10, 64)
+		total += v
+		if i == 3 || i == 4 { // idle, iowait
+			idle += v
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dTotal, dIdle := total-p.last, idle-p.lastIdle
+	p.last, p.lastIdle = total, idle
+	if dTotal == 0 {
+		return 0
+	}
+	return float64(dIdle) / float64(dTotal)
+}
+
+// memory returns MemTotal and MemAvailable in bytes.
+func (p *hostProbe) memory() (total, avail uint64) {
+	fh, err := os.Open(p.procDir + "/meminfo")
+	if err != nil {
+		return 0, 0
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		var key string
+		var kb uint64
+		if n, _ := fmt.Sscanf(sc.Text(), "%s %d", &key, &kb); n != 2 {
+			continue
+		}
+		switch key {
+		case "MemTotal:":
+			total = kb << 10
+		case "MemAvailable:":
+			avail = kb << 10
+		}
+	}
+	return total, avail
+}

@@ -1,0 +1,236 @@
+package dash
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"hearth/web/eh"
+)
+
+// How often counters are sampled and how many samples are kept per server
+// (10 minutes of history).
+const (
+	sampleEvery = 5 * time.Second
+	sampleKeep  = 120
+)
+
+// counterSample is one reading of a running server's cumulative counters.
+type counterSample struct {
+	at     time.Time
+	values map[string]uint64 // metric name → cumulative value
+}
+
+// metric is one live counter the server page shows.
+type metric struct {
+	Name  string // "rx", "tx", "read", "write"
+	Label string
+	Unit  string // "B/s" or "req/s"
+}
+
+var metrics = []metric{
+	{Name: "rx", Label: "Network in", Unit: "B/s"},
+	{Name: "tx", Label: "Network out", Unit: "B/s"},
+	{Name: "read", Label: "Disk read", Unit: "B/s"},
+	{Name: "write", Label: "Disk write", Unit: "B/s"},
+}
+
+// counterValues extracts the cumulative counters from a server's info: the
+// NIC totals (EH-2 per-NIC keys summed, falling back to the seed's rx:bytes)
+// and the I/O of every attached device summed.
+func counterValues(p eh.Props) map[string]uint64 {
+	v := map[string]uint64{}
+	add := func(name, s string) {
+		if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+			v[name] += n
+		}
+	}
+	perNIC := false
+	for k, s := range p {
+		switch {
+		case strings.HasPrefix(k, "nic:") && strings.HasSuffix(k, ":rx:bytes"):
+			add("rx", s)
+			perNIC = true
+		case strings.HasPrefix(k, "nic:") && strings.HasSuffix(k, ":tx:bytes"):
+			add("tx", s)
+			perNIC = true
+		case strings.HasSuffix(k, ":read:bytes") && !strings.HasPrefix(k, "nic:"):
+			add("read", s)
+		case strings.HasSuffix(k, ":write:bytes") && !strings.HasPrefix(k, "nic:"):
+			add("write", s)
+		}
+	}
+	if !perNIC {
+		add("rx", p["rx:bytes"])
+		add("tx", p["tx:bytes"])
+	}
+	return v
+}
+
+// sampler keeps recent counter readings of running servers, so the server
+// page can draw rates over the last minutes. It samples in the background on
+// behalf of the users who have a live session (nobody logged in, nothing to
+// show), and also records every reading a page fetched anyway.
+type sampler struct {
+	mu      sync.Mutex
+	byID    map[string][]counterSample
+	callers map[string]User // users seen recently, by ID
+	seen    map[string]time.Time
+	now     func() time.Time
+}
+
+func newSampler(now func() time.Time) *sampler {
+	return &sampler{byID: map[string][]counterSample{}, callers: map[string]User{}, seen: map[string]time.Time{}, now: now}
+}
+
+// noteCaller remembers a user to sample for.
+func (s *sampler) noteCaller(u User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.callers[u.ID] = u
+	s.seen[u.ID] = s.now()
+}
+
+// record stores a reading of each running server; readings closer together
+// than half the sampling period are skipped. Servers that are not running
+// lose their history, so a restart starts a fresh graph.
+func (s *sampler) record(servers []eh.Props) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for _, p := range servers {
+		id := p["server"]
+		if p["status"] != "active" {
+			delete(s.byID, id)
+			continue
+		}
+		hist := s.byID[id]
+		if n := len(hist); n > 0 && now.Sub(hist[n-1].at) < sampleEvery/2 {
+			continue
+		}
+		hist = append(hist, counterSample{at: now, values: counterValues(p)})
+		if len(hist) > sampleKeep {
+			hist = hist[len(hist)-sampleKeep:]
+		}
+		s.byID[id] = hist
+	}
+}
+
+// history returns a copy of a server's readings, oldest first.
+func (s *sampler) history(id string) []counterSample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]counterSample(nil), s.byID[id]...)
+}
+
+// run samples every sampleEvery until ctx ends, for the users seen within
+// the idle window; one admin covers everyone.
+func (s *sampler) run(ctx context.Context, b Servers, logf func(string, ...any)) {
+	t := time.NewTicker(sampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, u := range s.activeCallers() {
+			servers, err := b.ServersInfo(ctx, u)
+			if err != nil {
+				logf("dashboard: sampling counters for %s: %v", u.Name, err)
+				continue
+			}
+			s.record(servers)
+		}
+	}
+}
+
+// activeCallers returns the users to sample for: one admin if any was seen,
+// else every user seen in the last 30 minutes.
+func (s *sampler) activeCallers() []User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var out []User
+	for id, u := range s.callers {
+		if now.Sub(s.seen[id]) > 30*time.Minute {
+			delete(s.callers, id)
+			delete(s.seen, id)
+			continue
+		}
+		if u.Admin {
+			return []User{u}
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// liveStat is one counter tile of the server page.
+type liveStat struct {
+	Label string
+	Rate  string // latest rate, e.g. "1.2 KiB/s"
+	Total string // cumulative total
+	Spark sparkline
+}
+
+// liveStats computes the tiles from a server's history and current info.
+func liveStats(hist []counterSample, current eh.Props) []liveStat {
+	cur := counterValues(current)
+	out := make([]liveStat, 0, len(metrics))
+	for _, m := range metrics {
+		st := liveStat{Label: m.Label, Total: humanBytes(cur[m.Name]) + " total", Rate: "—"}
+		var rates []float64
+		for i := 1; i < len(hist); i++ {
+			dt := hist[i].at.Sub(hist[i-1].at).Seconds()
+			a, b := hist[i-1].values[m.Name], hist[i].values[m.Name]
+			if dt <= 0 || b < a {
+				rates = append(rates, 0)
+				continue
+			}
+			rates = append(rates, float64(b-a)/dt)
+		}
+		if n := len(rates); n > 0 {
+			st.Rate = humanBytes(uint64(rates[n-1])) + "/s"
+		}
+		st.Spark = newSparkline(rates)
+		out = append(out, st)
+	}
+	return out
+}
+
+// sparkline is a small SVG line chart in a 100×30 box, drawn server-side.
+type sparkline struct {
+	Line  string // polyline points
+	Area  string // polygon points (the line closed along the bottom)
+	Label string // accessible description
+	Empty bool
+}
+
+func newSparkline(values []float64) sparkline {
+	if len(values) < 2 {
+		return sparkline{Empty: true, Label: "collecting samples"}
+	}
+	peak := 0.0
+	for _, v := range values {
+		peak = max(peak, v)
+	}
+	var line strings.Builder
+	step := 100.0 / float64(len(values)-1)
+	for i, v := range values {
+		y := 29.0
+		if peak > 0 {
+			y = 29 - v/peak*27
+		}
+		fmt.Fprintf(&line, "%.1f,%.1f ", float64(i)*step, y)
+	}
+	pts := strings.TrimSpace(line.String())
+	return sparkline{
+		Line:  pts,
+		Area:  "0,30 " + pts + " 100,30",
+		Label: fmt.Sprintf("peak %s/s over the last %d samples", humanBytes(uint64(peak)), len(values)),
+	}
+}

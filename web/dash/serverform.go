@@ -1,0 +1,489 @@
+package dash
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"hearth/web/eh"
+)
+
+// option is one entry of a select.
+type option struct {
+	Value string
+	Label string
+}
+
+// formOptions are the choices the server forms offer: the caller's drives,
+// the library, static IPs and VLANs.
+type formOptions struct {
+	Drives  []option
+	Library []option
+	IPs     []option
+	VLANs   []option
+	sizes   map[string]int64 // drive id → size in bytes
+	gzipped map[string]bool  // drive id → holds gzip data (library format gzip)
+}
+
+func (d *Dashboard) formOptions(rq *request) formOptions {
+	ctx := rq.Context()
+	o := formOptions{sizes: map[string]int64{}, gzipped: map[string]bool{}}
+	add := func(list *[]option, p eh.Props) {
+		id := p["drive"]
+		size, _ := strconv.ParseInt(p["size"], 10, 64)
+		o.sizes[id] = size
+		o.gzipped[id] = p["format"] == "gzip"
+		label := p["name"]
+		if label == "" {
+			label = shortID(id)
+		}
+		*list = append(*list, option{Value: id, Label: label + " (" + humanBytes(uint64(size)) + ")"})
+	}
+	if drives, err := d.backend.DrivesInfo(ctx, rq.user); err == nil {
+		for _, p := range drives {
+			if p["user"] == rq.user.ID {
+				add(&o.Drives, p)
+			}
+		}
+	}
+	if lib, err := d.backend.LibraryDrives(ctx, rq.user); err == nil {
+		for _, p := range lib {
+			add(&o.Library, p)
+		}
+	}
+	if ips, err := d.backend.ResourcesInfo(ctx, rq.user, "ip"); err == nil {
+		for _, p := range ips {
+			o.IPs = append(o.IPs, option{Value: p["resource"], Label: labelled(p["resource"], p["name"])})
+		}
+	}
+	if vlans, err := d.backend.ResourcesInfo(ctx, rq.user, "vlan"); err == nil {
+		for _, p := range vlans {
+			o.VLANs = append(o.VLANs, option{Value: p["resource"], Label: labelled(p["name"], shortID(p["resource"]))})
+		}
+	}
+	for _, l := range [][]option{o.Drives, o.Library, o.IPs, o.VLANs} {
+		sort.Slice(l, func(i, j int) bool { return strings.ToLower(l[i].Label) < strings.ToLower(l[j].Label) })
+	}
+	return o
+}
+
+func labelled(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + " — " + b
+}
+
+// formErrors maps form fields to the message shown next to them; "" is the
+// form as a whole.
+type formErrors map[string]string
+
+// fieldKeys says which API keys each form field sets, to put an operation's
+// error next to the field whose key it names.
+var fieldKeys = map[string][]string{
+	"name":       {"name"},
+	"cpu":        {"cpu"},
+	"smp":        {"smp", "smp:cores"},
+	"mem":        {"mem"},
+	"persistent": {"persistent"},
+	"password":   {"password", "vnc:password", "vnc", "vnc:ip"},
+	"tags":       {"tags"},
+	"nic0":       {"nic:0:dhcp", "nic:0:model", "nic:0:mac", "nic:0"},
+	"vlan":       {"nic:1:vlan", "nic:1:model", "nic:1:mac", "nic:1"},
+	"boot":       {"boot", "ide:0:0", "ide:0:0:media"},
+	"size":       {"size"},
+	"source":     {"source", "image"},
+}
+
+// fieldFor finds the form field whose key an error message names; "extra"
+// for a key without a field of its own, "" when it names no key.
+func fieldFor(msg string) string {
+	for _, tok := range strings.Fields(msg) {
+		tok = strings.Trim(tok, `"'`+"`,;:.()")
+		if tok == "" {
+			continue
+		}
+		for field, keys := range fieldKeys {
+			for _, k := range keys {
+				if tok == k {
+					return field
+				}
+			}
+		}
+		if strings.Contains(tok, ":") && isKeyLike(tok) {
+			return "extra"
+		}
+	}
+	return ""
+}
+
+// isKeyLike reports whether a word looks like an API key (lower-case words
+// and digits joined by colons).
+func isKeyLike(s string) bool {
+	for _, part := range strings.Split(s, ":") {
+		if part == "" || strings.Trim(part, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// placeError files an operation's error under the field it names.
+func (fe formErrors) placeError(err error, fallback string) {
+	msg := errMessage(err)
+	field := fieldFor(msg)
+	if field == "" {
+		field = fallback
+	}
+	if _, taken := fe[field]; !taken {
+		fe[field] = msg
+	}
+}
+
+// serverForm is the configuration form of the server page.
+type serverForm struct {
+	Name, CPU, SMP, Mem, Password, Tags string
+	Persistent                          bool
+	NIC0                                string // "none", "auto" or a static IP
+	NICModel                            string
+	VLAN                                string // "" or a VLAN UUID
+	BootDevice                          string // device key of the boot drive
+	BootDrive                           string // its drive UUID
+	Extra                               string // other configuration keys, KEY VALUE lines
+	Errors                              formErrors
+	Options                             formOptions
+}
+
+// formKeys are the keys the form's own fields set (the rest go to Extra).
+func formKey(k, bootDevice string) bool {
+	switch k {
+	case "name", "cpu", "smp", "mem", "persistent", "password", "tags",
+		"nic:0:dhcp", "nic:0:model", "nic:1:vlan", "nic:1:model", "boot":
+		return true
+	}
+	return k == bootDevice
+}
+
+func newServerForm(info eh.Props, opts formOptions) serverForm {
+	f := serverForm{
+		Name: info["name"], CPU: info["cpu"], SMP: info["smp"], Mem: info["mem"],
+		Password: info["password"], Tags: info["tags"], Persistent: info["persistent"] == "true",
+		NICModel: info["nic:0:model"], VLAN: info["nic:1:vlan"],
+		Errors: formErrors{}, Options: opts,
+	}
+	switch {
+	case info["nic:0:model"] == "":
+		f.NIC0 = "none"
+	case info["nic:0:dhcp"] == "" || info["nic:0:dhcp"] == "auto":
+		f.NIC0 = "auto"
+	default:
+		f.NIC0 = info["nic:0:dhcp"]
+	}
+	if f.NICModel == "" {
+		f.NICModel = "virtio"
+	}
+	f.BootDevice = "ide:0:0"
+	if dev, ok := eh.BootDevice(info); ok {
+		f.BootDevice, f.BootDrive = dev.Key, dev.Drive
+	}
+	var extra []string
+	for _, k := range info.Keys() {
+		if formKey(k, f.BootDevice) || eh.ServerOutputKey(k) {
+			continue
+		}
+		extra = append(extra, k+" "+info[k])
+	}
+	f.Extra = strings.Join(extra, "\n")
+	return f
+}
+
+// props turns the form into configuration keys (what the server would be).
+func (f serverForm) props() (eh.Props, error) {
+	p := eh.Props{
+		"name": f.Name, "cpu": f.CPU, "smp": f.SMP, "mem": f.Mem, "password": f.Password,
+		"tags": f.Tags, "persistent": strconv.FormatBool(f.Persistent),
+	}
+	switch f.NIC0 {
+	case "none":
+		p["nic:0:model"], p["nic:0:dhcp"] = "", ""
+	case "auto":
+		p["nic:0:model"], p["nic:0:dhcp"] = f.NICModel, "auto"
+	default:
+		p["nic:0:model"], p["nic:0:dhcp"] = f.NICModel, f.NIC0
+	}
+	if f.VLAN != "" {
+		p["nic:1:model"], p["nic:1:vlan"] = f.NICModel, f.VLAN
+	} else {
+		p["nic:1:model"], p["nic:1:vlan"] = "", ""
+	}
+	if f.BootDrive != "" {
+		p[f.BootDevice], p["boot"] = f.BootDrive, f.BootDevice
+	}
+	if strings.TrimSpace(f.Extra) != "" {
+		extra, err := eh.ParseProps(strings.NewReader(f.Extra), eh.DefaultLimit)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range extra {
+			p[k] = v
+		}
+	}
+	return p, nil
+}
+
+// readServerForm reads the submitted form; fields a browser did not send
+// (disabled while the server runs) keep the current values.
+func readServerForm(r *http.Request, current serverForm) serverForm {
+	f := current
+	f.Errors = formErrors{}
+	str := func(name string, dst *string) {
+		if r.PostForm.Has(name) {
+			*dst = strings.TrimSpace(r.PostFormValue(name))
+		}
+	}
+	str("name", &f.Name)
+	str("cpu", &f.CPU)
+	str("smp", &f.SMP)
+	str("mem", &f.Mem)
+	str("tags", &f.Tags)
+	str("nic0", &f.NIC0)
+	str("nicmodel", &f.NICModel)
+	str("vlan", &f.VLAN)
+	str("bootdrive", &f.BootDrive)
+	if r.PostForm.Has("password") {
+		f.Password = r.PostFormValue("password") // spaces are part of a password
+	}
+	if r.PostForm.Has("extra") {
+		f.Extra = r.PostFormValue("extra")
+	}
+	if r.PostForm.Has("persistent-shown") {
+		f.Persistent = r.PostFormValue("persistent") == "true"
+	}
+	return f
+}
+
+// setServer saves the configuration form: only the keys that differ from the
+// current configuration are sent, so a running server gets only its live keys.
+func (d *Dashboard) setServer(rq *request) {
+	id := rq.PathValue("id")
+	v, err := d.serverView(rq, id)
+	if err != nil {
+		d.failed(rq, "/ui/servers", err)
+		return
+	}
+	opts := d.formOptions(rq)
+	current := newServerForm(v.Info, opts)
+	f := readServerForm(rq.Request, current)
+	before, err := current.props()
+	if err != nil {
+		d.showError(rq, v.Name, "servers", err)
+		return
+	}
+	after, err := f.props()
+	if err != nil {
+		f.Errors["extra"] = errMessage(err)
+	}
+	changes := eh.Props{}
+	if err == nil {
+		for k, val := range after {
+			if before[k] != val {
+				changes[k] = val
+			}
+		}
+		for k := range before {
+			if _, kept := after[k]; !kept {
+				changes[k] = ""
+			}
+		}
+	}
+	if len(f.Errors) == 0 && len(changes) > 0 {
+		if _, err := d.backend.SetServer(rq.Context(), rq.user, id, changes); err != nil {
+			f.Errors.placeError(err, "")
+		}
+	}
+	if len(f.Errors) > 0 {
+		v.Form = f
+		rq.w.WriteHeader(http.StatusBadRequest)
+		render(rq.w, rq.Request, serverPage(d.pageData(rq, v.Name, "servers"), v))
+		return
+	}
+	msg := "Nothing changed."
+	if len(changes) > 0 {
+		msg = "Configuration saved."
+	}
+	d.done(rq, "/ui/servers/"+id, msg)
+}
+
+// sizePreset is one of the create page's server sizes.
+type sizePreset struct {
+	Name, Label string
+	CPU, Mem    int // MHz, MB
+}
+
+var sizePresets = []sizePreset{
+	{"small", "Small", 1000, 512},
+	{"medium", "Medium", 2000, 2048},
+	{"large", "Large", 4000, 4096},
+	{"xlarge", "Extra large", 8000, 16384},
+}
+
+// createForm is the create server page.
+type createForm struct {
+	Name       string
+	Size       string // a preset name or "custom"
+	CPU, Mem   string // custom values
+	Source     string // "lib:UUID", "drive:UUID" or "blank"
+	DriveSize  string // e.g. "10G"
+	NIC0       string // "auto", "none" or a static IP
+	VLAN       string
+	Password   string
+	Persistent bool
+	Start      bool
+	Errors     formErrors
+	Options    formOptions
+	Presets    []sizePreset
+}
+
+func (d *Dashboard) newServerPage(rq *request) {
+	f := createForm{Size: "small", NIC0: "auto", DriveSize: "10G", Persistent: true, Start: true,
+		Errors: formErrors{}, Options: d.formOptions(rq), Presets: sizePresets}
+	if src := rq.URL.Query().Get("source"); src != "" {
+		f.Source = src
+	} else if len(f.Options.Library) > 0 {
+		f.Source = "lib:" + f.Options.Library[0].Value
+	} else {
+		f.Source = "blank"
+	}
+	render(rq.w, rq.Request, createServerPage(d.pageData(rq, "Create server", "servers"), f))
+}
+
+func (d *Dashboard) readCreateForm(rq *request) createForm {
+	r := rq.Request
+	get := func(name string) string { return strings.TrimSpace(r.PostFormValue(name)) }
+	return createForm{
+		Name: get("name"), Size: get("size"), CPU: get("cpu"), Mem: get("mem"), Source: get("source"),
+		DriveSize: get("drivesize"), NIC0: get("nic0"), VLAN: get("vlan"), Password: r.PostFormValue("password"),
+		Persistent: get("persistent") == "true", Start: get("start") == "true",
+		Errors: formErrors{}, Options: d.formOptions(rq), Presets: sizePresets,
+	}
+}
+
+// createServer makes the server stopped, then its boot drive, starts imaging
+// it from the chosen source, attaches it and starts the server (at once, or
+// when imaging has finished). A failure after the server exists removes what
+// was made, so nothing is left half-built.
+func (d *Dashboard) createServer(rq *request) {
+	ctx := rq.Context()
+	f := d.readCreateForm(rq)
+	config := eh.Props{"name": f.Name, "smp": "auto", "persistent": strconv.FormatBool(f.Persistent)}
+	if f.Size == "custom" {
+		config["cpu"], config["mem"] = f.CPU, f.Mem
+	} else {
+		for _, p := range sizePresets {
+			if p.Name == f.Size {
+				config["cpu"], config["mem"] = strconv.Itoa(p.CPU), strconv.Itoa(p.Mem)
+			}
+		}
+		if config["cpu"] == "" {
+			f.Errors["size"] = "Choose a size."
+		}
+	}
+	if f.NIC0 != "none" {
+		config["nic:0:model"], config["nic:0:dhcp"] = "virtio", f.NIC0
+	}
+	if f.VLAN != "" {
+		config["nic:1:model"], config["nic:1:vlan"] = "virtio", f.VLAN
+	}
+	if f.Password != "" {
+		config["vnc"], config["password"] = "auto", f.Password
+	}
+	source, sourceSize, conversion := "", int64(0), ""
+	switch kind, id, _ := strings.Cut(f.Source, ":"); kind {
+	case "lib", "drive":
+		source, sourceSize = id, f.Options.sizes[id]
+		if f.Options.gzipped[id] {
+			conversion = "gunzip"
+		}
+	case "blank":
+	default:
+		f.Errors["source"] = "Choose an image or an empty drive."
+	}
+	size, err := eh.ParseSize(f.DriveSize)
+	switch {
+	case err != nil:
+		f.Errors["drivesize"] = fmt.Sprintf("Drive size %q: %v", f.DriveSize, err)
+	case conversion == "" && size < sourceSize:
+		f.Errors["drivesize"] = fmt.Sprintf("The drive must hold the image: at least %s.", humanBytes(uint64(sourceSize)))
+	}
+	if len(f.Errors) > 0 {
+		d.showCreate(rq, f)
+		return
+	}
+
+	srv, err := d.backend.CreateServer(ctx, rq.user, config, false)
+	if err != nil {
+		f.Errors.placeError(err, "")
+		d.showCreate(rq, f)
+		return
+	}
+	id := srv["server"]
+	undo := func(cause error, field string) {
+		if err := d.backend.ServerAction(ctx, rq.user, id, "destroy"); err != nil {
+			d.logf("dashboard: removing half-created server %s: %v", id, err)
+		}
+		f.Errors[field] = errMessage(cause)
+		d.showCreate(rq, f)
+	}
+	drive, err := d.backend.CreateDrive(ctx, rq.user, eh.Props{"name": f.Name + " boot", "size": strconv.FormatInt(size, 10)})
+	if err != nil {
+		undo(err, "drivesize")
+		return
+	}
+	driveID := drive["drive"]
+	if source != "" {
+		if err := d.backend.ImageDrive(ctx, rq.user, driveID, source, conversion); err != nil {
+			if derr := d.backend.DestroyDrive(ctx, rq.user, driveID); derr != nil {
+				d.logf("dashboard: removing drive %s of a failed create: %v", driveID, derr)
+			}
+			undo(err, "source")
+			return
+		}
+	}
+	if _, err := d.backend.SetServer(ctx, rq.user, id, eh.Props{"ide:0:0": driveID, "boot": "ide:0:0"}); err != nil {
+		if derr := d.backend.DestroyDrive(ctx, rq.user, driveID); derr != nil {
+			d.logf("dashboard: removing drive %s of a failed create: %v", driveID, derr)
+		}
+		undo(err, "")
+		return
+	}
+	msg := "Server " + f.Name + " created."
+	if f.Start {
+		if source != "" {
+			d.starts.add(rq.user, id, driveID)
+			msg += " Its boot drive is being imaged; it starts when the copy is done."
+		} else if err := d.backend.ServerAction(ctx, rq.user, id, "start"); err != nil {
+			d.sessions.addFlash(rq.sess.id, flash{Kind: "error", Message: "Created, but not started: " + errMessage(err)})
+			msg = ""
+		} else {
+			msg += " It is starting."
+		}
+	}
+	d.done(rq, "/ui/servers/"+id, msg)
+}
+
+func (d *Dashboard) showCreate(rq *request, f createForm) {
+	rq.w.WriteHeader(http.StatusBadRequest)
+	render(rq.w, rq.Request, createServerPage(d.pageData(rq, "Create server", "servers"), f))
+}
+
+// hasOption reports whether a select's options include value.
+func hasOption(opts []option, value string) bool {
+	for _, o := range opts {
+		if o.Value == value {
+			return true
+		}
+	}
+	return false
+}

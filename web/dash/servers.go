@@ -1,0 +1,394 @@
+package dash
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"hearth/web/eh"
+)
+
+// serverRow is one line of the servers table.
+type serverRow struct {
+	ID      string
+	Name    string
+	Status  string
+	Owner   string
+	CPU     string // "2000 MHz"
+	VCPUs   string
+	Mem     string
+	Address string
+	Uptime  string
+	Drives  []driveRef
+	Console bool // a VNC password is set
+	Note    string
+}
+
+// driveRef links to a drive by name.
+type driveRef struct {
+	Device string
+	ID     string
+	Name   string
+}
+
+// serverActions lists the lifecycle buttons that make sense in a status.
+func serverActions(status string) []string {
+	switch status {
+	case "active":
+		return []string{"shutdown", "stop", "reset", "pause"}
+	case "paused":
+		return []string{"resume", "stop"}
+	default:
+		return []string{"start"}
+	}
+}
+
+var actionLabels = map[string]string{
+	"start": "Start", "stop": "Stop", "shutdown": "Shut down", "reset": "Reset",
+	"pause": "Pause", "resume": "Resume", "destroy": "Destroy",
+}
+
+var actionDone = map[string]string{
+	"start": "started", "stop": "stopped", "shutdown": "asked to shut down", "reset": "reset",
+	"pause": "paused", "resume": "resumed", "destroy": "destroyed",
+}
+
+// names resolves user and drive UUIDs to names for display.
+type names struct {
+	users  map[string]string
+	drives map[string]string
+}
+
+// lookupNames loads what the caller may see of users and drives; failures
+// only cost the names (UUIDs are shown instead).
+func (d *Dashboard) lookupNames(ctx context.Context, u User) names {
+	n := names{users: map[string]string{u.ID: u.Name}, drives: map[string]string{}}
+	if u.Admin {
+		if users, err := d.backend.Users(ctx, u); err == nil {
+			for _, x := range users {
+				n.users[x.ID] = x.Name
+			}
+		}
+	}
+	if drives, err := d.backend.DrivesInfo(ctx, u); err == nil {
+		for _, p := range drives {
+			n.drives[p["drive"]] = p["name"]
+		}
+	}
+	return n
+}
+
+func (n names) user(id string) string {
+	if name, ok := n.users[id]; ok {
+		return name
+	}
+	return shortID(id)
+}
+
+func (n names) drive(id string) string {
+	if name := n.drives[id]; name != "" {
+		return name
+	}
+	return shortID(id)
+}
+
+// shortID abbreviates a UUID for tables.
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// address is a server's public address: the leased one while running, the
+// configured static one otherwise.
+func address(p eh.Props) string {
+	for _, k := range []string{"nic:0:dhcp:ip", "nic:0:ip"} {
+		if p[k] != "" {
+			return p[k]
+		}
+	}
+	if v := p["nic:0:dhcp"]; v != "" && v != "auto" {
+		return v
+	}
+	if p["nic:0:dhcp"] == "auto" {
+		return "automatic"
+	}
+	return ""
+}
+
+// attachedDrives lists a server's device keys and drives in device order.
+func attachedDrives(p eh.Props, n names) []driveRef {
+	var out []driveRef
+	for _, dev := range eh.Devices(p) {
+		out = append(out, driveRef{Device: dev.Key, ID: dev.Drive, Name: n.drive(dev.Drive)})
+	}
+	return out
+}
+
+func (d *Dashboard) newServerRow(p eh.Props, n names, now time.Time) serverRow {
+	row := serverRow{
+		ID:      p["server"],
+		Name:    p["name"],
+		Status:  p["status"],
+		Owner:   n.user(p["user"]),
+		Address: address(p),
+		Drives:  attachedDrives(p, n),
+		Console: p["password"] != "" || p["vnc:password"] != "",
+		Note:    d.starts.note(p["server"]),
+	}
+	if p["cpu"] != "" {
+		row.CPU = p["cpu"] + " MHz"
+	}
+	row.VCPUs = p["smp:cores"]
+	if row.VCPUs == "" && p["smp"] != "auto" {
+		row.VCPUs = p["smp"]
+	}
+	row.Mem = humanMB(p["mem"])
+	if row.Status == "active" || row.Status == "paused" {
+		row.Uptime = uptime(p["started"], now)
+	}
+	return row
+}
+
+// serverList is the servers table.
+type serverList struct {
+	Rows      []serverRow
+	ShowOwner bool
+	CSRF      string
+}
+
+func (d *Dashboard) serverList(rq *request) (serverList, error) {
+	ctx := rq.Context()
+	infos, err := d.backend.ServersInfo(ctx, rq.user)
+	if err != nil {
+		return serverList{}, err
+	}
+	d.samples.record(infos)
+	n := d.lookupNames(ctx, rq.user)
+	now := d.now()
+	l := serverList{ShowOwner: rq.user.Admin, CSRF: rq.sess.csrf}
+	for _, p := range infos {
+		l.Rows = append(l.Rows, d.newServerRow(p, n, now))
+	}
+	sort.SliceStable(l.Rows, func(i, j int) bool {
+		return strings.ToLower(l.Rows[i].Name) < strings.ToLower(l.Rows[j].Name)
+	})
+	return l, nil
+}
+
+func (d *Dashboard) serversPage(rq *request) {
+	l, err := d.serverList(rq)
+	if err != nil {
+		d.showError(rq, "Servers", "servers", err)
+		return
+	}
+	render(rq.w, rq.Request, serversPage(d.pageData(rq, "Servers", "servers"), l))
+}
+
+// serverRows is the live fragment of the servers table the script polls.
+func (d *Dashboard) serverRows(rq *request) {
+	l, err := d.serverList(rq)
+	if err != nil {
+		rq.w.WriteHeader(eh.AsError(err).Status)
+		return
+	}
+	render(rq.w, rq.Request, serverRowsFragment(l))
+}
+
+// showError renders a page-level failure with the operation's message.
+func (d *Dashboard) showError(rq *request, title, nav string, err error) {
+	e := eh.AsError(err)
+	if e.Status >= 500 {
+		d.logf("dashboard: %s: %v", rq.URL.Path, err)
+	}
+	rq.w.WriteHeader(e.Status)
+	render(rq.w, rq.Request, errorPage(d.pageData(rq, title, nav), e.Message))
+}
+
+// serverAction runs a lifecycle button. Destroy asks for confirmation first
+// when the form does not carry it (the script asks in a dialog instead).
+func (d *Dashboard) serverAction(rq *request) {
+	id, action := rq.PathValue("id"), rq.PathValue("action")
+	if _, ok := actionLabels[action]; !ok {
+		rq.w.WriteHeader(http.StatusNotFound)
+		render(rq.w, rq.Request, notFoundPage())
+		return
+	}
+	back := backTo(rq.Request, "/ui/servers/"+id)
+	info, err := d.backend.ServerInfo(rq.Context(), rq.user, id)
+	if err != nil {
+		d.failed(rq, "/ui/servers", err)
+		return
+	}
+	if action == "destroy" && rq.PostFormValue("confirmed") != "yes" {
+		render(rq.w, rq.Request, confirmPage(d.pageData(rq, "Destroy server", "servers"), confirmation{
+			Question: "Destroy server " + info["name"] + "?",
+			Detail:   "The server is stopped if it runs and its definition is deleted. Its drives are kept.",
+			Action:   "/ui/servers/" + id + "/destroy",
+			Button:   "Destroy server",
+			Back:     back,
+		}))
+		return
+	}
+	if err := d.backend.ServerAction(rq.Context(), rq.user, id, action); err != nil {
+		d.failed(rq, back, err)
+		return
+	}
+	if action == "destroy" {
+		d.starts.set(id, "")
+		if back == "/ui/servers/"+id {
+			back = "/ui/servers"
+		}
+	}
+	d.done(rq, back, "Server "+info["name"]+" "+actionDone[action]+".")
+}
+
+// confirmation is a question asked before a destructive action, for
+// browsers without JavaScript.
+type confirmation struct {
+	Question string
+	Detail   string
+	Action   string
+	Button   string
+	Back     string
+}
+
+// serverView is the server page.
+type serverView struct {
+	ID       string
+	Name     string
+	Status   string
+	Row      serverRow
+	Info     eh.Props
+	Actions  []string
+	Form     serverForm
+	Stats    []liveStat
+	Console  string
+	Note     string
+	Error    string // why the server is dead
+	CSRF     string
+	Runtime  []kv
+	Editable bool // stopped: everything; otherwise the live keys only
+}
+
+type kv struct{ Key, Value string }
+
+func (d *Dashboard) serverView(rq *request, id string) (serverView, error) {
+	ctx := rq.Context()
+	info, err := d.backend.ServerInfo(ctx, rq.user, id)
+	if err != nil {
+		return serverView{}, err
+	}
+	d.samples.record([]eh.Props{info})
+	n := d.lookupNames(ctx, rq.user)
+	v := serverView{
+		ID:       id,
+		Name:     info["name"],
+		Status:   info["status"],
+		Row:      d.newServerRow(info, n, d.now()),
+		Info:     info,
+		Actions:  serverActions(info["status"]),
+		Stats:    liveStats(d.samples.history(id), info),
+		Note:     d.starts.note(id),
+		Error:    info["error"],
+		CSRF:     rq.sess.csrf,
+		Editable: info["status"] == "stopped" || info["status"] == "dead",
+	}
+	if out, err := d.backend.ServerConsole(ctx, rq.user, id); err == nil {
+		v.Console = consoleTail(out)
+	}
+	for _, k := range []kv{{"nic:0:mac", "MAC address"}, {"nic:1:mac", "VLAN MAC"}, {"vnc:ip", "VNC address"}, {"vnc:port", "VNC port"}, {"started", "Started"}} {
+		val := info[k.Key]
+		if val == "" {
+			continue
+		}
+		if k.Key == "started" {
+			sec, _ := strconv.ParseInt(val, 10, 64)
+			val = time.Unix(sec, 0).UTC().Format("2006-01-02 15:04 UTC")
+		}
+		v.Runtime = append(v.Runtime, kv{k.Value, val})
+	}
+	return v, nil
+}
+
+func (d *Dashboard) serverPage(rq *request) {
+	id := rq.PathValue("id")
+	v, err := d.serverView(rq, id)
+	if err != nil {
+		d.showError(rq, "Server", "servers", err)
+		return
+	}
+	opts := d.formOptions(rq)
+	v.Form = newServerForm(v.Info, opts)
+	render(rq.w, rq.Request, serverPage(d.pageData(rq, v.Name, "servers"), v))
+}
+
+// serverLive is the live fragment of the server page: status, actions,
+// counters and console output.
+func (d *Dashboard) serverLive(rq *request) {
+	v, err := d.serverView(rq, rq.PathValue("id"))
+	if err != nil {
+		rq.w.WriteHeader(eh.AsError(err).Status)
+		return
+	}
+	render(rq.w, rq.Request, serverLive(v))
+}
+
+// serverConsoleJSON tells the console page what it needs to connect.
+func (d *Dashboard) serverConsoleJSON(rq *request) {
+	info, err := d.backend.ServerInfo(rq.Context(), rq.user, rq.PathValue("id"))
+	if err != nil {
+		e := eh.AsError(err)
+		writeJSON(rq.w, e.Status, map[string]string{"error": e.Message})
+		return
+	}
+	password := info["password"]
+	if password == "" {
+		password = info["vnc:password"]
+	}
+	writeJSON(rq.w, http.StatusOK, map[string]any{
+		"server":      info["server"],
+		"name":        info["name"],
+		"status":      info["status"],
+		"password":    password,
+		"hasPassword": password != "",
+		"vncPort":     info["vnc:port"],
+	})
+}
+
+// consoleTail keeps the last lines of console output for the page, with
+// terminal control sequences removed.
+func consoleTail(out []byte) string {
+	s := stripANSI(string(out))
+	lines := strings.Split(s, "\n")
+	if len(lines) > 200 {
+		lines = lines[len(lines)-200:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// stripANSI drops escape sequences and carriage returns a terminal would
+// interpret, so the page shows plain text.
+func stripANSI(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == 0x1b && i+1 < len(s) && s[i+1] == '[':
+			i += 2
+			for i < len(s) && (s[i] < 0x40 || s[i] > 0x7e) {
+				i++
+			}
+		case c == 0x1b:
+			i++
+		case c == '\r' || (c < 0x20 && c != '\n' && c != '\t'):
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
