@@ -16,8 +16,8 @@ type resourcesView struct {
 	ShowOwner bool
 	CSRF      string
 	// Servers using each resource (IP address or VLAN UUID → server links).
-	UsedBy map[string][]serverRef
-	Errors formErrors // "ip" / "vlan": the create form's error
+	UsedBy           map[string][]serverRef
+	Errors           formErrors // "ip" / "vlan": the create form's error
 	IPName, VLANName string
 }
 
