@@ -126,6 +126,69 @@ func (s *Store) CreateDrive(ctx context.Context, d Drive) (Drive, error) {
 	return d, nil
 }
 
+// CreateDriveFrom makes a drive whose image fill writes: fill gets the path
+// (which does not exist yet) and must leave a file there; the drive's size is
+// the file's length. The row is committed only after the file is complete and
+// synced, so a crash or a failed fill leaves at most an orphan file, which
+// the next Open removes. The caller sets Owner, Name, Props and Library.
+func (s *Store) CreateDriveFrom(ctx context.Context, d Drive, fill func(path string) error) (Drive, error) {
+	d.ID = uuid.NewString()
+	d.Props = maps.Clone(d.Props)
+	if d.Props == nil {
+		d.Props = map[string]string{}
+	}
+	d.Imaging, d.Claimed, d.Counters = "", nil, DriveCounters{}
+	d.Created = s.now()
+	blob, err := json.Marshal(d.Props)
+	if err != nil {
+		return Drive{}, err
+	}
+	path := s.DrivePath(d.ID)
+	if err := fill(path); err != nil {
+		os.Remove(path)
+		return Drive{}, err
+	}
+	err = func() error {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		info, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file: %w", path, ErrInvalid)
+		}
+		d.Size = info.Size()
+		if err := f.Chmod(0o600); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		return syncDir(filepath.Dir(path))
+	}()
+	if err == nil {
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO drives (id, owner, name, size, props, library, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				d.ID, d.Owner, d.Name, d.Size, blob, d.Library, d.Created.Unix()); err != nil {
+				if strings.Contains(err.Error(), "FOREIGN KEY") {
+					return fmt.Errorf("owner %s: %w", d.Owner, ErrNotFound)
+				}
+				return fmt.Errorf("storage: create drive: %w", err)
+			}
+			return s.event(ctx, tx, d.ID, "drive.create", "drive %q imported, %d bytes", d.Name, d.Size)
+		})
+	}
+	if err != nil {
+		os.Remove(path)
+		return Drive{}, err
+	}
+	return d, nil
+}
+
 func createImage(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

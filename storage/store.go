@@ -57,7 +57,7 @@ type options struct {
 	now            func() time.Time
 	subnet         netip.Prefix
 	imagingWorkers int
-	noImaging      bool
+	noMaintenance  bool
 }
 
 // Option configures Open.
@@ -78,10 +78,12 @@ func WithSubnet(p netip.Prefix) Option { return func(o *options) { o.subnet = p.
 // WithImagingWorkers bounds how many drive imaging jobs run at once (default 2).
 func WithImagingWorkers(n int) Option { return func(o *options) { o.imagingWorkers = n } }
 
-// WithoutImaging opens the store without the imaging workers and without
-// resuming interrupted jobs: for short-lived commands (`hearth user`) that run
-// beside a serving Hearth, which owns the jobs.
-func WithoutImaging() Option { return func(o *options) { o.noImaging = true } }
+// WithoutMaintenance opens the store without repairing what a crash left
+// (the orphan sweep), without imaging workers and without resuming
+// interrupted jobs: for short-lived commands (`hearth user`, `hearth image`)
+// that may run beside a serving Hearth, which owns all of that. Such a store
+// cannot start imaging jobs.
+func WithoutMaintenance() Option { return func(o *options) { o.noMaintenance = true } }
 
 // Open opens (creating where needed) the state below dataDir: DATA/hearth.db,
 // DATA/drives and DATA/run. It migrates the schema, repairs what a crash left
@@ -129,11 +131,11 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := s.sweepDrives(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if !o.noImaging {
+	if !o.noMaintenance {
+		if err := s.sweepDrives(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
 		s.imager = newImager(s, o.imagingWorkers)
 		if err := s.resumeImaging(ctx); err != nil {
 			s.imager.close()

@@ -575,7 +575,7 @@ func TestLeasesNeverCollideConcurrently(t *testing.T) {
 	s := openTest(t, dir)
 	u := mustUser(t, s, "alice", false)
 	// Two stores on one database, as `serve` and a second process would be.
-	s2 := openTest(t, dir, WithoutImaging())
+	s2 := openTest(t, dir, WithoutMaintenance())
 	var mu sync.Mutex
 	seen := map[netip.Addr]bool{}
 	var wg sync.WaitGroup
@@ -639,5 +639,55 @@ func TestSweepRepairs(t *testing.T) {
 	}
 	if size, _ := fileSize(t, s.DrivePath(lost.ID)); size != 2<<20 {
 		t.Errorf("missing file remade at %d", size)
+	}
+}
+
+func TestDeleteUser(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	u := mustUser(t, s, "alice", false)
+	srv, _ := s.CreateServer(ctx, u.ID, nil)
+	if err := s.DeleteUser(ctx, u.ID); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "1 servers") {
+		t.Fatalf("delete owner: %v", err)
+	}
+	s.DeleteServer(ctx, srv.ID)
+	if err := s.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.User(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted user: %v", err)
+	}
+	if err := s.DeleteUser(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete twice: %v", err)
+	}
+}
+
+func TestCreateDriveFrom(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	u := mustUser(t, s, "admin", true)
+	d, err := s.CreateDriveFrom(ctx, Drive{Owner: u.ID, Name: "lib", Library: true, Props: map[string]string{"readers": Everyone}},
+		func(path string) error { return os.WriteFile(path, []byte("ext4 image"), 0o644) })
+	if err != nil || d.Size != 10 {
+		t.Fatalf("CreateDriveFrom = %+v, %v", d, err)
+	}
+	lib, _ := s.LibraryDrives(ctx)
+	if len(lib) != 1 || lib[0].ID != d.ID || !lib[0].Readable("anyone") {
+		t.Fatalf("LibraryDrives = %+v", lib)
+	}
+	failed := errors.New("mkfs failed")
+	var written string
+	if _, err := s.CreateDriveFrom(ctx, Drive{Owner: u.ID}, func(path string) error {
+		written = path
+		os.WriteFile(path, []byte("half"), 0o600)
+		return failed
+	}); err != failed {
+		t.Fatalf("failed fill: %v", err)
+	}
+	if _, err := os.Stat(written); !os.IsNotExist(err) {
+		t.Errorf("file of a failed fill left: %v", err)
+	}
+	if all, _ := s.Drives(ctx, ""); len(all) != 1 {
+		t.Errorf("%d drives after a failed fill", len(all))
 	}
 }

@@ -143,3 +143,32 @@ func (s *Store) FirstAdmin(ctx context.Context) (User, error) {
 	}
 	return s.User(ctx, id)
 }
+
+// DeleteUser removes a user that owns nothing; one that still owns servers,
+// drives or resources is ErrBusy saying how many.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var name string
+		err := tx.QueryRowContext(ctx, `SELECT name FROM users WHERE id = ?`, id).Scan(&name)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("user %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		var servers, drives, resources int
+		if err := tx.QueryRowContext(ctx, `SELECT
+			(SELECT count(*) FROM servers WHERE owner = ?1),
+			(SELECT count(*) FROM drives WHERE owner = ?1),
+			(SELECT count(*) FROM resources WHERE owner = ?1)`, id).Scan(&servers, &drives, &resources); err != nil {
+			return err
+		}
+		if servers+drives+resources > 0 {
+			return fmt.Errorf("user %s still owns %d servers, %d drives and %d resources: %w", name, servers, drives, resources, ErrBusy)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("storage: delete user: %w", err)
+		}
+		return s.event(ctx, tx, id, "user.destroy", "user %s removed", name)
+	})
+}
