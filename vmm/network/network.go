@@ -77,6 +77,9 @@ type Manager struct {
 	nat     bool
 	logf    func(string, ...any)
 
+	// forwardOn: New turned ip_forward on, so Close turns it off again.
+	forwardOn bool
+
 	mu    sync.Mutex      // serialises changes, so a bridge is never deleted while a port joins it
 	vlans map[string]bool // VLAN bridges used through this Manager, for Close
 }
@@ -130,8 +133,20 @@ func New(dataDir string, opts ...Option) (_ *Manager, err error) {
 		m.logIf(removeRules(ctx, natRules(m.bridge, g.Masked())))
 		return m, nil
 	}
-	if err := setSysctl("ipv4/ip_forward", "1"); err != nil {
-		return nil, err
+	forward, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	if err != nil {
+		return nil, fmt.Errorf("read ip_forward: %w", err)
+	}
+	if strings.TrimSpace(string(forward)) == "0" {
+		if err := setSysctl("ipv4/ip_forward", "1"); err != nil {
+			return nil, err
+		}
+		m.forwardOn = true
+		defer func() {
+			if err != nil {
+				m.logIf(setSysctl("ipv4/ip_forward", "0"))
+			}
+		}()
 	}
 	if err := ensureRules(ctx, natRules(m.bridge, g.Masked())); err != nil {
 		return nil, fmt.Errorf("outbound NAT: %w", err)
@@ -382,8 +397,9 @@ func (m *Manager) Counters(id string, index int) (NICCounters, error) {
 }
 
 // Close removes the VLAN bridges used through this Manager that have no
-// port left, and the public bridge with its NAT rules when no guest uses
-// it; running guests keep their network across a Hearth restart.
+// port left, and, when no guest uses the public bridge, the bridge with its
+// NAT rules (turning ip_forward off again if New turned it on). Running
+// guests keep their network across a Hearth restart.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -401,6 +417,10 @@ func (m *Manager) Close() error {
 	}
 	if m.nat {
 		errs = append(errs, removeRules(ctx, natRules(m.bridge, m.gateway.Masked())))
+	}
+	if m.forwardOn {
+		errs = append(errs, setSysctl("ipv4/ip_forward", "0"))
+		m.forwardOn = false
 	}
 	errs = append(errs, deleteBridge(ctx, m.bridge))
 	return errors.Join(errs...)

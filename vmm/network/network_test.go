@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // testNet is one test's Manager with its own bridge, subnet and data dir.
@@ -161,10 +165,74 @@ func ping(t *testing.T, path string, addr netip.Addr, want bool) {
 	if !want {
 		deadline = "2"
 	}
-	out, err := inNetns(path, "/bin/busybox", "ping", "-c", "1", "-w", deadline, addr.String())
+	out, err := inNetns(path, "/bin/busybox", "ping", "-c", "1", "-W", deadline, "-w", deadline, addr.String())
 	if got := err == nil; got != want {
 		t.Errorf("ping %s from %s: answered %v, want %v\n%s", addr, path, got, want, out)
 	}
+}
+
+// inNamespace runs fn on a thread in the network namespace at path ("" =
+// the host's), so that the sockets fn opens live there.
+func inNamespace(path string, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with the goroutine instead of
+		// carrying the namespace on to other goroutines.
+		runtime.LockOSThread()
+		if path != "" {
+			ns, err := netns.GetFromPath(path)
+			if err != nil {
+				done <- err
+				return
+			}
+			defer ns.Close()
+			if err := netns.Set(ns); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- fn()
+	}()
+	return <-done
+}
+
+// udpArrives reports whether datagrams sent from the namespace at from to
+// addr arrive at a socket on addr in the namespace at to ("" = the host).
+// One-way traffic, so it also shows what a reply could never prove.
+func udpArrives(t *testing.T, from, to string, addr netip.Addr) bool {
+	t.Helper()
+	var listener *net.UDPConn
+	err := inNamespace(to, func() (err error) {
+		listener, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listen on %s in %q: %v", addr, to, err)
+	}
+	defer listener.Close()
+	sent := make(chan error, 1)
+	go func() {
+		sent <- inNamespace(from, func() error {
+			conn, err := net.DialUDP("udp4", nil, listener.LocalAddr().(*net.UDPAddr))
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			for range 5 {
+				if _, err := conn.Write([]byte("hello")); err != nil {
+					return err
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			return nil
+		})
+	}()
+	listener.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, _, readErr := listener.ReadFromUDP(make([]byte, 64))
+	if err := <-sent; err != nil {
+		t.Fatalf("send from %s to %s: %v", from, addr, err)
+	}
+	return readErr == nil
 }
 
 func TestPublicBridgeGuestReachesGatewayAndCountsTraffic(t *testing.T) {
@@ -224,24 +292,40 @@ func TestPublicBridgeGuestReachesGatewayAndCountsTraffic(t *testing.T) {
 
 func TestVLANGuestsReachEachOtherAndNoOneElse(t *testing.T) {
 	t.Parallel()
-	tn := newTestNet(t)
+	// NAT on turns ip_forward on: isolation must hold even where the host routes.
+	tn := newTestNet(t, WithNAT(true))
 	red, blue := tn.newVLAN(), tn.newVLAN()
 	// All VLAN addresses share one subnet: only the bridges keep them apart.
 	vlanAddr := func(n int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 77, byte(n)}), 24) }
-	red1, red2, blue1, spy := tn.newID(), tn.newID(), tn.newID(), tn.newID()
+	red1, red2, blue1, spy, pub := tn.newID(), tn.newID(), tn.newID(), tn.newID(), tn.newID()
 	pRed1 := tn.setup(red1, tn.public(11), NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(1), Bridge: red})
 	pRed2 := tn.setup(red2, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(2), Bridge: red})
 	pBlue1 := tn.setup(blue1, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(3), Bridge: blue})
-	// A guest on a VLAN claiming an address of the public subnet must not reach the host.
-	pSpy := tn.setup(spy, NIC{Index: 0, MAC: RandomMAC(), Address: tn.addr(99), Gateway: tn.gateway(), Bridge: blue})
+	pPub := tn.setup(pub, tn.public(12))
+	// A VLAN guest that tries to use the host as its router.
+	pSpy := tn.setup(spy, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(50), Gateway: vlanAddr(254).Addr(), Bridge: blue})
+	blueBridge, err := netlink.LinkByName(blue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := inNetns(pSpy, "ip", "neigh", "replace", vlanAddr(254).Addr().String(), "lladdr", blueBridge.Attrs().HardwareAddr.String(), "dev", "eth1"); err != nil {
+		t.Fatalf("static neighbour for the spy's router: %v\n%s", err, out)
+	}
 
 	ping(t, pRed1, vlanAddr(2).Addr(), true)
 	ping(t, pRed2, vlanAddr(1).Addr(), true)
 	ping(t, pRed1, vlanAddr(3).Addr(), false)
 	ping(t, pBlue1, vlanAddr(1).Addr(), false)
 	ping(t, pRed1, tn.gateway(), true) // over its public NIC
-	ping(t, pSpy, tn.gateway(), false)
-	ping(t, pSpy, tn.addr(11).Addr(), false)
+	if !udpArrives(t, pPub, "", tn.gateway()) || !udpArrives(t, pPub, pRed1, tn.addr(11).Addr()) {
+		t.Error("public guests' UDP did not reach the host and each other")
+	}
+	if udpArrives(t, pSpy, "", tn.gateway()) {
+		t.Error("a VLAN guest's UDP reached the host")
+	}
+	if udpArrives(t, pSpy, pRed1, tn.addr(11).Addr()) {
+		t.Error("the host routed a VLAN guest's UDP to a public guest")
+	}
 
 	for _, vlan := range []string{red, blue} {
 		if l, err := netlink.LinkByName(vlan); err != nil {
@@ -259,8 +343,9 @@ func TestVLANGuestsReachEachOtherAndNoOneElse(t *testing.T) {
 	if _, err := netlink.LinkByName(red); err == nil {
 		t.Errorf("VLAN bridge %s kept after its last guest went", red)
 	}
-	tn.teardown(blue1)
-	tn.teardown(spy)
+	for _, id := range []string{blue1, spy, pub} {
+		tn.teardown(id)
+	}
 	tn.close()
 	tn.assertClean()
 }
@@ -337,11 +422,14 @@ func TestSetupRefusesAnotherGuestsDevice(t *testing.T) {
 	tn := newTestNet(t)
 	id := tn.newID()
 	// A device under the guest's veth name that Hearth did not make for it.
-	squatter := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostVeth(id, 0), Alias: "hearth:other:0"}, PeerName: fmt.Sprintf("hearthq%08x", rand.Uint32())}
+	squatter := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostVeth(id, 0)}, PeerName: fmt.Sprintf("hearthq%08x", rand.Uint32())}
 	if err := netlink.LinkAdd(squatter); err != nil {
 		t.Fatal(err)
 	}
 	defer netlink.LinkDel(squatter)
+	if err := netlink.LinkSetAlias(squatter, "hearth:other:0"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := tn.Setup(context.Background(), id, []NIC{tn.public(40)}); !errors.Is(err, ErrConflict) {
 		t.Errorf("Setup over another guest's veth: %v, want ErrConflict", err)
 	}
