@@ -2,7 +2,10 @@
 //
 // URL parameters: server (required), token (a console token minted by the
 // dashboard: connects without the password while it is valid), name (shown
-// in the toolbar). Reconnects with exponential back-off and gives up after
+// in the toolbar). For a logged-in owner the dashboard's
+// /ui/servers/SERVER/console.json supplies name and VNC password; without
+// it (a handed-out token URL, or no dashboard) the page asks for the
+// password. Reconnects with exponential back-off and gives up after
 // maxRetries; a wrong password asks again instead of retrying.
 import RFB from '/static/novnc/core/rfb.js';
 import KeyTable from '/static/novnc/core/input/keysym.js';
@@ -190,5 +193,42 @@ $('paste').addEventListener('submit', (e) => {
   if (rfb) rfb.focus();
 });
 
+function note(html) {
+  $('note').innerHTML = html;
+  $('note').hidden = false;
+}
+
+// start asks the dashboard what it knows of the server, then connects.
+async function start() {
+  let info = null;
+  let status = 0;
+  try {
+    const r = await fetch('/ui/servers/' + encodeURIComponent(server) + '/console.json', { credentials: 'same-origin' });
+    status = r.status;
+    if (r.ok) info = await r.json();
+  } catch (e) {
+    // No dashboard on this origin: the token or the password will do.
+  }
+  if (info) {
+    if (info.name) $('title').textContent = 'Console: ' + info.name;
+    $('back').href = '/ui/servers/' + encodeURIComponent(server);
+    $('back').hidden = false;
+    if (!info.hasPassword) {
+      setStatus('failed', 'No console');
+      note('This server has no console: set a VNC password on the <a href="/ui/servers/' +
+        encodeURIComponent(server) + '">server page</a> and start the server.');
+      return;
+    }
+    if (info.token && !token) token = info.token;
+    if (info.password) password = info.password;
+  } else if (status === 401 && !token) {
+    setStatus('failed', 'Not logged in');
+    note('Log in to use this console: <a href="/login?next=' +
+      encodeURIComponent(location.pathname + location.search) + '">log in</a>.');
+    return;
+  }
+  connect();
+}
+
 window.hearthConsole = { connect, disconnect, get rfb() { return rfb; } }; // for tests and the dashboard
-connect();
+start();
