@@ -111,7 +111,15 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("storage: %w", err)
 		}
 	}
-	dsn := (&url.URL{Scheme: "file", Path: filepath.Join(dataDir, "hearth.db")}).String() + "?" + url.Values{
+	// The database holds secret hashes: make it (and so its -wal and -shm
+	// files, which SQLite creates with the same mode) private before first use.
+	dbPath := filepath.Join(dataDir, "hearth.db")
+	if f, err := os.OpenFile(dbPath, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	} else {
+		f.Close()
+	}
+	dsn := (&url.URL{Scheme: "file", Path: dbPath}).String() + "?" + url.Values{
 		"_pragma": {"busy_timeout(10000)", "foreign_keys(1)", "journal_mode(WAL)", "synchronous(NORMAL)"},
 		"_txlock": {"immediate"},
 	}.Encode()

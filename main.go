@@ -1,0 +1,433 @@
+// Command hearth is the Hearth hypervisor appliance: one binary that runs
+// guest servers through containerd and serves the ElasticHosts API, the
+// dashboard and the VNC consoles on one port.
+//
+//	hearth [serve] [flags]                      run the appliance until SIGINT/SIGTERM
+//	hearth user add NAME [--admin]              create a user, print its UUID and secret
+//	hearth user list                            list users
+//	hearth image import --name NAME [--size SIZE] FILE
+//	                                            make a library drive from an image
+//	hearth version                              version and build information
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"hearth/storage"
+	"hearth/storage/rootfs"
+	"hearth/web"
+	"hearth/web/api"
+	"hearth/web/certs"
+	"hearth/web/dash"
+	"hearth/web/eh"
+)
+
+// version is set at build time: -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.LUTC)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is a command-line mistake: exit status 2 with the message.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+const usage = `usage:
+  hearth [serve] [--listen ADDR] [--data DIR] [--containerd SOCKET] [--runtime NAME]
+                 [--tls auto] [--tls-cert FILE --tls-key FILE] [--vnc-listen IP] [--subnet CIDR] [--prefix PATH]
+  hearth user add NAME [--admin] [--data DIR]
+  hearth user list [--data DIR]
+  hearth image import --name NAME [--size SIZE] [--data DIR] FILE
+  hearth version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	err := dispatch(args, stdout, stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "hearth: %v\n%s", err, usage)
+		return 2
+	}
+	fmt.Fprintf(stderr, "hearth: %v\n", err)
+	return 1
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return serve(args, stderr)
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "user":
+		if len(args) < 2 {
+			return usagef("user: want add or list")
+		}
+		switch args[1] {
+		case "add":
+			return userAdd(args[2:], stdout, stderr)
+		case "list":
+			return userList(args[2:], stdout, stderr)
+		}
+		return usagef("user %s: want add or list", args[1])
+	case "image":
+		if len(args) < 2 || args[1] != "import" {
+			return usagef("image: want import")
+		}
+		return imageImport(args[2:], stdout, stderr)
+	case "version":
+		printVersion(stdout)
+		return nil
+	case "help", "-h", "--help":
+		return flag.ErrHelp
+	}
+	return usagef("unknown command %q", args[0])
+}
+
+// env returns the environment variable's value, or def when it is unset.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func dataFlag(fs *flag.FlagSet) *string {
+	return fs.String("data", env("HEARTH_DATA", "/var/lib/hearth"), "`dir`ectory of all Hearth's state (env HEARTH_DATA)")
+}
+
+// parse parses flags and positional arguments in any order
+// (`user add NAME --admin --data DIR` as well as `user add --admin NAME`).
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// openState opens DATA for a short command that may run beside `serve`.
+func openState(dir string) (*storage.Store, error) {
+	return storage.Open(dir, storage.WithoutMaintenance())
+}
+
+func userAdd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("user add", stderr)
+	admin := fs.Bool("admin", false, "the user administers Hearth and sees every object")
+	data := dataFlag(fs)
+	rest, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usagef("user add: want exactly one NAME")
+	}
+	store, err := openState(*data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	u, secret, err := store.CreateUser(context.Background(), rest[0], *admin)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "user %s\nsecret %s\n", u.ID, secret)
+	return nil
+}
+
+func userList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("user list", stderr)
+	data := dataFlag(fs)
+	rest, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return usagef("user list: no arguments expected")
+	}
+	store, err := openState(*data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	users, err := store.Users(context.Background())
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		line := u.ID + " " + u.Name
+		if u.Admin {
+			line += " admin"
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	return nil
+}
+
+// ensureAdmin creates the first admin when there are no users at all and
+// writes its credentials to DATA/admin.credentials (mode 0600). It logs the
+// path, never the secret.
+func ensureAdmin(ctx context.Context, store *storage.Store, logf func(string, ...any)) error {
+	users, err := store.Users(ctx)
+	if err != nil || len(users) > 0 {
+		return err
+	}
+	u, secret, err := store.CreateUser(ctx, "admin", true)
+	if err != nil {
+		return fmt.Errorf("first admin: %w", err)
+	}
+	path := filepath.Join(store.Dir(), "admin.credentials")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte("user "+u.ID+"\nsecret "+secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("first admin: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil { // WriteFile keeps the mode of a file left by a crash
+		return fmt.Errorf("first admin: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("first admin: %w", err)
+	}
+	logf("created the first admin user %q; its credentials are in %s", u.Name, path)
+	return nil
+}
+
+func imageImport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("image import", stderr)
+	name := fs.String("name", "", "name of the library drive (required)")
+	sizeFlag := fs.String("size", "", "drive size (bytes, or with K, M, G, T); default: the content plus headroom")
+	data := dataFlag(fs)
+	rest, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usagef("image import: want exactly one FILE")
+	}
+	if *name == "" {
+		return usagef("image import: --name is required")
+	}
+	var opts []rootfs.Option
+	if *sizeFlag != "" {
+		size, err := eh.ParseSize(*sizeFlag)
+		if err != nil {
+			return usagef("image import: --size %s: %v", *sizeFlag, err)
+		}
+		opts = append(opts, rootfs.WithSize(size))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := openState(*data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	logf := log.New(stderr, "", log.LstdFlags|log.LUTC).Printf
+	if err := ensureAdmin(ctx, store, logf); err != nil {
+		return err
+	}
+	admin, err := store.FirstAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, rootfs.WithLogger(logf), rootfs.WithTempDir(store.RunDir()))
+	var res rootfs.Result
+	props := map[string]string{"readers": storage.Everyone, "claim:type": "shared", "media": "disk"}
+	d, err := store.CreateDriveFrom(ctx, storage.Drive{Owner: admin.ID, Name: *name, Props: props, Library: true},
+		func(path string) error {
+			var err error
+			res, err = rootfs.Import(ctx, rest[0], path, opts...)
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("image import %s: %w", rest[0], err)
+	}
+	logf("imported %s (%s) as library drive %q, %d bytes", rest[0], res.Format, *name, d.Size)
+	fmt.Fprintf(stdout, "drive %s\n", d.ID)
+	return nil
+}
+
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "hearth %s\n", version)
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	fmt.Fprintf(w, "go %s\n", info.GoVersion)
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision", "vcs.time", "vcs.modified", "GOOS", "GOARCH", "CGO_ENABLED":
+			fmt.Fprintf(w, "%s %s\n", s.Key, s.Value)
+		}
+	}
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	listen := fs.String("listen", env("HEARTH_LISTEN", ":8080"), "`address` of the API and dashboard (env HEARTH_LISTEN)")
+	data := dataFlag(fs)
+	containerd := fs.String("containerd", env("HEARTH_CONTAINERD", ""), "`socket` of a running containerd; empty: start a private one in DATA/containerd (env HEARTH_CONTAINERD)")
+	runtimeName := fs.String("runtime", env("HEARTH_RUNTIME", "auto"), "containerd runtime: io.containerd.kata.v2, io.containerd.runc.v2 or auto (env HEARTH_RUNTIME)")
+	vncListen := fs.String("vnc-listen", env("HEARTH_VNC_LISTEN", ""), "`IP` where per-server VNC ports open; empty: the host's address (env HEARTH_VNC_LISTEN)")
+	subnet := fs.String("subnet", env("HEARTH_SUBNET", storage.DefaultSubnet.String()), "IPv4 `CIDR` of the guest address pool; its first address is the gateway (env HEARTH_SUBNET)")
+	prefix := fs.String("prefix", env("HEARTH_PREFIX", ""), "optional `path` prefix of the API, e.g. /api (env HEARTH_PREFIX)")
+	var tlsFlags certs.Config
+	tlsFlags.RegisterFlags(fs)
+	rest, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return usagef("serve: unexpected argument %q", rest[0])
+	}
+	pool, err := netip.ParsePrefix(*subnet)
+	if err != nil {
+		return usagef("--subnet %s: %v", *subnet, err)
+	}
+	logf := log.New(stderr, "", log.LstdFlags|log.LUTC).Printf
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	store, err := storage.Open(*data, storage.WithSubnet(pool), storage.WithLogger(logf))
+	if err != nil {
+		if errors.Is(err, storage.ErrInvalid) {
+			return usagef("--subnet: %v", err)
+		}
+		return err
+	}
+	defer store.Close()
+	if err := ensureAdmin(ctx, store, logf); err != nil {
+		return err
+	}
+
+	tlsFlags.DataDir, tlsFlags.Logf = store.Dir(), logf
+	tlsCfg, err := tlsFlags.TLSConfig()
+	if err != nil {
+		return usageError{err.Error()}
+	}
+
+	apiOpts := []api.Option{api.WithLogger(logf)}
+	runtimeInUse := "none"
+	// ---- guest layer (vmm helper) -------------------------------------------
+	// Open vmm here with *containerd, *runtimeName and *vncListen, append
+	// api.WithGuests(guests) and api.WithConsoleLog(...) to apiOpts, set
+	// runtimeInUse to the runtime it chose, and close it after srv.Shutdown.
+	// Until then lifecycle calls answer 500 system "no guest runtime".
+	_, _, _ = containerd, runtimeName, vncListen
+	// --------------------------------------------------------------------------
+	svc := api.New(store, apiOpts...)
+
+	dashboard, err := dash.New(dash.Config{
+		Backend: svc,
+		Runtime: runtimeInUse,
+		DataDir: store.Dir(),
+		Secure:  tlsCfg != nil,
+		Logf:    logf,
+	})
+	if err != nil {
+		return err
+	}
+	handler := web.New(web.Config{
+		API:       svc,
+		Runtime:   func() string { return runtimeInUse },
+		Prefix:    *prefix,
+		Dashboard: dashboard,
+		Session:   dashboard.SessionCaller,
+		// ---- console (console helper): Console: the console.Manager ----
+	})
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		ln, scheme = certs.NewListener(ln, tlsCfg), "https"
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(stderr, "http: ", log.LstdFlags|log.LUTC),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logf("hearth %s serving %s://%s (data %s, guests: %s)", version, scheme, ln.Addr(), store.Dir(), runtimeInUse)
+	notifyReady(logf)
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logf("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logf("shutdown: %v", err)
+	}
+	return nil
+}
+
+// notifyReady tells systemd (Type=notify) that Hearth is serving.
+func notifyReady(logf func(string, ...any)) {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return
+	}
+	if path[0] == '@' {
+		path = "\x00" + path[1:] // abstract socket
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		logf("sd_notify: %v", err)
+		return
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("READY=1")); err != nil {
+		logf("sd_notify: %v", err)
+	}
+}

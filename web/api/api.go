@@ -1,0 +1,140 @@
+// Package api implements the ElasticHosts API of Hearth: an operations layer
+// (Service, one method per operation, scoped to the calling user, errors as
+// *eh.Error) and a thin HTTP layer over it (Handler). The dashboard calls the
+// same Service, so both answer with the same validation and messages.
+//
+// Guests are run by whatever implements Guests (vmm.Manager); without one,
+// lifecycle calls answer 500 system and everything else works.
+package api
+
+import (
+	"context"
+	"errors"
+
+	"hearth/storage"
+	"hearth/vmm"
+	"hearth/web/eh"
+)
+
+// Guests runs servers. Every method takes the server UUID; errors wrap vmm
+// sentinels (ErrUnavailable → 500 system, ErrBusy, ErrRunning, ErrNotRunning
+// → 409 busy, ErrInvalid → 400 usage, ErrBootDrive → 500 failed) or are
+// *eh.Error values, passed on as they are.
+type Guests interface {
+	Start(ctx context.Context, server string) error    // stopped/dead → active (or dead with error)
+	Stop(ctx context.Context, server string) error     // SIGKILL; then persistent → stopped, else destroyed
+	Shutdown(ctx context.Context, server string) error // power-off signal, SIGKILL after the grace period
+	Reset(ctx context.Context, server string) error    // kill and start again, same configuration
+	Pause(ctx context.Context, server string) error
+	Resume(ctx context.Context, server string) error
+	Apply(ctx context.Context, server string, changed eh.Props) error // live set on an active server (cpu, password)
+	Runtime(ctx context.Context, server string) (eh.Props, bool)      // runtime keys of a running server
+}
+
+// ConsoleLog gives what a running guest printed on its console.
+type ConsoleLog interface {
+	// ConsoleOutput returns the last 64 KiB of the server's console output.
+	ConsoleOutput(ctx context.Context, server string) ([]byte, error)
+}
+
+// Caller is the authenticated user an operation runs for.
+type Caller struct {
+	ID    string
+	Name  string
+	Admin bool
+}
+
+// Service is the API's operations layer.
+type Service struct {
+	store   *storage.Store
+	guests  Guests
+	console ConsoleLog
+	logf    func(format string, args ...any)
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithGuests sets the guest runtime lifecycle calls go to.
+func WithGuests(g Guests) Option { return func(s *Service) { s.guests = g } }
+
+// WithConsoleLog sets where GET /servers/SERVER/console reads from.
+func WithConsoleLog(c ConsoleLog) Option { return func(s *Service) { s.console = c } }
+
+// WithLogger sets where the service reports failures it does not return.
+func WithLogger(logf func(format string, args ...any)) Option {
+	return func(s *Service) { s.logf = logf }
+}
+
+// New returns the operations layer over store.
+func New(store *storage.Store, opts ...Option) *Service {
+	s := &Service{store: store, logf: func(string, ...any) {}}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
+}
+
+// Store is the state the service works on.
+func (s *Service) Store() *storage.Store { return s.store }
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying the authenticated caller.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the caller ctx carries, if any.
+func CallerFrom(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}
+
+// apiError turns a storage or guest error into the API's: errors that are
+// already *eh.Error pass unchanged; the sentinels of storage and vmm map to
+// their words; anything else is 500 failed with its text.
+func apiError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *eh.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	switch {
+	case errors.Is(err, vmm.ErrUnavailable):
+		return eh.Systemf("no guest runtime: %w", err)
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, vmm.ErrNotFound):
+		return eh.Missingf("%w", err)
+	case errors.Is(err, storage.ErrBusy), errors.Is(err, vmm.ErrBusy),
+		errors.Is(err, vmm.ErrRunning), errors.Is(err, vmm.ErrNotRunning):
+		return eh.Busyf("%w", err)
+	case errors.Is(err, storage.ErrInvalid), errors.Is(err, storage.ErrTooLarge), errors.Is(err, vmm.ErrInvalid):
+		return eh.Usagef("%w", err)
+	case errors.Is(err, storage.ErrFull):
+		return eh.Fullf("%w", err)
+	case errors.Is(err, storage.ErrAuth):
+		return eh.Authf("bad credentials")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return eh.Failedf("request ended before the operation did: %w", err)
+	}
+	return eh.Failedf("%w", err)
+}
+
+// errNoGuests is the answer to a lifecycle call when no runtime is wired.
+func errNoGuests(action string) error {
+	return eh.Systemf("no guest runtime: cannot %s servers (containerd is not available to this Hearth)", action)
+}
+
+func missing(kind, id string) error { return eh.Missingf("%s %s not found", kind, id) }
+
+// checkID refuses ids that are not UUIDs as missing, like unknown ones.
+func checkID(kind, id string) error {
+	if !eh.IsUUID(id) {
+		return missing(kind, id)
+	}
+	return nil
+}
+
+func ownerCheck(c Caller, owner string) bool { return c.Admin || c.ID == owner }

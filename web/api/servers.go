@@ -1,0 +1,370 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"strconv"
+	"strings"
+
+	"hearth/storage"
+	"hearth/web/eh"
+)
+
+// Server actions for ServerAction.
+const (
+	ActionStart    = "start"
+	ActionStop     = "stop"
+	ActionShutdown = "shutdown"
+	ActionReset    = "reset"
+	ActionPause    = "pause"
+	ActionResume   = "resume"
+	ActionDestroy  = "destroy"
+)
+
+// server loads a server the caller may see: their own, or any for an admin.
+// Anything else is missing, exactly like a server that does not exist.
+func (s *Service) server(ctx context.Context, c Caller, id string) (storage.Server, error) {
+	if err := checkID("server", id); err != nil {
+		return storage.Server{}, err
+	}
+	srv, err := s.store.Server(ctx, strings.ToLower(id))
+	if errors.Is(err, storage.ErrNotFound) || err == nil && !ownerCheck(c, srv.Owner) {
+		return storage.Server{}, missing("server", id)
+	}
+	if err != nil {
+		return storage.Server{}, apiError(err)
+	}
+	return srv, nil
+}
+
+func running(status string) bool {
+	return status == storage.StatusActive || status == storage.StatusPaused
+}
+
+// serverProps is what server info shows: the stored configuration, the
+// server's identity and state, the guest's runtime keys while it runs, and
+// the aliases of both dialects.
+func (s *Service) serverProps(ctx context.Context, srv storage.Server, full bool) eh.Props {
+	stored := make(eh.Props, len(srv.Config)+6)
+	maps.Copy(stored, srv.Config)
+	stored["server"], stored["user"], stored["status"] = srv.ID, srv.Owner, srv.Status
+	if srv.Error != "" {
+		stored["error"] = srv.Error
+	}
+	if full {
+		stored["host"] = s.store.HostID()
+	}
+	var runtime eh.Props
+	if running(srv.Status) {
+		if !srv.Started.IsZero() {
+			stored["started"] = strconv.FormatInt(srv.Started.Unix(), 10)
+		}
+		if s.guests != nil {
+			if rt, ok := s.guests.Runtime(ctx, srv.ID); ok {
+				runtime = rt
+			}
+		}
+		if runtime == nil {
+			runtime = eh.Props{}
+		}
+		if runtime["nic:0:ip"] == "" && srv.Config["nic:0:dhcp"] != "" {
+			if a, err := s.store.Lease(ctx, srv.ID); err == nil {
+				runtime["nic:0:ip"] = a.String()
+			} else if ip := srv.Config["nic:0:dhcp"]; ip != "auto" {
+				runtime["nic:0:ip"] = ip
+			}
+		}
+	}
+	return eh.ServerInfo(stored, runtime)
+}
+
+// ServersInfo returns the info of every server the caller sees (all of them for an admin).
+func (s *Service) ServersInfo(ctx context.Context, c Caller) ([]eh.Props, error) {
+	return s.serversInfo(ctx, c, false)
+}
+
+func (s *Service) serversInfo(ctx context.Context, c Caller, full bool) ([]eh.Props, error) {
+	owner := c.ID
+	if c.Admin {
+		owner = ""
+	}
+	list, err := s.store.Servers(ctx, owner)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	out := make([]eh.Props, len(list))
+	for i, srv := range list {
+		out[i] = s.serverProps(ctx, srv, full)
+	}
+	return out, nil
+}
+
+// ServerInfo returns one server's info.
+func (s *Service) ServerInfo(ctx context.Context, c Caller, id string) (eh.Props, error) {
+	return s.serverInfo(ctx, c, id, false)
+}
+
+func (s *Service) serverInfo(ctx context.Context, c Caller, id string, full bool) (eh.Props, error) {
+	srv, err := s.server(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.serverProps(ctx, srv, full), nil
+}
+
+// CreateServer validates a configuration, stores the server (owned by the
+// caller) and, when start is set, starts it. A server that cannot be started
+// is removed again: a failed create leaves nothing behind.
+func (s *Service) CreateServer(ctx context.Context, c Caller, config eh.Props, start bool) (eh.Props, error) {
+	next, err := eh.NewServer(config)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkReferences(ctx, c.ID, c.Admin, "", next, next.Keys()); err != nil {
+		return nil, err
+	}
+	if start && s.guests == nil {
+		return nil, errNoGuests(ActionStart)
+	}
+	srv, err := s.store.CreateServer(ctx, c.ID, next)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	if start {
+		if err := s.guests.Start(ctx, srv.ID); err != nil {
+			if derr := s.store.DeleteServer(context.WithoutCancel(ctx), srv.ID); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
+				s.logf("api: server %s failed to start and could not be removed: %v", srv.ID, derr)
+			}
+			return nil, apiError(err)
+		}
+		if srv, err = s.store.Server(ctx, srv.ID); err != nil {
+			return nil, apiError(err)
+		}
+	}
+	return s.serverProps(ctx, srv, false), nil
+}
+
+// SetServer changes a server's configuration. A stopped server takes any
+// configuration key; an active (or paused) one only the live keys (name,
+// cpu, persistent, tags, user:*, password), which the guest layer applies at
+// once — any other changed key is 409 busy naming it. Nothing is changed
+// when any part is refused.
+func (s *Service) SetServer(ctx context.Context, c Caller, id string, changes eh.Props) (eh.Props, error) {
+	srv, err := s.server(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	_, changed, err := eh.UpdateServer(srv.Config, changes, running(srv.Status))
+	if err != nil {
+		return nil, err
+	}
+	owner, err := s.store.User(ctx, srv.Owner)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	if err := s.checkReferences(ctx, owner.ID, owner.Admin, srv.ID, mergeProps(srv.Config, changed), changed.Keys()); err != nil {
+		return nil, err
+	}
+	var before storage.Server
+	srv, err = s.store.UpdateServer(ctx, srv.ID, func(cur *storage.Server) error {
+		before = *cur
+		before.Config = maps.Clone(cur.Config)
+		next, ch, err := eh.UpdateServer(cur.Config, changes, running(cur.Status))
+		if err != nil {
+			return err
+		}
+		if running(cur.Status) && len(ch) > 0 && s.guests == nil {
+			return errNoGuests("change running")
+		}
+		cur.Config, changed = next, ch
+		return nil
+	})
+	if err != nil {
+		return nil, apiError(err)
+	}
+	if running(srv.Status) && len(changed) > 0 {
+		if err := s.guests.Apply(ctx, srv.ID, changed); err != nil {
+			// Put the old values back: a refused live change leaves nothing behind.
+			if _, rerr := s.store.UpdateServer(context.WithoutCancel(ctx), srv.ID, func(cur *storage.Server) error {
+				for k := range changed {
+					if v, ok := before.Config[k]; ok {
+						cur.Config[k] = v
+					} else {
+						delete(cur.Config, k)
+					}
+				}
+				return nil
+			}); rerr != nil {
+				s.logf("api: server %s: undoing a refused live change: %v", srv.ID, rerr)
+			}
+			return nil, apiError(err)
+		}
+	}
+	return s.serverProps(ctx, srv, false), nil
+}
+
+func mergeProps(base, changed eh.Props) eh.Props {
+	out := maps.Clone(base)
+	if out == nil {
+		out = eh.Props{}
+	}
+	for k, v := range changed {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// checkReferences checks the objects the given keys of a configuration refer
+// to: attached drives must exist and be usable by the server's owner (their
+// own, any for an admin, or a drive they may read attached as a cdrom), a
+// static IP in nic:0:dhcp must be the owner's and free, a VLAN in nic:1:vlan
+// the owner's. server is the server being changed ("" when creating).
+func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin bool, server string, config eh.Props, keys []string) error {
+	devices := map[string]bool{}
+	for _, k := range keys {
+		if storage.IsDeviceKey(k) {
+			devices[k] = true
+		} else if dev, ok := strings.CutSuffix(k, ":media"); ok && storage.IsDeviceKey(dev) {
+			devices[dev] = true
+		}
+	}
+	for _, dev := range eh.Props(boolKeys(devices)).Keys() {
+		id := config[dev]
+		if id == "" {
+			continue
+		}
+		d, err := s.store.Drive(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) || err == nil && !ownerAdmin && !d.Readable(owner) {
+			return eh.Missingf("key %s: drive %s not found", dev, id)
+		}
+		if err != nil {
+			return apiError(err)
+		}
+		if d.Owner != owner && !ownerAdmin && config[dev+":media"] != "cdrom" {
+			return eh.Usagef("key %s: drive %s is not yours to write; attach it with %s:media cdrom, or image a copy of it", dev, id, dev)
+		}
+	}
+	for _, k := range keys {
+		v := config[k]
+		switch {
+		case k == "nic:0:dhcp" && v != "" && v != "auto":
+			r, err := s.store.Resource(ctx, storage.ResourceIP, v)
+			if errors.Is(err, storage.ErrNotFound) || err == nil && r.Owner != owner {
+				return eh.Missingf("key nic:0:dhcp: %s is not one of your static IPs (create one with /resources/ip/create, or use auto)", v)
+			}
+			if err != nil {
+				return apiError(err)
+			}
+			users, err := s.store.ResourceUsers(ctx, storage.ResourceIP, v)
+			if err != nil {
+				return apiError(err)
+			}
+			for _, u := range users {
+				if u != server {
+					return eh.Busyf("key nic:0:dhcp: static IP %s is already used by server %s", v, u)
+				}
+			}
+		case k == "nic:1:vlan" && v != "":
+			r, err := s.store.Resource(ctx, storage.ResourceVLAN, v)
+			if errors.Is(err, storage.ErrNotFound) || err == nil && r.Owner != owner {
+				return eh.Missingf("key nic:1:vlan: VLAN %s not found", v)
+			}
+			if err != nil {
+				return apiError(err)
+			}
+		}
+	}
+	return nil
+}
+
+func boolKeys(m map[string]bool) eh.Props {
+	p := make(eh.Props, len(m))
+	for k := range m {
+		p[k] = "1"
+	}
+	return p
+}
+
+// ServerAction runs a lifecycle action: start, stop, shutdown, reset, pause,
+// resume or destroy. destroy of a stopped server needs no guest runtime; of a
+// running one it stops the guest first.
+func (s *Service) ServerAction(ctx context.Context, c Caller, id, action string) error {
+	srv, err := s.server(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	status := srv.Status
+	switch action {
+	case ActionStart:
+		if running(status) {
+			return eh.Busyf("server %s is already %s", srv.ID, status)
+		}
+	case ActionStop, ActionShutdown, ActionReset, ActionPause:
+		if status != storage.StatusActive && !(status == storage.StatusPaused && action != ActionPause) {
+			return eh.Busyf("server %s is %s, not active", srv.ID, status)
+		}
+	case ActionResume:
+		if status != storage.StatusPaused {
+			return eh.Busyf("server %s is %s, not paused", srv.ID, status)
+		}
+	case ActionDestroy:
+		if !running(status) {
+			return s.deleteServer(ctx, srv.ID)
+		}
+	default:
+		return eh.Missingf("no such server command %s", action)
+	}
+	if s.guests == nil {
+		return errNoGuests(action)
+	}
+	switch action {
+	case ActionStart:
+		err = s.guests.Start(ctx, srv.ID)
+	case ActionStop:
+		err = s.guests.Stop(ctx, srv.ID)
+	case ActionShutdown:
+		err = s.guests.Shutdown(ctx, srv.ID)
+	case ActionReset:
+		err = s.guests.Reset(ctx, srv.ID)
+	case ActionPause:
+		err = s.guests.Pause(ctx, srv.ID)
+	case ActionResume:
+		err = s.guests.Resume(ctx, srv.ID)
+	case ActionDestroy:
+		if err = s.guests.Stop(ctx, srv.ID); err == nil {
+			err = s.deleteServer(ctx, srv.ID)
+		}
+	}
+	return apiError(err)
+}
+
+// deleteServer removes a server; one already gone (a non-persistent server
+// that its stop destroyed) counts as removed.
+func (s *Service) deleteServer(ctx context.Context, id string) error {
+	err := s.store.DeleteServer(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return apiError(err)
+}
+
+// ServerConsole returns the last 64 KiB the guest printed on its console.
+func (s *Service) ServerConsole(ctx context.Context, c Caller, id string) ([]byte, error) {
+	srv, err := s.server(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.console == nil {
+		return nil, eh.Systemf("no guest runtime: no console output is kept")
+	}
+	out, err := s.console.ConsoleOutput(ctx, srv.ID)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	return out, nil
+}

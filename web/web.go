@@ -1,0 +1,158 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"hearth/web/api"
+	"hearth/web/eh"
+)
+
+// Console serves the VNC websocket of a server (console.Manager does).
+// owner is true when the request proved it may use the server's console
+// (its owner's or an admin's Basic auth or dashboard session).
+type Console interface {
+	ServeWebsocket(w http.ResponseWriter, r *http.Request, server string, owner bool)
+}
+
+// Config says what the one port serves.
+type Config struct {
+	// API is the operations layer behind /servers, /drives and /resources.
+	API *api.Service
+	// Runtime names the guest runtime in use, for /health (e.g.
+	// "io.containerd.runc.v2", or "none" when no runtime is wired).
+	Runtime func() string
+	// Prefix is an optional path prefix the API lives under (e.g. "/api"),
+	// as some providers had (https://host/api/servers/list).
+	Prefix string
+	// Dashboard answers every path that is not the API, the console or
+	// /health (login, pages, static assets). Nil: those paths are 404.
+	Dashboard http.Handler
+	// Console serves /servers/SERVER/vnc. Nil: the websocket is 404.
+	Console Console
+	// Session tells who a request's dashboard session belongs to, for the
+	// console websocket (nil: Basic auth only).
+	Session func(r *http.Request) (user string, ok bool)
+}
+
+// New returns the handler of the one port:
+//
+//   - GET /health: unauthenticated liveness (status ok, runtime NAME);
+//   - [PREFIX]/servers/SERVER/vnc: the console websocket (Config.Console);
+//   - [PREFIX]/servers/..., /drives/..., /resources/...: the API, behind
+//     HTTP Basic auth (user UUID or name, and secret key);
+//   - everything else: the dashboard.
+//
+// Doubled slashes in API paths are tolerated (clients join a stem ending in
+// a slash with /servers/...).
+func New(cfg Config) http.Handler {
+	h := &handler{cfg: cfg, api: cfg.API.Handler()}
+	h.prefix = "/" + strings.Trim(cfg.Prefix, "/")
+	if h.prefix == "/" {
+		h.prefix = ""
+	}
+	return h
+}
+
+type handler struct {
+	cfg    Config
+	api    http.Handler
+	prefix string
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if path == "/health" || path == h.prefix+"/health" {
+		h.health(w, r)
+		return
+	}
+	rest := path
+	if h.prefix != "" {
+		var ok bool
+		if rest, ok = strings.CutPrefix("/"+strings.TrimLeft(path, "/"), h.prefix); !ok || rest != "" && rest[0] != '/' {
+			h.other(w, r)
+			return
+		}
+	}
+	segs := api.Segments(rest)
+	if len(segs) == 0 {
+		h.other(w, r)
+		return
+	}
+	switch segs[0] {
+	case "servers", "drives", "resources":
+	default:
+		h.other(w, r)
+		return
+	}
+	if len(segs) == 3 && segs[0] == "servers" && segs[2] == "vnc" {
+		h.console(w, r, segs[1])
+		return
+	}
+	caller, err := h.authenticate(r)
+	if err != nil {
+		eh.WriteError(w, err)
+		return
+	}
+	r2 := r.WithContext(api.WithCaller(r.Context(), caller))
+	u := *r.URL
+	u.Path, u.RawPath = "/"+strings.Join(segs, "/"), ""
+	r2.URL = &u
+	h.api.ServeHTTP(w, r2)
+}
+
+// authenticate checks HTTP Basic credentials: user UUID or name, secret key.
+func (h *handler) authenticate(r *http.Request) (api.Caller, error) {
+	login, secret, ok := r.BasicAuth()
+	if !ok {
+		return api.Caller{}, eh.Authf("HTTP Basic authentication required (user UUID or name, and secret key)")
+	}
+	return h.cfg.API.Authenticate(r.Context(), login, secret)
+}
+
+func (h *handler) health(w http.ResponseWriter, r *http.Request) {
+	runtime := "none"
+	if h.cfg.Runtime != nil {
+		runtime = h.cfg.Runtime()
+	}
+	eh.WriteProps(w, r, eh.Props{"status": "ok", "runtime": runtime})
+}
+
+func (h *handler) other(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Dashboard == nil {
+		eh.WriteError(w, eh.Missingf("no such page %s", r.URL.Path))
+		return
+	}
+	h.cfg.Dashboard.ServeHTTP(w, r)
+}
+
+// console hands the websocket to the console service, telling it whether
+// the request comes from someone who may use this server (Basic auth or a
+// dashboard session of its owner or an admin).
+func (h *handler) console(w http.ResponseWriter, r *http.Request, server string) {
+	if h.cfg.Console == nil {
+		eh.WriteError(w, eh.Missingf("no console service on this host"))
+		return
+	}
+	var caller api.Caller
+	var known bool
+	if _, _, ok := r.BasicAuth(); ok {
+		c, err := h.authenticate(r)
+		if err != nil {
+			eh.WriteError(w, err)
+			return
+		}
+		caller, known = c, true
+	} else if h.cfg.Session != nil {
+		if id, ok := h.cfg.Session(r); ok {
+			c, err := h.cfg.API.User(r.Context(), id)
+			caller, known = c, err == nil
+		}
+	}
+	owner := false
+	if known {
+		_, err := h.cfg.API.ServerInfo(r.Context(), caller, server)
+		owner = err == nil
+	}
+	h.cfg.Console.ServeWebsocket(w, r, strings.ToLower(server), owner)
+}
