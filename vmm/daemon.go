@@ -28,10 +28,11 @@ type daemon struct {
 	socket string
 	logf   func(string, ...any)
 
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	stopping bool
-	done     chan struct{} // closed when the supervisor gives up the child for good
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	stopping  bool
+	restarted func()        // called after the daemon came back
+	done      chan struct{} // closed when the supervisor gives up the child for good
 }
 
 // containerdConfig is the config of the private daemon. CRI stays enabled so
@@ -198,6 +199,12 @@ func (d *daemon) supervise() {
 			d.logf("containerd: restarted but not answering: %v", err)
 		} else {
 			d.logf("containerd: restarted (pid %d)", d.pid())
+		}
+		d.mu.Lock()
+		restarted := d.restarted
+		d.mu.Unlock()
+		if restarted != nil {
+			restarted()
 		}
 	}
 }

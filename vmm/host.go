@@ -108,6 +108,7 @@ type Host struct {
 	ctx    context.Context // namespaced; cancelled by Close
 	cancel context.CancelFunc
 	events sync.WaitGroup
+	kick   chan struct{} // the daemon came back: resubscribe now
 
 	mu     sync.Mutex
 	guests map[string]*guest
@@ -140,6 +141,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 		now:       time.Now,
 		coreMHz:   HostCoreMHz(),
 		guests:    make(map[string]*guest),
+		kick:      make(chan struct{}, 1),
 	}
 	for _, opt := range opts {
 		opt(h)
@@ -165,6 +167,11 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 		h.stopDaemon()
 		return nil, fmt.Errorf("containerd at %s: %w", h.socket, errors.Join(err, ErrUnavailable))
 	}
+	if h.daemon != nil {
+		h.daemon.mu.Lock()
+		h.daemon.restarted = h.reconnect
+		h.daemon.mu.Unlock()
+	}
 	h.ctx, h.cancel = context.WithCancel(namespaces.WithNamespace(context.Background(), h.namespace))
 	if err := h.adopt(ctx); err != nil {
 		h.Close()
@@ -173,6 +180,19 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 	h.events.Add(1)
 	go h.followExits()
 	return h, nil
+}
+
+// reconnect redials the restarted private daemon at once (gRPC would
+// otherwise fail calls until its own reconnect backoff ends) and has the
+// event loop resubscribe.
+func (h *Host) reconnect() {
+	if err := h.client.Reconnect(); err != nil {
+		h.logf("containerd: reconnect: %v", err)
+	}
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Runtime is the containerd runtime guests run under.
@@ -692,6 +712,8 @@ func (h *Host) followExits() {
 		select {
 		case <-time.After(backoff):
 			backoff = min(backoff*2, 5*time.Second)
+		case <-h.kick:
+			backoff = 100 * time.Millisecond
 		case <-h.ctx.Done():
 		}
 	}

@@ -1,0 +1,117 @@
+package vmm
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"hearth/internal/testguest"
+)
+
+// TestHelperHost is not a test: TestReadoptAfterKill runs the test binary
+// again with HEARTH_VMM_HELPER set, to have a Hearth process it can SIGKILL.
+// It opens a Host, starts the guests asked for, and waits to be killed.
+func TestHelperHost(t *testing.T) {
+	arg := os.Getenv("HEARTH_VMM_HELPER")
+	if arg == "" {
+		t.Skip("helper process for TestReadoptAfterKill")
+	}
+	f := strings.Split(arg, ",") // data, namespace, image, ids...
+	h, err := Open(context.Background(), f[0], WithNamespace(f[1]), WithRuntime(RuntimeRunc))
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	for _, id := range f[3:] {
+		if err := h.Start(context.Background(), GuestSpec{ID: id, Boot: Disk{Image: f[2]}}); err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		c, _ := h.Console(id)
+		// Output the guest prints while no Hearth runs, read after re-adoption.
+		c.Write([]byte("(sleep 2; echo while-away-$((2+3))) &\n"))
+	}
+	fmt.Println("ready")
+	select {}
+}
+
+func TestReadoptAfterKill(t *testing.T) {
+	needContainerd(t)
+	data, ns := t.TempDir(), testNamespace(t)
+	img := testguest.Image(t, 32<<20)
+	running, ended := guestID(t, 0), guestID(t, 1)
+
+	helper := exec.Command(os.Args[0], "-test.run=^TestHelperHost$", "-test.v")
+	helper.Env = append(os.Environ(), "HEARTH_VMM_HELPER="+strings.Join([]string{data, ns, img, running, ended}, ","))
+	out, _ := helper.StdoutPipe()
+	helper.Stderr = os.Stderr
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	for lines.Scan() && !strings.HasPrefix(lines.Text(), "ready") {
+		if strings.HasPrefix(lines.Text(), "error") {
+			t.Fatal(lines.Text())
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // let the typed line reach the guests
+	helper.Process.Signal(syscall.SIGKILL)
+	helper.Wait()
+
+	// While no Hearth runs, one guest ends (through the daemon the dead
+	// Hearth left behind).
+	c, err := client.New(data+"/containerd/containerd.sock", client.WithDefaultNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := namespaces.WithNamespace(context.Background(), ns)
+	ctr, err := c.LoadContainer(ctx, ended)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited, _ := task.Wait(ctx)
+	task.Kill(ctx, syscall.SIGKILL)
+	<-exited
+	c.Close()
+	time.Sleep(2 * time.Second) // the running guest prints while away
+
+	h, err := Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, g := range h.Guests(context.Background()) {
+			if err := h.Delete(context.Background(), g.Spec.ID); err != nil {
+				t.Errorf("delete %s: %v", g.Spec.ID, err)
+			}
+		}
+		assertNoLeaks(t, data, ns, h.client)
+		h.Close()
+	})
+	states := map[string]GuestStatus{}
+	for _, g := range h.Guests(context.Background()) {
+		states[g.Spec.ID] = g
+	}
+	if s := states[running]; s.State != Running || s.Started.IsZero() || s.Spec.Boot.Image == "" {
+		t.Errorf("running guest re-adopted as %+v", s)
+	}
+	if s := states[ended]; s.State != Stopped || s.ExitStatus != 128+9 {
+		t.Errorf("ended guest re-adopted as %+v", s)
+	}
+	con, _ := h.Console(running)
+	waitConsole(t, con, "while-away-5")
+	shellMarker(t, con, 99)
+}

@@ -1,0 +1,67 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"hearth/internal/testguest"
+)
+
+// TestDaemonRestart kills the private containerd under a running guest: the
+// supervisor restarts it, the guest keeps running, and exits are still
+// reported from the new daemon's events.
+func TestDaemonRestart(t *testing.T) {
+	var mu sync.Mutex
+	var log strings.Builder
+	h, _ := openTestHost(t, WithLogger(func(f string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		log.WriteString(f + "\n")
+		t.Logf(f, a...)
+	}))
+	exits := make(chan Exit, 1)
+	h.OnExit(func(e Exit) { exits <- e })
+	img := testguest.Image(t, 32<<20)
+	id := guestID(t, 0)
+	if err := h.Start(context.Background(), GuestSpec{ID: id, Boot: Disk{Image: img}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.Console(id)
+	shellMarker(t, c, 1)
+
+	old := h.daemon.pid()
+	syscall.Kill(old, syscall.SIGKILL)
+	deadline := time.Now().Add(30 * time.Second)
+	for h.daemon.pid() == old || waitSocket(h.socket, time.Second) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("containerd was not restarted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	shellMarker(t, c, 2) // the console kept flowing: the shim never left
+	// Calls made before the Host has redialled may fail as unavailable.
+	for err := h.Kill(context.Background(), id); err != nil; err = h.Kill(context.Background(), id) {
+		if !errors.Is(err, ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case e := <-exits:
+		if e.ID != id {
+			t.Errorf("exit of %s", e.ID)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit reported after the daemon restart")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(log.String(), "restarting in") {
+		t.Errorf("restart not logged:\n%s", log.String())
+	}
+}

@@ -1,0 +1,203 @@
+package vmm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestContainerdConfig(t *testing.T) {
+	cfg := containerdConfig("/data/containerd")
+	for _, want := range []string{
+		`root = "/data/containerd/root"`,
+		`state = "/data/containerd/state"`,
+		`address = "/data/containerd/containerd.sock"`,
+		`path = "/data/containerd/opt"`,
+		`[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]
+  runtime_type = "io.containerd.kata.v2"
+  pod_annotations = ["io.katacontainers.*"]`,
+		`runtime_type = "io.containerd.runc.v2"`,
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("config lacks %q:\n%s", want, cfg)
+		}
+	}
+}
+
+func buildSpec(t *testing.T, g GuestSpec, rt Runtime, devices []guestDevice) *oci.Spec {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), "hearth")
+	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: g.ID}, guestSpecOpts(g, rt, "/sbin/init", "/run/netns/x", devices, 2000)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestKataSpec(t *testing.T) {
+	g := GuestSpec{ID: "kata1", Hostname: "vm", CPU: 3000, SMP: 2, Mem: 512, Boot: Disk{Image: "x"}}
+	s := buildSpec(t, g, newKataRuntime(), nil)
+	if s.Annotations[KataVCPUsAnnotation] != "2" || s.Annotations[KataMemoryAnnotation] != "512" {
+		t.Errorf("annotations %v", s.Annotations)
+	}
+	if s.Hostname != "vm" || !s.Process.Terminal || s.Process.Args[0] != "/sbin/init" {
+		t.Errorf("hostname %q terminal %v args %v", s.Hostname, s.Process.Terminal, s.Process.Args)
+	}
+	if q := *s.Linux.Resources.CPU.Quota; q != 150000 {
+		t.Errorf("quota %d for 3000 MHz on 2000 MHz cores, want 150000", q)
+	}
+	if l := *s.Linux.Resources.Memory.Limit; l != 512<<20 {
+		t.Errorf("memory limit %d", l)
+	}
+	var netns string
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			netns = ns.Path
+		}
+	}
+	if netns != "/run/netns/x" {
+		t.Errorf("network namespace %q", netns)
+	}
+	if runc := buildSpec(t, g, runcRuntime{}, nil); len(runc.Annotations) != 0 {
+		t.Errorf("runc spec has annotations %v", runc.Annotations)
+	}
+}
+
+func TestBlockDevicesSpec(t *testing.T) {
+	s := buildSpec(t, GuestSpec{ID: "d", Boot: Disk{Image: "x"}}, runcRuntime{}, []guestDevice{
+		{Path: "/dev/sdb", Major: 7, Minor: 3}, {Path: "/dev/hdc", Major: 7, Minor: 4, ReadOnly: true},
+	})
+	var rules []string
+	for _, r := range s.Linux.Resources.Devices {
+		if r.Major != nil && *r.Major == 7 {
+			rules = append(rules, r.Access)
+		}
+	}
+	if len(s.Linux.Devices) != 2 || strings.Join(rules, ",") != "rwm,r" {
+		t.Errorf("devices %+v rules %v", s.Linux.Devices, rules)
+	}
+}
+
+func TestCPUResources(t *testing.T) {
+	for _, c := range []struct {
+		cpu, smp      int
+		quota         int64
+		shares        uint64
+		unconstrained bool
+	}{
+		{cpu: 1000, smp: 1, quota: 50000, shares: 512},
+		{cpu: 6000, smp: 2, quota: 200000, shares: 2048}, // capped at smp cores
+		{cpu: 1, smp: 1, quota: 1000, shares: 2},         // the kernel's minimum
+		{cpu: 0, unconstrained: true},
+	} {
+		r := cpuResources(c.cpu, c.smp, 2000)
+		if c.unconstrained {
+			if r.Quota != nil {
+				t.Errorf("cpu 0: quota %d", *r.Quota)
+			}
+			continue
+		}
+		if *r.Quota != c.quota || *r.Shares != c.shares || *r.Period != cfsPeriod {
+			t.Errorf("cpu %d smp %d: quota %d shares %d", c.cpu, c.smp, *r.Quota, *r.Shares)
+		}
+	}
+	if n := resolveSMP(4100, 0, 2000); n != 3 {
+		t.Errorf("smp auto for 4100 MHz: %d", n)
+	}
+}
+
+func TestKataProbe(t *testing.T) {
+	missing := kataRuntime{kvm: filepath.Join(t.TempDir(), "kvm"), lookPath: func(string) (string, error) { return "/x", nil }}
+	if err := missing.Probe(); err == nil || !strings.Contains(err.Error(), "KVM") {
+		t.Errorf("probe without KVM: %v", err)
+	}
+	noShim := kataRuntime{kvm: "/dev/null", lookPath: func(string) (string, error) { return "", os.ErrNotExist }}
+	if err := noShim.Probe(); err == nil || !strings.Contains(err.Error(), KataShim) {
+		t.Errorf("probe without shim: %v", err)
+	}
+	ok := kataRuntime{kvm: "/dev/null", lookPath: func(string) (string, error) { return "/x", nil }}
+	if err := ok.Probe(); err != nil {
+		t.Errorf("probe: %v", err)
+	}
+}
+
+func TestSelectRuntime(t *testing.T) {
+	var logged bytes.Buffer
+	logf := func(f string, a ...any) { logged.WriteString(f) }
+	rt, err := SelectRuntime(RuntimeAuto, logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := RuntimeRunc
+	if RuntimeStatus()[RuntimeKata] == nil {
+		want = RuntimeKata
+	}
+	if rt.Name() != want || logged.Len() == 0 {
+		t.Errorf("auto chose %s (want %s), logged %q", rt.Name(), want, logged.String())
+	}
+	if _, err := SelectRuntime("io.containerd.nope", logf); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("unknown runtime: %v", err)
+	}
+}
+
+func TestSpecValidation(t *testing.T) {
+	for _, c := range []struct {
+		g    GuestSpec
+		want string
+	}{
+		{GuestSpec{ID: "bad/id", Boot: Disk{Image: "x"}}, "id"},
+		{GuestSpec{ID: "a", Hostname: "no_underscores", Boot: Disk{Image: "x"}}, "hostname"},
+		{GuestSpec{ID: "a"}, "boot"},
+		{GuestSpec{ID: "a", Boot: Disk{Image: "x"}, Disks: []Disk{{Device: "../sda", Image: "y"}}}, "../sda"},
+		{GuestSpec{ID: "a", Boot: Disk{Image: "x"}, Disks: []Disk{{Device: "sdb", Image: "y"}, {Device: "sdb", Image: "z"}}}, "twice"},
+	} {
+		if err := c.g.validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error naming %q", c.g, err, c.want)
+		}
+	}
+}
+
+func TestConsoleRing(t *testing.T) {
+	c := newConsole()
+	out := consoleOutput{c}
+	backlog, updates, cancel := c.Subscribe()
+	if len(backlog) != 0 {
+		t.Errorf("backlog %q", backlog)
+	}
+	out.Write([]byte("hello"))
+	if got := <-updates; string(got) != "hello" {
+		t.Errorf("update %q", got)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), ConsoleBacklog/16+100)
+	out.Write(big)
+	if got := c.Backlog(); !bytes.Equal(got, big[len(big)-ConsoleBacklog:]) {
+		t.Errorf("backlog is not the last 64 KiB (len %d)", len(got))
+	}
+	// A subscriber that never reads is dropped, and the writer never blocks.
+	_, slow, _ := c.Subscribe()
+	for i := 0; i < subscriberQueue+10; i++ {
+		out.Write([]byte("x"))
+	}
+	n := 0
+	for range slow {
+		n++
+	}
+	if n != subscriberQueue {
+		t.Errorf("slow subscriber got %d chunks before its channel closed", n)
+	}
+	cancel()
+	cancel()
+	c.closeInput()
+	if _, err := c.Write([]byte("x")); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("write after close: %v", err)
+	}
+}
