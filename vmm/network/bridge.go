@@ -31,7 +31,7 @@ func ensureBridge(ctx context.Context, name string) (br netlink.Link, created bo
 	}
 	defer func() {
 		if err != nil {
-			deleteBridge(ctx, name)
+			deleteBridge(context.WithoutCancel(ctx), name)
 		}
 	}()
 	if err := setSysctl("ipv6/conf/"+name+"/disable_ipv6", "1"); err != nil {

@@ -243,7 +243,10 @@ func (m *Manager) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
 		if nic.Bridge != m.bridge && !(isVLANBridge(nic.Bridge) && validIfName(nic.Bridge)) {
 			return nil, fmt.Errorf("%w: nic:%d bridge %q (want %q or a VLAN bridge %q+8 hex digits)", ErrInvalid, nic.Index, nic.Bridge, m.bridge, vlanPrefix)
 		}
-		if nic.Gateway.IsValid() && (!nic.Address.IsValid() || !nic.Address.Contains(nic.Gateway) || nic.Address.Addr() == nic.Gateway) {
+		if nic.Gateway.IsValid() && !nic.Address.IsValid() {
+			return nil, fmt.Errorf("%w: nic:%d has gateway %s but no address", ErrInvalid, nic.Index, nic.Gateway)
+		}
+		if nic.Gateway.IsValid() && (!nic.Address.Contains(nic.Gateway) || nic.Address.Addr() == nic.Gateway) {
 			return nil, fmt.Errorf("%w: nic:%d gateway %s is not another address of the NIC's subnet %s", ErrInvalid, nic.Index, nic.Gateway, nic.Address)
 		}
 	}
@@ -257,7 +260,13 @@ func (m *Manager) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns
 		return err
 	}
 	if created {
-		*undo = append(*undo, func() error { return deleteBridge(ctx, nic.Bridge) })
+		*undo = append(*undo, func() error { return deleteBridge(context.WithoutCancel(ctx), nic.Bridge) })
+	}
+	if created && nic.Bridge == m.bridge { // someone deleted it under us
+		m.logf("network: public bridge %s was gone; created it again", m.bridge)
+		if err := netlink.AddrReplace(br, &netlink.Addr{IPNet: ipNet(m.gateway)}); err != nil {
+			return fmt.Errorf("address %s on %s: %w", m.gateway, m.bridge, err)
+		}
 	}
 	if isVLANBridge(nic.Bridge) {
 		m.vlans[nic.Bridge] = true

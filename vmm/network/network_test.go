@@ -22,21 +22,21 @@ import (
 // testNet is one test's Manager with its own bridge, subnet and data dir.
 type testNet struct {
 	*Manager
-	t      *testing.T
+	t      testing.TB
 	data   string
 	subnet netip.Prefix
 	ids    []string
 	vlans  []string
 }
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces, veths, bridges and iptables rules")
 	}
 }
 
-func newTestNet(t *testing.T, opts ...Option) *testNet {
+func newTestNet(t testing.TB, opts ...Option) *testNet {
 	t.Helper()
 	needRoot(t)
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + rand.IntN(100)), byte(rand.IntN(256)), 0}), 24)
@@ -492,4 +492,36 @@ func mustOutput(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return string(out)
+}
+
+// BenchmarkSetupTeardown measures what a guest's start and stop spend on
+// the network: one public NIC, plus one on a VLAN of its own when vlan is
+// set (the bridge and its iptables rules then come and go with it).
+func BenchmarkSetupTeardown(b *testing.B) {
+	for _, vlan := range []bool{false, true} {
+		b.Run(fmt.Sprintf("vlan=%v", vlan), func(b *testing.B) {
+			tn := newTestNet(b)
+			for b.Loop() {
+				id := tn.newID()
+				nics := []NIC{tn.public(10)}
+				if vlan {
+					nics = append(nics, NIC{Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()})
+				}
+				tn.setup(id, nics...)
+				tn.teardown(id)
+			}
+		})
+	}
+}
+
+func BenchmarkCounters(b *testing.B) {
+	tn := newTestNet(b)
+	id := tn.newID()
+	tn.setup(id, tn.public(10))
+	for b.Loop() {
+		if _, err := tn.Counters(id, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tn.teardown(id)
 }
