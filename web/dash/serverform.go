@@ -413,7 +413,7 @@ func (d *Dashboard) createServer(rq *request) {
 	size, err := eh.ParseSize(f.DriveSize)
 	switch {
 	case err != nil:
-		f.Errors["drivesize"] = fmt.Sprintf("Drive size %q: %v", f.DriveSize, err)
+		f.Errors["drivesize"] = errMessage(err)
 	case conversion == "" && size < sourceSize:
 		f.Errors["drivesize"] = fmt.Sprintf("The drive must hold the image: at least %s.", humanBytes(uint64(sourceSize)))
 	}

@@ -1,0 +1,703 @@
+package dash
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"hearth/storage"
+	"hearth/web/api"
+	"hearth/web/eh"
+)
+
+// testGuests stands in for the guest layer in these unit tests: it moves
+// servers between states in the store the way vmm does, without running
+// anything.
+type testGuests struct {
+	store *storage.Store
+	now   func() time.Time
+}
+
+func (g *testGuests) set(ctx context.Context, id, status string) error {
+	_, err := g.store.SetServerStatus(ctx, id, status, g.now(), "")
+	return err
+}
+
+func (g *testGuests) Start(ctx context.Context, id string) error  { return g.set(ctx, id, storage.StatusActive) }
+func (g *testGuests) Reset(ctx context.Context, id string) error  { return g.set(ctx, id, storage.StatusActive) }
+func (g *testGuests) Resume(ctx context.Context, id string) error { return g.set(ctx, id, storage.StatusActive) }
+func (g *testGuests) Pause(ctx context.Context, id string) error  { return g.set(ctx, id, storage.StatusPaused) }
+func (g *testGuests) Stop(ctx context.Context, id string) error {
+	return g.set(ctx, id, storage.StatusStopped)
+}
+func (g *testGuests) Shutdown(ctx context.Context, id string) error { return g.Stop(ctx, id) }
+func (g *testGuests) Apply(ctx context.Context, id string, changed eh.Props) error {
+	return nil
+}
+func (g *testGuests) Runtime(ctx context.Context, id string) (eh.Props, bool) {
+	return eh.Props{"nic:0:rx:bytes": "1000", "nic:0:tx:bytes": "500"}, true
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is a dashboard over a real store and API service, served on a
+// loopback port.
+type env struct {
+	t       *testing.T
+	store   *storage.Store
+	service *api.Service
+	dash    *Dashboard
+	srv     *httptest.Server
+	clock   *clock
+	admin   api.Caller
+	secret  string // the admin's
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	clk := &clock{t: time.Now()}
+	store, err := storage.Open(t.TempDir(), storage.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	svc := api.New(store, api.WithGuests(&testGuests{store: store, now: time.Now}), api.WithLogger(t.Logf))
+	d, err := New(Config{Backend: svc, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logf: t.Logf, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	srv := httptest.NewServer(d)
+	t.Cleanup(srv.Close)
+	u, secret, err := store.CreateUser(context.Background(), "root", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, store: store, service: svc, dash: d, srv: srv, clock: clk,
+		admin: api.Caller{ID: u.ID, Name: u.Name, Admin: true}, secret: secret}
+}
+
+// user adds a plain user and returns it with its secret.
+func (e *env) user(name string) (api.Caller, string) {
+	e.t.Helper()
+	u, secret, err := e.store.CreateUser(context.Background(), name, false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return api.Caller{ID: u.ID, Name: u.Name}, secret
+}
+
+// browser is one client with its cookies and the CSRF token of its session.
+type browser struct {
+	e    *env
+	c    *http.Client
+	csrf string
+}
+
+func (e *env) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+type response struct {
+	status   int
+	body     string
+	location string
+	header   http.Header
+}
+
+func (b *browser) do(req *http.Request) response {
+	b.e.t.Helper()
+	res, err := b.c.Do(req)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	r := response{status: res.StatusCode, body: string(body), location: res.Header.Get("Location"), header: res.Header}
+	if m := regexp.MustCompile(`data-csrf="([^"]+)"`).FindStringSubmatch(r.body); m != nil {
+		b.csrf = m[1]
+	}
+	return r
+}
+
+func (b *browser) get(path string) response {
+	req, _ := http.NewRequest(http.MethodGet, b.e.srv.URL+path, nil)
+	return b.do(req)
+}
+
+// post sends a form; the session's CSRF token is added unless the form has one.
+func (b *browser) post(path string, form url.Values) response {
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, ok := form["csrf"]; !ok {
+		form.Set("csrf", b.csrf)
+	}
+	req, _ := http.NewRequest(http.MethodPost, b.e.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// login logs in through the form and fails the test if it does not work.
+func (b *browser) login(login, secret string) {
+	b.e.t.Helper()
+	if r := b.tryLogin(login, secret); r.status != http.StatusSeeOther {
+		b.e.t.Fatalf("login %s: %d %s", login, r.status, r.body)
+	}
+	if r := b.get("/ui/servers"); r.status != http.StatusOK || b.csrf == "" {
+		b.e.t.Fatalf("servers page after login: %d", r.status)
+	}
+}
+
+func (b *browser) tryLogin(login, secret string) response {
+	page := b.get("/login")
+	token := regexp.MustCompile(`name="token" value="([^"]+)"`).FindStringSubmatch(page.body)
+	if token == nil {
+		b.e.t.Fatalf("login page has no form token: %s", page.body)
+	}
+	return b.post("/login", url.Values{"token": {token[1]}, "login": {login}, "secret": {secret}, "csrf": nil})
+}
+
+// errorNextTo returns the message shown next to a form field.
+func errorNextTo(body, field string) string {
+	m := regexp.MustCompile(`id="` + regexp.QuoteMeta(field) + `-error">([^<]*)<`).FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
+}
+
+func TestLoginLogout(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	if r := b.get("/ui/servers"); r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, "/login?next=") {
+		t.Fatalf("anonymous servers page: %d %q", r.status, r.location)
+	}
+	if r := b.tryLogin("root", "wrong"); r.status != http.StatusUnauthorized || !strings.Contains(r.body, "Wrong user name or secret") {
+		t.Fatalf("wrong secret: %d", r.status)
+	}
+	b.login(e.admin.ID, e.secret) // by UUID
+	b2 := e.browser()
+	b2.login("root", e.secret) // by name
+	r := b.get("/ui/servers")
+	if !strings.Contains(r.body, "root") || !strings.Contains(r.body, "runc containers") {
+		t.Fatalf("servers page lacks the user or runtime: %s", r.body)
+	}
+	for _, c := range b.c.Jar.Cookies(mustURL(e.srv.URL)) {
+		if c.Name == sessionCookie && c.Value == "" {
+			t.Fatal("empty session cookie")
+		}
+	}
+	if r := b.post("/logout", url.Values{"csrf": {"forged"}}); r.status != http.StatusForbidden {
+		t.Fatalf("logout with a wrong token: %d", r.status)
+	}
+	if r := b.post("/logout", nil); r.status != http.StatusSeeOther || r.location != "/login?bye" {
+		t.Fatalf("logout: %d %q", r.status, r.location)
+	}
+	if r := b.get("/ui/servers"); r.status != http.StatusSeeOther {
+		t.Fatalf("after logout: %d", r.status)
+	}
+	if r := b2.get("/ui/servers"); r.status != http.StatusOK {
+		t.Fatalf("the other session ended too: %d", r.status)
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func TestSessionCookieAttributes(t *testing.T) {
+	e := newEnv(t)
+	e.dash.cfg.Secure = true // as under TLS
+	b := e.browser()
+	page := b.get("/login")
+	token := regexp.MustCompile(`name="token" value="([^"]+)"`).FindStringSubmatch(page.body)
+	// The jar keeps Secure cookies away from http://, so send the form token by hand.
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/login", strings.NewReader(url.Values{
+		"token": {token[1]}, "login": {"root"}, "secret": {e.secret}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: loginCookie, Value: token[1]})
+	r := b.do(req)
+	var set string
+	for _, c := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, sessionCookie+"=") {
+			set = c
+		}
+	}
+	for _, attr := range []string{"HttpOnly", "SameSite=Strict", "Secure", "Path=/"} {
+		if !strings.Contains(set, attr) {
+			t.Errorf("session cookie %q lacks %s", set, attr)
+		}
+	}
+}
+
+func TestLoginFormNeedsItsToken(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	r := b.post("/login", url.Values{"login": {"root"}, "secret": {e.secret}, "csrf": nil})
+	if r.status != http.StatusForbidden {
+		t.Fatalf("login without the form token: %d", r.status)
+	}
+}
+
+func TestLoginRateLimit(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	for i := 0; i < loginMaxFailures; i++ {
+		if r := b.tryLogin("root", "wrong"); r.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i, r.status)
+		}
+	}
+	r := b.tryLogin("root", e.secret)
+	if r.status != http.StatusTooManyRequests || !strings.Contains(r.body, "Too many failed logins") {
+		t.Fatalf("correct secret after %d failures: %d", loginMaxFailures, r.status)
+	}
+	e.clock.advance(loginWindow)
+	if r := b.tryLogin("root", e.secret); r.status != http.StatusSeeOther {
+		t.Fatalf("after the window: %d", r.status)
+	}
+}
+
+func TestIdleExpiry(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	e.clock.advance(20 * time.Minute)
+	if r := b.get("/ui/drives"); r.status != http.StatusOK {
+		t.Fatalf("used after 20 minutes: %d", r.status)
+	}
+	e.clock.advance(31 * time.Minute)
+	if r := b.get("/ui/drives"); r.status != http.StatusSeeOther {
+		t.Fatalf("idle for 31 minutes: %d", r.status)
+	}
+}
+
+func TestCSRFRefused(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	form := url.Values{"name": {"d1"}, "size": {"1M"}}
+	for _, token := range []string{"", "forged"} {
+		f := url.Values{"csrf": {token}}
+		for k, v := range form {
+			f[k] = v
+		}
+		if r := b.post("/ui/drives/new", f); r.status != http.StatusForbidden {
+			t.Errorf("token %q: %d", token, r.status)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/ui/drives/new", strings.NewReader(url.Values{
+		"csrf": {b.csrf}, "name": {"d1"}, "size": {"1M"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	if r := b.do(req); r.status != http.StatusForbidden {
+		t.Errorf("cross-origin post: %d", r.status)
+	}
+	drives, _ := e.service.DrivesInfo(context.Background(), e.admin)
+	if len(drives) != 0 {
+		t.Fatalf("a refused form created %d drives", len(drives))
+	}
+	if r := b.post("/ui/drives/new", form); r.status != http.StatusSeeOther {
+		t.Fatalf("with the token: %d %s", r.status, r.body)
+	}
+}
+
+func TestServerLifecycleThroughForms(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+
+	r := b.get("/ui/servers/new")
+	if r.status != http.StatusOK || !strings.Contains(r.body, "At most 8 characters") {
+		t.Fatalf("create page: %d", r.status)
+	}
+	r = b.post("/ui/servers/new", url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"},
+		"drivesize": {"64M"}, "nic0": {"auto"}, "password": {"pass1234"}, "persistent": {"true"}})
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, "/ui/servers/") {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(r.location, "/ui/servers/")
+	info, err := e.service.ServerInfo(context.Background(), e.admin, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info["status"] != "stopped" || info["ide:0:0"] == "" || info["boot"] != "ide:0:0" || info["cpu"] != "1000" || info["password"] != "pass1234" {
+		t.Fatalf("created server: %v", info)
+	}
+	page := b.get(r.location)
+	if !strings.Contains(page.body, "Server web1 created.") || !strings.Contains(page.body, "web1 boot") {
+		t.Fatalf("server page after create lacks the flash or the drive: %s", page.body)
+	}
+
+	// Start in the background as the script does: JSON back, no redirect.
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/ui/servers/"+id+"/start", strings.NewReader("back=/ui/servers"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Hearth-Fetch", "1")
+	req.Header.Set("X-CSRF-Token", b.csrf)
+	if r := b.do(req); r.status != http.StatusOK || !strings.Contains(r.body, `"message":"Server web1 started."`) {
+		t.Fatalf("fetch start: %d %s", r.status, r.body)
+	}
+	rows := b.get("/ui/servers/rows")
+	if !strings.Contains(rows.body, "badge-active") || strings.Contains(rows.body, "<html") {
+		t.Fatalf("live rows fragment: %s", rows.body)
+	}
+	live := b.get("/ui/servers/" + id + "/live")
+	if !strings.Contains(live.body, "Network in") || !strings.Contains(live.body, "/static/console/index.html?server="+id) {
+		t.Fatalf("live server fragment lacks counters or the console button: %s", live.body)
+	}
+	var cj map[string]any
+	if err := json.Unmarshal([]byte(b.get("/ui/servers/"+id+"/console.json").body), &cj); err != nil || cj["password"] != "pass1234" {
+		t.Fatalf("console.json: %v %v", cj, err)
+	}
+
+	// A running server takes live keys; the page offers only those.
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"name": {"web2"}, "cpu": {"1500"}, "password": {"pass1234"},
+		"tags": {"prod"}, "persistent-shown": {"1"}, "persistent": {"true"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("live set: %d %s", r.status, r.body)
+	}
+	info, _ = e.service.ServerInfo(context.Background(), e.admin, id)
+	if info["name"] != "web2" || info["cpu"] != "1500" || info["tags"] != "prod" {
+		t.Fatalf("after live set: %v", info)
+	}
+	// A key that needs a stopped server (sent by a crafted form) is refused next to its field.
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"mem": {"2048"}})
+	if r.status != http.StatusBadRequest || errorNextTo(r.body, "mem") == "" {
+		t.Fatalf("mem on a running server: %d, error next to mem %q", r.status, errorNextTo(r.body, "mem"))
+	}
+
+	for _, action := range []string{"pause", "resume", "stop"} {
+		if r := b.post("/ui/servers/"+id+"/"+action, url.Values{"back": {"/ui/servers"}}); r.status != http.StatusSeeOther || r.location != "/ui/servers" {
+			t.Fatalf("%s: %d %q", action, r.status, r.location)
+		}
+	}
+	info, _ = e.service.ServerInfo(context.Background(), e.admin, id)
+	if info["status"] != "stopped" {
+		t.Fatalf("after stop: %s", info["status"])
+	}
+	// Destroy asks first when the form does not say it was confirmed.
+	if r := b.post("/ui/servers/"+id+"/destroy", nil); r.status != http.StatusOK || !strings.Contains(r.body, "Destroy server web2?") {
+		t.Fatalf("destroy without confirmation: %d", r.status)
+	}
+	if r := b.post("/ui/servers/"+id+"/destroy", url.Values{"confirmed": {"yes"}}); r.status != http.StatusSeeOther || r.location != "/ui/servers" {
+		t.Fatalf("destroy: %d %q", r.status, r.location)
+	}
+	if _, err := e.service.ServerInfo(context.Background(), e.admin, id); err == nil {
+		t.Fatal("server still there after destroy")
+	}
+}
+
+func TestServerFormErrorsNextToField(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	base := url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"}, "drivesize": {"64M"}, "nic0": {"auto"}}
+	with := func(k, v string) url.Values {
+		f := url.Values{}
+		for key, val := range base {
+			f[key] = val
+		}
+		f.Set(k, v)
+		return f
+	}
+	cases := []struct{ key, value, field, want string }{
+		{"password", "123456789", "password", "password"},
+		{"drivesize", "lots", "drivesize", "lots"},
+		{"size", "custom", "cpu", "cpu"}, // custom with no CPU given
+	}
+	for _, c := range cases {
+		r := b.post("/ui/servers/new", with(c.key, c.value))
+		msg := errorNextTo(r.body, c.field)
+		t.Logf("%s=%q → next to %s: %q", c.key, c.value, c.field, msg)
+		if r.status != http.StatusBadRequest || !strings.Contains(msg, c.want) {
+			t.Errorf("%s=%q: %d, next to %s: %q", c.key, c.value, r.status, c.field, msg)
+		}
+	}
+	servers, _ := e.service.ServersInfo(context.Background(), e.admin)
+	drives, _ := e.service.DrivesInfo(context.Background(), e.admin)
+	if len(servers) != 0 || len(drives) != 0 {
+		t.Fatalf("refused forms left %d servers and %d drives", len(servers), len(drives))
+	}
+}
+
+func TestOtherUsersObjectsAreMissing(t *testing.T) {
+	e := newEnv(t)
+	alice, aliceSecret := e.user("alice")
+	ctx := context.Background()
+	srv, err := e.service.CreateServer(ctx, e.admin, eh.Props{"name": "secret-box", "cpu": "1000", "mem": "256"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := e.service.CreateDrive(ctx, e.admin, eh.Props{"name": "root-disk", "size": "1M"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.login(alice.Name, aliceSecret)
+	if r := b.get("/ui/servers"); strings.Contains(r.body, "secret-box") {
+		t.Fatal("alice sees root's server in the list")
+	}
+	if r := b.get("/ui/servers/" + srv["server"]); r.status != http.StatusNotFound {
+		t.Fatalf("alice opens root's server: %d", r.status)
+	}
+	if r := b.get("/ui/servers/" + srv["server"] + "/console.json"); r.status != http.StatusNotFound {
+		t.Fatalf("alice's console.json of root's server: %d", r.status)
+	}
+	if r := b.post("/ui/servers/"+srv["server"]+"/destroy", url.Values{"confirmed": {"yes"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("alice destroys root's server: %d", r.status)
+	}
+	if _, err := e.service.ServerInfo(ctx, e.admin, srv["server"]); err != nil {
+		t.Fatal("alice destroyed root's server")
+	}
+	if r := b.get("/ui/drives/" + drv["drive"] + "/download"); r.status != http.StatusNotFound {
+		t.Fatalf("alice downloads root's drive: %d", r.status)
+	}
+	if r := b.get("/ui/users"); r.status == http.StatusOK {
+		t.Fatal("alice opens the users page")
+	}
+	if r := b.get("/ui/servers"); strings.Contains(r.body, `href="/ui/users"`) {
+		t.Fatal("alice's menu offers the users page")
+	}
+}
+
+func TestDrivesPage(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	if r := b.post("/ui/drives/new", url.Values{"name": {"data"}, "size": {"lots"}}); r.status != http.StatusBadRequest || !strings.Contains(errorNextTo(r.body, "size"), "lots") {
+		t.Fatalf("bad size: %d, next to size: %q", r.status, errorNextTo(r.body, "size"))
+	}
+
+	// Upload as the script does: create, then gzip-compressed chunks.
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/ui/drives/new", strings.NewReader("name=upload&size=2M"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Hearth-Fetch", "1")
+	req.Header.Set("X-CSRF-Token", b.csrf)
+	r := b.do(req)
+	var created map[string]any
+	if err := json.Unmarshal([]byte(r.body), &created); err != nil || created["drive"] == nil {
+		t.Fatalf("fetch create: %d %s", r.status, r.body)
+	}
+	id := created["drive"].(string)
+	content := bytes.Repeat([]byte("hearth!\n"), 128<<10) // 1 MiB
+	for off := 0; off < len(content); off += 256 << 10 {
+		var zipped bytes.Buffer
+		zw := gzip.NewWriter(&zipped)
+		zw.Write(content[off : off+256<<10])
+		zw.Close()
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/ui/drives/"+id+"/write/"+itoa(off), &zipped)
+		req.Header.Set("Content-Encoding", "gzip")
+		req.Header.Set("X-Hearth-Fetch", "1")
+		req.Header.Set("X-CSRF-Token", b.csrf)
+		if r := b.do(req); r.status != http.StatusOK {
+			t.Fatalf("chunk at %d: %d %s", off, r.status, r.body)
+		}
+	}
+	req, _ = http.NewRequest(http.MethodPost, e.srv.URL+"/ui/drives/"+id+"/write/0", strings.NewReader("x"))
+	req.Header.Set("X-Hearth-Fetch", "1")
+	if r := b.do(req); r.status != http.StatusForbidden {
+		t.Fatalf("chunk without the CSRF header: %d", r.status)
+	}
+	dl := b.get("/ui/drives/" + id + "/download")
+	if dl.status != http.StatusOK || len(dl.body) != 2<<20 || !bytes.Equal([]byte(dl.body[:len(content)]), content) ||
+		!strings.Contains(dl.header.Get("Content-Disposition"), `filename="upload.img"`) {
+		t.Fatalf("download: %d, %d bytes, %q", dl.status, len(dl.body), dl.header.Get("Content-Disposition"))
+	}
+	if r := b.post("/ui/drives/"+id+"/resize", url.Values{"size": {"4M"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("resize: %d", r.status)
+	}
+	page := b.get("/ui/drives")
+	if !strings.Contains(page.body, "Drive upload is now 4 MiB.") || !strings.Contains(page.body, "upload") {
+		t.Fatalf("drives page after resize: %s", page.body)
+	}
+	if r := b.post("/ui/drives/"+id+"/destroy", nil); r.status != http.StatusOK || !strings.Contains(r.body, "Destroy drive upload?") {
+		t.Fatalf("destroy without confirmation: %d", r.status)
+	}
+	if r := b.post("/ui/drives/"+id+"/destroy", url.Values{"confirmed": {"yes"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("destroy: %d", r.status)
+	}
+	if _, err := e.service.DriveInfo(context.Background(), e.admin, id); err == nil {
+		t.Fatal("drive still there")
+	}
+}
+
+func TestUploadWithoutScript(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	var body bytes.Buffer
+	body.WriteString("--XX\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nplain\r\n")
+	body.WriteString("--XX\r\nContent-Disposition: form-data; name=\"size\"\r\n\r\n1M\r\n")
+	body.WriteString("--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"disk.img\"\r\n\r\nHELLO\r\n--XX--\r\n")
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/ui/drives/upload?csrf="+url.QueryEscape(b.csrf), &body)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=XX")
+	if r := b.do(req); r.status != http.StatusSeeOther {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	drives, _ := e.service.DrivesInfo(context.Background(), e.admin)
+	if len(drives) != 1 || drives[0]["name"] != "plain" {
+		t.Fatalf("drives: %v", drives)
+	}
+	var got bytes.Buffer
+	if err := e.service.ReadDrive(context.Background(), e.admin, drives[0]["drive"], 0, 5, &got); err != nil || got.String() != "HELLO" {
+		t.Fatalf("content %q, %v", got.String(), err)
+	}
+}
+
+func TestResourcesPage(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	if r := b.post("/ui/resources/ip/new", url.Values{"name": {"front"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("reserve ip: %d %s", r.status, r.body)
+	}
+	if r := b.post("/ui/resources/vlan/new", url.Values{"name": {"backnet"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("create vlan: %d %s", r.status, r.body)
+	}
+	page := b.get("/ui/resources")
+	ips, _ := e.service.ResourcesInfo(context.Background(), e.admin, "ip")
+	if len(ips) != 1 || !strings.Contains(page.body, ips[0]["resource"]) || !strings.Contains(page.body, "backnet") {
+		t.Fatalf("resources page: %v %s", ips, page.body)
+	}
+	create := b.get("/ui/servers/new")
+	if !strings.Contains(create.body, "Static IP "+ips[0]["resource"]) || !strings.Contains(create.body, "backnet") {
+		t.Fatal("the create page does not offer the IP and VLAN")
+	}
+	if r := b.post("/ui/resources/ip/"+ips[0]["resource"]+"/destroy", url.Values{"confirmed": {"yes"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("release: %d", r.status)
+	}
+	if ips, _ := e.service.ResourcesInfo(context.Background(), e.admin, "ip"); len(ips) != 0 {
+		t.Fatal("ip not released")
+	}
+	if r := b.post("/ui/resources/disk/new", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("unknown type: %d", r.status)
+	}
+}
+
+func TestUsersPage(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	r := b.post("/ui/users/new", url.Values{"name": {"bob"}})
+	m := regexp.MustCompile(`data-secret>([0-9a-f]+)<`).FindStringSubmatch(r.body)
+	if r.status != http.StatusOK || m == nil {
+		t.Fatalf("create user: %d %s", r.status, r.body)
+	}
+	if strings.Contains(b.get("/ui/users").body, m[1]) {
+		t.Fatal("the secret is shown again")
+	}
+	if r := b.post("/ui/users/new", url.Values{"name": {"has space"}}); r.status != http.StatusBadRequest || errorNextTo(r.body, "name") == "" {
+		t.Fatalf("bad name: %d %q", r.status, errorNextTo(r.body, "name"))
+	}
+	bob := e.browser()
+	bob.login("bob", m[1])
+	users, _ := e.service.Users(context.Background(), e.admin)
+	var bobID string
+	for _, u := range users {
+		if u.Name == "bob" {
+			bobID = u.ID
+		}
+	}
+	if r := b.post("/ui/users/"+bobID+"/remove", url.Values{"confirmed": {"yes"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("remove: %d %s", r.status, r.body)
+	}
+	if r := bob.get("/ui/servers"); r.status != http.StatusSeeOther {
+		t.Fatalf("removed user's session still works: %d", r.status)
+	}
+}
+
+func TestCreateFromLibraryStartsAfterImaging(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	lib, err := e.store.CreateDrive(ctx, storage.Drive{Owner: e.admin.ID, Name: "busybox", Size: 4 << 20, Library: true,
+		Props: map[string]string{"readers": storage.Everyone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, secret := e.user("alice")
+	b := e.browser()
+	b.login(alice.Name, secret)
+	page := b.get("/ui/servers/new")
+	if !strings.Contains(page.body, "lib:"+lib.ID) {
+		t.Fatalf("create page does not offer the library image: %s", page.body)
+	}
+	r := b.post("/ui/servers/new", url.Values{"name": {"fromlib"}, "size": {"small"}, "source": {"lib:" + lib.ID},
+		"drivesize": {"8M"}, "nic0": {"none"}, "start": {"true"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(r.location, "/ui/servers/")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := e.service.ServerInfo(ctx, alice, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info["status"] == "active" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start after imaging: %v (note %q)", info, e.dash.starts.note(id))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if small := b.post("/ui/servers/new", url.Values{"name": {"tiny"}, "size": {"small"}, "source": {"lib:" + lib.ID},
+		"drivesize": {"1M"}, "nic0": {"none"}}); small.status != http.StatusBadRequest || !strings.Contains(errorNextTo(small.body, "drivesize"), "at least 4 MiB") {
+		t.Fatalf("drive smaller than the image: %d %q", small.status, errorNextTo(small.body, "drivesize"))
+	}
+}
+
+func TestStaticAndSecurityHeaders(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	for _, p := range []string{"/static/hearth.css", "/static/hearth.js", "/static/favicon.svg"} {
+		if r := b.get(p); r.status != http.StatusOK {
+			t.Errorf("%s: %d", p, r.status)
+		}
+	}
+	r := b.get("/login")
+	if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(r.body, "style=") {
+		t.Fatalf("login page: CSP %q or inline style", csp)
+	}
+	if r := b.get("/nowhere"); r.status != http.StatusNotFound {
+		t.Fatalf("unknown path: %d", r.status)
+	}
+	if r := b.get("/"); r.status != http.StatusSeeOther {
+		t.Fatalf("root: %d", r.status)
+	}
+}
