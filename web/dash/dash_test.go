@@ -35,10 +35,18 @@ func (g *testGuests) set(ctx context.Context, id, status string) error {
 	return err
 }
 
-func (g *testGuests) Start(ctx context.Context, id string) error  { return g.set(ctx, id, storage.StatusActive) }
-func (g *testGuests) Reset(ctx context.Context, id string) error  { return g.set(ctx, id, storage.StatusActive) }
-func (g *testGuests) Resume(ctx context.Context, id string) error { return g.set(ctx, id, storage.StatusActive) }
-func (g *testGuests) Pause(ctx context.Context, id string) error  { return g.set(ctx, id, storage.StatusPaused) }
+func (g *testGuests) Start(ctx context.Context, id string) error {
+	return g.set(ctx, id, storage.StatusActive)
+}
+func (g *testGuests) Reset(ctx context.Context, id string) error {
+	return g.set(ctx, id, storage.StatusActive)
+}
+func (g *testGuests) Resume(ctx context.Context, id string) error {
+	return g.set(ctx, id, storage.StatusActive)
+}
+func (g *testGuests) Pause(ctx context.Context, id string) error {
+	return g.set(ctx, id, storage.StatusPaused)
+}
 func (g *testGuests) Stop(ctx context.Context, id string) error {
 	return g.set(ctx, id, storage.StatusStopped)
 }
