@@ -115,9 +115,10 @@ source "qemu" "debian" {
 build {
   sources = ["source.qemu.debian"]
 
+  # Without a trailing slash the directory itself is uploaded: /tmp/deploy.
   provisioner "file" {
-    source      = "deploy/"
-    destination = "/tmp/hearth-deploy"
+    source      = "deploy"
+    destination = "/tmp"
   }
 
   provisioner "file" {
@@ -129,7 +130,7 @@ build {
     script          = "deploy/provision.sh"
     execute_command = "sudo env {{ .Vars }} sh -eu '{{ .Path }}'"
     environment_vars = [
-      "DEPLOY=/tmp/hearth-deploy",
+      "DEPLOY=/tmp/deploy",
       "HEARTH_BINARY=/tmp/hearth",
       "KATA_URL=${local.kata_url}",
       "KATA_SHA256=${var.kata_sha256}",
