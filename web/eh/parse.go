@@ -19,8 +19,12 @@ type Props map[string]string
 const DefaultLimit = 1 << 20
 
 // Keys returns p's keys in sorted order.
-func (p Props) Keys() []string {
-	keys := make([]string, 0, len(p))
+func (p Props) Keys() []string { return p.appendKeys(make([]string, 0, len(p))) }
+
+// appendKeys appends p's keys to keys[:0] and sorts them, so renderers of many
+// objects reuse one slice.
+func (p Props) appendKeys(keys []string) []string {
+	keys = keys[:0]
 	for k := range p {
 		keys = append(keys, k)
 	}

@@ -3,6 +3,7 @@ package eh
 import (
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -97,7 +98,13 @@ func write(w http.ResponseWriter, contentType, output string, body []byte) {
 // AppendText appends p as KEY VALUE lines sorted by key, newlines in values
 // written as \n; keys with empty values are left out (they mean "absent").
 func (p Props) AppendText(b []byte) []byte {
-	for _, k := range p.Keys() {
+	b, _ = p.appendText(b, nil)
+	return b
+}
+
+func (p Props) appendText(b []byte, keys []string) ([]byte, []string) {
+	keys = p.appendKeys(keys)
+	for _, k := range keys {
 		v := p[k]
 		if v == "" {
 			continue
@@ -107,16 +114,31 @@ func (p Props) AppendText(b []byte) []byte {
 		b = appendTextValue(b, v)
 		b = append(b, '\n')
 	}
-	return b
+	return b, keys
 }
 
 // AppendBlocks appends objs as text blocks separated by one blank line.
 func AppendBlocks(b []byte, objs []Props) []byte {
+	var keys []string
 	for i, o := range objs {
 		if i > 0 {
 			b = append(b, '\n')
+		} else {
+			b = growFor(b, len(objs), func(b []byte) []byte { b, keys = o.appendText(b, keys); return b })
+			continue
 		}
-		b = o.AppendText(b)
+		b, keys = o.appendText(b, keys)
+	}
+	return b
+}
+
+// growFor renders the first of n similar objects and makes room for the
+// other n-1, so a large answer is not built by repeated doubling.
+func growFor(b []byte, n int, first func([]byte) []byte) []byte {
+	start := len(b)
+	b = first(b)
+	if n > 1 {
+		b = slices.Grow(b, (len(b)-start+2)*(n-1)*9/8)
 	}
 	return b
 }
@@ -168,9 +190,15 @@ func appendTextValue(b []byte, v string) []byte {
 // AppendJSON appends p as one JSON object, keys sorted, values typed as real
 // ElasticHosts output has them (JSONType); empty values are left out.
 func (p Props) AppendJSON(b []byte) []byte {
+	b, _ = p.appendJSON(b, nil)
+	return b
+}
+
+func (p Props) appendJSON(b []byte, keys []string) ([]byte, []string) {
+	keys = p.appendKeys(keys)
 	b = append(b, '{')
 	first := true
-	for _, k := range p.Keys() {
+	for _, k := range keys {
 		v := p[k]
 		if v == "" {
 			continue
@@ -187,7 +215,7 @@ func (p Props) AppendJSON(b []byte) []byte {
 			b = appendJSONString(b, v)
 		}
 	}
-	return append(b, '}')
+	return append(b, '}'), keys
 }
 
 // MarshalJSON renders p as AppendJSON does, so json.Marshal of a Props (or of
@@ -197,11 +225,15 @@ func (p Props) MarshalJSON() ([]byte, error) { return p.AppendJSON(nil), nil }
 // AppendJSONArray appends objs as a JSON array of objects ([] when empty).
 func AppendJSONArray(b []byte, objs []Props) []byte {
 	b = append(b, '[')
+	var keys []string
 	for i, o := range objs {
 		if i > 0 {
 			b = append(b, ',')
+		} else {
+			b = growFor(b, len(objs), func(b []byte) []byte { b, keys = o.appendJSON(b, keys); return b })
+			continue
 		}
-		b = o.AppendJSON(b)
+		b, keys = o.appendJSON(b, keys)
 	}
 	return append(b, ']')
 }
