@@ -91,8 +91,7 @@ var drives = &schema{
 // aes-xts-plain is accepted and recorded for compatibility only). size is
 // required, name is not (one EH client created drives without it).
 func NewDrive(in Props) (Props, error) {
-	next, _, err := drives.apply(nil, in, false)
-	return next, err
+	return drives.create(in)
 }
 
 // UpdateDrive validates a /drives/DRIVE/set body against the stored
@@ -100,48 +99,5 @@ func NewDrive(in Props) (Props, error) {
 // changed ("" = removed). A changed size is a resize; avoid and
 // encryption:cipher can only be chosen at creation.
 func UpdateDrive(current, in Props) (next, changed Props, err error) {
-	if current == nil {
-		current = Props{}
-	}
-	return drives.apply(current, in, false)
-}
-
-func resourceRule(key string) (rule, error) {
-	switch key {
-	case "name":
-		return rule{check: line(MaxNameLength)}, nil
-	case "tags":
-		return rule{check: words(nil)}, nil
-	}
-	if userKey(key) {
-		return rule{check: text(MaxTextLength)}, nil
-	}
-	return rule{}, errUnknownKey
-}
-
-func resourceReadOnly(key string) bool {
-	switch key {
-	case "resource", "type", "netmask", "gateway", "nameserver":
-		return true
-	}
-	return commonReadOnly(key)
-}
-
-var resources = &schema{kind: "resource", rule: resourceRule, readOnly: resourceReadOnly}
-
-// NewResource validates the body of /resources/ip/create or
-// /resources/vlan/create (name, tags, user:*, all optional; CS-1 sends an
-// empty body) and returns the properties to store.
-func NewResource(in Props) (Props, error) {
-	next, _, err := resources.apply(nil, in, false)
-	return next, err
-}
-
-// UpdateResource validates a /resources/TYPE/ID/set body against the stored
-// properties current and returns the properties to store and the changes.
-func UpdateResource(current, in Props) (next, changed Props, err error) {
-	if current == nil {
-		current = Props{}
-	}
-	return resources.apply(current, in, false)
+	return drives.update(current, in, false)
 }

@@ -90,6 +90,9 @@ func Fullf(format string, args ...any) *Error { return newf(ErrFull, format, arg
 // AsError returns err as an *Error: itself (or the *Error it wraps), or a 500
 // system error carrying err's text for anything else.
 func AsError(err error) *Error {
+	if err == nil { // a caller's bug; still answer something sensible
+		return &Error{Status: ErrSystem.Status, Word: ErrSystem.Word, Message: "internal error"}
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e

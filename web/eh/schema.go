@@ -40,6 +40,20 @@ type schema struct {
 
 var errUnknownKey = errors.New("unknown key")
 
+// create validates a creation body.
+func (s *schema) create(in Props) (Props, error) {
+	next, _, err := s.apply(nil, in, false)
+	return next, err
+}
+
+// update validates a set body against the stored properties current.
+func (s *schema) update(current, in Props, active bool) (next, changed Props, err error) {
+	if current == nil {
+		current = Props{} // an update is never a creation
+	}
+	return s.apply(current, in, active)
+}
+
 // apply validates in against current (nil when creating) and returns the
 // resulting properties and the keys that changed ("" = removed). It never
 // modifies current or in; on error nothing is returned.

@@ -304,8 +304,7 @@ var servers = &schema{
 // one, so the caller should give nameless servers a name such as their UUID).
 // Errors are usage errors naming the key.
 func NewServer(in Props) (Props, error) {
-	next, _, err := servers.apply(nil, in, false)
-	return next, err
+	return servers.create(in)
 }
 
 // UpdateServer validates a /servers/SERVER/set body against the stored
@@ -315,10 +314,7 @@ func NewServer(in Props) (Props, error) {
 // change; any other changed key is a busy error naming it (a key sent with
 // its current value is not a change). current and in are not modified.
 func UpdateServer(current, in Props, active bool) (next, changed Props, err error) {
-	if current == nil {
-		current = Props{}
-	}
-	return servers.apply(current, in, active)
+	return servers.update(current, in, active)
 }
 
 // ServerOutputKey reports whether key is one server info emits that is not
