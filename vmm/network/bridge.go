@@ -62,7 +62,7 @@ func deleteBridge(ctx context.Context, name string) error {
 		errs = append(errs, fmt.Errorf("look up bridge %s: %w", name, err))
 	}
 	if isVLANBridge(name) {
-		errs = append(errs, removeRules(ctx, vlanRules(name)))
+		errs = append(errs, syncRules(ctx, name, nil))
 	}
 	return errors.Join(errs...)
 }

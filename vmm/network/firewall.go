@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -47,49 +48,50 @@ func natRules(bridge string, subnet netip.Prefix) []rule {
 	}
 }
 
-func (r rule) String() string {
-	return fmt.Sprintf("-t %s %s %s", r.table, r.chain, strings.Join(r.spec, " "))
-}
-
 // errNoRule is iptables' exit status 1 for -C/-D of a rule that is absent.
 var errNoRule = errors.New("no such rule")
 
-func iptables(ctx context.Context, r rule, op string) error {
-	args := append([]string{"-w", "-t", r.table, op, r.chain}, r.spec...)
-	if op == "-I" {
-		args = append([]string{"-w", "-t", r.table, op, r.chain, "1"}, r.spec...)
-	}
-	cmd := exec.CommandContext(ctx, "iptables", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+// iptables runs iptables, waiting for the xtables lock, and returns its output.
+func iptables(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "iptables", append([]string{"-w"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exit *exec.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() == 1 && (op == "-C" || op == "-D") {
-		return errNoRule
+	if errors.As(err, &exit) && exit.ExitCode() == 1 && slices.ContainsFunc(args, func(a string) bool { return a == "-C" || a == "-D" }) {
+		return "", errNoRule
 	}
 	if err != nil {
-		return fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
-	return nil
+	return stdout.String(), nil
+}
+
+func (r rule) run(ctx context.Context, op string) error {
+	args := []string{"-t", r.table, op, r.chain}
+	if op == "-I" {
+		args = append(args, "1")
+	}
+	_, err := iptables(ctx, append(args, r.spec...)...)
+	return err
 }
 
 // ensure adds r unless it is there already.
 func (r rule) ensure(ctx context.Context) error {
-	err := iptables(ctx, r, "-C")
+	err := r.run(ctx, "-C")
 	if !errors.Is(err, errNoRule) {
 		return err
 	}
-	op := "-A"
 	if r.first {
-		op = "-I"
+		return r.run(ctx, "-I")
 	}
-	return iptables(ctx, r, op)
+	return r.run(ctx, "-A")
 }
 
 // remove deletes every copy of r; absent is fine.
 func (r rule) remove(ctx context.Context) error {
 	for {
-		err := iptables(ctx, r, "-D")
+		err := r.run(ctx, "-D")
 		if errors.Is(err, errNoRule) {
 			return nil
 		}
@@ -102,19 +104,61 @@ func (r rule) remove(ctx context.Context) error {
 func ensureRules(ctx context.Context, rules []rule) error {
 	for i, r := range rules {
 		if err := r.ensure(ctx); err != nil {
-			removeRules(ctx, rules[:i])
+			for _, added := range rules[:i] {
+				added.remove(context.WithoutCancel(ctx))
+			}
 			return err
 		}
 	}
 	return nil
 }
 
-func removeRules(ctx context.Context, rules []rule) error {
+// ruleChains are where Hearth puts rules.
+var ruleChains = []struct{ table, chain string }{{"nat", "POSTROUTING"}, {"filter", "FORWARD"}, {"filter", "INPUT"}}
+
+// bridgeRules lists the rules whose comment says they belong to bridge,
+// whatever their spec: those of an earlier run with another subnet too.
+func bridgeRules(ctx context.Context, bridge string) ([]rule, error) {
+	tag := prefix + ":" + bridge + ":"
+	var rules []rule
+	for _, c := range ruleChains {
+		out, err := iptables(ctx, "-t", c.table, "-S", c.chain)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(out, "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 3 || fields[0] != "-A" || !strings.Contains(line, tag) {
+				continue
+			}
+			spec := fields[2:]
+			for i, f := range spec { // our comments hold no spaces; iptables quotes them anyway
+				spec[i] = strings.Trim(f, `"`)
+			}
+			rules = append(rules, rule{table: c.table, chain: c.chain, spec: spec})
+		}
+	}
+	return rules, nil
+}
+
+// syncRules makes bridge's rules exactly want, touching nothing when they
+// are already (so a restart leaves running guests' traffic alone).
+func syncRules(ctx context.Context, bridge string, want []rule) error {
+	have, err := bridgeRules(ctx, bridge)
+	if err != nil {
+		return err
+	}
+	if len(have) == len(want) && !slices.ContainsFunc(want, func(r rule) bool { return r.run(ctx, "-C") != nil }) {
+		return nil
+	}
 	var errs []error
-	for _, r := range rules {
+	for _, r := range have {
 		errs = append(errs, r.remove(ctx))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return ensureRules(ctx, want)
 }
 
 // setSysctl writes a value under /proc/sys/net (a kernel setting, not a file

@@ -129,8 +129,10 @@ func New(dataDir string, opts ...Option) (_ *Manager, err error) {
 	if err := netlink.AddrReplace(br, &netlink.Addr{IPNet: ipNet(g)}); err != nil {
 		return nil, fmt.Errorf("address %s on %s: %w", g, m.bridge, err)
 	}
+	m.dropOtherAddresses(br)
 	if !m.nat {
-		m.logIf(removeRules(ctx, natRules(m.bridge, g.Masked())))
+		m.logIf(syncRules(ctx, m.bridge, nil))
+		m.logf("network: public bridge %s %s, outbound NAT off", m.bridge, g)
 		return m, nil
 	}
 	forward, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
@@ -148,11 +150,28 @@ func New(dataDir string, opts ...Option) (_ *Manager, err error) {
 			}
 		}()
 	}
-	if err := ensureRules(ctx, natRules(m.bridge, g.Masked())); err != nil {
+	if err := syncRules(ctx, m.bridge, natRules(m.bridge, g.Masked())); err != nil {
 		return nil, fmt.Errorf("outbound NAT: %w", err)
 	}
-	m.logf("network: %s %s, outbound NAT for %s", m.bridge, g, g.Masked())
+	m.logf("network: public bridge %s %s, outbound NAT for %s", m.bridge, g, g.Masked())
 	return m, nil
+}
+
+// dropOtherAddresses removes the addresses an earlier run with another
+// subnet gave the public bridge, whose routes would otherwise linger.
+func (m *Manager) dropOtherAddresses(br netlink.Link) {
+	addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
+	if err != nil {
+		m.logf("network: addresses of %s: %v", m.bridge, err)
+		return
+	}
+	for _, a := range addrs {
+		if ones, _ := a.Mask.Size(); a.IP.Equal(m.gateway.Addr().AsSlice()) && ones == m.gateway.Bits() {
+			continue
+		}
+		m.logf("network: removing old address %s from %s", a.IPNet, m.bridge)
+		m.logIf(netlink.AddrDel(br, &a))
+	}
 }
 
 func (m *Manager) logIf(err error) {
@@ -424,9 +443,7 @@ func (m *Manager) Close() error {
 		}
 		return errors.Join(append(errs, err)...)
 	}
-	if m.nat {
-		errs = append(errs, removeRules(ctx, natRules(m.bridge, m.gateway.Masked())))
-	}
+	errs = append(errs, syncRules(ctx, m.bridge, nil))
 	if m.forwardOn {
 		errs = append(errs, setSysctl("ipv4/ip_forward", "0"))
 		m.forwardOn = false

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -375,6 +376,13 @@ func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn.Manager = m2
+	br, err := netlink.LinkByName(tn.Bridge())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addrs, err := netlink.AddrList(br, netlink.FAMILY_V4); err != nil || len(addrs) != 1 || addrs[0].IPNet.String() != tn.gateway0().String() {
+		t.Errorf("public bridge addresses after restart: %v %v, want only %s", addrs, err, tn.gateway0())
+	}
 	if _, err := tn.Counters(id, 1); err != nil {
 		t.Errorf("counters after restart: %v", err)
 	}
@@ -455,8 +463,22 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 	if fwd := strings.TrimSpace(mustRead(t, "/proc/sys/net/ipv4/ip_forward")); fwd != "1" {
 		t.Errorf("ip_forward = %s with NAT on, want 1", fwd)
 	}
-	// A restart with NAT off removes what the earlier run installed.
-	off, err := New(tn.data, WithBridge(tn.Bridge()), WithGateway(tn.gateway0()))
+	// A restart with another subnet replaces the rules and the bridge's address.
+	moved := netip.MustParsePrefix("10.99." + fmt.Sprint(rand.IntN(256)) + ".1/24")
+	if _, err := New(tn.data, WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true)); err != nil {
+		t.Fatal(err)
+	}
+	rules := mustOutput(t, "iptables-save")
+	if strings.Count(rules, "hearth:"+tn.Bridge()+":") != 3 || strings.Contains(rules, tn.subnet.String()) || !strings.Contains(rules, moved.Masked().String()) {
+		t.Errorf("after moving %s to %s, want its 3 rules for the new subnet only:\n%s", tn.subnet, moved, rules)
+	}
+	if br, err := netlink.LinkByName(tn.Bridge()); err != nil {
+		t.Error(err)
+	} else if addrs, err := netlink.AddrList(br, netlink.FAMILY_V4); err != nil || len(addrs) != 1 || addrs[0].IPNet.String() != moved.String() {
+		t.Errorf("bridge addresses after the move: %v %v, want only %s", addrs, err, moved)
+	}
+	// A restart with NAT off removes what the earlier runs installed.
+	off, err := New(tn.data, WithBridge(tn.Bridge()), WithGateway(moved))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,4 +546,69 @@ func BenchmarkCounters(b *testing.B) {
 		}
 	}
 	tn.teardown(id)
+}
+
+func TestConcurrentGuestsOnOneVLAN(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t)
+	vlan := tn.newVLAN()
+	ids := make([]string, 8)
+	for i := range ids {
+		ids[i] = tn.newID()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(ids))
+	for i, id := range ids {
+		wg.Go(func() {
+			_, err := tn.Setup(context.Background(), id, []NIC{tn.public(100 + i), {Index: 1, MAC: RandomMAC(), Bridge: vlan}})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	br, err := netlink.LinkByName(vlan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := listLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := 0
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			ports++
+		}
+	}
+	if ports != len(ids) {
+		t.Errorf("VLAN bridge has %d ports, want %d", ports, len(ids))
+	}
+	for _, id := range ids {
+		wg.Go(func() { errs <- tn.Teardown(context.Background(), id) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	tn.close()
+	tn.assertClean()
+}
+
+func TestTeardownWhileTheGuestStillRuns(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t)
+	id := tn.newID()
+	path := tn.setup(id, tn.public(10), NIC{Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()})
+	// A process inside keeps the namespace alive, as a guest whose task is not yet deleted does.
+	guest := exec.Command("nsenter", "--net="+path, "/bin/busybox", "sleep", "60")
+	if err := guest.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer guest.Wait()
+	defer guest.Process.Kill()
+	tn.teardown(id)
+	tn.close()
+	tn.assertClean() // veths, bridges, mount and rules are gone though the namespace lives on
 }
