@@ -1,0 +1,280 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"hearth/internal/testguest"
+	"hearth/storage"
+)
+
+type managerFixture struct {
+	t     *testing.T
+	host  *Host
+	store *storage.Store
+	m     *Manager
+	user  string
+	image string // busybox ext4 image to copy drives from
+}
+
+func newManagerFixture(t *testing.T, opts ...ManagerOption) *managerFixture {
+	h, data := openTestHost(t)
+	store, err := storage.Open(data, storage.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	u, _, err := store.CreateUser(context.Background(), "owner", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(context.Background(), h, store, append([]ManagerOption{WithManagerLogger(t.Logf)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &managerFixture{t: t, host: h, store: store, m: m, user: u.ID, image: testguest.Image(t, 32<<20)}
+}
+
+// drive makes a drive holding the busybox guest (or blank when blank is set).
+func (f *managerFixture) drive(blank bool, props map[string]string) string {
+	d, err := f.store.CreateDriveFrom(context.Background(), storage.Drive{Owner: f.user, Name: "d", Props: props}, func(path string) error {
+		if blank {
+			return os.WriteFile(path, make([]byte, 1<<20), 0o600)
+		}
+		src, err := os.Open(f.image)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		dst, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer dst.Close()
+		_, err = io.Copy(dst, src)
+		return err
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d.ID
+}
+
+func (f *managerFixture) server(config map[string]string) string {
+	cfg := map[string]string{"name": "test server", "cpu": "1000", "mem": "128", "smp": "auto", "persistent": "false"}
+	for k, v := range config {
+		cfg[k] = v
+	}
+	s, err := f.store.CreateServer(context.Background(), f.user, cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s.ID
+}
+
+func (f *managerFixture) status(id string) string {
+	s, err := f.store.Server(context.Background(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "destroyed"
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s.Status
+}
+
+func (f *managerFixture) waitStatus(id, want string) {
+	f.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for f.status(id) != want {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("server %s is %s, want %s", id, f.status(id), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestManagerLifecycle(t *testing.T) {
+	f := newManagerFixture(t, WithGracePeriod(2*time.Second))
+	ctx := context.Background()
+	boot := f.drive(false, nil)
+	id := f.server(map[string]string{"ide:0:0": boot, "persistent": "true", "name": "Web Server #1"})
+	if err := f.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.status(id); got != storage.StatusActive {
+		t.Fatalf("status %s after start", got)
+	}
+	if err := f.m.Start(ctx, id); !errors.Is(err, ErrRunning) {
+		t.Errorf("second start: %v", err)
+	}
+	c, _ := f.host.Console(id)
+	c.Write([]byte("hostname\n"))
+	waitConsole(t, c, "web-server-1")
+	out, err := f.m.ConsoleOutput(ctx, id)
+	if err != nil || !strings.Contains(string(out), "web-server-1") {
+		t.Errorf("console output %q, %v", out, err)
+	}
+	rt, ok := f.m.Runtime(ctx, id)
+	if !ok || rt["smp:cores"] != "1" || rt["ide:0:0:read:bytes"] == "" || rt["ide:0:0:read:bytes"] == "0" {
+		t.Errorf("runtime %v, %v", rt, ok)
+	}
+	d, _ := f.store.Drive(ctx, boot)
+	if len(d.Claimed) != 1 {
+		t.Errorf("claimed %v", d.Claimed)
+	}
+
+	// An exclusive drive in use refuses a second server.
+	other := f.server(map[string]string{"ide:0:0": boot})
+	if err := f.m.Start(ctx, other); !errors.Is(err, ErrBusy) {
+		t.Errorf("second server on an exclusive drive: %v", err)
+	}
+	if got := f.status(other); got != storage.StatusStopped {
+		t.Errorf("refused server is %s", got)
+	}
+
+	if err := f.m.Pause(ctx, id); err != nil || f.status(id) != storage.StatusPaused {
+		t.Fatalf("pause: %v, %s", err, f.status(id))
+	}
+	if err := f.m.Resume(ctx, id); err != nil || f.status(id) != storage.StatusActive {
+		t.Fatalf("resume: %v, %s", err, f.status(id))
+	}
+	if err := f.m.Apply(ctx, id, map[string]string{"cpu": "500"}); err != nil {
+		t.Fatal(err)
+	}
+
+	before, _ := f.store.Server(ctx, id)
+	time.Sleep(1100 * time.Millisecond)
+	if err := f.m.Reset(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := f.store.Server(ctx, id)
+	if after.Status != storage.StatusActive || !after.Started.After(before.Started) {
+		t.Errorf("after reset: %s started %v (before %v)", after.Status, after.Started, before.Started)
+	}
+
+	// Shutdown: busybox init powers off on SIGTERM; persistent → stopped.
+	if err := f.m.Shutdown(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.status(id); got != storage.StatusStopped {
+		t.Errorf("after shutdown: %s", got)
+	}
+	if d, _ := f.store.Drive(ctx, boot); len(d.Claimed) != 0 {
+		t.Errorf("claims after shutdown: %v", d.Claimed)
+	}
+	// Start again, and stop: persistent stays.
+	if err := f.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.status(id); got != storage.StatusStopped {
+		t.Errorf("after stop: %s", got)
+	}
+}
+
+func TestManagerShutdownGrace(t *testing.T) {
+	f := newManagerFixture(t, WithGracePeriod(500*time.Millisecond))
+	boot := f.drive(false, nil)
+	// Without init the guest is a shell, which ignores SIGTERM: killed after the grace period.
+	f.image = testguest.Image(t, 32<<20, testguest.WithoutInit())
+	shell := f.drive(false, nil)
+	_ = boot
+	id := f.server(map[string]string{"ide:0:0": shell})
+	if err := f.m.Start(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := f.m.Shutdown(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 500*time.Millisecond {
+		t.Error("shutdown did not wait for the grace period")
+	}
+	if got := f.status(id); got != "destroyed" {
+		t.Errorf("non-persistent server after shutdown: %s", got)
+	}
+}
+
+func TestManagerGuestExitsByItself(t *testing.T) {
+	f := newManagerFixture(t)
+	ctx := context.Background()
+	persistent := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	transient := f.server(map[string]string{"ide:0:0": f.drive(false, nil)})
+	for _, id := range []string{persistent, transient} {
+		if err := f.m.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := f.host.Console(id)
+		shellMarker(t, c, 7)
+		c.Write([]byte("kill -TERM 1\n")) // busybox init powers off
+	}
+	f.waitStatus(persistent, storage.StatusStopped)
+	f.waitStatus(transient, "destroyed")
+	if len(f.host.Guests(ctx)) != 0 {
+		t.Error("guests left after their exit")
+	}
+}
+
+func TestManagerDead(t *testing.T) {
+	f := newManagerFixture(t)
+	ctx := context.Background()
+	blank := f.server(map[string]string{"ide:0:0": f.drive(true, nil)})
+	err := f.m.Start(ctx, blank)
+	if !errors.Is(err, ErrBootDrive) {
+		t.Fatalf("start on a blank drive: %v", err)
+	}
+	s, _ := f.store.Server(ctx, blank)
+	if s.Status != storage.StatusDead || !strings.Contains(s.Error, "ext4") {
+		t.Errorf("server %s, error %q", s.Status, s.Error)
+	}
+	none := f.server(nil)
+	if err := f.m.Start(ctx, none); !errors.Is(err, ErrBootDrive) {
+		t.Errorf("start without drives: %v", err)
+	}
+	if s, _ := f.store.Server(ctx, none); s.Status != storage.StatusDead || s.Error == "" {
+		t.Errorf("driveless server %s %q", s.Status, s.Error)
+	}
+}
+
+func TestManagerReconcile(t *testing.T) {
+	f := newManagerFixture(t)
+	ctx := context.Background()
+	running := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	gone := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	for _, id := range []string{running, gone} {
+		if err := f.m.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := f.store.Server(ctx, running)
+	// The guest of "gone" disappears behind the Manager's back (as after a
+	// host reboot); the database still says active.
+	f.host.OnExit(nil)
+	if err := f.host.Delete(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := NewManager(ctx, f.host, f.store, WithManagerLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := f.store.Server(ctx, running)
+	if !after.Started.Equal(before.Started) || after.Status != storage.StatusActive {
+		t.Errorf("re-adopted server: %s started %v, was %v", after.Status, after.Started, before.Started)
+	}
+	if st, err := f.host.Status(ctx, gone); err != nil || st.State != Running {
+		t.Errorf("server recorded active was not started again: %+v %v", st, err)
+	}
+	for _, id := range []string{running, gone} {
+		if err := m2.Stop(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
