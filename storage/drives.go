@@ -232,9 +232,9 @@ func (s *Store) Drive(ctx context.Context, id string) (Drive, error) {
 // Drives lists the drives of owner (all drives when owner is empty), oldest first.
 func (s *Store) Drives(ctx context.Context, owner string) ([]Drive, error) {
 	if owner == "" {
-		return s.queryDrives(ctx, `SELECT `+driveColumns+` FROM drives ORDER BY created, id`)
+		return s.queryDrives(ctx, `SELECT `+driveColumns+` FROM drives ORDER BY rowid`)
 	}
-	return s.queryDrives(ctx, `SELECT `+driveColumns+` FROM drives WHERE owner = ? ORDER BY created, id`, owner)
+	return s.queryDrives(ctx, `SELECT `+driveColumns+` FROM drives WHERE owner = ? ORDER BY rowid`, owner)
 }
 
 // LibraryDrives lists the library ("standard") drives.

@@ -106,7 +106,7 @@ func (s *Store) WaitImaging(ctx context.Context, id string) (Drive, error) {
 func (s *Store) resumeImaging(ctx context.Context) error {
 	var ids []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM drives WHERE imaging != '' ORDER BY created, id`)
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM drives WHERE imaging != '' ORDER BY rowid`)
 		if err != nil {
 			return err
 		}

@@ -175,7 +175,7 @@ func (s *Store) Resource(ctx context.Context, typ, id string) (Resource, error) 
 // Resources lists resources of owner (all owners when empty) and of typ (all
 // types when empty), oldest first.
 func (s *Store) Resources(ctx context.Context, owner, typ string) ([]Resource, error) {
-	q := `SELECT ` + resourceColumns + ` FROM resources WHERE (? = '' OR owner = ?) AND (? = '' OR type = ?) ORDER BY type, created, id`
+	q := `SELECT ` + resourceColumns + ` FROM resources WHERE (? = '' OR owner = ?) AND (? = '' OR type = ?) ORDER BY type, rowid`
 	rows, err := s.db.QueryContext(ctx, q, owner, owner, typ, typ)
 	if err != nil {
 		return nil, fmt.Errorf("storage: resources: %w", err)

@@ -96,9 +96,9 @@ func (s *Store) Server(ctx context.Context, id string) (Server, error) {
 // oldest first.
 func (s *Store) Servers(ctx context.Context, owner string) ([]Server, error) {
 	if owner == "" {
-		return s.queryServers(ctx, `SELECT `+serverColumns+` FROM servers ORDER BY created, id`)
+		return s.queryServers(ctx, `SELECT `+serverColumns+` FROM servers ORDER BY rowid`)
 	}
-	return s.queryServers(ctx, `SELECT `+serverColumns+` FROM servers WHERE owner = ? ORDER BY created, id`, owner)
+	return s.queryServers(ctx, `SELECT `+serverColumns+` FROM servers WHERE owner = ? ORDER BY rowid`, owner)
 }
 
 // ServersByStatus lists the servers in any of the given statuses, for the
@@ -111,7 +111,7 @@ func (s *Store) ServersByStatus(ctx context.Context, statuses ...string) ([]Serv
 	for i, st := range statuses {
 		args[i] = st
 	}
-	q := `SELECT ` + serverColumns + ` FROM servers WHERE status IN (?` + strings.Repeat(",?", len(statuses)-1) + `) ORDER BY created, id`
+	q := `SELECT ` + serverColumns + ` FROM servers WHERE status IN (?` + strings.Repeat(",?", len(statuses)-1) + `) ORDER BY rowid`
 	return s.queryServers(ctx, q, args...)
 }
 

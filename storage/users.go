@@ -112,7 +112,7 @@ func (s *Store) User(ctx context.Context, id string) (User, error) {
 
 // Users lists every user, oldest first.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, admin, created FROM users ORDER BY created, name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, admin, created FROM users ORDER BY rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("storage: users: %w", err)
 	}
@@ -134,7 +134,7 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 // `hearth image import`.
 func (s *Store) FirstAdmin(ctx context.Context) (User, error) {
 	var id string
-	err := s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE admin ORDER BY created, name LIMIT 1`).Scan(&id)
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE admin ORDER BY rowid LIMIT 1`).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, fmt.Errorf("admin user: %w", ErrNotFound)
 	}

@@ -127,7 +127,7 @@ func Import(ctx context.Context, src, dst string, opts ...Option) (res Result, e
 	if o.size < 0 {
 		return Result{}, fmt.Errorf("size %d: %w", o.size, ErrTooSmall)
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return Result{}, fmt.Errorf("create drive image: %w", err)
 	}
