@@ -70,7 +70,7 @@ func TestUnknownCommandsAndMethods(t *testing.T) {
 	e := newEnv(t)
 	c := e.user("alice", false)
 	c.get("/servers/frobnicate").expectError(t, 404, "missing", "servers/frobnicate")
-	c.get("/drives/" + "00000000-0000-0000-0000-000000000000" + "/frob").expectError(t, 404, "missing", "frob")
+	c.get("/drives/"+"00000000-0000-0000-0000-000000000000"+"/frob").expectError(t, 404, "missing", "frob")
 	c.get("/resources/disk/list").expectError(t, 404, "missing", "disk")
 	c.get("/servers/create").expectError(t, 405, "method", "POST")
 	c.get("/drives/create").expectError(t, 405, "method", "POST")
@@ -124,7 +124,7 @@ func TestDrives(t *testing.T) {
 			} else if blocks := all.blocks(t); len(blocks) != 2 || blocks[0]["drive"] != id {
 				t.Errorf("info all %q", all.body)
 			}
-			full := c.get("/drives/" + id + "/info/full").expect(t, 200).props(t)
+			full := c.get("/drives/"+id+"/info/full").expect(t, 200).props(t)
 			if full["host"] != e.store.HostID() {
 				t.Errorf("info/full host %q", full["host"])
 			}
@@ -230,7 +230,7 @@ func TestDriveReadWrite(t *testing.T) {
 		t.Fatal("read back differs")
 	}
 	// Default offset and size; a read at the end is cut there; POST reads too.
-	if r := c.get("/drives/" + id + "/read").expect(t, 200); len(r.body) != 4<<20 || r.body != string(data[:4<<20]) {
+	if r := c.get("/drives/"+id+"/read").expect(t, 200); len(r.body) != 4<<20 || r.body != string(data[:4<<20]) {
 		t.Errorf("default read %d bytes", len(r.body))
 	}
 	if r := c.post("/drives/"+id+"/read/16777210/100", "").expect(t, 200); len(r.body) != 6 {
@@ -284,7 +284,7 @@ func waitImaged(t testing.TB, c *client, id string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if c.get("/drives/"+id+"/info").props(t)["imaging"] == "" {
+		if c.get("/drives/" + id + "/info").props(t)["imaging"] == "" {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -355,7 +355,7 @@ func TestServers(t *testing.T) {
 				t.Errorf("set stopped: %v", s)
 			}
 			c.post("/servers/"+id+"/start", "").expect(t, 204)
-			s = c.get("/servers/" + id + "/info").expect(t, 200).props(t)
+			s = c.get("/servers/"+id+"/info").expect(t, 200).props(t)
 			for k, v := range map[string]string{"status": "active", "started": "1700000000", "rx:bytes": "1000", "tx:bytes": "2000",
 				"rx": "1000", "tx": "2000", "rx:packets": "10", "tx:packets": "20", "nic:0:rx:bytes": "1000", "smp:cores": "1", "nic:0:dhcp": "auto"} {
 				if s[k] != v {
@@ -398,7 +398,7 @@ func TestServers(t *testing.T) {
 			c.post("/servers/"+id+"/resume", "").expect(t, 204)
 			c.post("/servers/"+id+"/resume", "").expectError(t, 409, "busy", "not paused")
 			c.post("/servers/"+id+"/reset", "").expect(t, 204)
-			if r := c.get("/servers/" + id + "/console").expect(t, 200); !strings.Contains(r.body, "login") {
+			if r := c.get("/servers/"+id+"/console").expect(t, 200); !strings.Contains(r.body, "login") {
 				t.Errorf("console %q", r.body)
 			}
 			c.post("/servers/"+id+"/shutdown", "").expect(t, 204)
@@ -532,7 +532,7 @@ func TestResources(t *testing.T) {
 				}
 				c.get("/resources/info").expect(t, 200)
 			}
-			c.get("/resources/ip/" + ip["resource"] + "/info").expect(t, 200)
+			c.get("/resources/ip/"+ip["resource"]+"/info").expect(t, 200)
 			if r := c.post("/resources/vlan/"+vlan["resource"]+"/set", "name renamed").expect(t, 200).props(t); r["name"] != "renamed" {
 				t.Errorf("vlan set %v", r)
 			}
@@ -549,7 +549,7 @@ func TestResources(t *testing.T) {
 			c.post("/resources/vlan/"+vlan["resource"]+"/destroy", "").expectError(t, 409, "busy", srv["server"])
 			c.post("/servers/"+srv["server"]+"/destroy", "").expect(t, 204)
 			c.post("/resources/ip/"+ip["resource"]+"/destroy", "").expect(t, 204)
-			c.get("/resources/vlan/" + vlan["resource"] + "/destroy").expect(t, 204) // CloudSigma GET
+			c.get("/resources/vlan/"+vlan["resource"]+"/destroy").expect(t, 204) // CloudSigma GET
 			c.get("/resources/ip/"+ip["resource"]+"/info").expectError(t, 404, "missing", ip["resource"])
 			c.get("/resources/ip/1.2.3/info").expectError(t, 404, "missing", "1.2.3")
 			c.get("/resources/vlan/nope/info").expectError(t, 404, "missing", "nope")
@@ -605,8 +605,8 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	}
 	// readers: read and image, never change.
-	bob.get("/drives/" + readable + "/info").expect(t, 200)
-	bob.get("/drives/" + readable + "/read/0/1").expect(t, 200)
+	bob.get("/drives/"+readable+"/info").expect(t, 200)
+	bob.get("/drives/"+readable+"/read/0/1").expect(t, 200)
 	bob.post("/drives/"+bobDrive+"/image/"+readable, "").expect(t, 200)
 	waitImaged(t, bob, bobDrive)
 	if r := bob.get("/drives/list/standard").expect(t, 200); !strings.Contains(r.body, readable) {
@@ -659,7 +659,7 @@ func TestLibraryDrives(t *testing.T) {
 	if r := alice.get("/drives/standard/cd/list").expect(t, 200); r.body != "" {
 		t.Errorf("cd list %q", r.body)
 	}
-	alice.get("/drives/standard/img/" + lib.ID + "/info").expect(t, 200)
+	alice.get("/drives/standard/img/"+lib.ID+"/info").expect(t, 200)
 	if r := alice.get("/drives/list").expect(t, 200); r.body != "" {
 		t.Errorf("library drive in the user's own list: %q", r.body)
 	}

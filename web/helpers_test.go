@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +35,7 @@ type envConfig struct {
 	prefix string
 }
 
-func withGuests() envOption          { return func(c *envConfig) { c.guests = true } }
+func withGuests() envOption         { return func(c *envConfig) { c.guests = true } }
 func withPrefix(p string) envOption { return func(c *envConfig) { c.prefix = p } }
 
 func newEnv(t testing.TB, opts ...envOption) *env {

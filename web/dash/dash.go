@@ -28,9 +28,8 @@ import (
 type Config struct {
 	Backend Backend
 	// Runtime is the containerd runtime guests run with (io.containerd.kata.v2
-	// or io.containerd.runc.v2); KVM says whether the host has /dev/kvm.
+	// or io.containerd.runc.v2; anything else means none).
 	Runtime string
-	KVM     bool
 	// DataDir is where drive images live; the header shows its free space.
 	DataDir string
 	// Secure marks cookies Secure: set it when serving HTTPS.
@@ -95,7 +94,7 @@ func New(cfg Config) (*Dashboard, error) {
 		backend:  cfg.Backend,
 		sessions: newSessions(cfg.IdleTimeout, cfg.Now),
 		limiter:  newLoginLimiter(loginMaxFailures, loginWindow, cfg.Now),
-		host:     &hostProbe{runtime: cfg.Runtime, kvm: cfg.KVM, dataDir: cfg.DataDir, procDir: "/proc"},
+		host:     &hostProbe{runtime: cfg.Runtime, kvmPath: "/dev/kvm", dataDir: cfg.DataDir, procDir: "/proc"},
 		samples:  newSampler(cfg.Now),
 		mux:      http.NewServeMux(),
 		static:   http.StripPrefix("/static/", http.FileServerFS(static)),

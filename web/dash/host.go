@@ -15,8 +15,8 @@ import (
 
 // hostFacts is what the header shows about the host.
 type hostFacts struct {
-	Runtime  string // "Kata VMs" or "runc containers"
-	KVM      bool
+	Runtime  string // "Kata VMs", "runc containers" or "no guest runtime"
+	VM       bool   // guests are VMs
 	Warning  string // non-empty when guests are not isolated by a VM
 	CPUs     int
 	CPUFree  float64 // idle share of all cores since the previous sample, 0..1
@@ -31,8 +31,8 @@ type hostFacts struct {
 // second call on (the header is rendered often; the first shows the average
 // since boot).
 type hostProbe struct {
-	runtime string // containerd runtime name as configured
-	kvm     bool
+	runtime string // containerd runtime in use
+	kvmPath string // /dev/kvm
 	dataDir string
 	procDir string
 
@@ -41,14 +41,22 @@ type hostProbe struct {
 }
 
 func (p *hostProbe) facts() hostFacts {
-	f := hostFacts{KVM: p.kvm, CPUs: runtime.NumCPU()}
-	if strings.Contains(p.runtime, "kata") {
-		f.Runtime = "Kata VMs"
-	} else {
+	f := hostFacts{CPUs: runtime.NumCPU()}
+	_, err := os.Stat(p.kvmPath)
+	kvm := err == nil
+	switch {
+	case strings.Contains(p.runtime, "kata"):
+		f.Runtime, f.VM = "Kata VMs", true
+	case strings.Contains(p.runtime, "runc"):
 		f.Runtime = "runc containers"
-	}
-	if !p.kvm {
-		f.Warning = "No KVM on this host: guests run as runc containers sharing the host kernel, not as VMs."
+		if kvm {
+			f.Warning = "Guests run as runc containers sharing the host kernel: the host has KVM, but the Kata runtime is not in use."
+		} else {
+			f.Warning = "No KVM on this host: guests run as runc containers sharing the host kernel, not as VMs."
+		}
+	default:
+		f.Runtime = "no guest runtime"
+		f.Warning = "No guest runtime: containerd is not reachable, so servers cannot start. Everything else works."
 	}
 	f.CPUFree = p.cpuFree()
 	f.MemTotal, f.MemFree = p.memory()

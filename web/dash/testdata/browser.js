@@ -1,0 +1,116 @@
+// Browser test of the dashboard, run by TestBrowser (browser_test.go) with
+// Debian's Chromium through playwright-core:
+//   node browser.js BASE_URL LOGIN SECRET LIBRARY_DRIVE_NAME OUT_DIR
+// Each step prints "step: ..." so a failure says where it stopped; pages'
+// script errors fail the run.
+'use strict';
+const { chromium } = require('playwright-core');
+
+const [base, login, secret, libraryName, outDir] = process.argv.slice(2);
+
+function step(s) { console.log('step: ' + s); }
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const errors = [];
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(30000);
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('dialog', (d) => d.accept()); // destroy confirmations
+
+    step('log in');
+    await page.goto(base + '/ui/servers');
+    await page.waitForURL('**/login?next=*');
+    await page.screenshot({ path: outDir + '/01-login.png' });
+    await page.fill('#login', login);
+    await page.fill('#secret', secret);
+    await page.click('button[type=submit]');
+    await page.waitForURL('**/ui/servers');
+
+    step('create a server from the library image');
+    await page.click('text=Create server');
+    await page.waitForURL('**/ui/servers/new');
+    await page.fill('#name', 'web1');
+    await page.check('#size-medium');
+    const source = await page.$eval('#source', (sel, name) =>
+      [...sel.options].find((o) => o.textContent.startsWith(name)).value, libraryName);
+    await page.selectOption('#source', source);
+    await page.fill('#drivesize', '64M');
+    await page.fill('#password', 'pw123456');
+    await page.screenshot({ path: outDir + '/02-create-server.png', fullPage: true });
+    await page.click('form button[type=submit]:has-text("Create server")');
+    await page.waitForURL(/\/ui\/servers\/[0-9a-f-]{36}$/);
+    const serverURL = page.url();
+
+    step('see it become active without reloading');
+    await page.waitForSelector('.page-head .badge-active', { timeout: 60000 });
+    await page.waitForTimeout(6000); // a few counter samples for the sparklines
+    await page.screenshot({ path: outDir + '/03-server-active.png', fullPage: true });
+
+    step('servers list, live');
+    await page.goto(base + '/ui/servers');
+    await page.waitForSelector('tr:has-text("web1") .badge-active');
+    await page.screenshot({ path: outDir + '/04-servers.png', fullPage: true });
+
+    step('open the console');
+    await page.goto(serverURL);
+    await page.click('a:has-text("Console")');
+    await page.waitForURL('**/static/console/index.html?server=*');
+    await page.waitForSelector('#title:has-text("web1")');
+    await page.screenshot({ path: outDir + '/05-console.png' });
+
+    step('stop it and see the status change live');
+    await page.goto(serverURL);
+    await page.click('.page-head form[action$="/stop"] button');
+    await page.waitForSelector('.page-head .badge-stopped');
+    await page.waitForSelector('.flash-ok:has-text("stopped")');
+
+    step('upload a small drive with progress');
+    await page.goto(base + '/ui/drives');
+    const size = 9 << 20; // three chunks
+    const data = Buffer.alloc(size);
+    for (let i = 0; i < size; i += 4096) data.write('hearth block ' + i, i);
+    await page.setInputFiles('#upload-file', { name: 'disk.img', mimeType: 'application/octet-stream', buffer: data });
+    await page.fill('#upload-name', 'uploaded');
+    await page.click('form[data-upload] button[type=submit]');
+    await page.waitForSelector('[data-upload-progress]:not([hidden])');
+    const seen = new Set();
+    for (let i = 0; i < 200; i++) {
+      seen.add(await page.$eval('[data-upload-progress] progress', (p) => p.value));
+      if (await page.$('text=Uploaded 9.0 MiB into drive uploaded.')) break;
+      await page.waitForTimeout(20);
+    }
+    await page.waitForSelector('[data-upload-text]:has-text("Uploaded 9.0 MiB into drive uploaded.")');
+    await page.waitForSelector('td.name:has-text("uploaded")');
+    console.log('progress values seen: ' + [...seen].sort((a, b) => a - b).join(' '));
+    await page.screenshot({ path: outDir + '/06-drives.png', fullPage: true });
+
+    step('phone width');
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, storageState: await context.storageState() });
+    const mobile = await phone.newPage();
+    mobile.on('pageerror', (e) => errors.push(e.message));
+    await mobile.goto(base + '/ui/servers');
+    await mobile.waitForSelector('td.name:has-text("web1")');
+    await mobile.screenshot({ path: outDir + '/07-servers-phone.png', fullPage: true });
+    await phone.close();
+
+    step('log out');
+    await page.click('button:has-text("Log out")');
+    await page.waitForURL('**/login?bye');
+    await page.waitForSelector('text=You have been logged out.');
+    await page.goto(base + '/ui/servers');
+    await page.waitForURL('**/login?next=*');
+
+    if (errors.length) throw new Error('page script errors: ' + errors.join('; '));
+    console.log('ok');
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
