@@ -64,6 +64,14 @@ func TestAppendBlocksAndList(t *testing.T) {
 	if got, want := string(AppendList(nil, objs, "server", "cpu", "mem")), "s1 2000 1024\ns2 500 256\n"; got != want {
 		t.Errorf("AppendList = %q, want %q", got, want)
 	}
+	// Objects of the same size but other keys are sorted on their own.
+	mixed := []Props{{"b": "1", "a": "2"}, {"c": "3", "a": "4"}, {"a": "5", "c": "6"}, {"z": "7"}, {}, {"y": "8", "x": "9"}}
+	if got, want := string(AppendBlocks(nil, mixed)), "a 2\nb 1\n\na 4\nc 3\n\na 5\nc 6\n\nz 7\n\n\nx 9\ny 8\n"; got != want {
+		t.Errorf("AppendBlocks(mixed) = %q, want %q", got, want)
+	}
+	if got, want := string(AppendJSONArray(nil, mixed)), `[{"a":"2","b":"1"},{"a":"4","c":"3"},{"a":"5","c":"6"},{"z":"7"},{},{"x":"9","y":"8"}]`; got != want {
+		t.Errorf("AppendJSONArray(mixed) = %s, want %s", got, want)
+	}
 	if got := string(AppendBlocks(nil, nil)); got != "" {
 		t.Errorf("no blocks renders %q", got)
 	}
