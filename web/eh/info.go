@@ -1,8 +1,14 @@
 package eh
 
-import (
-	"fmt"
-	"strconv"
+import "strconv"
+
+// seedCounterKeys are the seed's NIC counters, summed over nicCounterKeys.
+var (
+	seedCounterKeys = [4]string{"rx:bytes", "tx:bytes", "rx:packets", "tx:packets"}
+	nicCounterKeys  = [2][4]string{
+		{"nic:0:rx:bytes", "nic:0:tx:bytes", "nic:0:rx:packets", "nic:0:tx:packets"},
+		{"nic:1:rx:bytes", "nic:1:tx:bytes", "nic:1:rx:packets", "nic:1:tx:packets"},
+	}
 )
 
 // ServerInfo returns what server info shows, for clients of both dialects.
@@ -48,10 +54,9 @@ func ServerInfo(stored, runtime Props) Props {
 	}
 	var sums [4]uint64
 	var seen bool
-	counters := [4]string{"rx:bytes", "tx:bytes", "rx:packets", "tx:packets"}
-	for n := 0; n <= 1; n++ {
-		for i, c := range counters {
-			v, ok := runtime[fmt.Sprintf("nic:%d:%s", n, c)]
+	for _, nic := range nicCounterKeys {
+		for i, key := range nic {
+			v, ok := runtime[key]
 			if !ok {
 				continue
 			}
@@ -62,7 +67,7 @@ func ServerInfo(stored, runtime Props) Props {
 		}
 	}
 	if seen {
-		for i, c := range counters {
+		for i, c := range seedCounterKeys {
 			out[c] = strconv.FormatUint(sums[i], 10)
 		}
 		out["rx"], out["tx"] = out["rx:bytes"], out["tx:bytes"]
