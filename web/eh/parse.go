@@ -35,6 +35,7 @@ func ParseProps(body io.Reader, limit int64) (Props, error) {
 }
 
 func parseBytes(data []byte) (Props, error) {
+	data = bytes.TrimPrefix(data, []byte("\ufeff")) // a byte-order mark from Windows editors
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) > 0 {
 		switch trimmed[0] {

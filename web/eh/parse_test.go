@@ -38,6 +38,8 @@ func TestParseProps(t *testing.T) {
 		{"json empty array", `{"tags": []}`, Props{"tags": ""}},
 		{"json empty object", `{}`, Props{}},
 		{"json escapes", `{"description": "a\nb\u00e9\"\\"}`, Props{"description": "a\nbé\"\\"}},
+		{"byte-order mark, text", "\ufeffname foo\n", Props{"name": "foo"}},
+		{"byte-order mark, json", "\ufeff{\"name\": \"foo\"}", Props{"name": "foo"}},
 		{"json value with newline", `{"name":"x"}` + "\n\n", Props{"name": "x"}},
 	}
 	for _, tt := range tests {

@@ -8,15 +8,15 @@ import (
 // Validation ranges (the reference gives none; clients used 500–20000 MHz and
 // 256–24576 MB, these bounds leave room on both sides).
 const (
-	MinCPU            = 100     // cpu, MHz of core time
-	MaxCPU            = 100_000 // cpu, MHz
-	MinMem            = 32      // mem, MB
-	MaxMem            = 1 << 20 // mem, MB (1 TiB)
-	MaxSMP            = 128     // smp, virtual CPUs
-	MaxDriveSize      = 1 << 44 // size, bytes (16 TiB, the ext4 file limit)
-	MaxPasswordLength = 8       // password / vnc:password, bytes (VNC DES)
-	MaxNameLength     = 256     // name, bytes
-	MaxTextLength     = 64 << 10
+	MinCPU            = 100      // cpu, MHz of core time
+	MaxCPU            = 100_000  // cpu, MHz
+	MinMem            = 32       // mem, MB
+	MaxMem            = 1 << 20  // mem, MB (1 TiB)
+	MaxSMP            = 128      // smp, virtual CPUs
+	MaxDriveSize      = 1 << 44  // size, bytes (16 TiB, the ext4 file limit)
+	MaxPasswordLength = 8        // password / vnc:password, bytes (VNC DES)
+	MaxNameLength     = 256      // name, bytes
+	MaxTextLength     = 64 << 10 // user:*, description, install_notes, url, bytes
 )
 
 // A rule says how one input key is checked and stored.
