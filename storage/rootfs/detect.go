@@ -34,20 +34,21 @@ const (
 	ext4MagicOffset      = ext4SuperblockOffset + 56
 	ext4Magic            = 0xef53
 	sectorSize           = 512
+	headSize             = 4096 // enough for an MBR, a GPT header and the ext4 superblock magic
 )
 
 // detect tells by content what r holds: a raw ext2/3/4 filesystem, a
-// partitioned disk, or a (possibly gzip-compressed) tar archive.
+// partitioned disk or a tar archive, any of them possibly gzip-compressed.
 func detect(r io.ReaderAt) (kind, error) {
-	head := make([]byte, 4096)
+	head := make([]byte, headSize)
 	n, err := r.ReadAt(head, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return kind{}, err
 	}
-	head = head[:n]
 	if n == 0 {
 		return kind{}, fmt.Errorf("empty file: %w", ErrUnknownFormat)
 	}
+	head = head[:n]
 	for _, c := range compressions {
 		if !bytes.HasPrefix(head, c.magic) {
 			continue
@@ -60,15 +61,28 @@ func detect(r io.ReaderAt) (kind, error) {
 			return kind{}, fmt.Errorf("gzip: %v: %w", err, ErrInvalidImage)
 		}
 		defer zr.Close()
-		if err := isTar(bufio.NewReader(zr)); err != nil {
+		br := bufio.NewReaderSize(zr, headSize)
+		inner, err := br.Peek(headSize)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return kind{}, fmt.Errorf("gzip: %v: %w", err, ErrInvalidImage)
+		}
+		k, err := classify(inner, br)
+		if err != nil {
 			return kind{}, fmt.Errorf("gzip-compressed file: %w", err)
 		}
-		return kind{format: FormatTar, compression: "gzip"}, nil
+		k.compression = "gzip"
+		return k, nil
 	}
+	return classify(head, io.NewSectionReader(r, 0, 1<<62))
+}
+
+// classify tells the format from the first bytes of the (uncompressed)
+// content, head, and r, which reads that content from its start.
+func classify(head []byte, r io.Reader) (kind, error) {
 	if len(head) >= ext4MagicOffset+2 && binary.LittleEndian.Uint16(head[ext4MagicOffset:]) == ext4Magic {
 		return kind{format: FormatExt4}, nil
 	}
-	tarErr := isTar(io.NewSectionReader(r, 0, 1<<62))
+	tarErr := isTar(r)
 	if tarErr == nil {
 		return kind{format: FormatTar}, nil
 	}

@@ -1,7 +1,9 @@
 package rootfs
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -145,28 +147,46 @@ func treeHasInit(tree string) (bool, error) {
 	return err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0, nil
 }
 
-// copyRaw copies a raw ext4 or disk image into out, leaving holes where the
-// source has holes or zero blocks, and grows an ext4 filesystem to the asked
-// size.
-func copyRaw(ctx context.Context, src, out *os.File, format Format, o *options) (Result, error) {
-	info, err := src.Stat()
-	if err != nil {
-		return Result{}, err
+// copyRaw copies a raw ext4 or disk image (gzip-compressed when
+// compression says so) into out, leaving holes where the source has holes or
+// zero blocks, and grows an ext4 filesystem to the asked size.
+func copyRaw(ctx context.Context, src, out *os.File, k kind, o *options) (Result, error) {
+	format := k.format
+	var srcSize int64
+	if k.compression == "gzip" {
+		zr, err := gzip.NewReader(bufio.NewReaderSize(src, readBuf))
+		if err != nil {
+			return Result{}, fmt.Errorf("gzip: %v: %w", err, ErrInvalidImage)
+		}
+		defer zr.Close()
+		in := &readErr{r: zr}
+		if srcSize, err = writeSparse(ctx, out, in, 0, make([]byte, mib)); err != nil {
+			if in.err != nil && ctx.Err() == nil {
+				return Result{}, fmt.Errorf("gzip: %w: %w", in.err, ErrInvalidImage)
+			}
+			return Result{}, err
+		}
+	} else {
+		info, err := src.Stat()
+		if err != nil {
+			return Result{}, err
+		}
+		srcSize = info.Size()
+		if err := copySparse(ctx, src, out, srcSize); err != nil {
+			return Result{}, err
+		}
 	}
 	size := o.size
 	if size == 0 {
-		size = info.Size()
+		size = srcSize
 	}
-	if size < info.Size() {
-		return Result{}, fmt.Errorf("size %d bytes: the %s image is %d bytes and is not shrunk: %w", size, format, info.Size(), ErrTooSmall)
-	}
-	if err := copySparse(ctx, src, out, info.Size()); err != nil {
-		return Result{}, err
+	if size < srcSize {
+		return Result{}, fmt.Errorf("size %d bytes: the %s image is %d bytes and is not shrunk: %w", size, format, srcSize, ErrTooSmall)
 	}
 	if err := out.Truncate(size); err != nil {
 		return Result{}, err
 	}
-	res := Result{Format: format, Size: size}
+	res := Result{Format: format, Compression: k.compression, Size: size}
 	if format != FormatExt4 {
 		o.logf("rootfs: %s is a partitioned disk image, copied as it is; Hearth boots only whole-drive ext4", src.Name())
 		return res, nil
@@ -179,7 +199,7 @@ func copyRaw(ctx context.Context, src, out *os.File, format Format, o *options) 
 			return Result{}, fmt.Errorf("ext4 image has errors e2fsck cannot repair: %w: %w", err, ErrInvalidImage)
 		}
 	}
-	if size > info.Size() {
+	if size > srcSize {
 		if err := run(ctx, "resize2fs", out.Name()); err != nil {
 			return Result{}, err
 		}

@@ -17,8 +17,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Sentinel errors; Import wraps them with the detail at fault, so callers test
@@ -107,8 +111,9 @@ func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir 
 //
 // Steps:
 //   - gzip is undone on the fly; zstd, xz and bzip2 are refused (ErrUnsupported);
-//   - a raw ext4 image is copied sparsely (and grown to WithSize); a partitioned
-//     disk image is copied as is (FormatDisk); anything else that is not a tar
+//   - a raw ext4 image (plain or gzip) is copied sparsely, checked with
+//     e2fsck -p and grown to WithSize with resize2fs; a partitioned disk
+//     image is copied as is (FormatDisk); anything else that is not a tar
 //     archive fails with ErrUnknownFormat;
 //   - a tar is unpacked into a temporary tree; if it holds an OCI layout or a
 //     `docker save` archive, the image for linux/GOARCH (or the only one) is
@@ -118,7 +123,8 @@ func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir 
 //     up to a MiB.
 //
 // Temporary trees are removed on every path, and on failure (cancellation
-// included) dst is removed too.
+// included) dst is removed too; RemoveStale clears what a killed process
+// left.
 func Import(ctx context.Context, src, dst string, opts ...Option) (res Result, err error) {
 	o := options{logf: func(string, ...any) {}, tempDir: filepath.Dir(dst)}
 	for _, opt := range opts {
@@ -154,15 +160,25 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 	if err != nil {
 		return Result{}, err
 	}
-	work, err := os.MkdirTemp(o.tempDir, ".hearth-import-")
+	work, err := os.MkdirTemp(o.tempDir, tempPrefix)
 	if err != nil {
 		return Result{}, fmt.Errorf("temporary tree: %w", err)
+	}
+	// The lock tells RemoveStale, run by another process, that this tree
+	// is in use; closing the directory releases it.
+	lock, err := os.Open(work)
+	if err == nil {
+		defer lock.Close()
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
 	}
 	defer func() {
 		if err := os.RemoveAll(work); err != nil {
 			o.logf("rootfs: could not remove temporary tree %s: %v", work, err)
 		}
 	}()
+	if err != nil {
+		return Result{}, fmt.Errorf("lock temporary tree: %w", err)
+	}
 	if info.IsDir() {
 		return importLayout(ctx, src, work, out, o, Result{})
 	}
@@ -177,7 +193,7 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 	}
 	switch kind.format {
 	case FormatExt4, FormatDisk:
-		return copyRaw(ctx, f, out, kind.format, o)
+		return copyRaw(ctx, f, out, kind, o)
 	}
 	// A tar: unpack it, then see whether it was a container image.
 	res := Result{Compression: kind.compression}
@@ -194,6 +210,40 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 	}
 	res.Format, res.Layers = FormatTar, 1
 	return finish(ctx, unpacked, out, o, res)
+}
+
+// tempPrefix names Import's temporary trees.
+const tempPrefix = ".hearth-import-"
+
+// RemoveStale removes from dir (the directory given to WithTempDir) the
+// temporary trees of imports that were killed before they could clean up
+// (SIGKILL, power loss). Trees of imports still running hold a lock and are
+// kept, so it is safe to call while `hearth image import` runs beside.
+func RemoveStale(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), tempPrefix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			errs = append(errs, os.RemoveAll(p))
+		}
+		f.Close()
+	}
+	return errors.Join(errs...)
 }
 
 // importLayout assembles the image held by the OCI layout or docker-save

@@ -10,10 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"hearth/internal/testguest"
 )
@@ -308,6 +311,29 @@ func TestImportRawExt4(t *testing.T) {
 		t.Error("/bin/busybox missing from the copy")
 	}
 
+	t.Run("gzip", func(t *testing.T) {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, img, err := importFile(t, writeFile(t, gzipBytes(t, data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Format != FormatExt4 || res.Compression != "gzip" || res.Size != size || !res.HasInit {
+			t.Errorf("result %+v, want gzip-compressed ext4 of %d bytes with /sbin/init", res, size)
+		}
+		info, err := os.Stat(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if allocated := info.Sys().(*syscall.Stat_t).Blocks * 512; allocated >= size/2 {
+			t.Errorf("copy allocates %d of %d bytes: not sparse", allocated, size)
+		}
+		if got := debugfs(t, img, "cat /etc/inittab"); got != testguest.InitTab {
+			t.Errorf("/etc/inittab = %q", got)
+		}
+	})
 	t.Run("grown", func(t *testing.T) {
 		res, img, err := importFile(t, src, WithSize(64*mib))
 		if err != nil {
@@ -523,6 +549,37 @@ func TestImportCancelled(t *testing.T) {
 	}
 	if _, _, err := importCtx(ctx, t, src, WithLogger(logf)); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{tempPrefix + "dead/tree/etc", tempPrefix + "live", "keep"} {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live, err := os.Open(filepath.Join(dir, tempPrefix+"live"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if err := unix.Flock(int(live.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveStale(dir); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := os.ReadDir(dir)
+	var got []string
+	for _, e := range left {
+		got = append(got, e.Name())
+	}
+	if want := []string{tempPrefix + "live", "keep"}; !slices.Equal(got, want) {
+		t.Errorf("left %v, want %v", got, want)
+	}
+	if err := RemoveStale(filepath.Join(dir, "missing")); err != nil {
+		t.Errorf("missing directory: %v", err)
 	}
 }
 

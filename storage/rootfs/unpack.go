@@ -281,7 +281,11 @@ func (u *unpacker) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, u
 			return err
 		}
 		if err := u.mknod(parent, base, hdr); err != nil {
-			return err
+			if !errors.Is(err, unix.EPERM) {
+				return err
+			}
+			u.logf("rootfs: skipping device %q (not running as root?): %v", hdr.Name, err)
+			return nil
 		}
 	case tar.TypeXGlobalHeader:
 		return nil
