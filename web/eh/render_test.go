@@ -235,6 +235,12 @@ func TestErrorIs(t *testing.T) {
 	}
 }
 
+func TestAsErrorNil(t *testing.T) {
+	w := httptest.NewRecorder()
+	WriteError(w, nil)
+	checkResponse(t, w, 500, "text/plain; charset=utf-8", "", "internal error\n")
+}
+
 func checkResponse(t *testing.T, w *httptest.ResponseRecorder, status int, contentType, output, body string) {
 	t.Helper()
 	if w.Code != status {

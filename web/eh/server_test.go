@@ -55,6 +55,8 @@ func TestNewServer(t *testing.T) {
 		{"parent type description use", minimal(Props{"parent": drive1, "type": "vm", "description": "two\nlines", "use": "general dbserver"}), Props{"type": "vm"}},
 		{"empty values are absent", minimal(Props{"vnc": "", "ide:0:0": "", "tags": ""}), Props{"vnc": "", "ide:0:0": "", "tags": ""}},
 		{"name with spaces", minimal(Props{"name": "test api node"}), Props{"name": "test api node"}},
+		{"vnc ipv6", minimal(Props{"vnc": "2001:DB8::1"}), Props{"vnc": "2001:db8::1"}},
+		{"vnc mapped ipv4", minimal(Props{"vnc": "::ffff:192.0.2.1"}), Props{"vnc": "192.0.2.1"}},
 		{"ranges inclusive", minimal(Props{"cpu": "100", "mem": "32", "smp": "128"}), Props{"cpu": "100"}},
 		{"ranges inclusive top", minimal(Props{"cpu": "100000", "mem": "1048576", "smp": "1"}), Props{"mem": "1048576"}},
 	}
@@ -94,7 +96,7 @@ func TestNewServerRefuses(t *testing.T) {
 		{"keys are case sensitive", minimal(Props{"CPU": "1000"}), "unknown server key CPU"},
 		{"cpu too low", minimal(Props{"cpu": "99"}), "key cpu: 99 is out of range 100–100000 MHz"},
 		{"cpu too high", minimal(Props{"cpu": "100001"}), "key cpu: 100001 is out of range"},
-		{"cpu not a number", minimal(Props{"cpu": "2GHz"}), `key cpu: "2GHz" is not a whole number`},
+		{"cpu not a number", minimal(Props{"cpu": "2GHz"}), `key cpu: "2GHz" is not a whole number of MHz`},
 		{"cpu fraction", minimal(Props{"cpu": "2000.0"}), "not a whole number"},
 		{"cpu huge", minimal(Props{"cpu": "99999999999999999999"}), "not a whole number"},
 		{"mem too low", minimal(Props{"mem": "31"}), "key mem: 31 is out of range 32–1048576 MB"},
@@ -108,6 +110,12 @@ func TestNewServerRefuses(t *testing.T) {
 		{"password keys disagree", minimal(Props{"password": "a", "vnc:password": "b"}), "keys password and vnc:password disagree"},
 		{"vnc keys disagree", minimal(Props{"vnc": "auto", "vnc:ip": "192.0.2.1"}), "keys vnc and vnc:ip disagree"},
 		{"vnc bad", minimal(Props{"vnc": "yes"}), `key vnc: "yes" is not an IP address (or auto)`},
+		{"vnc zone", minimal(Props{"vnc": "fe80::1%eth0"}), "is not an IP address"},
+		{"vnc unspecified", minimal(Props{"vnc": "::"}), "is not a host address"},
+		{"vnc multicast", minimal(Props{"vnc:ip": "224.0.0.1"}), "key vnc:ip: 224.0.0.1 is not a host address"},
+		{"description too long", minimal(Props{"description": strings.Repeat("d", MaxTextLength+1)}), "key description: longer than 65536 bytes"},
+		{"uuid with a non-hex digit", minimal(Props{"parent": "g6049e7a-aa0b-4d2e-9d6f-3e1f8e2c9a01"}), "is not a UUID"},
+		{"uuid without dashes", minimal(Props{"parent": "b6049e7aaa0b4d2e9d6f3e1f8e2c9a0100000"}), "is not a UUID"},
 		{"vnc:tls bad", minimal(Props{"vnc:tls": "maybe"}), "key vnc:tls"},
 		{"ide bus 2", minimal(Props{"ide:2:0": drive1}), "key ide:2:0: no such device; devices are ide:B:U with B and U 0–1"},
 		{"ide unit 2", minimal(Props{"ide:0:2": drive1}), "key ide:0:2: no such device"},
@@ -244,6 +252,19 @@ func TestUpdateServerStopped(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestUpdateWithoutCurrent(t *testing.T) {
+	// A nil current is an empty stored object, not a creation: a missing
+	// required key is reported as an update would report it.
+	next, changed, err := UpdateServer(nil, Props{"name": "x"}, false)
+	if err == nil || !strings.Contains(err.Error(), "key cpu cannot be removed") {
+		t.Errorf("UpdateServer(nil, name) = %q, %q, %v; want the missing cpu reported as an update", next, changed, err)
+	}
+	next, changed, err = UpdateResource(nil, Props{"name": "x"})
+	if err != nil || next["name"] != "x" || changed["name"] != "x" {
+		t.Errorf("UpdateResource(nil) = %q, %q, %v", next, changed, err)
 	}
 }
 

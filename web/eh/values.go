@@ -29,20 +29,13 @@ func intRange(min, max int64, unit string) check {
 	return func(v string) (string, error) {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return "", fmt.Errorf("%s is not a whole number%s", quote(v), unitSuffix(unit))
+			return "", fmt.Errorf("%s is not a whole number of %s", quote(v), unit)
 		}
 		if n < min || n > max {
-			return "", fmt.Errorf("%d is out of range %d–%d%s", n, min, max, unitSuffix(unit))
+			return "", fmt.Errorf("%d is out of range %d–%d %s", n, min, max, unit)
 		}
 		return strconv.FormatInt(n, 10), nil
 	}
-}
-
-func unitSuffix(unit string) string {
-	if unit == "" {
-		return ""
-	}
-	return " " + unit
 }
 
 func either(word string, c check) check {
