@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -99,6 +100,7 @@ func TestUnitsAreValidSystemdUnits(t *testing.T) {
 
 	u := readUnit(t, "hearth.service")
 	for key, want := range map[string]string{
+		"Service.Type":      "notify",     // hearth sends READY=1
 		"Service.KillMode":  "process",    // guests survive a restart
 		"Service.Restart":   "on-failure", // and Hearth comes back
 		"Service.Delegate":  "yes",
@@ -123,7 +125,6 @@ func install(t *testing.T, root string) {
 	for src, dst := range map[string]string{
 		hearthBin:          "usr/local/bin/hearth",
 		"hearth-firstboot": "usr/local/lib/hearth/hearth-firstboot",
-		"hearth-ready":     "usr/local/lib/hearth/hearth-ready",
 	} {
 		data, err := os.ReadFile(src)
 		if err != nil {
@@ -280,9 +281,10 @@ func TestFirstBootFailureLeavesNoHalfState(t *testing.T) {
 
 // TestApplianceBootsAsTheUnitsSay runs the first boot, then `hearth serve`
 // with the unit's ExecStart and Environment (only the listen port moved to a
-// free loopback one, and paths into a temporary root), waits with the unit's
-// ExecStartPost probe, and checks HTTPS with the self-signed certificate, the
-// credentials from the banner, the plain-HTTP redirect and a clean stop.
+// free loopback one, and paths into a temporary root), waits for READY=1 on
+// a notify socket as systemd does for Type=notify, and checks HTTPS with the
+// self-signed certificate, the credentials from the banner, the plain-HTTP
+// redirect and a clean stop.
 func TestApplianceBootsAsTheUnitsSay(t *testing.T) {
 	root := t.TempDir()
 	install(t, root)
@@ -300,7 +302,12 @@ func TestApplianceBootsAsTheUnitsSay(t *testing.T) {
 			args[i] = "127.0.0.1:" + port
 		}
 	}
-	env := os.Environ()
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(root, "notify.sock"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	env := append(os.Environ(), "NOTIFY_SOCKET="+filepath.Join(root, "notify.sock"), "HEARTH_VNC_LISTEN=127.0.0.1")
 	for _, assignment := range unit["Service.Environment"] {
 		key, value, _ := strings.Cut(assignment, "=")
 		if strings.HasPrefix(value, "/") {
@@ -308,7 +315,6 @@ func TestApplianceBootsAsTheUnitsSay(t *testing.T) {
 		}
 		env = append(env, key+"="+value)
 	}
-	env = append(env, "HEARTH_VNC_LISTEN=127.0.0.1")
 
 	var logs bytes.Buffer
 	serve := exec.Command(filepath.Join(root, args[0]), args[1:]...)
@@ -327,10 +333,17 @@ func TestApplianceBootsAsTheUnitsSay(t *testing.T) {
 		killLeftovers(t, data)
 	}()
 
-	ready := exec.Command(filepath.Join(root, strings.Fields(unit.one(t, "Service.ExecStartPost"))[0]))
-	ready.Env = append(os.Environ(), "HEARTH_READY_URL=https://127.0.0.1:"+port+"/health", "HEARTH_READY_TIMEOUT=120")
-	if out, err := ready.CombinedOutput(); err != nil {
-		t.Fatalf("readiness probe: %v\n%s\nhearth's log:\n%s", err, out, logs.String())
+	startTimeout := unitDuration(t, unit.one(t, "Service.TimeoutStartSec"))
+	notify.SetReadDeadline(time.Now().Add(startTimeout))
+	buf := make([]byte, 4096)
+	for {
+		n, err := notify.Read(buf)
+		if err != nil {
+			t.Fatalf("no READY=1 within TimeoutStartSec=%v: %v\nhearth's log:\n%s", startTimeout, err, logs.String())
+		}
+		if slices.Contains(strings.Split(string(buf[:n]), "\n"), "READY=1") {
+			break
+		}
 	}
 
 	for _, name := range []string{"cert.pem", "key.pem"} {
@@ -352,7 +365,7 @@ func TestApplianceBootsAsTheUnitsSay(t *testing.T) {
 	}
 	defer client.CloseIdleConnections()
 	base := "https://127.0.0.1:" + port
-	if body := get(t, client, base+"/health", "", ""); !strings.HasPrefix(body, "status ok") {
+	if body := get(t, client, base+"/health", "", ""); !slices.Contains(strings.Split(body, "\n"), "status ok") {
 		t.Errorf("/health = %q", body)
 	}
 	get(t, client, base+"/servers/list", creds.user, creds.secret)
@@ -377,7 +390,7 @@ func TestApplianceBootsAsTheUnitsSay(t *testing.T) {
 
 	// systemd stops the unit with SIGTERM to the main process (KillMode=process).
 	serve.Process.Signal(syscall.SIGTERM)
-	stop, _ := time.ParseDuration(strings.TrimSuffix(unit.one(t, "Service.TimeoutStopSec"), "s") + "s")
+	stop := unitDuration(t, unit.one(t, "Service.TimeoutStopSec"))
 	select {
 	case err := <-exited:
 		if err != nil {
@@ -386,6 +399,16 @@ func TestApplianceBootsAsTheUnitsSay(t *testing.T) {
 	case <-time.After(stop):
 		t.Errorf("hearth did not stop within TimeoutStopSec=%v of SIGTERM", stop)
 	}
+}
+
+// unitDuration reads a systemd time span such as 30s or 2min.
+func unitDuration(t *testing.T, span string) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(strings.Replace(span, "min", "m", 1))
+	if err != nil {
+		t.Fatalf("time span %q: %v", span, err)
+	}
+	return d
 }
 
 func get(t *testing.T, client *http.Client, url, user, secret string) string {
