@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"hearth/internal/testguest"
 )
 
 func TestContainerdConfig(t *testing.T) {
@@ -200,4 +202,19 @@ func TestConsoleRing(t *testing.T) {
 	if _, err := c.Write([]byte("x")); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("write after close: %v", err)
 	}
+}
+
+// TestKataGuest boots a guest as a Kata VM where the host can.
+func TestKataGuest(t *testing.T) {
+	if err := RuntimeStatus()[RuntimeKata]; err != nil {
+		t.Skipf("Kata cannot run here: %v", err)
+	}
+	h, _ := openTestHost(t, WithRuntime(RuntimeKata))
+	img := testguest.Image(t, 64<<20)
+	id := guestID(t, 0)
+	if err := h.Start(context.Background(), GuestSpec{ID: id, SMP: 1, Mem: 256, Boot: Disk{Image: img}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.Console(id)
+	shellMarker(t, c, 1)
 }
