@@ -295,7 +295,7 @@ type session struct {
 func (s *session) setPixelFormat(pf pixelFormat) {
 	sc := s.c.screen
 	sc.mu.Lock()
-	s.v.enc.pf = pf
+	s.v.enc.setPixelFormat(pf)
 	s.v.damage.markAll(sc.cols)
 	sc.mu.Unlock()
 }

@@ -164,6 +164,8 @@ func TestFramebufferMatchesScreen(t *testing.T) {
 		pf   pixelFormat
 	}{
 		{"raw", nil, noVNCPixelFormat},
+		{"raw-native", nil, serverPixelFormat},
+		{"raw-16bit", nil, pixelFormat{BitsPerPixel: 16, Depth: 16, TrueColor: true, RedMax: 31, GreenMax: 63, BlueMax: 31, RedShift: 11, GreenShift: 5}},
 		{"zrle+copyrect", []int32{encZRLE, encCopyRect}, noVNCPixelFormat},
 		{"zrle-bigendian", []int32{encZRLE, encCopyRect}, pixelFormat{BitsPerPixel: 32, Depth: 24, BigEndian: true, TrueColor: true, RedMax: 255, GreenMax: 255, BlueMax: 255, RedShift: 24, GreenShift: 16, BlueShift: 8}},
 	} {
@@ -223,9 +225,9 @@ func compareFramebuffer(t *testing.T, c *rfbClient, con *Console) {
 	defer con.screen.mu.Unlock()
 	bad := 0
 	for i, p := range con.screen.fb {
-		if c.fb[i] != p {
+		if want := c.rgbOf(c.pf.pixel(p)); c.fb[i] != want { // as precise as the client's pixel format allows
 			if bad < 5 {
-				t.Errorf("pixel (%d,%d): client %06x, server %06x", i%c.width, i/c.width, c.fb[i], p)
+				t.Errorf("pixel (%d,%d): client %06x, server %06x (%06x in the client's format)", i%c.width, i/c.width, c.fb[i], p, want)
 			}
 			bad++
 		}

@@ -5,6 +5,8 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"image"
+	"slices"
+	"unsafe"
 )
 
 // RFB encoding numbers (RFC 6143 §7.7, §7.8).
@@ -16,6 +18,10 @@ const (
 	encDesktopName int32 = -307
 )
 
+// hostLittleEndian: the framebuffer's uint32s are then laid out in memory
+// exactly as RFB's little-endian 0x00RRGGBB pixels.
+var hostLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
 // encoder turns framebuffer rectangles into RFB rectangles for one client.
 type encoder struct {
 	pf   pixelFormat
@@ -23,6 +29,9 @@ type encoder struct {
 	zbuf bytes.Buffer
 	zw   *zlib.Writer // one zlib stream for the whole connection, as ZRLE requires
 	tile []uint32
+
+	memoOK             bool
+	memoRGB, memoValue uint32
 }
 
 func appendRectHeader(b []byte, r image.Rectangle, enc int32) []byte {
@@ -40,12 +49,51 @@ func (e *encoder) appendRect(b []byte, fb []uint32, width int, r image.Rectangle
 		return e.appendZRLE(b, fb, width, r)
 	}
 	b = appendRectHeader(b, r, encRaw)
+	b = slices.Grow(b, r.Dx()*r.Dy()*e.pf.bytesPerPixel())
+	if pf := e.pf; pf.BitsPerPixel == 32 && pf.RedMax == 255 && pf.GreenMax == 255 && pf.BlueMax == 255 {
+		// The common case (noVNC, TigerVNC): 8 bits per colour, moved by shifts alone.
+		off := len(b)
+		b = b[:off+r.Dx()*r.Dy()*4]
+		rs, gs, bs := pf.RedShift&31, pf.GreenShift&31, pf.BlueShift&31
+		native := pf == serverPixelFormat && hostLittleEndian
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			row := fb[y*width+r.Min.X : y*width+r.Max.X]
+			out := b[off : off+4*len(row)]
+			off += 4 * len(row)
+			switch {
+			case native: // the framebuffer's own layout: a plain copy
+				copy(out, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(row))), 4*len(row)))
+			case pf.BigEndian:
+				for i, rgb := range row {
+					binary.BigEndian.PutUint32(out[4*i:], (rgb>>16&0xff)<<rs|(rgb>>8&0xff)<<gs|(rgb&0xff)<<bs)
+				}
+			default:
+				for i, rgb := range row {
+					binary.LittleEndian.PutUint32(out[4*i:], (rgb>>16&0xff)<<rs|(rgb>>8&0xff)<<gs|(rgb&0xff)<<bs)
+				}
+			}
+		}
+		return b
+	}
 	for y := r.Min.Y; y < r.Max.Y; y++ {
 		for _, rgb := range fb[y*width+r.Min.X : y*width+r.Max.X] {
-			b = e.pf.appendPixel(b, e.pf.pixel(rgb))
+			b = e.pf.appendPixel(b, e.pixel(rgb))
 		}
 	}
 	return b
+}
+
+// pixel converts with a one-entry memo: a terminal's pixels come in long
+// runs of the same colour, and the conversion costs three divisions.
+func (e *encoder) pixel(rgb uint32) uint32 {
+	if !e.memoOK || rgb != e.memoRGB {
+		e.memoRGB, e.memoValue, e.memoOK = rgb, e.pf.pixel(rgb), true
+	}
+	return e.memoValue
+}
+
+func (e *encoder) setPixelFormat(pf pixelFormat) {
+	e.pf, e.memoOK = pf, false
 }
 
 // appendZRLE encodes r as ZRLE: 64×64 tiles, each solid, packed-palette
@@ -75,7 +123,7 @@ func (e *encoder) appendTile(b []byte, fb []uint32, width int, t image.Rectangle
 	n := 0
 	for y := t.Min.Y; y < t.Max.Y; y++ {
 		for _, rgb := range fb[y*width+t.Min.X : y*width+t.Max.X] {
-			v := e.pf.pixel(rgb)
+			v := e.pixel(rgb)
 			e.tile = append(e.tile, v)
 			if n > 16 {
 				continue

@@ -33,7 +33,8 @@ type viewer struct {
 	enc         encoder
 	copyRect    bool
 	desktopName bool
-	requested   bool // the client asked for an update not yet sent
+	requested   bool   // the client asked for an update not yet sent
+	out         []byte // the last update, reused: only the viewer's writer builds and sends updates
 	label       string
 	wakeCh      chan struct{}
 }
@@ -256,12 +257,13 @@ func readMessages(r *bufio.Reader, h messageHandler) error {
 }
 
 // updateLocked builds a FramebufferUpdate with v's damage, or nil when the
-// client has not asked or nothing changed. The screen's mutex is held.
+// client has not asked or nothing changed. The screen's mutex is held. The
+// result is valid until the next call for v.
 func (s *screen) updateLocked(v *viewer) []byte {
 	if !v.requested || v.damage.empty() {
 		return nil
 	}
-	b := []byte{0, 0, 0, 0}
+	b := append(v.out[:0], 0, 0, 0, 0)
 	n := 0
 	d := &v.damage
 	if d.name {
@@ -306,5 +308,6 @@ func (s *screen) updateLocked(v *viewer) []byte {
 	}
 	v.requested = false
 	binary.BigEndian.PutUint16(b[2:], uint16(n))
+	v.out = b
 	return b
 }

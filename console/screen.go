@@ -92,6 +92,7 @@ type screen struct {
 	height    int
 	fb        []uint32 // 0x00RRGGBB per pixel
 	shadow    []vt10x.Glyph
+	next      []vt10x.Glyph // the grid being compared with shadow, kept to spare garbage
 	status    []rune
 	name      string
 	utf8Carry []byte
@@ -218,7 +219,10 @@ func (s *screen) refreshLocked() {
 
 // grid reads the terminal's cells, the cursor and the status line.
 func (s *screen) grid() []vt10x.Glyph {
-	cur := make([]vt10x.Glyph, len(s.shadow))
+	if len(s.next) != len(s.shadow) {
+		s.next = make([]vt10x.Glyph, len(s.shadow))
+	}
+	cur := s.next
 	s.vt.Lock()
 	for row := 0; row < s.termRows; row++ {
 		for col := 0; col < s.cols; col++ {
