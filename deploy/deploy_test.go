@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -307,7 +308,12 @@ func TestApplianceBootsAsTheUnitsSay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer notify.Close()
-	env := append(os.Environ(), "NOTIFY_SOCKET="+filepath.Join(root, "notify.sock"), "HEARTH_VNC_LISTEN=127.0.0.1")
+	// The unit's defaults name host-wide things (bridge hearth0, its
+	// subnet); this Hearth gets names of its own, and they go afterwards.
+	bridge, subnet := uniqueNetwork()
+	defer removeNetwork(t, bridge)
+	env := append(os.Environ(), "NOTIFY_SOCKET="+filepath.Join(root, "notify.sock"),
+		"HEARTH_VNC_LISTEN=127.0.0.1", "HEARTH_BRIDGE="+bridge, "HEARTH_SUBNET="+subnet)
 	for _, assignment := range unit["Service.Environment"] {
 		key, value, _ := strings.Cut(assignment, "=")
 		if strings.HasPrefix(value, "/") {
@@ -437,6 +443,39 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// uniqueNetwork names a bridge and a /24 for one Hearth under test.
+func uniqueNetwork() (bridge, subnet string) {
+	r := rand.Uint32()
+	return fmt.Sprintf("hearthd%04x", r&0xffff), fmt.Sprintf("10.%d.%d.0/24", 200+(r>>16)%50, (r>>24)&0xff)
+}
+
+// removeNetwork deletes the test Hearth's bridge and any iptables rule
+// naming it: Hearth keeps both on purpose when it stops, for its guests.
+func removeNetwork(t *testing.T, bridge string) {
+	t.Helper()
+	if exec.Command("ip", "link", "show", bridge).Run() == nil {
+		if out, err := exec.Command("ip", "link", "del", bridge).CombinedOutput(); err != nil {
+			t.Errorf("removing bridge %s: %v %s", bridge, err, out)
+		}
+	}
+	for _, table := range []string{"filter", "nat", "mangle"} {
+		rules, _ := exec.Command("iptables", "-w", "-t", table, "-S").Output()
+		for _, rule := range strings.Split(string(rules), "\n") {
+			if !strings.HasPrefix(rule, "-A ") || !strings.Contains(rule, bridge) {
+				continue
+			}
+			// iptables -S prints rules as arguments; quoted comments hold no spaces here.
+			args := append([]string{"-w", "-t", table, "-D"}, strings.Fields(strings.TrimPrefix(rule, "-A "))...)
+			for i := range args {
+				args[i] = strings.Trim(args[i], `"`)
+			}
+			if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
+				t.Errorf("removing iptables rule %q: %v %s", rule, err, out)
+			}
+		}
+	}
 }
 
 // killLeftovers fails the test for any process still running from the
