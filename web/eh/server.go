@@ -65,7 +65,9 @@ func parseDevice(key string) (order int, ok bool, err error) {
 	return 0, false, nil
 }
 
-func isDevice(key string) bool {
+// IsDeviceKey reports whether key names a drive device within range:
+// ide:B:U (B, U 0–1), ata:0:U (U 0–5), scsi:0:U (U 0–7) or block:N (N 0–7).
+func IsDeviceKey(key string) bool {
 	_, ok, err := parseDevice(key)
 	return ok && err == nil
 }
@@ -75,7 +77,7 @@ func isDevice(key string) bool {
 func Devices(p Props) []Device {
 	var ds []Device
 	for k, v := range p {
-		if isDevice(k) && v != "" {
+		if IsDeviceKey(k) && v != "" {
 			media := p[k+":media"]
 			if media == "" {
 				media = "disk"
@@ -130,7 +132,7 @@ var (
 func checkBoot(v string) (string, error) {
 	fields := strings.Fields(v)
 	for i, f := range fields {
-		if !isDevice(f) {
+		if !IsDeviceKey(f) {
 			return "", fmt.Errorf("%s is not a device (ide:B:U, ata:0:U, scsi:0:U, block:N)", quote(f))
 		}
 		if slices.Contains(fields[:i], f) {
@@ -232,7 +234,7 @@ func serverReadOnly(key string) bool {
 		}
 	}
 	for _, c := range []string{":read:bytes", ":read:requests", ":write:bytes", ":write:requests"} {
-		if dev, ok := strings.CutSuffix(key, c); ok && isDevice(dev) {
+		if dev, ok := strings.CutSuffix(key, c); ok && IsDeviceKey(dev) {
 			return true
 		}
 	}
@@ -242,7 +244,7 @@ func serverReadOnly(key string) bool {
 // serverCleanup: detaching a device drops its media; removing a NIC's model
 // (the NIC itself) drops the NIC's other keys.
 func serverCleanup(removed string, next Props) []string {
-	if isDevice(removed) {
+	if IsDeviceKey(removed) {
 		return []string{removed + ":media"}
 	}
 	if n, rest, ok := nicKey(removed); ok && rest == "model" {
@@ -267,7 +269,7 @@ func serverConsistent(p Props) *Error {
 		drives[d.Drive] = d.Key
 	}
 	for _, k := range p.Keys() {
-		if dev, ok := strings.CutSuffix(k, ":media"); ok && isDevice(dev) && p[dev] == "" {
+		if dev, ok := strings.CutSuffix(k, ":media"); ok && IsDeviceKey(dev) && p[dev] == "" {
 			return usageKey(k, "key %s: no drive is attached as %s", k, dev)
 		}
 		if n, rest, ok := nicKey(k); ok && rest != "model" && rest != "block" {
