@@ -167,6 +167,12 @@ func (c *Console) accept(l net.Listener) {
 
 type deadliner interface{ SetDeadline(time.Time) error }
 
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
+// writeTimeout cuts a viewer that takes no data for this long (a stalled
+// network), so it does not hold its connection forever.
+const writeTimeout = time.Minute
+
 // serve speaks RFB with one viewer until either side closes.
 func (c *Console) serve(conn io.ReadWriteCloser, addr, via string, noAuth bool) error {
 	defer conn.Close()
@@ -224,6 +230,9 @@ func (c *Console) serve(conn io.ReadWriteCloser, addr, via string, noAuth bool) 
 			c.screen.mu.Unlock()
 			if msg == nil {
 				continue
+			}
+			if wd, ok := conn.(writeDeadliner); ok {
+				wd.SetWriteDeadline(time.Now().Add(writeTimeout))
 			}
 			if _, err := conn.Write(msg); err != nil {
 				conn.Close() // ends the reader too

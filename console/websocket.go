@@ -125,3 +125,5 @@ func (c *wsConn) SetDeadline(t time.Time) error {
 	}
 	return c.ws.SetWriteDeadline(t)
 }
+
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
