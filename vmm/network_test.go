@@ -1,0 +1,65 @@
+package vmm
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"hearth/internal/testguest"
+	"hearth/vmm/network"
+)
+
+// TestGuestNetwork runs a guest with nic:0 on a bridge of its own: the
+// address is configured before init runs, the guest reaches its gateway,
+// the counters move, and Delete tears the namespace down.
+func TestGuestNetwork(t *testing.T) {
+	needContainerd(t)
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
+	gateway := subnet.Addr().Next()
+	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthq%06x", rand.Uint32()&0xffffff)),
+		network.WithGateway(netip.PrefixFrom(gateway, 24)), network.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := netm.Close(); err != nil {
+			t.Errorf("network close: %v", err)
+		}
+	})
+	h, _ := openTestHost(t, WithNetwork(netm))
+	img := testguest.Image(t, 32<<20)
+	id := guestID(t, 0)
+	addr := netip.PrefixFrom(gateway.Next(), 24)
+	nic := NIC{Index: 0, MAC: network.RandomMAC(), Address: addr, Gateway: gateway, Bridge: netm.Bridge()}
+	if err := h.Start(context.Background(), GuestSpec{ID: id, Boot: Disk{Image: img}, NICs: []NIC{nic}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.Console(id)
+	c.Write([]byte("ip addr show eth0\n"))
+	waitConsole(t, c, addr.String())
+	waitConsole(t, c, nic.MAC)
+	c.Write([]byte(fmt.Sprintf("ping -c 2 -W 2 %s && echo reached-$((3+4))\n", gateway)))
+	waitConsole(t, c, "reached-7")
+	var cnt Counters
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cnt, err = h.Counters(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+		if cnt.NICs[0].TxPackets >= 2 && cnt.NICs[0].RxPackets >= 2 {
+			break
+		}
+	}
+	if cnt.NICs[0].TxPackets < 2 || cnt.NICs[0].RxPackets < 2 {
+		t.Errorf("NIC counters did not move: %+v", cnt.NICs)
+	}
+	st, _ := h.Status(context.Background(), id)
+	if len(st.Spec.NICs) != 1 || st.Spec.NICs[0].Address != addr {
+		t.Errorf("recorded NICs %+v", st.Spec.NICs)
+	}
+	if err := h.Delete(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+}
