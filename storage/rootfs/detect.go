@@ -3,8 +3,6 @@ package rootfs
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,19 +12,7 @@ import (
 // kind is what detect found at the start of a file.
 type kind struct {
 	format      Format // FormatTar for any tar (container images are told apart once unpacked)
-	compression string // "gzip" or ""
-}
-
-// Magic numbers of the compressions we recognise, to refuse those we cannot
-// read by name rather than as garbage.
-var compressions = []struct {
-	name  string
-	magic []byte
-}{
-	{"gzip", []byte{0x1f, 0x8b}},
-	{"zstd", []byte{0x28, 0xb5, 0x2f, 0xfd}},
-	{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}},
-	{"bzip2", []byte{'B', 'Z', 'h'}},
+	compression string // "gzip", "zstd", "bzip2" or ""
 }
 
 const (
@@ -38,42 +24,27 @@ const (
 )
 
 // detect tells by content what r holds: a raw ext2/3/4 filesystem, a
-// partitioned disk or a tar archive, any of them possibly gzip-compressed.
+// partitioned disk or a tar archive, any of them possibly compressed.
 func detect(r io.ReaderAt) (kind, error) {
-	head := make([]byte, headSize)
-	n, err := r.ReadAt(head, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
+	rc, compression, err := decompress(bufio.NewReaderSize(io.NewSectionReader(r, 0, 1<<62), headSize))
+	if err != nil {
 		return kind{}, err
 	}
-	if n == 0 {
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, headSize)
+	head, err := br.Peek(headSize)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return kind{}, fmt.Errorf("%s: %v: %w", compression, err, ErrInvalidImage)
+	}
+	if len(head) == 0 {
 		return kind{}, fmt.Errorf("empty file: %w", ErrUnknownFormat)
 	}
-	head = head[:n]
-	for _, c := range compressions {
-		if !bytes.HasPrefix(head, c.magic) {
-			continue
-		}
-		if c.name != "gzip" {
-			return kind{}, fmt.Errorf("%s-compressed file (only gzip is read): %w", c.name, ErrUnsupported)
-		}
-		zr, err := gzip.NewReader(io.NewSectionReader(r, 0, 1<<62))
-		if err != nil {
-			return kind{}, fmt.Errorf("gzip: %v: %w", err, ErrInvalidImage)
-		}
-		defer zr.Close()
-		br := bufio.NewReaderSize(zr, headSize)
-		inner, err := br.Peek(headSize)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return kind{}, fmt.Errorf("gzip: %v: %w", err, ErrInvalidImage)
-		}
-		k, err := classify(inner, br)
-		if err != nil {
-			return kind{}, fmt.Errorf("gzip-compressed file: %w", err)
-		}
-		k.compression = "gzip"
-		return k, nil
+	k, err := classify(head, br)
+	if err != nil && compression != "" {
+		return kind{}, fmt.Errorf("%s-compressed file: %w", compression, err)
 	}
-	return classify(head, io.NewSectionReader(r, 0, 1<<62))
+	k.compression = compression
+	return k, err
 }
 
 // classify tells the format from the first bytes of the (uncompressed)

@@ -20,6 +20,7 @@ func FuzzDetect(f *testing.F) {
 	plain := tarBytes(f, dir("etc/"), file("etc/a", "a"), symlink("l", "/etc"), file("l/b", "b"))
 	f.Add(plain)
 	f.Add(gzipBytes(f, plain))
+	f.Add(zstdBytes(f, plain))
 	f.Add(tarBytes(f, file("../x", "x"), symlink("up", "../.."), file("up/y", "y")))
 	f.Add(tarBytes(f, dir("d/"), file("d/.wh..wh..opq", ""), file(".wh.d", ""), entry{name: "h", typ: tar.TypeLink, link: "/etc/passwd"}))
 	f.Add(ociLayout(f, ociImage{layers: [][]byte{plain}}).tar(f))
@@ -48,7 +49,7 @@ func FuzzDetect(f *testing.F) {
 		checkSentinel(t, "detect", err)
 		if err == nil && k.format == FormatTar {
 			tree := filepath.Join(parent, "tree")
-			err := unpackFile(ctx, in, k.compression, tree, o)
+			err := unpackFile(ctx, in, tree, o)
 			checkSentinel(t, "unpack", err)
 			if layout, _ := isImageLayout(tree); err == nil && layout {
 				img, err := openImage(tree)
@@ -96,7 +97,7 @@ func checkSentinel(t *testing.T, step string, err error) {
 // 1 MiB, or a gzip stream that inflates beyond 4 MiB.
 func declaresLargeFile(data []byte) bool {
 	var r io.Reader = bytes.NewReader(data)
-	if bytes.HasPrefix(data, gzipMagic) {
+	if bytes.HasPrefix(data, compressions[0].magic) {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
 			return false

@@ -16,6 +16,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // entry is one tar entry a test writes.
@@ -85,7 +88,17 @@ func gzipBytes(t testing.TB, data []byte) []byte {
 	return buf.Bytes()
 }
 
-func digest(data []byte) string {
+func zstdBytes(t testing.TB, data []byte) []byte {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	return enc.EncodeAll(data, nil)
+}
+
+func sha256Of(data []byte) string {
 	sum := sha256.Sum256(data)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
@@ -133,7 +146,7 @@ func (fs files) tar(t testing.TB) []byte {
 // ociImage is one image of an OCI layout: its layers (tar, possibly
 // compressed) and, when set, its platform.
 type ociImage struct {
-	platform  *platform
+	platform  *v1.Platform
 	layers    [][]byte
 	mediaType string // of every layer; the OCI tar media type by default
 }
@@ -143,7 +156,7 @@ func ociLayout(t testing.TB, images ...ociImage) files {
 	t.Helper()
 	out := files{"oci-layout": []byte(`{"imageLayoutVersion":"1.0.0"}`)}
 	blob := func(data []byte) string {
-		d := digest(data)
+		d := sha256Of(data)
 		out["blobs/sha256/"+strings.TrimPrefix(d, "sha256:")] = data
 		return d
 	}
@@ -159,17 +172,17 @@ func ociLayout(t testing.TB, images ...ociImage) files {
 		}
 		cfg := blob([]byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}`))
 		man := mustJSON(t, map[string]any{
-			"schemaVersion": 2, "mediaType": mediaOCIManifest,
+			"schemaVersion": 2, "mediaType": v1.MediaTypeImageManifest,
 			"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg},
 			"layers": layers,
 		})
-		d := map[string]any{"mediaType": mediaOCIManifest, "digest": blob(man), "size": len(man)}
+		d := map[string]any{"mediaType": v1.MediaTypeImageManifest, "digest": blob(man), "size": len(man)}
 		if img.platform != nil {
 			d["platform"] = img.platform
 		}
 		idx = append(idx, d)
 	}
-	out["index.json"] = mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": mediaOCIIndex, "manifests": idx})
+	out["index.json"] = mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": v1.MediaTypeImageIndex, "manifests": idx})
 	return out
 }
 
@@ -183,7 +196,7 @@ func dockerArchive(t testing.TB, layers ...[]byte) files {
 		p := strconv.Itoa(i) + "abc/layer.tar"
 		out[p] = l
 		paths = append(paths, p)
-		diffIDs = append(diffIDs, digest(l))
+		diffIDs = append(diffIDs, sha256Of(l))
 	}
 	cfg := mustJSON(t, map[string]any{"os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs}})
 	out["cfg.json"] = cfg

@@ -2,59 +2,34 @@ package rootfs
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
+	_ "crypto/sha256" // digests of blobs and layers
+	_ "crypto/sha512"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"runtime"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Media types Import reads. Layers are also told apart by content, so a
-// mislabelled one still works; these decide which manifests are images.
+// Docker's schema 2 media types, which image-spec does not define; their
+// documents have the OCI shape.
 const (
-	mediaOCIIndex      = "application/vnd.oci.image.index.v1+json"
-	mediaOCIManifest   = "application/vnd.oci.image.manifest.v1+json"
-	mediaDockerList    = "application/vnd.docker.distribution.manifest.list.v2+json"
-	mediaDockerImage   = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaDockerList  = "application/vnd.docker.distribution.manifest.list.v2+json"
+	mediaDockerImage = "application/vnd.docker.distribution.manifest.v2+json"
+)
+
+const (
+	guestOS            = "linux"
 	maxIndexDepth      = 4
 	maxManifestBytes   = 4 << 20
-	guestOS            = "linux"
-	annotationRefName  = "org.opencontainers.image.ref.name"
 	dockerManifestFile = "manifest.json"
-	ociLayoutFile      = "oci-layout"
-	ociIndexFile       = "index.json"
 )
-
-// descriptor, index and manifest are the parts of the OCI image spec (and
-// Docker's schema 2, which has the same shape) that Import reads.
-type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Platform    *platform         `json:"platform,omitempty"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
-
-type platform struct {
-	Architecture string `json:"architecture"`
-	OS           string `json:"os"`
-}
-
-type index struct {
-	MediaType string       `json:"mediaType"`
-	Manifests []descriptor `json:"manifests"`
-	Layers    []descriptor `json:"layers"` // set when a "manifest" entry is one
-	Config    descriptor   `json:"config"`
-}
 
 // dockerManifest is one entry of a `docker save` manifest.json.
 type dockerManifest struct {
@@ -63,21 +38,14 @@ type dockerManifest struct {
 	Layers   []string
 }
 
-// imageConfig is the part of an image configuration that checks layers.
-type imageConfig struct {
-	RootFS struct {
-		DiffIDs []string `json:"diff_ids"`
-	} `json:"rootfs"`
-}
-
 // layer is one layer to apply: a file in the layout, the digest of its bytes
 // (OCI) and of its uncompressed tar (the configuration's diff_ids), when
 // known.
 type layer struct {
 	path      string
 	mediaType string
-	digest    string
-	diffID    string
+	digest    digest.Digest
+	diffID    digest.Digest
 }
 
 // image is an OCI layout or docker-save directory, opened.
@@ -99,7 +67,7 @@ func isImageLayout(dir string) (bool, error) {
 		return false, err
 	}
 	defer root.Close()
-	if isRegular(root, ociLayoutFile) && isRegular(root, ociIndexFile) {
+	if isRegular(root, v1.ImageLayoutFile) && isRegular(root, v1.ImageIndexFile) {
 		return true, nil
 	}
 	if !isRegular(root, dockerManifestFile) {
@@ -127,7 +95,7 @@ func openImage(dir string) (*image, error) {
 	}
 	img := &image{root: root}
 	switch {
-	case isRegular(root, ociLayoutFile):
+	case isRegular(root, v1.ImageLayoutFile):
 		img.format = FormatOCI
 		err = img.readOCI()
 	case isRegular(root, dockerManifestFile):
@@ -135,7 +103,7 @@ func openImage(dir string) (*image, error) {
 		err = img.readDocker()
 	default:
 		err = fmt.Errorf("directory %s holds no %s (OCI image layout) or %s (docker save): %w",
-			dir, ociLayoutFile, dockerManifestFile, ErrUnknownFormat)
+			dir, v1.ImageLayoutFile, dockerManifestFile, ErrUnknownFormat)
 	}
 	if err != nil {
 		root.Close()
@@ -161,46 +129,37 @@ func (img *image) readJSON(name string, v any) error {
 }
 
 // blobPath checks a digest and returns where its blob lives in the layout.
-func blobPath(digest string) (string, error) {
-	alg, encoded, ok := strings.Cut(digest, ":")
-	if !ok || newDigester(alg) == nil || encoded == "" || strings.Trim(encoded, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("digest %q: %w", digest, ErrInvalidImage)
+func blobPath(d digest.Digest) (string, error) {
+	if err := d.Validate(); err != nil {
+		return "", fmt.Errorf("digest %q: %v: %w", d, err, ErrInvalidImage)
 	}
-	return "blobs/" + alg + "/" + encoded, nil
+	return v1.ImageBlobsDir + "/" + d.Algorithm().String() + "/" + d.Encoded(), nil
 }
 
-func newDigester(alg string) hash.Hash {
-	switch alg {
-	case "sha256":
-		return sha256.New()
-	case "sha512":
-		return sha512.New()
+func (img *image) readBlob(d digest.Digest, v any) (string, error) {
+	p, err := blobPath(d)
+	if err != nil {
+		return "", err
 	}
-	return nil
+	return p, img.readJSON(p, v)
 }
 
 func (img *image) readOCI() error {
-	var layout struct {
-		Version string `json:"imageLayoutVersion"`
-	}
-	if err := img.readJSON(ociLayoutFile, &layout); err != nil {
+	var layout v1.ImageLayout
+	if err := img.readJSON(v1.ImageLayoutFile, &layout); err != nil {
 		return err
 	}
-	var idx index
-	if err := img.readJSON(ociIndexFile, &idx); err != nil {
+	var idx v1.Index
+	if err := img.readJSON(v1.ImageIndexFile, &idx); err != nil {
 		return err
 	}
-	man, err := img.pickManifest(idx, ociIndexFile, 0)
+	man, err := img.pickManifest(idx, v1.ImageIndexFile, 0)
 	if err != nil {
 		return err
 	}
-	var cfg imageConfig
+	var cfg v1.Image
 	if man.Config.Digest != "" {
-		p, err := blobPath(man.Config.Digest)
-		if err != nil {
-			return err
-		}
-		if err := img.readJSON(p, &cfg); err != nil {
+		if _, err := img.readBlob(man.Config.Digest, &cfg); err != nil {
 			return err
 		}
 	}
@@ -221,21 +180,25 @@ func (img *image) readOCI() error {
 	return nil
 }
 
+// manifestOrIndex reads a blob that may be either, as an index's entry does
+// not always say which.
+type manifestOrIndex struct {
+	MediaType string          `json:"mediaType"`
+	Manifests []v1.Descriptor `json:"manifests"`
+	Config    v1.Descriptor   `json:"config"`
+	Layers    []v1.Descriptor `json:"layers"`
+}
+
 // pickManifest walks an index down to the image manifest for linux on this
 // host's architecture, or the only image there is.
-func (img *image) pickManifest(idx index, name string, depth int) (index, error) {
-	if idx.Layers != nil || idx.MediaType == mediaOCIManifest || idx.MediaType == mediaDockerImage {
-		return idx, nil
-	}
+func (img *image) pickManifest(idx v1.Index, name string, depth int) (v1.Manifest, error) {
 	if depth > maxIndexDepth {
-		return index{}, fmt.Errorf("%s: indexes nested too deep: %w", name, ErrInvalidImage)
+		return v1.Manifest{}, fmt.Errorf("%s: indexes nested too deep: %w", name, ErrInvalidImage)
 	}
-	var chosen *descriptor
+	var chosen *v1.Descriptor
 	var seen []string
-	var unplatformed []descriptor
 	for i, d := range idx.Manifests {
 		if d.Platform == nil {
-			unplatformed = append(unplatformed, d)
 			seen = append(seen, describe(d))
 			continue
 		}
@@ -244,52 +207,51 @@ func (img *image) pickManifest(idx index, name string, depth int) (index, error)
 			chosen = &idx.Manifests[i]
 		}
 	}
-	if chosen == nil && len(idx.Manifests) == 1 && len(unplatformed) == 1 {
-		chosen = &unplatformed[0]
+	if chosen == nil && len(idx.Manifests) == 1 && idx.Manifests[0].Platform == nil {
+		chosen = &idx.Manifests[0]
 	}
 	if chosen == nil {
 		if len(idx.Manifests) == 0 {
-			return index{}, fmt.Errorf("%s lists no image: %w", name, ErrInvalidImage)
+			return v1.Manifest{}, fmt.Errorf("%s lists no image: %w", name, ErrInvalidImage)
 		}
-		return index{}, fmt.Errorf("%s: no image for %s/%s among [%s]: %w",
+		return v1.Manifest{}, fmt.Errorf("%s: no image for %s/%s among [%s]: %w",
 			name, guestOS, runtime.GOARCH, strings.Join(seen, ", "), ErrUnsupported)
 	}
-	p, err := blobPath(chosen.Digest)
+	var next manifestOrIndex
+	p, err := img.readBlob(chosen.Digest, &next)
 	if err != nil {
-		return index{}, err
-	}
-	var next index
-	if err := img.readJSON(p, &next); err != nil {
-		return index{}, err
+		return v1.Manifest{}, err
 	}
 	if next.MediaType == "" {
 		next.MediaType = chosen.MediaType
 	}
-	switch next.MediaType {
-	case mediaOCIIndex, mediaDockerList, mediaOCIManifest, mediaDockerImage, "":
-	default:
-		return index{}, fmt.Errorf("%s: manifest media type %q: %w", p, next.MediaType, ErrUnsupported)
+	switch {
+	case next.MediaType == v1.MediaTypeImageIndex || next.MediaType == mediaDockerList ||
+		next.MediaType == "" && next.Manifests != nil:
+		return img.pickManifest(v1.Index{MediaType: next.MediaType, Manifests: next.Manifests}, p, depth+1)
+	case next.MediaType == v1.MediaTypeImageManifest || next.MediaType == mediaDockerImage ||
+		next.MediaType == "" && next.Layers != nil:
+		return v1.Manifest{MediaType: next.MediaType, Config: next.Config, Layers: next.Layers}, nil
 	}
-	return img.pickManifest(next, p, depth+1)
+	return v1.Manifest{}, fmt.Errorf("%s: manifest media type %q: %w", p, next.MediaType, ErrUnsupported)
 }
 
-func describe(d descriptor) string {
-	if ref := d.Annotations[annotationRefName]; ref != "" {
+func describe(d v1.Descriptor) string {
+	if ref := d.Annotations[v1.AnnotationRefName]; ref != "" {
 		return ref
 	}
-	return d.Digest
+	return d.Digest.String()
 }
 
-// checkLayerMediaType refuses layers Import cannot read, naming them.
+// checkLayerMediaType refuses, naming them, layers that are not tar streams
+// (encrypted ones, artifacts).
 func checkLayerMediaType(mediaType string) error {
-	switch {
-	case strings.HasSuffix(mediaType, "+zstd") || strings.HasSuffix(mediaType, ".zstd"):
-		return fmt.Errorf("layer media type %q: zstd layers are not read (only uncompressed and gzip): %w", mediaType, ErrUnsupported)
-	case mediaType == "",
-		strings.HasSuffix(mediaType, ".tar"),
-		strings.HasSuffix(mediaType, "+gzip"),
-		strings.HasSuffix(mediaType, ".tar.gzip"),
-		strings.HasSuffix(mediaType, ".tar.gz"):
+	for _, suffix := range []string{".tar", "+gzip", "+zstd", ".tar.gzip", ".tar.gz", ".tar.zstd"} {
+		if strings.HasSuffix(mediaType, suffix) {
+			return nil
+		}
+	}
+	if mediaType == "" {
 		return nil
 	}
 	return fmt.Errorf("layer media type %q: %w", mediaType, ErrUnsupported)
@@ -309,7 +271,7 @@ func (img *image) readDocker() error {
 			dockerManifestFile, len(list), strings.Join(tags, ", "), ErrUnsupported)
 	}
 	m := list[0]
-	var cfg imageConfig
+	var cfg v1.Image
 	if m.Config != "" {
 		if err := img.readJSON(m.Config, &cfg); err != nil {
 			return err
@@ -340,12 +302,6 @@ func applyLayers(ctx context.Context, img *image, dir string, o *options) error 
 	return errors.Join(err, u.close())
 }
 
-// gzipMagic and zstdMagic tell a layer's compression by content.
-var (
-	gzipMagic = []byte{0x1f, 0x8b}
-	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
-)
-
 func applyLayer(ctx context.Context, root *os.Root, u *unpacker, l layer) error {
 	f, err := root.Open(l.path)
 	if err != nil {
@@ -357,20 +313,12 @@ func applyLayer(ctx context.Context, root *os.Root, u *unpacker, l layer) error 
 		return err
 	}
 	br := bufio.NewReader(blob)
-	magic, _ := br.Peek(4)
-	var tarStream io.Reader = br
-	switch {
-	case bytes.HasPrefix(magic, zstdMagic):
-		return fmt.Errorf("zstd-compressed layer (media type %q); only uncompressed and gzip layers are read: %w", l.mediaType, ErrUnsupported)
-	case bytes.HasPrefix(magic, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("gzip: %v: %w", err, ErrInvalidImage)
-		}
-		defer zr.Close()
-		tarStream = zr
+	rc, _, err := decompress(br)
+	if err != nil {
+		return fmt.Errorf("media type %q: %w", l.mediaType, err)
 	}
-	diff, err := newVerifier(tarStream, l.diffID)
+	defer rc.Close()
+	diff, err := newVerifier(rc, l.diffID)
 	if err != nil {
 		return err
 	}
@@ -391,34 +339,30 @@ func applyLayer(ctx context.Context, root *os.Root, u *unpacker, l layer) error 
 	return blob.check()
 }
 
-// verifier hashes what is read through it and compares the sum with a
-// digest at the end; with no digest it only passes the bytes through.
+// verifier passes bytes through and, given a digest, checks at the end that
+// they match it.
 type verifier struct {
 	io.Reader
-	h      hash.Hash
-	digest string
+	digest digest.Digest
+	v      digest.Verifier
 }
 
-func newVerifier(r io.Reader, digest string) (*verifier, error) {
-	v := &verifier{Reader: r, digest: digest}
-	if digest == "" {
+func newVerifier(r io.Reader, d digest.Digest) (*verifier, error) {
+	v := &verifier{Reader: r, digest: d}
+	if d == "" {
 		return v, nil
 	}
-	alg, _, _ := strings.Cut(digest, ":")
-	if v.h = newDigester(alg); v.h == nil {
-		return nil, fmt.Errorf("digest %q: unknown algorithm: %w", digest, ErrUnsupported)
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("digest %q: %v: %w", d, err, ErrInvalidImage)
 	}
-	v.Reader = io.TeeReader(r, v.h)
+	v.v = d.Verifier()
+	v.Reader = io.TeeReader(r, v.v)
 	return v, nil
 }
 
 func (v *verifier) check() error {
-	if v.h == nil {
+	if v.v == nil || v.v.Verified() {
 		return nil
 	}
-	alg, _, _ := strings.Cut(v.digest, ":")
-	if got := alg + ":" + hex.EncodeToString(v.h.Sum(nil)); got != v.digest {
-		return fmt.Errorf("content has digest %s, expected %s: %w", got, v.digest, ErrInvalidImage)
-	}
-	return nil
+	return fmt.Errorf("content does not match digest %s: %w", v.digest, ErrInvalidImage)
 }

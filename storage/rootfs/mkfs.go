@@ -3,7 +3,6 @@ package rootfs
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -147,22 +146,22 @@ func treeHasInit(tree string) (bool, error) {
 	return err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0, nil
 }
 
-// copyRaw copies a raw ext4 or disk image (gzip-compressed when
-// compression says so) into out, leaving holes where the source has holes or
-// zero blocks, and grows an ext4 filesystem to the asked size.
+// copyRaw copies a raw ext4 or disk image, compressed or not, into out,
+// leaving holes where the source has holes or zero blocks, and grows an ext4
+// filesystem to the asked size.
 func copyRaw(ctx context.Context, src, out *os.File, k kind, o *options) (Result, error) {
 	format := k.format
 	var srcSize int64
-	if k.compression == "gzip" {
-		zr, err := gzip.NewReader(bufio.NewReaderSize(src, readBuf))
+	if k.compression != "" {
+		rc, _, err := decompress(bufio.NewReaderSize(src, readBuf))
 		if err != nil {
-			return Result{}, fmt.Errorf("gzip: %v: %w", err, ErrInvalidImage)
+			return Result{}, err
 		}
-		defer zr.Close()
-		in := &readErr{r: zr}
+		defer rc.Close()
+		in := &readErr{r: rc}
 		if srcSize, err = writeSparse(ctx, out, in, 0, make([]byte, mib)); err != nil {
 			if in.err != nil && ctx.Err() == nil {
-				return Result{}, fmt.Errorf("gzip: %w: %w", in.err, ErrInvalidImage)
+				return Result{}, fmt.Errorf("%s: %w: %w", k.compression, in.err, ErrInvalidImage)
 			}
 			return Result{}, err
 		}

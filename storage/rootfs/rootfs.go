@@ -31,7 +31,7 @@ var (
 	// ErrUnknownFormat: the source is none of the formats Import reads.
 	ErrUnknownFormat = errors.New("unrecognised image format")
 	// ErrUnsupported: a recognised format uses something Import cannot read
-	// (zstd, xz or bzip2 compression, an unknown layer media type, a missing
+	// (xz compression, an unknown layer media type, no image for this
 	// platform).
 	ErrUnsupported = errors.New("unsupported image")
 	// ErrInvalidImage: the image is damaged or inconsistent (a manifest that
@@ -66,7 +66,8 @@ const (
 type Result struct {
 	// Format is what the source was.
 	Format Format
-	// Compression is "gzip" when the source file was gzip-compressed, else "".
+	// Compression is how the source file was compressed: "gzip", "zstd",
+	// "bzip2" or "" for none.
 	Compression string
 	// Size is the size in bytes of the image written (sparse; its apparent
 	// size, which is what a drive's `size` is).
@@ -110,8 +111,9 @@ func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir 
 // image to dst, which must not exist yet.
 //
 // Steps:
-//   - gzip is undone on the fly; zstd, xz and bzip2 are refused (ErrUnsupported);
-//   - a raw ext4 image (plain or gzip) is copied sparsely, checked with
+//   - gzip, zstd and bzip2 are undone on the fly (files and layers); xz is
+//     refused (ErrUnsupported);
+//   - a raw ext4 image (compressed or not) is copied sparsely, checked with
 //     e2fsck -p and grown to WithSize with resize2fs; a partitioned disk
 //     image is copied as is (FormatDisk); anything else that is not a tar
 //     archive fails with ErrUnknownFormat;
@@ -198,7 +200,7 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 	// A tar: unpack it, then see whether it was a container image.
 	res := Result{Compression: kind.compression}
 	unpacked := filepath.Join(work, "archive")
-	if err := unpackFile(ctx, f, kind.compression, unpacked, o); err != nil {
+	if err := unpackFile(ctx, f, unpacked, o); err != nil {
 		return Result{}, err
 	}
 	layout, err := isImageLayout(unpacked)

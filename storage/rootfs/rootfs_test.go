@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"hearth/internal/testguest"
 )
 
@@ -33,6 +35,7 @@ func TestImportBusyboxTarball(t *testing.T) {
 	}{
 		{"plain", plain, ""},
 		{"gzip", writeFile(t, gzipBytes(t, data)), "gzip"},
+		{"zstd", writeFile(t, zstdBytes(t, data)), "zstd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, img, err := importFile(t, tc.src)
@@ -204,14 +207,15 @@ func TestImportOCI(t *testing.T) {
 	needTools(t)
 	layers := layeredImage(t)
 	gzipped := [][]byte{gzipBytes(t, layers[0]), gzipBytes(t, layers[1])}
-	other := ociImage{platform: &platform{OS: "linux", Architecture: "riscv64"}, layers: [][]byte{tarBytes(t, file("wrong", "platform"))}}
-	here := &platform{OS: "linux", Architecture: runtime.GOARCH}
+	other := ociImage{platform: &v1.Platform{OS: "linux", Architecture: "riscv64"}, layers: [][]byte{tarBytes(t, file("wrong", "platform"))}}
+	here := &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 	for _, tc := range []struct {
 		name   string
 		layout files
 	}{
 		{"single", ociLayout(t, ociImage{layers: layers})},
-		{"gzip layers", ociLayout(t, ociImage{layers: gzipped, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip"})},
+		{"gzip layers", ociLayout(t, ociImage{layers: gzipped, mediaType: v1.MediaTypeImageLayerGzip})},
+		{"zstd layers", ociLayout(t, ociImage{layers: [][]byte{zstdBytes(t, layers[0]), zstdBytes(t, layers[1])}, mediaType: v1.MediaTypeImageLayerZstd})},
 		{"multi-platform", ociLayout(t, other, ociImage{platform: here, layers: layers})},
 	} {
 		t.Run(tc.name+" directory", func(t *testing.T) {
@@ -261,7 +265,8 @@ func TestImportImageErrors(t *testing.T) {
 	}
 	badDiffID := dockerArchive(t, layer)
 	badDiffID["0abc/layer.tar"] = tarBytes(t, file("a", "tampered"))
-	zstdLayer := append([]byte{0x28, 0xb5, 0x2f, 0xfd}, layer...)
+	missing := sha256Of([]byte("not in the layout"))
+	brokenZstd := append([]byte{0x28, 0xb5, 0x2f, 0xfd}, layer...)
 	twoImages := dockerArchive(t, layer)
 	twoImages["manifest.json"] = []byte(`[{"Config":"cfg.json","RepoTags":["a:1"],"Layers":[]},{"Config":"cfg.json","RepoTags":["b:2"],"Layers":[]}]`)
 	for _, tc := range []struct {
@@ -270,13 +275,14 @@ func TestImportImageErrors(t *testing.T) {
 		want   error
 		detail string
 	}{
-		{"digest mismatch", badDigest, ErrInvalidImage, "expected sha256:"},
+		{"digest mismatch", badDigest, ErrInvalidImage, "does not match digest sha256:"},
 		{"diff_id mismatch", badDiffID, ErrInvalidImage, "uncompressed layer"},
-		{"zstd media type", ociLayout(t, ociImage{layers: [][]byte{zstdLayer}, mediaType: "application/vnd.oci.image.layer.v1.tar+zstd"}), ErrUnsupported, "application/vnd.oci.image.layer.v1.tar+zstd"},
-		{"zstd content", ociLayout(t, ociImage{layers: [][]byte{zstdLayer}}), ErrUnsupported, "zstd-compressed layer"},
-		{"wrong platform", ociLayout(t, ociImage{platform: &platform{OS: "linux", Architecture: "s390x"}, layers: [][]byte{layer}}), ErrUnsupported, "linux/s390x"},
+		{"encrypted layer", ociLayout(t, ociImage{layers: [][]byte{layer}, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"}), ErrUnsupported, "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"},
+		{"broken zstd layer", ociLayout(t, ociImage{layers: [][]byte{brokenZstd}, mediaType: v1.MediaTypeImageLayerZstd}), ErrInvalidImage, "zstd"},
+		{"xz layer", ociLayout(t, ociImage{layers: [][]byte{append([]byte{0xfd, '7', 'z', 'X', 'Z', 0}, layer...)}}), ErrUnsupported, "xz-compressed"},
+		{"wrong platform", ociLayout(t, ociImage{platform: &v1.Platform{OS: "linux", Architecture: "s390x"}, layers: [][]byte{layer}}), ErrUnsupported, "linux/s390x"},
 		{"two docker images", twoImages, ErrUnsupported, "a:1, b:2"},
-		{"missing blob", files{"oci-layout": []byte(`{}`), "index.json": []byte(`{"manifests":[{"digest":"sha256:00"}]}`)}, ErrInvalidImage, "blobs/sha256/00"},
+		{"missing blob", files{"oci-layout": []byte(`{}`), "index.json": []byte(`{"manifests":[{"digest":"` + missing + `"}]}`)}, ErrInvalidImage, "blobs/sha256/" + strings.TrimPrefix(missing, "sha256:")},
 		{"escaping digest", files{"oci-layout": []byte(`{}`), "index.json": []byte(`{"manifests":[{"digest":"sha256:../../etc"}]}`)}, ErrInvalidImage, "sha256:../../etc"},
 		{"broken index", files{"oci-layout": []byte(`{}`), "index.json": []byte(`{`)}, ErrInvalidImage, "index.json"},
 	} {
@@ -470,7 +476,8 @@ func TestImportGarbage(t *testing.T) {
 		{"empty", nil, ErrUnknownFormat, "empty file"},
 		{"zeros", make([]byte, 8192), ErrUnknownFormat, "empty archive"},
 		{"text", []byte("hello, this is not an image\n"), ErrUnknownFormat, "not a tar"},
-		{"zstd", append([]byte{0x28, 0xb5, 0x2f, 0xfd}, noise...), ErrUnsupported, "zstd"},
+		{"zstd of noise", append([]byte{0x28, 0xb5, 0x2f, 0xfd}, noise...), ErrInvalidImage, "zstd"},
+		{"zstd of text", zstdBytes(t, []byte("not an image")), ErrUnknownFormat, "zstd-compressed file"},
 		{"xz", append([]byte{0xfd, '7', 'z', 'X', 'Z', 0}, noise...), ErrUnsupported, "xz"},
 		{"gzip of noise", gzipBytes(t, noise), ErrUnknownFormat, "gzip-compressed file"},
 		{"truncated gzip", gzipBytes(t, tarBytes(t, file("a", string(noise))))[:2000], ErrInvalidImage, "unexpected EOF"},

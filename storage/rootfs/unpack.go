@@ -3,7 +3,6 @@ package rootfs
 import (
 	"archive/tar"
 	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -70,23 +69,19 @@ func (u *unpacker) close() error {
 	return errors.Join(errs...)
 }
 
-// unpackFile unpacks the tar in f (gzip-compressed when compression says so)
-// into a new directory dir.
-func unpackFile(ctx context.Context, f *os.File, compression string, dir string, o *options) error {
-	var r io.Reader = bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), readBuf)
-	if compression == "gzip" {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return fmt.Errorf("gzip: %v: %w", err, ErrInvalidImage)
-		}
-		defer zr.Close()
-		r = zr
+// unpackFile unpacks the tar in f, compressed or not, into a new directory
+// dir.
+func unpackFile(ctx context.Context, f *os.File, dir string, o *options) error {
+	rc, _, err := decompress(bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), readBuf))
+	if err != nil {
+		return err
 	}
+	defer rc.Close()
 	u, err := newUnpacker(dir, o)
 	if err != nil {
 		return err
 	}
-	err = u.apply(ctx, r, "archive")
+	err = u.apply(ctx, rc, "archive")
 	return errors.Join(err, u.close())
 }
 
