@@ -1,15 +1,14 @@
 package eh
 
-import "strconv"
-
-// seedCounterKeys are the seed's NIC counters, summed over nicCounterKeys.
-var (
-	seedCounterKeys = [4]string{"rx:bytes", "tx:bytes", "rx:packets", "tx:packets"}
-	nicCounterKeys  = [2][4]string{
-		{"nic:0:rx:bytes", "nic:0:tx:bytes", "nic:0:rx:packets", "nic:0:tx:packets"},
-		{"nic:1:rx:bytes", "nic:1:tx:bytes", "nic:1:rx:packets", "nic:1:tx:packets"},
-	}
-)
+// publicCounters maps the EH-1 and seed counter keys to NIC 0's counters:
+// the reference has rx/tx as "bytes on NIC 0", and the seed's
+// [rx|tx]:[bytes|packets] are the same counters under their full names.
+// NIC 1 (the VLAN) shows only under its own nic:1:* keys.
+var publicCounters = []struct{ key, from string }{
+	{"rx:bytes", "nic:0:rx:bytes"}, {"rx", "nic:0:rx:bytes"},
+	{"tx:bytes", "nic:0:tx:bytes"}, {"tx", "nic:0:tx:bytes"},
+	{"rx:packets", "nic:0:rx:packets"}, {"tx:packets", "nic:0:tx:packets"},
+}
 
 // ServerInfo returns what server info shows, for clients of both dialects.
 //
@@ -22,9 +21,9 @@ var (
 //
 // Added aliases: vnc:password beside password; vnc:ip beside vnc (the runtime
 // address while running, else the configured address or auto); nic:0:dhcp:ip
-// beside nic:0:ip; the seed's rx:bytes, tx:bytes, rx:packets, tx:packets
-// summed over the NICs, with the EH-1 rx and tx; smp:cores from a numeric smp
-// when the runtime does not say. Neither argument is modified.
+// beside nic:0:ip; the seed's rx:bytes, tx:bytes, rx:packets, tx:packets and
+// the EH-1 rx and tx from NIC 0's counters; smp:cores from a numeric smp when
+// the runtime does not say. Neither argument is modified.
 func ServerInfo(stored, runtime Props) Props {
 	out := make(Props, len(stored)+len(runtime)+12)
 	for k, v := range stored {
@@ -52,25 +51,10 @@ func ServerInfo(stored, runtime Props) Props {
 	if ip := runtime["nic:0:ip"]; ip != "" {
 		out["nic:0:dhcp:ip"] = ip
 	}
-	var sums [4]uint64
-	var seen bool
-	for _, nic := range nicCounterKeys {
-		for i, key := range nic {
-			v, ok := runtime[key]
-			if !ok {
-				continue
-			}
-			if u, err := strconv.ParseUint(v, 10, 64); err == nil {
-				sums[i] += u
-				seen = true
-			}
+	for _, c := range publicCounters {
+		if v := runtime[c.from]; v != "" {
+			out[c.key] = v
 		}
-	}
-	if seen {
-		for i, c := range seedCounterKeys {
-			out[c] = strconv.FormatUint(sums[i], 10)
-		}
-		out["rx"], out["tx"] = out["rx:bytes"], out["tx:bytes"]
 	}
 	if out["smp:cores"] == "" && isDecimal(stored["smp"]) {
 		out["smp:cores"] = stored["smp"]

@@ -54,8 +54,8 @@ func TestServerInfoActive(t *testing.T) {
 		"password": "Ygqk8kkQ", "vnc:password": "Ygqk8kkQ", "nic:0:dhcp": "auto",
 		"nic:0:dhcp:ip": "69.25.178.8", "nic:0:ip": "69.25.178.8", "nic:0:mac": "6a:cc:d6:a2:8e:e3",
 		"started": "1445824156", "smp": "auto", "smp:cores": "1",
-		"rx:bytes": "20022432000", "tx:bytes": "13452547300", "rx:packets": "81171701", "tx:packets": "79487517",
-		"rx": "20022432000", "tx": "13452547300", "nic:1:rx:bytes": "9",
+		"rx:bytes": "20022431991", "tx:bytes": "13452547287", "rx:packets": "81171700", "tx:packets": "79487515",
+		"rx": "20022431991", "tx": "13452547287", "nic:1:rx:bytes": "9", "nic:1:tx:packets": "2",
 		"ide:0:0:read:bytes": "2068082688", "ide:0:0:write:requests": "9072457",
 	}
 	for k, v := range want {
