@@ -51,12 +51,22 @@ echo "provision: hostname $APPLIANCE_HOSTNAME"
 echo "$APPLIANCE_HOSTNAME" >/etc/hostname
 sed -i "/^127\.0\.1\.1[[:space:]]/d" /etc/hosts
 echo "127.0.1.1	$APPLIANCE_HOSTNAME" >>/etc/hosts
-# cloud-init keeps configuring the network on the appliance's boots (DHCP on
-# the first interface when there is no cloud), but not its host name.
+# cloud-init stays for clouds that pass SSH keys, but leaves the host name
+# and the network alone: the interface the build VM had is not the host's.
 cat >/etc/cloud/cloud.cfg.d/90-hearth.cfg <<'CFG'
 preserve_hostname: true
 manage_etc_hosts: false
+network:
+  config: disabled
 CFG
+
+echo "provision: network (systemd-networkd, DHCP on every Ethernet port)"
+install -m 0644 "$DEPLOY/uplink.network" /etc/systemd/network/80-hearth-uplink.network
+rm -f /etc/network/interfaces.d/50-cloud-init /etc/network/interfaces.d/50-cloud-init.cfg
+systemctl enable systemd-networkd.service
+# Last, since it takes over /etc/resolv.conf: names resolve through networkd's DHCP.
+apt-get install -y -q --no-install-recommends systemd-resolved
+systemctl enable systemd-resolved.service
 
 apt-get clean
 rm -rf /var/lib/apt/lists/* "$DEPLOY" "$HEARTH_BINARY"
