@@ -3,7 +3,10 @@ package vmm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"hearth/internal/testguest"
 	"hearth/storage"
+	"hearth/vmm/network"
 )
 
 type managerFixture struct {
@@ -24,7 +28,11 @@ type managerFixture struct {
 
 func newManagerFixture(t *testing.T, opts ...ManagerOption) *managerFixture {
 	h, data := openTestHost(t)
-	store, err := storage.Open(data, storage.WithLogger(t.Logf))
+	return newManagerFixtureOn(t, h, data, nil, opts...)
+}
+
+func newManagerFixtureOn(t *testing.T, h *Host, data string, storeOpts []storage.Option, opts ...ManagerOption) *managerFixture {
+	store, err := storage.Open(data, append([]storage.Option{storage.WithLogger(t.Logf)}, storeOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,5 +284,47 @@ func TestManagerReconcile(t *testing.T) {
 		if err := m2.Stop(ctx, id); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestManagerNetwork(t *testing.T) {
+	needContainerd(t)
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
+	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthm%06x", rand.Uint32()&0xffffff)),
+		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netm.Close() })
+	h, data := openTestHost(t, WithNetwork(netm))
+	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, WithPublicBridge(netm.Bridge()))
+	ctx := context.Background()
+	id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "nic:0:model": "virtio", "nic:0:dhcp": "auto"})
+	if err := f.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := f.store.Server(ctx, id)
+	lease, err := f.store.Lease(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := f.m.Runtime(ctx, id)
+	if rt["nic:0:ip"] != lease.String() || rt["nic:0:mac"] == "" || rt["nic:0:mac"] != srv.Config["nic:0:mac"] {
+		t.Errorf("runtime %v, lease %s, stored mac %q", rt, lease, srv.Config["nic:0:mac"])
+	}
+	c, _ := f.host.Console(id)
+	c.Write([]byte(fmt.Sprintf("ping -c 1 -W 2 %s && echo up-$((1+1))\n", f.store.Gateway())))
+	waitConsole(t, c, "up-2")
+	if rt, _ := f.m.Runtime(ctx, id); rt["nic:0:tx:packets"] == "" || rt["nic:0:tx:packets"] == "0" {
+		t.Errorf("nic counters in runtime: %v", rt)
+	}
+	if err := f.m.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.status(id); got != "destroyed" {
+		t.Errorf("non-persistent server after stop: %s", got)
+	}
+	if _, err := f.store.Lease(ctx, id); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("lease after destroy: %v", err)
 	}
 }
