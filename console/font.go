@@ -69,6 +69,8 @@ func glyph(r rune, bold bool) *glyphMask {
 	m := new(glyphMask)
 	if block := blockElement(r); block != nil {
 		*m = *block
+	} else if box := boxDrawing(r); box != nil {
+		*m = *box
 	} else if r > ' ' {
 		if _, ok := face.GlyphAdvance(r); !ok {
 			r = '\uFFFD'
@@ -108,6 +110,78 @@ func blockElement(r rune) *glyphMask {
 	m := new(glyphMask)
 	for i := range m {
 		m[i] = level
+	}
+	return m
+}
+
+// Arms of a box-drawing character, and line weights.
+const (
+	armUp = 1 << iota
+	armDown
+	armLeft
+	armRight
+
+	lineLight  = 1
+	lineHeavy  = 2
+	lineDouble = 3
+)
+
+type boxLines struct{ arms, weight uint8 }
+
+// boxChars are the box-drawing characters TUIs (and DEC line drawing) use.
+// They are drawn to the cell edges, so that lines join across cells,
+// which the font's glyphs do not quite do.
+var boxChars = map[rune]boxLines{
+	'─': {armLeft | armRight, lineLight}, '│': {armUp | armDown, lineLight},
+	'┌': {armDown | armRight, lineLight}, '┐': {armDown | armLeft, lineLight},
+	'└': {armUp | armRight, lineLight}, '┘': {armUp | armLeft, lineLight},
+	'├': {armUp | armDown | armRight, lineLight}, '┤': {armUp | armDown | armLeft, lineLight},
+	'┬': {armDown | armLeft | armRight, lineLight}, '┴': {armUp | armLeft | armRight, lineLight},
+	'┼': {armUp | armDown | armLeft | armRight, lineLight},
+	'╭': {armDown | armRight, lineLight}, '╮': {armDown | armLeft, lineLight},
+	'╰': {armUp | armRight, lineLight}, '╯': {armUp | armLeft, lineLight},
+	'━': {armLeft | armRight, lineHeavy}, '┃': {armUp | armDown, lineHeavy},
+	'┏': {armDown | armRight, lineHeavy}, '┓': {armDown | armLeft, lineHeavy},
+	'┗': {armUp | armRight, lineHeavy}, '┛': {armUp | armLeft, lineHeavy},
+	'┣': {armUp | armDown | armRight, lineHeavy}, '┫': {armUp | armDown | armLeft, lineHeavy},
+	'┳': {armDown | armLeft | armRight, lineHeavy}, '┻': {armUp | armLeft | armRight, lineHeavy},
+	'╋': {armUp | armDown | armLeft | armRight, lineHeavy},
+	'═': {armLeft | armRight, lineDouble}, '║': {armUp | armDown, lineDouble},
+	'╔': {armDown | armRight, lineDouble}, '╗': {armDown | armLeft, lineDouble},
+	'╚': {armUp | armRight, lineDouble}, '╝': {armUp | armLeft, lineDouble},
+	'╠': {armUp | armDown | armRight, lineDouble}, '╣': {armUp | armDown | armLeft, lineDouble},
+	'╦': {armDown | armLeft | armRight, lineDouble}, '╩': {armUp | armLeft | armRight, lineDouble},
+	'╬': {armUp | armDown | armLeft | armRight, lineDouble},
+}
+
+func boxDrawing(r rune) *glyphMask {
+	b, ok := boxChars[r]
+	if !ok {
+		return nil
+	}
+	m := new(glyphMask)
+	cx, cy := cellWidth/2-1, cellHeight/2-1
+	// Offsets of the parallel strokes from the centre line.
+	strokes := map[uint8][]int{lineLight: {0}, lineHeavy: {0, 1}, lineDouble: {-1, 1}}[b.weight]
+	set := func(x, y int) {
+		if x >= 0 && x < cellWidth && y >= 0 && y < cellHeight {
+			m[y*cellWidth+x] = 255
+		}
+	}
+	// Each arm runs from the far side of the centre strokes to the edge,
+	// so corners and junctions close.
+	reach := strokes[0]
+	for _, o := range strokes {
+		for y := 0; y < cellHeight; y++ {
+			if (b.arms&armUp != 0 && y <= cy+o) || (b.arms&armDown != 0 && y >= cy+reach) {
+				set(cx+o, y)
+			}
+		}
+		for x := 0; x < cellWidth; x++ {
+			if (b.arms&armLeft != 0 && x <= cx+o) || (b.arms&armRight != 0 && x >= cx+reach) {
+				set(x, cy+o)
+			}
+		}
 	}
 	return m
 }
