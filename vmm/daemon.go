@@ -2,7 +2,6 @@ package vmm
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -97,7 +96,7 @@ func startDaemon(dir string, logf func(string, ...any)) (*daemon, error) {
 	}
 	if err := waitSocket(d.socket, 20*time.Second); err != nil {
 		d.stop()
-		return nil, fmt.Errorf("containerd did not come up (see %s): %w", filepath.Join(dir, "containerd.log"), errors.Join(err, ErrUnavailable))
+		return nil, fmt.Errorf("%w: containerd did not come up (see %s): %w", ErrUnavailable, filepath.Join(dir, "containerd.log"), err)
 	}
 	go d.supervise()
 	return d, nil

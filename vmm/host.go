@@ -165,7 +165,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 	h.client, err = client.New(h.socket, client.WithDefaultNamespace(h.namespace), client.WithTimeout(10*time.Second))
 	if err != nil {
 		h.stopDaemon()
-		return nil, fmt.Errorf("containerd at %s: %w", h.socket, errors.Join(err, ErrUnavailable))
+		return nil, fmt.Errorf("%w: containerd at %s: %w", ErrUnavailable, h.socket, err)
 	}
 	if h.daemon != nil {
 		h.daemon.mu.Lock()
@@ -258,7 +258,7 @@ func (h *Host) adopt(ctx context.Context) error {
 	defer cancel()
 	containers, err := h.client.Containers(ctx, fmt.Sprintf("labels.%q", labelSpec))
 	if err != nil {
-		return fmt.Errorf("list guests: %w", errors.Join(err, ErrUnavailable))
+		return fmt.Errorf("%w: list guests: %w", ErrUnavailable, err)
 	}
 	running := 0
 	for _, c := range containers {
@@ -464,7 +464,7 @@ func (g *guest) labels() (map[string]string, error) {
 // unavailable marks errors that mean containerd cannot be reached.
 func (h *Host) unavailable(err error) error {
 	if errdefs.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) {
-		return errors.Join(err, ErrUnavailable)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
 }

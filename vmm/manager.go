@@ -134,7 +134,7 @@ func (m *Manager) start(ctx context.Context, srv storage.Server) error {
 	}
 	if err := m.store.Claim(ctx, srv.ID); err != nil {
 		if errors.Is(err, storage.ErrBusy) {
-			return errors.Join(err, ErrBusy)
+			return busyError{err}
 		}
 		m.dead(ctx, srv.ID, err)
 		return err
@@ -153,6 +153,13 @@ func (m *Manager) start(ctx context.Context, srv storage.Server) error {
 	m.attachConsole(srv)
 	return nil
 }
+
+// busyError is a storage refusal (a drive claimed or imaging) that also
+// reads as ErrBusy, keeping storage's one-line message.
+type busyError struct{ error }
+
+func (e busyError) Is(target error) bool { return target == ErrBusy }
+func (e busyError) Unwrap() error        { return e.error }
 
 // dead records that the server's guest could not start, and why.
 func (m *Manager) dead(ctx context.Context, server string, reason error) {
@@ -185,7 +192,7 @@ func (m *Manager) guestSpec(ctx context.Context, srv storage.Server) (GuestSpec,
 
 	drives, err := m.store.ServerDrives(ctx, srv.ID)
 	if err != nil {
-		return spec, fmt.Errorf("%w: %w", err, ErrBootDrive)
+		return spec, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	bootKey := ""
 	if boot := strings.Fields(cfg["boot"]); len(boot) > 0 {

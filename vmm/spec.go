@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -215,12 +214,12 @@ func withBlockDevices(devices []guestDevice) oci.SpecOpts {
 func checkExt4(image string) error {
 	f, err := os.Open(image)
 	if err != nil {
-		return fmt.Errorf("boot drive %s: %w", image, errors.Join(err, ErrBootDrive))
+		return fmt.Errorf("%w: %w", ErrBootDrive, err)
 	}
 	defer f.Close()
 	var magic [2]byte
 	if _, err := f.ReadAt(magic[:], 1024+0x38); err != nil && err != io.EOF {
-		return fmt.Errorf("boot drive %s: %w", image, errors.Join(err, ErrBootDrive))
+		return fmt.Errorf("%w: %w", ErrBootDrive, err)
 	}
 	if binary.LittleEndian.Uint16(magic[:]) != 0xEF53 {
 		return fmt.Errorf("boot drive %s holds no ext4 filesystem: %w", image, ErrBootDrive)
