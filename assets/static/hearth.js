@@ -20,8 +20,34 @@
   }
 
   // ---- live regions: [data-live=URL][data-interval=ms] ----------------------
-  // The server renders the fragment; we swap it in when it changed. A region
-  // holding the focused element (someone is typing in it) is left alone.
+  // The server renders the fragment; we morph the page's copy into it: only
+  // the text and attributes that changed are touched, so buttons, focus and
+  // half-typed inputs stay where they are while counters tick.
+
+  function morph(from, to) {
+    if (from.nodeType !== to.nodeType || from.nodeName !== to.nodeName) {
+      from.replaceWith(to.cloneNode(true));
+      return;
+    }
+    if (from.nodeType === Node.TEXT_NODE || from.nodeType === Node.COMMENT_NODE) {
+      if (from.nodeValue !== to.nodeValue) from.nodeValue = to.nodeValue;
+      return;
+    }
+    if (from.nodeType === Node.ELEMENT_NODE) {
+      Array.prototype.slice.call(from.attributes).forEach(function (a) {
+        if (!to.hasAttribute(a.name)) from.removeAttribute(a.name);
+      });
+      Array.prototype.forEach.call(to.attributes, function (a) {
+        if (from.getAttribute(a.name) !== a.value) from.setAttribute(a.name, a.value);
+      });
+    }
+    var have = from.childNodes, want = to.childNodes;
+    for (var i = 0; i < want.length; i++) {
+      if (i < have.length) morph(have[i], want[i]);
+      else from.appendChild(want[i].cloneNode(true));
+    }
+    while (have.length > want.length) from.removeChild(from.lastChild);
+  }
 
   var regions = [];
 
@@ -36,10 +62,13 @@
       })
       .then(function (html) {
         if (html === null || html === region.last) return;
-        if (region.el.contains(document.activeElement) && document.activeElement !== document.body) return;
         region.last = html;
-        region.el.innerHTML = html;
+        var fresh = document.createElement(region.el.nodeName);
+        fresh.innerHTML = html;
+        Array.prototype.forEach.call(region.el.attributes, function (a) { fresh.setAttribute(a.name, a.value); });
+        morph(region.el, fresh);
         enhance(region.el);
+        syncConfig();
       })
       .catch(function () { /* offline for a moment: try again next tick */ })
       .then(function () { region.busy = false; });
@@ -57,6 +86,43 @@
       setInterval(function () { if (!document.hidden) refresh(region); }, every);
     });
     document.addEventListener('visibilitychange', function () { if (!document.hidden) refreshAll(); });
+  }
+
+  // ---- server page: the configuration form follows the status ---------------
+  // A running server takes only its live keys, so the form's shape depends on
+  // whether it runs. When the live status crosses that line, fetch the page
+  // again and swap the form in — unless the user has started editing it.
+
+  function syncConfig() {
+    var cfg = document.querySelector('[data-config-status]');
+    var head = document.querySelector('[data-status]');
+    if (!cfg || !head || cfg.syncing) return;
+    var st = head.getAttribute('data-status');
+    var shape = (st === 'active' || st === 'paused') ? 'running' : 'stopped';
+    if (shape === cfg.getAttribute('data-config-status')) return;
+    if (cfg.dirty) {
+      if (!cfg.warned) flash('info', 'The server is now ' + st + ': save or reload to see which settings can change.');
+      cfg.warned = true;
+      return;
+    }
+    cfg.syncing = true;
+    fetch(location.href, { credentials: 'same-origin' })
+      .then(function (res) { return res.ok ? res.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, 'text/html').querySelector('[data-config-status]');
+        if (fresh && !cfg.dirty) {
+          cfg.replaceWith(fresh);
+          watchConfig();
+        }
+      })
+      .catch(function () {})
+      .then(function () { cfg.syncing = false; });
+  }
+
+  function watchConfig() {
+    var cfg = document.querySelector('[data-config-status]');
+    if (cfg) cfg.addEventListener('input', function () { cfg.dirty = true; });
   }
 
   // ---- enhanced forms: [data-enhance] --------------------------------------
@@ -208,6 +274,7 @@
 
   function init() {
     enhance(document);
+    watchConfig();
     startLive();
     document.querySelectorAll('form[data-upload]').forEach(setupUpload);
   }

@@ -146,6 +146,7 @@ func (fe formErrors) placeError(err error, fallback string) {
 type serverForm struct {
 	Name, CPU, SMP, Mem, Password, Tags string
 	Persistent                          bool
+	VNC                                 string // "auto" once a password enables VNC
 	NIC0                                string // "none", "auto" or a static IP
 	NICModel                            string
 	VLAN                                string // "" or a VLAN UUID
@@ -159,7 +160,7 @@ type serverForm struct {
 // formKeys are the keys the form's own fields set (the rest go to Extra).
 func formKey(k, bootDevice string) bool {
 	switch k {
-	case "name", "cpu", "smp", "mem", "persistent", "password", "tags",
+	case "name", "cpu", "smp", "mem", "persistent", "password", "vnc", "tags",
 		"nic:0:dhcp", "nic:0:model", "nic:1:vlan", "nic:1:model", "boot":
 		return true
 	}
@@ -169,7 +170,7 @@ func formKey(k, bootDevice string) bool {
 func newServerForm(info eh.Props, opts formOptions) serverForm {
 	f := serverForm{
 		Name: info["name"], CPU: info["cpu"], SMP: info["smp"], Mem: info["mem"],
-		Password: info["password"], Tags: info["tags"], Persistent: info["persistent"] == "true",
+		Password: info["password"], VNC: info["vnc"], Tags: info["tags"], Persistent: info["persistent"] == "true",
 		NICModel: info["nic:0:model"], VLAN: info["nic:1:vlan"],
 		Errors: formErrors{}, Options: opts,
 	}
@@ -202,7 +203,7 @@ func newServerForm(info eh.Props, opts formOptions) serverForm {
 // props turns the form into configuration keys (what the server would be).
 func (f serverForm) props() (eh.Props, error) {
 	p := eh.Props{
-		"name": f.Name, "cpu": f.CPU, "smp": f.SMP, "mem": f.Mem, "password": f.Password,
+		"name": f.Name, "cpu": f.CPU, "smp": f.SMP, "mem": f.Mem, "password": f.Password, "vnc": f.VNC,
 		"tags": f.Tags, "persistent": strconv.FormatBool(f.Persistent),
 	}
 	switch f.NIC0 {
@@ -234,8 +235,9 @@ func (f serverForm) props() (eh.Props, error) {
 }
 
 // readServerForm reads the submitted form; fields a browser did not send
-// (disabled while the server runs) keep the current values.
-func readServerForm(r *http.Request, current serverForm) serverForm {
+// (disabled while the server runs) keep the current values. A password
+// given to a stopped server without VNC also turns VNC on.
+func readServerForm(r *http.Request, current serverForm, editable bool) serverForm {
 	f := current
 	f.Errors = formErrors{}
 	str := func(name string, dst *string) {
@@ -254,6 +256,9 @@ func readServerForm(r *http.Request, current serverForm) serverForm {
 	str("bootdrive", &f.BootDrive)
 	if r.PostForm.Has("password") {
 		f.Password = r.PostFormValue("password") // spaces are part of a password
+	}
+	if editable && f.Password != "" && f.VNC == "" {
+		f.VNC = "auto"
 	}
 	if r.PostForm.Has("extra") {
 		f.Extra = r.PostFormValue("extra")
@@ -275,7 +280,7 @@ func (d *Dashboard) setServer(rq *request) {
 	}
 	opts := d.formOptions(rq)
 	current := newServerForm(v.Info, opts)
-	f := readServerForm(rq.Request, current)
+	f := readServerForm(rq.Request, current, v.Editable)
 	before, err := current.props()
 	if err != nil {
 		d.showError(rq, v.Name, "servers", err)

@@ -247,6 +247,16 @@ func (d *Dashboard) serverAction(rq *request) {
 	d.done(rq, back, "Server "+info["name"]+" "+actionDone[action]+".")
 }
 
+// configStatus is what decides the configuration form's shape: whether the
+// server is running (live keys only) or not (everything). The script reloads
+// the page when the live status crosses this line.
+func configStatus(status string) string {
+	if status == "active" || status == "paused" {
+		return "running"
+	}
+	return "stopped"
+}
+
 // confirmation is a question asked before a destructive action, for
 // browsers without JavaScript.
 type confirmation struct {

@@ -18,9 +18,11 @@ function step(s) { console.log('step: ' + s); }
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   const errors = [];
+  let page;
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-    const page = await context.newPage();
+    page = await context.newPage();
+    page.on('console', (m) => console.log('browser console: ' + m.text()));
     page.setDefaultTimeout(30000);
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('dialog', (d) => d.accept()); // destroy confirmations
@@ -62,7 +64,7 @@ function step(s) { console.log('step: ' + s); }
     step('open the console');
     await page.goto(serverURL);
     await page.click('a:has-text("Console")');
-    await page.waitForURL('**/static/console/index.html?server=*');
+    await page.waitForURL('**/static/console/?server=*');
     await page.waitForSelector('#title:has-text("web1")');
     await page.screenshot({ path: outDir + '/05-console.png' });
 
@@ -75,8 +77,10 @@ function step(s) { console.log('step: ' + s); }
     step('upload a small drive with progress');
     await page.goto(base + '/ui/drives');
     const size = 9 << 20; // three chunks
-    const data = Buffer.alloc(size);
-    for (let i = 0; i < size; i += 4096) data.write('hearth block ' + i, i);
+    const data = require('crypto').randomBytes(size); // incompressible: the throttle below holds
+    // A slow uplink (4 MB/s), so the progress bar has something to show.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 5, downloadThroughput: -1, uploadThroughput: 4e6 });
     await page.setInputFiles('#upload-file', { name: 'disk.img', mimeType: 'application/octet-stream', buffer: data });
     await page.fill('#upload-name', 'uploaded');
     await page.click('form[data-upload] button[type=submit]');
@@ -90,6 +94,8 @@ function step(s) { console.log('step: ' + s); }
     await page.waitForSelector('[data-upload-text]:has-text("Uploaded 9.0 MiB into drive uploaded.")');
     await page.waitForSelector('td.name:has-text("uploaded")');
     console.log('progress values seen: ' + [...seen].sort((a, b) => a - b).join(' '));
+    if (![...seen].some((v) => v > 0 && v < 100)) throw new Error('no upload progress between 0 and 100% was shown');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
     await page.screenshot({ path: outDir + '/06-drives.png', fullPage: true });
 
     step('phone width');
@@ -110,6 +116,9 @@ function step(s) { console.log('step: ' + s); }
 
     if (errors.length) throw new Error('page script errors: ' + errors.join('; '));
     console.log('ok');
+  } catch (e) {
+    if (page) await page.screenshot({ path: outDir + '/failure.png', fullPage: true }).catch(() => {});
+    throw e;
   } finally {
     await browser.close();
   }
