@@ -37,7 +37,8 @@ type hostProbe struct {
 	procDir string
 
 	mu             sync.Mutex
-	lastIdle, last uint64
+	lastIdle, last uint64  // /proc/stat jiffies at the baseline
+	lastFree       float64 // the share computed then
 }
 
 func (p *hostProbe) facts() hostFacts {
@@ -89,12 +90,15 @@ func (p *hostProbe) cpuFree() float64 {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Pages render many times a second; keep the baseline until at least a
+	// second of CPU time (100 jiffies) has passed, so the figure is stable.
 	dTotal, dIdle := total-p.last, idle-p.lastIdle
-	p.last, p.lastIdle = total, idle
-	if dTotal == 0 {
-		return 0
+	if dTotal < 100 {
+		return p.lastFree
 	}
-	return float64(dIdle) / float64(dTotal)
+	p.last, p.lastIdle = total, idle
+	p.lastFree = float64(dIdle) / float64(dTotal)
+	return p.lastFree
 }
 
 // memory returns MemTotal and MemAvailable in bytes.
