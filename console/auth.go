@@ -87,9 +87,18 @@ func (l *limiter) blocked(addr string) (bool, time.Time) {
 	return true, times[len(times)-l.max].Add(l.window)
 }
 
+// maxTracked bounds the limiter's memory: beyond it, addresses whose
+// failures aged out are swept.
+const maxTracked = 4096
+
 func (l *limiter) fail(addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(l.failures) >= maxTracked {
+		for a := range l.failures {
+			l.recent(a)
+		}
+	}
 	times := l.recent(addr)
 	if len(times) >= l.max {
 		times = times[1:]

@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -409,5 +410,67 @@ func TestVNCResponse(t *testing.T) {
 	}
 	if !checkResponse("password", challenge, a) || checkResponse("password", challenge, b) {
 		t.Fatal("checkResponse")
+	}
+}
+
+func TestPortsFromBaseUpward(t *testing.T) {
+	// A random base far from 5900, so parallel test runs don't meet; its
+	// first port is taken here, so the console must move on to the next.
+	var base int
+	var taken net.Listener
+	for try := 0; taken == nil; try++ {
+		base = 20000 + rand.IntN(20000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base)))
+		if err == nil {
+			taken = l
+		} else if try == 20 {
+			t.Fatal(err)
+		}
+	}
+	defer taken.Close()
+	m := NewManager(WithListen("127.0.0.1"), WithBasePort(base), WithLogger(t.Logf))
+	defer m.Close()
+	_, first := attach(t, m, "a", "pw")
+	_, second := attach(t, m, "b", "pw")
+	if first.Port != base+1 || second.Port != base+2 || first.IP != "127.0.0.1" {
+		t.Fatalf("endpoints %+v %+v, want ports %d and %d (%d is taken)", first, second, base+1, base+2, base)
+	}
+	m.Detach("a")
+	_, again := attach(t, m, "c", "pw")
+	if again.Port != base+1 {
+		t.Fatalf("after detaching a: port %d, want %d again", again.Port, base+1)
+	}
+	if ep, ok := m.Endpoint("c"); !ok || ep != again {
+		t.Fatalf("Endpoint(c) = %+v %v", ep, ok)
+	}
+}
+
+func TestWebsocketOnly(t *testing.T) {
+	m := NewManager(WithLogger(t.Logf))
+	defer m.Close()
+	ep, err := m.Attach("s1", "x", newFakeStream(), "pw")
+	if err != nil || ep.Port != 0 {
+		t.Fatalf("Attach without --vnc-listen: %+v %v, want no port", ep, err)
+	}
+	m.Rename("s1", "renamed")
+	checkStatus(t, m.console("s1"), "renamed")
+	if err := m.SetPassword("s1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Endpoint("s1"); ok {
+		t.Fatal("an empty password left the console open")
+	}
+	m.Close()
+	if _, err := m.Attach("s2", "x", newFakeStream(), "pw"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Attach after Close: %v", err)
+	}
+}
+
+func checkStatus(t *testing.T, c *Console, want string) {
+	t.Helper()
+	c.screen.mu.Lock()
+	defer c.screen.mu.Unlock()
+	if got := string(c.screen.status); !strings.Contains(got, want) {
+		t.Fatalf("status line %q, want %q", got, want)
 	}
 }
