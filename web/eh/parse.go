@@ -181,10 +181,14 @@ func jsonError(dec *json.Decoder, err error) error {
 }
 
 // checkKey refuses keys a text body could not carry back: empty, with blanks,
-// control characters or invalid UTF-8.
+// control characters or invalid UTF-8, or starting with { or [ (as the first
+// line of a text body such a key would read as JSON).
 func checkKey(key string) error {
 	if key == "" {
 		return errors.New("empty key")
+	}
+	if key[0] == '{' || key[0] == '[' {
+		return errors.New("key " + quote(key) + " starts with " + key[:1])
 	}
 	if !utf8.ValidString(key) {
 		return errors.New("key is not valid UTF-8")

@@ -77,6 +77,9 @@ func TestParsePropsRefuses(t *testing.T) {
 		{"json syntax", `{"a" "b"}`, "malformed"},
 		{"json empty key", `{"": "b"}`, "empty key"},
 		{"json key with space", `{"a b": "c"}`, "blank or control character"},
+		{"text key starting with a bracket", "name x\n[0 y", "line 2: key \"[0\" starts with ["},
+		{"text key starting with a brace", "name x\n{ y", "line 2: key \"{\" starts with {"},
+		{"json key starting with a brace", `{"{a": "b"}`, "starts with {"},
 		{"json control char in value", `{"a": "x\u0000"}`, "control character"},
 	}
 	for _, tt := range tests {
