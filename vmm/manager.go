@@ -132,6 +132,12 @@ func (m *Manager) start(ctx context.Context, srv storage.Server) error {
 		}
 		return err
 	}
+	// A guest that ended but whose exit is still being handled goes first.
+	if st, err := m.host.Status(ctx, srv.ID); err == nil && st.State == Stopped {
+		if err := m.host.Delete(ctx, srv.ID); err != nil {
+			return err
+		}
+	}
 	if err := m.store.Claim(ctx, srv.ID); err != nil {
 		if errors.Is(err, storage.ErrBusy) {
 			return busyError{err}
