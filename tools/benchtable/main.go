@@ -12,9 +12,10 @@
 //     another one-word label: "baseline-req/s", "dd-MB/s", "target-req/s".
 //     The label is what the "compared against" column names; the ratio is
 //     hearth ÷ that value.
-//   - Other custom metrics get a row of their own without a comparison;
-//     a benchmark with no custom metric gets one row with its MB/s (when it
-//     calls b.SetBytes) or its time per operation.
+//   - Other custom metrics get a row of their own without a comparison.
+//   - A benchmark without a hearth- metric also gets a row with its MB/s
+//     (when it calls b.SetBytes) or its time per operation; report
+//     b.ReportMetric(0, "ns/op") to leave that out.
 package main
 
 import (
@@ -200,16 +201,16 @@ func (b *benchmark) rows() []row {
 		}
 		rows = append(rows, row{figure: b.figure, unit: unit, values: b.values[unit]})
 	}
-	if len(rows) > 0 {
-		return rows
+	if len(used) > 0 {
+		return rows // a hearth- figure is the headline; time per op is a by-product
 	}
 	if v, ok := b.values["MB/s"]; ok {
-		return []row{{figure: b.figure, unit: "MB/s", values: v}}
+		return append(rows, row{figure: b.figure, unit: "MB/s", values: v})
 	}
 	if v, ok := b.values["ns/op"]; ok {
-		return []row{{figure: b.figure, unit: "ns/op", values: v}}
+		return append(rows, row{figure: b.figure, unit: "ns/op", values: v})
 	}
-	return nil
+	return rows
 }
 
 func writeTable(w io.Writer, res *results) error {

@@ -20,6 +20,9 @@ pkg: hearth/storage
 BenchmarkDriveWrite-2   	      10	 100000000 ns/op	       410.5 hearth-MB/s	       500.0 dd-MB/s	       450.0 baseline-MB/s	 1.2 p99-ms
 BenchmarkDriveWrite-2   	      10	 100000000 ns/op	       390.5 hearth-MB/s	       480.0 dd-MB/s	       450.0 baseline-MB/s	 1.4 p99-ms
 BenchmarkParseSize-2   	 5000000	       250.5 ns/op
+BenchmarkLatency-2   	 100	       1000000 ns/op	3 p50-ms
+BenchmarkLatency-2   	 100	       3000000 ns/op	5 p50-ms
+BenchmarkNoTime-2   	 100	       7 widgets
 BenchmarkParseSize-2   	 5000000	       249.5 ns/op
 BenchmarkCopy-2   	    1000	   1500000 ns/op	  700.00 MB/s
 ok  	hearth/storage	5.0s
@@ -41,8 +44,11 @@ func TestTableFollowsTheNamingConvention(t *testing.T) {
 		"| storage DriveWrite | 400 MB/s | dd 490 MB/s | 0.82× | 390–410 (2) |",
 		"| storage DriveWrite | 400 MB/s | baseline 450 MB/s | 0.89× | 390–410 (2) |",
 		"| storage DriveWrite | 1.30 p99-ms | — | — | 1.20–1.40 (2) |",
+		"| storage Latency | 4.00 p50-ms | — | — | 3.00–5.00 (2) |",
+		"| storage Latency | 2.00 ms/op | — | — | 1.00–3.00 (2) |",
 		"| storage ParseSize | 250 ns/op | — | — | 250–250 (2) |",
 		"| storage Copy | 700 MB/s | — | — | one run |",
+		"| storage NoTime | 7.00 widgets | — | — | one run |",
 		"CPU: Test CPU @ 2.00GHz.",
 	} {
 		if !strings.Contains(got, want+"\n") {
@@ -52,8 +58,8 @@ func TestTableFollowsTheNamingConvention(t *testing.T) {
 	if strings.Contains(got, "allocs") || strings.Contains(got, "B/op") {
 		t.Errorf("standard metrics of a benchmark with custom ones leaked into the table:\n%s", got)
 	}
-	if n := strings.Count(got, "\n| "); n != 6 {
-		t.Errorf("%d table rows, want 6:\n%s", n, got)
+	if n := strings.Count(got, "\n| "); n != 9 {
+		t.Errorf("%d table rows, want 9:\n%s", n, got)
 	}
 }
 
