@@ -313,7 +313,7 @@ func applyLayer(ctx context.Context, root *os.Root, u *unpacker, l layer) error 
 		return err
 	}
 	br := bufio.NewReader(blob)
-	rc, _, err := decompress(br)
+	rc, compression, err := decompress(br)
 	if err != nil {
 		return fmt.Errorf("media type %q: %w", l.mediaType, err)
 	}
@@ -322,7 +322,11 @@ func applyLayer(ctx context.Context, root *os.Root, u *unpacker, l layer) error 
 	if err != nil {
 		return err
 	}
-	if err := u.apply(ctx, diff, l.path); err != nil {
+	stream := "tar"
+	if compression != "" {
+		stream = compression + "-compressed tar"
+	}
+	if err := u.apply(ctx, diff, stream); err != nil {
 		return err
 	}
 	// Read what the tar reader left (its end padding) so the digests cover

@@ -107,7 +107,7 @@ func WithLogger(logf func(format string, args ...any)) Option {
 func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir } }
 
 // Import reads the image at src (a file, or a directory holding an OCI image
-// layout), recognises its format by content and writes a bootable ext4 drive
+// layout or an unpacked `docker save`), recognises its format by content and writes a bootable ext4 drive
 // image to dst, which must not exist yet.
 //
 // Steps:
@@ -147,9 +147,9 @@ func Import(ctx context.Context, src, dst string, opts ...Option) (res Result, e
 			os.Remove(dst)
 		}
 	}()
-	res, err = importInto(ctx, src, out, &o)
-	if err != nil {
-		return Result{}, fmt.Errorf("import %s: %w", src, err)
+	// Errors do not repeat src: the caller names it.
+	if res, err = importInto(ctx, src, out, &o); err != nil {
+		return Result{}, err
 	}
 	if err := out.Sync(); err != nil {
 		return Result{}, fmt.Errorf("sync drive image %s: %w", dst, err)

@@ -117,7 +117,7 @@ func (u *unpacker) apply(ctx context.Context, r io.Reader, layer string) error {
 func cleanName(name string) (string, error) {
 	for _, elem := range strings.Split(name, "/") {
 		if elem == ".." {
-			return "", fmt.Errorf("%q climbs out of the root: %w", name, ErrUnsafePath)
+			return "", fmt.Errorf("`..` climbs out of the root: %w", ErrUnsafePath)
 		}
 	}
 	p := path.Clean("/" + name)
@@ -256,11 +256,11 @@ func (u *unpacker) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, u
 		}
 	case tar.TypeLink:
 		old, err := cleanName(hdr.Linkname)
-		if err != nil {
-			return err
+		if err == nil {
+			old, err = u.resolve(old, false)
 		}
-		if old, err = u.resolve(old, false); err != nil {
-			return err
+		if err != nil {
+			return fmt.Errorf("hard link to %q: %w", hdr.Linkname, err)
 		}
 		if old == target {
 			return nil
@@ -269,7 +269,7 @@ func (u *unpacker) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, u
 			return err
 		}
 		if err := u.root.Link(old, target); err != nil {
-			return err
+			return fmt.Errorf("hard link to %q: %w", hdr.Linkname, err)
 		}
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		if err := u.replace(target); err != nil {
