@@ -2,21 +2,33 @@ package dash
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"hearth/console"
+	"hearth/internal/testguest"
 	"hearth/storage"
+	"hearth/vmm"
+	"hearth/web"
+	"hearth/web/api"
 )
 
-// TestBrowser drives the dashboard in Debian's Chromium through
-// playwright-core (testdata/browser.js): log in, create a server from a
-// library image and watch it become active live, open the console page,
-// stop it, upload a drive with progress, log out. Screenshots go to
-// test-artifacts/dashboard/. The guest layer here is the test double of
-// these unit tests (servers change state, nothing runs).
+// TestBrowser drives the whole appliance in Debian's Chromium through
+// playwright-core (testdata/browser.js): the dashboard, the API service, the
+// guest layer (runc under a private containerd), the consoles and the one
+// port's handler, wired as `hearth serve` wires them. It logs in, creates a
+// server from a library image (the busybox test guest), sees it become
+// active without reloading, opens the console and types into the guest's
+// shell, finds the output on the server page, stops the server, uploads a
+// drive with a progress bar and logs out. Screenshots go to
+// test-artifacts/dashboard/.
 func TestBrowser(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -30,19 +42,26 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "node_modules/playwright-core")); err != nil {
-		t.Skip("node_modules/playwright-core is missing (run npm ci): browser test skipped")
+		t.Skip("node_modules/playwright-core is missing (npm ci): browser test skipped")
+	}
+	if _, err := os.Stat(filepath.Join(root, "assets/static/novnc/core/rfb.js")); err != nil {
+		t.Skip("noVNC is not in assets/static/novnc (./task assets): browser test skipped")
+	}
+	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s on PATH for the guest layer: browser test skipped", bin)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for loop devices and containerd: browser test skipped")
 	}
 	out := filepath.Join(root, "test-artifacts/dashboard")
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
 
-	e := newEnv(t)
-	lib, err := e.store.CreateDrive(context.Background(), storage.Drive{Owner: e.admin.ID, Name: "busybox-guest",
-		Size: 32 << 20, Library: true, Props: map[string]string{"readers": storage.Everyone}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newStack(t)
+	lib := e.libraryImage(testguest.Image(t, 32<<20))
 	user, secret := e.user("alice")
 
 	cmd := exec.Command(node, "testdata/browser.js", e.srv.URL, user.Name, secret, lib.Name, out)
@@ -54,9 +73,89 @@ func TestBrowser(t *testing.T) {
 	if !strings.HasSuffix(strings.TrimSpace(string(output)), "ok") {
 		t.Fatal("browser.js did not finish")
 	}
-	servers, _ := e.service.ServersInfo(context.Background(), user)
-	drives, _ := e.service.DrivesInfo(context.Background(), user)
+	ctx := context.Background()
+	servers, _ := e.service.ServersInfo(ctx, user)
+	drives, _ := e.service.DrivesInfo(ctx, user)
 	if len(servers) != 1 || servers[0]["status"] != "stopped" || len(drives) != 2 {
 		t.Fatalf("after the browser run: servers %v, drives %v", servers, drives)
 	}
 }
+
+// newStack is newEnv with the real guest layer and consoles behind the API,
+// served through the one port's handler (web.New) as `hearth serve` does.
+func newStack(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	data := t.TempDir()
+	store, err := storage.Open(data, storage.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	host, err := vmm.Open(ctx, data, vmm.WithNamespace("hearth-dash-"+hex.EncodeToString(suffix)),
+		vmm.WithRuntime(vmm.RuntimeRunc), vmm.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consoles := console.NewManager(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(t.Logf))
+	manager, err := vmm.NewManager(ctx, host, store, vmm.WithConsoles(consoles), vmm.WithManagerLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // guests outlive Hearth by design: remove them, then close
+		for _, g := range host.Guests(ctx) {
+			if err := host.Delete(ctx, g.Spec.ID); err != nil {
+				t.Errorf("cleanup: delete guest %s: %v", g.Spec.ID, err)
+			}
+		}
+		host.Close()
+		consoles.Close()
+	})
+	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(t.Logf))
+	d, err := New(Config{Backend: svc, Runtime: host.Runtime(), DataDir: data, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	srv := httptest.NewServer(web.New(web.Config{
+		API:       svc,
+		Runtime:   host.Runtime,
+		Dashboard: d,
+		Session:   d.SessionCaller,
+		Console:   consoles,
+	}))
+	t.Cleanup(srv.Close)
+	u, secret, err := store.CreateUser(ctx, "root", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, store: store, service: svc, dash: d, srv: srv, clock: &clock{},
+		admin: api.Caller{ID: u.ID, Name: u.Name, Admin: true}, secret: secret}
+}
+
+// libraryImage makes a library drive, readable by everyone, from an image file.
+func (e *env) libraryImage(path string) storage.Drive {
+	e.t.Helper()
+	d, err := e.store.CreateDriveFrom(context.Background(), storage.Drive{Owner: e.admin.ID, Name: "busybox-guest",
+		Library: true, Props: map[string]string{"readers": storage.Everyone}}, func(dst string) error {
+		src, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(f, src)
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+

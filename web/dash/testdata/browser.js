@@ -45,6 +45,7 @@ function step(s) { console.log('step: ' + s); }
       [...sel.options].find((o) => o.textContent.startsWith(name)).value, libraryName);
     await page.selectOption('#source', source);
     await page.fill('#drivesize', '64M');
+    await page.selectOption('#nic0', 'none');
     await page.fill('#password', 'pw123456');
     await page.screenshot({ path: outDir + '/02-create-server.png', fullPage: true });
     await page.click('form button[type=submit]:has-text("Create server")');
@@ -61,12 +62,20 @@ function step(s) { console.log('step: ' + s); }
     await page.waitForSelector('tr:has-text("web1") .badge-active');
     await page.screenshot({ path: outDir + '/04-servers.png', fullPage: true });
 
-    step('open the console');
+    step('open the console and use the guest shell');
     await page.goto(serverURL);
     await page.click('a:has-text("Console")');
     await page.waitForURL('**/static/console/?server=*');
-    await page.waitForSelector('#title:has-text("web1")');
+    await page.waitForSelector('#status[data-state=connected]');
+    await page.waitForTimeout(1000);
+    await page.click('#screen');
+    await page.keyboard.type('echo hearth-$((6*7))\n', { delay: 30 });
+    await page.waitForTimeout(1500);
     await page.screenshot({ path: outDir + '/05-console.png' });
+
+    step('the server page shows the console output');
+    await page.goto(serverURL);
+    await page.waitForSelector('pre.console-out:has-text("hearth-42")');
 
     step('stop it and see the status change live');
     await page.goto(serverURL);
