@@ -158,4 +158,3 @@ func (e *env) libraryImage(path string) storage.Drive {
 	}
 	return d
 }
-
