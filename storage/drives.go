@@ -70,7 +70,8 @@ func (s *Store) scanDrive(row interface{ Scan(...any) error }) (Drive, error) {
 		&c.ReadBytes, &c.ReadRequests, &c.WriteBytes, &c.WriteRequests, &claims); err != nil {
 		return Drive{}, err
 	}
-	if err := json.Unmarshal([]byte(props), &d.Props); err != nil {
+	var err error
+	if d.Props, err = decodeProps(props); err != nil {
 		return Drive{}, fmt.Errorf("storage: drive %s: props: %w", d.ID, err)
 	}
 	if d.Props == nil {
@@ -222,7 +223,7 @@ func syncDir(dir string) error {
 
 // Drive returns one drive.
 func (s *Store) Drive(ctx context.Context, id string) (Drive, error) {
-	d, err := s.scanDrive(s.db.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
+	d, err := s.scanDrive(s.queryRow(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Drive{}, fmt.Errorf("drive %s: %w", id, ErrNotFound)
 	}

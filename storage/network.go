@@ -303,7 +303,7 @@ func (s *Store) AllocateLease(ctx context.Context, server string) (netip.Addr, e
 // Lease returns the address a server holds (ErrNotFound when none).
 func (s *Store) Lease(ctx context.Context, server string) (netip.Addr, error) {
 	var a string
-	err := s.db.QueryRowContext(ctx, `SELECT address FROM leases WHERE server = ?`, server).Scan(&a)
+	err := s.queryRow(ctx, `SELECT address FROM leases WHERE server = ?`, server).Scan(&a)
 	if errors.Is(err, sql.ErrNoRows) {
 		return netip.Addr{}, fmt.Errorf("lease of server %s: %w", server, ErrNotFound)
 	}

@@ -44,7 +44,8 @@ func scanServer(row interface{ Scan(...any) error }) (Server, error) {
 	if err := row.Scan(&srv.ID, &srv.Owner, &srv.Status, &config, &started, &srv.Error, &created); err != nil {
 		return Server{}, err
 	}
-	if err := json.Unmarshal([]byte(config), &srv.Config); err != nil {
+	var err error
+	if srv.Config, err = decodeProps(config); err != nil {
 		return Server{}, fmt.Errorf("storage: server %s: config: %w", srv.ID, err)
 	}
 	if srv.Config == nil {
@@ -85,7 +86,7 @@ func (s *Store) CreateServer(ctx context.Context, owner string, config map[strin
 
 // Server returns one server.
 func (s *Store) Server(ctx context.Context, id string) (Server, error) {
-	srv, err := scanServer(s.db.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, id))
+	srv, err := scanServer(s.queryRow(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Server{}, fmt.Errorf("server %s: %w", id, ErrNotFound)
 	}

@@ -50,6 +50,10 @@ type Store struct {
 
 	// driveLocks serialises resizes and imaging with streamed writes per drive.
 	driveLocks sync.Map // drive id → *sync.RWMutex
+	// stmts caches prepared statements of the hot read paths.
+	stmts sync.Map // query → *sql.Stmt
+	// logins caches recent successful authentications (see Authenticate).
+	logins sync.Map // login → loginEntry
 }
 
 type options struct {
@@ -160,7 +164,26 @@ func (s *Store) Close() error {
 	if s.imager != nil {
 		s.imager.close()
 	}
+	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	return s.db.Close()
+}
+
+// queryRow runs a single-row query through a cached prepared statement: the
+// hot read paths (authentication, one server, one drive) skip SQLite's
+// parsing and planning on every request.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, query, args...) // reports the same error
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		st = prev.(*sql.Stmt)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // Dir is the data directory. RunDir is DATA/run, for per-server runtime files.

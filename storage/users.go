@@ -72,15 +72,35 @@ func checkUserName(name string) error {
 	return nil
 }
 
+// loginTTL is how long a successful authentication is remembered: API
+// clients authenticate on every request, and the cache keeps that off the
+// database. A user removed by another process stays valid this long at most;
+// DeleteUser in this process forgets at once.
+const loginTTL = 5 * time.Second
+
+type loginEntry struct {
+	user  User
+	sum   [sha256.Size]byte
+	until time.Time
+}
+
 // Authenticate checks a login (user UUID or name) and secret. Any failure is
-// ErrAuth, without saying which part was wrong.
+// ErrAuth, without saying which part was wrong. Secrets are compared as
+// SHA-256 sums in constant time; failures are never cached.
 func (s *Store) Authenticate(ctx context.Context, login, secret string) (User, error) {
+	sum := sha256.Sum256([]byte(secret))
+	now := s.now()
+	if v, ok := s.logins.Load(login); ok {
+		e := v.(loginEntry)
+		if now.Before(e.until) && subtle.ConstantTimeCompare(e.sum[:], sum[:]) == 1 {
+			return e.user, nil
+		}
+	}
 	var u User
 	var stored []byte
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, admin, created, secret_sha256 FROM users WHERE id = ? OR name = ?`,
+	err := s.queryRow(ctx, `SELECT id, name, admin, created, secret_sha256 FROM users WHERE id = ? OR name = ?`,
 		strings.ToLower(login), login).Scan(&u.ID, &u.Name, &u.Admin, &created, &stored)
-	sum := sha256.Sum256([]byte(secret))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrAuth
 	}
@@ -91,6 +111,7 @@ func (s *Store) Authenticate(ctx context.Context, login, secret string) (User, e
 		return User{}, ErrAuth
 	}
 	u.Created = time.Unix(created, 0)
+	s.logins.Store(login, loginEntry{user: u, sum: sum, until: now.Add(loginTTL)})
 	return u, nil
 }
 
@@ -98,7 +119,7 @@ func (s *Store) Authenticate(ctx context.Context, login, secret string) (User, e
 func (s *Store) User(ctx context.Context, id string) (User, error) {
 	var u User
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, admin, created FROM users WHERE id = ?`, id).
+	err := s.queryRow(ctx, `SELECT id, name, admin, created FROM users WHERE id = ?`, id).
 		Scan(&u.ID, &u.Name, &u.Admin, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, fmt.Errorf("user %s: %w", id, ErrNotFound)
@@ -147,7 +168,7 @@ func (s *Store) FirstAdmin(ctx context.Context) (User, error) {
 // DeleteUser removes a user that owns nothing; one that still owns servers,
 // drives or resources is ErrBusy saying how many.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var name string
 		err := tx.QueryRowContext(ctx, `SELECT name FROM users WHERE id = ?`, id).Scan(&name)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -171,4 +192,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		}
 		return s.event(ctx, tx, id, "user.destroy", "user %s removed", name)
 	})
+	if err == nil {
+		s.logins.Clear()
+	}
+	return err
 }

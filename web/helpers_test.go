@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -279,3 +280,5 @@ func gz(data []byte) []byte {
 var osStat = os.Stat
 
 func writeFile(path string, data []byte) error { return os.WriteFile(path, data, 0o600) }
+
+func runtimeGOMAXPROCS() int { return runtime.GOMAXPROCS(0) }
