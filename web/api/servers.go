@@ -240,13 +240,13 @@ func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin 
 		}
 		d, err := s.store.Drive(ctx, id)
 		if errors.Is(err, storage.ErrNotFound) || err == nil && !ownerAdmin && !d.Readable(owner) {
-			return eh.Missingf("key %s: drive %s not found", dev, id)
+			return atKey(dev, eh.Missingf("key %s: drive %s not found", dev, id))
 		}
 		if err != nil {
 			return apiError(err)
 		}
 		if d.Owner != owner && !ownerAdmin && config[dev+":media"] != "cdrom" {
-			return eh.Usagef("key %s: drive %s is not yours to write; attach it with %s:media cdrom, or image a copy of it", dev, id, dev)
+			return atKey(dev, eh.Usagef("key %s: drive %s is not yours to write; attach it with %s:media cdrom, or image a copy of it", dev, id, dev))
 		}
 	}
 	for _, k := range keys {
@@ -255,7 +255,7 @@ func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin 
 		case k == "nic:0:dhcp" && v != "" && v != "auto":
 			r, err := s.store.Resource(ctx, storage.ResourceIP, v)
 			if errors.Is(err, storage.ErrNotFound) || err == nil && r.Owner != owner {
-				return eh.Missingf("key nic:0:dhcp: %s is not one of your static IPs (create one with /resources/ip/create, or use auto)", v)
+				return atKey(k, eh.Missingf("key nic:0:dhcp: %s is not one of your static IPs (create one with /resources/ip/create, or use auto)", v))
 			}
 			if err != nil {
 				return apiError(err)
@@ -266,13 +266,13 @@ func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin 
 			}
 			for _, u := range users {
 				if u != server {
-					return eh.Busyf("key nic:0:dhcp: static IP %s is already used by server %s", v, u)
+					return atKey(k, eh.Busyf("key nic:0:dhcp: static IP %s is already used by server %s", v, u))
 				}
 			}
 		case k == "nic:1:vlan" && v != "":
 			r, err := s.store.Resource(ctx, storage.ResourceVLAN, v)
 			if errors.Is(err, storage.ErrNotFound) || err == nil && r.Owner != owner {
-				return eh.Missingf("key nic:1:vlan: VLAN %s not found", v)
+				return atKey(k, eh.Missingf("key nic:1:vlan: VLAN %s not found", v))
 			}
 			if err != nil {
 				return apiError(err)
@@ -367,4 +367,11 @@ func (s *Service) ServerConsole(ctx context.Context, c Caller, id string) ([]byt
 		return nil, apiError(err)
 	}
 	return out, nil
+}
+
+// atKey names the request key an error is about (eh.Error.Key), so forms can
+// show the message next to the field.
+func atKey(key string, e *eh.Error) *eh.Error {
+	e.Key = key
+	return e
 }

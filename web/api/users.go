@@ -66,9 +66,9 @@ func (s *Service) CreateUser(ctx context.Context, caller Caller, name string, ad
 	u, secret, err := s.store.CreateUser(ctx, name, admin)
 	switch {
 	case errors.Is(err, storage.ErrExists):
-		return Caller{}, "", eh.Busyf("key name: a user called %s exists already", name)
+		return Caller{}, "", atKey("name", eh.Busyf("key name: a user called %s exists already", name))
 	case errors.Is(err, storage.ErrInvalid):
-		return Caller{}, "", eh.Usagef("key name: %v", err)
+		return Caller{}, "", atKey("name", eh.Usagef("key name: %v", err))
 	case err != nil:
 		return Caller{}, "", apiError(err)
 	}
