@@ -30,6 +30,8 @@ import (
 
 	"hearth/storage"
 	"hearth/storage/rootfs"
+	"hearth/vmm"
+	"hearth/vmm/network"
 	"hearth/web"
 	"hearth/web/api"
 	"hearth/web/certs"
@@ -351,11 +353,32 @@ func serve(args []string, stderr io.Writer) error {
 	apiOpts := []api.Option{api.WithLogger(logf)}
 	runtimeInUse := "none"
 	// ---- guest layer (vmm helper) -------------------------------------------
-	// Open vmm here with *containerd, *runtimeName and *vncListen, append
-	// api.WithGuests(guests) and api.WithConsoleLog(...) to apiOpts, set
-	// runtimeInUse to the runtime it chose, and close it after srv.Shutdown.
-	// Until then lifecycle calls answer 500 system "no guest runtime".
-	_, _, _ = containerd, runtimeName, vncListen
+	// Guests need containerd; without it Hearth still serves everything else
+	// and lifecycle calls answer 500 system "no guest runtime". Deferred
+	// closes run after srv.Shutdown: the guests keep running, the private
+	// containerd stops, the bridge stays while guests use it.
+	_ = vncListen
+	hostOpts := []vmm.Option{vmm.WithContainerd(*containerd), vmm.WithRuntime(*runtimeName), vmm.WithLogger(logf)}
+	var managerOpts []vmm.ManagerOption // console helper: vmm.WithConsoles(consoleManager)
+	netm, err := network.New(store.Dir(), network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithLogger(logf))
+	if err != nil {
+		logf("guest network unavailable (guests without NICs still run): %v", err)
+	} else {
+		defer netm.Close()
+		hostOpts = append(hostOpts, vmm.WithNetwork(netm))
+		managerOpts = append(managerOpts, vmm.WithPublicBridge(netm.Bridge()))
+	}
+	if host, err := vmm.Open(ctx, store.Dir(), hostOpts...); err != nil {
+		logf("guests unavailable: %v", err)
+	} else {
+		defer host.Close()
+		guests, err := vmm.NewManager(ctx, host, store, append(managerOpts, vmm.WithManagerLogger(logf))...)
+		if err != nil {
+			return err
+		}
+		apiOpts = append(apiOpts, api.WithGuests(guests), api.WithConsoleLog(guests))
+		runtimeInUse = host.Runtime()
+	}
 	// --------------------------------------------------------------------------
 	svc := api.New(store, apiOpts...)
 

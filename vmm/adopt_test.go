@@ -50,6 +50,25 @@ func TestReadoptAfterKill(t *testing.T) {
 	img := testguest.Image(t, 32<<20)
 	running, ended := guestID(t, 0), guestID(t, 1)
 
+	// Whatever happens, nothing of the helper's guests or daemon stays.
+	var h *Host
+	t.Cleanup(func() {
+		if h == nil {
+			var err error
+			if h, err = Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc)); err != nil {
+				t.Errorf("cleanup: %v", err)
+				return
+			}
+		}
+		for _, g := range h.Guests(context.Background()) {
+			if err := h.Delete(context.Background(), g.Spec.ID); err != nil {
+				t.Errorf("delete %s: %v", g.Spec.ID, err)
+			}
+		}
+		assertNoLeaks(t, data, ns, h.client)
+		h.Close()
+	})
+
 	helper := exec.Command(os.Args[0], "-test.run=^TestHelperHost$", "-test.v")
 	helper.Env = append(os.Environ(), "HEARTH_VMM_HELPER="+strings.Join([]string{data, ns, img, running, ended}, ","))
 	out, _ := helper.StdoutPipe()
@@ -57,6 +76,7 @@ func TestReadoptAfterKill(t *testing.T) {
 	if err := helper.Start(); err != nil {
 		t.Fatal(err)
 	}
+	defer helper.Process.Kill()
 	lines := bufio.NewScanner(out)
 	for lines.Scan() && !strings.HasPrefix(lines.Text(), "ready") {
 		if strings.HasPrefix(lines.Text(), "error") {
@@ -88,19 +108,10 @@ func TestReadoptAfterKill(t *testing.T) {
 	c.Close()
 	time.Sleep(2 * time.Second) // the running guest prints while away
 
-	h, err := Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(t.Logf))
+	h, err = Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(t.Logf))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, g := range h.Guests(context.Background()) {
-			if err := h.Delete(context.Background(), g.Spec.ID); err != nil {
-				t.Errorf("delete %s: %v", g.Spec.ID, err)
-			}
-		}
-		assertNoLeaks(t, data, ns, h.client)
-		h.Close()
-	})
 	states := map[string]GuestStatus{}
 	for _, g := range h.Guests(context.Background()) {
 		states[g.Spec.ID] = g

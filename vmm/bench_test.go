@@ -130,11 +130,6 @@ func BenchmarkReadopt50(b *testing.B) {
 		return h
 	}
 	h := open()
-	for i := 0; i < guests; i++ {
-		if err := h.Start(ctx, GuestSpec{ID: guestID(b, i), Boot: Disk{Image: img}}); err != nil {
-			b.Fatal(err)
-		}
-	}
 	b.Cleanup(func() {
 		for _, g := range h.Guests(ctx) {
 			h.Delete(ctx, g.Spec.ID)
@@ -142,6 +137,11 @@ func BenchmarkReadopt50(b *testing.B) {
 		h.Close()
 		assertNoLeaks(b, data, ns, nil)
 	})
+	for i := 0; i < guests; i++ {
+		if err := h.Start(ctx, GuestSpec{ID: guestID(b, i), Boot: Disk{Image: img}}); err != nil {
+			b.Fatalf("guest %d: %v", i, err)
+		}
+	}
 	var took []time.Duration
 	for n := 0; n < b.N; n++ {
 		h.Close()

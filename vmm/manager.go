@@ -200,12 +200,8 @@ func (m *Manager) guestSpec(ctx context.Context, srv storage.Server) (GuestSpec,
 	if err != nil {
 		return spec, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	bootKey := ""
-	if boot := strings.Fields(cfg["boot"]); len(boot) > 0 {
-		bootKey = boot[0]
-	} else if len(drives) > 0 {
-		bootKey = drives[0].Device
-	}
+	boot, _ := eh.BootDevice(cfg)
+	bootKey := boot.Key
 	names := guestDeviceNames(drives)
 	for _, d := range drives {
 		if d.Device == bootKey {
