@@ -339,18 +339,13 @@ func TestApplianceBootsAsTheUnitsSay(t *testing.T) {
 		killLeftovers(t, data)
 	}()
 
+	// NotifyAccess=main: like systemd, count only what the main process
+	// sends (its containerd child may send a READY=1 of its own).
 	startTimeout := unitDuration(t, unit.one(t, "Service.TimeoutStartSec"))
-	notify.SetReadDeadline(time.Now().Add(startTimeout))
-	buf := make([]byte, 4096)
-	for {
-		n, err := notify.Read(buf)
-		if err != nil {
-			t.Fatalf("no READY=1 within TimeoutStartSec=%v: %v\nhearth's log:\n%s", startTimeout, err, logs.String())
-		}
-		if slices.Contains(strings.Split(string(buf[:n]), "\n"), "READY=1") {
-			break
-		}
+	if got := unit.one(t, "Service.NotifyAccess"); got != "main" {
+		t.Fatalf("NotifyAccess=%s, want main", got)
 	}
+	waitReady(t, notify, serve.Process.Pid, startTimeout, &logs)
 
 	for _, name := range []string{"cert.pem", "key.pem"} {
 		if m := mode(t, filepath.Join(data, "tls", name)); m != 0o600 {
@@ -404,6 +399,39 @@ func TestApplianceBootsAsTheUnitsSay(t *testing.T) {
 		}
 	case <-time.After(stop):
 		t.Errorf("hearth did not stop within TimeoutStopSec=%v of SIGTERM", stop)
+	}
+}
+
+// waitReady reads the notify socket until the process pid sends READY=1,
+// checking each sender by its credentials as systemd does.
+func waitReady(t *testing.T, notify *net.UnixConn, pid int, timeout time.Duration, logs *bytes.Buffer) {
+	t.Helper()
+	raw, err := notify.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Control(func(fd uintptr) {
+		err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_PASSCRED, 1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notify.SetReadDeadline(time.Now().Add(timeout))
+	buf, oob := make([]byte, 4096), make([]byte, syscall.CmsgSpace(syscall.SizeofUcred))
+	for {
+		n, oobn, _, _, err := notify.ReadMsgUnix(buf, oob)
+		if err != nil {
+			t.Fatalf("no READY=1 from hearth within TimeoutStartSec=%v: %v\nhearth's log:\n%s", timeout, err, logs.String())
+		}
+		sender := -1
+		if msgs, err := syscall.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) > 0 {
+			if cred, err := syscall.ParseUnixCredentials(&msgs[0]); err == nil {
+				sender = int(cred.Pid)
+			}
+		}
+		if sender == pid && slices.Contains(strings.Split(string(buf[:n]), "\n"), "READY=1") {
+			return
+		}
 	}
 }
 
