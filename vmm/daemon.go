@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,6 +150,8 @@ func (d *daemon) spawn() error {
 	defer logFile.Close()
 	cmd := exec.Command("containerd", "--config", d.config)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Readiness to systemd is Hearth's to report, not its child's.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NOTIFY_SOCKET=") })
 	// Its own process group: a Ctrl-C meant for Hearth must not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
