@@ -22,6 +22,7 @@ type Console struct {
 	screen *screen
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the stream reader ends
+	input  chan []byte   // keys, paste and query answers on their way to the guest
 
 	mu       sync.Mutex
 	name     string
@@ -38,11 +39,12 @@ func newConsole(m *Manager, server, name string, s Stream, password string) *Con
 	c := &Console{
 		m: m, server: server, stream: s, name: name, password: password,
 		screen: newScreen(m.cols, m.rows, desktopName(name, nil)),
-		cancel: cancel, done: make(chan struct{}),
+		cancel: cancel, done: make(chan struct{}), input: make(chan []byte, inputQueue),
 		conns: map[io.Closer]string{},
 	}
 	c.screen.setStatus(statusLine(name, nil), desktopName(name, nil))
 	go c.run(ctx)
+	go c.writeInput(ctx)
 	return c
 }
 
@@ -100,9 +102,7 @@ func (c *Console) pump(ctx context.Context, updates <-chan []byte) (received boo
 				c.m.logf("console %s: %v", c.server, err)
 			}
 			if len(replies) > 0 {
-				if _, err := c.stream.Write(replies); err != nil {
-					c.m.logf("console %s: answering a terminal query: %v", c.server, err)
-				}
+				c.typeIn(replies)
 			}
 		}
 	}
@@ -348,8 +348,32 @@ func (s *session) cutText(text []byte) {
 	s.write(pasteBytes(text))
 }
 
-func (s *session) write(b []byte) {
-	if _, err := s.c.stream.Write(b); err != nil {
-		s.c.m.logf("console %s: typing into the guest: %v", s.c.server, err)
+func (s *session) write(b []byte) { s.c.typeIn(b) }
+
+// inputQueue is how many writes may wait for a guest that does not read
+// its terminal (paused, or busy); more are dropped with a log line.
+const inputQueue = 1024
+
+// typeIn queues b for the guest's terminal input. A single writer keeps the
+// order; no viewer and no stream reader ever blocks on a guest that does
+// not read, and closing the console never waits for one.
+func (c *Console) typeIn(b []byte) {
+	select {
+	case c.input <- b:
+	default:
+		c.m.logf("console %s: guest is not reading its terminal; dropped %d bytes of input", c.server, len(b))
+	}
+}
+
+func (c *Console) writeInput(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-c.input:
+			if _, err := c.stream.Write(b); err != nil {
+				c.m.logf("console %s: typing into the guest: %v", c.server, err)
+			}
+		}
 	}
 }

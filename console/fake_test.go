@@ -78,7 +78,7 @@ func (f *fakeStream) typedInput() string {
 // waitInput waits until the guest received want.
 func (f *fakeStream) waitInput(t testing.TB, want string) {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(10 * time.Second)
 	for !bytes.Contains([]byte(f.typedInput()), []byte(want)) {
 		select {
 		case <-f.typed:
@@ -91,7 +91,7 @@ func (f *fakeStream) waitInput(t testing.TB, want string) {
 // waitScreen waits until the console's terminal shows want.
 func waitScreen(t testing.TB, c *Console, want string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !bytes.Contains([]byte(c.screen.text()), []byte(want)) {
 		if time.Now().After(deadline) {
 			t.Fatalf("screen:\n%s\nwant it to contain %q", c.screen.text(), want)
@@ -104,7 +104,7 @@ func waitScreen(t testing.TB, c *Console, want string) {
 // emits next is live output rather than backlog.
 func (f *fakeStream) waitSubscribed(t testing.TB) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		f.mu.Lock()
 		n := len(f.subs)
 		f.mu.Unlock()

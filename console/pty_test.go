@@ -94,6 +94,7 @@ func TestRealShell(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.setEncodings(encZRLE, encCopyRect)
+	waitScreen(t, con, "guest$ ")
 	for _, r := range "echo $((6*7))" {
 		c.tap(uint32(r))
 	}
@@ -123,7 +124,7 @@ func TestRealShellQueries(t *testing.T) {
 	if _, err := m.Attach("shell", "shell", sh, "pw"); err != nil {
 		t.Fatal(err)
 	}
-	sh.waitSubscribed(t)
+	waitScreen(t, m.console("shell"), "guest$ ")
 	sh.master.Write([]byte("echo hi\r"))
 	waitScreen(t, m.console("shell"), "\nhi")
 	// The prompt after "hi" asked where the cursor is: row 8, after "guest$ ".
