@@ -92,6 +92,22 @@ func (d *Dashboard) createResource(rq *request) {
 	d.done(rq, "/ui/resources", "Created "+label+" "+what+".")
 }
 
+// renameResource sets a static IP's or VLAN's name.
+func (d *Dashboard) renameResource(rq *request) {
+	typ, id := rq.PathValue("type"), rq.PathValue("id")
+	label, ok := resourceTypes[typ]
+	if !ok {
+		d.failed(rq, "/ui/resources", eh.Missingf("no resource type %q", typ))
+		return
+	}
+	name := strings.TrimSpace(rq.PostFormValue("name"))
+	if _, err := d.backend.SetResource(rq.Context(), rq.user, typ, id, eh.Props{"name": name}); err != nil {
+		d.failed(rq, "/ui/resources", err)
+		return
+	}
+	d.done(rq, "/ui/resources", "Renamed "+label+" "+id+".")
+}
+
 func (d *Dashboard) destroyResource(rq *request) {
 	typ, id := rq.PathValue("type"), rq.PathValue("id")
 	label, ok := resourceTypes[typ]

@@ -167,6 +167,7 @@ func (d *Dashboard) routes() {
 
 	m.HandleFunc("GET /ui/resources", d.page(d.resourcesPage))
 	m.HandleFunc("POST /ui/resources/{type}/new", d.page(d.createResource))
+	m.HandleFunc("POST /ui/resources/{type}/{id}/set", d.page(d.renameResource))
 	m.HandleFunc("POST /ui/resources/{type}/{id}/destroy", d.page(d.destroyResource))
 
 	m.HandleFunc("GET /ui/users", d.page(d.usersPage))

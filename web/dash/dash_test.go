@@ -608,8 +608,15 @@ func TestResourcesPage(t *testing.T) {
 	if len(ips) != 1 || !strings.Contains(page.body, ips[0]["resource"]) || !strings.Contains(page.body, "backnet") {
 		t.Fatalf("resources page: %v %s", ips, page.body)
 	}
+	vlans, _ := e.service.ResourcesInfo(context.Background(), e.admin, "vlan")
+	if r := b.post("/ui/resources/vlan/"+vlans[0]["resource"]+"/set", url.Values{"name": {"backnet2"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("rename vlan: %d %s", r.status, r.body)
+	}
+	if vlans, _ = e.service.ResourcesInfo(context.Background(), e.admin, "vlan"); vlans[0]["name"] != "backnet2" {
+		t.Fatalf("vlan after rename: %v", vlans[0])
+	}
 	create := b.get("/ui/servers/new")
-	if !strings.Contains(create.body, "Static IP "+ips[0]["resource"]) || !strings.Contains(create.body, "backnet") {
+	if !strings.Contains(create.body, "Static IP "+ips[0]["resource"]) || !strings.Contains(create.body, "backnet2") {
 		t.Fatal("the create page does not offer the IP and VLAN")
 	}
 	if r := b.post("/ui/resources/ip/"+ips[0]["resource"]+"/destroy", url.Values{"confirmed": {"yes"}}); r.status != http.StatusSeeOther {

@@ -49,6 +49,12 @@ type driveForm struct {
 	Errors formErrors
 }
 
+// imagingPercent reads an imaging value ("45%"); queued or idle is 0.
+func imagingPercent(imaging string) int {
+	pct, _ := strconv.Atoi(strings.TrimSuffix(imaging, "%"))
+	return pct
+}
+
 // claimedServers turns claim tokens (HOST:guest:SERVER:DEVICE, or
 // HOST:imaging:DRIVE while a copy runs) into server links.
 func claimedServers(claimed string, serverNames map[string]string) []serverRef {
@@ -90,9 +96,7 @@ func (d *Dashboard) drivesView(rq *request) (drivesView, error) {
 		if r.Name == "" {
 			r.Name = "(unnamed)"
 		}
-		if pct, ok := strings.CutSuffix(r.Imaging, "%"); ok {
-			r.Progress, _ = strconv.Atoi(pct)
-		}
+		r.Progress = imagingPercent(r.Imaging)
 		return r
 	}
 	v := drivesView{ShowOwner: rq.user.Admin, CSRF: rq.sess.csrf, Create: driveForm{Size: "10G", Errors: formErrors{}}}

@@ -1,6 +1,7 @@
 package dash
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,5 +75,25 @@ func TestFormatting(t *testing.T) {
 	}
 	if s := newSparkline([]float64{0, 5, 10}); s.Empty || s.Line != "0.0,29.0 50.0,15.5 100.0,2.0" {
 		t.Errorf("sparkline %+v", s)
+	}
+}
+
+func TestImagingProgressRendering(t *testing.T) {
+	var b strings.Builder
+	if err := imagingProgress("boot", "45%", imagingPercent("45%")).Render(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `<progress max="100" value="45" aria-label="Imaging boot">`) || !strings.Contains(b.String(), "imaging 45%") {
+		t.Fatalf("imaging 45%%: %s", b.String())
+	}
+	b.Reset()
+	imagingProgress("boot", "queued", 0).Render(context.Background(), &b)
+	if !strings.Contains(b.String(), "imaging queued") {
+		t.Fatalf("queued: %s", b.String())
+	}
+	b.Reset()
+	imagingProgress("boot", "", 0).Render(context.Background(), &b)
+	if b.Len() != 0 {
+		t.Fatalf("idle: %q", b.String())
 	}
 }

@@ -29,9 +29,11 @@ type serverRow struct {
 
 // driveRef links to a drive by name.
 type driveRef struct {
-	Device string
-	ID     string
-	Name   string
+	Device   string
+	ID       string
+	Name     string
+	Imaging  string // "", "queued" or "NN%"
+	Progress int
 }
 
 // serverActions lists the lifecycle buttons that make sense in a status.
@@ -58,14 +60,15 @@ var actionDone = map[string]string{
 
 // names resolves user and drive UUIDs to names for display.
 type names struct {
-	users  map[string]string
-	drives map[string]string
+	users   map[string]string
+	drives  map[string]string
+	imaging map[string]string // drive → imaging progress, while a copy runs
 }
 
 // lookupNames loads what the caller may see of users and drives; failures
 // only cost the names (UUIDs are shown instead).
 func (d *Dashboard) lookupNames(ctx context.Context, u User) names {
-	n := names{users: map[string]string{u.ID: u.Name}, drives: map[string]string{}}
+	n := names{users: map[string]string{u.ID: u.Name}, drives: map[string]string{}, imaging: map[string]string{}}
 	if u.Admin {
 		if users, err := d.backend.Users(ctx, u); err == nil {
 			for _, x := range users {
@@ -76,6 +79,9 @@ func (d *Dashboard) lookupNames(ctx context.Context, u User) names {
 	if drives, err := d.backend.DrivesInfo(ctx, u); err == nil {
 		for _, p := range drives {
 			n.drives[p["drive"]] = p["name"]
+			if p["imaging"] != "" {
+				n.imaging[p["drive"]] = p["imaging"]
+			}
 		}
 	}
 	return n
@@ -124,7 +130,9 @@ func address(p eh.Props) string {
 func attachedDrives(p eh.Props, n names) []driveRef {
 	var out []driveRef
 	for _, dev := range eh.Devices(p) {
-		out = append(out, driveRef{Device: dev.Key, ID: dev.Drive, Name: n.drive(dev.Drive)})
+		ref := driveRef{Device: dev.Key, ID: dev.Drive, Name: n.drive(dev.Drive), Imaging: n.imaging[dev.Drive]}
+		ref.Progress = imagingPercent(ref.Imaging)
+		out = append(out, ref)
 	}
 	return out
 }

@@ -107,6 +107,16 @@ function step(s) { console.log('step: ' + s); }
     await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
     await page.screenshot({ path: outDir + '/06-drives.png', fullPage: true });
 
+    step('network page');
+    await page.goto(base + '/ui/resources');
+    await page.fill('#vlan-name', 'backend');
+    await page.click('button:has-text("Create VLAN")');
+    await page.waitForSelector('.flash-ok:has-text("Created VLAN backend")');
+    await page.fill('#ip-name', 'front door');
+    await page.click('button:has-text("Reserve IP")');
+    await page.waitForSelector('.flash-ok:has-text("Created static IP")');
+    await page.screenshot({ path: outDir + '/09-network.png', fullPage: true });
+
     step('phone width');
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, storageState: await context.storageState() });
     const mobile = await phone.newPage();
@@ -114,6 +124,9 @@ function step(s) { console.log('step: ' + s); }
     await mobile.goto(base + '/ui/servers');
     await mobile.waitForSelector('td.name:has-text("web1")');
     await mobile.screenshot({ path: outDir + '/07-servers-phone.png', fullPage: true });
+    await mobile.goto(serverURL);
+    await mobile.waitForSelector('.page-head .badge-stopped');
+    await mobile.screenshot({ path: outDir + '/08-server-phone.png', fullPage: true });
     await phone.close();
 
     step('log out');
