@@ -36,6 +36,11 @@ variable "kata_sha256" {
   type        = string
   description = "SHA-256 of the Kata tarball, 64 hex digits (required: the build stops without it)."
   default     = ""
+  # Packer 1.6 has no regex in validations; provision.sh checks the digits.
+  validation {
+    condition     = length(var.kata_sha256) == 64
+    error_message = "The kata_sha256 variable must be the 64-hex-digit SHA-256 of the Kata release tarball (see the README's appliance section)."
+  }
 }
 
 variable "hearth_binary" {
