@@ -10,19 +10,21 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Console is one server's terminal shown as a VNC desktop to any number of
 // viewers, over its own TCP port and over websockets.
 type Console struct {
-	m      *Manager
-	server string
-	stream Stream
-	screen *screen
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the stream reader ends
-	input  chan []byte   // keys, paste and query answers on their way to the guest
+	m       *Manager
+	server  string
+	stream  Stream
+	screen  *screen
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the stream reader ends
+	input   chan []byte   // keys, paste and query answers on their way to the guest
+	dropped atomic.Int64
 
 	mu       sync.Mutex
 	name     string
@@ -361,7 +363,9 @@ func (c *Console) typeIn(b []byte) {
 	select {
 	case c.input <- b:
 	default:
-		c.m.logf("console %s: guest is not reading its terminal; dropped %d bytes of input", c.server, len(b))
+		if n := c.dropped.Add(1); n == 1 || n%1000 == 0 { // one line per burst, not per key
+			c.m.logf("console %s: guest is not reading its terminal; %d inputs dropped so far", c.server, n)
+		}
 	}
 }
 

@@ -474,3 +474,45 @@ func checkStatus(t *testing.T, c *Console, want string) {
 		t.Fatalf("status line %q, want %q", got, want)
 	}
 }
+
+// stuckStream is a guest that never reads its terminal input.
+type stuckStream struct {
+	*fakeStream
+	unblock chan struct{}
+}
+
+func (s stuckStream) Write(p []byte) (int, error) {
+	<-s.unblock
+	return 0, errors.New("guest gone")
+}
+
+// TestDetachWithStuckGuest: a paused guest does not read its input; typing
+// into it must not hang the viewer, the console or Detach.
+func TestDetachWithStuckGuest(t *testing.T) {
+	m := testManager(t)
+	s := stuckStream{newFakeStream(), make(chan struct{})}
+	defer close(s.unblock)
+	ep, err := m.Attach("s1", "x", s, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2*inputQueue; i++ {
+		c.tap('x')
+	}
+	s.emit([]byte("\x1b[6n")) // a query whose answer cannot be delivered either
+	c.requestUpdate(false)
+	if err := c.readUpdate(); err != nil {
+		t.Fatalf("viewer stalled behind a guest that does not read: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { m.Detach("s1"); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Detach hangs on a guest that does not read its input")
+	}
+}
