@@ -162,6 +162,7 @@ func TestAutoReplacesBrokenOrOutdatedPair(t *testing.T) {
 			os.Remove(filepath.Join(dir, "tls", "key.pem"))
 		}, nil, "none yet"},
 		{"host got a new address", func(t *testing.T, dir string) {}, []string{"hearth-test", "localhost", "192.0.2.7"}, "does not name 192.0.2.7"},
+		{"host was renamed", func(t *testing.T, dir string) {}, []string{"hearth-renamed", "localhost"}, "does not name hearth-renamed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -191,6 +192,28 @@ func TestAutoReplacesBrokenOrOutdatedPair(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAutoKeepsThePairWhenOnlyIPv6AddressesChange(t *testing.T) {
+	dir := t.TempDir()
+	clock := &testClock{time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c, _ := autoConfig(t, dir, clock, "hearth-test", "192.0.2.1", "2001:db8::1")
+	cfg, err := c.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := serverCert(t, cfg)
+	if err := first.VerifyHostname("2001:db8::1"); err != nil {
+		t.Errorf("IPv6 address not named: %v", err)
+	}
+	c2, logged := autoConfig(t, dir, clock, "hearth-test", "192.0.2.1", "2001:db8::2")
+	cfg2, err := c2.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := serverCert(t, cfg2); again.SerialNumber.Cmp(first.SerialNumber) != 0 || len(*logged) != 0 {
+		t.Errorf("a rotated IPv6 address replaced the certificate (log %q)", *logged)
 	}
 }
 

@@ -62,7 +62,7 @@ func (s *selfSigned) certificate() (*tls.Certificate, error) {
 	case now.After(cert.Leaf.NotAfter.Add(-renewBefore)):
 		reason = "it expires " + cert.Leaf.NotAfter.UTC().Format(time.RFC3339)
 	default:
-		if missing := missingNames(cert.Leaf, names); len(missing) > 0 {
+		if missing := missingNames(cert.Leaf, stableNames(names)); len(missing) > 0 {
 			reason = "it does not name " + strings.Join(missing, ", ")
 		}
 	}
@@ -171,6 +171,20 @@ func writeFileAtomic(path string, data []byte) (err error) {
 		return fmt.Errorf("tls: %w", err)
 	}
 	return nil
+}
+
+// stableNames leaves out IPv6 addresses: hosts with privacy extensions
+// rotate theirs daily, and a certificate made anew at every restart would
+// have browsers ask for trust again each time. They are still named in each
+// certificate made.
+func stableNames(names []string) []string {
+	var stable []string
+	for _, name := range names {
+		if ip := net.ParseIP(name); ip == nil || ip.To4() != nil {
+			stable = append(stable, name)
+		}
+	}
+	return stable
 }
 
 // missingNames lists the names the certificate does not carry.
