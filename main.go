@@ -24,10 +24,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"hearth/console"
 	"hearth/storage"
 	"hearth/storage/rootfs"
 	"hearth/vmm"
@@ -57,6 +59,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 const usage = `usage:
   hearth [serve] [--listen ADDR] [--data DIR] [--containerd SOCKET] [--runtime NAME]
                  [--tls auto] [--tls-cert FILE --tls-key FILE] [--vnc-listen IP] [--subnet CIDR] [--prefix PATH]
+                 [--bridge NAME] [--nat true] [--shutdown-grace DURATION]
   hearth user add NAME [--admin] [--data DIR]
   hearth user list [--data DIR]
   hearth image import --name NAME [--size SIZE] [--data DIR] FILE
@@ -314,6 +317,9 @@ func serve(args []string, stderr io.Writer) error {
 	vncListen := fs.String("vnc-listen", env("HEARTH_VNC_LISTEN", ""), "`IP` where per-server VNC ports open; empty: the host's address (env HEARTH_VNC_LISTEN)")
 	subnet := fs.String("subnet", env("HEARTH_SUBNET", storage.DefaultSubnet.String()), "IPv4 `CIDR` of the guest address pool; its first address is the gateway (env HEARTH_SUBNET)")
 	prefix := fs.String("prefix", env("HEARTH_PREFIX", ""), "optional `path` prefix of the API, e.g. /api (env HEARTH_PREFIX)")
+	bridge := fs.String("bridge", env("HEARTH_BRIDGE", "hearth0"), "`name` of the public bridge nic:0 joins (env HEARTH_BRIDGE)")
+	nat := fs.String("nat", env("HEARTH_NAT", "false"), "`true`: NAT guests' outbound traffic to the host's uplink (env HEARTH_NAT)")
+	grace := fs.String("shutdown-grace", env("HEARTH_SHUTDOWN_GRACE", vmm.DefaultGracePeriod.String()), "`duration` a guest gets to power off after shutdown before it is killed (env HEARTH_SHUTDOWN_GRACE)")
 	var tlsFlags certs.Config
 	tlsFlags.RegisterFlags(fs)
 	rest, err := parse(fs, args)
@@ -326,6 +332,14 @@ func serve(args []string, stderr io.Writer) error {
 	pool, err := netip.ParsePrefix(*subnet)
 	if err != nil {
 		return usagef("--subnet %s: %v", *subnet, err)
+	}
+	natOn, err := strconv.ParseBool(*nat)
+	if err != nil {
+		return usagef("--nat %s: want true or false", *nat)
+	}
+	graceTime, err := time.ParseDuration(*grace)
+	if err != nil || graceTime < 0 {
+		return usagef("--shutdown-grace %s: want a duration such as 60s", *grace)
 	}
 	logf := log.New(stderr, "", log.LstdFlags|log.LUTC).Printf
 
@@ -352,15 +366,17 @@ func serve(args []string, stderr io.Writer) error {
 
 	apiOpts := []api.Option{api.WithLogger(logf)}
 	runtimeInUse := "none"
-	// ---- guest layer (vmm helper) -------------------------------------------
 	// Guests need containerd; without it Hearth still serves everything else
 	// and lifecycle calls answer 500 system "no guest runtime". Deferred
 	// closes run after srv.Shutdown: the guests keep running, the private
-	// containerd stops, the bridge stays while guests use it.
-	_ = vncListen
+	// containerd stops, the bridge stays while guests use it. The guest layer
+	// gets a context SIGTERM does not cancel: it outlives the signal.
+	consoles := console.NewManager(console.WithListen(*vncListen), console.WithLogger(logf))
+	defer consoles.Close()
 	hostOpts := []vmm.Option{vmm.WithContainerd(*containerd), vmm.WithRuntime(*runtimeName), vmm.WithLogger(logf)}
-	var managerOpts []vmm.ManagerOption // console helper: vmm.WithConsoles(consoleManager)
-	netm, err := network.New(store.Dir(), network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithLogger(logf))
+	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithManagerLogger(logf)}
+	netm, err := network.New(store.Dir(), network.WithBridge(*bridge), network.WithNAT(natOn),
+		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithLogger(logf))
 	if err != nil {
 		logf("guest network unavailable (guests without NICs still run): %v", err)
 	} else {
@@ -368,18 +384,18 @@ func serve(args []string, stderr io.Writer) error {
 		hostOpts = append(hostOpts, vmm.WithNetwork(netm))
 		managerOpts = append(managerOpts, vmm.WithPublicBridge(netm.Bridge()))
 	}
-	if host, err := vmm.Open(ctx, store.Dir(), hostOpts...); err != nil {
+	guestCtx := context.WithoutCancel(ctx)
+	if host, err := vmm.Open(guestCtx, store.Dir(), hostOpts...); err != nil {
 		logf("guests unavailable: %v", err)
 	} else {
 		defer host.Close()
-		guests, err := vmm.NewManager(ctx, host, store, append(managerOpts, vmm.WithManagerLogger(logf))...)
+		guests, err := vmm.NewManager(guestCtx, host, store, managerOpts...)
 		if err != nil {
 			return err
 		}
 		apiOpts = append(apiOpts, api.WithGuests(guests), api.WithConsoleLog(guests))
 		runtimeInUse = host.Runtime()
 	}
-	// --------------------------------------------------------------------------
 	svc := api.New(store, apiOpts...)
 
 	dashboard, err := dash.New(dash.Config{
@@ -392,13 +408,14 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer dashboard.Close()
 	handler := web.New(web.Config{
 		API:       svc,
 		Runtime:   func() string { return runtimeInUse },
 		Prefix:    *prefix,
 		Dashboard: dashboard,
 		Session:   dashboard.SessionCaller,
-		// ---- console (console helper): Console: the console.Manager ----
+		Console:   consoles,
 	})
 
 	ln, err := net.Listen("tcp", *listen)

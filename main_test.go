@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"io"
 	"net/http"
 	"os"
@@ -98,7 +100,17 @@ func TestImageImport(t *testing.T) {
 // SIGTERM ends it cleanly.
 func TestServe(t *testing.T) {
 	data := t.TempDir()
-	cmd := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0", "--data", data, "--subnet", "10.99.0.0/24")
+	// A bridge and subnet of its own; no containerd (the guest layer has its
+	// own tests): serve must run without one.
+	bridge := fmt.Sprintf("hearthm%06x", rand.Uint32()&0xffffff)
+	subnet := fmt.Sprintf("10.%d.%d.0/24", 100+rand.IntN(100), rand.IntN(256))
+	t.Cleanup(func() {
+		if err := exec.Command("ip", "link", "del", bridge).Run(); err == nil {
+			t.Logf("removed bridge %s left behind by the guest network", bridge)
+		}
+	})
+	cmd := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0", "--data", data, "--subnet", subnet,
+		"--bridge", bridge, "--containerd", filepath.Join(data, "no-containerd.sock"), "--vnc-listen", "127.0.0.1")
 	cmd.Env = append(os.Environ(), "HEARTH_TEST_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -156,7 +168,7 @@ func TestServe(t *testing.T) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "resource 10.99.0.2\n") {
+	if first := strings.TrimSuffix(subnet, "0/24") + "2"; resp.StatusCode != 200 || !strings.Contains(string(body), "resource "+first+"\n") {
 		t.Errorf("ip create from the --subnet pool: %d %q", resp.StatusCode, body)
 	}
 	// State commands work while serve runs.
