@@ -16,6 +16,9 @@ import (
 type Loop struct {
 	Device string `json:"dev"`  // /dev/loopN
 	File   string `json:"file"` // absolute path of the backing image, symlinks resolved
+	// Base is the device's I/O count when it was attached: the kernel keeps
+	// counting across reuses of a loop device, so a guest's I/O is the difference.
+	Base DiskCounters `json:"base"`
 }
 
 // attachLoop binds file to a free loop device. The returned *os.File holds
@@ -68,7 +71,9 @@ func attachLoop(file string, readOnly, autoclear bool) (Loop, *os.File, error) {
 		}
 		err = unix.IoctlLoopConfigure(int(f.Fd()), &cfg)
 		if err == nil {
-			return Loop{Device: dev, File: abs}, f, nil
+			l := Loop{Device: dev, File: abs}
+			l.Base, _ = l.stat()
+			return l, f, nil
 		}
 		f.Close()
 		if !errors.Is(err, unix.EBUSY) {
@@ -121,10 +126,35 @@ func (l Loop) detach() error {
 }
 
 // DiskCounters are a disk's I/O as the host's block layer counted it.
-type DiskCounters struct{ ReadBytes, ReadRequests, WriteBytes, WriteRequests uint64 }
+type DiskCounters struct {
+	ReadBytes     uint64 `json:"rb"`
+	ReadRequests  uint64 `json:"rr"`
+	WriteBytes    uint64 `json:"wb"`
+	WriteRequests uint64 `json:"wr"`
+}
 
-// counters reads /sys/block/loopN/stat (sectors are 512 bytes).
+// counters is the I/O of the guest since the device was attached to it.
 func (l Loop) counters() (DiskCounters, error) {
+	now, err := l.stat()
+	if err != nil {
+		return DiskCounters{}, err
+	}
+	since := func(now, base uint64) uint64 {
+		if now < base { // the device was recreated: count from zero
+			return now
+		}
+		return now - base
+	}
+	return DiskCounters{
+		ReadBytes:     since(now.ReadBytes, l.Base.ReadBytes),
+		ReadRequests:  since(now.ReadRequests, l.Base.ReadRequests),
+		WriteBytes:    since(now.WriteBytes, l.Base.WriteBytes),
+		WriteRequests: since(now.WriteRequests, l.Base.WriteRequests),
+	}, nil
+}
+
+// stat reads /sys/block/loopN/stat (sectors are 512 bytes).
+func (l Loop) stat() (DiskCounters, error) {
 	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(l.Device), "stat"))
 	if err != nil {
 		return DiskCounters{}, err

@@ -218,3 +218,27 @@ func TestKataGuest(t *testing.T) {
 	c, _ := h.Console(id)
 	shellMarker(t, c, 1)
 }
+
+// TestLoopCountersSinceAttach: a reused loop device keeps the kernel's
+// counts of earlier users; a guest sees only its own I/O.
+func TestLoopCountersSinceAttach(t *testing.T) {
+	needContainerd(t)
+	img := filepath.Join(t.TempDir(), "disk.img")
+	os.WriteFile(img, make([]byte, 1<<20), 0o600)
+	l, hold, err := attachLoop(img, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.detach()
+	defer hold.Close()
+	if _, err := hold.ReadAt(make([]byte, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReadBytes == 0 || c.ReadBytes > 1<<20 {
+		t.Errorf("read %d bytes since attach", c.ReadBytes)
+	}
+}
