@@ -466,6 +466,8 @@ func TestImportGarbage(t *testing.T) {
 	needTools(t)
 	noise := make([]byte, 64<<10)
 	rand.NewChaCha8([32]byte{1}).Read(noise)
+	fakeExt4 := append([]byte(nil), noise...)
+	fakeExt4[ext4MagicOffset], fakeExt4[ext4MagicOffset+1] = 0x53, 0xef
 	for _, tc := range []struct {
 		name   string
 		data   []byte
@@ -479,6 +481,7 @@ func TestImportGarbage(t *testing.T) {
 		{"zstd of noise", append([]byte{0x28, 0xb5, 0x2f, 0xfd}, noise...), ErrInvalidImage, "zstd"},
 		{"zstd of text", zstdBytes(t, []byte("not an image")), ErrUnknownFormat, "zstd-compressed file"},
 		{"xz", append([]byte{0xfd, '7', 'z', 'X', 'Z', 0}, noise...), ErrUnsupported, "xz"},
+		{"ext4 magic on garbage", fakeExt4, ErrInvalidImage, "e2fsck cannot repair"},
 		{"gzip of noise", gzipBytes(t, noise), ErrUnknownFormat, "gzip-compressed file"},
 		{"truncated gzip", gzipBytes(t, tarBytes(t, file("a", string(noise))))[:2000], ErrInvalidImage, "unexpected EOF"},
 	} {
