@@ -18,6 +18,7 @@ import (
 	"hearth/vmm"
 	"hearth/web"
 	"hearth/web/api"
+	"hearth/web/eh"
 )
 
 // TestBrowser drives the whole appliance in Debian's Chromium through
@@ -63,6 +64,10 @@ func TestBrowser(t *testing.T) {
 	e := newStack(t)
 	lib := e.libraryImage(testguest.Image(t, 32<<20))
 	user, secret := e.user("alice")
+	if _, err := e.service.CreateServer(context.Background(), user, eh.Props{"name": "db1", "cpu": "4000", "mem": "4096",
+		"persistent": "true"}, false); err != nil { // a stopped neighbour in the list
+		t.Fatal(err)
+	}
 
 	cmd := exec.Command(node, "testdata/browser.js", e.srv.URL, user.Name, secret, lib.Name, out)
 	output, err := cmd.CombinedOutput()
@@ -76,7 +81,7 @@ func TestBrowser(t *testing.T) {
 	ctx := context.Background()
 	servers, _ := e.service.ServersInfo(ctx, user)
 	drives, _ := e.service.DrivesInfo(ctx, user)
-	if len(servers) != 1 || servers[0]["status"] != "stopped" || len(drives) != 2 {
+	if len(servers) != 2 || servers[0]["status"] != "stopped" || servers[1]["status"] != "stopped" || len(drives) != 2 {
 		t.Fatalf("after the browser run: servers %v, drives %v", servers, drives)
 	}
 }
