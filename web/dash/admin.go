@@ -23,6 +23,16 @@ type resourcesView struct {
 
 var resourceTypes = map[string]string{"ip": "static IP", "vlan": "VLAN"}
 
+// resourceType reads the {type} of a resource path; an unknown one is
+// answered here (missing) and ok is false.
+func (d *Dashboard) resourceType(rq *request) (typ, label string, ok bool) {
+	typ = rq.PathValue("type")
+	if label, ok = resourceTypes[typ]; !ok {
+		d.failed(rq, "/ui/resources", eh.Missingf("no resource type %q", typ))
+	}
+	return typ, label, ok
+}
+
 func (d *Dashboard) resourcesView(rq *request) (resourcesView, error) {
 	ctx := rq.Context()
 	v := resourcesView{ShowOwner: rq.user.Admin, CSRF: rq.sess.csrf, UsedBy: map[string][]serverRef{}, Errors: formErrors{}}
@@ -61,10 +71,8 @@ func (d *Dashboard) resourcesPage(rq *request) {
 }
 
 func (d *Dashboard) createResource(rq *request) {
-	typ := rq.PathValue("type")
-	label, ok := resourceTypes[typ]
+	typ, label, ok := d.resourceType(rq)
 	if !ok {
-		d.failed(rq, "/ui/resources", eh.Missingf("no resource type %q", typ))
 		return
 	}
 	name := strings.TrimSpace(rq.PostFormValue("name"))
@@ -94,12 +102,11 @@ func (d *Dashboard) createResource(rq *request) {
 
 // renameResource sets a static IP's or VLAN's name.
 func (d *Dashboard) renameResource(rq *request) {
-	typ, id := rq.PathValue("type"), rq.PathValue("id")
-	label, ok := resourceTypes[typ]
+	typ, label, ok := d.resourceType(rq)
 	if !ok {
-		d.failed(rq, "/ui/resources", eh.Missingf("no resource type %q", typ))
 		return
 	}
+	id := rq.PathValue("id")
 	name := strings.TrimSpace(rq.PostFormValue("name"))
 	if _, err := d.backend.SetResource(rq.Context(), rq.user, typ, id, eh.Props{"name": name}); err != nil {
 		d.failed(rq, "/ui/resources", err)
@@ -109,12 +116,11 @@ func (d *Dashboard) renameResource(rq *request) {
 }
 
 func (d *Dashboard) destroyResource(rq *request) {
-	typ, id := rq.PathValue("type"), rq.PathValue("id")
-	label, ok := resourceTypes[typ]
+	typ, label, ok := d.resourceType(rq)
 	if !ok {
-		d.failed(rq, "/ui/resources", eh.Missingf("no resource type %q", typ))
 		return
 	}
+	id := rq.PathValue("id")
 	if rq.PostFormValue("confirmed") != "yes" {
 		render(rq.w, rq.Request, confirmPage(d.pageData(rq, "Release "+label, "resources"), confirmation{
 			Question: "Release " + label + " " + id + "?",
