@@ -124,6 +124,7 @@ type guest struct {
 	io        cio.IO // nil when the task was gone at adoption
 	container client.Container
 	task      client.Task // nil while starting, or when the task was gone at adoption
+	paused    bool        // frozen by Pause (or found frozen at adoption)
 	deleting  bool        // Delete runs: its kill is no exit to report
 	exited    bool
 	exit      Exit
@@ -307,8 +308,11 @@ func (h *Host) adoptOne(ctx context.Context, c client.Container) (*guest, error)
 	if err != nil {
 		return nil, err
 	}
-	if st.Status == client.Stopped {
+	switch st.Status {
+	case client.Stopped:
 		g.exited, g.exit = true, Exit{ID: c.ID(), Status: st.ExitStatus, At: st.ExitTime}
+	case client.Paused:
+		g.paused = true
 	}
 	return g, nil
 }
@@ -516,6 +520,9 @@ func (h *Host) Pause(ctx context.Context, id string) error {
 	if err := g.task.Pause(ctx); err != nil {
 		return fmt.Errorf("pause guest %s: %w", id, h.unavailable(err))
 	}
+	h.mu.Lock()
+	g.paused = true
+	h.mu.Unlock()
 	return nil
 }
 
@@ -530,6 +537,9 @@ func (h *Host) Resume(ctx context.Context, id string) error {
 	if err := g.task.Resume(ctx); err != nil {
 		return fmt.Errorf("resume guest %s: %w", id, h.unavailable(err))
 	}
+	h.mu.Lock()
+	g.paused = false
+	h.mu.Unlock()
 	return nil
 }
 
@@ -567,7 +577,7 @@ func (h *Host) Status(ctx context.Context, id string) (GuestStatus, error) {
 	if !ok {
 		return GuestStatus{}, fmt.Errorf("guest %s: %w", id, ErrNotFound)
 	}
-	return h.status(ctx, g), nil
+	return h.status(g), nil
 }
 
 // Guests describes every guest the Host knows: after Open, those an earlier
@@ -581,25 +591,20 @@ func (h *Host) Guests(ctx context.Context) []GuestStatus {
 	h.mu.Unlock()
 	out := make([]GuestStatus, 0, len(all))
 	for _, g := range all {
-		out = append(out, h.status(ctx, g))
+		out = append(out, h.status(g))
 	}
 	return out
 }
 
-func (h *Host) status(ctx context.Context, g *guest) GuestStatus {
+func (h *Host) status(g *guest) GuestStatus {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	s := GuestStatus{Spec: g.spec, Started: g.started, State: Running}
-	task, exited, exit := g.task, g.exited, g.exit
-	h.mu.Unlock()
 	switch {
-	case exited:
-		s.State, s.ExitStatus, s.ExitedAt = Stopped, exit.Status, exit.At
-	case task != nil:
-		ctx, cancel := h.opContext(ctx)
-		defer cancel()
-		if st, err := task.Status(ctx); err == nil && st.Status == client.Paused {
-			s.State = Paused
-		}
+	case g.exited:
+		s.State, s.ExitStatus, s.ExitedAt = Stopped, g.exit.Status, g.exit.At
+	case g.paused:
+		s.State = Paused
 	}
 	return s
 }
