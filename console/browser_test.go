@@ -102,9 +102,9 @@ func TestBrowser(t *testing.T) {
 				t.Errorf("status %q", res.Status)
 			}
 			s.waitInput(t, "echo $((6*7)) typed-in-browser\r")
-			s.waitInput(t, "pasted-line")
-			s.waitInput(t, "\x1b[3;7~") // Ctrl-Alt-Del from the toolbar
-			s.waitInput(t, "\x1b[15~")  // F5 from the key menu
+			s.waitInput(t, "pasted-line ünï €✓") // UTF-8 through the extended clipboard
+			s.waitInput(t, "\x1b[3;7~")          // Ctrl-Alt-Del from the toolbar
+			s.waitInput(t, "\x1b[15~")           // F5 from the key menu
 			waitScreen(t, m.console("srv-"+tc.name), "echo $((6*7)) typed-in-browser")
 		})
 	}

@@ -24,6 +24,14 @@ type rfbClient struct {
 	zr            io.ReadCloser
 	encodings     map[int32]int // rectangles received per encoding
 	discardRaw    bool          // skip Raw pixel data undecoded (benchmarks measure the bridge, not this client)
+	clipboard     [][]byte      // extended ServerCutText payloads received
+}
+
+// extendedCut sends an extended ClientCutText.
+func (c *rfbClient) extendedCut(flags uint32, data []byte) {
+	b := binary.BigEndian.AppendUint32([]byte{6, 0, 0, 0}, uint32(-int32(4+len(data))))
+	b = binary.BigEndian.AppendUint32(b, flags)
+	c.rw.Write(append(b, data...))
 }
 
 // noVNCPixelFormat is what noVNC asks for: RGB in memory order, unlike the server's.
@@ -150,11 +158,27 @@ func (c *rfbClient) cutText(s string) {
 	c.rw.Write(append(b, s...))
 }
 
-// readUpdate reads one FramebufferUpdate into c.fb.
+// readUpdate reads one FramebufferUpdate into c.fb; extended clipboard
+// messages before it are kept in c.clipboard.
 func (c *rfbClient) readUpdate() error {
 	var hdr [4]byte
-	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
-		return err
+	for {
+		if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
+			return err
+		}
+		if hdr[0] != 3 {
+			break
+		}
+		var n int32
+		binary.Read(c.br, binary.BigEndian, &n)
+		if n >= 0 {
+			return fmt.Errorf("classic ServerCutText of %d bytes: the server has no clipboard to offer", n)
+		}
+		msg := make([]byte, -n)
+		if _, err := io.ReadFull(c.br, msg); err != nil {
+			return err
+		}
+		c.clipboard = append(c.clipboard, msg)
 	}
 	if hdr[0] != 0 {
 		return fmt.Errorf("server message type %d, want FramebufferUpdate", hdr[0])

@@ -2,7 +2,10 @@ package console
 
 import (
 	"bufio"
+	"bytes"
+	"compress/zlib"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"image"
 	"io"
@@ -228,17 +231,21 @@ func (c *Console) serve(conn io.ReadWriteCloser, addr, via string, noAuth bool) 
 				return
 			}
 			c.screen.mu.Lock()
+			other := v.messages
+			v.messages = nil
 			msg := c.screen.updateLocked(v)
 			c.screen.mu.Unlock()
-			if msg == nil {
-				continue
-			}
-			if wd, ok := conn.(writeDeadliner); ok {
-				wd.SetWriteDeadline(time.Now().Add(writeTimeout))
-			}
-			if _, err := conn.Write(msg); err != nil {
-				conn.Close() // ends the reader too
-				return
+			for _, m := range [][]byte{other, msg} {
+				if len(m) == 0 {
+					continue
+				}
+				if wd, ok := conn.(writeDeadliner); ok {
+					wd.SetWriteDeadline(time.Now().Add(writeTimeout))
+				}
+				if _, err := conn.Write(m); err != nil {
+					conn.Close() // ends the reader too
+					return
+				}
 			}
 		}
 	}()
@@ -318,6 +325,15 @@ func (s *session) setEncodings(encs []int32) {
 	s.v.enc.zrle, s.v.copyRect, s.v.desktopName = false, false, false
 	for _, e := range encs {
 		switch e {
+		case encExtendedClipboard:
+			if !s.v.extClip {
+				s.v.extClip = true
+				// Our capabilities: text up to maxCutText, and the actions
+				// by which a viewer pastes (notify, then request/provide).
+				s.v.messages = appendExtendedServerCutText(s.v.messages,
+					clipCaps|clipRequest|clipNotify|clipProvide|clipText, maxCutText)
+				s.v.wake()
+			}
 		case encZRLE:
 			s.v.enc.zrle = true
 		case encCopyRect:
@@ -348,6 +364,61 @@ func (s *session) keyEvent(down bool, sym uint32) {
 
 func (s *session) cutText(text []byte) {
 	s.write(pasteBytes(text))
+}
+
+// extendedCutText handles the extended clipboard: a viewer announces text
+// (notify), we ask for it (request), it arrives zlib-compressed as UTF-8
+// (provide) and is typed in.
+func (s *session) extendedCutText(payload []byte) {
+	flags := binary.BigEndian.Uint32(payload)
+	actions, text := flags&0xff000000, flags&clipText != 0
+	var reply []byte
+	switch {
+	case actions&clipProvide != 0 && text:
+		typed, err := providedText(payload[4:])
+		if err != nil {
+			s.c.m.logf("console %s: pasted text: %v", s.c.server, err)
+			return
+		}
+		s.write(typed)
+		return
+	case actions&clipNotify != 0 && text:
+		reply = appendExtendedServerCutText(nil, clipRequest|clipText)
+	case actions&clipPeek != 0:
+		reply = appendExtendedServerCutText(nil, clipNotify) // we hold no clipboard
+	default:
+		return // caps, or formats we don't take
+	}
+	sc := s.c.screen
+	sc.mu.Lock()
+	s.v.messages = append(s.v.messages, reply...)
+	sc.mu.Unlock()
+	s.v.wake()
+}
+
+// providedText inflates a provide message's text: a size, then UTF-8 with
+// CRLF line ends and a closing NUL. It becomes typed input.
+func providedText(compressed []byte) ([]byte, error) {
+	zr, err := zlib.NewReader(bytes.NewReader(compressed))
+	if err != nil {
+		return nil, fmt.Errorf("%w: clipboard data: %v", ErrProtocol, err)
+	}
+	defer zr.Close()
+	var size [4]byte
+	if _, err := io.ReadFull(zr, size[:]); err != nil {
+		return nil, fmt.Errorf("%w: clipboard data: %v", ErrProtocol, err)
+	}
+	n := binary.BigEndian.Uint32(size[:])
+	if n > maxCutText {
+		return nil, fmt.Errorf("%w: clipboard text of %d bytes", ErrProtocol, n)
+	}
+	text := make([]byte, n)
+	if _, err := io.ReadFull(zr, text); err != nil {
+		return nil, fmt.Errorf("%w: clipboard data: %v", ErrProtocol, err)
+	}
+	text = bytes.TrimRight(text, "\x00")
+	text = bytes.ReplaceAll(text, []byte("\r\n"), []byte("\r"))
+	return bytes.ReplaceAll(text, []byte("\n"), []byte("\r")), nil
 }
 
 func (s *session) write(b []byte) { s.c.typeIn(b) }

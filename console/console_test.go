@@ -1,6 +1,9 @@
 package console
 
 import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -514,5 +517,46 @@ func TestDetachWithStuckGuest(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Detach hangs on a guest that does not read its input")
+	}
+}
+
+// TestExtendedClipboardPaste: noVNC pastes UTF-8 through the extended
+// clipboard (caps, notify, request, provide), the classic message being Latin-1.
+func TestExtendedClipboardPaste(t *testing.T) {
+	m := testManager(t)
+	s, ep := attach(t, m, "s1", "pw")
+	c, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.setEncodings(encZRLE, encExtendedClipboard)
+	c.requestUpdate(false)
+	if err := c.readUpdate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.clipboard) != 1 || binary.BigEndian.Uint32(c.clipboard[0])&(clipCaps|clipNotify|clipRequest|clipProvide|clipText) != clipCaps|clipNotify|clipRequest|clipProvide|clipText {
+		t.Fatalf("capabilities %x, want caps with notify, request, provide and text", c.clipboard)
+	}
+	c.extendedCut(clipCaps|clipText, []byte{0, 0, 0, 0}) // the client's own caps: nothing to answer
+	c.extendedCut(clipNotify|clipText, nil)
+	c.tap('x') // an echo-free guest: make an update to carry the reply along
+	s.emit([]byte("x"))
+	c.requestUpdate(true)
+	if err := c.readUpdate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.clipboard) != 2 || binary.BigEndian.Uint32(c.clipboard[1]) != clipRequest|clipText {
+		t.Fatalf("after notify: %x, want a request for text", c.clipboard)
+	}
+	text := "ünï €✓\r\nsecond\r\n\x00"
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	binary.Write(zw, binary.BigEndian, uint32(len(text)))
+	zw.Write([]byte(text))
+	zw.Close()
+	c.extendedCut(clipProvide|clipText, z.Bytes())
+	s.waitInput(t, "ünï €✓\rsecond\r")
+	if strings.Contains(s.typedInput(), "\x00") {
+		t.Errorf("NUL typed into the guest: %q", s.typedInput())
 	}
 }

@@ -115,12 +115,17 @@ func (m *Manager) Attach(server, name string, s Stream, password string) (Endpoi
 		go c.accept(l)
 	}
 	m.consoleMu.Lock()
-	defer m.consoleMu.Unlock()
 	if m.closed {
-		go c.close()
+		m.consoleMu.Unlock()
+		c.close()
 		return Endpoint{}, ErrClosed
 	}
+	replaced := m.consoles[server] // a concurrent Attach for the same server
 	m.consoles[server] = c
+	m.consoleMu.Unlock()
+	if replaced != nil {
+		replaced.close()
+	}
 	return c.endpoint, nil
 }
 

@@ -26,6 +26,31 @@ const (
 	handshakeTimeout = 30 * time.Second
 )
 
+// Extended clipboard (pseudo-encoding 0xC0A1E5CE): flags of its messages.
+// Hearth takes UTF-8 text from the viewer (Latin-1 is all the classic
+// ClientCutText carries) and has none to offer.
+const (
+	encExtendedClipboard int32 = -1063131698
+
+	clipText    = 1
+	clipCaps    = 1 << 24
+	clipRequest = 1 << 25
+	clipPeek    = 1 << 26
+	clipNotify  = 1 << 27
+	clipProvide = 1 << 28
+)
+
+// appendExtendedServerCutText appends an extended ServerCutText message.
+func appendExtendedServerCutText(b []byte, flags uint32, data ...uint32) []byte {
+	b = append(b, 3, 0, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, uint32(-int32(4+4*len(data))))
+	b = binary.BigEndian.AppendUint32(b, flags)
+	for _, d := range data {
+		b = binary.BigEndian.AppendUint32(b, d)
+	}
+	return b
+}
+
 // viewer is one connected RFB client as the screen sees it. All fields are
 // guarded by the screen's mutex.
 type viewer struct {
@@ -35,6 +60,8 @@ type viewer struct {
 	desktopName bool
 	requested   bool   // the client asked for an update not yet sent
 	out         []byte // the last update, reused: only the viewer's writer builds and sends updates
+	messages    []byte // other server messages waiting for the writer (extended clipboard)
+	extClip     bool   // the client speaks the extended clipboard
 	label       string
 	wakeCh      chan struct{}
 }
@@ -180,6 +207,7 @@ type messageHandler interface {
 	updateRequest(incremental bool, r image.Rectangle)
 	keyEvent(down bool, sym uint32)
 	cutText(text []byte)
+	extendedCutText(payload []byte)
 }
 
 func readMessages(r *bufio.Reader, h messageHandler) error {
@@ -236,18 +264,20 @@ func readMessages(r *bufio.Reader, h messageHandler) error {
 				return err
 			}
 			n := int32(binary.BigEndian.Uint32(buf[3:7]))
-			extended := n < 0 // extended clipboard format: skipped, we never announced it
+			extended := n < 0 // the extended clipboard format
 			if extended {
 				n = -n
 			}
-			if n < 0 || n > maxCutText {
-				return fmt.Errorf("%w: clipboard text of %d bytes", ErrProtocol, n)
+			if n < 0 || n > maxCutText || (extended && n < 4) {
+				return fmt.Errorf("%w: clipboard message of %d bytes", ErrProtocol, n)
 			}
 			text := make([]byte, n)
 			if _, err := io.ReadFull(r, text); err != nil {
 				return err
 			}
-			if !extended {
+			if extended {
+				h.extendedCutText(text)
+			} else {
 				h.cutText(text)
 			}
 		default:

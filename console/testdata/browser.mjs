@@ -48,7 +48,7 @@ try {
   result.after = await lit();
   await page.screenshot({ path: `${shots}/3-typed.png` });
   await page.click('#pastebutton');
-  await page.fill('#pastetext', 'pasted-line');
+  await page.fill('#pastetext', 'pasted-line ünï €✓');
   await page.click('#paste button[type=submit]');
   await page.click('#cad');
   await page.selectOption('#keys', 'f5');
