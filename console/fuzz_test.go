@@ -18,6 +18,9 @@ func FuzzHandshake(f *testing.F) {
 	f.Add(challengeFree("003.008", 1, 1, 0, 0, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 0, 8, 16, 0, 0, 0, 3, 0, 0, 0, 0, 0, 2, 128, 1, 144))
 	f.Add(challengeFree("003.007", 1, 1, 6, 0, 0, 0, 0xff, 0xff, 0xff, 0xfb, 'a', 'b', 'c', 'd', 'e'))
 	f.Add([]byte("RFB 004.001\n"))
+	// Token connection, then an extended clipboard notify and a provide.
+	f.Add(challengeFree("003.008", 1, 1, 2, 0, 0, 1, 0xc0, 0xa1, 0xe5, 0xce, 6, 0, 0, 0, 0xff, 0xff, 0xff, 0xfc, 0x08, 0, 0, 1,
+		6, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0, 0x10, 0, 0, 1, 0x78, 0x9c, 0x63, 0x60, 0x60, 0x60, 0x64, 0x4c, 0x04, 0, 0, 0x0d, 0, 0x08))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		sc := newScreen(20, 4, "fuzz")
 		m := NewManager()
