@@ -96,6 +96,9 @@ func (s *Store) CreateDrive(ctx context.Context, d Drive) (Drive, error) {
 		return Drive{}, fmt.Errorf("drive size %d: %w", d.Size, ErrInvalid)
 	}
 	d.ID = uuid.NewString()
+	if d.Name == "" {
+		d.Name = d.ID // every drive shows a name (clients index by it)
+	}
 	d.Props = maps.Clone(d.Props)
 	if d.Props == nil {
 		d.Props = map[string]string{}
@@ -134,6 +137,9 @@ func (s *Store) CreateDrive(ctx context.Context, d Drive) (Drive, error) {
 // the next Open removes. The caller sets Owner, Name, Props and Library.
 func (s *Store) CreateDriveFrom(ctx context.Context, d Drive, fill func(path string) error) (Drive, error) {
 	d.ID = uuid.NewString()
+	if d.Name == "" {
+		d.Name = d.ID // every drive shows a name (clients index by it)
+	}
 	d.Props = maps.Clone(d.Props)
 	if d.Props == nil {
 		d.Props = map[string]string{}

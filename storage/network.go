@@ -135,13 +135,26 @@ func (s *Store) CreateIP(ctx context.Context, owner string, props map[string]str
 	return r, nil
 }
 
-// CreateVLAN makes a VLAN resource for owner.
+// CreateVLAN makes a VLAN resource for owner. Its UUID's first 8 hex digits
+// differ from every other VLAN's: the guest network names VLAN bridges by them.
 func (s *Store) CreateVLAN(ctx context.Context, owner string, props map[string]string) (Resource, error) {
-	r := Resource{ID: uuid.NewString(), Type: ResourceVLAN, Owner: owner, Props: maps.Clone(props), Created: s.now()}
+	r := Resource{Type: ResourceVLAN, Owner: owner, Props: maps.Clone(props), Created: s.now()}
 	if r.Props == nil {
 		r.Props = map[string]string{}
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error { return s.insertResource(ctx, tx, r) })
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for {
+			r.ID = uuid.NewString()
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM resources WHERE type = 'vlan' AND substr(id, 1, 8) = ?`, r.ID[:8]).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				break
+			}
+		}
+		return s.insertResource(ctx, tx, r)
+	})
 	if err != nil {
 		return Resource{}, err
 	}

@@ -64,6 +64,11 @@ func (s *Store) CreateServer(ctx context.Context, owner string, config map[strin
 	if srv.Config == nil {
 		srv.Config = map[string]string{}
 	}
+	if srv.Config["name"] == "" {
+		// Every server shows a name (clients index by it; it becomes the
+		// guest's hostname): without one given, its UUID.
+		srv.Config["name"] = srv.ID
+	}
 	blob, err := json.Marshal(srv.Config)
 	if err != nil {
 		return Server{}, err

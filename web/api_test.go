@@ -685,3 +685,41 @@ func TestDoubleDriveReference(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+// TestSetEchoedInfo: clients that send back the whole info they read, with
+// one key changed, change just that key.
+func TestSetEchoedInfo(t *testing.T) {
+	e := newEnv(t, withGuests())
+	c := e.user("alice", false)
+	// Without a name, objects are named by their UUID (basingse creates drives with size only).
+	d := c.post("/drives/create", "size 1M").expect(t, 200).props(t)
+	if d["name"] != d["drive"] {
+		t.Errorf("nameless drive shows name %q", d["name"])
+	}
+	info := c.get("/drives/" + d["drive"] + "/info").body
+	got := c.post("/drives/"+d["drive"]+"/set", strings.Replace(info, "name "+d["drive"], "name echoed", 1)).expect(t, 200).props(t)
+	if got["name"] != "echoed" || got["drive"] != d["drive"] {
+		t.Errorf("echoed drive set: %v", got)
+	}
+	if stored, _ := e.store.Drive(context.Background(), d["drive"]); stored.Props["read:bytes"] != "" || stored.Props["drive"] != "" {
+		t.Errorf("output keys stored as properties: %v", stored.Props)
+	}
+	s := c.post("/servers/create/stopped", "cpu 1000\nmem 512\npersistent true\nvnc auto\npassword pw\nnic:0:model e1000\nnic:0:dhcp auto").expect(t, 200).props(t)
+	if s["name"] != s["server"] {
+		t.Errorf("nameless server shows name %q", s["name"])
+	}
+	c.post("/servers/"+s["server"]+"/start", "").expect(t, 204)
+	info = c.get("/servers/" + s["server"] + "/info").body
+	got = c.post("/servers/"+s["server"]+"/set", strings.Replace(info, "cpu 1000", "cpu 1200", 1)).expect(t, 200).props(t)
+	if got["cpu"] != "1200" || got["status"] != "active" {
+		t.Errorf("echoed server set: %v", got)
+	}
+	if stored, _ := e.store.Server(context.Background(), s["server"]); stored.Config["status"] != "" || stored.Config["vnc:password"] != "" || stored.Config["rx"] != "" || stored.Config["nic:0:mac"] != "" {
+		t.Errorf("output keys stored as configuration: %v", stored.Config)
+	}
+	r := c.post("/resources/vlan/create", "name v").expect(t, 200)
+	got = c.post("/resources/vlan/"+r.props(t)["resource"]+"/set", strings.Replace(r.body, "name v", "name w", 1)).expect(t, 200).props(t)
+	if got["name"] != "w" {
+		t.Errorf("echoed vlan set: %v", got)
+	}
+}

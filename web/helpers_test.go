@@ -259,10 +259,14 @@ func (g *fakeGuests) Apply(ctx context.Context, id string, changed eh.Props) err
 	return nil
 }
 func (g *fakeGuests) Runtime(ctx context.Context, id string) (eh.Props, bool) {
-	return eh.Props{
-		"nic:0:rx:bytes": "1000", "nic:0:tx:bytes": "2000", "nic:0:rx:packets": "10", "nic:0:tx:packets": "20",
-		"nic:0:mac": "02:00:00:00:00:01", "smp:cores": "1", "ide:0:0:read:bytes": "4096",
-	}, true
+	rt := eh.Props{"smp:cores": "1", "ide:0:0:read:bytes": "4096"}
+	if srv, err := g.store.Server(ctx, id); err == nil && srv.Config["nic:0:model"] != "" {
+		for k, v := range map[string]string{"nic:0:rx:bytes": "1000", "nic:0:tx:bytes": "2000", "nic:0:rx:packets": "10",
+			"nic:0:tx:packets": "20", "nic:0:mac": "02:00:00:00:00:01"} {
+			rt[k] = v
+		}
+	}
+	return rt, true
 }
 func (g *fakeGuests) ConsoleOutput(ctx context.Context, id string) ([]byte, error) {
 	return []byte("hearth-guest login: \n"), nil

@@ -160,15 +160,17 @@ func (s *Service) SetDrive(ctx context.Context, c Caller, id string, changes eh.
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := eh.UpdateDrive(driveStored(d), changes); err != nil {
+	if _, _, err := eh.UpdateDrive(s.driveProps(d, false), changes); err != nil {
 		return nil, err
 	}
 	d, err = s.store.UpdateDrive(ctx, d.ID, func(cur *storage.Drive) error {
-		next, _, err := eh.UpdateDrive(driveStored(*cur), changes)
+		// Compared with the drive's info, so that a client echoing it back
+		// (drive, user, counters...) changes only what differs.
+		_, changed, err := eh.UpdateDrive(s.driveProps(*cur, false), changes)
 		if err != nil {
 			return err
 		}
-		return fromStored(cur, next)
+		return fromStored(cur, mergeProps(driveStored(*cur), changed))
 	})
 	if err != nil {
 		return nil, apiError(err)

@@ -109,15 +109,15 @@ func (s *Service) SetResource(ctx context.Context, c Caller, typ, id string, cha
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := eh.UpdateResource(r.Props, changes); err != nil {
+	if _, _, err := eh.UpdateResource(resourceProps(r), changes); err != nil {
 		return nil, err
 	}
 	r, err = s.store.UpdateResource(ctx, typ, r.ID, func(cur *storage.Resource) error {
-		next, _, err := eh.UpdateResource(cur.Props, changes)
+		_, changed, err := eh.UpdateResource(resourceProps(*cur), changes)
 		if err != nil {
 			return err
 		}
-		cur.Props = next
+		cur.Props = mergeProps(cur.Props, changed)
 		return nil
 	})
 	if err != nil {

@@ -46,37 +46,52 @@ func running(status string) bool {
 // server's identity and state, the guest's runtime keys while it runs, and
 // the aliases of both dialects.
 func (s *Service) serverProps(ctx context.Context, srv storage.Server, full bool) eh.Props {
+	p := shownProps(srv, s.runtime(ctx, srv))
+	if full {
+		p["host"] = s.store.HostID()
+	}
+	return p
+}
+
+// shownProps is server info from a stored server and its runtime keys
+// (nil unless it runs). It needs no store, so set can compare an echoed info
+// with it inside its transaction.
+func shownProps(srv storage.Server, runtime eh.Props) eh.Props {
 	stored := make(eh.Props, len(srv.Config)+6)
 	maps.Copy(stored, srv.Config)
 	stored["server"], stored["user"], stored["status"] = srv.ID, srv.Owner, srv.Status
 	if srv.Error != "" {
 		stored["error"] = srv.Error
 	}
-	if full {
-		stored["host"] = s.store.HostID()
-	}
-	var runtime eh.Props
-	if running(srv.Status) {
-		if !srv.Started.IsZero() {
-			stored["started"] = strconv.FormatInt(srv.Started.Unix(), 10)
-		}
-		if s.guests != nil {
-			if rt, ok := s.guests.Runtime(ctx, srv.ID); ok {
-				runtime = rt
-			}
-		}
-		if runtime == nil {
-			runtime = eh.Props{}
-		}
-		if runtime["nic:0:ip"] == "" && srv.Config["nic:0:dhcp"] != "" {
-			if a, err := s.store.Lease(ctx, srv.ID); err == nil {
-				runtime["nic:0:ip"] = a.String()
-			} else if ip := srv.Config["nic:0:dhcp"]; ip != "auto" {
-				runtime["nic:0:ip"] = ip
-			}
-		}
+	if running(srv.Status) && !srv.Started.IsZero() {
+		stored["started"] = strconv.FormatInt(srv.Started.Unix(), 10)
 	}
 	return eh.ServerInfo(stored, runtime)
+}
+
+// runtime returns a running server's runtime keys (from the guest layer, and
+// its address from the lease or static IP); nil for a server not running.
+func (s *Service) runtime(ctx context.Context, srv storage.Server) eh.Props {
+	if !running(srv.Status) {
+		return nil
+	}
+	var rt eh.Props
+	if s.guests != nil {
+		if got, ok := s.guests.Runtime(ctx, srv.ID); ok {
+			rt = got
+		}
+	}
+	if rt == nil {
+		rt = eh.Props{}
+	}
+	if rt["nic:0:ip"] == "" && srv.Config["nic:0:dhcp"] != "" {
+		if a, err := s.store.Lease(ctx, srv.ID); err == nil {
+			rt["nic:0:ip"] = a.String()
+		} else if ip := srv.Config["nic:0:dhcp"]; ip != "auto" {
+			rt["nic:0:ip"] = ip
+		}
+	}
+	return rt
 }
 
 // ServersInfo returns the info of every server the caller sees (all of them for an admin).
@@ -155,7 +170,8 @@ func (s *Service) SetServer(ctx context.Context, c Caller, id string, changes eh
 	if err != nil {
 		return nil, err
 	}
-	_, changed, err := eh.UpdateServer(srv.Config, changes, running(srv.Status))
+	runtime := s.runtime(ctx, srv)
+	_, changed, err := eh.UpdateServer(shownProps(srv, runtime), changes, running(srv.Status))
 	if err != nil {
 		return nil, err
 	}
@@ -170,14 +186,16 @@ func (s *Service) SetServer(ctx context.Context, c Caller, id string, changes eh
 	srv, err = s.store.UpdateServer(ctx, srv.ID, func(cur *storage.Server) error {
 		before = *cur
 		before.Config = maps.Clone(cur.Config)
-		next, ch, err := eh.UpdateServer(cur.Config, changes, running(cur.Status))
+		_, ch, err := eh.UpdateServer(shownProps(*cur, runtime), changes, running(cur.Status))
 		if err != nil {
 			return err
 		}
 		if running(cur.Status) && len(ch) > 0 && s.guests == nil {
 			return errNoGuests("change running")
 		}
-		cur.Config, changed = next, ch
+		// Only the changes go into the configuration: the info it was
+		// compared with also holds output and runtime keys.
+		cur.Config, changed = mergeProps(cur.Config, ch), ch
 		return nil
 	})
 	if err != nil {
@@ -227,9 +245,9 @@ func mergeProps(base, changed eh.Props) eh.Props {
 func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin bool, server string, config eh.Props, keys []string) error {
 	devices := map[string]bool{}
 	for _, k := range keys {
-		if storage.IsDeviceKey(k) {
+		if eh.IsDeviceKey(k) {
 			devices[k] = true
-		} else if dev, ok := strings.CutSuffix(k, ":media"); ok && storage.IsDeviceKey(dev) {
+		} else if dev, ok := strings.CutSuffix(k, ":media"); ok && eh.IsDeviceKey(dev) {
 			devices[dev] = true
 		}
 	}

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"hearth/web/eh"
 )
 
 func TestHostFacts(t *testing.T) {
@@ -73,7 +76,7 @@ func TestFormatting(t *testing.T) {
 	if got := fieldFor("server is busy"); got != "" {
 		t.Errorf("fieldFor without a key = %q", got)
 	}
-	if s := newSparkline([]float64{0, 5, 10}); s.Empty || s.Line != "0.0,29.0 50.0,15.5 100.0,2.0" {
+	if s := newSparkline([]float64{0, 5, 10}, func(v float64) string { return "" }); s.Empty || s.Line != "0.0,29.0 50.0,15.5 100.0,2.0" {
 		t.Errorf("sparkline %+v", s)
 	}
 }
@@ -95,5 +98,30 @@ func TestImagingProgressRendering(t *testing.T) {
 	imagingProgress("boot", "", 0).Render(context.Background(), &b)
 	if b.Len() != 0 {
 		t.Fatalf("idle: %q", b.String())
+	}
+}
+
+func TestLiveStats(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	hist := []counterSample{
+		{at: t0, values: map[string]uint64{"rx": 0, "cpu": 0, "mem": 100 << 20}},
+		{at: t0.Add(5 * time.Second), values: map[string]uint64{"rx": 5 << 20, "cpu": 2_500_000_000, "mem": 120 << 20}},
+	}
+	stats := liveStats(hist, eh.Props{"nic:0:rx:bytes": "5242880", "cpu:usage": "2500000000", "mem:usage": "125829120"})
+	got := map[string]liveStat{}
+	for _, s := range stats {
+		got[s.Label] = s
+	}
+	if s := got["Network in"]; s.Rate != "1 MiB/s" || s.Total != "5 MiB total" || s.Spark.Empty != true {
+		t.Errorf("network in: %+v", s)
+	}
+	if s := got["CPU"]; s.Rate != "50% of a core" {
+		t.Errorf("cpu: %+v", s)
+	}
+	if s := got["Memory used"]; s.Rate != "120 MiB" || s.Spark.Empty {
+		t.Errorf("memory: %+v", s)
+	}
+	if stats := liveStats(nil, eh.Props{}); len(stats) != 4 {
+		t.Errorf("without cpu and memory reported: %d tiles, want the 4 I/O ones", len(stats))
 	}
 }

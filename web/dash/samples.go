@@ -26,16 +26,27 @@ type counterSample struct {
 
 // metric is one live counter the server page shows.
 type metric struct {
-	Name  string // "rx", "tx", "read", "write"
-	Label string
-	Unit  string // "B/s" or "req/s"
+	Name     string // "rx", "tx", "read", "write", "cpu", "mem"
+	Label    string
+	Kind     metricKind
+	Optional bool // shown only when the guest layer reports it
 }
 
+type metricKind int
+
+const (
+	byteRate  metricKind = iota // cumulative bytes, shown per second
+	cpuShare                    // cumulative CPU nanoseconds, shown as % of one core
+	byteGauge                   // bytes in use, shown as they are
+)
+
 var metrics = []metric{
-	{Name: "rx", Label: "Network in", Unit: "B/s"},
-	{Name: "tx", Label: "Network out", Unit: "B/s"},
-	{Name: "read", Label: "Disk read", Unit: "B/s"},
-	{Name: "write", Label: "Disk write", Unit: "B/s"},
+	{Name: "cpu", Label: "CPU", Kind: cpuShare, Optional: true},
+	{Name: "mem", Label: "Memory used", Kind: byteGauge, Optional: true},
+	{Name: "rx", Label: "Network in", Kind: byteRate},
+	{Name: "tx", Label: "Network out", Kind: byteRate},
+	{Name: "read", Label: "Disk read", Kind: byteRate},
+	{Name: "write", Label: "Disk write", Kind: byteRate},
 }
 
 // counterValues extracts the cumulative counters from a server's info: the
@@ -67,6 +78,8 @@ func counterValues(p eh.Props) map[string]uint64 {
 		add("rx", p["rx:bytes"])
 		add("tx", p["tx:bytes"])
 	}
+	add("cpu", p["cpu:usage"])
+	add("mem", p["mem:usage"])
 	return v
 }
 
@@ -182,21 +195,46 @@ func liveStats(hist []counterSample, current eh.Props) []liveStat {
 	cur := counterValues(current)
 	out := make([]liveStat, 0, len(metrics))
 	for _, m := range metrics {
-		st := liveStat{Label: m.Label, Total: humanBytes(cur[m.Name]) + " total", Rate: "—"}
-		var rates []float64
-		for i := 1; i < len(hist); i++ {
-			dt := hist[i].at.Sub(hist[i-1].at).Seconds()
-			a, b := hist[i-1].values[m.Name], hist[i].values[m.Name]
-			if dt <= 0 || b < a {
-				rates = append(rates, 0)
-				continue
+		total, reported := cur[m.Name]
+		if m.Optional && !reported {
+			continue
+		}
+		st := liveStat{Label: m.Label, Rate: "—"}
+		var values []float64
+		switch m.Kind {
+		case byteGauge:
+			for _, h := range hist {
+				values = append(values, float64(h.values[m.Name]))
 			}
-			rates = append(rates, float64(b-a)/dt)
+			st.Rate = humanBytes(total)
+		default:
+			for i := 1; i < len(hist); i++ {
+				dt := hist[i].at.Sub(hist[i-1].at).Seconds()
+				a, b := hist[i-1].values[m.Name], hist[i].values[m.Name]
+				if dt <= 0 || b < a {
+					values = append(values, 0)
+					continue
+				}
+				values = append(values, float64(b-a)/dt)
+			}
 		}
-		if n := len(rates); n > 0 {
-			st.Rate = humanBytes(uint64(rates[n-1])) + "/s"
+		switch m.Kind {
+		case byteRate:
+			st.Total = humanBytes(total) + " total"
+			if n := len(values); n > 0 {
+				st.Rate = humanBytes(uint64(values[n-1])) + "/s"
+			}
+			st.Spark = newSparkline(values, func(v float64) string { return humanBytes(uint64(v)) + "/s" })
+		case cpuShare:
+			st.Total = humanDuration(time.Duration(total)) + " CPU time"
+			if n := len(values); n > 0 {
+				st.Rate = fmt.Sprintf("%.0f%% of a core", values[n-1]/1e7) // ns per s → %
+			}
+			st.Spark = newSparkline(values, func(v float64) string { return fmt.Sprintf("%.0f%% of a core", v/1e7) })
+		case byteGauge:
+			st.Total = "in use now"
+			st.Spark = newSparkline(values, func(v float64) string { return humanBytes(uint64(v)) })
 		}
-		st.Spark = newSparkline(rates)
 		out = append(out, st)
 	}
 	return out
@@ -210,7 +248,7 @@ type sparkline struct {
 	Empty bool
 }
 
-func newSparkline(values []float64) sparkline {
+func newSparkline(values []float64, format func(float64) string) sparkline {
 	if len(values) < 2 {
 		return sparkline{Empty: true, Label: "collecting samples"}
 	}
@@ -231,6 +269,6 @@ func newSparkline(values []float64) sparkline {
 	return sparkline{
 		Line:  pts,
 		Area:  "0,30 " + pts + " 100,30",
-		Label: fmt.Sprintf("peak %s/s over the last %d samples", humanBytes(uint64(peak)), len(values)),
+		Label: fmt.Sprintf("peak %s over the last %d samples", format(peak), len(values)),
 	}
 }
