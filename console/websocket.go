@@ -59,8 +59,31 @@ func (m *Manager) ServeWebsocket(w http.ResponseWriter, r *http.Request, server 
 	if err != nil {
 		host = r.RemoteAddr
 	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go keepAlive(ws, stop)
 	if err := c.serve(&wsConn{ws: ws}, host, "web", tokenOK); err != nil {
 		m.logf("console %s: web client %s: %v", server, r.RemoteAddr, err)
+	}
+}
+
+// pingInterval keeps an idle console's websocket alive through proxies
+// that close quiet connections (a terminal can be silent for hours).
+const pingInterval = 30 * time.Second
+
+func keepAlive(ws *websocket.Conn, stop <-chan struct{}) {
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			// WriteControl may run concurrently with the session's writes.
+			if err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
+				return
+			}
+		}
 	}
 }
 
