@@ -484,10 +484,11 @@ func TestServerStartFailure(t *testing.T) {
 	e := newEnv(t, withGuests())
 	c := e.user("alice", false)
 	e.guests.startErr = fmt.Errorf("ide:0:0: no filesystem on the boot drive: %w", errBootDrive)
-	c.post("/servers/create", "name s\ncpu 1000\nmem 512").expectError(t, 500, "failed", "no filesystem")
-	if list, _ := e.store.Servers(context.Background(), ""); len(list) != 0 {
-		t.Errorf("create that failed to start left %d servers", len(list))
+	dead := c.post("/servers/create", "name s\ncpu 1000\nmem 512").expect(t, 200).props(t)
+	if dead["status"] != "dead" || !strings.Contains(dead["error"], "no filesystem") {
+		t.Errorf("create of a guest that cannot boot: %v", dead)
 	}
+	c.post("/servers/"+dead["server"]+"/destroy", "").expect(t, 204)
 	id := c.post("/servers/create/stopped", "name s\ncpu 1000\nmem 512\npersistent true").expect(t, 200).props(t)["server"]
 	c.post("/servers/"+id+"/start", "").expectError(t, 500, "failed", "no filesystem")
 	s := c.get("/servers/" + id + "/info").props(t)
@@ -721,5 +722,15 @@ func TestSetEchoedInfo(t *testing.T) {
 	got = c.post("/resources/vlan/"+r.props(t)["resource"]+"/set", strings.Replace(r.body, "name v", "name w", 1)).expect(t, 200).props(t)
 	if got["name"] != "w" {
 		t.Errorf("echoed vlan set: %v", got)
+	}
+}
+
+func TestServerStartRefused(t *testing.T) {
+	e := newEnv(t, withGuests())
+	c := e.user("alice", false)
+	e.guests.refuse = fmt.Errorf("drive in use elsewhere: %w", storage.ErrBusy)
+	c.post("/servers/create", "name s\ncpu 1000\nmem 512").expectError(t, 409, "busy", "in use")
+	if list, _ := e.store.Servers(context.Background(), ""); len(list) != 0 {
+		t.Errorf("a refused create left %d servers", len(list))
 	}
 }

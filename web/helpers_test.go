@@ -188,7 +188,8 @@ type fakeGuests struct {
 	mu       sync.Mutex
 	applied  []eh.Props
 	applyErr error
-	startErr error
+	startErr error // the guest fails to boot: dead with this error
+	refuse   error // the start is refused: the server stays as it was
 	calls    []string
 }
 
@@ -206,6 +207,9 @@ func (g *fakeGuests) Start(ctx context.Context, id string) error {
 			return err
 		}
 		return g.startErr
+	}
+	if g.refuse != nil {
+		return g.refuse
 	}
 	if err := g.store.Claim(ctx, id); err != nil {
 		return err

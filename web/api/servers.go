@@ -129,8 +129,10 @@ func (s *Service) serverInfo(ctx context.Context, c Caller, id string, full bool
 }
 
 // CreateServer validates a configuration, stores the server (owned by the
-// caller) and, when start is set, starts it. A server that cannot be started
-// is removed again: a failed create leaves nothing behind.
+// caller) and, when start is set, starts it. A start the guest layer refuses
+// (no runtime, a drive in use) removes the server again, leaving nothing
+// behind; a guest that fails to boot leaves the server dead with its reason
+// under error, and that info is the answer.
 func (s *Service) CreateServer(ctx context.Context, c Caller, config eh.Props, start bool) (eh.Props, error) {
 	next, err := eh.NewServer(config)
 	if err != nil {
@@ -147,15 +149,21 @@ func (s *Service) CreateServer(ctx context.Context, c Caller, config eh.Props, s
 		return nil, apiError(err)
 	}
 	if start {
-		if err := s.guests.Start(ctx, srv.ID); err != nil {
+		startErr := s.guests.Start(ctx, srv.ID)
+		cur, err := s.store.Server(ctx, srv.ID)
+		if startErr != nil && (err != nil || cur.Status != storage.StatusDead) {
+			// Refused (no runtime, a drive busy...): the server goes again.
 			if derr := s.store.DeleteServer(context.WithoutCancel(ctx), srv.ID); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
 				s.logf("api: server %s failed to start and could not be removed: %v", srv.ID, derr)
 			}
+			return nil, apiError(startErr)
+		}
+		if err != nil {
 			return nil, apiError(err)
 		}
-		if srv, err = s.store.Server(ctx, srv.ID); err != nil {
-			return nil, apiError(err)
-		}
+		// Started, or dead with the reason under error (a boot drive
+		// without a filesystem): the client gets the server to look at.
+		srv = cur
 	}
 	return s.serverProps(ctx, srv, false), nil
 }
