@@ -1,0 +1,376 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// role is who asks.
+type role int
+
+const (
+	anonymous role = iota // no Authorization header
+	wrongSecret           // the owner's UUID with a wrong secret
+	other                 // a user with no relation to the objects
+	reader                // a user the drive's readers name
+	owner                 // the objects' owner
+	admin                 // an admin
+	roles
+)
+
+var roleNames = [roles]string{"no auth", "wrong secret", "other user", "reader", "owner", "admin"}
+
+// access is one row of the security matrix: a request and what each role
+// gets. Placeholders: {S} the owner's server, {D} the owner's drive shared
+// with the reader, {MINE} a drive of the caller's own (the owner's for the
+// unauthenticated roles), {IP} and {VLAN} the owner's resources. Rows run in
+// order, and roles in order within a row, so state changes (start, stop,
+// destroy) are part of the expectation: the owner starts a server, then the
+// admin finds it already active (409).
+type access struct {
+	method, path, body string
+	want               [roles]string // "STATUS" or "STATUS word"
+}
+
+const (
+	unauth  = "401 auth"
+	missing = "404 missing"
+	busy    = "409 busy"
+)
+
+// securityMatrix is every API endpoint × every role. `go test -run
+// TestSecurityMatrix -v` prints it as the Markdown table in the README.
+var securityMatrix = []access{
+	{"GET", "/servers/list", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/servers/info", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/servers/info/full", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"POST", "/servers/create/stopped", "name m\ncpu 500\nmem 64", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/servers/{S}/info", "", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
+	{"GET", "/servers/{S}/info/full", "", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
+	{"POST", "/servers/{S}/set", "tags matrix", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
+	{"POST", "/servers/{S}/start", "", [roles]string{unauth, unauth, missing, missing, "204", busy}},
+	{"GET", "/servers/{S}/console", "", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
+	{"POST", "/servers/{S}/pause", "", [roles]string{unauth, unauth, missing, missing, "204", busy}},
+	{"POST", "/servers/{S}/resume", "", [roles]string{unauth, unauth, missing, missing, "204", busy}},
+	{"POST", "/servers/{S}/reset", "", [roles]string{unauth, unauth, missing, missing, "204", "204"}},
+	{"POST", "/servers/{S}/stop", "", [roles]string{unauth, unauth, missing, missing, "204", busy}},
+	{"POST", "/servers/{S}/shutdown", "", [roles]string{unauth, unauth, missing, missing, busy, busy}},
+	{"POST", "/servers/{S}/destroy", "", [roles]string{unauth, unauth, missing, missing, "204", missing}},
+
+	{"GET", "/drives/list", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/drives/info", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/drives/info/full", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/drives/list/standard", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/drives/info/standard", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"POST", "/drives/create", "name m\nsize 1M", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/drives/{D}/info", "", [roles]string{unauth, unauth, missing, "200", "200", "200"}},
+	{"GET", "/drives/{D}/read/0/512", "", [roles]string{unauth, unauth, missing, "200", "200", "200"}},
+	{"POST", "/drives/{D}/write/0", strings.Repeat("w", 512), [roles]string{unauth, unauth, missing, missing, "204", "204"}},
+	{"POST", "/drives/{D}/set", "tags matrix", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
+	{"POST", "/drives/{MINE}/image/{D}", "", [roles]string{unauth, unauth, missing, "200", "200", "200"}},
+	{"POST", "/drives/{D}/image/{MINE}", "", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
+	{"POST", "/drives/{D}/clone", "name c", [roles]string{unauth, unauth, missing, "200", "200", "200"}},
+	{"POST", "/drives/{D}/destroy", "", [roles]string{unauth, unauth, missing, missing, "204", missing}},
+
+	{"GET", "/resources/list", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/resources/info", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/resources/ip/list", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/resources/vlan/info", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"POST", "/resources/ip/create", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"POST", "/resources/vlan/create", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/resources/ip/{IP}/info", "", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
+	{"POST", "/resources/ip/{IP}/set", "tags matrix", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
+	{"POST", "/resources/vlan/{VLAN}/set", "name matrix", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
+	{"POST", "/resources/ip/{IP}/destroy", "", [roles]string{unauth, unauth, missing, missing, "204", missing}},
+	{"POST", "/resources/vlan/{VLAN}/destroy", "", [roles]string{unauth, unauth, missing, missing, "204", missing}},
+}
+
+// TestSecurityMatrix runs every row of securityMatrix against a real
+// Hearth and checks status and X-Elastic-Error for each role; it also
+// checks the websocket, path tricks, size limits and drive bounds, and
+// (in cleanup) that no secret was logged.
+func TestSecurityMatrix(t *testing.T) {
+	h := startHearth(t)
+	lib := h.importLibrary("64M")
+	ownerC := h.addUser("owner-"+randomHex(2), false)
+	otherC := h.addUser("other-"+randomHex(2), false)
+	readerC := h.addUser("reader-"+randomHex(2), false)
+	adminC := h.client(h.admin)
+	clients := [roles]*client{
+		h.anonymous(),
+		h.client(user{ownerC.u.id, strings.Repeat("0", len(ownerC.u.secret))}),
+		otherC, readerC, ownerC, adminC,
+	}
+
+	boot := ownerC.driveFrom(t, lib, "64M")
+	server := ownerC.post("/servers/create/stopped", guestConfig("matrix", boot)+"password vncpass1\n").must(t, 200).props()["server"]
+	shared := ownerC.post("/drives/create", "name shared\nsize 1M\nreaders "+readerC.u.id).must(t, 200).props()["drive"]
+	ip := ownerC.post("/resources/ip/create", "").must(t, 200).props()["resource"]
+	vlan := ownerC.post("/resources/vlan/create", "").must(t, 200).props()["resource"]
+	mine := [roles]string{}
+	for r := other; r < roles; r++ {
+		mine[r] = clients[r].post("/drives/create", "name mine\nsize 1M").must(t, 200).props()["drive"]
+	}
+	mine[anonymous], mine[wrongSecret] = mine[owner], mine[owner]
+	expand := func(s string, r role) string {
+		return strings.NewReplacer("{S}", server, "{D}", shared, "{MINE}", mine[r], "{IP}", ip, "{VLAN}", vlan).Replace(s)
+	}
+
+	for _, row := range securityMatrix {
+		for r := range roles {
+			path := expand(row.path, r)
+			if strings.Contains(row.path, "{MINE}") && r >= other {
+				clients[r].waitImaged(t, mine[r])
+			}
+			if strings.Contains(row.path, "{D}") && r >= other && ownerC.get("/drives/"+shared+"/info").status == 200 {
+				ownerC.waitImaged(t, shared) // a drive being imaged is busy (409) for everyone
+			}
+			got := clients[r].do(row.method, path, strings.NewReader(row.body))
+			if got.err != nil {
+				t.Fatalf("%s %s as %s: %v", row.method, row.path, roleNames[r], got.err)
+			}
+			status, word, _ := strings.Cut(row.want[r], " ")
+			if strconv.Itoa(got.status) != status || got.word != word {
+				t.Errorf("%s %s as %s: got %d %q, want %s (%q)", row.method, row.path, roleNames[r], got.status, got.word, row.want[r], strings.TrimSpace(got.body))
+			}
+			if row.path == "/servers/{S}/start" && r == owner && got.status == 204 {
+				ownerC.waitStatus(t, server, "active", 30*time.Second)
+			}
+			if row.path == "/servers/{S}/info" && r == other && got.status == 404 {
+				// Another user's object answers exactly as a missing one.
+				ghost := clients[r].get("/servers/00000000-0000-4000-8000-000000000000/info")
+				if strings.ReplaceAll(got.body, server, "ID") != strings.ReplaceAll(ghost.body, "00000000-0000-4000-8000-000000000000", "ID") {
+					t.Errorf("another user's server answers %q, a missing one %q", got.body, ghost.body)
+				}
+			}
+		}
+	}
+	// Lists show only one's own (readers see shared drives only in the library lists).
+	for _, path := range []string{"/servers/list", "/drives/list", "/resources/list", "/servers/info", "/drives/info"} {
+		if r := otherC.get(path); strings.Contains(r.body, shared) || strings.Contains(r.body, ip) || strings.Contains(r.body, boot) {
+			t.Errorf("%s shows the owner's objects to another user: %q", path, r.body)
+		}
+	}
+	t.Logf("security matrix:\n%s", matrixMarkdown())
+}
+
+// matrixMarkdown renders securityMatrix as the README's table.
+func matrixMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| request |")
+	for _, n := range roleNames {
+		b.WriteString(" " + n + " |")
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", int(roles)) + "\n")
+	for _, row := range securityMatrix {
+		fmt.Fprintf(&b, "| `%s %s` |", row.method, row.path)
+		for _, w := range row.want {
+			b.WriteString(" " + w + " |")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// TestConsoleWebsocketRefused: the VNC websocket without credentials, with
+// wrong ones, with another user's, or from a foreign Origin is refused
+// before any RFB byte is sent.
+func TestConsoleWebsocketRefused(t *testing.T) {
+	h := startHearth(t)
+	lib := h.importLibrary("64M")
+	ownerC := h.addUser("owner-"+randomHex(2), false)
+	otherC := h.addUser("other-"+randomHex(2), false)
+	boot := ownerC.driveFrom(t, lib, "64M")
+	server := ownerC.post("/servers/create", guestConfig("ws", boot)+"password vncpass1\n").must(t, 200).props()["server"]
+	ownerC.waitStatus(t, server, "active", 30*time.Second)
+	host := strings.TrimPrefix(h.url(), "http://")
+
+	cases := []struct {
+		name          string
+		u             user
+		origin, query string
+		refused       bool
+	}{
+		{"no session or token", user{}, "http://" + host, "", true},
+		{"forged token", user{}, "http://" + host, "?token=" + randomHex(16), true},
+		{"wrong secret", user{ownerC.u.id, strings.Repeat("0", 64)}, "http://" + host, "", true},
+		{"other user", otherC.u, "http://" + host, "", true},
+		{"owner, foreign Origin", ownerC.u, "http://evil.example", "", true},
+		{"owner, same Origin", ownerC.u, "http://" + host, "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, first := websocketHandshake(t, host, "/servers/"+server+"/vnc"+c.query, c.u, c.origin)
+			if c.refused {
+				if status == http.StatusSwitchingProtocols {
+					t.Fatalf("websocket accepted (first frame %q)", first)
+				}
+				if status >= 500 || status < 400 {
+					t.Errorf("refused with %d, want a 4xx", status)
+				}
+				return
+			}
+			if status != http.StatusSwitchingProtocols {
+				t.Fatalf("owner's websocket refused: %d", status)
+			}
+			// The first binary frame carries the RFB version banner.
+			if !bytes.Contains(first, []byte("RFB 003.")) {
+				t.Errorf("first frame %q is not an RFB banner", first)
+			}
+		})
+	}
+	// A server without a VNC password has no console.
+	plain := ownerC.post("/servers/create/stopped", guestConfig("novnc", ownerC.driveFrom(t, lib, "64M"))).must(t, 200).props()["server"]
+	if status, _ := websocketHandshake(t, host, "/servers/"+plain+"/vnc", ownerC.u, "http://"+host); status != http.StatusConflict {
+		t.Errorf("websocket of a server without a password: %d, want 409", status)
+	}
+}
+
+// websocketHandshake sends a websocket upgrade by hand and returns the
+// status and, when switched, the first frame's payload.
+func websocketHandshake(t *testing.T, host, path string, u user, origin string) (int, []byte) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req, _ := http.NewRequest("GET", "http://"+host+path, nil)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Sec-WebSocket-Protocol", "binary")
+	req.Header.Set("Origin", origin)
+	if u.id != "" {
+		req.SetBasicAuth(u.id, u.secret)
+	}
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	// One server frame: FIN/opcode, length, payload (servers do not mask).
+	hdr := make([]byte, 2)
+	if _, err := ioReadFull(br, hdr); err != nil {
+		return resp.StatusCode, nil
+	}
+	n := int(hdr[1] & 0x7f)
+	if n == 126 {
+		ext := make([]byte, 2)
+		ioReadFull(br, ext)
+		n = int(ext[0])<<8 | int(ext[1])
+	}
+	payload := make([]byte, n)
+	ioReadFull(br, payload)
+	return resp.StatusCode, payload
+}
+
+func ioReadFull(r *bufio.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// TestPathTricks: odd server and drive IDs are refused with 400 or 404 and
+// never reach the filesystem or answer 500.
+func TestPathTricks(t *testing.T) {
+	h := startHearth(t)
+	c := h.addUser("tricks-"+randomHex(2), false)
+	drive := c.post("/drives/create", "name d\nsize 1M").must(t, 200).props()["drive"]
+	tricks := []string{
+		"..", "%2e%2e", "..%2f..%2fhearth.db", "%2F", "..%5c..%5chearth.db", "%00", drive + "%00",
+		strings.Repeat("a", 8000), "not-a-uuid", strings.ToUpper(drive) + "x", "drives", "%E2%80%AE", "~root",
+		"../../hearth.db", drive + "/../" + drive,
+	}
+	for _, trick := range tricks {
+		for _, tmpl := range []string{"/servers/%s/info", "/servers/%s/start", "/servers/%s/console", "/drives/%s/info", "/drives/%s/read/0/16", "/drives/%s/write", "/drives/%s/destroy", "/drives/" + drive + "/image/%s", "/resources/ip/%s/info"} {
+			path := fmt.Sprintf(tmpl, trick)
+			r := c.do("POST", path, strings.NewReader("x"))
+			if r.err != nil {
+				t.Errorf("POST %.80s: %v", path, r.err)
+				continue
+			}
+			if r.status != 400 && r.status != 404 && r.status != 405 {
+				t.Errorf("POST %.80s: %d %q, want 400 or 404", path, r.status, r.body)
+			}
+		}
+	}
+	// The drive is intact and the database answers after all that.
+	if p := c.get("/drives/" + drive + "/info").must(t, 200).props(); p["size"] != "1048576" {
+		t.Errorf("drive after the tricks: %v", p)
+	}
+	if _, err := os.Stat(h.data + "/hearth.db"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestLimits: request headers and bodies have bounds, and a drive read
+// cannot go past the drive's end.
+func TestLimits(t *testing.T) {
+	h := startHearth(t)
+	c := h.addUser("limits-"+randomHex(2), false)
+
+	r := c.do("GET", "/servers/list", nil, "X-Padding", strings.Repeat("p", 256<<10))
+	if r.err == nil && r.status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("256 KiB header: %d, want 431", r.status)
+	}
+	big := "name big\ncpu 500\nmem 64\ndescription " + strings.Repeat("d", 1<<20) + "\n"
+	if r := c.post("/servers/create/stopped", big); r.err == nil && (r.status != 400 && r.status != 413) {
+		t.Errorf("1 MiB create body: %d %q, want 400 or 413", r.status, r.body)
+	}
+	if ids := c.ids("/servers/list"); len(ids) != 0 {
+		t.Errorf("servers after an oversize create: %v", ids)
+	}
+
+	const size = 1 << 20
+	drive := c.post("/drives/create", "name d\nsize 1M").must(t, 200).props()["drive"]
+	c.do("POST", "/drives/"+drive+"/write/0", bytes.NewReader(bytes.Repeat([]byte{0xab}, size))).must(t, 204)
+	tail := c.get(fmt.Sprintf("/drives/%s/read/%d/4096", drive, size-10)).must(t, 200)
+	if len(tail.body) != 10 {
+		t.Errorf("read of 4096 bytes 10 before the end returned %d bytes", len(tail.body))
+	}
+	if r := c.get(fmt.Sprintf("/drives/%s/read/%d/16", drive, size)); r.status != 200 || len(r.body) != 0 {
+		t.Errorf("read at the end: %d, %d bytes", r.status, len(r.body))
+	}
+	for _, off := range []string{strconv.Itoa(size + 1), "1T", "-1", "9223372036854775807"} {
+		if r := c.get("/drives/" + drive + "/read/" + off + "/16"); r.status != 400 {
+			t.Errorf("read at offset %s: %d %q, want 400", off, r.status, r.body)
+		}
+	}
+	if r := c.do("POST", fmt.Sprintf("/drives/%s/write/%d", drive, size-10), bytes.NewReader(make([]byte, 20))); r.status != 400 {
+		t.Errorf("write across the end: %d %q, want 400", r.status, r.body)
+	}
+	if r := c.do("POST", "/drives/"+drive+"/write/9223372036854775800", bytes.NewReader(make([]byte, 20))); r.status != 400 {
+		t.Errorf("write at an overflowing offset: %d %q, want 400", r.status, r.body)
+	}
+	// Neither write changed the file's size or content.
+	if st, err := os.Stat(h.data + "/drives/" + drive + ".img"); err != nil || st.Size() != size {
+		t.Errorf("drive file after refused writes: %v %v", st, err)
+	}
+	if got := c.get(fmt.Sprintf("/drives/%s/read/%d/10", drive, size-10)).must(t, 200).body; got != strings.Repeat("\xab", 10) {
+		t.Errorf("tail after refused writes: %q", got)
+	}
+}
