@@ -580,7 +580,7 @@ func (c *client) waitImaged(t testing.TB, id string) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		p := c.get("/drives/" + id + "/info").must(t, 200).props()
+		p := c.get("/drives/"+id+"/info").must(t, 200).props()
 		if p["imaging"] == "" {
 			return
 		}

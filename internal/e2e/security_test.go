@@ -17,12 +17,12 @@ import (
 type role int
 
 const (
-	anonymous role = iota // no Authorization header
-	wrongSecret           // the owner's UUID with a wrong secret
-	other                 // a user with no relation to the objects
-	reader                // a user the drive's readers name
-	owner                 // the objects' owner
-	admin                 // an admin
+	anonymous   role = iota // no Authorization header
+	wrongSecret             // the owner's UUID with a wrong secret
+	other                   // a user with no relation to the objects
+	reader                  // a user the drive's readers name
+	owner                   // the objects' owner
+	admin                   // an admin
 	roles
 )
 
@@ -319,7 +319,7 @@ func TestPathTricks(t *testing.T) {
 		}
 	}
 	// The drive is intact and the database answers after all that.
-	if p := c.get("/drives/" + drive + "/info").must(t, 200).props(); p["size"] != "1048576" {
+	if p := c.get("/drives/"+drive+"/info").must(t, 200).props(); p["size"] != "1048576" {
 		t.Errorf("drive after the tricks: %v", p)
 	}
 	if _, err := os.Stat(h.data + "/hearth.db"); err != nil {
