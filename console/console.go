@@ -17,9 +17,9 @@ import (
 	"time"
 )
 
-// Console is one server's terminal shown as a VNC desktop to any number of
+// serverConsole is one server's terminal shown as a VNC desktop to any number of
 // viewers, over its own TCP port and over websockets.
-type Console struct {
+type serverConsole struct {
 	m       *Manager
 	server  string
 	stream  Stream
@@ -39,9 +39,9 @@ type Console struct {
 	wg       sync.WaitGroup // connection handlers and the listener loop
 }
 
-func newConsole(m *Manager, server, name string, s Stream, password string) *Console {
+func newConsole(m *Manager, server, name string, s Stream, password string) *serverConsole {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Console{
+	c := &serverConsole{
 		m: m, server: server, stream: s, name: name, password: password,
 		screen: newScreen(m.cols, m.rows, desktopName(name, nil)),
 		cancel: cancel, done: make(chan struct{}), input: make(chan []byte, inputQueue),
@@ -56,7 +56,7 @@ func newConsole(m *Manager, server, name string, s Stream, password string) *Con
 // run feeds the guest's output into the screen for as long as the console
 // exists, whether anyone watches or not, resubscribing when the stream
 // drops it for falling behind.
-func (c *Console) run(ctx context.Context) {
+func (c *serverConsole) run(ctx context.Context) {
 	defer close(c.done)
 	for first := true; ctx.Err() == nil; first = false {
 		backlog, updates, cancel := c.stream.Subscribe()
@@ -79,7 +79,7 @@ func (c *Console) run(ctx context.Context) {
 	}
 }
 
-func (c *Console) pump(ctx context.Context, updates <-chan []byte) (received bool) {
+func (c *serverConsole) pump(ctx context.Context, updates <-chan []byte) (received bool) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -121,20 +121,20 @@ type Endpoint struct {
 	Port int
 }
 
-func (c *Console) setPassword(p string) {
+func (c *serverConsole) setPassword(p string) {
 	c.mu.Lock()
 	c.password = p
 	c.mu.Unlock()
 }
 
-func (c *Console) currentPassword() string {
+func (c *serverConsole) currentPassword() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.password
 }
 
 // close cuts every connection, closes the port and stops reading the stream.
-func (c *Console) close() {
+func (c *serverConsole) close() {
 	c.mu.Lock()
 	c.closed = true
 	if c.listener != nil {
@@ -149,7 +149,7 @@ func (c *Console) close() {
 	<-c.done
 }
 
-func (c *Console) accept(l net.Listener) {
+func (c *serverConsole) accept(l net.Listener) {
 	defer c.wg.Done()
 	for {
 		conn, err := l.Accept()
@@ -179,7 +179,7 @@ type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 const writeTimeout = time.Minute
 
 // serve speaks RFB with one viewer until either side closes.
-func (c *Console) serve(conn io.ReadWriteCloser, addr, via string, noAuth bool) error {
+func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth bool) error {
 	defer conn.Close()
 	c.mu.Lock()
 	if c.closed {
@@ -265,7 +265,7 @@ func isClosedError(err error) bool {
 
 // updateStatus shows the connected viewers on the status line and in the
 // desktop name, so that each viewer knows who else watches.
-func (c *Console) updateStatus() {
+func (c *serverConsole) updateStatus() {
 	c.mu.Lock()
 	var labels []string
 	for _, l := range c.conns {
@@ -279,7 +279,7 @@ func (c *Console) updateStatus() {
 	c.screen.setStatus(statusLine(name, labels), desktopName(name, labels))
 }
 
-func (c *Console) rename(name string) {
+func (c *serverConsole) rename(name string) {
 	c.mu.Lock()
 	c.name = name
 	c.mu.Unlock()
@@ -305,7 +305,7 @@ func desktopName(name string, viewers []string) string {
 
 // session applies one viewer's messages.
 type session struct {
-	c  *Console
+	c  *serverConsole
 	v  *viewer
 	kb keyboard
 }
@@ -430,7 +430,7 @@ const inputQueue = 1024
 // typeIn queues b for the guest's terminal input. A single writer keeps the
 // order; no viewer and no stream reader ever blocks on a guest that does
 // not read, and closing the console never waits for one.
-func (c *Console) typeIn(b []byte) {
+func (c *serverConsole) typeIn(b []byte) {
 	select {
 	case c.input <- b:
 	default:
@@ -440,7 +440,7 @@ func (c *Console) typeIn(b []byte) {
 	}
 }
 
-func (c *Console) writeInput(ctx context.Context) {
+func (c *serverConsole) writeInput(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -223,7 +223,7 @@ func TestFramebufferMatchesScreen(t *testing.T) {
 
 // compareFramebuffer waits until the screen has no damage left for any
 // viewer and compares the client's picture with it.
-func compareFramebuffer(t *testing.T, c *rfbClient, con *Console) {
+func compareFramebuffer(t *testing.T, c *rfbClient, con *serverConsole) {
 	t.Helper()
 	con.screen.mu.Lock()
 	defer con.screen.mu.Unlock()
@@ -469,7 +469,7 @@ func TestWebsocketOnly(t *testing.T) {
 	}
 }
 
-func checkStatus(t *testing.T, c *Console, want string) {
+func checkStatus(t *testing.T, c *serverConsole, want string) {
 	t.Helper()
 	c.screen.mu.Lock()
 	defer c.screen.mu.Unlock()

@@ -89,7 +89,7 @@ func (f *fakeStream) waitInput(t testing.TB, want string) {
 }
 
 // waitScreen waits until the console's terminal shows want.
-func waitScreen(t testing.TB, c *Console, want string) {
+func waitScreen(t testing.TB, c *serverConsole, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !bytes.Contains([]byte(c.screen.text()), []byte(want)) {

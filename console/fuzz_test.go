@@ -24,7 +24,7 @@ func FuzzHandshake(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		sc := newScreen(20, 4, "fuzz")
 		m := NewManager()
-		c := &Console{m: m, server: "fuzz", stream: newFakeStream(), screen: sc, conns: map[io.Closer]string{}}
+		c := &serverConsole{m: m, server: "fuzz", stream: newFakeStream(), screen: sc, conns: map[io.Closer]string{}}
 		br := bufio.NewReader(bytes.NewReader(in))
 		// A token connection (security None) reaches the message loop
 		// without solving the DES challenge.

@@ -29,7 +29,7 @@ type Manager struct {
 	tokenTTL  time.Duration
 	tokenKey  []byte
 	consoleMu sync.Mutex
-	consoles  map[string]*Console
+	consoles  map[string]*serverConsole
 	closed    bool
 }
 
@@ -76,7 +76,7 @@ func NewManager(opts ...Option) *Manager {
 		cols: DefaultColumns, rows: DefaultRows,
 		logf: func(string, ...any) {}, now: time.Now,
 		authMax: 5, authSpan: time.Minute, tokenTTL: time.Minute,
-		consoles: map[string]*Console{},
+		consoles: map[string]*serverConsole{},
 	}
 	for _, o := range opts {
 		o(m)
@@ -148,7 +148,7 @@ func (m *Manager) listen() (net.Listener, error) {
 	return nil, fmt.Errorf("no free VNC port in %d–%d on %s: %w", m.basePort, m.basePort+m.portSpan-1, m.listenIP, lastErr)
 }
 
-func (m *Manager) console(server string) *Console {
+func (m *Manager) console(server string) *serverConsole {
 	m.consoleMu.Lock()
 	defer m.consoleMu.Unlock()
 	return m.consoles[server]
@@ -210,7 +210,7 @@ func (m *Manager) Close() error {
 	m.consoleMu.Lock()
 	m.closed = true
 	all := m.consoles
-	m.consoles = map[string]*Console{}
+	m.consoles = map[string]*serverConsole{}
 	m.consoleMu.Unlock()
 	for _, c := range all {
 		c.close()

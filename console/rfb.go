@@ -199,8 +199,7 @@ func parseVersion(b []byte) (rfbVersion, error) {
 	return 3, nil
 }
 
-// clientMessages reads client-to-server messages until an error, handing
-// each to h.
+// messageHandler applies the client-to-server messages readMessages parses.
 type messageHandler interface {
 	setPixelFormat(pf pixelFormat)
 	setEncodings(encs []int32)
@@ -210,6 +209,8 @@ type messageHandler interface {
 	extendedCutText(payload []byte)
 }
 
+// readMessages reads client-to-server messages until an error, handing
+// each to h.
 func readMessages(r *bufio.Reader, h messageHandler) error {
 	var buf [20]byte
 	for {
