@@ -715,6 +715,18 @@ func TestStaticAndSecurityHeaders(t *testing.T) {
 	if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(r.body, "style=") {
 		t.Fatalf("login page: CSP %q or inline style", csp)
 	}
+	b.login("root", e.secret)
+	srv, err := e.service.CreateServer(context.Background(), e.admin, eh.Props{"name": "s", "cpu": "1000", "mem": "256"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inline := regexp.MustCompile(`(?i)\sstyle=|<script>|<script\s+[^>]*>[^<]+</script>|\son[a-z]+=`)
+	for _, p := range []string{"/ui/servers", "/ui/servers/new", "/ui/servers/" + srv["server"], "/ui/drives", "/ui/resources", "/ui/users"} {
+		r := b.get(p)
+		if r.status != http.StatusOK || inline.MatchString(r.body) || r.header.Get("Content-Security-Policy") == "" {
+			t.Errorf("%s: %d, inline style/script %q", p, r.status, inline.FindString(r.body))
+		}
+	}
 	if r := b.get("/nowhere"); r.status != http.StatusNotFound {
 		t.Fatalf("unknown path: %d", r.status)
 	}
