@@ -155,3 +155,44 @@ func BenchmarkReadopt50(b *testing.B) {
 	b.ReportMetric(float64(median(took).Microseconds())/1000, "open-ms")
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkServerStart is BenchmarkCreateToRunning one layer up: a server
+// row is created in SQLite and Manager.Start claims its drive and records it
+// active, against `ctr run -d --rootfs` of the same tree, interleaved.
+func BenchmarkServerStart(b *testing.B) {
+	f := newManagerFixture(b)
+	tree := testguest.Tree(b)
+	ctx := context.Background()
+	var hearth, ctr []time.Duration
+	for n := 0; n < b.N; n++ {
+		for i := 0; i < 10; i++ {
+			drive := f.drive(false, nil)
+			start := time.Now()
+			id := f.server(map[string]string{"ide:0:0": drive})
+			if err := f.m.Start(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+			hearth = append(hearth, time.Since(start))
+
+			cid := fmt.Sprintf("ctr-%d-%d", n, i)
+			start = time.Now()
+			out, err := exec.Command("ctr", "-a", f.host.socket, "-n", f.host.namespace, "run", "-d", "--rootfs", tree, cid, "/sbin/init").CombinedOutput()
+			if err != nil {
+				b.Fatalf("ctr run: %v: %s", err, out)
+			}
+			ctr = append(ctr, time.Since(start))
+
+			if err := f.m.Stop(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+			exec.Command("ctr", "-a", f.host.socket, "-n", f.host.namespace, "task", "rm", "-f", cid).Run()
+			exec.Command("ctr", "-a", f.host.socket, "-n", f.host.namespace, "container", "rm", cid).Run()
+		}
+	}
+	removeCgroups(f.host.namespace, "", true)
+	mh, mc := median(hearth), median(ctr)
+	b.ReportMetric(float64(mh.Microseconds())/1000, "hearth-ms")
+	b.ReportMetric(float64(mc.Microseconds())/1000, "ctr-ms")
+	b.ReportMetric(float64(mh)/float64(mc), "ratio")
+	b.ReportMetric(0, "ns/op")
+}

@@ -18,7 +18,7 @@ import (
 )
 
 type managerFixture struct {
-	t     *testing.T
+	t     testing.TB
 	host  *Host
 	store *storage.Store
 	m     *Manager
@@ -26,12 +26,12 @@ type managerFixture struct {
 	image string // busybox ext4 image to copy drives from
 }
 
-func newManagerFixture(t *testing.T, opts ...ManagerOption) *managerFixture {
+func newManagerFixture(t testing.TB, opts ...ManagerOption) *managerFixture {
 	h, data := openTestHost(t)
 	return newManagerFixtureOn(t, h, data, nil, opts...)
 }
 
-func newManagerFixtureOn(t *testing.T, h *Host, data string, storeOpts []storage.Option, opts ...ManagerOption) *managerFixture {
+func newManagerFixtureOn(t testing.TB, h *Host, data string, storeOpts []storage.Option, opts ...ManagerOption) *managerFixture {
 	store, err := storage.Open(data, append([]storage.Option{storage.WithLogger(t.Logf)}, storeOpts...)...)
 	if err != nil {
 		t.Fatal(err)
