@@ -163,6 +163,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /ui/drives/{id}/info.json", d.page(d.driveJSON))
 	m.HandleFunc("POST /ui/drives/{id}/write/{offset}", d.page(d.writeDrive))
 	m.HandleFunc("POST /ui/drives/{id}/resize", d.page(d.resizeDrive))
+	m.HandleFunc("POST /ui/drives/{id}/share", d.page(d.shareDrive))
 	m.HandleFunc("POST /ui/drives/{id}/destroy", d.page(d.destroyDrive))
 
 	m.HandleFunc("GET /ui/resources", d.page(d.resourcesPage))

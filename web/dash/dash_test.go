@@ -504,6 +504,19 @@ func TestOtherUsersObjectsAreMissing(t *testing.T) {
 	if r := b.get("/ui/users"); r.status == http.StatusOK {
 		t.Fatal("alice opens the users page")
 	}
+	mine, err := e.service.CreateServer(ctx, alice, eh.Props{"name": "alices-box", "cpu": "1000", "mem": "256"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := e.browser()
+	root.login("root", e.secret)
+	list := root.get("/ui/servers").body
+	if !strings.Contains(list, "alices-box") || !strings.Contains(list, `data-label="Owner">alice<`) || !strings.Contains(list, "All servers") {
+		t.Fatal("the admin does not see alice's server with its owner")
+	}
+	if r := root.get("/ui/servers/" + mine["server"]); r.status != http.StatusOK {
+		t.Fatalf("the admin opens alice's server: %d", r.status)
+	}
 	if r := b.get("/ui/servers"); strings.Contains(r.body, `href="/ui/users"`) {
 		t.Fatal("alice's menu offers the users page")
 	}
@@ -554,6 +567,21 @@ func TestDrivesPage(t *testing.T) {
 	}
 	if r := b.post("/ui/drives/"+id+"/resize", url.Values{"size": {"4M"}}); r.status != http.StatusSeeOther {
 		t.Fatalf("resize: %d", r.status)
+	}
+	if r := b.post("/ui/drives/"+id+"/share", url.Values{"share": {"true"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("share: %d", r.status)
+	}
+	bob, bobSecret := e.user("bob")
+	other := e.browser()
+	other.login(bob.Name, bobSecret)
+	if r := other.get("/ui/servers/new"); !strings.Contains(r.body, "lib:"+id) {
+		t.Fatal("a shared drive is not offered to another user as an image")
+	}
+	if r := b.post("/ui/drives/"+id+"/share", url.Values{"share": {"false"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("unshare: %d", r.status)
+	}
+	if r := other.get("/ui/servers/new"); strings.Contains(r.body, "lib:"+id) {
+		t.Fatal("an unshared drive is still offered to another user")
 	}
 	page := b.get("/ui/drives")
 	if !strings.Contains(page.body, "Drive upload is now 4 MiB.") || !strings.Contains(page.body, "upload") {

@@ -284,6 +284,21 @@ func (d *Dashboard) resizeDrive(rq *request) {
 	d.done(rq, "/ui/drives", "Drive "+p["name"]+" is now "+humanSize(p["size"])+".")
 }
 
+// shareDrive adds a drive to the library (readers: everyone) or takes it out.
+func (d *Dashboard) shareDrive(rq *request) {
+	id := rq.PathValue("id")
+	readers, what := "", "is no longer shared"
+	if rq.PostFormValue("share") == "true" {
+		readers, what = eh.AllUsers, "is shared with everyone: they can start servers from it"
+	}
+	p, err := d.backend.SetDrive(rq.Context(), rq.user, id, eh.Props{"readers": readers})
+	if err != nil {
+		d.failed(rq, "/ui/drives", err)
+		return
+	}
+	d.done(rq, "/ui/drives", "Drive "+p["name"]+" "+what+".")
+}
+
 func (d *Dashboard) destroyDrive(rq *request) {
 	id := rq.PathValue("id")
 	p, err := d.backend.DriveInfo(rq.Context(), rq.user, id)
