@@ -17,7 +17,9 @@ import (
 
 // consoleServer serves the static assets and the websocket bridge as the
 // web layer does; owner says whether requests count as the owner's.
-func consoleServer(t *testing.T, m *Manager, owner bool) *httptest.Server {
+// POST /test/restart runs restart (the browser test stops and starts the
+// server's console with it).
+func consoleServer(t *testing.T, m *Manager, owner bool, restart func()) *httptest.Server {
 	t.Helper()
 	static, err := fs.Sub(assets.Static, "static")
 	if err != nil {
@@ -28,6 +30,9 @@ func consoleServer(t *testing.T, m *Manager, owner bool) *httptest.Server {
 	mux.HandleFunc("GET /servers/{server}/vnc", func(w http.ResponseWriter, r *http.Request) {
 		m.ServeWebsocket(w, r, r.PathValue("server"), owner)
 	})
+	if restart != nil {
+		mux.HandleFunc("POST /test/restart", func(w http.ResponseWriter, r *http.Request) { restart() })
+	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -66,7 +71,12 @@ func TestBrowser(t *testing.T) {
 			m := testManager(t)
 			s, _ := attach(t, m, "srv-"+tc.name, "pw123")
 			s.echo = true
-			srv := consoleServer(t, m, tc.owner)
+			srv := consoleServer(t, m, tc.owner, func() {
+				m.Detach("srv-" + tc.name)
+				if _, err := m.Attach("srv-"+tc.name, "guest-srv-"+tc.name, s, "pw123"); err != nil {
+					t.Error(err)
+				}
+			})
 			q := url.Values{"server": {"srv-" + tc.name}, "name": {"browser " + tc.name}}
 			if tc.token {
 				q.Set("token", m.Token("srv-"+tc.name))
@@ -86,7 +96,7 @@ func TestBrowser(t *testing.T) {
 			}
 			var res struct {
 				Before, After struct{ N, Width, Height int }
-				Status, Title string
+				Status, Title, Retrying string
 			}
 			if err := json.Unmarshal(out, &res); err != nil {
 				t.Fatalf("browser script output %q: %v", out, err)
@@ -100,6 +110,9 @@ func TestBrowser(t *testing.T) {
 			}
 			if res.Status != "Connected" {
 				t.Errorf("status %q", res.Status)
+			}
+			if !strings.Contains(res.Retrying, "retrying in 1 s") {
+				t.Errorf("status after the console closed: %q, want a retry in 1 s", res.Retrying)
 			}
 			s.waitInput(t, "echo $((6*7)) typed-in-browser\r")
 			s.waitInput(t, "pasted-line ünï €✓") // UTF-8 through the extended clipboard

@@ -374,6 +374,8 @@ func (s *session) extendedCutText(payload []byte) {
 	actions, text := flags&0xff000000, flags&clipText != 0
 	var reply []byte
 	switch {
+	case actions&clipCaps != 0:
+		return // the client's capabilities (listing provide etc. among them): nothing to do
 	case actions&clipProvide != 0 && text:
 		typed, err := providedText(payload[4:])
 		if err != nil {

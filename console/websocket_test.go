@@ -33,8 +33,8 @@ func TestWebsocketBridge(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	m := testManager(t, WithClock(clock))
 	s, _ := attach(t, m, "s1", "pw")
-	owner := consoleServer(t, m, true)
-	anon := consoleServer(t, m, false)
+	owner := consoleServer(t, m, true, nil)
+	anon := consoleServer(t, m, false, nil)
 
 	t.Run("owner with password", func(t *testing.T) {
 		conn, resp, err := dialWS(t, owner.URL, "/servers/s1/vnc", owner.URL)

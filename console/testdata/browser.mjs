@@ -56,6 +56,12 @@ try {
   await page.waitForTimeout(300);
   await page.screenshot({ path: `${shots}/4-pasted.png` });
   result.status = await page.textContent('#status');
+  // The server stops and starts again: the page reconnects by itself.
+  await page.evaluate(() => fetch('/test/restart', { method: 'POST' }));
+  await page.waitForSelector('#status[data-state=retrying]', { timeout: 10000 });
+  result.retrying = await page.textContent('#status');
+  await page.waitForSelector('#status[data-state=connected]', { timeout: 15000 });
+  await page.screenshot({ path: `${shots}/5-reconnected.png` });
   console.log(JSON.stringify(result));
 } finally {
   await browser.close();
