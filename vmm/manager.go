@@ -385,24 +385,45 @@ func (m *Manager) ended(ctx context.Context, server string) error {
 	return nil
 }
 
-// Shutdown sends the power-off signal and kills the guest when it has not
-// ended after the grace period; then as Stop.
+// Shutdown sends the power-off signal and returns; the guest's exit then
+// stops the server as any exit does. A guest still running after the grace
+// period is killed.
 func (m *Manager) Shutdown(ctx context.Context, server string) error {
 	defer m.lock(server)()
+	st, err := m.host.Status(ctx, server)
+	if err != nil {
+		return err
+	}
+	if st.State == Paused { // a frozen guest cannot act on the signal
+		if err := m.host.Resume(ctx, server); err != nil {
+			return err
+		}
+		m.setRunning(ctx, server, storage.StatusActive)
+	}
 	exited := m.waitExit(server)
-	if err := m.host.Signal(ctx, server, m.powerOff); err != nil && !errors.Is(err, ErrNotRunning) {
+	if err := m.host.Signal(ctx, server, m.powerOff); err != nil {
 		m.cancelWait(server, exited)
 		return err
 	}
-	select {
-	case <-exited:
-	case <-time.After(m.grace):
-		m.logf("server %s: no power-off after %s; killing it", server, m.grace)
-	case <-ctx.Done():
+	go func() {
+		select {
+		case <-exited:
+			return
+		case <-time.After(m.grace):
+		}
 		m.cancelWait(server, exited)
-		return ctx.Err()
-	}
-	return m.stop(ctx, server)
+		defer m.lock(server)()
+		// Only the incarnation that was asked to power off is killed.
+		cur, err := m.host.Status(context.Background(), server)
+		if err != nil || cur.State == Stopped || !cur.Started.Equal(st.Started) {
+			return
+		}
+		m.logf("server %s: no power-off after %s; killing it", server, m.grace)
+		if err := m.stop(context.Background(), server); err != nil {
+			m.logf("server %s: %v", server, err)
+		}
+	}()
+	return nil
 }
 
 func (m *Manager) waitExit(server string) chan struct{} {

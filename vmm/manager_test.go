@@ -152,6 +152,17 @@ func TestManagerLifecycle(t *testing.T) {
 	if err := f.m.Resume(ctx, id); err != nil || f.status(id) != storage.StatusActive {
 		t.Fatalf("resume: %v, %s", err, f.status(id))
 	}
+	// A paused server can be stopped (the kill must not wait on the freezer).
+	paused := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	if err := f.m.Start(ctx, paused); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Pause(ctx, paused); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Stop(ctx, paused); err != nil || f.status(paused) != storage.StatusStopped {
+		t.Fatalf("stop of a paused server: %v, %s", err, f.status(paused))
+	}
 	if err := f.m.Apply(ctx, id, map[string]string{"cpu": "500"}); err != nil {
 		t.Fatal(err)
 	}
@@ -170,9 +181,7 @@ func TestManagerLifecycle(t *testing.T) {
 	if err := f.m.Shutdown(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.status(id); got != storage.StatusStopped {
-		t.Errorf("after shutdown: %s", got)
-	}
+	f.waitStatus(id, storage.StatusStopped)
 	if d, _ := f.store.Drive(ctx, boot); len(d.Claimed) != 0 {
 		t.Errorf("claims after shutdown: %v", d.Claimed)
 	}
@@ -203,11 +212,12 @@ func TestManagerShutdownGrace(t *testing.T) {
 	if err := f.m.Shutdown(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	if time.Since(start) < 500*time.Millisecond {
-		t.Error("shutdown did not wait for the grace period")
+	if got := f.status(id); got != storage.StatusActive {
+		t.Errorf("server %s right after shutdown, want active until the guest is gone", got)
 	}
-	if got := f.status(id); got != "destroyed" {
-		t.Errorf("non-persistent server after shutdown: %s", got)
+	f.waitStatus(id, "destroyed")
+	if time.Since(start) < 500*time.Millisecond {
+		t.Error("the guest was killed before the grace period ended")
 	}
 }
 
