@@ -29,7 +29,7 @@ const DefaultNamespace = "hearth"
 // Container labels: everything cleanup and re-adoption need.
 const (
 	labelSpec    = "hearth/spec"    // GuestSpec, JSON
-	labelLoops   = "hearth/loops"   // []Loop, JSON: boot first, then Disks in order
+	labelLoops   = "hearth/loops"   // []loopDevice, JSON: boot first, then Disks in order
 	labelNetns   = "hearth/netns"   // network namespace path, when the guest has NICs
 	labelStarted = "hearth/started" // RFC 3339 time the guest was started
 )
@@ -117,7 +117,7 @@ type Host struct {
 
 type guest struct {
 	spec      GuestSpec
-	loops     []Loop
+	loops     []loopDevice
 	netns     string
 	started   time.Time
 	console   *Console

@@ -11,9 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Loop is a loop device and the image file behind it, as recorded in a
+// loopDevice is a loop device and the image file behind it, as recorded in a
 // guest's labels so that a later Hearth can detach exactly what it attached.
-type Loop struct {
+type loopDevice struct {
 	Device string `json:"dev"`  // /dev/loopN
 	File   string `json:"file"` // absolute path of the backing image, symlinks resolved
 	// Base is the device's I/O count when it was attached: the kernel keeps
@@ -25,13 +25,13 @@ type Loop struct {
 // the device open: with autoclear the kernel detaches the device on its last
 // close, so the caller keeps it open until something else (the root mount)
 // holds the device, then closes it.
-func attachLoop(file string, readOnly, autoclear bool) (Loop, *os.File, error) {
+func attachLoop(file string, readOnly, autoclear bool) (loopDevice, *os.File, error) {
 	abs, err := filepath.Abs(file)
 	if err == nil {
 		abs, err = filepath.EvalSymlinks(abs)
 	}
 	if err != nil {
-		return Loop{}, nil, fmt.Errorf("image %s: %w", file, err)
+		return loopDevice{}, nil, fmt.Errorf("image %s: %w", file, err)
 	}
 	mode := os.O_RDWR
 	var flags uint32
@@ -44,13 +44,13 @@ func attachLoop(file string, readOnly, autoclear bool) (Loop, *os.File, error) {
 	}
 	backing, err := os.OpenFile(abs, mode, 0)
 	if err != nil {
-		return Loop{}, nil, fmt.Errorf("image %s: %w", file, err)
+		return loopDevice{}, nil, fmt.Errorf("image %s: %w", file, err)
 	}
 	defer backing.Close()
 
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
 	if err != nil {
-		return Loop{}, nil, fmt.Errorf("loop devices: %w", err)
+		return loopDevice{}, nil, fmt.Errorf("loop devices: %w", err)
 	}
 	defer ctl.Close()
 
@@ -62,25 +62,25 @@ func attachLoop(file string, readOnly, autoclear bool) (Loop, *os.File, error) {
 	for attempt := 0; attempt < 100; attempt++ {
 		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
 		if err != nil {
-			return Loop{}, nil, fmt.Errorf("loop devices: get free: %w", err)
+			return loopDevice{}, nil, fmt.Errorf("loop devices: get free: %w", err)
 		}
 		dev := fmt.Sprintf("/dev/loop%d", n)
 		f, err := openLoopNode(dev, n, mode)
 		if err != nil {
-			return Loop{}, nil, err
+			return loopDevice{}, nil, err
 		}
 		err = unix.IoctlLoopConfigure(int(f.Fd()), &cfg)
 		if err == nil {
-			l := Loop{Device: dev, File: abs}
+			l := loopDevice{Device: dev, File: abs}
 			l.Base, _ = l.stat()
 			return l, f, nil
 		}
 		f.Close()
 		if !errors.Is(err, unix.EBUSY) {
-			return Loop{}, nil, fmt.Errorf("attach %s to %s: %w", abs, dev, err)
+			return loopDevice{}, nil, fmt.Errorf("attach %s to %s: %w", abs, dev, err)
 		}
 	}
-	return Loop{}, nil, fmt.Errorf("attach %s: no free loop device after 100 attempts: %w", abs, unix.EBUSY)
+	return loopDevice{}, nil, fmt.Errorf("attach %s: no free loop device after 100 attempts: %w", abs, unix.EBUSY)
 }
 
 // openLoopNode opens /dev/loopN, creating the node where no devtmpfs did.
@@ -110,7 +110,7 @@ func loopBacking(dev string) string {
 // detach releases l if the device still belongs to l's file (the number may
 // have been reused by someone else since it was recorded). A device still
 // open or mounted is marked autoclear by the kernel and goes with its last user.
-func (l Loop) detach() error {
+func (l loopDevice) detach() error {
 	if l.Device == "" || loopBacking(l.Device) != l.File {
 		return nil
 	}
@@ -134,7 +134,7 @@ type DiskCounters struct {
 }
 
 // counters is the I/O of the guest since the device was attached to it.
-func (l Loop) counters() (DiskCounters, error) {
+func (l loopDevice) counters() (DiskCounters, error) {
 	now, err := l.stat()
 	if err != nil {
 		return DiskCounters{}, err
@@ -154,7 +154,7 @@ func (l Loop) counters() (DiskCounters, error) {
 }
 
 // stat reads /sys/block/loopN/stat (sectors are 512 bytes).
-func (l Loop) stat() (DiskCounters, error) {
+func (l loopDevice) stat() (DiskCounters, error) {
 	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(l.Device), "stat"))
 	if err != nil {
 		return DiskCounters{}, err
