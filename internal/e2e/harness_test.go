@@ -284,15 +284,7 @@ func (h *hearth) addUser(name string, admin bool) *client {
 // everyone) with the CLI and returns its UUID.
 func (h *hearth) importLibrary(size string) string {
 	h.t.Helper()
-	out, err := exec.Command(binary, "image", "import", "--name", "busybox-"+randomHex(2), "--size", size, "--data", h.data, testguest.Tarball(h.t)).CombinedOutput()
-	if err != nil {
-		h.t.Fatalf("hearth image import: %v %s", err, out)
-	}
-	id, ok := strings.CutPrefix(strings.TrimSpace(string(out)[strings.LastIndex(strings.TrimSpace(string(out)), "\n")+1:]), "drive ")
-	if !ok {
-		h.t.Fatalf("image import printed %q", out)
-	}
-	return id
+	return h.importImage(testguest.Tarball(h.t), size)
 }
 
 // checkLogs fails the test if any secret handed out appears in what Hearth logged.
@@ -477,10 +469,11 @@ func (h *hearth) forceClean() {
 
 // client speaks the ElasticHosts API to one Hearth as one user.
 type client struct {
-	h    *hearth
-	u    user
-	json bool
-	hc   *http.Client
+	h     *hearth
+	u     user
+	json  bool
+	hc    *http.Client
+	libID string // a library drive the test images from
 }
 
 var sharedTransport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second}
