@@ -127,6 +127,11 @@ function step(s) { console.log('step: ' + s); }
     await mobile.goto(serverURL);
     await mobile.waitForSelector('.page-head .badge-stopped');
     await mobile.screenshot({ path: outDir + '/08-server-phone.png', fullPage: true });
+    await mobile.goto(base + '/ui/servers/new');
+    await mobile.screenshot({ path: outDir + '/10-create-phone.png', fullPage: true });
+    await mobile.setViewportSize({ width: 1024, height: 768 });
+    await mobile.goto(base + '/ui/drives');
+    await mobile.screenshot({ path: outDir + '/11-drives-tablet.png', fullPage: true });
     await phone.close();
 
     step('log out');
