@@ -95,7 +95,7 @@ func TestBrowser(t *testing.T) {
 				t.Fatalf("browser script: %v\n%s", err, out)
 			}
 			var res struct {
-				Before, After struct{ N, Width, Height int }
+				Before, After           struct{ N, Width, Height int }
 				Status, Title, Retrying string
 			}
 			if err := json.Unmarshal(out, &res); err != nil {
