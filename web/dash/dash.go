@@ -250,13 +250,21 @@ func (d *Dashboard) page(h func(*request)) http.HandlerFunc {
 	}
 }
 
-// notLoggedIn sends a browser to the login page, or answers a script 401.
+// notLoggedIn sends a browser to the login page (back to this page, or for
+// a form, to the page it came from), or answers a script 401.
 func (d *Dashboard) notLoggedIn(rq *request) {
-	if rq.fetch() || strings.HasSuffix(rq.URL.Path, ".json") || rq.Method != http.MethodGet {
+	if rq.fetch() || strings.HasSuffix(rq.URL.Path, ".json") {
 		writeJSON(rq.w, http.StatusUnauthorized, map[string]string{"error": "not logged in", "login": "/login"})
 		return
 	}
-	http.Redirect(rq.w, rq.Request, "/login?next="+url.QueryEscape(rq.URL.RequestURI()), http.StatusSeeOther)
+	next := rq.URL.RequestURI()
+	if rq.Method != http.MethodGet {
+		next = "/ui/servers"
+		if ref, err := url.Parse(rq.Referer()); err == nil && ref.Host == rq.Host {
+			next = ref.RequestURI()
+		}
+	}
+	http.Redirect(rq.w, rq.Request, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
 }
 
 // refuse answers a refused request: JSON for the script, a page otherwise.

@@ -242,6 +242,13 @@ func TestLoginLogout(t *testing.T) {
 	if r := b.get("/ui/servers"); r.status != http.StatusSeeOther {
 		t.Fatalf("after logout: %d", r.status)
 	}
+	// A form sent after the session ended leads to the login page, back to where it was sent from.
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/ui/drives/new", strings.NewReader("name=x&size=1M"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Referer", e.srv.URL+"/ui/drives")
+	if r := b.do(req); r.status != http.StatusSeeOther || r.location != "/login?next=%2Fui%2Fdrives" {
+		t.Fatalf("form after logout: %d %q", r.status, r.location)
+	}
 	if r := b2.get("/ui/servers"); r.status != http.StatusOK {
 		t.Fatalf("the other session ended too: %d", r.status)
 	}

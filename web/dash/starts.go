@@ -45,6 +45,7 @@ func (p *pendingStarts) add(caller User, server, drive string) {
 			}
 			select {
 			case <-p.ctx.Done():
+				p.logf("dashboard: server %s not started: Hearth stopped while its boot drive was imaging", server)
 				return
 			case <-t.C:
 			}
