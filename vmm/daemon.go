@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -27,12 +28,14 @@ type daemon struct {
 	config string
 	socket string
 	logf   func(string, ...any)
+	quit   chan struct{} // closed by stop
+	done   chan struct{} // closed when the supervisor has let go of the child for good
 
 	mu        sync.Mutex
 	cmd       *exec.Cmd
-	stopping  bool
-	restarted func()        // called after the daemon came back
-	done      chan struct{} // closed when the supervisor gives up the child for good
+	exited    chan struct{} // closed when cmd has exited; waitErr says how
+	waitErr   error
+	restarted func() // called after the daemon came back
 }
 
 // containerdConfig is the config of the private daemon. CRI stays enabled so
@@ -77,6 +80,7 @@ func startDaemon(dir string, logf func(string, ...any)) (*daemon, error) {
 		config: filepath.Join(dir, "config.toml"),
 		socket: filepath.Join(dir, "containerd.sock"),
 		logf:   logf,
+		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 	if len(d.socket) > maxSocketPath {
@@ -95,11 +99,11 @@ func startDaemon(dir string, logf func(string, ...any)) (*daemon, error) {
 	if err := d.spawn(); err != nil {
 		return nil, err
 	}
-	if err := waitSocket(d.socket, 20*time.Second); err != nil {
+	go d.supervise()
+	if err := d.waitReady(20 * time.Second); err != nil {
 		d.stop()
 		return nil, fmt.Errorf("%w: containerd did not come up (see %s): %w", ErrUnavailable, filepath.Join(dir, "containerd.log"), err)
 	}
-	go d.supervise()
 	return d, nil
 }
 
@@ -158,10 +162,46 @@ func (d *daemon) spawn() error {
 		return fmt.Errorf("start containerd: %w", err)
 	}
 	os.WriteFile(d.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+	exited := make(chan struct{})
 	d.mu.Lock()
-	d.cmd = cmd
+	d.cmd, d.exited = cmd, exited
 	d.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		d.mu.Lock()
+		d.waitErr = err
+		d.mu.Unlock()
+		close(exited)
+	}()
 	return nil
+}
+
+// waitReady waits until the daemon's socket accepts connections, and fails
+// at once when the daemon exits first (a bad config, a busy root).
+func (d *daemon) waitReady(timeout time.Duration) error {
+	d.mu.Lock()
+	exited := d.exited
+	d.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("unix", d.socket, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return fmt.Errorf("containerd exited: %v", d.waitErr)
+		case <-d.quit:
+			return errors.New("stopping")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+	}
 }
 
 // supervise restarts the daemon whenever it dies, backing off from one second
@@ -171,37 +211,36 @@ func (d *daemon) supervise() {
 	backoff := time.Second
 	for {
 		d.mu.Lock()
-		cmd := d.cmd
+		exited := d.exited
 		d.mu.Unlock()
 		started := time.Now()
-		err := cmd.Wait()
-		d.mu.Lock()
-		stopping := d.stopping
-		d.mu.Unlock()
-		if stopping {
+		select {
+		case <-exited:
+		case <-d.quit:
 			return
 		}
 		if time.Since(started) > time.Minute {
 			backoff = time.Second
 		}
-		d.logf("containerd: exited (%v); restarting in %s", err, backoff)
-		time.Sleep(backoff)
-		backoff = min(backoff*2, 30*time.Second)
 		d.mu.Lock()
-		stopping = d.stopping
+		err := d.waitErr
 		d.mu.Unlock()
-		if stopping {
+		d.logf("containerd: exited (%v); restarting in %s", err, backoff)
+		select {
+		case <-time.After(backoff):
+		case <-d.quit:
 			return
 		}
+		backoff = min(backoff*2, 30*time.Second)
 		if err := d.spawn(); err != nil {
 			d.logf("containerd: %v", err)
 			continue
 		}
-		if err := waitSocket(d.socket, 20*time.Second); err != nil {
+		if err := d.waitReady(20 * time.Second); err != nil {
 			d.logf("containerd: restarted but not answering: %v", err)
-		} else {
-			d.logf("containerd: restarted (pid %d)", d.pid())
+			continue
 		}
+		d.logf("containerd: restarted (pid %d)", d.pid())
 		d.mu.Lock()
 		restarted := d.restarted
 		d.mu.Unlock()
@@ -220,32 +259,17 @@ func (d *daemon) pid() int {
 // stop ends the daemon (SIGTERM, SIGKILL after ten seconds). Shims and their
 // guests are separate processes and keep running.
 func (d *daemon) stop() {
+	close(d.quit)
+	<-d.done
 	d.mu.Lock()
-	d.stopping = true
-	cmd := d.cmd
+	cmd, exited := d.cmd, d.exited
 	d.mu.Unlock()
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-d.done:
+	case <-exited:
 	case <-time.After(10 * time.Second):
 		cmd.Process.Kill()
-		<-d.done
+		<-exited
 	}
 	os.Remove(d.pidFile())
-}
-
-// waitSocket waits until something accepts connections on path.
-func waitSocket(path string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("unix", path, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -3,6 +3,8 @@ package vmm
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,7 +39,7 @@ func TestDaemonRestart(t *testing.T) {
 	old := h.daemon.pid()
 	syscall.Kill(old, syscall.SIGKILL)
 	deadline := time.Now().Add(30 * time.Second)
-	for h.daemon.pid() == old || waitSocket(h.socket, time.Second) != nil {
+	for h.daemon.pid() == old || h.daemon.waitReady(time.Second) != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("containerd was not restarted")
 		}
@@ -63,5 +65,23 @@ func TestDaemonRestart(t *testing.T) {
 	defer mu.Unlock()
 	if !strings.Contains(log.String(), "restarting in") {
 		t.Errorf("restart not logged:\n%s", log.String())
+	}
+}
+
+// TestDaemonFailsFast: a containerd that cannot start is reported at once
+// with its exit, not after the readiness timeout.
+func TestDaemonFailsFast(t *testing.T) {
+	needContainerd(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "root"), nil, 0o600); err != nil { // root must be a directory
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := startDaemon(dir, t.Logf)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "exited") {
+		t.Fatalf("start on a broken directory: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("took %s to notice", took)
 	}
 }
