@@ -142,3 +142,17 @@ func BenchmarkConsoleMemory(b *testing.B) {
 		m.Close()
 	}
 }
+
+// BenchmarkScreenFeed: how fast guest output (coloured log lines, 4 KiB
+// chunks as a tty delivers them) is parsed, diffed and drawn.
+func BenchmarkScreenFeed(b *testing.B) {
+	sc := newScreen(DefaultColumns, DefaultRows, "bench")
+	var chunk []byte
+	for i := 0; len(chunk) < 4096; i++ {
+		chunk = fmt.Appendf(chunk, "\x1b[3%dm%5d\x1b[0m some log output of a busy guest, line after line\r\n", i%8, i)
+	}
+	b.SetBytes(int64(len(chunk)))
+	for i := 0; i < b.N; i++ {
+		sc.feed(chunk)
+	}
+}

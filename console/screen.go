@@ -2,7 +2,6 @@ package console
 
 import (
 	"fmt"
-	"hash/maphash"
 	"sync"
 	"unicode/utf8"
 
@@ -98,7 +97,6 @@ type screen struct {
 	utf8Carry []byte
 	replies   []byte
 	viewers   map[*viewer]struct{}
-	seed      maphash.Seed
 }
 
 func newScreen(cols, termRows int, name string) *screen {
@@ -110,7 +108,6 @@ func newScreen(cols, termRows int, name string) *screen {
 		height:   (termRows + 1) * cellHeight,
 		name:     name,
 		viewers:  map[*viewer]struct{}{},
-		seed:     maphash.MakeSeed(),
 	}
 	s.vt = vt10x.New(vt10x.WithSize(cols, termRows), vt10x.WithWriter(replyWriter{s}))
 	s.fb = make([]uint32, s.width*s.height)
@@ -244,15 +241,16 @@ func (s *screen) grid() []vt10x.Glyph {
 
 // scrolledRows finds by how many rows the terminal's content moved up, by
 // comparing row hashes of the new grid with the drawn one: a move is worth
-// a copy when more rows match shifted than in place.
+// a copy when more rows match shifted than in place. A hash collision costs
+// only efficiency: the cell diff after the move redraws whatever differs.
 func (s *screen) scrolledRows(cur []vt10x.Glyph) int {
 	rowHash := func(g []vt10x.Glyph, row int) uint64 {
-		var h maphash.Hash
-		h.SetSeed(s.seed)
+		h := uint64(14695981039346656037) // FNV-1a over the cells' fields
 		for _, c := range g[row*s.cols : (row+1)*s.cols] {
-			maphash.WriteComparable(&h, c)
+			h = (h ^ (uint64(uint32(c.Char)) | uint64(uint16(c.Mode))<<32)) * 1099511628211
+			h = (h ^ (uint64(c.FG) | uint64(c.BG)<<32)) * 1099511628211
 		}
-		return h.Sum64()
+		return h
 	}
 	n := s.termRows
 	oldH, newH := make([]uint64, n), make([]uint64, n)
