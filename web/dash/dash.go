@@ -178,7 +178,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.securityHeaders(w)
 		w.WriteHeader(http.StatusNotFound)
-		render(w, r, notFoundPage())
+		render(w, r, barePage("Not found", "There is no page at this address."))
 	})
 }
 
@@ -219,9 +219,15 @@ func (d *Dashboard) page(h func(*request)) http.HandlerFunc {
 		}
 		if ok {
 			rq.user, err = d.backend.User(r.Context(), rq.sess.user)
-			if err != nil { // the user was removed: the session goes with it
+			switch {
+			case errors.Is(err, eh.ErrAuth) || errors.Is(err, eh.ErrMissing): // removed: the session goes with it
 				d.sessions.remove(rq.sess.id)
 				ok = false
+			case err != nil: // the store failed: keep the session, say so
+				d.logf("dashboard: loading user %s: %v", rq.sess.user, err)
+				w.WriteHeader(http.StatusInternalServerError)
+				render(w, r, barePage("Something went wrong", "Hearth could not load your account. Try again in a moment."))
+				return
 			}
 		}
 		if !ok {

@@ -223,7 +223,7 @@ func (d *Dashboard) serverAction(rq *request) {
 	id, action := rq.PathValue("id"), rq.PathValue("action")
 	if _, ok := actionLabels[action]; !ok {
 		rq.w.WriteHeader(http.StatusNotFound)
-		render(rq.w, rq.Request, notFoundPage())
+		render(rq.w, rq.Request, barePage("Not found", "There is no page at this address."))
 		return
 	}
 	back := backTo(rq.Request, "/ui/servers/"+id)
