@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -561,5 +562,45 @@ func TestExtendedClipboardPaste(t *testing.T) {
 	s.waitInput(t, "ünï €✓\rsecond\r")
 	if strings.Contains(s.typedInput(), "\x00") {
 		t.Errorf("NUL typed into the guest: %q", s.typedInput())
+	}
+}
+
+// TestDetachLeavesNothing: after Detach no goroutine of the console, its
+// port or its viewers (TCP and websocket) is left.
+func TestDetachLeavesNothing(t *testing.T) {
+	m := testManager(t)
+	srv := consoleServer(t, m, true, nil)
+	time.Sleep(10 * time.Millisecond)
+	before := runtime.NumGoroutine()
+
+	s, ep := attach(t, m, "s1", "pw")
+	tcp, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp.requestUpdate(false)
+	ws, _, err := dialWS(t, srv.URL, "/servers/s1/vnc", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := dialRFB(ws, "003.008", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.tap('a')
+	s.waitInput(t, "a")
+	m.Detach("s1")
+	ws.Close()
+	for _, c := range []*rfbClient{tcp, web} {
+		for c.readUpdate() == nil {
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Detach, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
