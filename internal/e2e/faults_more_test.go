@@ -81,11 +81,11 @@ func TestContainerdKilled(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	for _, id := range ids {
-		p := c.get("/servers/" + id + "/info").must(t, 200).props()
+		p := c.get("/servers/"+id+"/info").must(t, 200).props()
 		if p["status"] != "active" {
 			t.Errorf("server %s is %s after containerd restarted", id, p["status"])
 		}
-		seen := lastTick(c.get("/servers/" + id + "/console").must(t, 200).body)
+		seen := lastTick(c.get("/servers/"+id+"/console").must(t, 200).body)
 		c.waitTickPast(t, id, seen+1, 20*time.Second)
 	}
 	// Lifecycle still works through the new daemon.
@@ -250,10 +250,10 @@ func TestNoisyGuest(t *testing.T) {
 
 			noisy := c.post("/servers/create", guestConfig("noisy", c.driveFrom(t, noisyLib, "32M"))).must(t, 200).props()["server"]
 			time.Sleep(3 * time.Second)
-			tick := lastTick(c.get("/servers/" + quiet + "/console").must(t, 200).body)
+			tick := lastTick(c.get("/servers/"+quiet+"/console").must(t, 200).body)
 			during := c.infoLatencies(t, quiet, 300)
 			c.waitTickPast(t, quiet, tick+2, 15*time.Second)
-			if p := c.get("/servers/" + noisy + "/info").must(t, 200).props(); p["status"] != "active" {
+			if p := c.get("/servers/"+noisy+"/info").must(t, 200).props(); p["status"] != "active" {
 				t.Logf("noisy guest ended: %v", p)
 			}
 			if noise.name == "forks" {
