@@ -212,7 +212,20 @@ func TestFramebufferMatchesScreen(t *testing.T) {
 				t.Fatal(err)
 			}
 			compareFramebuffer(t, c, con)
-			if tc.encs != nil && c.encodings[encCopyRect] == 0 {
+			// Two scrolls and a change in between, then one update: the
+			// copies compose and the changed cells move with them.
+			s.emit([]byte("line 32\r\n"))
+			waitScreen(t, con, "line 32")
+			s.emit([]byte("\x1b[5;1H\x1b[7mchanged\x1b[0m\x1b[24;1H"))
+			waitScreen(t, con, "changed")
+			s.emit([]byte("\r\nline 33\r\nline 34\r\nline 35"))
+			waitScreen(t, con, "line 35")
+			c.requestUpdate(true)
+			if err := c.readUpdate(); err != nil {
+				t.Fatal(err)
+			}
+			compareFramebuffer(t, c, con)
+			if tc.encs != nil && c.encodings[encCopyRect] < 2 {
 				t.Errorf("no CopyRect after scrolling; rectangles by encoding: %v", c.encodings)
 			}
 			if tc.encs != nil && c.encodings[encRaw] != 0 {
