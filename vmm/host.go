@@ -79,6 +79,9 @@ type GuestStatus struct {
 	Started    time.Time
 	ExitStatus uint32    // when Stopped
 	ExitedAt   time.Time // when Stopped; zero when it ended while no Hearth watched
+	// Lost: Stopped because the task itself was gone at adoption — the host
+	// rebooted (or the shim died) — rather than because the guest ended.
+	Lost bool
 }
 
 // Exit reports that a guest's init ended.
@@ -103,12 +106,13 @@ type Host struct {
 	now             func() time.Time
 	coreMHz         float64
 
-	daemon *daemon
-	client *client.Client
-	ctx    context.Context // namespaced; cancelled by Close
-	cancel context.CancelFunc
-	events sync.WaitGroup
-	kick   chan struct{} // the daemon came back: resubscribe now
+	daemon    *daemon
+	client    *client.Client
+	ctx       context.Context // namespaced; cancelled by Close
+	cancel    context.CancelFunc
+	events    sync.WaitGroup
+	closeOnce sync.Once
+	kick      chan struct{} // the daemon came back: resubscribe now
 
 	mu     sync.Mutex
 	guests map[string]*guest
@@ -127,6 +131,7 @@ type guest struct {
 	paused    bool        // frozen by Pause (or found frozen at adoption)
 	deleting  bool        // Delete runs: its kill is no exit to report
 	exited    bool
+	lost      bool // the task was gone at adoption: the host rebooted (or the shim died)
 	exit      Exit
 }
 
@@ -214,6 +219,12 @@ func (h *Host) OnExit(fn func(Exit)) {
 // cancelled (their FIFOs stay for the next attach), and the private daemon
 // is stopped; the guests' shims keep running.
 func (h *Host) Close() error {
+	var err error
+	h.closeOnce.Do(func() { err = h.close() })
+	return err
+}
+
+func (h *Host) close() error {
 	if h.cancel != nil {
 		h.cancel()
 	}
@@ -297,7 +308,7 @@ func (h *Host) adoptOne(ctx context.Context, c client.Container) (*guest, error)
 	g.started, _ = time.Parse(time.RFC3339Nano, info.Labels[labelStarted])
 	task, err := c.Task(ctx, cio.NewAttach(g.streams()...))
 	if errdefs.IsNotFound(err) {
-		g.exited, g.exit = true, Exit{ID: c.ID()}
+		g.exited, g.lost, g.exit = true, true, Exit{ID: c.ID()}
 		return g, nil
 	}
 	if err != nil {
@@ -602,7 +613,7 @@ func (h *Host) status(g *guest) GuestStatus {
 	s := GuestStatus{Spec: g.spec, Started: g.started, State: Running}
 	switch {
 	case g.exited:
-		s.State, s.ExitStatus, s.ExitedAt = Stopped, g.exit.Status, g.exit.At
+		s.State, s.ExitStatus, s.ExitedAt, s.Lost = Stopped, g.exit.Status, g.exit.At, g.lost
 	case g.paused:
 		s.State = Paused
 	}

@@ -620,6 +620,14 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			}
 		case err != nil:
 			return err
+		case g.Lost && (srv.Status == storage.StatusActive || srv.Status == storage.StatusPaused):
+			// Gone with the host: clean up what is left, and start it
+			// again below like a server whose guest vanished.
+			m.logf("server %s: its guest's task is gone (host reboot?)", id)
+			if err := m.host.Delete(ctx, id); err != nil {
+				m.logf("server %s: %v", id, err)
+			}
+			delete(guests, id)
 		case g.State == Stopped:
 			m.logf("server %s: guest ended while Hearth was away", id)
 			if err := m.Stop(ctx, id); err != nil {

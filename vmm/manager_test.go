@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
 	"hearth/internal/testguest"
 	"hearth/storage"
 	"hearth/vmm/network"
@@ -336,5 +339,78 @@ func TestManagerNetwork(t *testing.T) {
 	}
 	if _, err := f.store.Lease(ctx, id); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("lease after destroy: %v", err)
+	}
+}
+
+// TestManagerAfterHostReboot: guests whose tasks vanished (as after a host
+// reboot: containers are still recorded, tasks are not) are started again
+// when their servers were active.
+func TestManagerAfterHostReboot(t *testing.T) {
+	h, data := openTestHost(t)
+	f := newManagerFixtureOn(t, h, data, nil)
+	ctx := context.Background()
+	persistent := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	transient := f.server(map[string]string{"ide:0:0": f.drive(false, nil)})
+	for _, id := range []string{persistent, transient} {
+		if err := f.m.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := h.Status(ctx, persistent)
+	h.Close()
+
+	// "Reboot": the tasks go, the containers stay.
+	open := func() *Host {
+		h, err := Open(ctx, data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithLogger(t.Logf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h2 := open()
+	cctx := namespaces.WithNamespace(ctx, h2.namespace)
+	for _, id := range []string{persistent, transient} {
+		c, err := h2.client.LoadContainer(cctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, err := c.Task(cctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := task.Delete(cctx, client.WithProcessKill); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h2.Close()
+
+	h3 := open()
+	t.Cleanup(func() {
+		for _, g := range h3.Guests(ctx) {
+			if err := h3.Delete(ctx, g.Spec.ID); err != nil {
+				t.Errorf("delete %s: %v", g.Spec.ID, err)
+			}
+		}
+		h3.Close()
+	})
+	for _, g := range h3.Guests(ctx) {
+		if !g.Lost || g.State != Stopped {
+			t.Errorf("guest %s adopted as %+v, want lost", g.Spec.ID, g)
+		}
+	}
+	if _, err := NewManager(ctx, h3, f.store, WithManagerLogger(t.Logf)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{persistent, transient} {
+		st, err := h3.Status(ctx, id)
+		if err != nil || st.State != Running {
+			t.Errorf("server %s after the reboot: %+v, %v", id, st, err)
+		}
+		if got := f.status(id); got != storage.StatusActive {
+			t.Errorf("server %s is %s", id, got)
+		}
+	}
+	if after, _ := h3.Status(ctx, persistent); !after.Started.After(before.Started) {
+		t.Errorf("started %v, before the reboot %v", after.Started, before.Started)
 	}
 }
