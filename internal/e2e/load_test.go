@@ -2,9 +2,9 @@ package e2e
 
 import (
 	"fmt"
-	"runtime"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
