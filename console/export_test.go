@@ -1,0 +1,51 @@
+package console
+
+import (
+	"io"
+	"testing"
+)
+
+// Hooks for guest_test.go, an external test package: it needs package vmm,
+// which imports this one.
+
+// TestViewer is the tests' RFB client.
+type TestViewer struct{ c *rfbClient }
+
+// DialTestViewer runs an RFB 3.8 handshake with password over conn.
+func DialTestViewer(conn io.ReadWriter, password string) (*TestViewer, error) {
+	c, err := dialRFB(conn, "003.008", password)
+	if err != nil {
+		return nil, err
+	}
+	c.setEncodings(encZRLE, encCopyRect)
+	return &TestViewer{c}, nil
+}
+
+// Type sends s as key presses; '\n' is Return.
+func (v *TestViewer) Type(s string) {
+	for _, r := range s {
+		if r == '\n' {
+			v.c.tap(ksReturn)
+		} else {
+			v.c.tap(uint32(r))
+		}
+	}
+}
+
+// FullUpdate asks for and reads the whole framebuffer.
+func (v *TestViewer) FullUpdate() error {
+	v.c.requestUpdate(false)
+	return v.c.readUpdate()
+}
+
+// CheckFramebuffer compares the viewer's picture with server's screen.
+func (v *TestViewer) CheckFramebuffer(t *testing.T, m *Manager, server string) {
+	t.Helper()
+	compareFramebuffer(t, v.c, m.console(server))
+}
+
+// WaitScreen waits until server's terminal shows want.
+func WaitScreen(t *testing.T, m *Manager, server, want string) {
+	t.Helper()
+	waitScreen(t, m.console(server), want)
+}
