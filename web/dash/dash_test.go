@@ -468,6 +468,9 @@ func TestServerFormErrorsNextToField(t *testing.T) {
 		if r.status != http.StatusBadRequest || !strings.Contains(msg, c.want) {
 			t.Errorf("%s=%q: %d, next to %s: %q", c.key, c.value, r.status, c.field, msg)
 		}
+		if !regexp.MustCompile(`id="` + c.field + `"[^>]*aria-describedby="[^"]*` + c.field + `-error`).MatchString(r.body) {
+			t.Errorf("%s: the field is not described by its error", c.field)
+		}
 	}
 	servers, _ := e.service.ServersInfo(context.Background(), e.admin)
 	drives, _ := e.service.DrivesInfo(context.Background(), e.admin)

@@ -44,9 +44,13 @@ function step(s) { console.log('step: ' + s); }
     const source = await page.$eval('#source', (sel, name) =>
       [...sel.options].find((o) => o.textContent.startsWith(name)).value, libraryName);
     await page.selectOption('#source', source);
-    await page.fill('#drivesize', '64M');
     await page.selectOption('#nic0', 'none');
     await page.fill('#password', 'pw123456');
+    await page.fill('#drivesize', 'lots');
+    await page.click('form button[type=submit]:has-text("Create server")');
+    await page.waitForSelector('#drivesize-error');
+    await page.screenshot({ path: outDir + '/02-create-server-error.png', fullPage: true });
+    await page.fill('#drivesize', '64M');
     await page.screenshot({ path: outDir + '/02-create-server.png', fullPage: true });
     await page.click('form button[type=submit]:has-text("Create server")');
     await page.waitForURL(/\/ui\/servers\/[0-9a-f-]{36}$/);
