@@ -156,3 +156,33 @@ func BenchmarkScreenFeed(b *testing.B) {
 		sc.feed(chunk)
 	}
 }
+
+// BenchmarkEncodeFullScreen: a full screen of coloured text as ZRLE (what
+// noVNC gets on connect) and Raw; reports the bytes sent per update.
+func BenchmarkEncodeFullScreen(b *testing.B) {
+	sc := newScreen(DefaultColumns, DefaultRows, "bench")
+	for i := 0; i < DefaultRows; i++ {
+		sc.feed(fmt.Appendf(nil, "\x1b[3%dm%3d\x1b[0m the quick brown fox jumps over the lazy dog; \x1b[1mbold\x1b[0m text\r\n", i%8, i))
+	}
+	for _, tc := range []struct {
+		name string
+		zrle bool
+	}{{"zrle", true}, {"raw", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			v := newViewer("bench")
+			v.enc.setPixelFormat(noVNCPixelFormat)
+			v.enc.zrle = tc.zrle
+			sc.addViewer(v)
+			defer sc.removeViewer(v)
+			size := 0
+			for i := 0; i < b.N; i++ {
+				sc.mu.Lock()
+				v.damage.markAll(sc.cols)
+				v.requested = true
+				size = len(sc.updateLocked(v))
+				sc.mu.Unlock()
+			}
+			b.ReportMetric(float64(size), "bytes/update")
+		})
+	}
+}

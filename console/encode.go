@@ -32,6 +32,9 @@ type encoder struct {
 
 	memoOK             bool
 	memoRGB, memoValue uint32
+
+	compact, compactHigh bool // ZRLE CPIXELs of three bytes, and which three
+	eightBit             bool // 8 bits per colour: pixels convert by shifts alone
 }
 
 func appendRectHeader(b []byte, r image.Rectangle, enc int32) []byte {
@@ -83,9 +86,13 @@ func (e *encoder) appendRect(b []byte, fb []uint32, width int, r image.Rectangle
 	return b
 }
 
-// pixel converts with a one-entry memo: a terminal's pixels come in long
-// runs of the same colour, and the conversion costs three divisions.
+// pixel converts to the client's pixel value: by shifts for 8 bits per
+// colour, else with a one-entry memo (a terminal's pixels come in long runs
+// of the same colour, and the conversion costs three divisions).
 func (e *encoder) pixel(rgb uint32) uint32 {
+	if e.eightBit {
+		return (rgb>>16&0xff)<<(e.pf.RedShift&31) | (rgb>>8&0xff)<<(e.pf.GreenShift&31) | (rgb&0xff)<<(e.pf.BlueShift&31)
+	}
 	if !e.memoOK || rgb != e.memoRGB {
 		e.memoRGB, e.memoValue, e.memoOK = rgb, e.pf.pixel(rgb), true
 	}
@@ -94,6 +101,8 @@ func (e *encoder) pixel(rgb uint32) uint32 {
 
 func (e *encoder) setPixelFormat(pf pixelFormat) {
 	e.pf, e.memoOK = pf, false
+	e.compact, e.compactHigh = pf.compactPixel()
+	e.eightBit = pf.RedMax == 255 && pf.GreenMax == 255 && pf.BlueMax == 255
 }
 
 // appendZRLE encodes r as ZRLE: 64×64 tiles, each solid, packed-palette
@@ -145,11 +154,11 @@ func (e *encoder) appendTile(b []byte, fb []uint32, width int, t image.Rectangle
 	}
 	switch {
 	case n == 1:
-		return e.pf.appendCPixel(append(b, 1), palette[0])
+		return e.pf.appendCPixel(append(b, 1), palette[0], e.compact, e.compactHigh)
 	case n <= 16:
 		b = append(b, byte(n))
 		for _, p := range palette[:n] {
-			b = e.pf.appendCPixel(b, p)
+			b = e.pf.appendCPixel(b, p, e.compact, e.compactHigh)
 		}
 		bits := 4
 		switch {
@@ -181,8 +190,14 @@ func (e *encoder) appendTile(b []byte, fb []uint32, width int, t image.Rectangle
 		return b
 	default:
 		b = append(b, 0)
+		if e.compact && !e.compactHigh && !e.pf.BigEndian { // noVNC's format: three bytes, low first
+			for _, v := range e.tile {
+				b = append(b, byte(v), byte(v>>8), byte(v>>16))
+			}
+			return b
+		}
 		for _, v := range e.tile {
-			b = e.pf.appendCPixel(b, v)
+			b = e.pf.appendCPixel(b, v, e.compact, e.compactHigh)
 		}
 		return b
 	}

@@ -99,10 +99,10 @@ func (pf pixelFormat) compactPixel() (ok, high bool) {
 	return false, false
 }
 
-// appendCPixel appends a ZRLE CPIXEL.
-func (pf pixelFormat) appendCPixel(b []byte, v uint32) []byte {
-	ok, high := pf.compactPixel()
-	if !ok {
+// appendCPixel appends a ZRLE CPIXEL; compact and high are compactPixel's
+// answer, worked out once per pixel format rather than per pixel.
+func (pf pixelFormat) appendCPixel(b []byte, v uint32, compact, high bool) []byte {
+	if !compact {
 		return pf.appendPixel(b, v)
 	}
 	if high {

@@ -67,7 +67,9 @@ type viewer struct {
 }
 
 func newViewer(label string) *viewer {
-	return &viewer{label: label, wakeCh: make(chan struct{}, 1), enc: encoder{pf: serverPixelFormat}}
+	v := &viewer{label: label, wakeCh: make(chan struct{}, 1)}
+	v.enc.setPixelFormat(serverPixelFormat)
+	return v
 }
 
 func (v *viewer) wake() {
