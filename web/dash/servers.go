@@ -321,7 +321,7 @@ func (d *Dashboard) serverView(rq *request, id string) (serverView, error) {
 	}
 	for _, k := range []kv{{"nic:0:mac", "MAC address"}, {"nic:1:mac", "VLAN MAC"}, {"vnc:ip", "VNC address"}, {"vnc:port", "VNC port"}, {"started", "Started"}} {
 		val := info[k.Key]
-		if val == "" {
+		if val == "" || val == "auto" { // vnc:ip auto: no native VNC address, the websocket only
 			continue
 		}
 		if k.Key == "started" {
