@@ -159,6 +159,16 @@ func TestSecurityMatrix(t *testing.T) {
 			t.Errorf("%s shows the owner's objects to another user: %q", path, r.body)
 		}
 	}
+	// Credentials in the wrong places are refused, and (checked when the
+	// test ends) never logged: a secret as the login, another user's
+	// secret, a dashboard login with a real secret under a wrong name.
+	for _, u := range []user{{ownerC.u.secret, ownerC.u.secret}, {ownerC.u.id, otherC.u.secret}, {"nobody", adminC.u.secret}} {
+		h.client(u).get("/servers/list").must(t, 401)
+	}
+	form := "username=nobody&password=" + ownerC.u.secret
+	if r := h.anonymous().do("POST", "/login", strings.NewReader(form), "Content-Type", "application/x-www-form-urlencoded"); r.status == 200 && strings.Contains(r.body, ownerC.u.secret) {
+		t.Error("the login page echoes the secret")
+	}
 	t.Logf("security matrix:\n%s", matrixMarkdown())
 }
 
