@@ -88,46 +88,15 @@ func (s *Store) scanDrive(row interface{ Scan(...any) error }) (Drive, error) {
 	return d, nil
 }
 
-// CreateDrive makes a drive: the sparse image file first (synced), then the
-// row. A crash in between leaves an orphan file, which the next Open removes.
-// The caller sets Owner, Name, Size, Props and Library; the rest is filled in.
+// CreateDrive makes an empty drive of d.Size bytes: the sparse image file
+// first (synced), then the row. A crash in between leaves an orphan file,
+// which the next Open removes. The caller sets Owner, Name, Size, Props and
+// Library; the rest is filled in.
 func (s *Store) CreateDrive(ctx context.Context, d Drive) (Drive, error) {
 	if d.Size < 0 {
 		return Drive{}, fmt.Errorf("drive size %d: %w", d.Size, ErrInvalid)
 	}
-	d.ID = uuid.NewString()
-	if d.Name == "" {
-		d.Name = d.ID // every drive shows a name (clients index by it)
-	}
-	d.Props = maps.Clone(d.Props)
-	if d.Props == nil {
-		d.Props = map[string]string{}
-	}
-	d.Imaging, d.Claimed, d.Counters = "", nil, DriveCounters{}
-	d.Created = s.now()
-	blob, err := json.Marshal(d.Props)
-	if err != nil {
-		return Drive{}, err
-	}
-	path := s.DrivePath(d.ID)
-	if err := createImage(path, d.Size); err != nil {
-		return Drive{}, fmt.Errorf("storage: drive image: %w", err)
-	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO drives (id, owner, name, size, props, library, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			d.ID, d.Owner, d.Name, d.Size, blob, d.Library, d.Created.Unix()); err != nil {
-			if strings.Contains(err.Error(), "FOREIGN KEY") {
-				return fmt.Errorf("owner %s: %w", d.Owner, ErrNotFound)
-			}
-			return fmt.Errorf("storage: create drive: %w", err)
-		}
-		return s.event(ctx, tx, d.ID, "drive.create", "drive %q created, %d bytes", d.Name, d.Size)
-	})
-	if err != nil {
-		os.Remove(path)
-		return Drive{}, err
-	}
-	return d, nil
+	return s.CreateDriveFrom(ctx, d, func(path string) error { return createImage(path, d.Size) })
 }
 
 // CreateDriveFrom makes a drive whose image fill writes: fill gets the path
@@ -186,7 +155,7 @@ func (s *Store) CreateDriveFrom(ctx context.Context, d Drive, fill func(path str
 				}
 				return fmt.Errorf("storage: create drive: %w", err)
 			}
-			return s.event(ctx, tx, d.ID, "drive.create", "drive %q imported, %d bytes", d.Name, d.Size)
+			return s.event(ctx, tx, d.ID, "drive.create", "drive %q created, %d bytes", d.Name, d.Size)
 		})
 	}
 	if err != nil {

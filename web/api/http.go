@@ -95,6 +95,57 @@ func (k *call) noContent() error {
 	return nil
 }
 
+// one answers with one object, or the error.
+func (k *call) one(p eh.Props, err error) error {
+	if err != nil {
+		return err
+	}
+	eh.WriteProps(k.w, k.r, p)
+	return nil
+}
+
+// all answers with whole objects (blocks / JSON array), or the error.
+func (k *call) all(ps []eh.Props, err error) error {
+	if err != nil {
+		return err
+	}
+	eh.WriteBlocks(k.w, k.r, ps)
+	return nil
+}
+
+// list answers with one row of keys per object, or the error.
+func (k *call) list(ps []eh.Props, err error, keys ...string) error {
+	if err != nil {
+		return err
+	}
+	eh.WriteList(k.w, k.r, ps, keys...)
+	return nil
+}
+
+// update runs a command that changes state from a property body and answers
+// with the object it returns. getOK as for change.
+func (k *call) update(getOK bool, op func(in eh.Props) (eh.Props, error)) error {
+	if err := k.change(getOK); err != nil {
+		return err
+	}
+	in, err := k.props()
+	if err != nil {
+		return err
+	}
+	return k.one(op(in))
+}
+
+// act runs a command without a body that answers 204.
+func (k *call) act(getOK bool, op func() error) error {
+	if err := k.change(getOK); err != nil {
+		return err
+	}
+	if err := op(); err != nil {
+		return err
+	}
+	return k.noContent()
+}
+
 func (k *call) route() error {
 	if len(k.path) == 0 {
 		return k.notFound()
@@ -115,58 +166,20 @@ func (k *call) servers() error {
 	switch {
 	case k.match("servers", "list"):
 		infos, err := s.ServersInfo(ctx, c)
-		if err != nil {
-			return err
-		}
-		eh.WriteList(k.w, k.r, infos, "server", "cpu", "mem")
-		return nil
+		return k.list(infos, err, "server", "cpu", "mem")
 	case k.match("servers", "info"), k.match("servers", "info", "full"):
-		infos, err := s.serversInfo(ctx, c, len(k.path) == 3)
-		if err != nil {
-			return err
-		}
-		eh.WriteBlocks(k.w, k.r, infos)
-		return nil
+		return k.all(s.serversInfo(ctx, c, len(k.path) == 3))
 	case k.match("servers", "create"), k.match("servers", "create", "stopped"):
-		if err := k.change(false); err != nil {
-			return err
-		}
-		in, err := k.props()
-		if err != nil {
-			return err
-		}
-		p, err := s.CreateServer(ctx, c, in, len(k.path) == 2)
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
+		return k.update(false, func(in eh.Props) (eh.Props, error) { return s.CreateServer(ctx, c, in, len(k.path) == 2) })
 	case len(k.path) < 3:
 		return k.notFound()
 	}
 	id := k.path[1]
 	switch {
 	case k.match("servers", "*", "info"), k.match("servers", "*", "info", "full"):
-		p, err := s.serverInfo(ctx, c, id, len(k.path) == 4)
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
+		return k.one(s.serverInfo(ctx, c, id, len(k.path) == 4))
 	case k.match("servers", "*", "set"):
-		if err := k.change(false); err != nil {
-			return err
-		}
-		in, err := k.props()
-		if err != nil {
-			return err
-		}
-		p, err := s.SetServer(ctx, c, id, in)
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
+		return k.update(false, func(in eh.Props) (eh.Props, error) { return s.SetServer(ctx, c, id, in) })
 	case k.match("servers", "*", "console"):
 		out, err := s.ServerConsole(ctx, c, id)
 		if err != nil {
@@ -179,13 +192,7 @@ func (k *call) servers() error {
 	case len(k.path) == 3:
 		switch action := k.path[2]; action {
 		case ActionStart, ActionStop, ActionShutdown, ActionReset, ActionPause, ActionResume, ActionDestroy:
-			if err := k.change(action == ActionDestroy); err != nil {
-				return err
-			}
-			if err := s.ServerAction(ctx, c, id, action); err != nil {
-				return err
-			}
-			return k.noContent()
+			return k.act(action == ActionDestroy, func() error { return s.ServerAction(ctx, c, id, action) })
 		}
 	}
 	return k.notFound()
@@ -196,18 +203,9 @@ func (k *call) drives() error {
 	switch {
 	case k.match("drives", "list"):
 		infos, err := s.DrivesInfo(ctx, c)
-		if err != nil {
-			return err
-		}
-		eh.WriteList(k.w, k.r, infos, "drive")
-		return nil
+		return k.list(infos, err, "drive")
 	case k.match("drives", "info"), k.match("drives", "info", "full"):
-		infos, err := s.drivesInfo(ctx, c, len(k.path) == 3)
-		if err != nil {
-			return err
-		}
-		eh.WriteBlocks(k.w, k.r, infos)
-		return nil
+		return k.all(s.drivesInfo(ctx, c, len(k.path) == 3))
 	case k.match("drives", "list", "standard"), k.match("drives", "info", "standard"):
 		return k.library(k.path[1], "")
 	case k.match("drives", "standard", "*"):
@@ -216,78 +214,23 @@ func (k *call) drives() error {
 		media := map[string]string{"img": "disk", "cd": "cdrom"}[k.path[2]]
 		return k.library(k.path[3], media)
 	case k.match("drives", "standard", "img", "*", "info"):
-		p, err := s.DriveInfo(ctx, c, k.path[3])
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
+		return k.one(s.DriveInfo(ctx, c, k.path[3]))
 	case k.match("drives", "create"):
-		if err := k.change(false); err != nil {
-			return err
-		}
-		in, err := k.props()
-		if err != nil {
-			return err
-		}
-		p, err := s.CreateDrive(ctx, c, in)
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
+		return k.update(false, func(in eh.Props) (eh.Props, error) { return s.CreateDrive(ctx, c, in) })
 	case len(k.path) < 3:
 		return k.notFound()
 	}
 	id := k.path[1]
-	switch k.path[2] {
-	case "info":
-		if !k.match("drives", "*", "info") && !k.match("drives", "*", "info", "full") {
-			break
-		}
-		p, err := s.driveInfo(ctx, c, id, len(k.path) == 4)
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
-	case "set", "clone":
-		if len(k.path) != 3 {
-			break
-		}
-		if err := k.change(false); err != nil {
-			return err
-		}
-		in, err := k.props()
-		if err != nil {
-			return err
-		}
-		var p eh.Props
-		if k.path[2] == "set" {
-			p, err = s.SetDrive(ctx, c, id, in)
-		} else {
-			p, err = s.CloneDrive(ctx, c, id, in)
-		}
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
-	case "destroy":
-		if len(k.path) != 3 {
-			break
-		}
-		if err := k.change(true); err != nil {
-			return err
-		}
-		if err := s.DestroyDrive(ctx, c, id); err != nil {
-			return err
-		}
-		return k.noContent()
-	case "image":
-		if len(k.path) != 4 && len(k.path) != 5 {
-			break
-		}
+	switch {
+	case k.match("drives", "*", "info"), k.match("drives", "*", "info", "full"):
+		return k.one(s.driveInfo(ctx, c, id, len(k.path) == 4))
+	case k.match("drives", "*", "set"):
+		return k.update(false, func(in eh.Props) (eh.Props, error) { return s.SetDrive(ctx, c, id, in) })
+	case k.match("drives", "*", "clone"):
+		return k.update(false, func(in eh.Props) (eh.Props, error) { return s.CloneDrive(ctx, c, id, in) })
+	case k.match("drives", "*", "destroy"):
+		return k.act(true, func() error { return s.DestroyDrive(ctx, c, id) })
+	case k.match("drives", "*", "image", "*"), k.match("drives", "*", "image", "*", "*"):
 		if err := k.change(false); err != nil {
 			return err
 		}
@@ -301,21 +244,10 @@ func (k *call) drives() error {
 		if err := s.ImageDrive(ctx, c, id, k.path[3], conversion); err != nil {
 			return err
 		}
-		p, err := s.DriveInfo(ctx, c, id)
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
-	case "read":
-		if len(k.path) > 5 {
-			break
-		}
+		return k.one(s.DriveInfo(ctx, c, id))
+	case k.path[2] == "read" && len(k.path) <= 5:
 		return k.read(id)
-	case "write":
-		if len(k.path) > 4 {
-			break
-		}
+	case k.path[2] == "write" && len(k.path) <= 4:
 		if err := k.change(false); err != nil {
 			return err
 		}
@@ -446,18 +378,9 @@ func (k *call) resources() error {
 	switch {
 	case k.match("resources", "list"):
 		infos, err := s.ResourcesInfo(ctx, c, "")
-		if err != nil {
-			return err
-		}
-		eh.WriteList(k.w, k.r, infos, "type", "resource")
-		return nil
+		return k.list(infos, err, "type", "resource")
 	case k.match("resources", "info"):
-		infos, err := s.ResourcesInfo(ctx, c, "")
-		if err != nil {
-			return err
-		}
-		eh.WriteBlocks(k.w, k.r, infos)
-		return nil
+		return k.all(s.ResourcesInfo(ctx, c, ""))
 	case len(k.path) < 3:
 		return k.notFound()
 	}
@@ -468,61 +391,17 @@ func (k *call) resources() error {
 	switch {
 	case k.match("resources", "*", "list"):
 		infos, err := s.ResourcesInfo(ctx, c, typ)
-		if err != nil {
-			return err
-		}
-		eh.WriteList(k.w, k.r, infos, "type", "resource")
-		return nil
+		return k.list(infos, err, "type", "resource")
 	case k.match("resources", "*", "info"):
-		infos, err := s.ResourcesInfo(ctx, c, typ)
-		if err != nil {
-			return err
-		}
-		eh.WriteBlocks(k.w, k.r, infos)
-		return nil
+		return k.all(s.ResourcesInfo(ctx, c, typ))
 	case k.match("resources", "*", "create"):
-		if err := k.change(true); err != nil {
-			return err
-		}
-		in, err := k.props()
-		if err != nil {
-			return err
-		}
-		p, err := s.CreateResource(ctx, c, typ, in)
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
+		return k.update(true, func(in eh.Props) (eh.Props, error) { return s.CreateResource(ctx, c, typ, in) })
 	case k.match("resources", "*", "*", "info"):
-		p, err := s.ResourceInfo(ctx, c, typ, k.path[2])
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
+		return k.one(s.ResourceInfo(ctx, c, typ, k.path[2]))
 	case k.match("resources", "*", "*", "set"):
-		if err := k.change(false); err != nil {
-			return err
-		}
-		in, err := k.props()
-		if err != nil {
-			return err
-		}
-		p, err := s.SetResource(ctx, c, typ, k.path[2], in)
-		if err != nil {
-			return err
-		}
-		eh.WriteProps(k.w, k.r, p)
-		return nil
+		return k.update(false, func(in eh.Props) (eh.Props, error) { return s.SetResource(ctx, c, typ, k.path[2], in) })
 	case k.match("resources", "*", "*", "destroy"):
-		if err := k.change(true); err != nil {
-			return err
-		}
-		if err := s.DestroyResource(ctx, c, typ, k.path[2]); err != nil {
-			return err
-		}
-		return k.noContent()
+		return k.act(true, func() error { return s.DestroyResource(ctx, c, typ, k.path[2]) })
 	}
 	return k.notFound()
 }
