@@ -189,20 +189,27 @@ func BenchmarkRSSIdle(b *testing.B) {
 		h := startHearth(b)
 		h.client(h.admin).get("/servers/list").must(b, 200)
 		time.Sleep(time.Second)
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.pid()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, line := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-				total += float64(kib) / 1024
-			}
-		}
+		total += h.rssMiB(b)
 		b.StopTimer()
 		h.cleanup()
 		b.StartTimer()
 	}
 	b.ReportMetric(total/float64(b.N), "hearth-MiB")
 	b.ReportMetric(0, "ns/op")
+}
+
+// rssMiB is the resident memory of the hearth serve process.
+func (h *hearth) rssMiB(t testing.TB) float64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return float64(kib) / 1024
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
 }

@@ -247,24 +247,32 @@ func TestNoisyGuest(t *testing.T) {
 			quiet := c.post("/servers/create", guestWithNIC("quiet", c.driveFrom(t, quietLib, "32M"))).must(t, 200).props()["server"]
 			c.waitTickPast(t, quiet, 1, 30*time.Second)
 			before := c.infoLatencies(t, quiet, 300)
+			rssBefore := h.rssMiB(t)
 
 			noisy := c.post("/servers/create", guestConfig("noisy", c.driveFrom(t, noisyLib, "32M"))).must(t, 200).props()["server"]
 			time.Sleep(3 * time.Second)
 			tick := lastTick(c.get("/servers/"+quiet+"/console").must(t, 200).body)
 			during := c.infoLatencies(t, quiet, 300)
+			rssDuring := h.rssMiB(t)
 			c.waitTickPast(t, quiet, tick+2, 15*time.Second)
 			if p := c.get("/servers/"+noisy+"/info").must(t, 200).props(); p["status"] != "active" {
 				t.Logf("noisy guest ended: %v", p)
+			}
+			if noise.name == "console-flood" {
+				c.waitConsole(t, noisy, "hearth-flood\nhearth-flood\n", 5*time.Second)
 			}
 			if noise.name == "forks" {
 				if max := h.guestPidsMax(t, noisy); max == "max" || max == "" {
 					t.Errorf("guest's cgroup pids.max is %q: a fork bomb can take every PID of the host", max)
 				}
 			}
-			line := fmt.Sprintf("| %s | %.1f ms | %.1f ms | %.1f ms | %.1f ms |", noise.name,
-				ms(percentile(before, 50)), ms(percentile(before, 99)), ms(percentile(during, 50)), ms(percentile(during, 99)))
+			line := fmt.Sprintf("| %s | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.0f → %.0f MiB |", noise.name,
+				ms(percentile(before, 50)), ms(percentile(before, 99)), ms(percentile(during, 50)), ms(percentile(during, 99)), rssBefore, rssDuring)
 			t.Log(line)
-			appendArtifact(t, "noisy.md", "| noise | info p50 before | p99 before | p50 during | p99 during |\n|---|---|---|---|---|\n", line)
+			appendArtifact(t, "noisy.md", "| noise | info p50 before | p99 before | p50 during | p99 during | Hearth RSS |\n|---|---|---|---|---|---|\n", line)
+			if rssDuring > rssBefore+256 {
+				t.Errorf("Hearth grew from %.0f to %.0f MiB while a guest misbehaved", rssBefore, rssDuring)
+			}
 			if p99 := percentile(during, 99); p99 > noisyBound {
 				t.Errorf("info p99 %s while a guest misbehaves (before: %s), bound %s", p99, percentile(before, 99), noisyBound)
 			}
