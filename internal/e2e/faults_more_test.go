@@ -236,7 +236,7 @@ const noisyBound = time.Second
 // test-artifacts/noisy.md.
 func TestNoisyGuest(t *testing.T) {
 	for _, noise := range []struct{ name, init string }{
-		{"console-flood", "::once:/bin/yes hearth-flood"},
+		{"console-flood", "::once:/bin/sh -c 'yes hearth-flood'"},
 		{"forks", "::once:/bin/sh -c 'while :; do sleep 600 & done'"},
 	} {
 		t.Run(noise.name, func(t *testing.T) {
@@ -259,7 +259,7 @@ func TestNoisyGuest(t *testing.T) {
 				t.Logf("noisy guest ended: %v", p)
 			}
 			if noise.name == "console-flood" {
-				c.waitConsole(t, noisy, "hearth-flood\nhearth-flood\n", 5*time.Second)
+				c.waitConsole(t, noisy, "hearth-flood\r\nhearth-flood", 5*time.Second)
 			}
 			if noise.name == "forks" {
 				if max := h.guestPidsMax(t, noisy); max == "max" || max == "" {
