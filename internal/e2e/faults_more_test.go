@@ -342,3 +342,55 @@ func appendArtifact(t testing.TB, name, header, line string) {
 	}
 	fmt.Fprintln(f, line)
 }
+
+// TestRestartKeepsGuests stops Hearth (SIGKILL, then SIGTERM) under
+// running guests: they keep running while no Hearth runs, the new process
+// re-adopts them, and their consoles show what they printed meanwhile.
+func TestRestartKeepsGuests(t *testing.T) {
+	h := startHearth(t)
+	lib := h.importImage(guestImage(t, tickerInit), "32M")
+	c := h.addUser("restart-"+randomHex(2), false)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, c.post("/servers/create", guestWithNIC(fmt.Sprintf("keep%d", i), c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"])
+	}
+	for _, id := range ids {
+		c.waitTickPast(t, id, 1, 30*time.Second)
+	}
+	for _, kill := range []bool{true, false} {
+		seen := map[string]int{}
+		for _, id := range ids {
+			seen[id] = lastTick(c.get("/servers/" + id + "/console").must(t, 200).body)
+		}
+		tasks := h.tasks()
+		if kill {
+			h.kill()
+		} else {
+			h.stop()
+		}
+		time.Sleep(3 * time.Second) // the guests tick on while no Hearth runs
+		h.start()
+		if got := h.tasks(); !sameSet(got, tasks) {
+			t.Errorf("tasks before the restart %v, after %v", tasks, got)
+		}
+		for _, id := range ids {
+			if p := c.get("/servers/" + id + "/info").must(t, 200).props(); p["status"] != "active" {
+				t.Errorf("after restart (kill=%v) server %s is %s", kill, id, p["status"])
+			}
+			// Ticks printed while Hearth was away are in the console too.
+			out := c.get("/servers/" + id + "/console").must(t, 200).body
+			c.waitTickPast(t, id, seen[id]+4, 20*time.Second)
+			if !strings.Contains(out+c.get("/servers/"+id+"/console").body, fmt.Sprintf("tick-%d\r\n", seen[id]+2)) {
+				t.Errorf("server %s: tick-%d (printed while no Hearth ran) is not in the console", id, seen[id]+2)
+			}
+		}
+		h.checkConsistent(t)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
