@@ -360,7 +360,7 @@ func TestRestartKeepsGuests(t *testing.T) {
 	for _, kill := range []bool{true, false} {
 		seen := map[string]int{}
 		for _, id := range ids {
-			seen[id] = lastTick(c.get("/servers/" + id + "/console").must(t, 200).body)
+			seen[id] = lastTick(c.get("/servers/"+id+"/console").must(t, 200).body)
 		}
 		tasks := h.tasks()
 		if kill {
@@ -374,11 +374,11 @@ func TestRestartKeepsGuests(t *testing.T) {
 			t.Errorf("tasks before the restart %v, after %v", tasks, got)
 		}
 		for _, id := range ids {
-			if p := c.get("/servers/" + id + "/info").must(t, 200).props(); p["status"] != "active" {
+			if p := c.get("/servers/"+id+"/info").must(t, 200).props(); p["status"] != "active" {
 				t.Errorf("after restart (kill=%v) server %s is %s", kill, id, p["status"])
 			}
 			// Ticks printed while Hearth was away are in the console too.
-			out := c.get("/servers/" + id + "/console").must(t, 200).body
+			out := c.get("/servers/"+id+"/console").must(t, 200).body
 			c.waitTickPast(t, id, seen[id]+4, 20*time.Second)
 			if !strings.Contains(out+c.get("/servers/"+id+"/console").body, fmt.Sprintf("tick-%d\r\n", seen[id]+2)) {
 				t.Errorf("server %s: tick-%d (printed while no Hearth ran) is not in the console", id, seen[id]+2)
