@@ -735,6 +735,21 @@ func TestCreateFromLibraryStartsAfterImaging(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Booting from one of your drives as it is: no new drive, no copy.
+	own, err := e.service.CreateDrive(ctx, alice, eh.Props{"name": "mine", "size": "4M"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = b.post("/ui/servers/new", url.Values{"name": {"direct"}, "size": {"small"}, "source": {"use:" + own["drive"]},
+		"drivesize": {"ignored"}, "nic0": {"none"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create booting from an own drive: %d %s", r.status, errorNextTo(r.body, "source"))
+	}
+	direct, _ := e.service.ServerInfo(ctx, alice, strings.TrimPrefix(r.location, "/ui/servers/"))
+	drives, _ := e.service.DrivesInfo(ctx, alice)
+	if direct["ide:0:0"] != own["drive"] || len(drives) != 2 { // fromlib's boot drive and "mine"
+		t.Fatalf("direct boot: ide:0:0 %q, %d drives", direct["ide:0:0"], len(drives))
+	}
 	if small := b.post("/ui/servers/new", url.Values{"name": {"tiny"}, "size": {"small"}, "source": {"lib:" + lib.ID},
 		"drivesize": {"1M"}, "nic0": {"none"}}); small.status != http.StatusBadRequest || !strings.Contains(errorNextTo(small.body, "drivesize"), "at least 4 MiB") {
 		t.Fatalf("drive smaller than the image: %d %q", small.status, errorNextTo(small.body, "drivesize"))

@@ -404,19 +404,24 @@ func (d *Dashboard) createServer(rq *request) {
 	if f.Password != "" {
 		config["vnc"], config["password"] = "auto", f.Password
 	}
-	source, sourceSize, conversion := "", int64(0), ""
+	// The boot drive: a new one imaged from source (or blank), or, with
+	// "use:", one of the caller's drives attached as it is.
+	source, sourceSize, conversion, attach := "", int64(0), "", ""
 	switch kind, id, _ := strings.Cut(f.Source, ":"); kind {
 	case "lib", "drive":
 		source, sourceSize = id, f.Options.sizes[id]
 		if f.Options.gzipped[id] {
 			conversion = "gunzip"
 		}
+	case "use":
+		attach = id
 	case "blank":
 	default:
 		f.Errors["source"] = "Choose an image or an empty drive."
 	}
 	size, err := eh.ParseSize(f.DriveSize)
 	switch {
+	case attach != "":
 	case err != nil:
 		f.Errors["drivesize"] = errMessage(err)
 	case conversion == "" && size < sourceSize:
@@ -441,26 +446,33 @@ func (d *Dashboard) createServer(rq *request) {
 		f.Errors[field] = errMessage(cause)
 		d.showCreate(rq, f)
 	}
-	drive, err := d.backend.CreateDrive(ctx, rq.user, eh.Props{"name": f.Name + " boot", "size": strconv.FormatInt(size, 10)})
-	if err != nil {
-		undo(err, "drivesize")
-		return
+	driveID, made := attach, "" // made: the drive this create made, removed if a later step fails
+	if driveID == "" {
+		drive, err := d.backend.CreateDrive(ctx, rq.user, eh.Props{"name": f.Name + " boot", "size": strconv.FormatInt(size, 10)})
+		if err != nil {
+			undo(err, "drivesize")
+			return
+		}
+		driveID, made = drive["drive"], drive["drive"]
 	}
-	driveID := drive["drive"]
+	removeMade := func() {
+		if made == "" {
+			return
+		}
+		if err := d.backend.DestroyDrive(ctx, rq.user, made); err != nil {
+			d.logf("dashboard: removing drive %s of a failed create: %v", made, err)
+		}
+	}
 	if source != "" {
 		if err := d.backend.ImageDrive(ctx, rq.user, driveID, source, conversion); err != nil {
-			if derr := d.backend.DestroyDrive(ctx, rq.user, driveID); derr != nil {
-				d.logf("dashboard: removing drive %s of a failed create: %v", driveID, derr)
-			}
+			removeMade()
 			undo(err, "source")
 			return
 		}
 	}
 	if _, err := d.backend.SetServer(ctx, rq.user, id, eh.Props{"ide:0:0": driveID, "boot": "ide:0:0"}); err != nil {
-		if derr := d.backend.DestroyDrive(ctx, rq.user, driveID); derr != nil {
-			d.logf("dashboard: removing drive %s of a failed create: %v", driveID, derr)
-		}
-		undo(err, "")
+		removeMade()
+		undo(err, "source")
 		return
 	}
 	msg := "Server " + f.Name + " created."
