@@ -122,6 +122,9 @@ func (s *Store) CreateDriveFrom(ctx context.Context, d Drive, fill func(path str
 	path := s.DrivePath(d.ID)
 	if err := fill(path); err != nil {
 		os.Remove(path)
+		if isFull(err) {
+			return Drive{}, errFull("drive " + d.ID)
+		}
 		return Drive{}, err
 	}
 	err = func() error {
@@ -160,6 +163,9 @@ func (s *Store) CreateDriveFrom(ctx context.Context, d Drive, fill func(path str
 	}
 	if err != nil {
 		os.Remove(path)
+		if isFull(err) && !errors.Is(err, ErrFull) {
+			return Drive{}, errFull("drive " + d.ID)
+		}
 		return Drive{}, err
 	}
 	return d, nil
@@ -287,6 +293,9 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 				return fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
 			}
 			if err := os.Truncate(s.DrivePath(id), d.Size); err != nil {
+				if isFull(err) {
+					return errFull("drive " + id)
+				}
 				return fmt.Errorf("storage: resize drive %s: %w", id, err)
 			}
 		}
@@ -395,6 +404,9 @@ func (s *Store) WriteDrive(ctx context.Context, id string, off int64, r io.Reade
 	written, err := copyChunks(ctx, hw, io.LimitReader(r, d.Size-off))
 	s.count(ctx, id, "write", written)
 	if err != nil {
+		if isFull(err) {
+			return written, errFull("drive " + id)
+		}
 		return written, err
 	}
 	var one [1]byte

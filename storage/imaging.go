@@ -218,6 +218,9 @@ func (im *imager) run(id string) {
 	if ctx.Err() != nil {
 		return
 	}
+	if isFull(err) {
+		err = errFull("drive " + id)
+	}
 	msg := fmt.Sprintf("imaged from %s %s", source, conversion)
 	if err != nil {
 		msg = fmt.Sprintf("imaging from %s %s failed: %v", source, conversion, err)

@@ -11,10 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 )
 
 // Sentinel errors. Every error the store returns for one of these conditions
@@ -307,8 +308,24 @@ func (s *Store) loadHostID(ctx context.Context) (string, error) {
 	return id, nil
 }
 
+// sqliteFull is SQLITE_FULL: the disk holding the database is full.
+const sqliteFull = 13
+
+// isFull reports whether err says the data disk is full (or the quota spent).
+func isFull(err error) bool {
+	var se *sqlite.Error
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		errors.As(err, &se) && se.Code()&0xff == sqliteFull
+}
+
+// errFull is what a full data disk becomes: ErrFull, naming what could not
+// be written but not the host's paths.
+func errFull(what string) error {
+	return fmt.Errorf("%s: no space left on the data disk: %w", what, ErrFull)
+}
+
 // tx runs fn in a write transaction (BEGIN IMMEDIATE), committing when fn
-// returns nil and rolling back otherwise.
+// returns nil and rolling back otherwise. A full disk is ErrFull.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -317,6 +334,9 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	defer func() {
 		if err != nil {
 			tx.Rollback()
+			if isFull(err) && !errors.Is(err, ErrFull) {
+				err = errFull("database")
+			}
 		}
 	}()
 	if err = fn(tx); err != nil {

@@ -734,3 +734,18 @@ func TestServerStartRefused(t *testing.T) {
 		t.Errorf("a refused create left %d servers", len(list))
 	}
 }
+
+// TestEncodedSlashes: an encoded slash stays inside its segment, so an ID can
+// never turn a command into another one.
+func TestEncodedSlashes(t *testing.T) {
+	e := newEnv(t, withPrefix("/api"))
+	c := e.user("alice", false)
+	c.post("/api/drives/create", "name d\nsize 1M").expect(t, 200)
+	for _, p := range []string{"/api/servers/%2F/info", "/api/drives/%2F/info", "/api/drives/%2Finfo", "/api/resources/ip/%2F/info", "/api%2Fdrives/list", "/api/drives/list%2F"} {
+		r := c.post(p, "")
+		if r.StatusCode == 200 {
+			t.Errorf("POST %s: 200 %q", p, r.body)
+		}
+	}
+	c.get("/api/drives/%6Cist").expect(t, 200) // an encoded letter is still the letter
+}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"hearth/web/api"
@@ -66,10 +67,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.health(w, r)
 		return
 	}
-	rest := path
+	// Route on the escaped path: an encoded slash inside an ID is part of
+	// the ID, never a separator.
+	rest := r.URL.EscapedPath()
 	if h.prefix != "" {
 		var ok bool
-		if rest, ok = strings.CutPrefix("/"+strings.TrimLeft(path, "/"), h.prefix); !ok || rest != "" && rest[0] != '/' {
+		if rest, ok = strings.CutPrefix("/"+strings.TrimLeft(rest, "/"), h.prefix); !ok || rest != "" && rest[0] != '/' {
 			h.other(w, r)
 			return
 		}
@@ -94,9 +97,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		eh.WriteError(w, err)
 		return
 	}
-	r2 := r.WithContext(api.WithCaller(r.Context(), caller))
+	// The API sees the path without the prefix and doubled slashes.
+	escaped := make([]string, len(segs))
+	for i, seg := range segs {
+		escaped[i] = url.PathEscape(seg)
+	}
 	u := *r.URL
-	u.Path, u.RawPath = "/"+strings.Join(segs, "/"), ""
+	u.RawPath = "/" + strings.Join(escaped, "/")
+	u.Path = "/" + strings.Join(segs, "/")
+	r2 := r.WithContext(api.WithCaller(r.Context(), caller))
 	r2.URL = &u
 	h.api.ServeHTTP(w, r2)
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -43,16 +44,24 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		eh.WriteError(w, eh.Methodf("method %s is not used by this API (GET reads, POST changes)", r.Method))
 		return
 	}
-	k := &call{s: s, w: w, r: r, c: c, path: Segments(r.URL.Path)}
+	k := &call{s: s, w: w, r: r, c: c, path: Segments(r.URL.EscapedPath())}
 	if err := k.route(); err != nil {
 		eh.WriteError(w, err)
 	}
 }
 
-// Segments splits a path into its non-empty segments, so that doubled
-// slashes (a stem ending in / plus /servers/...) do not matter.
-func Segments(p string) []string {
-	return strings.FieldsFunc(p, func(r rune) bool { return r == '/' })
+// Segments splits an escaped path (URL.EscapedPath) into its non-empty
+// segments, unescaping each: doubled slashes (a stem ending in / plus
+// /servers/...) do not matter, and an encoded slash (%2F) stays inside its
+// segment, so an ID can never turn into a different command.
+func Segments(escaped string) []string {
+	segs := strings.FieldsFunc(escaped, func(r rune) bool { return r == '/' })
+	for i, seg := range segs {
+		if u, err := url.PathUnescape(seg); err == nil {
+			segs[i] = u
+		}
+	}
+	return segs
 }
 
 func (k *call) notFound() error {
