@@ -13,11 +13,13 @@ import (
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -183,6 +185,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 		h.Close()
 		return nil, err
 	}
+	h.sweepRunDir(ctx)
 	h.events.Add(1)
 	go h.followExits()
 	return h, nil
@@ -322,6 +325,8 @@ func (h *Host) adoptOne(ctx context.Context, c client.Container) (*guest, error)
 	switch st.Status {
 	case client.Stopped:
 		g.exited, g.exit = true, Exit{ID: c.ID(), Status: st.ExitStatus, At: st.ExitTime}
+	case client.Created: // a Start cut short between NewTask and Start: never ran
+		g.exited, g.lost, g.exit = true, true, Exit{ID: c.ID()}
 	case client.Paused:
 		g.paused = true
 	}
@@ -376,6 +381,7 @@ func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
 			for _, l := range g.loops {
 				l.detach()
 			}
+			os.RemoveAll(filepath.Join(h.runDir, spec.ID))
 		}
 	}()
 	boot, hold, err := attachLoop(spec.Boot.Image, false, true)
@@ -383,6 +389,9 @@ func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
 		return err
 	}
 	g.loops, holds = append(g.loops, boot), append(holds, hold)
+	if err := h.recordIntent(spec.ID, intent{Loops: g.loops}); err != nil {
+		return err
+	}
 	var devices []guestDevice
 	for _, d := range spec.Disks {
 		l, hold, err := attachLoop(d.Image, d.ReadOnly, false)
@@ -390,6 +399,9 @@ func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
 			return fmt.Errorf("disk %s: %w", d.Device, err)
 		}
 		g.loops, holds = append(g.loops, l), append(holds, hold)
+		if err := h.recordIntent(spec.ID, intent{Loops: g.loops}); err != nil {
+			return err
+		}
 		var st unix.Stat_t
 		if err := unix.Fstat(int(hold.Fd()), &st); err != nil {
 			return fmt.Errorf("disk %s: %w", d.Device, err)
@@ -400,6 +412,9 @@ func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
 	}
 
 	if len(spec.NICs) > 0 {
+		if err := h.recordIntent(spec.ID, intent{Loops: g.loops, Network: true}); err != nil {
+			return err
+		}
 		if g.netns, err = h.network.Setup(ctx, spec.ID, spec.NICs); err != nil {
 			return fmt.Errorf("guest %s network: %w", spec.ID, err)
 		}
@@ -429,10 +444,10 @@ func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
 	h.mu.Lock()
 	g.container = c
 	h.mu.Unlock()
+	os.Remove(filepath.Join(h.runDir, spec.ID, intentFile)) // the labels say it all from now on
 	defer func() {
 		if err != nil {
 			c.Delete(context.WithoutCancel(ctx))
-			os.RemoveAll(filepath.Join(h.runDir, spec.ID))
 		}
 	}()
 
@@ -653,6 +668,13 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 		if _, err := g.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("delete task of guest %s: %w", id, h.unavailable(err))
 		}
+	} else {
+		// No task could be loaded, but containerd may still hold a shim for
+		// the id (a task whose creation was cut short): its delete ends it.
+		_, err := h.client.TaskService().Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id})
+		if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
+			h.logf("guest %s: delete leftover task: %v", id, err)
+		}
 	}
 	if g.io != nil {
 		g.io.Cancel()
@@ -774,5 +796,61 @@ func (h *Host) exited(e Exit, pid uint32) {
 	g.console.closeInput()
 	if fn != nil {
 		fn(e)
+	}
+}
+
+// intentFile, in DATA/run/ID, records what a Start has acquired before the
+// guest's container (and its labels) exist, so that what a Hearth killed in
+// between left behind is released by the next one.
+const intentFile = "starting.json"
+
+type intent struct {
+	Loops   []loopDevice `json:"loops"`
+	Network bool         `json:"net"` // Network.Setup may have run
+}
+
+func (h *Host) recordIntent(id string, in intent) error {
+	dir := filepath.Join(h.runDir, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, intentFile), b, 0o600)
+}
+
+// sweepRunDir releases what guests that never got (or no longer have) a
+// container left in DATA/run: loop devices and networks recorded by a Start
+// that was cut short, and console FIFOs of a Delete that was. Directories of
+// others (the network's, image imports') are left alone.
+func (h *Host) sweepRunDir(ctx context.Context) {
+	entries, _ := os.ReadDir(h.runDir)
+	for _, e := range entries {
+		id := e.Name()
+		if _, known := h.guests[id]; known || !e.IsDir() || !idPattern.MatchString(id) {
+			continue
+		}
+		dir := filepath.Join(h.runDir, id)
+		b, err := os.ReadFile(filepath.Join(dir, intentFile))
+		fifos, _ := filepath.Glob(filepath.Join(dir, "*", id+"-stdout"))
+		if err != nil && len(fifos) == 0 {
+			continue
+		}
+		var in intent
+		json.Unmarshal(b, &in)
+		h.logf("guest %s: releasing what an interrupted start or delete left", id)
+		for _, l := range in.Loops {
+			if err := l.detach(); err != nil {
+				h.logf("guest %s: %v", id, err)
+			}
+		}
+		if in.Network && h.network != nil {
+			if err := h.network.Teardown(ctx, id); err != nil {
+				h.logf("guest %s: %v", id, err)
+			}
+		}
+		os.RemoveAll(dir)
 	}
 }

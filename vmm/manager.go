@@ -644,6 +644,18 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			m.attachConsole(srv)
 		}
 	}
+	// Claims of servers that are not running were left by a start cut short.
+	idle, err := m.store.ServersByStatus(ctx, storage.StatusStopped, storage.StatusDead)
+	if err != nil {
+		return err
+	}
+	for _, srv := range idle {
+		if _, ok := guests[srv.ID]; !ok {
+			if err := m.store.ReleaseClaims(ctx, srv.ID); err != nil {
+				m.logf("server %s: release claims: %v", srv.ID, err)
+			}
+		}
+	}
 	running, err := m.store.ServersByStatus(ctx, storage.StatusActive, storage.StatusPaused)
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -61,5 +63,51 @@ func TestGuestNetwork(t *testing.T) {
 	}
 	if err := h.Delete(context.Background(), id); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInterruptedStartReleased: what a Start had acquired when Hearth died
+// before the container existed (loop devices, the network) is released by
+// the next Open.
+func TestInterruptedStartReleased(t *testing.T) {
+	needContainerd(t)
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
+	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthi%06x", rand.Uint32()&0xffffff)),
+		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netm.Close() })
+	h, data := openTestHost(t, WithNetwork(netm))
+	id := guestID(t, 0)
+	disk := filepath.Join(data, "disk.img")
+	os.WriteFile(disk, make([]byte, 1<<20), 0o600)
+	l, hold, err := attachLoop(disk, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold.Close()
+	nic := NIC{Index: 0, MAC: network.RandomMAC(), Bridge: netm.Bridge()}
+	if err := h.recordIntent(id, intent{Loops: []loopDevice{l}, Network: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netm.Setup(context.Background(), id, []NIC{nic}); err != nil {
+		t.Fatal(err)
+	}
+	h.Close() // as if Hearth had died here
+
+	h2, err := Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithNetwork(netm), WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	if b := loopBacking(l.Device); b == disk {
+		t.Errorf("loop device %s still on %s", l.Device, b)
+	}
+	if _, err := netm.Counters(id, 0); err == nil {
+		t.Error("the guest's network is still there")
+	}
+	if _, err := os.Stat(filepath.Join(data, "run", id)); !os.IsNotExist(err) {
+		t.Errorf("run/%s remains: %v", id, err)
 	}
 }
