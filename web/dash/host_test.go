@@ -125,3 +125,32 @@ func TestLiveStats(t *testing.T) {
 		t.Errorf("without cpu and memory reported: %d tiles, want the 4 I/O ones", len(stats))
 	}
 }
+
+func TestSamplerForgetsStaleHistories(t *testing.T) {
+	c := &clock{}
+	s := newSampler(c.now)
+	s.record([]eh.Props{{"server": "a", "status": "active"}, {"server": "b", "status": "active"}})
+	c.advance(sampleEvery)
+	s.record([]eh.Props{{"server": "a", "status": "active"}, {"server": "b", "status": "stopped"}})
+	if len(s.history("a")) != 2 || len(s.history("b")) != 0 {
+		t.Fatalf("histories a %d, b %d", len(s.history("a")), len(s.history("b")))
+	}
+	c.advance(sampleKeep*sampleEvery + time.Second)
+	s.forgetStale()
+	if len(s.history("a")) != 0 {
+		t.Fatal("a server not seen for the whole history window kept its history")
+	}
+}
+
+func TestLimiterTableStaysBounded(t *testing.T) {
+	c := &clock{}
+	l := newLoginLimiter(loginMaxFailures, loginWindow, c.now)
+	for i := 0; i < 5000; i++ {
+		l.fail(itoa(i))
+	}
+	c.advance(loginWindow)
+	l.fail("late")
+	if len(l.failures) != 1 {
+		t.Fatalf("%d keys kept after their failures aged out", len(l.failures))
+	}
+}

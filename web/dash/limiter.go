@@ -54,11 +54,18 @@ func (l *loginLimiter) blocked(keys ...string) (time.Duration, bool) {
 	return wait, wait > 0
 }
 
-// fail records a failed attempt for every key.
+// fail records a failed attempt for every key. Keys whose failures have
+// all aged out are dropped now and then, so guessing from many addresses or
+// names cannot grow the table without bound.
 func (l *loginLimiter) fail(keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	if len(l.failures) > 4096 {
+		for key := range l.failures {
+			l.prune(key, now)
+		}
+	}
 	for _, key := range keys {
 		l.failures[key] = append(l.prune(key, now), now)
 	}

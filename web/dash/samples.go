@@ -158,6 +158,20 @@ func (s *sampler) run(ctx context.Context, b Servers, logf func(string, ...any))
 			}
 			s.record(servers)
 		}
+		s.forgetStale()
+	}
+}
+
+// forgetStale drops the history of servers not sampled for as long as a
+// history lasts (destroyed, or nobody looks at them any more).
+func (s *sampler) forgetStale() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for id, hist := range s.byID {
+		if now.Sub(hist[len(hist)-1].at) > sampleKeep*sampleEvery {
+			delete(s.byID, id)
+		}
 	}
 }
 
