@@ -71,6 +71,12 @@ variable "hostname" {
   default     = "hearth"
 }
 
+variable "accelerator" {
+  type        = string
+  description = "QEMU accelerator of the build VM: kvm, or tcg where there is no usable KVM (several times slower)."
+  default     = "kvm"
+}
+
 variable "output_directory" {
   type        = string
   description = "Where the image is written (must not exist yet)."
@@ -92,7 +98,7 @@ source "qemu" "debian" {
   disk_size      = var.disk_size
   format         = var.format
   headless       = true
-  accelerator    = "kvm"
+  accelerator    = var.accelerator
   cpus           = 2
   memory         = 2048
   net_device     = "virtio-net"
