@@ -252,10 +252,11 @@ func (s *Store) DeleteServer(ctx context.Context, id string) error {
 	})
 }
 
-// IsDeviceKey reports whether a configuration key attaches a drive:
-// ide:B:U, scsi:B:U, ata:B:U or block:N (numbers only; ranges are the API
-// schema's business).
-func IsDeviceKey(key string) bool {
+// isDeviceKey reports whether a configuration key attaches a drive:
+// ide:B:U, scsi:B:U, ata:B:U or block:N. Ranges are the API schema's
+// business (web/eh); storage only needs to find the drives, and does not
+// depend on the web layer for it.
+func isDeviceKey(key string) bool {
 	parts := strings.Split(key, ":")
 	digits := func(s string) bool {
 		return s != "" && strings.Trim(s, "0123456789") == ""
@@ -300,7 +301,7 @@ func (s *Store) ServerDrives(ctx context.Context, server string) ([]Attachment, 
 func deviceKeys(config map[string]string) []string {
 	var devs []string
 	for k, v := range config {
-		if IsDeviceKey(k) && v != "" {
+		if isDeviceKey(k) && v != "" {
 			devs = append(devs, k)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -389,12 +388,4 @@ func (s *Store) Events(ctx context.Context, object string, limit int) ([]Event, 
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	_, err := uuid.Parse(s)
-	return err == nil && strings.ToLower(s) == s
 }

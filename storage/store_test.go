@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 func openTest(t testing.TB, dir string, opts ...Option) *Store {
@@ -186,8 +188,8 @@ func TestDeviceKeys(t *testing.T) {
 		"ide:0:0": true, "scsi:0:7": true, "block:3": true, "ata:0:5": true,
 		"ide:0:0:media": false, "block": false, "nic:0:dhcp": false, "ide:a:0": false, "block:": false,
 	} {
-		if IsDeviceKey(key) != want {
-			t.Errorf("IsDeviceKey(%q) != %v", key, want)
+		if isDeviceKey(key) != want {
+			t.Errorf("isDeviceKey(%q) != %v", key, want)
 		}
 	}
 }
@@ -690,4 +692,9 @@ func TestCreateDriveFrom(t *testing.T) {
 	if all, _ := s.Drives(ctx, ""); len(all) != 1 {
 		t.Errorf("%d drives after a failed fill", len(all))
 	}
+}
+
+func validUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return len(s) == 36 && err == nil && strings.ToLower(s) == s
 }
