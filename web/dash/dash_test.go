@@ -85,7 +85,7 @@ func (c *clock) advance(d time.Duration) {
 // env is a dashboard over a real store and API service, served on a
 // loopback port.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	store   *storage.Store
 	service *api.Service
 	dash    *Dashboard
@@ -95,7 +95,7 @@ type env struct {
 	secret  string // the admin's
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	clk := &clock{}
 	store, err := storage.Open(t.TempDir(), storage.WithLogger(t.Logf))
