@@ -10,6 +10,7 @@ package api
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"hearth/storage"
 	"hearth/vmm"
@@ -138,3 +139,18 @@ func checkID(kind, id string) error {
 }
 
 func ownerCheck(c Caller, owner string) bool { return c.Admin || c.ID == owner }
+
+// Events returns the latest events (newest first, at most limit) of a server
+// or drive the caller may see; anything else is missing.
+func (s *Service) Events(ctx context.Context, c Caller, object string, limit int) ([]storage.Event, error) {
+	if _, err := s.server(ctx, c, object); err != nil {
+		if _, derr := s.drive(ctx, c, object, false); derr != nil {
+			return nil, missing("object", object)
+		}
+	}
+	events, err := s.store.Events(ctx, strings.ToLower(object), limit)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	return events, nil
+}

@@ -115,3 +115,28 @@ func TestGuestErrorsMapToWords(t *testing.T) {
 		t.Error("unavailable message")
 	}
 }
+
+func TestEvents(t *testing.T) {
+	ctx := context.Background()
+	s, store := newService(t)
+	a, _, _ := store.CreateUser(ctx, "alice", false)
+	b, _, _ := store.CreateUser(ctx, "bob", false)
+	alice, bob := Caller{ID: a.ID}, Caller{ID: b.ID}
+	srv, err := s.CreateServer(ctx, alice, eh.Props{"name": "s", "cpu": "1000", "mem": "512"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetServer(ctx, alice, srv["server"], eh.Props{"cpu": "2000"})
+	events, err := s.Events(ctx, alice, srv["server"], 10)
+	if err != nil || len(events) != 2 || events[0].Kind != "server.set" || !strings.Contains(events[0].Message, "cpu") {
+		t.Fatalf("Events = %+v, %v", events, err)
+	}
+	d, _ := s.CreateDrive(ctx, alice, eh.Props{"size": "1M"})
+	if events, err := s.Events(ctx, alice, d["drive"], 10); err != nil || len(events) != 1 {
+		t.Errorf("drive events %+v, %v", events, err)
+	}
+	for _, id := range []string{srv["server"], d["drive"], "nonsense"} {
+		_, err := s.Events(ctx, bob, id, 10)
+		wantWord(t, err, "missing")
+	}
+}
