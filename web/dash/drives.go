@@ -156,7 +156,7 @@ func (d *Dashboard) createDrive(rq *request) {
 			writeJSON(rq.w, e.Status, map[string]string{"error": e.Message, "field": fieldFor(e.Message)})
 			return
 		}
-		f.Errors.placeError(err, "")
+		f.Errors.placeError(err, driveFormFields...)
 		d.showDrivesWithForm(rq, f)
 		return
 	}

@@ -3,6 +3,7 @@ package dash
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,17 +131,25 @@ func isKeyLike(s string) bool {
 	return true
 }
 
-// placeError files an operation's error under the field it names.
-func (fe formErrors) placeError(err error, fallback string) {
+// placeError files an operation's error under the field it names, when
+// the form shows that field; otherwise at the top of the form.
+func (fe formErrors) placeError(err error, fields ...string) {
 	msg := errMessage(err)
 	field := fieldFor(msg)
-	if field == "" {
-		field = fallback
+	if !slices.Contains(fields, field) {
+		field = ""
 	}
 	if _, taken := fe[field]; !taken {
 		fe[field] = msg
 	}
 }
+
+// The fields each form shows an error next to.
+var (
+	serverFormFields = []string{"name", "cpu", "smp", "mem", "password", "tags", "boot", "nic0", "vlan", "persistent", "extra"}
+	createFormFields = []string{"name", "size", "cpu", "mem", "source", "drivesize", "nic0", "vlan", "password"}
+	driveFormFields  = []string{"name", "size"}
+)
 
 // serverForm is the configuration form of the server page.
 type serverForm struct {
@@ -305,7 +314,7 @@ func (d *Dashboard) setServer(rq *request) {
 	}
 	if len(f.Errors) == 0 && len(changes) > 0 {
 		if _, err := d.backend.SetServer(rq.Context(), rq.user, id, changes); err != nil {
-			f.Errors.placeError(err, "")
+			f.Errors.placeError(err, serverFormFields...)
 		}
 	}
 	if len(f.Errors) > 0 {
@@ -434,7 +443,7 @@ func (d *Dashboard) createServer(rq *request) {
 
 	srv, err := d.backend.CreateServer(ctx, rq.user, config, false)
 	if err != nil {
-		f.Errors.placeError(err, "")
+		f.Errors.placeError(err, createFormFields...)
 		d.showCreate(rq, f)
 		return
 	}
