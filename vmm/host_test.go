@@ -185,6 +185,9 @@ func TestGuestLifecycle(t *testing.T) {
 	if got, want := quota(), fmt.Sprint(int64(min(2000/h.CoreMHz(), 1)*cfsPeriod)); got != want {
 		t.Errorf("quota after SetCPU %s, want %s", got, want)
 	}
+	if pids, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", h.namespace, id, "pids.max")); strings.TrimSpace(string(pids)) != fmt.Sprint(guestPidsLimit) {
+		t.Errorf("pids.max %q", pids)
+	}
 	mem, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", h.namespace, id, "memory.limit_in_bytes"))
 	if strings.TrimSpace(string(mem)) != fmt.Sprint(128<<20) {
 		t.Errorf("memory limit %s", mem)

@@ -163,6 +163,10 @@ func guestSpecOpts(g GuestSpec, rt Runtime, init, netns string, devices []guestD
 	return append(opts, rt.SpecOpts(g)...)
 }
 
+// guestPidsLimit caps a guest's tasks, so a fork bomb in one guest cannot
+// take every PID of the host (a system with services has a few hundred).
+const guestPidsLimit = 4096
+
 func withLimits(cpu *specs.LinuxCPU, memMiB int64) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		if s.Linux == nil {
@@ -172,6 +176,8 @@ func withLimits(cpu *specs.LinuxCPU, memMiB int64) oci.SpecOpts {
 			s.Linux.Resources = &specs.LinuxResources{}
 		}
 		s.Linux.Resources.CPU = cpu
+		pids := int64(guestPidsLimit)
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
 		if memMiB > 0 {
 			limit := memMiB << 20
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}

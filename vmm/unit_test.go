@@ -60,6 +60,9 @@ func TestKataSpec(t *testing.T) {
 	if l := *s.Linux.Resources.Memory.Limit; l != 512<<20 {
 		t.Errorf("memory limit %d", l)
 	}
+	if p := s.Linux.Resources.Pids; p == nil || p.Limit == nil || *p.Limit != guestPidsLimit {
+		t.Errorf("pids limit %+v", p)
+	}
 	var netns string
 	for _, ns := range s.Linux.Namespaces {
 		if ns.Type == specs.NetworkNamespace {
