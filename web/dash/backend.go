@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"hearth/storage"
 	"hearth/web/api"
 	"hearth/web/eh"
 )
@@ -21,6 +22,9 @@ type Backend interface {
 	Servers
 	Drives
 	Resources
+	// Events returns what happened to a server or drive the caller may
+	// see, newest first.
+	Events(ctx context.Context, caller User, object string, limit int) ([]storage.Event, error)
 }
 
 // Accounts checks logins and manages users.

@@ -401,6 +401,9 @@ func TestServerLifecycleThroughForms(t *testing.T) {
 	if !strings.Contains(live.body, "Network in") || !strings.Contains(live.body, "/static/console/?server="+id) {
 		t.Fatalf("live server fragment lacks counters or the console button: %s", live.body)
 	}
+	if !strings.Contains(live.body, "Activity") || !strings.Contains(live.body, `server &#34;web1&#34; created`) {
+		t.Fatalf("live server fragment lacks the activity log: %s", live.body)
+	}
 	var cj map[string]any
 	if err := json.Unmarshal([]byte(b.get("/ui/servers/"+id+"/console.json").body), &cj); err != nil || cj["password"] != "pass1234" {
 		t.Fatalf("console.json: %v %v", cj, err)

@@ -291,7 +291,19 @@ type serverView struct {
 	CSRF     string
 	Runtime  []kv
 	Editable bool // stopped: everything; otherwise the live keys only
+	Activity []activity
 }
+
+// activity is one line of a server's event log.
+type activity struct {
+	When    string // "3m ago"
+	At      string // full UTC time, for the tooltip
+	Kind    string // "status", "set", "create", "lease" ...
+	Message string
+}
+
+// activityShown is how many events the server page lists.
+const activityShown = 12
 
 type kv struct{ Key, Value string }
 
@@ -318,6 +330,21 @@ func (d *Dashboard) serverView(rq *request, id string) (serverView, error) {
 	}
 	if out, err := d.backend.ServerConsole(ctx, rq.user, id); err == nil {
 		v.Console = consoleTail(out)
+	}
+	if events, err := d.backend.Events(ctx, rq.user, id, activityShown); err == nil {
+		now := d.now()
+		for _, ev := range events {
+			_, kind, _ := strings.Cut(ev.Kind, ".")
+			if kind == "" {
+				kind = ev.Kind
+			}
+			v.Activity = append(v.Activity, activity{
+				When:    humanDuration(now.Sub(ev.Time)) + " ago",
+				At:      ev.Time.UTC().Format("2006-01-02 15:04:05 UTC"),
+				Kind:    kind,
+				Message: ev.Message,
+			})
+		}
 	}
 	for _, k := range []kv{{"nic:0:mac", "MAC address"}, {"nic:1:mac", "VLAN MAC"}, {"vnc:ip", "VNC address"}, {"vnc:port", "VNC port"}, {"started", "Started"}} {
 		val := info[k.Key]
