@@ -617,3 +617,31 @@ func TestDetachLeavesNothing(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestParamClamp(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain 123456 text", "plain 123456 text"},
+		{"\x1b[100000000000000Z", "\x1b[1000Z"},
+		{"\x1b[12;123456789H", "\x1b[12;1234H"},
+		{"\x1b[?25l\x1b[38;5;200m", "\x1b[?25l\x1b[38;5;200m"},
+		{"\x1b[99999", "\x1b[9999"},
+	} {
+		var c paramClamp
+		if got := string(c.filter([]byte(tc.in))); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	// A sequence split across writes.
+	var c paramClamp
+	got := string(c.filter([]byte("\x1b[12"))) + string(c.filter([]byte("345678Z")))
+	if got != "\x1b[1234Z" {
+		t.Errorf("split: %q", got)
+	}
+	// The guest output the fuzzer found: vt10x looped for ever on it.
+	sc := newScreen(DefaultColumns, DefaultRows, "x")
+	sc.feed([]byte("\x1b[00\x1b[100000000000000Z[.....38;5;200mx\x1b[48;2;1;2;3"))
+	sc.feed([]byte("\x1b[99999999999I\x1b[99999999999@\r\ndone"))
+	if !strings.Contains(sc.text(), "done") {
+		t.Errorf("screen %q", sc.text())
+	}
+}

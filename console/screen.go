@@ -95,6 +95,7 @@ type screen struct {
 	status    []rune
 	name      string
 	utf8Carry []byte
+	clamp     paramClamp
 	replies   []byte
 	viewers   map[*viewer]struct{}
 }
@@ -139,7 +140,7 @@ func (s *screen) feed(p []byte) (replies []byte, err error) {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("terminal emulator failed on %d bytes of output (screen cleared): %v", len(p), r)
 			s.vt = vt10x.New(vt10x.WithSize(s.cols, s.termRows), vt10x.WithWriter(replyWriter{s}))
-			s.utf8Carry, s.replies, replies = nil, nil, nil
+			s.utf8Carry, s.clamp, s.replies, replies = nil, paramClamp{}, nil, nil
 			s.refreshLocked()
 		}
 	}()
@@ -154,7 +155,7 @@ func (s *screen) feed(p []byte) (replies []byte, err error) {
 func (s *screen) reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.utf8Carry = nil
+	s.utf8Carry, s.clamp = nil, paramClamp{}
 	s.vt.Write([]byte("\x1bc"))
 	s.refreshLocked()
 	s.replies = nil
@@ -179,7 +180,7 @@ func (s *screen) writeLocked(p []byte) {
 	if cut < len(p) {
 		s.utf8Carry = append([]byte(nil), p[cut:]...)
 	}
-	s.vt.Write(p[:cut])
+	s.vt.Write(s.clamp.filter(p[:cut]))
 }
 
 // refreshLocked brings the framebuffer up to date with the terminal and
