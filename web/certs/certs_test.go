@@ -160,7 +160,7 @@ func TestAutoReplacesBrokenOrOutdatedPair(t *testing.T) {
 		}, nil, "key.pem"},
 		{"key missing", func(t *testing.T, dir string) {
 			os.Remove(filepath.Join(dir, "tls", "key.pem"))
-		}, nil, "none yet"},
+		}, nil, "there was none"},
 		{"host got a new address", func(t *testing.T, dir string) {}, []string{"hearth-test", "localhost", "192.0.2.7"}, "does not name 192.0.2.7"},
 		{"host was renamed", func(t *testing.T, dir string) {}, []string{"hearth-renamed", "localhost"}, "does not name hearth-renamed"},
 	} {

@@ -56,7 +56,7 @@ func (s *selfSigned) certificate() (*tls.Certificate, error) {
 	reason := ""
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		reason = "none yet"
+		reason = "there was none"
 	case err != nil:
 		reason = err.Error()
 	case now.After(cert.Leaf.NotAfter.Add(-renewBefore)):
