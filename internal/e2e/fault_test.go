@@ -61,6 +61,16 @@ func faultKinds() []faultKind {
 		}
 		return ids
 	}
+	activeServers := func(t *testing.T, c *client, lib string) []string {
+		ids := stoppedServers(t, c, lib)
+		for _, id := range ids {
+			c.post("/servers/"+id+"/start", "").must(t, 204)
+		}
+		for _, id := range ids {
+			c.waitStatus(t, id, "active", time.Minute)
+		}
+		return ids
+	}
 	return []faultKind{
 		{
 			name:    "create",
@@ -158,19 +168,39 @@ func faultKinds() []faultKind {
 			},
 		},
 		{
-			name: "destroy",
-			prepare: func(t *testing.T, h *hearth, c *client, lib string) []string {
-				ids := stoppedServers(t, c, lib)
-				for _, id := range ids {
-					c.post("/servers/"+id+"/start", "").must(t, 204)
+			name:    "stop",
+			prepare: func(t *testing.T, h *hearth, c *client, lib string) []string { return activeServers(t, c, lib) },
+			op:      func(c *client, i int, id string) reply { return c.post("/servers/"+id+"/stop", "") },
+			ok:      204,
+			check: func(t *testing.T, h *hearth, c *client, lib string, ids []string, acked []bool, s snapshot) {
+				for i, id := range ids {
+					if p, ok := s.servers[id]; !ok {
+						t.Errorf("persistent server %d lost", i)
+					} else if acked[i] && p["status"] != "stopped" {
+						t.Errorf("acknowledged stop %d: server is %s after the restart", i, p["status"])
+					}
 				}
-				for _, id := range ids {
-					c.waitStatus(t, id, "active", time.Minute)
-				}
-				return ids
 			},
-			op: func(c *client, i int, id string) reply { return c.post("/servers/"+id+"/destroy", "") },
-			ok: 204,
+		},
+		{
+			name:    "reset",
+			prepare: func(t *testing.T, h *hearth, c *client, lib string) []string { return activeServers(t, c, lib) },
+			op:      func(c *client, i int, id string) reply { return c.post("/servers/"+id+"/reset", "") },
+			ok:      204,
+			check: func(t *testing.T, h *hearth, c *client, lib string, ids []string, acked []bool, s snapshot) {
+				// Reset keeps a server running, cut short or not.
+				for i, id := range ids {
+					if p := s.servers[id]; p["status"] != "active" {
+						t.Errorf("server %d is %q after a reset (acknowledged: %v) and a restart", i, p["status"], acked[i])
+					}
+				}
+			},
+		},
+		{
+			name:    "destroy",
+			prepare: func(t *testing.T, h *hearth, c *client, lib string) []string { return activeServers(t, c, lib) },
+			op:      func(c *client, i int, id string) reply { return c.post("/servers/"+id+"/destroy", "") },
+			ok:      204,
 			check: func(t *testing.T, h *hearth, c *client, lib string, ids []string, acked []bool, s snapshot) {
 				for i, id := range ids {
 					if _, ok := s.servers[id]; ok && acked[i] {

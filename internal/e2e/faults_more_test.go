@@ -141,14 +141,21 @@ func TestDiskFull(t *testing.T) {
 	mnt := smallFilesystem(t, 160<<20)
 	h := startHearth(t, withData(filepath.Join(mnt, "data")))
 	c := h.addUser("full-"+randomHex(2), false)
-	// Leave about 24 MiB free, so a few 8 MiB writes fill the rest.
+	// Leave about 48 MiB free: 16 MiB for an image source, and a few 8 MiB
+	// writes fill the rest.
 	var st syscall.Statfs_t
 	syscall.Statfs(mnt, &st)
-	if free := int64(st.Bavail) * st.Bsize; free > 24<<20 {
-		if out, err := exec.Command("fallocate", "-l", strconv.FormatInt(free-24<<20, 10), filepath.Join(mnt, "filler")).CombinedOutput(); err != nil {
+	if free := int64(st.Bavail) * st.Bsize; free > 48<<20 {
+		if out, err := exec.Command("fallocate", "-l", strconv.FormatInt(free-48<<20, 10), filepath.Join(mnt, "filler")).CombinedOutput(); err != nil {
 			t.Fatalf("fallocate: %v %s", err, out)
 		}
 	}
+	// An image source with real data, and a target to copy it to once full.
+	imgSrc := c.post("/drives/create", "name src\nsize 16M").must(t, 200).props()["drive"]
+	srcData := make([]byte, 16<<20)
+	rand.Read(srcData)
+	c.do("POST", "/drives/"+imgSrc+"/write/0", bytes.NewReader(srcData)).must(t, 204)
+	imgTarget := c.post("/drives/create", "name target\nsize 16M").must(t, 200).props()["drive"]
 	const chunk = 8 << 20
 	type written struct {
 		drive string
@@ -182,6 +189,21 @@ func TestDiskFull(t *testing.T) {
 	t.Logf("drive create on a full disk: %d %s %q", r.status, r.word, strings.TrimSpace(r.body))
 	if r.status != 507 || r.word != "full" {
 		t.Errorf("drive create on a full disk: %d %s %q, want 507 full", r.status, r.word, r.body)
+	}
+	// Imaging onto a full disk fails visibly and leaves the target usable.
+	r = c.post("/drives/"+imgTarget+"/image/"+imgSrc, "")
+	t.Logf("imaging on a full disk: %d %s %q", r.status, r.word, strings.TrimSpace(r.body))
+	if r.status == 200 {
+		c.waitImaged(t, imgTarget)
+		p := c.get("/drives/"+imgTarget+"/info").must(t, 200).props()
+		t.Logf("imaging on a full disk ended with %v", p)
+		got := c.get("/drives/"+imgTarget+"/read/0/4M").must(t, 200).body
+		if got == string(srcData[:4<<20]) && p["status"] == "active" {
+			t.Log("imaging fit into the space left")
+		}
+		c.post("/drives/"+imgTarget+"/set", "name target2").must(t, 200)
+	} else if r.status != 507 {
+		t.Errorf("imaging on a full disk: %d %s %q, want 200 (then a failed copy) or 507", r.status, r.word, r.body)
 	}
 	// Acknowledged data is intact, and rows match files.
 	for _, w := range acked {
