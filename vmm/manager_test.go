@@ -211,6 +211,10 @@ func TestManagerShutdownGrace(t *testing.T) {
 	if err := f.m.Start(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
+	// Once the shell reads commands it has set its signal dispositions
+	// (SIGTERM ignored); a signal before that may end it.
+	c, _ := f.host.Console(id)
+	shellMarker(t, c, 5)
 	start := time.Now()
 	if err := f.m.Shutdown(context.Background(), id); err != nil {
 		t.Fatal(err)
