@@ -427,14 +427,21 @@ func (h *hearth) containerdSocket() string {
 	return filepath.Join(h.data, "containerd", "containerd.sock")
 }
 
-// tasks lists the containerd tasks of Hearth's namespace (ID STATUS).
+// tasks lists the containerd tasks of Hearth's namespace as "ID STATUS"
+// (RUNNING, PAUSED, STOPPED, CREATED...).
 func (h *hearth) tasks() []string {
-	out, err := exec.Command("ctr", "--address", h.containerdSocket(), "-n", "hearth", "tasks", "ls", "-q").Output()
+	out, err := exec.Command("ctr", "--address", h.containerdSocket(), "-n", "hearth", "tasks", "ls").Output()
 	if err != nil {
 		h.t.Logf("ctr tasks ls: %v", err)
 		return nil
 	}
-	return strings.Fields(string(out))
+	var tasks []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
+		if f := strings.Fields(line); len(f) == 3 {
+			tasks = append(tasks, f[0]+" "+f[2])
+		}
+	}
+	return tasks
 }
 
 // containers lists the containerd containers of Hearth's namespace.

@@ -93,10 +93,13 @@ func (h *hearth) checkConsistent(t testing.TB) snapshot {
 		}
 	}
 	tasks := map[string]bool{}
-	for _, id := range h.tasks() {
+	for _, task := range h.tasks() {
+		id, status, _ := strings.Cut(task, " ")
 		tasks[id] = true
 		if !running[id] {
-			t.Errorf("containerd task %s is not an active server (%v)", id, s.servers[id]["status"])
+			t.Errorf("containerd task %s (%s) is not an active server (%v)", id, status, s.servers[id]["status"])
+		} else if want := map[string]string{"active": "RUNNING", "paused": "PAUSED"}[s.servers[id]["status"]]; status != want {
+			t.Errorf("server %s is %s but its task is %s", id, s.servers[id]["status"], status)
 		}
 	}
 	for id := range running {
