@@ -379,6 +379,9 @@ func TestRestartKeepsGuests(t *testing.T) {
 	for _, id := range ids {
 		c.waitTickPast(t, id, 1, 30*time.Second)
 	}
+	paused := c.post("/servers/create", guestWithNIC("paused", c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"]
+	c.waitTickPast(t, paused, 1, 30*time.Second)
+	c.post("/servers/"+paused+"/pause", "").must(t, 204)
 	for _, kill := range []bool{true, false} {
 		seen := map[string]int{}
 		for _, id := range ids {
@@ -406,8 +409,13 @@ func TestRestartKeepsGuests(t *testing.T) {
 				t.Errorf("server %s: tick-%d (printed while no Hearth ran) is not in the console", id, seen[id]+2)
 			}
 		}
+		if p := c.get("/servers/"+paused+"/info").must(t, 200).props(); p["status"] != "paused" {
+			t.Errorf("paused server is %s after the restart (kill=%v)", p["status"], kill)
+		}
 		h.checkConsistent(t)
 	}
+	c.post("/servers/"+paused+"/resume", "").must(t, 204)
+	c.waitTickPast(t, paused, lastTick(c.get("/servers/"+paused+"/console").must(t, 200).body), 20*time.Second)
 }
 
 func sameSet(a, b []string) bool {
