@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -92,7 +93,7 @@ type hearth struct {
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
-	addr    string
+	addr    string // scheme://host:port from the "serving" line
 	exited  chan struct{}
 	logs    logBuffer
 	secrets []string // every secret handed out, none of which may be logged
@@ -176,7 +177,7 @@ func (h *hearth) start() {
 	go func() {
 		lines := bufio.NewScanner(stderr)
 		lines.Buffer(make([]byte, 64<<10), 1<<20)
-		re := regexp.MustCompile(`serving https?://(\S+)`)
+		re := regexp.MustCompile(`serving (https?://\S+)`)
 		for lines.Scan() {
 			fmt.Fprintln(&h.logs, lines.Text())
 			if m := re.FindStringSubmatch(lines.Text()); m != nil {
@@ -206,7 +207,7 @@ func (h *hearth) start() {
 func (h *hearth) url() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return "http://" + h.addr
+	return h.addr
 }
 
 func (h *hearth) pid() int {
@@ -285,6 +286,15 @@ func (h *hearth) addUser(name string, admin bool) *client {
 func (h *hearth) importLibrary(size string) string {
 	h.t.Helper()
 	return h.importImage(testguest.Tarball(h.t), size)
+}
+
+// secret registers a secret the test uses (e.g. a VNC password), which
+// must never appear in Hearth's log.
+func (h *hearth) secret(s string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.secrets = append(h.secrets, s)
+	return s
 }
 
 // checkLogs fails the test if any secret handed out appears in what Hearth logged.
@@ -483,7 +493,9 @@ type client struct {
 	libID string // a library drive the test images from
 }
 
-var sharedTransport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second}
+// sharedTransport trusts any certificate: --tls auto makes a self-signed one.
+var sharedTransport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second,
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 
 func (h *hearth) client(u user) *client {
 	return &client{h: h, u: u, hc: &http.Client{Transport: sharedTransport, Timeout: 2 * time.Minute}}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -114,7 +115,7 @@ func TestSecurityMatrix(t *testing.T) {
 	}
 
 	boot := ownerC.driveFrom(t, lib, "64M")
-	server := ownerC.post("/servers/create/stopped", guestConfig("matrix", boot)+"password vncpass1\n").must(t, 200).props()["server"]
+	server := ownerC.post("/servers/create/stopped", guestConfig("matrix", boot)+"password "+h.secret("vnc"+randomHex(2))+"\n").must(t, 200).props()["server"]
 	shared := ownerC.post("/drives/create", "name shared\nsize 1M\nreaders "+readerC.u.id).must(t, 200).props()["drive"]
 	ip := ownerC.post("/resources/ip/create", "").must(t, 200).props()["resource"]
 	vlan := ownerC.post("/resources/vlan/create", "").must(t, 200).props()["resource"]
@@ -198,7 +199,7 @@ func TestConsoleWebsocketRefused(t *testing.T) {
 	ownerC := h.addUser("owner-"+randomHex(2), false)
 	otherC := h.addUser("other-"+randomHex(2), false)
 	boot := ownerC.driveFrom(t, lib, "64M")
-	server := ownerC.post("/servers/create", guestConfig("ws", boot)+"password vncpass1\n").must(t, 200).props()["server"]
+	server := ownerC.post("/servers/create", guestConfig("ws", boot)+"password "+h.secret("vnc"+randomHex(2))+"\n").must(t, 200).props()["server"]
 	ownerC.waitStatus(t, server, "active", 30*time.Second)
 	host := strings.TrimPrefix(h.url(), "http://")
 
@@ -403,7 +404,7 @@ func dashboardLogin(t *testing.T, h *hearth, login, secret string) (*http.Cookie
 	for _, c := range (&http.Response{Header: page.header}).Cookies() {
 		req.AddCookie(c)
 	}
-	resp, err := (&http.Transport{}).RoundTrip(req)
+	resp, err := sharedTransport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +425,7 @@ func TestDashboardSession(t *testing.T) {
 	h := startHearth(t)
 	lib := h.importLibrary("32M")
 	ownerC := h.addUser("dash-"+randomHex(2), false)
-	server := ownerC.post("/servers/create", guestConfig("dash", ownerC.driveFrom(t, lib, "32M"))+"password vncpass1\n").must(t, 200).props()["server"]
+	server := ownerC.post("/servers/create", guestConfig("dash", ownerC.driveFrom(t, lib, "32M"))+"password "+h.secret("vnc"+randomHex(2))+"\n").must(t, 200).props()["server"]
 
 	if c, resp := dashboardLogin(t, h, "nobody", ownerC.u.secret); c != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("login with a wrong name: %d, session %v", resp.StatusCode, c)
@@ -445,7 +446,7 @@ func TestDashboardSession(t *testing.T) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Origin", origin)
 		req.AddCookie(session)
-		resp, err := (&http.Transport{}).RoundTrip(req)
+		resp, err := sharedTransport.RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -464,7 +465,7 @@ func TestDashboardSession(t *testing.T) {
 	}
 	req, _ := http.NewRequest("GET", h.url()+"/ui/servers/"+server, nil)
 	req.AddCookie(session)
-	page, err := http.DefaultTransport.RoundTrip(req)
+	page, err := sharedTransport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,4 +485,51 @@ func TestDashboardSession(t *testing.T) {
 		t.Errorf("stop with the token: %d", code)
 	}
 	ownerC.waitStatus(t, server, "stopped", 30*time.Second)
+}
+
+// TestTLS: with --tls auto, the API and the dashboard answer over HTTPS
+// (a self-signed certificate kept in DATA/tls), plain HTTP on the same port
+// is redirected, and the session cookie is Secure.
+func TestTLS(t *testing.T) {
+	h := startHearth(t, withArgs("--tls", "auto"))
+	if !strings.HasPrefix(h.url(), "https://") {
+		t.Fatalf("serving %s with --tls auto", h.url())
+	}
+	c := h.addUser("tls-"+randomHex(2), false)
+	c.post("/drives/create", "name d\nsize 1M").must(t, 200)
+	plain := "http://" + strings.TrimPrefix(h.url(), "https://")
+	req, _ := http.NewRequest("GET", plain+"/servers/list", nil)
+	req.SetBasicAuth(c.u.id, c.u.secret)
+	resp, err := sharedTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPermanentRedirect || !strings.HasPrefix(resp.Header.Get("Location"), "https://") {
+		t.Errorf("plain HTTP: %d Location %q, want 308 to https", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	session, resp := dashboardLogin(t, h, c.u.id, c.u.secret)
+	if session == nil {
+		t.Fatalf("login over HTTPS refused: %d", resp.StatusCode)
+	}
+	if !session.Secure {
+		t.Error("session cookie over HTTPS is not Secure")
+	}
+	if _, err := os.Stat(h.data + "/tls"); err != nil {
+		t.Errorf("DATA/tls: %v", err)
+	}
+	// The same certificate after a restart.
+	cert := func() []byte {
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(h.url(), "https://"), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Raw
+	}
+	before := cert()
+	h.restart(false)
+	if !bytes.Equal(before, cert()) {
+		t.Error("--tls auto made a new certificate at the restart")
+	}
 }
