@@ -264,6 +264,11 @@ func TestKillDuring(t *testing.T) {
 				}
 			}
 			s := h.checkConsistent(t)
+			for id, p := range s.servers {
+				if p["status"] == "dead" { // a start cut short by Hearth's death is not the guest's failure
+					t.Errorf("server %s is dead after the restart: %s", id, p["error"])
+				}
+			}
 			kind.check(t, h, c, lib, args, acked, s)
 			for id, d := range s.drives {
 				for _, claim := range strings.Fields(d["claimed"]) {

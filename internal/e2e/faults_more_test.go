@@ -470,3 +470,27 @@ func TestHostPowerFailure(t *testing.T) {
 	}
 	h.checkConsistent(t)
 }
+
+// TestAddressPoolFull: with a /29 pool (gateway and 5 guest addresses),
+// the sixth guest with nic:0:dhcp auto is refused with 507 full, leaving
+// nothing behind, and starts once an address is free again.
+func TestAddressPoolFull(t *testing.T) {
+	h := startHearth(t, withSubnet(fmt.Sprintf("10.%d.%d.0/29", 100+randomInt(150), randomInt(32)*8)))
+	lib := h.importLibrary("32M")
+	c := h.addUser("pool-"+randomHex(2), false)
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, c.post("/servers/create", guestWithNIC(fmt.Sprintf("p%d", i), c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"])
+	}
+	last := c.post("/servers/create/stopped", guestWithNIC("p5", c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"]
+	r := c.post("/servers/"+last+"/start", "")
+	t.Logf("start with the pool exhausted: %d %s %q", r.status, r.word, strings.TrimSpace(r.body))
+	if r.status != 507 || r.word != "full" {
+		t.Errorf("start with the pool exhausted: %d %s %q, want 507 full", r.status, r.word, r.body)
+	}
+	h.checkConsistent(t)
+	c.post("/servers/"+ids[0]+"/destroy", "").must(t, 204)
+	c.post("/servers/"+last+"/start", "").must(t, 204)
+	c.waitStatus(t, last, "active", 30*time.Second)
+	h.checkConsistent(t)
+}

@@ -106,6 +106,9 @@ type option func(*hearth)
 // withData runs Hearth on dir (e.g. a small loop-mounted filesystem).
 func withData(dir string) option { return func(h *hearth) { h.data = dir } }
 
+// withSubnet sets the guest address pool.
+func withSubnet(cidr string) option { return func(h *hearth) { h.subnet = cidr } }
+
 // withArgs adds serve flags.
 func withArgs(args ...string) option { return func(h *hearth) { h.extra = append(h.extra, args...) } }
 

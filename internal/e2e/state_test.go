@@ -88,6 +88,10 @@ func (h *hearth) checkConsistent(t testing.TB) snapshot {
 				nics++
 			}
 		case "stopped":
+		case "dead": // could not be started (spec §5): says why
+			if p["error"] == "" {
+				t.Errorf("dead server %s gives no error", id)
+			}
 		default:
 			t.Errorf("server %s is %s (%s)", id, p["status"], p["error"])
 		}
