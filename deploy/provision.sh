@@ -62,6 +62,7 @@ CFG
 
 echo "provision: network (systemd-networkd, DHCP on every Ethernet port)"
 install -m 0644 "$DEPLOY/uplink.network" /etc/systemd/network/80-hearth-uplink.network
+install -D -m 0644 "$DEPLOY/wait-online.conf" /etc/systemd/system/systemd-networkd-wait-online.service.d/hearth.conf
 rm -f /etc/network/interfaces.d/50-cloud-init /etc/network/interfaces.d/50-cloud-init.cfg
 systemctl enable systemd-networkd.service
 # Last, since it takes over /etc/resolv.conf: names resolve through networkd's DHCP.
