@@ -418,3 +418,36 @@ func TestManagerAfterHostReboot(t *testing.T) {
 		t.Errorf("started %v, before the reboot %v", after.Started, before.Started)
 	}
 }
+
+// TestManagerVLAN: two servers with nic:1 on one VLAN reach each other over
+// eth1 (addresses set inside the guests, as on a private VLAN).
+func TestManagerVLAN(t *testing.T) {
+	needContainerd(t)
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
+	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthl%06x", rand.Uint32()&0xffffff)),
+		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netm.Close() })
+	h, data := openTestHost(t, WithNetwork(netm))
+	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, WithPublicBridge(netm.Bridge()))
+	ctx := context.Background()
+	vlan, err := f.store.CreateVLAN(ctx, f.user, map[string]string{"name": "private"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var consoles []*Console
+	for i := 1; i <= 2; i++ {
+		id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "nic:1:model": "virtio", "nic:1:vlan": vlan.ID})
+		if err := f.m.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := f.host.Console(id)
+		c.Write([]byte(fmt.Sprintf("ip addr add 192.168.77.%d/24 dev eth1 && ip link set eth1 up && echo addr-$((%d+10))\n", i, i)))
+		waitConsole(t, c, fmt.Sprintf("addr-%d", i+10))
+		consoles = append(consoles, c)
+	}
+	consoles[0].Write([]byte("ping -c 2 -W 2 192.168.77.2 && echo vlan-$((6*7))\n"))
+	waitConsole(t, consoles[0], "vlan-42")
+}

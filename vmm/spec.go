@@ -154,6 +154,9 @@ func guestSpecOpts(g GuestSpec, rt Runtime, init, netns string, devices []guestD
 		oci.WithTTY,
 		oci.WithHostname(hostname),
 		oci.WithEnv([]string{"TERM=xterm"}),
+		// A server configures its own interfaces (a VLAN has no DHCP); the
+		// capability reaches no further than the guest's network namespace.
+		oci.WithAddedCapabilities([]string{"CAP_NET_ADMIN"}),
 		withLimits(cpuResources(g.CPU, g.SMP, coreMHz), g.Mem),
 		withBlockDevices(devices),
 	}

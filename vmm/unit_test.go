@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,6 +60,9 @@ func TestKataSpec(t *testing.T) {
 	}
 	if l := *s.Linux.Resources.Memory.Limit; l != 512<<20 {
 		t.Errorf("memory limit %d", l)
+	}
+	if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_NET_ADMIN") || !slices.Contains(s.Process.Capabilities.Effective, "CAP_NET_ADMIN") {
+		t.Errorf("capabilities %v", s.Process.Capabilities.Effective)
 	}
 	if p := s.Linux.Resources.Pids; p == nil || p.Limit == nil || *p.Limit != guestPidsLimit {
 		t.Errorf("pids limit %+v", p)
