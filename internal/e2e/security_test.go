@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -379,7 +380,16 @@ func TestLimits(t *testing.T) {
 	if r := c.do("POST", "/drives/"+drive+"/write/9223372036854775800", bytes.NewReader(make([]byte, 20))); r.status != 400 {
 		t.Errorf("write at an overflowing offset: %d %q, want 400", r.status, r.body)
 	}
-	// Neither write changed the file's size or content.
+	// A gzip bomb (64 MiB of zeros in 64 KiB) cannot write past the drive's end.
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zw.Write(make([]byte, 64<<20))
+	zw.Close()
+	if r := c.do("POST", "/drives/"+drive+"/write/0", &bomb, "Content-Encoding", "gzip"); r.status != 400 && r.status != 507 {
+		t.Errorf("gzip body inflating past the end: %d %q, want 400", r.status, r.body)
+	}
+	c.do("POST", "/drives/"+drive+"/write/"+strconv.Itoa(size-10), bytes.NewReader(bytes.Repeat([]byte{0xab}, 10))).must(t, 204)
+	// None of the refused writes changed the file's size or its tail.
 	if st, err := os.Stat(h.data + "/drives/" + drive + ".img"); err != nil || st.Size() != size {
 		t.Errorf("drive file after refused writes: %v %v", st, err)
 	}
