@@ -1,11 +1,13 @@
 package vmm
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 )
 
@@ -45,10 +47,23 @@ func (k kataRuntime) Probe() error {
 	return nil
 }
 
+// SpecOpts size the VM by annotations alone. Kata sizes a VM as
+// default_vcpus + the container's CPU quota and default_memory + its memory
+// limit, so the container-level quota and limit are left out: with them the
+// guest would get twice what it asked for.
 func (kataRuntime) SpecOpts(g GuestSpec) []oci.SpecOpts {
 	annotations := map[string]string{KataVCPUsAnnotation: strconv.Itoa(max(g.SMP, 1))}
 	if g.Mem > 0 {
 		annotations[KataMemoryAnnotation] = strconv.FormatInt(g.Mem, 10)
 	}
-	return []oci.SpecOpts{oci.WithAnnotations(annotations)}
+	withoutLimits := func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Linux != nil && s.Linux.Resources != nil {
+			s.Linux.Resources.Memory = nil
+			if cpu := s.Linux.Resources.CPU; cpu != nil {
+				cpu.Quota, cpu.Period = nil, nil
+			}
+		}
+		return nil
+	}
+	return []oci.SpecOpts{oci.WithAnnotations(annotations), withoutLimits}
 }

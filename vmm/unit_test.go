@@ -55,10 +55,15 @@ func TestKataSpec(t *testing.T) {
 	if s.Hostname != "vm" || !s.Process.Terminal || s.Process.Args[0] != "/sbin/init" {
 		t.Errorf("hostname %q terminal %v args %v", s.Hostname, s.Process.Terminal, s.Process.Args)
 	}
-	if q := *s.Linux.Resources.CPU.Quota; q != 150000 {
+	// Kata adds container limits on top of the annotations: none are set.
+	if r := s.Linux.Resources; r.Memory != nil || r.CPU.Quota != nil {
+		t.Errorf("Kata spec carries container limits: memory %+v cpu %+v", r.Memory, r.CPU)
+	}
+	runc := buildSpec(t, g, runcRuntime{}, nil)
+	if q := *runc.Linux.Resources.CPU.Quota; q != 150000 {
 		t.Errorf("quota %d for 3000 MHz on 2000 MHz cores, want 150000", q)
 	}
-	if l := *s.Linux.Resources.Memory.Limit; l != 512<<20 {
+	if l := *runc.Linux.Resources.Memory.Limit; l != 512<<20 {
 		t.Errorf("memory limit %d", l)
 	}
 	if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_NET_ADMIN") || !slices.Contains(s.Process.Capabilities.Effective, "CAP_NET_ADMIN") {
@@ -76,7 +81,7 @@ func TestKataSpec(t *testing.T) {
 	if netns != "/run/netns/x" {
 		t.Errorf("network namespace %q", netns)
 	}
-	if runc := buildSpec(t, g, runcRuntime{}, nil); len(runc.Annotations) != 0 {
+	if len(runc.Annotations) != 0 {
 		t.Errorf("runc spec has annotations %v", runc.Annotations)
 	}
 }
