@@ -52,13 +52,6 @@ func (c *Console) Subscribe() (backlog []byte, updates <-chan []byte, cancel fun
 	}
 }
 
-// Backlog is the last 64 KiB the guest printed.
-func (c *Console) Backlog() []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.backlogLocked()
-}
-
 func (c *Console) backlogLocked() []byte {
 	if !c.filled {
 		return append([]byte(nil), c.ring[:c.next]...)
@@ -114,6 +107,14 @@ func (o consoleOutput) Write(p []byte) (int, error) {
 func (c *Console) closeInput() {
 	c.inW.CloseWithError(io.ErrClosedPipe)
 	c.inR.CloseWithError(io.ErrClosedPipe)
+}
+
+// backlog is the last 64 KiB the guest printed (what Subscribe returns
+// first; kept apart so Console has exactly console.Stream's methods).
+func backlog(c *Console) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.backlogLocked()
 }
 
 // end closes every subscriber's channel.

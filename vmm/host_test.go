@@ -123,12 +123,12 @@ func waitConsole(t testing.TB, c *Console, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if bytes.Contains(c.Backlog(), []byte(want)) {
+		if bytes.Contains(backlog(c), []byte(want)) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("console never showed %q; it has:\n%s", want, c.Backlog())
+	t.Fatalf("console never showed %q; it has:\n%s", want, backlog(c))
 }
 
 // shellMarker types a command that prints a marker computed in the guest, so
@@ -214,7 +214,7 @@ func TestGuestLifecycle(t *testing.T) {
 	}
 	c.Write([]byte("echo thawed-$((1+1))\n"))
 	time.Sleep(200 * time.Millisecond)
-	if bytes.Contains(c.Backlog(), []byte("thawed-2")) {
+	if bytes.Contains(backlog(c), []byte("thawed-2")) {
 		t.Error("a paused guest answered")
 	}
 	if err := h.Resume(context.Background(), id); err != nil {

@@ -595,7 +595,7 @@ func (m *Manager) ConsoleOutput(ctx context.Context, server string) ([]byte, err
 	if !ok {
 		return nil, fmt.Errorf("server %s: %w", server, ErrNotRunning)
 	}
-	return c.Backlog(), nil
+	return backlog(c), nil
 }
 
 // reconcile brings the database in line with the guests after a start.

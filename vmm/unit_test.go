@@ -183,9 +183,9 @@ func TestSpecValidation(t *testing.T) {
 func TestConsoleRing(t *testing.T) {
 	c := newConsole()
 	out := consoleOutput{c}
-	backlog, updates, cancel := c.Subscribe()
-	if len(backlog) != 0 {
-		t.Errorf("backlog %q", backlog)
+	first, updates, cancel := c.Subscribe()
+	if len(first) != 0 {
+		t.Errorf("backlog %q", first)
 	}
 	out.Write([]byte("hello"))
 	if got := <-updates; string(got) != "hello" {
@@ -193,7 +193,7 @@ func TestConsoleRing(t *testing.T) {
 	}
 	big := bytes.Repeat([]byte("0123456789abcdef"), ConsoleBacklog/16+100)
 	out.Write(big)
-	if got := c.Backlog(); !bytes.Equal(got, big[len(big)-ConsoleBacklog:]) {
+	if got := backlog(c); !bytes.Equal(got, big[len(big)-ConsoleBacklog:]) {
 		t.Errorf("backlog is not the last 64 KiB (len %d)", len(got))
 	}
 	// A subscriber that never reads is dropped, and the writer never blocks.
@@ -254,3 +254,9 @@ func TestLoopCountersSinceAttach(t *testing.T) {
 		t.Errorf("read %d bytes since attach", c.ReadBytes)
 	}
 }
+
+// Console has exactly the methods of console.Stream.
+var _ interface {
+	Subscribe() (backlog []byte, updates <-chan []byte, cancel func())
+	Write(p []byte) (int, error)
+} = (*Console)(nil)
