@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,8 +29,9 @@ type daemon struct {
 	config string
 	socket string
 	logf   func(string, ...any)
-	quit   chan struct{} // closed by stop
-	done   chan struct{} // closed when the supervisor has let go of the child for good
+	quit   chan struct{}   // closed by stop
+	done   chan struct{}   // closed when the supervisor has let go of the child for good
+	spawns chan chan error // to the goroutine that starts the child from its own thread
 
 	mu        sync.Mutex
 	cmd       *exec.Cmd
@@ -82,7 +84,9 @@ func startDaemon(dir string, logf func(string, ...any)) (*daemon, error) {
 		logf:   logf,
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
+		spawns: make(chan chan error),
 	}
+	go d.spawner()
 	if len(d.socket) > maxSocketPath {
 		return nil, fmt.Errorf("containerd socket path %s is longer than %d bytes: %w", d.socket, maxSocketPath, ErrInvalid)
 	}
@@ -146,7 +150,24 @@ func (d *daemon) isOurs(pid int) bool {
 	return bytes.Contains(cmdline, []byte(d.config))
 }
 
+// spawner starts every containerd child from one OS thread that lives as
+// long as Hearth: the child's parent-death signal is tied to the thread that
+// forked it, and Go ends threads that a goroutine left locked (the network
+// code switching namespaces does), which would stop containerd for nothing.
+func (d *daemon) spawner() {
+	runtime.LockOSThread() // never unlocked: this thread stays
+	for reply := range d.spawns {
+		reply <- d.start()
+	}
+}
+
 func (d *daemon) spawn() error {
+	reply := make(chan error)
+	d.spawns <- reply
+	return <-reply
+}
+
+func (d *daemon) start() error {
 	logFile, err := os.OpenFile(filepath.Join(d.dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -157,7 +178,9 @@ func (d *daemon) spawn() error {
 	// Readiness to systemd is Hearth's to report, not its child's.
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NOTIFY_SOCKET=") })
 	// Its own process group: a Ctrl-C meant for Hearth must not reach it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// It ends when Hearth does, however Hearth ends (the shims, and so the
+	// guests, stay): a restarted Hearth then finds DATA/containerd free.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start containerd: %w", err)
 	}

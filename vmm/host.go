@@ -185,6 +185,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 		h.Close()
 		return nil, err
 	}
+	h.reapOrphans()
 	h.sweepRunDir(ctx)
 	h.events.Add(1)
 	go h.followExits()
@@ -674,6 +675,9 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 		_, err := h.client.TaskService().Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id})
 		if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
 			h.logf("guest %s: delete leftover task: %v", id, err)
+		}
+		if pids := h.shims()[id]; len(pids) > 0 {
+			h.reapOrphan(id, pids)
 		}
 	}
 	if g.io != nil {

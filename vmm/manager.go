@@ -578,6 +578,10 @@ func (m *Manager) Runtime(ctx context.Context, server string) (eh.Props, bool) {
 			p[dev+":write:requests"] = strconv.FormatUint(d.WriteRequests, 10)
 		}
 	}
+	if u, err := m.host.Usage(ctx, server); err == nil {
+		p["cpu:usage"] = strconv.FormatUint(u.CPUNanos, 10)    // ns of CPU time so far
+		p["mem:usage"] = strconv.FormatUint(u.MemoryBytes, 10) // bytes in use
+	}
 	if m.consoles != nil {
 		if ep, ok := m.consoles.Endpoint(server); ok {
 			p["vnc:ip"] = ep.IP

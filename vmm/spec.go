@@ -152,6 +152,7 @@ func guestSpecOpts(g GuestSpec, rt Runtime, init, netns string, devices []guestD
 	opts := []oci.SpecOpts{
 		oci.WithProcessArgs(init),
 		oci.WithTTY,
+		oci.WithTTYSize(TerminalColumns, TerminalRows),
 		oci.WithHostname(hostname),
 		oci.WithEnv([]string{"TERM=xterm"}),
 		// A server configures its own interfaces (a VLAN has no DHCP); the
@@ -165,6 +166,14 @@ func guestSpecOpts(g GuestSpec, rt Runtime, init, netns string, devices []guestD
 	}
 	return append(opts, rt.SpecOpts(g)...)
 }
+
+// The guest's terminal size: the console's grid (80 × 24; its 25th row is
+// Hearth's status line). runc's default is 0 × 0, which full-screen programs
+// refuse.
+const (
+	TerminalColumns = 80
+	TerminalRows    = 24
+)
 
 // guestPidsLimit caps a guest's tasks, so a fork bomb in one guest cannot
 // take every PID of the host (a system with services has a few hundred).

@@ -1,0 +1,103 @@
+package vmm
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// A task whose creation was cut short (Hearth, or the daemon, killed in the
+// middle of NewTask) can leave things containerd itself no longer knows: a
+// shim still running with the guest's processes, the root mounted in the
+// bundle, the bundle directory (which makes the next NewTask of the id fail
+// with "file exists"). reapOrphan removes them.
+
+// taskBundle is the task's bundle directory in the private daemon's state.
+func (h *Host) taskBundle(id string) string {
+	if h.daemon == nil {
+		return ""
+	}
+	return filepath.Join(h.daemon.dir, "state", "io.containerd.runtime.v2.task", h.namespace, id)
+}
+
+// shims lists, by guest id, the shims of this daemon and namespace.
+func (h *Host) shims() map[string][]int {
+	out := map[string][]int{}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte("containerd-shim")) {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		flag := func(name string) string {
+			for i, a := range args[:len(args)-1] {
+				if a == name {
+					return args[i+1]
+				}
+			}
+			return ""
+		}
+		if flag("-namespace") != h.namespace || flag("-address") != h.socket || flag("-id") == "" {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			out[flag("-id")] = append(out[flag("-id")], pid)
+		}
+	}
+	return out
+}
+
+// reapOrphan ends the guest's processes (found by its cgroup) and its shim,
+// unmounts its root from the bundle and removes the bundle.
+func (h *Host) reapOrphan(id string, shimPids []int) {
+	h.logf("guest %s: removing a task containerd does not know (shim %v)", id, shimPids)
+	files, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", h.namespace, id, "cgroup.procs"))
+	files = append(files, filepath.Join("/sys/fs/cgroup", h.namespace, id, "cgroup.procs"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, field := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(field); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	for _, pid := range shimPids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if bundle := h.taskBundle(id); bundle != "" {
+		if err := unix.Unmount(filepath.Join(bundle, "rootfs"), unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+			h.logf("guest %s: unmount stale root: %v", id, err)
+		}
+		os.RemoveAll(bundle)
+	}
+}
+
+// reapOrphans runs reapOrphan for every id with a shim or a bundle but no
+// task containerd knows.
+func (h *Host) reapOrphans() {
+	known := func(id string) bool {
+		g, ok := h.guests[id]
+		return ok && g.task != nil
+	}
+	shims := h.shims()
+	for id, pids := range shims {
+		if !known(id) {
+			h.reapOrphan(id, pids)
+		}
+	}
+	if h.daemon == nil {
+		return
+	}
+	bundles, _ := os.ReadDir(filepath.Dir(h.taskBundle("x")))
+	for _, b := range bundles {
+		if _, done := shims[b.Name()]; !done && !known(b.Name()) {
+			h.reapOrphan(b.Name(), nil)
+		}
+	}
+}
