@@ -549,7 +549,8 @@ func (m *Manager) Apply(ctx context.Context, server string, changed eh.Props) er
 }
 
 // Runtime gives the runtime keys of a running server: smp:cores, NIC
-// addresses, MACs and counters, per-drive I/O counters, its console endpoint.
+// addresses, MACs and counters, per-drive I/O counters, CPU and memory use
+// (cpu:usage in ns, mem:usage in bytes), its console endpoint.
 func (m *Manager) Runtime(ctx context.Context, server string) (eh.Props, bool) {
 	st, err := m.host.Status(ctx, server)
 	if err != nil || st.State == Stopped {
