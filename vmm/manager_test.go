@@ -132,7 +132,8 @@ func TestManagerLifecycle(t *testing.T) {
 		t.Errorf("console output %q, %v", out, err)
 	}
 	rt, ok := f.m.Runtime(ctx, id)
-	if !ok || rt["smp:cores"] != "1" || rt["ide:0:0:read:bytes"] == "" || rt["ide:0:0:read:bytes"] == "0" {
+	if !ok || rt["smp:cores"] != "1" || rt["ide:0:0:read:bytes"] == "" || rt["ide:0:0:read:bytes"] == "0" ||
+		rt["cpu:usage"] == "" || rt["cpu:usage"] == "0" || rt["mem:usage"] == "" || rt["mem:usage"] == "0" {
 		t.Errorf("runtime %v, %v", rt, ok)
 	}
 	d, _ := f.store.Drive(ctx, boot)
