@@ -161,6 +161,8 @@ func TestGuestLifecycle(t *testing.T) {
 	shellMarker(t, c, 41)
 	c.Write([]byte("hostname\n"))
 	waitConsole(t, c, "lifecycle")
+	c.Write([]byte("stty size\n"))
+	waitConsole(t, c, fmt.Sprintf("%d %d", TerminalRows, TerminalColumns))
 
 	st, err := h.Status(context.Background(), id)
 	if err != nil || st.State != Running || st.Spec.SMP != 1 || st.Started.IsZero() {
