@@ -69,6 +69,7 @@ func TestContainerdKilled(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killed := time.Now()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		now, _ := os.ReadFile(pidFile)
@@ -80,6 +81,7 @@ func TestContainerdKilled(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	t.Logf("containerd back with the guests' tasks %s after SIGKILL", time.Since(killed).Round(10*time.Millisecond))
 	for _, id := range ids {
 		p := c.get("/servers/"+id+"/info").must(t, 200).props()
 		if p["status"] != "active" {
