@@ -3,6 +3,7 @@ package vmm
 import (
 	"context"
 	"fmt"
+	"time"
 
 	v1 "github.com/containerd/cgroups/v3/cgroup1/stats"
 	v2 "github.com/containerd/cgroups/v3/cgroup2/stats"
@@ -53,13 +54,38 @@ type Usage struct {
 	MemoryBytes uint64 // memory in use
 }
 
-// Usage asks containerd for the task's cgroup metrics (v1 on Debian 12's
-// default hierarchy, v2 elsewhere).
+// usageMaxAge is how long a guest's Usage is reused. Each reading is a
+// round trip through containerd to the shim, and /servers/info asks for every
+// running server: without the reuse one request on a host with hundreds of
+// guests would cost hundreds of round trips.
+const usageMaxAge = 2 * time.Second
+
+// Usage is the task's cgroup metrics (v1 on Debian 12's default hierarchy, v2
+// elsewhere) as containerd reported them at most usageMaxAge ago.
 func (h *Host) Usage(ctx context.Context, id string) (Usage, error) {
 	g, err := h.lookup(id)
 	if err != nil {
 		return Usage{}, err
 	}
+	now := h.now()
+	h.mu.Lock()
+	if !g.usageAt.IsZero() && now.Sub(g.usageAt) < usageMaxAge {
+		u := g.usage
+		h.mu.Unlock()
+		return u, nil
+	}
+	h.mu.Unlock()
+	u, err := h.readUsage(ctx, g, id)
+	if err != nil {
+		return Usage{}, err
+	}
+	h.mu.Lock()
+	g.usage, g.usageAt = u, now
+	h.mu.Unlock()
+	return u, nil
+}
+
+func (h *Host) readUsage(ctx context.Context, g *guest, id string) (Usage, error) {
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
 	m, err := g.task.Metrics(ctx)

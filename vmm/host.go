@@ -135,6 +135,8 @@ type guest struct {
 	exited    bool
 	lost      bool // the task was gone at adoption: the host rebooted (or the shim died)
 	exit      Exit
+	usage     Usage     // the last Usage reading
+	usageAt   time.Time // when it was taken
 }
 
 // Open connects to containerd (starting the private daemon under
