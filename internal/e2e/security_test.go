@@ -7,10 +7,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -541,5 +543,37 @@ func TestTLS(t *testing.T) {
 	h.restart(false)
 	if !bytes.Equal(before, cert()) {
 		t.Error("--tls auto made a new certificate at the restart")
+	}
+}
+
+// TestFileModes: what Hearth writes under DATA is not readable by other
+// local users (drive images hold guests' disks; the database holds
+// secret hashes and every configuration).
+func TestFileModes(t *testing.T) {
+	h := startHearth(t, withData(filepath.Join(t.TempDir(), "data"))) // Hearth creates DATA
+	c := h.addUser("modes-"+randomHex(2), false)
+	d := c.post("/drives/create", "name d\nsize 1M").must(t, 200).props()["drive"]
+	c.do("POST", "/drives/"+d+"/write/0", strings.NewReader("data")).must(t, 204)
+	h.importLibrary("32M")
+	err := filepath.WalkDir(h.data, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil || info.Mode()&fs.ModeSocket != 0 {
+			return nil
+		}
+		rel, _ := filepath.Rel(h.data, path)
+		switch {
+		case rel == "." || rel == "drives" || rel == "hearth.db" || strings.HasPrefix(rel, "hearth.db-") ||
+			strings.HasPrefix(rel, "drives/") || rel == "admin.credentials":
+			if info.Mode().Perm()&0o007 != 0 {
+				t.Errorf("%s is mode %v: other users can get at it", rel, info.Mode().Perm())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
