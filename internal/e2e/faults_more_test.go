@@ -259,6 +259,8 @@ const noisyBound = time.Second
 // progress stay within generous bounds; the figures go to the log and
 // test-artifacts/noisy.md.
 func TestNoisyGuest(t *testing.T) {
+	table := "| noise | info p50 before | p99 before | p50 during | p99 during | Hearth RSS |\n|---|---|---|---|---|---|\n"
+	defer func() { writeArtifact(t, "noisy.md", table) }()
 	for _, noise := range []struct{ name, init string }{
 		{"console-flood", "::once:/bin/sh -c 'yes hearth-flood'"},
 		{"forks", "::once:/bin/sh -c 'while :; do sleep 600 & done'"},
@@ -294,7 +296,7 @@ func TestNoisyGuest(t *testing.T) {
 			line := fmt.Sprintf("| %s | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.0f → %.0f MiB |", noise.name,
 				ms(percentile(before, 50)), ms(percentile(before, 99)), ms(percentile(during, 50)), ms(percentile(during, 99)), rssBefore, rssDuring)
 			t.Log(line)
-			appendArtifact(t, "noisy.md", "| noise | info p50 before | p99 before | p50 during | p99 during | Hearth RSS |\n|---|---|---|---|---|---|\n", line)
+			table += line + "\n"
 			if rssDuring > rssBefore+256 {
 				t.Errorf("Hearth grew from %.0f to %.0f MiB while a guest misbehaved", rssBefore, rssDuring)
 			}
@@ -345,155 +347,4 @@ func (h *hearth) guestPidsMax(t testing.TB, id string) string {
 	}
 	t.Fatalf("no task for %s", id)
 	return ""
-}
-
-// appendArtifact appends a line to test-artifacts/NAME at the repository
-// root (writing the header first when the file is new).
-func appendArtifact(t testing.TB, name, header, line string) {
-	dir := filepath.Join("..", "..", "test-artifacts")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Logf("test-artifacts: %v", err)
-		return
-	}
-	path := filepath.Join(dir, name)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Logf("%s: %v", path, err)
-		return
-	}
-	defer f.Close()
-	if st, _ := f.Stat(); st.Size() == 0 {
-		f.WriteString(header)
-	}
-	fmt.Fprintln(f, line)
-}
-
-// TestRestartKeepsGuests stops Hearth (SIGKILL, then SIGTERM) under
-// running guests: they keep running while no Hearth runs, the new process
-// re-adopts them, and their consoles show what they printed meanwhile.
-func TestRestartKeepsGuests(t *testing.T) {
-	h := startHearth(t)
-	lib := h.importImage(guestImage(t, tickerInit), "32M")
-	c := h.addUser("restart-"+randomHex(2), false)
-	var ids []string
-	for i := range 3 {
-		ids = append(ids, c.post("/servers/create", guestWithNIC(fmt.Sprintf("keep%d", i), c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"])
-	}
-	for _, id := range ids {
-		c.waitTickPast(t, id, 1, 30*time.Second)
-	}
-	paused := c.post("/servers/create", guestWithNIC("paused", c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"]
-	c.waitTickPast(t, paused, 1, 30*time.Second)
-	c.post("/servers/"+paused+"/pause", "").must(t, 204)
-	for _, kill := range []bool{true, false} {
-		seen := map[string]int{}
-		for _, id := range ids {
-			seen[id] = lastTick(c.get("/servers/"+id+"/console").must(t, 200).body)
-		}
-		tasks := h.tasks()
-		if kill {
-			h.kill()
-		} else {
-			h.stop()
-		}
-		time.Sleep(3 * time.Second) // the guests tick on while no Hearth runs
-		h.start()
-		if got := h.tasks(); !sameSet(got, tasks) {
-			t.Errorf("tasks before the restart %v, after %v", tasks, got)
-		}
-		for _, id := range ids {
-			if p := c.get("/servers/"+id+"/info").must(t, 200).props(); p["status"] != "active" {
-				t.Errorf("after restart (kill=%v) server %s is %s", kill, id, p["status"])
-			}
-			// Ticks printed while Hearth was away are in the console too.
-			out := c.get("/servers/"+id+"/console").must(t, 200).body
-			c.waitTickPast(t, id, seen[id]+4, 20*time.Second)
-			if !strings.Contains(out+c.get("/servers/"+id+"/console").body, fmt.Sprintf("tick-%d\r\n", seen[id]+2)) {
-				t.Errorf("server %s: tick-%d (printed while no Hearth ran) is not in the console", id, seen[id]+2)
-			}
-		}
-		if p := c.get("/servers/"+paused+"/info").must(t, 200).props(); p["status"] != "paused" {
-			t.Errorf("paused server is %s after the restart (kill=%v)", p["status"], kill)
-		}
-		h.checkConsistent(t)
-	}
-	c.post("/servers/"+paused+"/resume", "").must(t, 204)
-	c.waitTickPast(t, paused, lastTick(c.get("/servers/"+paused+"/console").must(t, 200).body), 20*time.Second)
-}
-
-func sameSet(a, b []string) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(a, b)
-}
-
-// TestHostPowerFailure simulates a host losing power under running
-// guests: Hearth, containerd, the shims and the guests are SIGKILLed, and
-// what the kernel forgets at a reboot (mounts, loop devices, veths, the
-// bridge) is removed, while DATA stays as it was. The next start must bring
-// every server that was active back up, cleanly.
-func TestHostPowerFailure(t *testing.T) {
-	h := startHearth(t)
-	lib := h.importImage(guestImage(t, tickerInit), "32M")
-	c := h.addUser("power-"+randomHex(2), false)
-	var ids []string
-	for i := range 4 {
-		ids = append(ids, c.post("/servers/create", guestWithNIC(fmt.Sprintf("pf%d", i), c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"])
-	}
-	stopped := c.post("/servers/create/stopped", guestWithNIC("pf-stopped", c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"]
-	for _, id := range ids {
-		c.waitTickPast(t, id, 1, 30*time.Second)
-	}
-	h.kill()
-	// The guests die with the host: kill their processes (children of the shims) first.
-	for _, p := range h.processes() {
-		var pid int
-		fmt.Sscan(p, &pid)
-		if strings.Contains(p, "containerd-shim") {
-			children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-			for _, child := range strings.Fields(string(children)) {
-				n, _ := strconv.Atoi(child)
-				syscall.Kill(n, syscall.SIGKILL)
-			}
-		}
-	}
-	h.forceClean()
-	// Namespace files stay on disk (their bind mounts are gone), as after a reboot.
-	if leaks := slices.DeleteFunc(h.leaks(false), func(l string) bool { return strings.HasPrefix(l, "netns ") }); len(leaks) != 0 {
-		t.Fatalf("the simulated power failure left %v", leaks)
-	}
-	h.start()
-	for _, id := range ids {
-		c.waitStatus(t, id, "active", 30*time.Second)
-		c.waitTickPast(t, id, 0, 30*time.Second)
-	}
-	if p := c.get("/servers/"+stopped+"/info").must(t, 200).props(); p["status"] != "stopped" {
-		t.Errorf("a stopped server is %s after the power failure", p["status"])
-	}
-	h.checkConsistent(t)
-}
-
-// TestAddressPoolFull: with a /29 pool (gateway and 5 guest addresses),
-// the sixth guest with nic:0:dhcp auto is refused with 507 full, leaving
-// nothing behind, and starts once an address is free again.
-func TestAddressPoolFull(t *testing.T) {
-	h := startHearth(t, withSubnet(fmt.Sprintf("10.%d.%d.0/29", 100+randomInt(150), randomInt(32)*8)))
-	lib := h.importLibrary("32M")
-	c := h.addUser("pool-"+randomHex(2), false)
-	var ids []string
-	for i := range 5 {
-		ids = append(ids, c.post("/servers/create", guestWithNIC(fmt.Sprintf("p%d", i), c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"])
-	}
-	last := c.post("/servers/create/stopped", guestWithNIC("p5", c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"]
-	r := c.post("/servers/"+last+"/start", "")
-	t.Logf("start with the pool exhausted: %d %s %q", r.status, r.word, strings.TrimSpace(r.body))
-	if r.status != 507 || r.word != "full" {
-		t.Errorf("start with the pool exhausted: %d %s %q, want 507 full", r.status, r.word, r.body)
-	}
-	h.checkConsistent(t)
-	c.post("/servers/"+ids[0]+"/destroy", "").must(t, 204)
-	c.post("/servers/"+last+"/start", "").must(t, 204)
-	c.waitStatus(t, last, "active", 30*time.Second)
-	h.checkConsistent(t)
 }
