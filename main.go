@@ -39,6 +39,8 @@ import (
 	"hearth/web/certs"
 	"hearth/web/dash"
 	"hearth/web/eh"
+
+	"github.com/vishvananda/netlink"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -314,7 +316,7 @@ func serve(args []string, stderr io.Writer) error {
 	data := dataFlag(fs)
 	containerd := fs.String("containerd", env("HEARTH_CONTAINERD", ""), "`socket` of a running containerd; empty: start a private one in DATA/containerd (env HEARTH_CONTAINERD)")
 	runtimeName := fs.String("runtime", env("HEARTH_RUNTIME", "auto"), "containerd runtime: io.containerd.kata.v2, io.containerd.runc.v2 or auto (env HEARTH_RUNTIME)")
-	vncListen := fs.String("vnc-listen", env("HEARTH_VNC_LISTEN", ""), "`IP` where per-server VNC ports open; empty: the host's address (env HEARTH_VNC_LISTEN)")
+	vncListen := fs.String("vnc-listen", env("HEARTH_VNC_LISTEN", ""), "`IP` where per-server VNC ports open; empty: the host's address; off: websocket consoles only (env HEARTH_VNC_LISTEN)")
 	subnet := fs.String("subnet", env("HEARTH_SUBNET", storage.DefaultSubnet.String()), "IPv4 `CIDR` of the guest address pool; its first address is the gateway (env HEARTH_SUBNET)")
 	prefix := fs.String("prefix", env("HEARTH_PREFIX", ""), "optional `path` prefix of the API, e.g. /api (env HEARTH_PREFIX)")
 	bridge := fs.String("bridge", env("HEARTH_BRIDGE", "hearth0"), "`name` of the public bridge nic:0 joins (env HEARTH_BRIDGE)")
@@ -371,6 +373,12 @@ func serve(args []string, stderr io.Writer) error {
 	// closes run after srv.Shutdown: the guests keep running, the private
 	// containerd stops, the bridge stays while guests use it. The guest layer
 	// gets a context SIGTERM does not cancel: it outlives the signal.
+	switch *vncListen {
+	case "":
+		*vncListen = hostAddress()
+	case "off":
+		*vncListen = ""
+	}
 	consoles := console.NewManager(console.WithListen(*vncListen), console.WithLogger(logf))
 	defer consoles.Close()
 	hostOpts := []vmm.Option{vmm.WithContainerd(*containerd), vmm.WithRuntime(*runtimeName), vmm.WithLogger(logf)}
@@ -470,4 +478,32 @@ func notifyReady(logf func(string, ...any)) {
 	if _, err := c.Write([]byte("READY=1")); err != nil {
 		logf("sd_notify: %v", err)
 	}
+}
+
+// hostAddress is where per-server VNC ports open when --vnc-listen is not
+// given: the IPv4 address of the interface that holds the default route (the
+// one a VNC client elsewhere on the network reaches), else loopback.
+func hostAddress() string {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return "127.0.0.1"
+	}
+	for _, r := range routes {
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+				continue
+			}
+		}
+		if r.Src != nil {
+			return r.Src.String()
+		}
+		link, err := netlink.LinkByIndex(r.LinkIndex)
+		if err != nil {
+			continue
+		}
+		if addrs, err := netlink.AddrList(link, netlink.FAMILY_V4); err == nil && len(addrs) > 0 {
+			return addrs[0].IP.String()
+		}
+	}
+	return "127.0.0.1"
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -197,4 +198,21 @@ func TestServe(t *testing.T) {
 	if !bytes.Equal(again, cred) {
 		t.Error("credentials changed")
 	}
+}
+
+func TestHostAddressIsOneOfTheHosts(t *testing.T) {
+	ip := net.ParseIP(hostAddress())
+	if ip == nil || ip.To4() == nil {
+		t.Fatalf("hostAddress() = %q, want an IPv4 address", hostAddress())
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return
+		}
+	}
+	t.Fatalf("hostAddress() = %s, not an address of this host (%v)", ip, addrs)
 }
