@@ -547,7 +547,7 @@ func (h *Host) Pause(ctx context.Context, id string) error {
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
 	if err := g.task.Pause(ctx); err != nil {
-		return fmt.Errorf("pause guest %s: %w", id, h.unavailable(err))
+		return h.taskFailed(ctx, g, "pause", id, err)
 	}
 	h.mu.Lock()
 	g.paused = true
@@ -564,7 +564,7 @@ func (h *Host) Resume(ctx context.Context, id string) error {
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
 	if err := g.task.Resume(ctx); err != nil {
-		return fmt.Errorf("resume guest %s: %w", id, h.unavailable(err))
+		return h.taskFailed(ctx, g, "resume", id, err)
 	}
 	h.mu.Lock()
 	g.paused = false
@@ -583,7 +583,7 @@ func (h *Host) SetCPU(ctx context.Context, id string, cpu, smp int) error {
 	defer cancel()
 	smp = resolveSMP(cpu, smp, h.coreMHz)
 	if err := g.task.Update(ctx, client.WithResources(&specs.LinuxResources{CPU: cpuResources(cpu, smp, h.coreMHz)})); err != nil {
-		return fmt.Errorf("update cpu of guest %s: %w", id, h.unavailable(err))
+		return h.taskFailed(ctx, g, "update cpu of", id, err)
 	}
 	h.mu.Lock()
 	g.spec.CPU, g.spec.SMP = cpu, smp
@@ -596,6 +596,16 @@ func (h *Host) SetCPU(ctx context.Context, id string, cpu, smp int) error {
 		h.logf("guest %s: record cpu %d: %v", id, cpu, err)
 	}
 	return nil
+}
+
+// taskFailed is the error of a call on g's task that failed: ErrNotRunning
+// when the task has ended meanwhile (its exit event may still be on the way:
+// runc then reports "container not running", not a failure of Hearth's).
+func (h *Host) taskFailed(ctx context.Context, g *guest, what, id string, err error) error {
+	if st, serr := g.task.Status(ctx); errdefs.IsNotFound(serr) || serr == nil && st.Status == client.Stopped {
+		return fmt.Errorf("%s guest %s: it has ended: %w", what, id, ErrNotRunning)
+	}
+	return fmt.Errorf("%s guest %s: %w", what, id, h.unavailable(err))
 }
 
 // Status describes one guest.

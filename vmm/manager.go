@@ -27,6 +27,13 @@ const DefaultGracePeriod = 60 * time.Second
 // guests: a server whose guest stops for any reason becomes stopped when it
 // is persistent and is destroyed otherwise (its drives kept, unclaimed); a
 // server whose guest cannot start is dead, with the reason under error.
+//
+// Every call that changes a server — the lifecycle calls, Apply, Destroy and
+// the handling of a guest's exit — runs under that server's lifecycle lock
+// and checks the server's row and guest state after taking it: a call that
+// lost a race finds the server gone (ErrNotFound, wrapping storage's) or in
+// another state (ErrRunning, ErrNotRunning), never a half-made guest or a
+// guest without a row.
 type Manager struct {
 	host     *Host
 	store    *storage.Store
@@ -37,8 +44,15 @@ type Manager struct {
 	logf     func(string, ...any)
 
 	mu      sync.Mutex
-	locks   map[string]*sync.Mutex     // one per server: lifecycle calls of a server run one at a time
+	locks   map[string]*serverLock     // per server while held or awaited: its lifecycle calls run one at a time
 	waiters map[string][]chan struct{} // closed when the server's guest exits
+}
+
+// serverLock is a server's lifecycle lock; users counts the calls holding or
+// awaiting it, so the entry goes when the last one is done.
+type serverLock struct {
+	sync.Mutex
+	users int
 }
 
 // ManagerOption configures a Manager.
@@ -75,7 +89,7 @@ func NewManager(ctx context.Context, host *Host, store *storage.Store, opts ...M
 		grace:    DefaultGracePeriod,
 		powerOff: syscall.SIGTERM,
 		logf:     host.logf,
-		locks:    map[string]*sync.Mutex{},
+		locks:    map[string]*serverLock{},
 		waiters:  map[string][]chan struct{}{},
 	}
 	for _, opt := range opts {
@@ -94,18 +108,42 @@ var _ interface {
 	Resume(ctx context.Context, server string) error
 	Apply(ctx context.Context, server string, changed eh.Props) error
 	Runtime(ctx context.Context, server string) (eh.Props, bool)
+	Destroy(ctx context.Context, server string) error
 } = (*Manager)(nil)
 
-func (m *Manager) lock(server string) func() {
+// lock takes the server's lifecycle lock and returns its release.
+func (m *Manager) lock(server string) (unlock func()) {
 	m.mu.Lock()
 	l, ok := m.locks[server]
 	if !ok {
-		l = &sync.Mutex{}
+		l = &serverLock{}
 		m.locks[server] = l
 	}
+	l.users++
 	m.mu.Unlock()
 	l.Lock()
-	return l.Unlock
+	return func() {
+		l.Unlock()
+		m.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(m.locks, server)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// runs reports whether a server's status says its guest runs.
+func runs(status string) bool {
+	return status == storage.StatusActive || status == storage.StatusPaused
+}
+
+// guestState is the state of the server's guest; Stopped when it has none.
+func (m *Manager) guestState(ctx context.Context, server string) State {
+	st, err := m.host.Status(ctx, server)
+	if err != nil {
+		return Stopped
+	}
+	return st.State
 }
 
 // Start starts a stopped or dead server. A server whose guest cannot be made
@@ -117,7 +155,7 @@ func (m *Manager) Start(ctx context.Context, server string) error {
 	if err != nil {
 		return err
 	}
-	if srv.Status == storage.StatusActive || srv.Status == storage.StatusPaused {
+	if runs(srv.Status) {
 		return fmt.Errorf("server %s is %s: %w", server, srv.Status, ErrRunning)
 	}
 	return m.start(ctx, srv)
@@ -348,10 +386,41 @@ func (m *Manager) detachConsole(server string) {
 }
 
 // Stop kills the guest at once; then a persistent server is stopped and any
-// other destroyed.
+// other destroyed. A server neither running nor left with an ended guest is
+// ErrNotRunning.
 func (m *Manager) Stop(ctx context.Context, server string) error {
 	defer m.lock(server)()
+	srv, err := m.store.Server(ctx, server)
+	if err != nil {
+		return err
+	}
+	if _, err := m.host.Status(ctx, server); err != nil && !runs(srv.Status) {
+		return fmt.Errorf("server %s is %s: %w", server, srv.Status, ErrNotRunning)
+	}
 	return m.stop(ctx, server)
+}
+
+// Destroy removes a server, stopping its guest first when it has one. Both
+// happen under the server's lock, so no Start or Reset can bring a guest
+// back between the stop and the removal and leave it without a row. A
+// server already gone is ErrNotFound.
+func (m *Manager) Destroy(ctx context.Context, server string) error {
+	defer m.lock(server)()
+	srv, err := m.store.Server(ctx, server)
+	if err != nil {
+		return err
+	}
+	if _, err := m.host.Status(ctx, server); err == nil || runs(srv.Status) {
+		if err := m.stop(ctx, server); err != nil {
+			return err
+		}
+	}
+	// The guest is gone: finish even if the caller has gone too. A
+	// non-persistent server went with its guest already.
+	if err := m.store.DeleteServer(context.WithoutCancel(ctx), server); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 func (m *Manager) stop(ctx context.Context, server string) error {
@@ -390,9 +459,12 @@ func (m *Manager) ended(ctx context.Context, server string) error {
 // period is killed.
 func (m *Manager) Shutdown(ctx context.Context, server string) error {
 	defer m.lock(server)()
-	st, err := m.host.Status(ctx, server)
-	if err != nil {
+	if _, err := m.store.Server(ctx, server); err != nil {
 		return err
+	}
+	st, err := m.host.Status(ctx, server)
+	if err != nil || st.State == Stopped {
+		return fmt.Errorf("server %s: %w", server, ErrNotRunning)
 	}
 	if st.State == Paused { // a frozen guest cannot act on the signal
 		if err := m.host.Resume(ctx, server); err != nil {
@@ -471,12 +543,16 @@ func (m *Manager) guestExited(e Exit) {
 	}()
 }
 
-// Reset kills the guest and starts it again with the same configuration.
+// Reset kills the guest of a running server and starts it again with the
+// same configuration.
 func (m *Manager) Reset(ctx context.Context, server string) error {
 	defer m.lock(server)()
 	srv, err := m.store.Server(ctx, server)
 	if err != nil {
 		return err
+	}
+	if !runs(srv.Status) {
+		return fmt.Errorf("server %s is %s, not active: %w", server, srv.Status, ErrNotRunning)
 	}
 	if err := m.host.Delete(ctx, server); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
@@ -486,22 +562,40 @@ func (m *Manager) Reset(ctx context.Context, server string) error {
 	return m.start(ctx, srv)
 }
 
-// Pause freezes the guest.
+// Pause freezes the guest of an active server.
 func (m *Manager) Pause(ctx context.Context, server string) error {
 	defer m.lock(server)()
+	if err := m.expect(ctx, server, Running, "active"); err != nil {
+		return err
+	}
 	if err := m.host.Pause(ctx, server); err != nil {
 		return err
 	}
 	return m.setRunning(ctx, server, storage.StatusPaused)
 }
 
-// Resume thaws the guest.
+// Resume thaws the guest of a paused server.
 func (m *Manager) Resume(ctx context.Context, server string) error {
 	defer m.lock(server)()
+	if err := m.expect(ctx, server, Paused, "paused"); err != nil {
+		return err
+	}
 	if err := m.host.Resume(ctx, server); err != nil {
 		return err
 	}
 	return m.setRunning(ctx, server, storage.StatusActive)
+}
+
+// expect checks, under the server's lock, that the server exists and its
+// guest is in state want (which the message calls what).
+func (m *Manager) expect(ctx context.Context, server string, want State, what string) error {
+	if _, err := m.store.Server(ctx, server); err != nil {
+		return err
+	}
+	if got := m.guestState(ctx, server); got != want {
+		return fmt.Errorf("server %s is %s, not %s: %w", server, got, what, ErrNotRunning)
+	}
+	return nil
 }
 
 func (m *Manager) setRunning(ctx context.Context, server, status string) error {
@@ -513,13 +607,18 @@ func (m *Manager) setRunning(ctx context.Context, server, status string) error {
 	return err
 }
 
-// Apply makes live changes of an active server take effect: cpu (and smp)
-// change the CPU quota at once, password the console's, name its title.
+// Apply makes live changes of a running server take effect: cpu (and smp)
+// change the CPU quota at once, password the console's, name its title. A
+// server whose guest has stopped meanwhile keeps them in its stored
+// configuration only, which its next start uses.
 func (m *Manager) Apply(ctx context.Context, server string, changed eh.Props) error {
 	defer m.lock(server)()
 	srv, err := m.store.Server(ctx, server)
 	if err != nil {
 		return err
+	}
+	if m.guestState(ctx, server) == Stopped {
+		return nil
 	}
 	if _, ok := changed["cpu"]; ok {
 		cpu, err := atoiKey(changed, "cpu")
@@ -527,7 +626,9 @@ func (m *Manager) Apply(ctx context.Context, server string, changed eh.Props) er
 			return err
 		}
 		smp, _ := atoiKey(srv.Config, "smp") // "auto" reads as 0: derived from cpu
-		if err := m.host.SetCPU(ctx, server, cpu, smp); err != nil {
+		if err := m.host.SetCPU(ctx, server, cpu, smp); errors.Is(err, ErrNotRunning) {
+			return nil // it ended just now: stored only, as above
+		} else if err != nil {
 			return err
 		}
 	}

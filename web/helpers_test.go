@@ -242,7 +242,16 @@ func (g *fakeGuests) Stop(ctx context.Context, id string) error {
 }
 
 func (g *fakeGuests) Shutdown(ctx context.Context, id string) error { return g.Stop(ctx, id) }
-func (g *fakeGuests) Reset(ctx context.Context, id string) error    { g.record("reset", id); return nil }
+func (g *fakeGuests) Destroy(ctx context.Context, id string) error {
+	g.record("destroy", id)
+	g.store.ReleaseClaims(ctx, id)
+	g.store.ReleaseLease(ctx, id)
+	if _, err := g.store.SetServerStatus(ctx, id, storage.StatusStopped, time.Time{}, ""); err != nil {
+		return err
+	}
+	return g.store.DeleteServer(ctx, id)
+}
+func (g *fakeGuests) Reset(ctx context.Context, id string) error { g.record("reset", id); return nil }
 func (g *fakeGuests) Pause(ctx context.Context, id string) error {
 	g.record("pause", id)
 	_, err := g.store.UpdateServer(ctx, id, func(s *storage.Server) error { s.Status = storage.StatusPaused; return nil })

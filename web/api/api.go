@@ -18,18 +18,31 @@ import (
 )
 
 // Guests runs servers. Every method takes the server UUID; errors wrap vmm
-// sentinels (ErrUnavailable → 500 system, ErrBusy, ErrRunning, ErrNotRunning
-// → 409 busy, ErrInvalid → 400 usage, ErrBootDrive → 500 failed) or are
-// *eh.Error values, passed on as they are.
+// sentinels (ErrUnavailable → 500 system, ErrNotFound → 404 missing,
+// ErrBusy, ErrRunning, ErrNotRunning → 409 busy, ErrInvalid → 400 usage,
+// ErrBootDrive → 500 failed) or storage's (ErrNotFound → 404: the server is
+// gone), or are *eh.Error values, passed on as they are.
+//
+// The Service checks a server's status before it calls, but calls race with
+// each other: an implementation runs the calls of one server one at a time
+// and checks the server's row and state again once it is its turn, answering
+// a call that lost a race with one of the errors above (never a runtime
+// failure), and never leaves a guest running without its row.
 type Guests interface {
 	Start(ctx context.Context, server string) error    // stopped/dead → active (or dead with error)
 	Stop(ctx context.Context, server string) error     // SIGKILL; then persistent → stopped, else destroyed
 	Shutdown(ctx context.Context, server string) error // power-off signal, SIGKILL after the grace period
 	Reset(ctx context.Context, server string) error    // kill and start again, same configuration
-	Pause(ctx context.Context, server string) error
-	Resume(ctx context.Context, server string) error
-	Apply(ctx context.Context, server string, changed eh.Props) error // live set on an active server (cpu, password)
-	Runtime(ctx context.Context, server string) (eh.Props, bool)      // runtime keys of a running server
+	Pause(ctx context.Context, server string) error    // active → paused
+	Resume(ctx context.Context, server string) error   // paused → active
+	// Apply makes live keys (cpu, password, name) take effect on a running
+	// server's guest; the configuration is stored already. A server stopped
+	// meanwhile is not an error: its next start uses the stored configuration.
+	Apply(ctx context.Context, server string, changed eh.Props) error
+	Runtime(ctx context.Context, server string) (eh.Props, bool) // runtime keys of a running server
+	// Destroy removes a server (any status), stopping its guest first if it
+	// has one, in one step no other call of the server runs between.
+	Destroy(ctx context.Context, server string) error
 }
 
 // ConsoleLog gives what a running guest printed on its console.

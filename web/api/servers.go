@@ -153,7 +153,7 @@ func (s *Service) CreateServer(ctx context.Context, c Caller, config eh.Props, s
 		cur, err := s.store.Server(ctx, srv.ID)
 		if startErr != nil && (err != nil || cur.Status != storage.StatusDead) {
 			// Refused (no runtime, a drive busy...): the server goes again.
-			if derr := s.store.DeleteServer(context.WithoutCancel(ctx), srv.ID); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
+			if derr := s.guests.Destroy(context.WithoutCancel(ctx), srv.ID); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
 				s.logf("api: server %s failed to start and could not be removed: %v", srv.ID, derr)
 			}
 			return nil, apiError(startErr)
@@ -221,7 +221,7 @@ func (s *Service) SetServer(ctx context.Context, c Caller, id string, changes eh
 					}
 				}
 				return nil
-			}); rerr != nil {
+			}); rerr != nil && !errors.Is(rerr, storage.ErrNotFound) { // destroyed meanwhile: nothing to undo
 				s.logf("api: server %s: undoing a refused live change: %v", srv.ID, rerr)
 			}
 			return nil, apiError(err)
@@ -318,7 +318,8 @@ func boolKeys(m map[string]bool) eh.Props {
 
 // ServerAction runs a lifecycle action: start, stop, shutdown, reset, pause,
 // resume or destroy. destroy of a stopped server needs no guest runtime; of a
-// running one it stops the guest first.
+// running one it stops the guest first. With a guest runtime, destroy always
+// goes through it, so that it cannot interleave with a start of the server.
 func (s *Service) ServerAction(ctx context.Context, c Caller, id, action string) error {
 	srv, err := s.server(ctx, c, id)
 	if err != nil {
@@ -339,7 +340,7 @@ func (s *Service) ServerAction(ctx context.Context, c Caller, id, action string)
 			return eh.Busyf("server %s is %s, not paused", srv.ID, status)
 		}
 	case ActionDestroy:
-		if !running(status) {
+		if !running(status) && s.guests == nil {
 			return s.deleteServer(ctx, srv.ID)
 		}
 	default:
@@ -362,15 +363,13 @@ func (s *Service) ServerAction(ctx context.Context, c Caller, id, action string)
 	case ActionResume:
 		err = s.guests.Resume(ctx, srv.ID)
 	case ActionDestroy:
-		if err = s.guests.Stop(ctx, srv.ID); err == nil {
-			err = s.deleteServer(ctx, srv.ID)
-		}
+		err = s.guests.Destroy(ctx, srv.ID)
 	}
 	return apiError(err)
 }
 
-// deleteServer removes a server; one already gone (a non-persistent server
-// that its stop destroyed) counts as removed.
+// deleteServer removes a server when no guest runtime is wired (nothing can
+// start it meanwhile); one already gone counts as removed.
 func (s *Service) deleteServer(ctx context.Context, id string) error {
 	err := s.store.DeleteServer(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {

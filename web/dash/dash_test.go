@@ -51,6 +51,12 @@ func (g *testGuests) Stop(ctx context.Context, id string) error {
 	return g.set(ctx, id, storage.StatusStopped)
 }
 func (g *testGuests) Shutdown(ctx context.Context, id string) error { return g.Stop(ctx, id) }
+func (g *testGuests) Destroy(ctx context.Context, id string) error {
+	if err := g.set(ctx, id, storage.StatusStopped); err != nil {
+		return err
+	}
+	return g.store.DeleteServer(ctx, id)
+}
 func (g *testGuests) Apply(ctx context.Context, id string, changed eh.Props) error {
 	return nil
 }
