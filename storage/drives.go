@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -241,28 +240,26 @@ func (s *Store) queryDrives(ctx context.Context, q string, args ...any) ([]Drive
 	return out, rows.Err()
 }
 
-func (s *Store) driveLock(id string) *sync.RWMutex {
-	l, _ := s.driveLocks.LoadOrStore(id, new(sync.RWMutex))
-	return l.(*sync.RWMutex)
+// lockDrive takes drive id for a transfer (shared) or a change of its file
+// (exclusive), waiting at most s.lockWait; see driveLocks.
+func (s *Store) lockDrive(ctx context.Context, id string, exclusive bool) (func(), error) {
+	return s.drives.acquire(ctx, id, exclusive, s.lockWait)
 }
-
-// errWriting is returned when a drive cannot be changed because a streamed
-// write is in progress.
-func errWriting(id string) error { return fmt.Errorf("drive %s is being written: %w", id, ErrBusy) }
 
 // UpdateDrive changes a drive's Name, Size and Props atomically (fn runs in
 // the write transaction and must not call the Store). A drive being imaged is
-// ErrBusy; so is resizing a drive that servers have claimed. A resize
+// ErrBusy; so is resizing a drive that servers have claimed or that an
+// imaging job is to copy. Transfers in flight finish first. A resize
 // truncates the image file before the row commits; Open repairs a file whose
 // length disagrees with its row.
 func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) error) (Drive, error) {
-	lock := s.driveLock(id)
-	if !lock.TryLock() {
-		return Drive{}, errWriting(id)
+	release, err := s.lockDrive(ctx, id, true)
+	if err != nil {
+		return Drive{}, err
 	}
-	defer lock.Unlock()
+	defer release()
 	var d Drive
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		d, err = s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -292,6 +289,15 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 			if len(d.Claimed) > 0 {
 				return fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
 			}
+			// A job queued to copy this drive was sized against it.
+			var target string
+			err := tx.QueryRowContext(ctx, `SELECT id FROM drives WHERE imaging != '' AND imaging_source = ? LIMIT 1`, id).Scan(&target)
+			if err == nil {
+				return fmt.Errorf("drive %s is being imaged into drive %s: %w", id, target, ErrBusy)
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
 			if err := os.Truncate(s.DrivePath(id), d.Size); err != nil {
 				if isFull(err) {
 					return errFull("drive " + id)
@@ -314,15 +320,15 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 }
 
 // DeleteDrive removes a drive: the row first, then the file (a crash between
-// leaves an orphan file that the next Open removes). A drive being imaged,
-// written or claimed is ErrBusy.
+// leaves an orphan file that the next Open removes). A drive being imaged or
+// claimed by a server is ErrBusy; transfers in flight finish first.
 func (s *Store) DeleteDrive(ctx context.Context, id string) error {
-	lock := s.driveLock(id)
-	if !lock.TryLock() {
-		return errWriting(id)
+	release, err := s.lockDrive(ctx, id, true)
+	if err != nil {
+		return err
 	}
-	defer lock.Unlock()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	defer release()
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		d, err := s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("drive %s: %w", id, ErrNotFound)
@@ -347,41 +353,94 @@ func (s *Store) DeleteDrive(ctx context.Context, id string) error {
 	if err := os.Remove(s.DrivePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.logf("storage: drive %s: removing image: %v", id, err)
 	}
-	s.driveLocks.Delete(id)
 	return nil
 }
 
-// ReadDrive copies up to n bytes from offset off of a drive's image to w and
-// returns how many it copied: a range reaching past the end is cut at the end;
-// an offset past the end is ErrTooLarge.
-func (s *Store) ReadDrive(ctx context.Context, id string, off, n int64, w io.Writer) (int64, error) {
+// DriveReader reads a range of a drive's image. While it is open the drive
+// cannot be resized, imaged or destroyed (those wait for it), so it yields
+// exactly Size bytes. Close it.
+type DriveReader struct {
+	s       *Store
+	ctx     context.Context
+	id      string
+	f       *os.File
+	r       *io.SectionReader
+	read    int64
+	release func()
+}
+
+// OpenDrive opens up to n bytes from offset off of a drive's image: a range
+// reaching past the end is cut at the end; an offset past the end is
+// ErrTooLarge; a drive being imaged is ErrBusy.
+func (s *Store) OpenDrive(ctx context.Context, id string, off, n int64) (*DriveReader, error) {
+	release, err := s.lockDrive(ctx, id, false)
+	if err != nil {
+		return nil, err
+	}
 	d, err := s.Drive(ctx, id)
+	if err == nil && d.Imaging != "" {
+		err = fmt.Errorf("drive %s is imaging: %w", id, ErrBusy)
+	}
+	if err == nil && (off < 0 || n < 0 || off > d.Size) {
+		err = fmt.Errorf("offset %d is past the end of drive %s (size %d): %w", off, id, d.Size, ErrTooLarge)
+	}
+	var f *os.File
+	if err == nil {
+		if f, err = os.Open(s.DrivePath(id)); err != nil {
+			err = fmt.Errorf("storage: drive %s: %w", id, err)
+		}
+	}
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &DriveReader{s: s, ctx: context.WithoutCancel(ctx), id: id, f: f,
+		r: io.NewSectionReader(f, off, min(n, d.Size-off)), release: release}, nil
+}
+
+// Size is the number of bytes the reader yields.
+func (r *DriveReader) Size() int64 { return r.r.Size() }
+
+func (r *DriveReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.read += int64(n)
+	return n, err
+}
+
+// Close releases the drive and counts the read (once; later calls do nothing).
+func (r *DriveReader) Close() error {
+	if r.release == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.release()
+	r.release = nil
+	r.s.count(r.ctx, r.id, "read", r.read)
+	return err
+}
+
+// ReadDrive copies up to n bytes from offset off of a drive's image to w and
+// returns how many it copied (see OpenDrive).
+func (s *Store) ReadDrive(ctx context.Context, id string, off, n int64, w io.Writer) (int64, error) {
+	r, err := s.OpenDrive(ctx, id, off, n)
 	if err != nil {
 		return 0, err
 	}
-	if off < 0 || n < 0 || off > d.Size {
-		return 0, fmt.Errorf("drive %s: read at %d: %w (size %d)", id, off, ErrTooLarge, d.Size)
-	}
-	n = min(n, d.Size-off)
-	f, err := os.Open(s.DrivePath(id))
-	if err != nil {
-		return 0, fmt.Errorf("storage: drive %s: %w", id, err)
-	}
-	defer f.Close()
-	copied, err := io.Copy(w, io.NewSectionReader(f, off, n))
-	s.count(ctx, id, "read", copied)
-	return copied, err
+	defer r.Close()
+	return io.Copy(w, r)
 }
 
 // WriteDrive streams r into a drive's image from offset off and returns how
 // many bytes it wrote. All-zero blocks become holes, so images stay sparse.
 // Data reaching past the end of the drive is ErrTooLarge (what fits is
 // written first: a caller that knows the length checks it up front). A drive
-// being imaged, claimed by a server, or resized meanwhile is ErrBusy.
+// being imaged or claimed by a server is ErrBusy.
 func (s *Store) WriteDrive(ctx context.Context, id string, off int64, r io.Reader) (int64, error) {
-	lock := s.driveLock(id)
-	lock.RLock()
-	defer lock.RUnlock()
+	release, err := s.lockDrive(ctx, id, false)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	d, err := s.Drive(ctx, id)
 	if err != nil {
 		return 0, err

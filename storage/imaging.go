@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -39,11 +40,70 @@ func (s *Store) StartImaging(ctx context.Context, target, source, conversion str
 	if target == source {
 		return Drive{}, fmt.Errorf("drive %s cannot be imaged from itself: %w", target, ErrInvalid)
 	}
-	lock := s.driveLock(target)
-	if !lock.TryLock() {
-		return Drive{}, errWriting(target)
+	// In id order, so that two calls imaging two drives from each other
+	// cannot hold one lock each.
+	first, firstAlone, second, secondAlone := target, true, source, false
+	if source < target {
+		first, firstAlone, second, secondAlone = source, false, target, true
 	}
-	defer lock.Unlock()
+	release, err := s.lockDrive(ctx, first, firstAlone)
+	if err != nil {
+		return Drive{}, err
+	}
+	defer release()
+	release2, err := s.lockDrive(ctx, second, secondAlone)
+	if err != nil {
+		return Drive{}, err
+	}
+	defer release2()
+	return s.startImaging(ctx, target, source, conversion)
+}
+
+// CloneDrive makes a new drive d (see CreateDrive) and starts imaging source
+// into it; a d.Size of 0 takes the source's size. The source is held
+// meanwhile, so its size cannot change between the two.
+func (s *Store) CloneDrive(ctx context.Context, source string, d Drive) (Drive, error) {
+	if s.imager == nil {
+		return Drive{}, fmt.Errorf("imaging is not running in this process: %w", ErrBusy)
+	}
+	release, err := s.lockDrive(ctx, source, false)
+	if err != nil {
+		return Drive{}, err
+	}
+	defer release()
+	src, err := s.Drive(ctx, source)
+	if errors.Is(err, ErrNotFound) {
+		return Drive{}, fmt.Errorf("source drive %s: %w", source, ErrNotFound)
+	}
+	if err != nil {
+		return Drive{}, err
+	}
+	switch {
+	case src.Imaging != "":
+		return Drive{}, fmt.Errorf("source drive %s is imaging: %w", source, ErrBusy)
+	case d.Size == 0:
+		d.Size = src.Size
+	case d.Size < src.Size:
+		return Drive{}, fmt.Errorf("size %d is smaller than source drive %s (%d bytes): %w", d.Size, source, src.Size, ErrInvalid)
+	}
+	created, err := s.CreateDrive(ctx, d)
+	if err != nil {
+		return Drive{}, err
+	}
+	// Nobody else knows the new drive's id yet: it needs no lock.
+	out, err := s.startImaging(ctx, created.ID, source, ConvertNone)
+	if err != nil {
+		if derr := s.DeleteDrive(context.WithoutCancel(ctx), created.ID); derr != nil {
+			s.logf("storage: clone %s: removing the new drive: %v", created.ID, derr)
+		}
+		return Drive{}, err
+	}
+	return out, nil
+}
+
+// startImaging does StartImaging's work once its caller holds target alone
+// and source shared.
+func (s *Store) startImaging(ctx context.Context, target, source, conversion string) (Drive, error) {
 	var d Drive
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -214,7 +274,7 @@ func (im *imager) run(id string) {
 	}
 	p := &progress{s: s, id: id}
 	p.set(ctx, 0, 1)
-	err = s.copyImage(ctx, id, source, conversion, size, p)
+	err = s.copySource(ctx, id, source, conversion, size, p)
 	if ctx.Err() != nil {
 		return
 	}
@@ -257,6 +317,29 @@ func (p *progress) set(ctx context.Context, done, total int64) {
 	if _, err := p.s.db.ExecContext(ctx, `UPDATE drives SET imaging = ? WHERE id = ? AND imaging != ''`, fmt.Sprintf("%d%%", pct), p.id); err != nil && ctx.Err() == nil {
 		p.s.logf("storage: drive %s: imaging progress: %v", p.id, err)
 	}
+}
+
+// copySource runs copyImage holding the source drive shared, so that it is
+// neither resized nor destroyed under the copy, and checks it again: since
+// the job was queued it may have gone, started imaging itself, or grown.
+func (s *Store) copySource(ctx context.Context, target, source, conversion string, size int64, p *progress) error {
+	// Holders of the source alone are short (a resize, a destroy): waiting
+	// for them is bounded by their own waits, so only the store closing ends this.
+	release, err := s.drives.acquire(ctx, source, false, time.Duration(math.MaxInt64))
+	if err != nil {
+		return err
+	}
+	defer release()
+	src, err := s.Drive(ctx, source)
+	switch {
+	case err != nil:
+		return fmt.Errorf("source drive: %w", err)
+	case src.Imaging != "":
+		return fmt.Errorf("source drive %s is imaging: %w", source, ErrBusy)
+	case conversion == ConvertNone && src.Size > size:
+		return fmt.Errorf("source drive %s (%d bytes) is larger than the drive (%d bytes): %w", source, src.Size, size, ErrInvalid)
+	}
+	return s.copyImage(ctx, target, source, conversion, size, p)
 }
 
 // copyImage replaces the target's contents with the source's: the target is

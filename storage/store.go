@@ -48,8 +48,10 @@ type Store struct {
 
 	imager *imager
 
-	// driveLocks serialises resizes and imaging with streamed writes per drive.
-	driveLocks sync.Map // drive id → *sync.RWMutex
+	// drives keeps resizes, imaging and destroys apart from transfers per drive.
+	drives driveLocks
+	// lockWait bounds how long a drive operation waits for the drive's holder.
+	lockWait time.Duration
 	// stmts caches prepared statements of the hot read paths.
 	stmts sync.Map // query → *sql.Stmt
 	// logins caches recent successful authentications (see Authenticate).
@@ -133,7 +135,7 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 	}
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	s := &Store{db: db, dir: dataDir, subnet: o.subnet, logf: o.logf, now: o.now}
+	s := &Store{db: db, dir: dataDir, subnet: o.subnet, logf: o.logf, now: o.now, lockWait: defaultLockWait}
 	ctx := context.Background()
 	if err := s.migrate(ctx); err != nil {
 		db.Close()

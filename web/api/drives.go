@@ -206,7 +206,9 @@ func (s *Service) ImageDrive(ctx context.Context, c Caller, target, source, conv
 }
 
 // CloneDrive (CloudSigma 1.0) makes a new drive for the caller from source:
-// props as for create, size defaulting to the source's, then images it.
+// props as for create, size defaulting to the source's (taken while the
+// source is held, so a resize meanwhile cannot make the clone too small),
+// then images it.
 func (s *Service) CloneDrive(ctx context.Context, c Caller, source string, props eh.Props) (eh.Props, error) {
 	src, err := s.drive(ctx, c, source, false)
 	if err != nil {
@@ -216,18 +218,23 @@ func (s *Service) CloneDrive(ctx context.Context, c Caller, source string, props
 	if props == nil {
 		props = eh.Props{}
 	}
-	if props["size"] == "" {
-		props["size"] = strconv.FormatInt(src.Size, 10)
+	sameSize := props["size"] == ""
+	if sameSize {
+		props["size"] = strconv.FormatInt(src.Size, 10) // to check the rest against
 	}
-	created, err := s.CreateDrive(ctx, c, props)
+	next, err := eh.NewDrive(props)
 	if err != nil {
 		return nil, err
 	}
-	d, err := s.store.StartImaging(ctx, created["drive"], src.ID, storage.ConvertNone)
+	d := storage.Drive{Owner: c.ID}
+	if err := fromStored(&d, next); err != nil {
+		return nil, err
+	}
+	if sameSize {
+		d.Size = 0
+	}
+	d, err = s.store.CloneDrive(ctx, src.ID, d)
 	if err != nil {
-		if derr := s.store.DeleteDrive(context.WithoutCancel(ctx), created["drive"]); derr != nil {
-			s.logf("api: clone %s: removing the new drive: %v", created["drive"], derr)
-		}
 		return nil, apiError(err)
 	}
 	return s.driveProps(d, false), nil
@@ -281,16 +288,32 @@ func (s *Service) WriteDrive(ctx context.Context, c Caller, id string, offset in
 	return nil
 }
 
+// OpenDrive opens up to size bytes from offset of a drive (cut at the end of
+// the drive) for reading; the reader's Size is what it yields, and the drive
+// keeps its length and contents until it is closed. Close it.
+func (s *Service) OpenDrive(ctx context.Context, c Caller, id string, offset, size int64) (*storage.DriveReader, error) {
+	d, err := s.drive(ctx, c, id, false)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.store.OpenDrive(ctx, d.ID, offset, size)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, missing("drive", id)
+	case errors.Is(err, storage.ErrTooLarge):
+		return nil, eh.Usagef("%v", err)
+	}
+	return r, apiError(err)
+}
+
 // ReadDrive copies up to size bytes from offset of a drive to w (cut at the
 // end of the drive).
 func (s *Service) ReadDrive(ctx context.Context, c Caller, id string, offset, size int64, w io.Writer) error {
-	d, err := s.drive(ctx, c, id, false)
+	r, err := s.OpenDrive(ctx, c, id, offset, size)
 	if err != nil {
 		return err
 	}
-	if offset > d.Size {
-		return eh.Usagef("offset %d is past the end of drive %s (size %d)", offset, d.ID, d.Size)
-	}
-	_, err = s.store.ReadDrive(ctx, d.ID, offset, size, w)
-	return apiError(err)
+	defer r.Close()
+	_, err = io.Copy(w, r)
+	return err
 }
