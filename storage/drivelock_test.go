@@ -106,11 +106,12 @@ func TestReadHoldsDriveAgainstShrink(t *testing.T) {
 }
 
 // A drive being imaged is rewritten from its first byte: a read then is busy,
-// and imaging cannot start under a read.
+// and imaging cannot start under a read. The drive a job is to copy keeps its
+// size and contents until the job has run.
 func TestReadAndImaging(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := openTest(t, t.TempDir(), WithImagingWorkers(1))
+	s := openTest(t, t.TempDir())
 	u := mustUser(t, s, "alice", false)
 	src, _ := s.CreateDrive(ctx, Drive{Owner: u.ID, Name: "src", Size: 32 << 20})
 	s.WriteDrive(ctx, src.ID, 0, bytes.NewReader(bytes.Repeat([]byte{1}, 32<<20)))
@@ -127,7 +128,8 @@ func TestReadAndImaging(t *testing.T) {
 	}
 	r.Close()
 	s.lockWait = defaultLockWait
-	for _, d := range []Drive{a, b} { // one worker: b waits behind a
+	s.imager.close() // the jobs stay queued until a new imager resumes them
+	for _, d := range []Drive{a, b} {
 		if _, err := s.StartImaging(ctx, d.ID, src.ID, ""); err != nil {
 			t.Fatal(err)
 		}
@@ -135,8 +137,20 @@ func TestReadAndImaging(t *testing.T) {
 	if _, err := s.OpenDrive(ctx, b.ID, 0, 1); !errors.Is(err, ErrBusy) {
 		t.Errorf("read of a drive being imaged: %v, want busy", err)
 	}
+	// The jobs were started against the source as it is now.
 	if _, err := s.UpdateDrive(ctx, src.ID, func(d *Drive) error { d.Size = 64 << 20; return nil }); !errors.Is(err, ErrBusy) {
 		t.Errorf("resize of a drive jobs are to copy: %v, want busy", err)
+	}
+	if err := s.DeleteDrive(ctx, src.ID); !errors.Is(err, ErrBusy) {
+		t.Errorf("destroy of a drive jobs are to copy: %v, want busy", err)
+	}
+	c, _ := s.CreateDrive(ctx, Drive{Owner: u.ID, Name: "c", Size: 1 << 20})
+	if _, err := s.StartImaging(ctx, src.ID, c.ID, ""); !errors.Is(err, ErrBusy) {
+		t.Errorf("imaging into a drive jobs are to copy: %v, want busy", err)
+	}
+	s.imager = newImager(s, 1)
+	if err := s.resumeImaging(ctx); err != nil {
+		t.Fatal(err)
 	}
 	for _, d := range []Drive{a, b} {
 		if _, err := s.WaitImaging(ctx, d.ID); err != nil {

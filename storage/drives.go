@@ -289,13 +289,7 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 			if len(d.Claimed) > 0 {
 				return fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
 			}
-			// A job queued to copy this drive was sized against it.
-			var target string
-			err := tx.QueryRowContext(ctx, `SELECT id FROM drives WHERE imaging != '' AND imaging_source = ? LIMIT 1`, id).Scan(&target)
-			if err == nil {
-				return fmt.Errorf("drive %s is being imaged into drive %s: %w", id, target, ErrBusy)
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
+			if err := imagedFrom(ctx, tx, id); err != nil { // the job was sized against it
 				return err
 			}
 			if err := os.Truncate(s.DrivePath(id), d.Size); err != nil {
@@ -319,9 +313,24 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 	return d, nil
 }
 
+// imagedFrom is ErrBusy when an imaging job queued or running is to copy
+// drive id: its size and contents must stay what the job was started with.
+func imagedFrom(ctx context.Context, tx *sql.Tx, id string) error {
+	var target string
+	err := tx.QueryRowContext(ctx, `SELECT id FROM drives WHERE imaging != '' AND imaging_source = ? LIMIT 1`, id).Scan(&target)
+	switch {
+	case err == nil:
+		return fmt.Errorf("drive %s is being imaged into drive %s: %w", id, target, ErrBusy)
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	}
+	return err
+}
+
 // DeleteDrive removes a drive: the row first, then the file (a crash between
-// leaves an orphan file that the next Open removes). A drive being imaged or
-// claimed by a server is ErrBusy; transfers in flight finish first.
+// leaves an orphan file that the next Open removes). A drive being imaged,
+// claimed by a server, or that an imaging job is to copy is ErrBusy;
+// transfers in flight finish first.
 func (s *Store) DeleteDrive(ctx context.Context, id string) error {
 	release, err := s.lockDrive(ctx, id, true)
 	if err != nil {
@@ -341,6 +350,9 @@ func (s *Store) DeleteDrive(ctx context.Context, id string) error {
 		}
 		if len(d.Claimed) > 0 {
 			return fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
+		}
+		if err := imagedFrom(ctx, tx, id); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM drives WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("storage: delete drive: %w", err)

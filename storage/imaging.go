@@ -26,7 +26,8 @@ const (
 
 // StartImaging queues an asynchronous copy of source into target and returns
 // the target, now `imaging queued`. Until the job ends the target is busy
-// (no write, set, resize, destroy, claim) and shows an imaging claim token.
+// (no read, write, set, resize, destroy, claim) and shows an imaging claim
+// token, and the source cannot be resized, destroyed or imaged into.
 // Whether the caller may read source is the caller's check.
 func (s *Store) StartImaging(ctx context.Context, target, source, conversion string) (Drive, error) {
 	switch conversion {
@@ -130,6 +131,9 @@ func (s *Store) startImaging(ctx context.Context, target, source, conversion str
 			return fmt.Errorf("source drive %s is imaging: %w", source, ErrBusy)
 		case conversion == ConvertNone && src.Size > d.Size:
 			return fmt.Errorf("drive %s (%d bytes) is smaller than source %s (%d bytes): %w", target, d.Size, source, src.Size, ErrInvalid)
+		}
+		if err := imagedFrom(ctx, tx, target); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE drives SET imaging = 'queued', imaging_source = ?, imaging_conversion = ? WHERE id = ?`,
 			source, conversion, target); err != nil {
