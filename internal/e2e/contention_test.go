@@ -165,11 +165,6 @@ func TestDriveContention(t *testing.T) {
 	hammer(8*time.Second, call)
 	whileHammering(2*time.Second, ids, func(id string) { got.add("destroy", c.post("/drives/"+id+"/destroy", ""), false) }, call)
 	got.report(t)
-	admin := h.client(h.admin)
-	for _, p := range admin.infos(t, "/drives/info") {
-		if p["imaging"] != "" {
-			admin.waitImaged(t, p["drive"])
-		}
-	}
+	h.waitNoImaging(t)
 	h.checkConsistent(t)
 }

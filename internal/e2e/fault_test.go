@@ -269,12 +269,7 @@ func testStopDuring(t *testing.T, kill bool) {
 			t.Logf("%s: %d of %d acknowledged before the signal", kind.name, n, inFlight)
 
 			h.start()
-			admin := h.client(h.admin)
-			for _, p := range admin.infos(t, "/drives/info") {
-				if p["imaging"] != "" {
-					admin.waitImaged(t, p["drive"])
-				}
-			}
+			h.waitNoImaging(t)
 			s := h.checkConsistent(t)
 			for id, p := range s.servers {
 				if p["status"] == "dead" { // a start cut short by Hearth's death is not the guest's failure

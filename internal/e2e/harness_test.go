@@ -606,6 +606,17 @@ func (c *client) waitImaged(t testing.TB, id string) {
 	}
 }
 
+// waitNoImaging waits until no drive of any user is being imaged.
+func (h *hearth) waitNoImaging(t testing.TB) {
+	t.Helper()
+	admin := h.client(h.admin)
+	for _, p := range admin.infos(t, "/drives/info") {
+		if p["imaging"] != "" {
+			admin.waitImaged(t, p["drive"])
+		}
+	}
+}
+
 // guestConfig is a small busybox guest booting from drive.
 func guestConfig(name, drive string) string {
 	return "name " + name + "\ncpu 500\nmem 64\npersistent true\nide:0:0 " + drive + "\nboot ide:0:0\n"
