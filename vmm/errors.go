@@ -13,7 +13,8 @@ var (
 	ErrRunning = errors.New("guest is running")
 	// ErrNotRunning: the guest is not running (or not paused for Resume).
 	ErrNotRunning = errors.New("guest is not running")
-	// ErrBusy: a drive the guest needs is in use elsewhere.
+	// ErrBusy: a drive the guest needs is in use elsewhere, or the guest is
+	// powering off.
 	ErrBusy = errors.New("busy")
 	// ErrInvalid: the guest specification is wrong (a key or value named in the message).
 	ErrInvalid = errors.New("invalid guest specification")

@@ -45,7 +45,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	locks   map[string]*serverLock     // per server while held or awaited: its lifecycle calls run one at a time
-	waiters map[string][]chan struct{} // closed when the server's guest exits
+	waiters map[string][]chan struct{} // Shutdown's: closed when the guest asked to power off is gone
 }
 
 // serverLock is a server's lifecycle lock; users counts the calls holding or
@@ -427,6 +427,7 @@ func (m *Manager) stop(ctx context.Context, server string) error {
 	if err := m.host.Delete(ctx, server); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	m.wake(server)
 	return m.ended(ctx, server)
 }
 
@@ -498,6 +499,25 @@ func (m *Manager) Shutdown(ctx context.Context, server string) error {
 	return nil
 }
 
+// poweringOff reports whether the server's guest was asked to power off and
+// is still there.
+func (m *Manager) poweringOff(server string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.waiters[server]) > 0
+}
+
+// wake tells Shutdown's waiters that the server's guest is gone: it exited,
+// or the Manager deleted it.
+func (m *Manager) wake(server string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ch := range m.waiters[server] {
+		close(ch)
+	}
+	delete(m.waiters, server)
+}
+
 func (m *Manager) waitExit(server string) chan struct{} {
 	ch := make(chan struct{})
 	m.mu.Lock()
@@ -523,12 +543,7 @@ func (m *Manager) cancelWait(server string, ch chan struct{}) {
 // guestExited runs on the Host's event loop: it wakes Shutdown and, off the
 // loop, puts the server in its stopped (or destroyed) state.
 func (m *Manager) guestExited(e Exit) {
-	m.mu.Lock()
-	for _, ch := range m.waiters[e.ID] {
-		close(ch)
-	}
-	delete(m.waiters, e.ID)
-	m.mu.Unlock()
+	m.wake(e.ID)
 	go func() {
 		defer m.lock(e.ID)()
 		// The guest may have been deleted (Stop, Shutdown) or replaced
@@ -557,16 +572,22 @@ func (m *Manager) Reset(ctx context.Context, server string) error {
 	if err := m.host.Delete(ctx, server); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	m.wake(server)
 	m.detachConsole(server)
 	m.store.ReleaseClaims(context.WithoutCancel(ctx), server)
 	return m.start(ctx, srv)
 }
 
-// Pause freezes the guest of an active server.
+// Pause freezes the guest of an active server. One powering off is ErrBusy:
+// frozen, it would not finish (and runc's freeze fails on a guest whose
+// processes are exiting).
 func (m *Manager) Pause(ctx context.Context, server string) error {
 	defer m.lock(server)()
 	if err := m.expect(ctx, server, Running, "active"); err != nil {
 		return err
+	}
+	if m.poweringOff(server) {
+		return fmt.Errorf("server %s is shutting down: %w", server, ErrBusy)
 	}
 	if err := m.host.Pause(ctx, server); err != nil {
 		return err

@@ -224,6 +224,10 @@ func TestManagerShutdownGrace(t *testing.T) {
 	if got := f.status(id); got != storage.StatusActive {
 		t.Errorf("server %s right after shutdown, want active until the guest is gone", got)
 	}
+	// Frozen, it would never power off.
+	if err := f.m.Pause(context.Background(), id); !errors.Is(err, ErrBusy) {
+		t.Errorf("pause while shutting down: %v, want busy", err)
+	}
 	f.waitStatus(id, "destroyed")
 	if time.Since(start) < 500*time.Millisecond {
 		t.Error("the guest was killed before the grace period ended")
