@@ -305,15 +305,3 @@ func (s *Service) OpenDrive(ctx context.Context, c Caller, id string, offset, si
 	}
 	return r, apiError(err)
 }
-
-// ReadDrive copies up to size bytes from offset of a drive to w (cut at the
-// end of the drive).
-func (s *Service) ReadDrive(ctx context.Context, c Caller, id string, offset, size int64, w io.Writer) error {
-	r, err := s.OpenDrive(ctx, c, id, offset, size)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	_, err = io.Copy(w, r)
-	return err
-}

@@ -64,8 +64,10 @@ type Drives interface {
 	ImageDrive(ctx context.Context, caller User, target, source, conversion string) error
 	// WriteDrive writes body at offset; gzipped bodies are decompressed first.
 	WriteDrive(ctx context.Context, caller User, id string, offset int64, body io.Reader, gzipped bool) error
-	// ReadDrive copies size bytes from offset to w.
-	ReadDrive(ctx context.Context, caller User, id string, offset, size int64, w io.Writer) error
+	// OpenDrive opens up to size bytes from offset for reading; the drive keeps
+	// its length and contents until the reader is closed, so its Size is what
+	// a download can promise in Content-Length.
+	OpenDrive(ctx context.Context, caller User, id string, offset, size int64) (*storage.DriveReader, error)
 }
 
 // Resources runs the static IP and VLAN operations of the API.

@@ -634,9 +634,13 @@ func TestUploadWithoutScript(t *testing.T) {
 	if len(drives) != 1 || drives[0]["name"] != "plain" {
 		t.Fatalf("drives: %v", drives)
 	}
-	var got bytes.Buffer
-	if err := e.service.ReadDrive(context.Background(), e.admin, drives[0]["drive"], 0, 5, &got); err != nil || got.String() != "HELLO" {
-		t.Fatalf("content %q, %v", got.String(), err)
+	rd, err := e.service.OpenDrive(context.Background(), e.admin, drives[0]["drive"], 0, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if got, err := io.ReadAll(rd); err != nil || string(got) != "HELLO" {
+		t.Fatalf("content %q, %v", got, err)
 	}
 }
 

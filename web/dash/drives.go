@@ -255,6 +255,12 @@ func (d *Dashboard) downloadDrive(rq *request) {
 		return
 	}
 	size, _ := strconv.ParseInt(p["size"], 10, 64)
+	rd, err := d.backend.OpenDrive(ctx, rq.user, id, 0, size)
+	if err != nil {
+		d.showError(rq, "Drives", "drives", err)
+		return
+	}
+	defer rd.Close()
 	name := strings.Map(func(r rune) rune {
 		if r == '"' || r == '\\' || r == '/' || r < ' ' {
 			return '_'
@@ -266,9 +272,9 @@ func (d *Dashboard) downloadDrive(rq *request) {
 	}
 	h := rq.w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	h.Set("Content-Length", strconv.FormatInt(rd.Size(), 10))
 	h.Set("Content-Disposition", `attachment; filename="`+name+`.img"`)
-	if err := d.backend.ReadDrive(ctx, rq.user, id, 0, size, rq.w); err != nil {
+	if _, err := io.Copy(rq.w, rd); err != nil {
 		d.logf("dashboard: download of drive %s: %v", id, err) // the headers are out; the short body tells the browser
 	}
 }
