@@ -28,7 +28,7 @@ const DefaultGracePeriod = 60 * time.Second
 // is persistent and is destroyed otherwise (its drives kept, unclaimed); a
 // server whose guest cannot start is dead, with the reason under error.
 //
-// Every call that changes a server — the lifecycle calls, Apply, Destroy and
+// Every call that changes a server — the lifecycle calls, Set, Destroy and
 // the handling of a guest's exit — runs under that server's lifecycle lock
 // and checks the server's row and guest state after taking it: a call that
 // lost a race finds the server gone (ErrNotFound, wrapping storage's) or in
@@ -106,7 +106,7 @@ var _ interface {
 	Reset(ctx context.Context, server string) error
 	Pause(ctx context.Context, server string) error
 	Resume(ctx context.Context, server string) error
-	Apply(ctx context.Context, server string, changed eh.Props) error
+	Set(ctx context.Context, server string, update func(ctx context.Context, active bool) (eh.Props, error)) error
 	Runtime(ctx context.Context, server string) (eh.Props, bool)
 	Destroy(ctx context.Context, server string) error
 } = (*Manager)(nil)
@@ -628,12 +628,51 @@ func (m *Manager) setRunning(ctx context.Context, server, status string) error {
 	return err
 }
 
-// Apply makes live changes of a running server take effect: cpu (and smp)
-// change the CPU quota at once, password the console's, name its title. A
-// server whose guest has stopped meanwhile keeps them in its stored
-// configuration only, which its next start uses.
-func (m *Manager) Apply(ctx context.Context, server string, changed eh.Props) error {
+// Set changes a server's configuration under its lifecycle lock, so no
+// start, stop, reset or destroy runs between the stored change and its
+// effect: a start either ran before (the server is active and only live keys
+// may change) or runs after (and boots, and claims, the new configuration).
+// update validates and stores the change — any key when active is false,
+// only live keys when it is true — and returns the keys it changed (value ""
+// = removed). On an active server those then take effect at once (apply); if
+// that fails, their old values are stored again and the failure returned.
+func (m *Manager) Set(ctx context.Context, server string, update func(ctx context.Context, active bool) (changed eh.Props, err error)) error {
 	defer m.lock(server)()
+	srv, err := m.store.Server(ctx, server)
+	if err != nil {
+		return err
+	}
+	// A guest that ended but whose exit is not yet handled counts as
+	// active: its row says so, and its claims are still held.
+	active := runs(srv.Status) || m.guestState(ctx, server) != Stopped
+	changed, err := update(ctx, active)
+	if err != nil || !active || len(changed) == 0 {
+		return err
+	}
+	if err := m.apply(ctx, server, changed); err != nil {
+		// A refused live change leaves nothing behind.
+		if _, rerr := m.store.UpdateServer(context.WithoutCancel(ctx), server, func(cur *storage.Server) error {
+			for k := range changed {
+				if v, ok := srv.Config[k]; ok {
+					cur.Config[k] = v
+				} else {
+					delete(cur.Config, k)
+				}
+			}
+			return nil
+		}); rerr != nil && !errors.Is(rerr, storage.ErrNotFound) {
+			m.logf("server %s: undoing a refused live change: %v", server, rerr)
+		}
+		return err
+	}
+	return nil
+}
+
+// apply makes stored live changes of a running server take effect: cpu (and
+// smp) change the CPU quota at once, password the console's, name its title.
+// A guest that has ended meanwhile keeps them in its stored configuration
+// only, which its next start uses. The caller holds the server's lock.
+func (m *Manager) apply(ctx context.Context, server string, changed eh.Props) error {
 	srv, err := m.store.Server(ctx, server)
 	if err != nil {
 		return err

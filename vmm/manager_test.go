@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"hearth/internal/testguest"
 	"hearth/storage"
 	"hearth/vmm/network"
+	"hearth/web/eh"
 )
 
 type managerFixture struct {
@@ -87,6 +90,24 @@ func (f *managerFixture) server(config map[string]string) string {
 		f.t.Fatal(err)
 	}
 	return s.ID
+}
+
+// set changes a server's configuration through Manager.Set the way web/api
+// does: any key of a stopped server, only cpu and name of an active one
+// (others are ErrBusy naming the key).
+func (f *managerFixture) set(ctx context.Context, id string, changes eh.Props) error {
+	return f.m.Set(ctx, id, func(ctx context.Context, active bool) (eh.Props, error) {
+		for k := range changes {
+			if active && k != "cpu" && k != "name" {
+				return nil, fmt.Errorf("server %s is active: key %s: %w", id, k, ErrBusy)
+			}
+		}
+		_, err := f.store.UpdateServer(ctx, id, func(s *storage.Server) error {
+			maps.Copy(s.Config, changes)
+			return nil
+		})
+		return changes, err
+	})
 }
 
 func (f *managerFixture) status(id string) string {
@@ -168,7 +189,7 @@ func TestManagerLifecycle(t *testing.T) {
 	if err := f.m.Stop(ctx, paused); err != nil || f.status(paused) != storage.StatusStopped {
 		t.Fatalf("stop of a paused server: %v, %s", err, f.status(paused))
 	}
-	if err := f.m.Apply(ctx, id, map[string]string{"cpu": "500"}); err != nil {
+	if err := f.set(ctx, id, map[string]string{"cpu": "500"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -476,7 +497,7 @@ func TestManagerRaces(t *testing.T) {
 		"pause":    func() error { return f.m.Pause(ctx, id) },
 		"resume":   func() error { return f.m.Resume(ctx, id) },
 		"shutdown": func() error { return f.m.Shutdown(ctx, id) },
-		"apply":    func() error { return f.m.Apply(ctx, id, map[string]string{"cpu": "700"}) },
+		"set":      func() error { return f.set(ctx, id, map[string]string{"cpu": "700"}) },
 	}
 	var mu sync.Mutex
 	answers := map[string]int{}
@@ -495,7 +516,7 @@ func TestManagerRaces(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	names := []string{"start", "stop", "reset", "pause", "resume", "shutdown", "apply"}
+	names := []string{"start", "stop", "reset", "pause", "resume", "shutdown", "set"}
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
@@ -550,4 +571,87 @@ func TestManagerRaces(t *testing.T) {
 	if err := f.m.Destroy(ctx, id); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("second destroy: %v, want not found", err)
 	}
+}
+
+// TestManagerSetRacesStart sets a stopped server's boot drive and cpu while
+// it starts, many times: whichever goes first, the running guest boots the
+// drive its row names and holds the claim of that drive only (so another
+// server cannot start on the drive the guest uses), and a cpu set that
+// succeeded is what the guest runs with.
+func TestManagerSetRacesStart(t *testing.T) {
+	f := newManagerFixture(t)
+	ctx := context.Background()
+	drives := [2]string{f.drive(false, nil), f.drive(false, nil)}
+	driveOf := map[string]string{f.store.DrivePath(drives[0]): drives[0], f.store.DrivePath(drives[1]): drives[1]}
+	id := f.server(map[string]string{"ide:0:0": drives[0], "persistent": "true"})
+	other := f.server(map[string]string{"persistent": "true"})
+	answers := map[string]int{}
+	for round := range 30 {
+		srv, err := f.store.Server(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := drives[0]
+		if srv.Config["ide:0:0"] == next {
+			next = drives[1]
+		}
+		cpu := strconv.Itoa(1000 + round)
+		var startErr, driveErr, cpuErr error
+		var wg sync.WaitGroup
+		// Staggered at random, so either may take the server's lock first.
+		jitter := func() { time.Sleep(time.Duration(rand.IntN(4000)) * time.Microsecond) }
+		wg.Go(func() { jitter(); startErr = f.m.Start(ctx, id) })
+		wg.Go(func() { jitter(); driveErr = f.set(ctx, id, eh.Props{"ide:0:0": next}) })
+		wg.Go(func() { jitter(); cpuErr = f.set(ctx, id, eh.Props{"cpu": cpu}) })
+		wg.Wait()
+		if startErr != nil || cpuErr != nil {
+			t.Fatalf("round %d: start %v, set cpu %v", round, startErr, cpuErr)
+		}
+		switch {
+		case driveErr == nil:
+			answers["drive set before the start"]++
+		case errors.Is(driveErr, ErrBusy):
+			answers["drive set refused: active"]++
+		default:
+			t.Fatalf("round %d: set drive: %v", round, driveErr)
+		}
+
+		srv, err = f.store.Server(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := f.host.Status(ctx, id)
+		if err != nil || st.State != Running {
+			t.Fatalf("round %d: guest after start: %v %v", round, st.State, err)
+		}
+		booted := driveOf[st.Spec.Boot.Image]
+		if booted != srv.Config["ide:0:0"] {
+			t.Errorf("round %d: guest boots drive %s, its row names %s", round, booted, srv.Config["ide:0:0"])
+		}
+		for _, d := range drives {
+			drive, err := f.store.Drive(ctx, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			claimed := len(drive.Claimed) > 0
+			if claimed != (d == booted) {
+				t.Errorf("round %d: drive %s claimed %v, booted by the guest: %v", round, d, drive.Claimed, d == booted)
+			}
+		}
+		// No second guest may start on the drive the first one uses.
+		if err := f.set(ctx, other, eh.Props{"ide:0:0": booted}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.m.Start(ctx, other); !errors.Is(err, ErrBusy) {
+			t.Errorf("round %d: a second server started on drive %s in use: %v", round, booted, err)
+			f.m.Stop(ctx, other)
+		}
+		if srv.Config["cpu"] != cpu || st.Spec.CPU != 1000+round {
+			t.Errorf("round %d: cpu set to %s: stored %s, guest runs with %d", round, cpu, srv.Config["cpu"], st.Spec.CPU)
+		}
+		if err := f.m.Stop(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("answers: %v", answers)
 }

@@ -262,10 +262,25 @@ func (g *fakeGuests) Resume(ctx context.Context, id string) error {
 	_, err := g.store.UpdateServer(ctx, id, func(s *storage.Server) error { s.Status = storage.StatusActive; return nil })
 	return err
 }
-func (g *fakeGuests) Apply(ctx context.Context, id string, changed eh.Props) error {
+
+// Set runs update as vmm.Manager does: active by the row, and a refused
+// live apply (applyErr) puts the stored configuration back.
+func (g *fakeGuests) Set(ctx context.Context, id string, update func(context.Context, bool) (eh.Props, error)) error {
+	before, err := g.store.Server(ctx, id)
+	if err != nil {
+		return err
+	}
+	active := before.Status == storage.StatusActive || before.Status == storage.StatusPaused
+	changed, err := update(ctx, active)
+	if err != nil || !active || len(changed) == 0 {
+		return err
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.applyErr != nil {
+		if _, err := g.store.UpdateServer(ctx, id, func(s *storage.Server) error { s.Config = before.Config; return nil }); err != nil {
+			return err
+		}
 		return g.applyErr
 	}
 	g.applied = append(g.applied, changed)

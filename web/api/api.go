@@ -35,10 +35,14 @@ type Guests interface {
 	Reset(ctx context.Context, server string) error    // kill and start again, same configuration
 	Pause(ctx context.Context, server string) error    // active → paused
 	Resume(ctx context.Context, server string) error   // paused → active
-	// Apply makes live keys (cpu, password, name) take effect on a running
-	// server's guest; the configuration is stored already. A server stopped
-	// meanwhile is not an error: its next start uses the stored configuration.
-	Apply(ctx context.Context, server string, changed eh.Props) error
+	// Set changes a server's configuration in one step no lifecycle call of
+	// the server runs within: it calls update with whether the server is
+	// active (its guest runs, paused or not), which validates — any key when
+	// stopped, only live keys when active — stores the change and returns
+	// the keys it changed; on an active server it then makes the live keys
+	// (cpu, password, name) take effect on the guest, storing the old values
+	// again if that fails. update's error is returned as it is.
+	Set(ctx context.Context, server string, update func(ctx context.Context, active bool) (changed eh.Props, err error)) error
 	Runtime(ctx context.Context, server string) (eh.Props, bool) // runtime keys of a running server
 	// Destroy removes a server (any status), stopping its guest first if it
 	// has one, in one step no other call of the server runs between.

@@ -172,33 +172,55 @@ func (s *Service) CreateServer(ctx context.Context, c Caller, config eh.Props, s
 // configuration key; an active (or paused) one only the live keys (name,
 // cpu, persistent, tags, user:*, password), which the guest layer applies at
 // once — any other changed key is 409 busy naming it. Nothing is changed
-// when any part is refused.
+// when any part is refused. With a guest layer, whether the server is active
+// is decided, and the change stored and applied, under the server's
+// lifecycle lock (Guests.Set), so a start cannot run in between.
 func (s *Service) SetServer(ctx context.Context, c Caller, id string, changes eh.Props) (eh.Props, error) {
 	srv, err := s.server(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
-	runtime := s.runtime(ctx, srv)
-	_, changed, err := eh.UpdateServer(shownProps(srv, runtime), changes, running(srv.Status))
-	if err != nil {
-		return nil, err
+	update := func(ctx context.Context, active bool) (changed eh.Props, err error) {
+		srv, changed, err = s.storeServerChanges(ctx, srv.ID, changes, active)
+		return changed, err
 	}
-	owner, err := s.store.User(ctx, srv.Owner)
+	if s.guests == nil {
+		_, err = update(ctx, running(srv.Status))
+	} else {
+		err = s.guests.Set(ctx, srv.ID, update)
+	}
 	if err != nil {
 		return nil, apiError(err)
 	}
-	if err := s.checkReferences(ctx, owner.ID, owner.Admin, srv.ID, mergeProps(srv.Config, changed), changed.Keys()); err != nil {
-		return nil, err
+	return s.serverProps(ctx, srv, false), nil
+}
+
+// storeServerChanges validates changes to a server — in the mode of an active
+// server when active is set — and stores them, returning the server as
+// stored and the keys that changed.
+func (s *Service) storeServerChanges(ctx context.Context, server string, changes eh.Props, active bool) (storage.Server, eh.Props, error) {
+	srv, err := s.store.Server(ctx, server)
+	if err != nil {
+		return srv, nil, err
 	}
-	var before storage.Server
+	runtime := s.runtime(ctx, srv)
+	_, changed, err := eh.UpdateServer(shownProps(srv, runtime), changes, active)
+	if err != nil {
+		return srv, nil, err
+	}
+	owner, err := s.store.User(ctx, srv.Owner)
+	if err != nil {
+		return srv, nil, err
+	}
+	if err := s.checkReferences(ctx, owner.ID, owner.Admin, srv.ID, mergeProps(srv.Config, changed), changed.Keys()); err != nil {
+		return srv, nil, err
+	}
 	srv, err = s.store.UpdateServer(ctx, srv.ID, func(cur *storage.Server) error {
-		before = *cur
-		before.Config = maps.Clone(cur.Config)
-		_, ch, err := eh.UpdateServer(shownProps(*cur, runtime), changes, running(cur.Status))
+		_, ch, err := eh.UpdateServer(shownProps(*cur, runtime), changes, active)
 		if err != nil {
 			return err
 		}
-		if running(cur.Status) && len(ch) > 0 && s.guests == nil {
+		if active && len(ch) > 0 && s.guests == nil {
 			return errNoGuests("change running")
 		}
 		// Only the changes go into the configuration: the info it was
@@ -206,28 +228,7 @@ func (s *Service) SetServer(ctx context.Context, c Caller, id string, changes eh
 		cur.Config, changed = mergeProps(cur.Config, ch), ch
 		return nil
 	})
-	if err != nil {
-		return nil, apiError(err)
-	}
-	if running(srv.Status) && len(changed) > 0 {
-		if err := s.guests.Apply(ctx, srv.ID, changed); err != nil {
-			// Put the old values back: a refused live change leaves nothing behind.
-			if _, rerr := s.store.UpdateServer(context.WithoutCancel(ctx), srv.ID, func(cur *storage.Server) error {
-				for k := range changed {
-					if v, ok := before.Config[k]; ok {
-						cur.Config[k] = v
-					} else {
-						delete(cur.Config, k)
-					}
-				}
-				return nil
-			}); rerr != nil && !errors.Is(rerr, storage.ErrNotFound) { // destroyed meanwhile: nothing to undo
-				s.logf("api: server %s: undoing a refused live change: %v", srv.ID, rerr)
-			}
-			return nil, apiError(err)
-		}
-	}
-	return s.serverProps(ctx, srv, false), nil
+	return srv, changed, err
 }
 
 func mergeProps(base, changed eh.Props) eh.Props {

@@ -57,8 +57,13 @@ func (g *testGuests) Destroy(ctx context.Context, id string) error {
 	}
 	return g.store.DeleteServer(ctx, id)
 }
-func (g *testGuests) Apply(ctx context.Context, id string, changed eh.Props) error {
-	return nil
+func (g *testGuests) Set(ctx context.Context, id string, update func(context.Context, bool) (eh.Props, error)) error {
+	srv, err := g.store.Server(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = update(ctx, srv.Status == storage.StatusActive || srv.Status == storage.StatusPaused)
+	return err
 }
 
 // Runtime makes up counters that grow with time, so sparklines have a shape.
