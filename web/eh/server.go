@@ -311,7 +311,7 @@ func NewServer(in Props) (Props, error) {
 
 // UpdateServer validates a /servers/SERVER/set body against the stored
 // configuration current and returns the configuration to store and the keys
-// that changed (value "" = removed, for Guests.Apply). On an active server
+// that changed (value "" = removed, for Guests.Set). On an active server
 // only name, cpu, persistent, tags, user:* and password/vnc:password may
 // change; any other changed key is a busy error naming it (a key sent with
 // its current value is not a change). current and in are not modified.
