@@ -3,6 +3,7 @@ package vmm
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +17,12 @@ import (
 // shim still running with the guest's processes, the root mounted in the
 // bundle, the bundle directory (which makes the next NewTask of the id fail
 // with "file exists"). reapOrphan removes them.
+
+// runcRoot is where containerd's runc shim keeps each container's runc state
+// (containerd's default: Hearth sets no other). A state directory outliving
+// its shim makes the next start of the id fail with "container with given ID
+// already exists".
+const runcRoot = "/run/containerd/runc"
 
 // taskBundle is the task's bundle directory in the private daemon's state.
 func (h *Host) taskBundle(id string) string {
@@ -70,6 +77,13 @@ func (h *Host) reapOrphan(id string, shimPids []int) {
 	for _, pid := range shimPids {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+	root := filepath.Join(runcRoot, h.namespace)
+	if _, err := os.Stat(filepath.Join(root, id)); err == nil {
+		if out, err := exec.Command("runc", "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
+			h.logf("guest %s: runc delete of a stale container: %v: %s", id, err, bytes.TrimSpace(out))
+			os.RemoveAll(filepath.Join(root, id))
+		}
+	}
 	if bundle := h.taskBundle(id); bundle != "" {
 		if err := unix.Unmount(filepath.Join(bundle, "rootfs"), unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 			h.logf("guest %s: unmount stale root: %v", id, err)
@@ -78,8 +92,8 @@ func (h *Host) reapOrphan(id string, shimPids []int) {
 	}
 }
 
-// reapOrphans runs reapOrphan for every id with a shim or a bundle but no
-// task containerd knows.
+// reapOrphans runs reapOrphan for every id with a shim, a bundle or runc
+// state but no task containerd knows.
 func (h *Host) reapOrphans() {
 	known := func(id string) bool {
 		g, ok := h.guests[id]
@@ -91,13 +105,19 @@ func (h *Host) reapOrphans() {
 			h.reapOrphan(id, pids)
 		}
 	}
-	if h.daemon == nil {
-		return
+	reaped := map[string]bool{}
+	for id := range shims {
+		reaped[id] = true
 	}
-	bundles, _ := os.ReadDir(filepath.Dir(h.taskBundle("x")))
-	for _, b := range bundles {
-		if _, done := shims[b.Name()]; !done && !known(b.Name()) {
-			h.reapOrphan(b.Name(), nil)
+	var dirs []os.DirEntry
+	if h.daemon != nil {
+		dirs, _ = os.ReadDir(filepath.Dir(h.taskBundle("x")))
+	}
+	states, _ := os.ReadDir(filepath.Join(runcRoot, h.namespace))
+	for _, d := range append(dirs, states...) {
+		if id := d.Name(); d.IsDir() && !reaped[id] && !known(id) {
+			reaped[id] = true
+			h.reapOrphan(id, nil)
 		}
 	}
 }
