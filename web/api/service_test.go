@@ -11,7 +11,7 @@ import (
 	"hearth/web/eh"
 )
 
-func newService(t *testing.T) (*Service, *storage.Store) {
+func newService(t testing.TB) (*Service, *storage.Store) {
 	t.Helper()
 	store, err := storage.Open(t.TempDir(), storage.WithLogger(t.Logf))
 	if err != nil {
