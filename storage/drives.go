@@ -224,20 +224,7 @@ func (s *Store) LibraryDrives(ctx context.Context) ([]Drive, error) {
 }
 
 func (s *Store) queryDrives(ctx context.Context, q string, args ...any) ([]Drive, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("storage: drives: %w", err)
-	}
-	defer rows.Close()
-	var out []Drive
-	for rows.Next() {
-		d, err := s.scanDrive(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "drives", q, s.scanDrive, args...)
 }
 
 // lockDrive takes drive id for a transfer (shared) or a change of its file

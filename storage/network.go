@@ -189,20 +189,7 @@ func (s *Store) Resource(ctx context.Context, typ, id string) (Resource, error) 
 // types when empty), oldest first.
 func (s *Store) Resources(ctx context.Context, owner, typ string) ([]Resource, error) {
 	q := `SELECT ` + resourceColumns + ` FROM resources WHERE (? = '' OR owner = ?) AND (? = '' OR type = ?) ORDER BY type, rowid`
-	rows, err := s.db.QueryContext(ctx, q, owner, owner, typ, typ)
-	if err != nil {
-		return nil, fmt.Errorf("storage: resources: %w", err)
-	}
-	defer rows.Close()
-	var out []Resource
-	for rows.Next() {
-		r, err := scanResource(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "resources", q, scanResource, owner, owner, typ, typ)
 }
 
 // UpdateResource changes a resource's Props atomically (fn runs in the write

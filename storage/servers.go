@@ -122,20 +122,7 @@ func (s *Store) ServersByStatus(ctx context.Context, statuses ...string) ([]Serv
 }
 
 func (s *Store) queryServers(ctx context.Context, q string, args ...any) ([]Server, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("storage: servers: %w", err)
-	}
-	defer rows.Close()
-	var out []Server
-	for rows.Next() {
-		srv, err := scanServer(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, srv)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "servers", q, scanServer, args...)
 }
 
 // UpdateServer changes a server atomically: fn gets the current state and may

@@ -391,3 +391,22 @@ func (s *Store) Events(ctx context.Context, object string, limit int) ([]Event, 
 	}
 	return out, rows.Err()
 }
+
+// queryAll runs a listing query and scans every row with scan; what names the
+// listing in errors.
+func queryAll[T any](ctx context.Context, db *sql.DB, what, q string, scan func(interface{ Scan(...any) error }) (T, error), args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
