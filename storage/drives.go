@@ -210,6 +210,16 @@ func (s *Store) Drive(ctx context.Context, id string) (Drive, error) {
 	return d, err
 }
 
+// txDrive reads drive id inside a write transaction; a missing row is
+// ErrNotFound.
+func (s *Store) txDrive(ctx context.Context, tx *sql.Tx, id string) (Drive, error) {
+	d, err := s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Drive{}, fmt.Errorf("drive %s: %w", id, ErrNotFound)
+	}
+	return d, err
+}
+
 // Drives lists the drives of owner (all drives when owner is empty), oldest first.
 func (s *Store) Drives(ctx context.Context, owner string) ([]Drive, error) {
 	if owner == "" {
@@ -248,10 +258,7 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 	var d Drive
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		d, err = s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("drive %s: %w", id, ErrNotFound)
-		}
+		d, err = s.txDrive(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -325,10 +332,7 @@ func (s *Store) DeleteDrive(ctx context.Context, id string) error {
 	}
 	defer release()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		d, err := s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("drive %s: %w", id, ErrNotFound)
-		}
+		d, err := s.txDrive(ctx, tx, id)
 		if err != nil {
 			return err
 		}

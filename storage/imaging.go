@@ -108,10 +108,7 @@ func (s *Store) startImaging(ctx context.Context, target, source, conversion str
 	var d Drive
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		d, err = s.scanDrive(tx.QueryRowContext(ctx, `SELECT `+driveColumns+` FROM drives WHERE id = ?`, target))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("drive %s: %w", target, ErrNotFound)
-		}
+		d, err = s.txDrive(ctx, tx, target)
 		if err != nil {
 			return err
 		}
