@@ -22,6 +22,10 @@ const (
 	StatusDead    = "dead"
 )
 
+// Running reports whether a server in this status has a guest that runs
+// (active, or paused: frozen but still there).
+func Running(status string) bool { return status == StatusActive || status == StatusPaused }
+
 // Server is a guest definition. Config holds its configuration keys in their
 // canonical form (the API's key schema validates and normalises them before
 // they get here); runtime keys are not stored.
@@ -229,7 +233,7 @@ func (s *Store) DeleteServer(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if status == StatusActive || status == StatusPaused {
+		if Running(status) {
 			return fmt.Errorf("server %s is %s: %w", id, status, ErrBusy)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM servers WHERE id = ?`, id); err != nil {

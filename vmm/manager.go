@@ -132,11 +132,6 @@ func (m *Manager) lock(server string) (unlock func()) {
 	}
 }
 
-// runs reports whether a server's status says its guest runs.
-func runs(status string) bool {
-	return status == storage.StatusActive || status == storage.StatusPaused
-}
-
 // guestState is the state of the server's guest; Stopped when it has none.
 func (m *Manager) guestState(ctx context.Context, server string) State {
 	st, err := m.host.Status(ctx, server)
@@ -155,7 +150,7 @@ func (m *Manager) Start(ctx context.Context, server string) error {
 	if err != nil {
 		return err
 	}
-	if runs(srv.Status) {
+	if storage.Running(srv.Status) {
 		return fmt.Errorf("server %s is %s: %w", server, srv.Status, ErrRunning)
 	}
 	return m.start(ctx, srv)
@@ -394,7 +389,7 @@ func (m *Manager) Stop(ctx context.Context, server string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m.host.Status(ctx, server); err != nil && !runs(srv.Status) {
+	if _, err := m.host.Status(ctx, server); err != nil && !storage.Running(srv.Status) {
 		return fmt.Errorf("server %s is %s: %w", server, srv.Status, ErrNotRunning)
 	}
 	return m.stop(ctx, server)
@@ -410,7 +405,7 @@ func (m *Manager) Destroy(ctx context.Context, server string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m.host.Status(ctx, server); err == nil || runs(srv.Status) {
+	if _, err := m.host.Status(ctx, server); err == nil || storage.Running(srv.Status) {
 		if err := m.stop(ctx, server); err != nil {
 			return err
 		}
@@ -566,7 +561,7 @@ func (m *Manager) Reset(ctx context.Context, server string) error {
 	if err != nil {
 		return err
 	}
-	if !runs(srv.Status) {
+	if !storage.Running(srv.Status) {
 		return fmt.Errorf("server %s is %s, not active: %w", server, srv.Status, ErrNotRunning)
 	}
 	if err := m.host.Delete(ctx, server); err != nil && !errors.Is(err, ErrNotFound) {
@@ -644,7 +639,7 @@ func (m *Manager) Set(ctx context.Context, server string, update func(ctx contex
 	}
 	// A guest that ended but whose exit is not yet handled counts as
 	// active: its row says so, and its claims are still held.
-	active := runs(srv.Status) || m.guestState(ctx, server) != Stopped
+	active := storage.Running(srv.Status) || m.guestState(ctx, server) != Stopped
 	changed, err := update(ctx, active)
 	if err != nil || !active || len(changed) == 0 {
 		return err
@@ -786,7 +781,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			}
 		case err != nil:
 			return err
-		case g.Lost && (srv.Status == storage.StatusActive || srv.Status == storage.StatusPaused):
+		case g.Lost && storage.Running(srv.Status):
 			// Gone with the host: clean up what is left, and start it
 			// again below like a server whose guest vanished.
 			m.logf("server %s: its guest's task is gone (host reboot?)", id)

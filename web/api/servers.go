@@ -38,10 +38,6 @@ func (s *Service) server(ctx context.Context, c Caller, id string) (storage.Serv
 	return srv, nil
 }
 
-func running(status string) bool {
-	return status == storage.StatusActive || status == storage.StatusPaused
-}
-
 // serverProps is what server info shows: the stored configuration, the
 // server's identity and state, the guest's runtime keys while it runs, and
 // the aliases of both dialects.
@@ -63,7 +59,7 @@ func shownProps(srv storage.Server, runtime eh.Props) eh.Props {
 	if srv.Error != "" {
 		stored["error"] = srv.Error
 	}
-	if running(srv.Status) && !srv.Started.IsZero() {
+	if storage.Running(srv.Status) && !srv.Started.IsZero() {
 		stored["started"] = strconv.FormatInt(srv.Started.Unix(), 10)
 	}
 	return eh.ServerInfo(stored, runtime)
@@ -72,7 +68,7 @@ func shownProps(srv storage.Server, runtime eh.Props) eh.Props {
 // runtime returns a running server's runtime keys (from the guest layer, and
 // its address from the lease or static IP); nil for a server not running.
 func (s *Service) runtime(ctx context.Context, srv storage.Server) eh.Props {
-	if !running(srv.Status) {
+	if !storage.Running(srv.Status) {
 		return nil
 	}
 	var rt eh.Props
@@ -185,7 +181,7 @@ func (s *Service) SetServer(ctx context.Context, c Caller, id string, changes eh
 		return changed, err
 	}
 	if s.guests == nil {
-		_, err = update(ctx, running(srv.Status))
+		_, err = update(ctx, storage.Running(srv.Status))
 	} else {
 		err = s.guests.Set(ctx, srv.ID, update)
 	}
@@ -329,7 +325,7 @@ func (s *Service) ServerAction(ctx context.Context, c Caller, id, action string)
 	status := srv.Status
 	switch action {
 	case ActionStart:
-		if running(status) {
+		if storage.Running(status) {
 			return eh.Busyf("server %s is already %s", srv.ID, status)
 		}
 	case ActionStop, ActionShutdown, ActionReset, ActionPause:
@@ -341,7 +337,7 @@ func (s *Service) ServerAction(ctx context.Context, c Caller, id, action string)
 			return eh.Busyf("server %s is %s, not paused", srv.ID, status)
 		}
 	case ActionDestroy:
-		if !running(status) && s.guests == nil {
+		if !storage.Running(status) && s.guests == nil {
 			return s.deleteServer(ctx, srv.ID)
 		}
 	default:

@@ -62,7 +62,7 @@ func (g *testGuests) Set(ctx context.Context, id string, update func(context.Con
 	if err != nil {
 		return err
 	}
-	_, err = update(ctx, srv.Status == storage.StatusActive || srv.Status == storage.StatusPaused)
+	_, err = update(ctx, storage.Running(srv.Status))
 	return err
 }
 
