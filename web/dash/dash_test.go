@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"hearth/storage"
+	"hearth/vmm"
+	"hearth/vmm/guest"
 	"hearth/web/api"
 	"hearth/web/eh"
 )
@@ -57,7 +60,7 @@ func (g *testGuests) Destroy(ctx context.Context, id string) error {
 	}
 	return g.store.DeleteServer(ctx, id)
 }
-func (g *testGuests) Set(ctx context.Context, id string, update func(context.Context, bool) (eh.Props, error)) error {
+func (g *testGuests) Set(ctx context.Context, id string, update func(context.Context, bool) (map[string]string, error)) error {
 	srv, err := g.store.Server(ctx, id)
 	if err != nil {
 		return err
@@ -66,12 +69,12 @@ func (g *testGuests) Set(ctx context.Context, id string, update func(context.Con
 	return err
 }
 
-// Runtime makes up counters that grow with time, so sparklines have a shape.
-func (g *testGuests) Runtime(ctx context.Context, id string) (eh.Props, bool) {
-	t := g.now().UnixMilli() % 1_000_000
-	return eh.Props{
-		"nic:0:ip": "10.73.0.2", "nic:0:rx:bytes": itoa(int(t * t / 1000)), "nic:0:tx:bytes": itoa(int(t * 3)),
-		"ide:0:0:read:bytes": itoa(int(t * 40)), "ide:0:0:write:bytes": itoa(int(t * t / 4000)),
+// Observe makes up counters that grow with time, so sparklines have a shape.
+func (g *testGuests) Observe(ctx context.Context, id string) (vmm.Observation, bool) {
+	t := uint64(g.now().UnixMilli() % 1_000_000)
+	return vmm.Observation{
+		NICs:  []vmm.NICState{{Index: 0, IP: netip.MustParseAddr("10.73.0.2"), Counters: &guest.NICCounters{RxBytes: t * t / 1000, TxBytes: t * 3}}},
+		Disks: map[string]guest.DiskCounters{"ide:0:0": {ReadBytes: t * 40, WriteBytes: t * t / 4000}},
 	}, true
 }
 

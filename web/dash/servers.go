@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"hearth/internal/ehkeys"
 	"hearth/web/eh"
 )
 
@@ -129,7 +130,7 @@ func address(p eh.Props) string {
 // attachedDrives lists a server's device keys and drives in device order.
 func attachedDrives(p eh.Props, n names) []driveRef {
 	var out []driveRef
-	for _, dev := range eh.Devices(p) {
+	for _, dev := range ehkeys.Devices(p) {
 		ref := driveRef{Device: dev.Key, ID: dev.Drive, Name: n.drive(dev.Drive), Imaging: n.imaging[dev.Drive]}
 		ref.Progress = imagingPercent(ref.Imaging)
 		out = append(out, ref)

@@ -1,16 +1,19 @@
-package vmm
+package containerd
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"hearth/vmm/guest"
 
 	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/api/services/tasks/v1"
@@ -30,7 +33,7 @@ const DefaultNamespace = "hearth"
 
 // Container labels: everything cleanup and re-adoption need.
 const (
-	labelSpec    = "hearth/spec"    // GuestSpec, JSON
+	labelSpec    = "hearth/spec"    // guest.Spec, JSON
 	labelLoops   = "hearth/loops"   // []loopDevice, JSON: boot first, then Disks in order
 	labelNetns   = "hearth/netns"   // network namespace path, when the guest has NICs
 	labelStarted = "hearth/started" // RFC 3339 time the guest was started
@@ -57,41 +60,10 @@ func WithNamespace(ns string) Option { return func(h *Host) { h.namespace = ns }
 func WithNetwork(n Network) Option { return func(h *Host) { h.network = n } }
 
 // WithLogger sets where the Host logs (default: nowhere).
-func WithLogger(logf func(format string, args ...any)) Option {
-	return func(h *Host) { h.logf = logf }
-}
+func WithLogger(l *slog.Logger) Option { return func(h *Host) { h.log = l } }
 
 // WithClock sets the clock that stamps start times (default time.Now).
 func WithClock(now func() time.Time) Option { return func(h *Host) { h.now = now } }
-
-// State is a guest's state as containerd reports it.
-type State string
-
-// Guest states.
-const (
-	Running State = "running"
-	Paused  State = "paused"
-	Stopped State = "stopped" // the task ended (or is gone); Delete cleans up
-)
-
-// GuestStatus describes one guest.
-type GuestStatus struct {
-	Spec       GuestSpec
-	State      State
-	Started    time.Time
-	ExitStatus uint32    // when Stopped
-	ExitedAt   time.Time // when Stopped; zero when it ended while no Hearth watched
-	// Lost: Stopped because the task itself was gone at adoption — the host
-	// rebooted (or the shim died) — rather than because the guest ended.
-	Lost bool
-}
-
-// Exit reports that a guest's init ended.
-type Exit struct {
-	ID     string
-	Status uint32
-	At     time.Time
-}
 
 // Host runs guests through containerd: it supervises the daemon (unless
 // given one), re-adopts the guests an earlier Hearth left running, creates,
@@ -102,9 +74,9 @@ type Host struct {
 	socket          string
 	namespace       string
 	runtimeName     string
-	runtime         Runtime
+	driver          Driver
 	network         Network
-	logf            func(string, ...any)
+	log             *slog.Logger
 	now             func() time.Time
 	coreMHz         float64
 
@@ -117,16 +89,16 @@ type Host struct {
 	kick      chan struct{} // the daemon came back: resubscribe now
 
 	mu     sync.Mutex
-	guests map[string]*guest
-	onExit func(Exit)
+	guests map[string]*instance
+	onExit func(guest.Exit)
 }
 
-type guest struct {
-	spec      GuestSpec
+type instance struct {
+	spec      guest.Spec
 	loops     []loopDevice
 	netns     string
 	started   time.Time
-	console   *Console
+	console   *guest.Console
 	io        cio.IO // nil when the task was gone at adoption
 	container client.Container
 	task      client.Task // nil while starting, or when the task was gone at adoption
@@ -134,9 +106,9 @@ type guest struct {
 	deleting  bool        // Delete runs: its kill is no exit to report
 	exited    bool
 	lost      bool // the task was gone at adoption: the host rebooted (or the shim died)
-	exit      Exit
-	usage     Usage     // the last Usage reading
-	usageAt   time.Time // when it was taken
+	exit      guest.Exit
+	usage     guest.Usage // the last Usage reading
+	usageAt   time.Time   // when it was taken
 }
 
 // Open connects to containerd (starting the private daemon under
@@ -147,35 +119,35 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 		dataDir:   dataDir,
 		runDir:    filepath.Join(dataDir, "run"),
 		namespace: DefaultNamespace,
-		logf:      func(string, ...any) {},
+		log:       slog.New(slog.DiscardHandler),
 		now:       time.Now,
 		coreMHz:   HostCoreMHz(),
-		guests:    make(map[string]*guest),
+		guests:    make(map[string]*instance),
 		kick:      make(chan struct{}, 1),
 	}
 	for _, opt := range opts {
 		opt(h)
 	}
-	rt, err := SelectRuntime(h.runtimeName, h.logf)
+	rt, err := SelectDriver(h.runtimeName, h.log)
 	if err != nil {
 		return nil, err
 	}
-	h.runtime = rt
+	h.driver = rt
 	if err := os.MkdirAll(h.runDir, 0o700); err != nil {
 		return nil, err
 	}
 	if h.socket == "" {
-		d, err := startDaemon(filepath.Join(dataDir, "containerd"), h.logf)
+		d, err := startDaemon(filepath.Join(dataDir, "containerd"), h.log)
 		if err != nil {
 			return nil, err
 		}
 		h.daemon, h.socket = d, d.socket
-		h.logf("containerd: private daemon pid %d on %s", d.pid(), d.socket)
+		h.log.Info("containerd: private daemon", "pid", d.pid(), "socket", d.socket)
 	}
 	h.client, err = client.New(h.socket, client.WithDefaultNamespace(h.namespace), client.WithTimeout(10*time.Second))
 	if err != nil {
 		h.stopDaemon()
-		return nil, fmt.Errorf("%w: containerd at %s: %w", ErrUnavailable, h.socket, err)
+		return nil, fmt.Errorf("%w: containerd at %s: %w", guest.ErrUnavailable, h.socket, err)
 	}
 	if h.daemon != nil {
 		h.daemon.mu.Lock()
@@ -199,7 +171,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 // event loop resubscribe.
 func (h *Host) reconnect() {
 	if err := h.client.Reconnect(); err != nil {
-		h.logf("containerd: reconnect: %v", err)
+		h.log.Warn("containerd: reconnect", "err", err)
 	}
 	select {
 	case h.kick <- struct{}{}:
@@ -207,15 +179,15 @@ func (h *Host) reconnect() {
 	}
 }
 
-// Runtime is the containerd runtime guests run under.
-func (h *Host) Runtime() string { return h.runtime.Name() }
+// Name is the containerd runtime guests run under, e.g. io.containerd.runc.v2.
+func (h *Host) Name() string { return h.driver.Name() }
 
 // CoreMHz is the host core clock CPU quotas are computed against.
 func (h *Host) CoreMHz() float64 { return h.coreMHz }
 
 // OnExit sets the function told about every guest exit (from containerd's
 // /tasks/exit events). It runs on the event loop: it must not block.
-func (h *Host) OnExit(fn func(Exit)) {
+func (h *Host) OnExit(fn func(guest.Exit)) {
 	h.mu.Lock()
 	h.onExit = fn
 	h.mu.Unlock()
@@ -239,7 +211,7 @@ func (h *Host) close() error {
 	for _, g := range h.guests {
 		g.release()
 	}
-	h.guests = map[string]*guest{}
+	h.guests = map[string]*instance{}
 	h.mu.Unlock()
 	var err error
 	if h.client != nil {
@@ -257,12 +229,12 @@ func (h *Host) stopDaemon() {
 
 // release detaches Hearth from the guest's console, leaving the FIFOs (never
 // io.Close here: it deletes them and a later attach fails).
-func (g *guest) release() {
+func (g *instance) release() {
 	if g.io != nil {
 		g.io.Cancel()
 	}
-	g.console.closeInput()
-	g.console.end()
+	g.console.CloseInput()
+	g.console.End()
 }
 
 func (h *Host) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -276,13 +248,13 @@ func (h *Host) adopt(ctx context.Context) error {
 	defer cancel()
 	containers, err := h.client.Containers(ctx, fmt.Sprintf("labels.%q", labelSpec))
 	if err != nil {
-		return fmt.Errorf("%w: list guests: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: list guests: %w", guest.ErrUnavailable, err)
 	}
 	running := 0
 	for _, c := range containers {
 		g, err := h.adoptOne(ctx, c)
 		if err != nil {
-			h.logf("adopt %s: %v", c.ID(), err)
+			h.log.Error("adopting a guest", "server", c.ID(), "err", err)
 			continue
 		}
 		h.guests[c.ID()] = g
@@ -291,17 +263,17 @@ func (h *Host) adopt(ctx context.Context) error {
 		}
 	}
 	if len(containers) > 0 {
-		h.logf("adopted %d guests, %d running", len(h.guests), running)
+		h.log.Info("adopted guests", "guests", len(h.guests), "running", running)
 	}
 	return nil
 }
 
-func (h *Host) adoptOne(ctx context.Context, c client.Container) (*guest, error) {
+func (h *Host) adoptOne(ctx context.Context, c client.Container) (*instance, error) {
 	info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
 	if err != nil {
 		return nil, err
 	}
-	g := &guest{container: c, console: newConsole()}
+	g := &instance{container: c, console: guest.NewConsole()}
 	if err := json.Unmarshal([]byte(info.Labels[labelSpec]), &g.spec); err != nil {
 		return nil, fmt.Errorf("label %s: %w", labelSpec, err)
 	}
@@ -314,7 +286,7 @@ func (h *Host) adoptOne(ctx context.Context, c client.Container) (*guest, error)
 	g.started, _ = time.Parse(time.RFC3339Nano, info.Labels[labelStarted])
 	task, err := c.Task(ctx, cio.NewAttach(g.streams()...))
 	if errdefs.IsNotFound(err) {
-		g.exited, g.lost, g.exit = true, true, Exit{ID: c.ID()}
+		g.exited, g.lost, g.exit = true, true, guest.Exit{ID: c.ID()}
 		return g, nil
 	}
 	if err != nil {
@@ -327,35 +299,35 @@ func (h *Host) adoptOne(ctx context.Context, c client.Container) (*guest, error)
 	}
 	switch st.Status {
 	case client.Stopped:
-		g.exited, g.exit = true, Exit{ID: c.ID(), Status: st.ExitStatus, At: st.ExitTime}
+		g.exited, g.exit = true, guest.Exit{ID: c.ID(), Status: st.ExitStatus, At: st.ExitTime}
 	case client.Created: // a Start cut short between NewTask and Start: never ran
-		g.exited, g.lost, g.exit = true, true, Exit{ID: c.ID()}
+		g.exited, g.lost, g.exit = true, true, guest.Exit{ID: c.ID()}
 	case client.Paused:
 		g.paused = true
 	}
 	return g, nil
 }
 
-func (g *guest) streams() []cio.Opt {
-	return []cio.Opt{cio.WithStreams(g.console.inR, consoleOutput{g.console}, nil), cio.WithTerminal}
+func (g *instance) streams() []cio.Opt {
+	return []cio.Opt{cio.WithStreams(g.console.Input(), g.console.Output(), nil), cio.WithTerminal}
 }
 
 // Start creates the guest and starts its init: boot drive and disks on loop
 // devices, network namespace, container, task with the ext4 root, console.
-// A boot drive without ext4 gives an error wrapping ErrBootDrive.
-func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
-	if err := spec.validate(); err != nil {
+// A boot drive without ext4 gives an error wrapping guest.ErrBootDrive.
+func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
+	if err := spec.Validate(); err != nil {
 		return err
 	}
 	if len(spec.NICs) > 0 && h.network == nil {
-		return fmt.Errorf("guest %s has NICs but Hearth has no network: %w", spec.ID, ErrInvalid)
+		return fmt.Errorf("guest %s has NICs but Hearth has no network: %w", spec.ID, guest.ErrInvalid)
 	}
 	spec.SMP = resolveSMP(spec.CPU, spec.SMP, h.coreMHz)
-	g := &guest{spec: spec, console: newConsole()}
+	g := &instance{spec: spec, console: guest.NewConsole()}
 	h.mu.Lock()
 	if _, ok := h.guests[spec.ID]; ok {
 		h.mu.Unlock()
-		return fmt.Errorf("guest %s: %w", spec.ID, ErrRunning)
+		return fmt.Errorf("guest %s: %w", spec.ID, guest.ErrRunning)
 	}
 	h.guests[spec.ID] = g // reserved: a second Start of the id fails fast
 	h.mu.Unlock()
@@ -364,7 +336,7 @@ func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
 			h.mu.Lock()
 			delete(h.guests, spec.ID)
 			h.mu.Unlock()
-			g.console.closeInput()
+			g.console.CloseInput()
 		}
 	}()
 
@@ -434,12 +406,12 @@ func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
 		return err
 	}
 	c, err := h.client.NewContainer(ctx, spec.ID,
-		client.WithRuntime(h.runtime.Name(), nil),
-		client.WithNewSpec(guestSpecOpts(spec, h.runtime, init, g.netns, devices, h.coreMHz)...),
+		client.WithRuntime(h.driver.Name(), nil),
+		client.WithNewSpec(guestSpecOpts(spec, h.driver, init, g.netns, devices, h.coreMHz)...),
 		client.WithContainerLabels(labels),
 	)
 	if errdefs.IsAlreadyExists(err) {
-		return fmt.Errorf("guest %s: %w", spec.ID, ErrRunning)
+		return fmt.Errorf("guest %s: %w", spec.ID, guest.ErrRunning)
 	}
 	if err != nil {
 		return fmt.Errorf("create guest %s: %w", spec.ID, h.unavailable(err))
@@ -458,7 +430,7 @@ func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
 	task, err := c.NewTask(ctx, creator, client.WithRootFS([]mount.Mount{{Type: "ext4", Source: boot.Device, Options: []string{"rw"}}}))
 	if err != nil {
 		if strings.Contains(err.Error(), "failed to mount rootfs") {
-			return fmt.Errorf("boot drive %s could not be mounted as ext4 (%v): %w", spec.Boot.Image, err, ErrBootDrive)
+			return fmt.Errorf("boot drive %s could not be mounted as ext4 (%v): %w", spec.Boot.Image, err, guest.ErrBootDrive)
 		}
 		return fmt.Errorf("create task of guest %s: %w", spec.ID, h.unavailable(err))
 	}
@@ -474,7 +446,7 @@ func (h *Host) Start(ctx context.Context, spec GuestSpec) (err error) {
 	return nil
 }
 
-func (g *guest) labels() (map[string]string, error) {
+func (g *instance) labels() (map[string]string, error) {
 	spec, err := json.Marshal(g.spec)
 	if err != nil {
 		return nil, err
@@ -497,21 +469,21 @@ func (g *guest) labels() (map[string]string, error) {
 // unavailable marks errors that mean containerd cannot be reached.
 func (h *Host) unavailable(err error) error {
 	if errdefs.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", guest.ErrUnavailable, err)
 	}
 	return err
 }
 
-// lookup returns the guest with a task, or ErrNotFound / ErrNotRunning.
-func (h *Host) lookup(id string) (*guest, error) {
+// lookup returns the guest with a task, or guest.ErrNotFound / guest.ErrNotRunning.
+func (h *Host) lookup(id string) (*instance, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	g, ok := h.guests[id]
 	if !ok {
-		return nil, fmt.Errorf("guest %s: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("guest %s: %w", id, guest.ErrNotFound)
 	}
 	if g.task == nil || g.exited {
-		return g, fmt.Errorf("guest %s: %w", id, ErrNotRunning)
+		return g, fmt.Errorf("guest %s: %w", id, guest.ErrNotRunning)
 	}
 	return g, nil
 }
@@ -531,7 +503,7 @@ func (h *Host) Signal(ctx context.Context, id string, sig syscall.Signal) error 
 	defer cancel()
 	if err := g.task.Kill(ctx, sig); err != nil {
 		if errdefs.IsNotFound(err) || errdefs.IsFailedPrecondition(err) {
-			return fmt.Errorf("guest %s: %w", id, ErrNotRunning)
+			return fmt.Errorf("guest %s: %w", id, guest.ErrNotRunning)
 		}
 		return fmt.Errorf("signal guest %s: %w", id, h.unavailable(err))
 	}
@@ -593,63 +565,63 @@ func (h *Host) SetCPU(ctx context.Context, id string, cpu, smp int) error {
 		return err
 	}
 	if _, err := g.container.SetLabels(ctx, map[string]string{labelSpec: labels[labelSpec]}); err != nil {
-		h.logf("guest %s: record cpu %d: %v", id, cpu, err)
+		h.log.Warn("recording cpu for re-adoption", "server", id, "cpu", cpu, "err", err)
 	}
 	return nil
 }
 
-// taskFailed is the error of a call on g's task that failed: ErrNotRunning
+// taskFailed is the error of a call on g's task that failed: guest.ErrNotRunning
 // when the task has ended meanwhile (its exit event may still be on the way:
 // runc then reports "container not running", not a failure of Hearth's).
-func (h *Host) taskFailed(ctx context.Context, g *guest, what, id string, err error) error {
+func (h *Host) taskFailed(ctx context.Context, g *instance, what, id string, err error) error {
 	if st, serr := g.task.Status(ctx); errdefs.IsNotFound(serr) || serr == nil && st.Status == client.Stopped {
-		return fmt.Errorf("%s guest %s: it has ended: %w", what, id, ErrNotRunning)
+		return fmt.Errorf("%s guest %s: it has ended: %w", what, id, guest.ErrNotRunning)
 	}
 	return fmt.Errorf("%s guest %s: %w", what, id, h.unavailable(err))
 }
 
 // Status describes one guest.
-func (h *Host) Status(ctx context.Context, id string) (GuestStatus, error) {
+func (h *Host) Status(ctx context.Context, id string) (guest.Status, error) {
 	h.mu.Lock()
 	g, ok := h.guests[id]
 	h.mu.Unlock()
 	if !ok {
-		return GuestStatus{}, fmt.Errorf("guest %s: %w", id, ErrNotFound)
+		return guest.Status{}, fmt.Errorf("guest %s: %w", id, guest.ErrNotFound)
 	}
 	return h.status(g), nil
 }
 
 // Guests describes every guest the Host knows: after Open, those an earlier
 // Hearth left, running or ended meanwhile.
-func (h *Host) Guests(ctx context.Context) []GuestStatus {
+func (h *Host) Guests(ctx context.Context) []guest.Status {
 	h.mu.Lock()
-	all := make([]*guest, 0, len(h.guests))
+	all := make([]*instance, 0, len(h.guests))
 	for _, g := range h.guests {
 		all = append(all, g)
 	}
 	h.mu.Unlock()
-	out := make([]GuestStatus, 0, len(all))
+	out := make([]guest.Status, 0, len(all))
 	for _, g := range all {
 		out = append(out, h.status(g))
 	}
 	return out
 }
 
-func (h *Host) status(g *guest) GuestStatus {
+func (h *Host) status(g *instance) guest.Status {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := GuestStatus{Spec: g.spec, Started: g.started, State: Running}
+	s := guest.Status{Spec: g.spec, Started: g.started, State: guest.Running}
 	switch {
 	case g.exited:
-		s.State, s.ExitStatus, s.ExitedAt, s.Lost = Stopped, g.exit.Status, g.exit.At, g.lost
+		s.State, s.ExitStatus, s.ExitedAt, s.Lost = guest.Stopped, g.exit.Status, g.exit.At, g.lost
 	case g.paused:
-		s.State = Paused
+		s.State = guest.Paused
 	}
 	return s
 }
 
 // Console is the guest's terminal stream.
-func (h *Host) Console(id string) (*Console, bool) {
+func (h *Host) Console(id string) (*guest.Console, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	g, ok := h.guests[id]
@@ -667,11 +639,11 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	g, ok := h.guests[id]
 	if !ok {
 		h.mu.Unlock()
-		return fmt.Errorf("guest %s: %w", id, ErrNotFound)
+		return fmt.Errorf("guest %s: %w", id, guest.ErrNotFound)
 	}
 	if g.container == nil {
 		h.mu.Unlock()
-		return fmt.Errorf("guest %s is starting: %w", id, ErrBusy)
+		return fmt.Errorf("guest %s is starting: %w", id, guest.ErrBusy)
 	}
 	g.deleting = true
 	h.mu.Unlock()
@@ -686,7 +658,7 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 		// the id (a task whose creation was cut short): its delete ends it.
 		_, err := h.client.TaskService().Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id})
 		if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
-			h.logf("guest %s: delete leftover task: %v", id, err)
+			h.log.Warn("deleting a leftover task", "server", id, "err", err)
 		}
 		if pids := h.shims()[id]; len(pids) > 0 {
 			h.reapOrphan(id, pids)
@@ -696,8 +668,8 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 		g.io.Cancel()
 		g.io.Close()
 	}
-	g.console.closeInput()
-	g.console.end()
+	g.console.CloseInput()
+	g.console.End()
 	if err := g.container.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete guest %s: %w", id, h.unavailable(err))
 	}
@@ -751,11 +723,11 @@ func (h *Host) followExits() {
 						continue
 					}
 					if e, ok := ev.(*apievents.TaskExit); ok && e.ID == e.ContainerID {
-						h.exited(Exit{ID: e.ContainerID, Status: e.ExitStatus, At: e.ExitedAt.AsTime()}, e.Pid)
+						h.exited(guest.Exit{ID: e.ContainerID, Status: e.ExitStatus, At: e.ExitedAt.AsTime()}, e.Pid)
 					}
 				case err := <-errs:
 					if h.ctx.Err() == nil {
-						h.logf("containerd events: %v; resubscribing in %s", err, backoff)
+						h.log.Warn("containerd events: resubscribing", "err", err, "backoff", backoff)
 					}
 					return
 				case <-h.ctx.Done():
@@ -789,14 +761,14 @@ func (h *Host) catchUp() {
 		st, err := t.Status(ctx)
 		cancel()
 		if err == nil && st.Status == client.Stopped {
-			h.exited(Exit{ID: t.ID(), Status: st.ExitStatus, At: st.ExitTime}, t.Pid())
+			h.exited(guest.Exit{ID: t.ID(), Status: st.ExitStatus, At: st.ExitTime}, t.Pid())
 		}
 	}
 }
 
 // exited records the exit of the init with pid; an exit of an earlier
 // incarnation of the id (a late event after Reset) does not match it.
-func (h *Host) exited(e Exit, pid uint32) {
+func (h *Host) exited(e guest.Exit, pid uint32) {
 	h.mu.Lock()
 	g, ok := h.guests[e.ID]
 	if !ok || g.exited || g.task == nil || g.task.Pid() != pid {
@@ -809,7 +781,7 @@ func (h *Host) exited(e Exit, pid uint32) {
 		fn = nil
 	}
 	h.mu.Unlock()
-	g.console.closeInput()
+	g.console.CloseInput()
 	if fn != nil {
 		fn(e)
 	}
@@ -845,7 +817,7 @@ func (h *Host) sweepRunDir(ctx context.Context) {
 	entries, _ := os.ReadDir(h.runDir)
 	for _, e := range entries {
 		id := e.Name()
-		if _, known := h.guests[id]; known || !e.IsDir() || !idPattern.MatchString(id) {
+		if _, known := h.guests[id]; known || !e.IsDir() || !guest.ValidID(id) {
 			continue
 		}
 		dir := filepath.Join(h.runDir, id)
@@ -856,15 +828,15 @@ func (h *Host) sweepRunDir(ctx context.Context) {
 		}
 		var in intent
 		json.Unmarshal(b, &in)
-		h.logf("guest %s: releasing what an interrupted start or delete left", id)
+		h.log.Info("releasing what an interrupted start or delete left", "server", id)
 		for _, l := range in.Loops {
 			if err := l.detach(); err != nil {
-				h.logf("guest %s: %v", id, err)
+				h.log.Error("detaching a loop device", "server", id, "err", err)
 			}
 		}
 		if in.Network && h.network != nil {
 			if err := h.network.Teardown(ctx, id); err != nil {
-				h.logf("guest %s: %v", id, err)
+				h.log.Error("tearing down a network", "server", id, "err", err)
 			}
 		}
 		os.RemoveAll(dir)

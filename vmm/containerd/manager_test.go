@@ -1,4 +1,4 @@
-package vmm
+package containerd
 
 import (
 	"context"
@@ -20,25 +20,27 @@ import (
 
 	"hearth/internal/testguest"
 	"hearth/storage"
+	"hearth/vmm"
+	"hearth/vmm/guest"
 	"hearth/vmm/network"
-	"hearth/web/eh"
+	"hearth/vmm/vmmtest"
 )
 
 type managerFixture struct {
 	t     testing.TB
 	host  *Host
 	store *storage.Store
-	m     *Manager
+	m     *vmm.Manager
 	user  string
 	image string // busybox ext4 image to copy drives from
 }
 
-func newManagerFixture(t testing.TB, opts ...ManagerOption) *managerFixture {
+func newManagerFixture(t testing.TB, opts ...vmm.ManagerOption) *managerFixture {
 	h, data := openTestHost(t)
 	return newManagerFixtureOn(t, h, data, nil, opts...)
 }
 
-func newManagerFixtureOn(t testing.TB, h *Host, data string, storeOpts []storage.Option, opts ...ManagerOption) *managerFixture {
+func newManagerFixtureOn(t testing.TB, h *Host, data string, storeOpts []storage.Option, opts ...vmm.ManagerOption) *managerFixture {
 	store, err := storage.Open(data, append([]storage.Option{storage.WithLogger(t.Logf)}, storeOpts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +50,7 @@ func newManagerFixtureOn(t testing.TB, h *Host, data string, storeOpts []storage
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewManager(context.Background(), h, store, append([]ManagerOption{WithManagerLogger(t.Logf)}, opts...)...)
+	m, err := vmm.NewManager(context.Background(), h, store, append([]vmm.ManagerOption{vmm.WithLogger(vmmtest.Logger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,12 +96,12 @@ func (f *managerFixture) server(config map[string]string) string {
 
 // set changes a server's configuration through Manager.Set the way web/api
 // does: any key of a stopped server, only cpu and name of an active one
-// (others are ErrBusy naming the key).
-func (f *managerFixture) set(ctx context.Context, id string, changes eh.Props) error {
-	return f.m.Set(ctx, id, func(ctx context.Context, active bool) (eh.Props, error) {
+// (others are guest.ErrBusy naming the key).
+func (f *managerFixture) set(ctx context.Context, id string, changes map[string]string) error {
+	return f.m.Set(ctx, id, func(ctx context.Context, active bool) (map[string]string, error) {
 		for k := range changes {
 			if active && k != "cpu" && k != "name" {
-				return nil, fmt.Errorf("server %s is active: key %s: %w", id, k, ErrBusy)
+				return nil, fmt.Errorf("server %s is active: key %s: %w", id, k, guest.ErrBusy)
 			}
 		}
 		_, err := f.store.UpdateServer(ctx, id, func(s *storage.Server) error {
@@ -133,7 +135,7 @@ func (f *managerFixture) waitStatus(id, want string) {
 }
 
 func TestManagerLifecycle(t *testing.T) {
-	f := newManagerFixture(t, WithGracePeriod(2*time.Second))
+	f := newManagerFixture(t, vmm.WithGracePeriod(2*time.Second))
 	ctx := context.Background()
 	boot := f.drive(false, nil)
 	id := f.server(map[string]string{"ide:0:0": boot, "persistent": "true", "name": "Web Server #1"})
@@ -143,7 +145,7 @@ func TestManagerLifecycle(t *testing.T) {
 	if got := f.status(id); got != storage.StatusActive {
 		t.Fatalf("status %s after start", got)
 	}
-	if err := f.m.Start(ctx, id); !errors.Is(err, ErrRunning) {
+	if err := f.m.Start(ctx, id); !errors.Is(err, guest.ErrRunning) {
 		t.Errorf("second start: %v", err)
 	}
 	c, _ := f.host.Console(id)
@@ -153,10 +155,9 @@ func TestManagerLifecycle(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "web-server-1") {
 		t.Errorf("console output %q, %v", out, err)
 	}
-	rt, ok := f.m.Runtime(ctx, id)
-	if !ok || rt["smp:cores"] != "1" || rt["ide:0:0:read:bytes"] == "" || rt["ide:0:0:read:bytes"] == "0" ||
-		rt["cpu:usage"] == "" || rt["cpu:usage"] == "0" || rt["mem:usage"] == "" || rt["mem:usage"] == "0" {
-		t.Errorf("runtime %v, %v", rt, ok)
+	o, ok := f.m.Observe(ctx, id)
+	if !ok || o.SMP != 1 || o.Disks["ide:0:0"].ReadBytes == 0 || o.Usage == nil || o.Usage.CPUNanos == 0 || o.Usage.MemoryBytes == 0 {
+		t.Errorf("observed %+v (usage %+v), %v", o, o.Usage, ok)
 	}
 	d, _ := f.store.Drive(ctx, boot)
 	if len(d.Claimed) != 1 {
@@ -165,7 +166,7 @@ func TestManagerLifecycle(t *testing.T) {
 
 	// An exclusive drive in use refuses a second server.
 	other := f.server(map[string]string{"ide:0:0": boot})
-	if err := f.m.Start(ctx, other); !errors.Is(err, ErrBusy) {
+	if err := f.m.Start(ctx, other); !errors.Is(err, guest.ErrBusy) {
 		t.Errorf("second server on an exclusive drive: %v", err)
 	}
 	if got := f.status(other); got != storage.StatusStopped {
@@ -224,7 +225,7 @@ func TestManagerLifecycle(t *testing.T) {
 }
 
 func TestManagerShutdownGrace(t *testing.T) {
-	f := newManagerFixture(t, WithGracePeriod(500*time.Millisecond))
+	f := newManagerFixture(t, vmm.WithGracePeriod(500*time.Millisecond))
 	boot := f.drive(false, nil)
 	// Without init the guest is a shell, which ignores SIGTERM: killed after the grace period.
 	f.image = testguest.Image(t, 32<<20, testguest.WithoutInit())
@@ -246,7 +247,7 @@ func TestManagerShutdownGrace(t *testing.T) {
 		t.Errorf("server %s right after shutdown, want active until the guest is gone", got)
 	}
 	// Frozen, it would never power off.
-	if err := f.m.Pause(context.Background(), id); !errors.Is(err, ErrBusy) {
+	if err := f.m.Pause(context.Background(), id); !errors.Is(err, guest.ErrBusy) {
 		t.Errorf("pause while shutting down: %v, want busy", err)
 	}
 	f.waitStatus(id, "destroyed")
@@ -280,7 +281,7 @@ func TestManagerDead(t *testing.T) {
 	ctx := context.Background()
 	blank := f.server(map[string]string{"ide:0:0": f.drive(true, nil)})
 	err := f.m.Start(ctx, blank)
-	if !errors.Is(err, ErrBootDrive) {
+	if !errors.Is(err, guest.ErrBootDrive) {
 		t.Fatalf("start on a blank drive: %v", err)
 	}
 	s, _ := f.store.Server(ctx, blank)
@@ -288,7 +289,7 @@ func TestManagerDead(t *testing.T) {
 		t.Errorf("server %s, error %q", s.Status, s.Error)
 	}
 	none := f.server(nil)
-	if err := f.m.Start(ctx, none); !errors.Is(err, ErrBootDrive) {
+	if err := f.m.Start(ctx, none); !errors.Is(err, guest.ErrBootDrive) {
 		t.Errorf("start without drives: %v", err)
 	}
 	if s, _ := f.store.Server(ctx, none); s.Status != storage.StatusDead || s.Error == "" {
@@ -313,7 +314,7 @@ func TestManagerReconcile(t *testing.T) {
 	if err := f.host.Delete(ctx, gone); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := NewManager(ctx, f.host, f.store, WithManagerLogger(t.Logf))
+	m2, err := vmm.NewManager(ctx, f.host, f.store, vmm.WithLogger(vmmtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,7 @@ func TestManagerReconcile(t *testing.T) {
 	if !after.Started.Equal(before.Started) || after.Status != storage.StatusActive {
 		t.Errorf("re-adopted server: %s started %v, was %v", after.Status, after.Started, before.Started)
 	}
-	if st, err := f.host.Status(ctx, gone); err != nil || st.State != Running {
+	if st, err := f.host.Status(ctx, gone); err != nil || st.State != guest.Running {
 		t.Errorf("server recorded active was not started again: %+v %v", st, err)
 	}
 	for _, id := range []string{running, gone} {
@@ -341,7 +342,7 @@ func TestManagerNetwork(t *testing.T) {
 	}
 	t.Cleanup(func() { netm.Close() })
 	h, data := openTestHost(t, WithNetwork(netm))
-	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, WithPublicBridge(netm.Bridge()))
+	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, vmm.WithPublicBridge(netm.Bridge()))
 	ctx := context.Background()
 	id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "nic:0:model": "virtio", "nic:0:dhcp": "auto"})
 	if err := f.m.Start(ctx, id); err != nil {
@@ -352,15 +353,15 @@ func TestManagerNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, _ := f.m.Runtime(ctx, id)
-	if rt["nic:0:ip"] != lease.String() || rt["nic:0:mac"] == "" || rt["nic:0:mac"] != srv.Config["nic:0:mac"] {
-		t.Errorf("runtime %v, lease %s, stored mac %q", rt, lease, srv.Config["nic:0:mac"])
+	o, _ := f.m.Observe(ctx, id)
+	if len(o.NICs) != 1 || o.NICs[0].IP != lease || o.NICs[0].MAC == "" || o.NICs[0].MAC != srv.Config["nic:0:mac"] {
+		t.Errorf("observed NICs %+v, lease %s, stored mac %q", o.NICs, lease, srv.Config["nic:0:mac"])
 	}
 	c, _ := f.host.Console(id)
 	c.Write([]byte(fmt.Sprintf("ping -c 1 -W 2 %s && echo up-$((1+1))\n", f.store.Gateway())))
 	waitConsole(t, c, "up-2")
-	if rt, _ := f.m.Runtime(ctx, id); rt["nic:0:tx:packets"] == "" || rt["nic:0:tx:packets"] == "0" {
-		t.Errorf("nic counters in runtime: %v", rt)
+	if o, _ := f.m.Observe(ctx, id); len(o.NICs) != 1 || o.NICs[0].Counters == nil || o.NICs[0].Counters.TxPackets == 0 {
+		t.Errorf("observed NICs: %+v", o.NICs)
 	}
 	if err := f.m.Stop(ctx, id); err != nil {
 		t.Fatal(err)
@@ -392,7 +393,7 @@ func TestManagerAfterHostReboot(t *testing.T) {
 
 	// "Reboot": the tasks go, the containers stay.
 	open := func() *Host {
-		h, err := Open(ctx, data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithLogger(t.Logf))
+		h, err := Open(ctx, data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithLogger(vmmtest.Logger(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -425,16 +426,16 @@ func TestManagerAfterHostReboot(t *testing.T) {
 		h3.Close()
 	})
 	for _, g := range h3.Guests(ctx) {
-		if !g.Lost || g.State != Stopped {
+		if !g.Lost || g.State != guest.Stopped {
 			t.Errorf("guest %s adopted as %+v, want lost", g.Spec.ID, g)
 		}
 	}
-	if _, err := NewManager(ctx, h3, f.store, WithManagerLogger(t.Logf)); err != nil {
+	if _, err := vmm.NewManager(ctx, h3, f.store, vmm.WithLogger(vmmtest.Logger(t))); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{persistent, transient} {
 		st, err := h3.Status(ctx, id)
-		if err != nil || st.State != Running {
+		if err != nil || st.State != guest.Running {
 			t.Errorf("server %s after the reboot: %+v, %v", id, st, err)
 		}
 		if got := f.status(id); got != storage.StatusActive {
@@ -458,13 +459,13 @@ func TestManagerVLAN(t *testing.T) {
 	}
 	t.Cleanup(func() { netm.Close() })
 	h, data := openTestHost(t, WithNetwork(netm))
-	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, WithPublicBridge(netm.Bridge()))
+	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, vmm.WithPublicBridge(netm.Bridge()))
 	ctx := context.Background()
 	vlan, err := f.store.CreateVLAN(ctx, f.user, map[string]string{"name": "private"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var consoles []*Console
+	var consoles []*guest.Console
 	for i := 1; i <= 2; i++ {
 		id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "nic:1:model": "virtio", "nic:1:vlan": vlan.ID})
 		if err := f.m.Start(ctx, id); err != nil {
@@ -484,7 +485,7 @@ func TestManagerVLAN(t *testing.T) {
 // with a sentinel web/api answers 409 or 404 (never a runtime's failure),
 // and no guest outlives the server's row.
 func TestManagerRaces(t *testing.T) {
-	f := newManagerFixture(t, WithGracePeriod(time.Second))
+	f := newManagerFixture(t, vmm.WithGracePeriod(time.Second))
 	ctx := context.Background()
 	id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
 	if err := f.m.Start(ctx, id); err != nil {
@@ -510,7 +511,7 @@ func TestManagerRaces(t *testing.T) {
 			answers[name+" ok"]++
 		case errors.Is(err, storage.ErrNotFound):
 			answers[name+" gone"]++
-		case errors.Is(err, ErrRunning), errors.Is(err, ErrNotRunning), errors.Is(err, ErrBusy):
+		case errors.Is(err, guest.ErrRunning), errors.Is(err, guest.ErrNotRunning), errors.Is(err, guest.ErrBusy):
 			answers[name+" refused"]++
 		default:
 			t.Errorf("%s: %v", name, err)
@@ -560,7 +561,7 @@ func TestManagerRaces(t *testing.T) {
 		if got := f.status(id); got != "destroyed" {
 			t.Errorf("server is %s after its destroy", got)
 		}
-		if st, err := f.host.Status(ctx, id); !errors.Is(err, ErrNotFound) {
+		if st, err := f.host.Status(ctx, id); !errors.Is(err, guest.ErrNotFound) {
 			t.Errorf("guest left after its server's destroy: %s since %s", st.State, st.Started)
 		}
 	}
@@ -601,8 +602,8 @@ func TestManagerSetRacesStart(t *testing.T) {
 		// Staggered at random, so either may take the server's lock first.
 		jitter := func() { time.Sleep(time.Duration(rand.IntN(4000)) * time.Microsecond) }
 		wg.Go(func() { jitter(); startErr = f.m.Start(ctx, id) })
-		wg.Go(func() { jitter(); driveErr = f.set(ctx, id, eh.Props{"ide:0:0": next}) })
-		wg.Go(func() { jitter(); cpuErr = f.set(ctx, id, eh.Props{"cpu": cpu}) })
+		wg.Go(func() { jitter(); driveErr = f.set(ctx, id, map[string]string{"ide:0:0": next}) })
+		wg.Go(func() { jitter(); cpuErr = f.set(ctx, id, map[string]string{"cpu": cpu}) })
 		wg.Wait()
 		if startErr != nil || cpuErr != nil {
 			t.Fatalf("round %d: start %v, set cpu %v", round, startErr, cpuErr)
@@ -610,7 +611,7 @@ func TestManagerSetRacesStart(t *testing.T) {
 		switch {
 		case driveErr == nil:
 			answers["drive set before the start"]++
-		case errors.Is(driveErr, ErrBusy):
+		case errors.Is(driveErr, guest.ErrBusy):
 			answers["drive set refused: active"]++
 		default:
 			t.Fatalf("round %d: set drive: %v", round, driveErr)
@@ -621,7 +622,7 @@ func TestManagerSetRacesStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, err := f.host.Status(ctx, id)
-		if err != nil || st.State != Running {
+		if err != nil || st.State != guest.Running {
 			t.Fatalf("round %d: guest after start: %v %v", round, st.State, err)
 		}
 		booted := driveOf[st.Spec.Boot.Image]
@@ -639,10 +640,10 @@ func TestManagerSetRacesStart(t *testing.T) {
 			}
 		}
 		// No second guest may start on the drive the first one uses.
-		if err := f.set(ctx, other, eh.Props{"ide:0:0": booted}); err != nil {
+		if err := f.set(ctx, other, map[string]string{"ide:0:0": booted}); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.m.Start(ctx, other); !errors.Is(err, ErrBusy) {
+		if err := f.m.Start(ctx, other); !errors.Is(err, guest.ErrBusy) {
 			t.Errorf("round %d: a second server started on drive %s in use: %v", round, booted, err)
 			f.m.Stop(ctx, other)
 		}
