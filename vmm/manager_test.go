@@ -1,0 +1,549 @@
+package vmm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"hearth/storage"
+	"hearth/vmm"
+	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
+)
+
+// These tests run the Manager's state machine over vmmtest's fake backend:
+// no root, no containerd. vmm/containerd's manager tests run the same
+// Manager over real guests.
+
+type fixture struct {
+	t       *testing.T
+	backend *vmmtest.Backend
+	store   *storage.Store
+	m       *vmm.Manager
+	user    string
+}
+
+func newFixture(t *testing.T, opts ...vmm.ManagerOption) *fixture {
+	f := newStore(t)
+	f.manager(opts...)
+	return f
+}
+
+// newStore is a fixture without a Manager yet: guests can be adopted first.
+func newStore(t *testing.T) *fixture {
+	store, err := storage.Open(t.TempDir(), storage.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	u, _, err := store.CreateUser(context.Background(), "owner", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, backend: vmmtest.NewBackend(), store: store, user: u.ID}
+}
+
+func (f *fixture) manager(opts ...vmm.ManagerOption) *vmm.Manager {
+	f.t.Helper()
+	m, err := vmm.NewManager(context.Background(), f.backend, f.store, append([]vmm.ManagerOption{vmm.WithLogger(vmmtest.Logger(f.t))}, opts...)...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.m = m
+	return m
+}
+
+func (f *fixture) drive(props map[string]string) string {
+	f.t.Helper()
+	d, err := f.store.CreateDriveFrom(context.Background(), storage.Drive{Owner: f.user, Name: "d", Props: props}, func(path string) error {
+		return os.WriteFile(path, make([]byte, 4096), 0o600)
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d.ID
+}
+
+func (f *fixture) server(config map[string]string) string {
+	f.t.Helper()
+	cfg := map[string]string{"name": "test server", "cpu": "1000", "mem": "128", "smp": "auto", "persistent": "false"}
+	maps.Copy(cfg, config)
+	s, err := f.store.CreateServer(context.Background(), f.user, cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s.ID
+}
+
+// started is a server with a boot drive, started.
+func (f *fixture) started(config map[string]string) string {
+	f.t.Helper()
+	cfg := map[string]string{"ide:0:0": f.drive(nil)}
+	maps.Copy(cfg, config)
+	id := f.server(cfg)
+	if err := f.m.Start(context.Background(), id); err != nil {
+		f.t.Fatal(err)
+	}
+	return id
+}
+
+func (f *fixture) row(id string) storage.Server {
+	f.t.Helper()
+	s, err := f.store.Server(context.Background(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Server{Status: "destroyed"}
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fixture) status(id string) string { return f.row(id).Status }
+
+// waitStatus waits for what the Manager does off the caller's goroutine
+// (handling an exit, the kill after the grace period).
+func (f *fixture) waitStatus(id, want string) {
+	f.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for f.status(id) != want {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("server %s is %s, want %s", id, f.status(id), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (f *fixture) guestState(id string) guest.State {
+	st, err := f.backend.Status(context.Background(), id)
+	if err != nil {
+		return "none"
+	}
+	return st.State
+}
+
+func (f *fixture) claims(drive string) []string {
+	d, err := f.store.Drive(context.Background(), drive)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d.Claimed
+}
+
+func TestManagerLifecycle(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	boot, data, cd := f.drive(nil), f.drive(nil), f.drive(nil)
+	id := f.server(map[string]string{"ide:0:0": boot, "ide:1:0": data, "block:1": cd, "block:1:media": "cdrom",
+		"name": "Web Server 1", "cpu": "1500", "smp": "2", "mem": "256", "persistent": "true"})
+	if err := f.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	srv := f.row(id)
+	st, err := f.backend.Status(ctx, id)
+	if err != nil || st.State != guest.Running || srv.Status != storage.StatusActive || !srv.Started.Equal(st.Started) {
+		t.Fatalf("after start: row %s started %v, guest %+v %v", srv.Status, srv.Started, st, err)
+	}
+	spec := st.Spec
+	if spec.Hostname != "web-server-1" || spec.CPU != 1500 || spec.SMP != 2 || spec.Mem != 256 || spec.Boot.Device != "ide:0:0" {
+		t.Errorf("spec %+v", spec)
+	}
+	disks := map[string]bool{} // device → read-only
+	for _, d := range spec.Disks {
+		disks[d.Device] = d.ReadOnly
+	}
+	if len(spec.Disks) != 2 || !maps.Equal(disks, map[string]bool{"hdc": false, "vdb": true}) {
+		t.Errorf("disks %+v, want hdc and a read-only vdb", spec.Disks)
+	}
+	if len(f.claims(boot)) != 1 {
+		t.Errorf("boot drive claims %v", f.claims(boot))
+	}
+	if err := f.m.Start(ctx, id); !errors.Is(err, vmm.ErrRunning) {
+		t.Errorf("second start: %v, want ErrRunning", err)
+	}
+
+	if err := f.m.Pause(ctx, id); err != nil || f.status(id) != storage.StatusPaused || f.guestState(id) != guest.Paused {
+		t.Fatalf("pause: %v; %s, guest %s", err, f.status(id), f.guestState(id))
+	}
+	if err := f.m.Pause(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("pause of a paused server: %v", err)
+	}
+	if err := f.m.Resume(ctx, id); err != nil || f.status(id) != storage.StatusActive || f.guestState(id) != guest.Running {
+		t.Fatalf("resume: %v; %s, guest %s", err, f.status(id), f.guestState(id))
+	}
+	if err := f.m.Resume(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("resume of a running server: %v", err)
+	}
+
+	before := f.row(id).Started
+	if err := f.m.Reset(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if after := f.row(id); after.Status != storage.StatusActive || !after.Started.After(before) || f.guestState(id) != guest.Running {
+		t.Errorf("after reset: %s started %v (was %v), guest %s", after.Status, after.Started, before, f.guestState(id))
+	}
+
+	if err := f.m.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if f.status(id) != storage.StatusStopped || f.guestState(id) != "none" || len(f.claims(boot)) != 0 {
+		t.Errorf("after stop: %s, guest %s, claims %v", f.status(id), f.guestState(id), f.claims(boot))
+	}
+	if err := f.m.Stop(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("stop of a stopped server: %v", err)
+	}
+	if err := f.m.Reset(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("reset of a stopped server: %v", err)
+	}
+
+	// A server that is not persistent goes with its guest; its drives stay.
+	transient := f.started(nil)
+	if err := f.m.Stop(ctx, transient); err != nil {
+		t.Fatal(err)
+	}
+	if f.status(transient) != "destroyed" {
+		t.Errorf("transient server after stop: %s", f.status(transient))
+	}
+	if err := f.m.Destroy(ctx, id); err != nil || f.status(id) != "destroyed" {
+		t.Errorf("destroy: %v, %s", err, f.status(id))
+	}
+	if _, err := f.store.Drive(ctx, boot); err != nil {
+		t.Errorf("drive of a destroyed server: %v", err)
+	}
+	if err := f.m.Start(ctx, id); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("start of a destroyed server: %v", err)
+	}
+}
+
+func TestManagerDeadAndRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+
+	// No boot drive: dead with the reason.
+	none := f.server(nil)
+	if err := f.m.Start(ctx, none); !errors.Is(err, vmm.ErrBootDrive) {
+		t.Errorf("start without drives: %v", err)
+	}
+	if s := f.row(none); s.Status != storage.StatusDead || s.Error == "" {
+		t.Errorf("driveless server %s %q", s.Status, s.Error)
+	}
+
+	// The backend cannot boot the drive: dead, claims released.
+	f.backend.StartErr = func(guest.Spec) error { return fmt.Errorf("no ext4 here: %w", guest.ErrBootDrive) }
+	drive := f.drive(nil)
+	blank := f.server(map[string]string{"ide:0:0": drive})
+	if err := f.m.Start(ctx, blank); !errors.Is(err, vmm.ErrBootDrive) {
+		t.Errorf("start on an unbootable drive: %v", err)
+	}
+	if s := f.row(blank); s.Status != storage.StatusDead || s.Error != "no ext4 here: unusable boot drive" || len(f.claims(drive)) != 0 {
+		t.Errorf("server %s %q, claims %v", s.Status, s.Error, f.claims(drive))
+	}
+
+	// No runtime: refused, the server stays as it was.
+	f.backend.StartErr = func(guest.Spec) error { return guest.ErrUnavailable }
+	down := f.server(map[string]string{"ide:0:0": f.drive(nil)})
+	if err := f.m.Start(ctx, down); !errors.Is(err, vmm.ErrUnavailable) || f.status(down) != storage.StatusStopped {
+		t.Errorf("start without a runtime: %v, %s", err, f.status(down))
+	}
+	f.backend.StartErr = nil
+
+	// A dead server starts again once it can.
+	if err := f.m.Start(ctx, blank); err != nil || f.status(blank) != storage.StatusActive {
+		t.Errorf("start of a dead server: %v, %s", err, f.status(blank))
+	}
+
+	// An exclusive drive in use refuses a second server, which is left alone.
+	other := f.server(map[string]string{"ide:0:0": drive})
+	if err := f.m.Start(ctx, other); !errors.Is(err, vmm.ErrBusy) || !errors.Is(err, storage.ErrBusy) {
+		t.Errorf("second server on an exclusive drive: %v", err)
+	}
+	if f.status(other) != storage.StatusStopped || f.guestState(other) != "none" {
+		t.Errorf("refused server %s, guest %s", f.status(other), f.guestState(other))
+	}
+}
+
+func TestManagerShutdown(t *testing.T) {
+	f := newFixture(t, vmm.WithGracePeriod(time.Hour))
+	ctx := context.Background()
+	id := f.started(map[string]string{"persistent": "true"})
+	if err := f.m.Shutdown(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.backend.Signals(); len(got) != 1 || got[0] != (vmmtest.Signal{ID: id, Sig: syscall.SIGTERM}) {
+		t.Errorf("signals %v, want one SIGTERM", got)
+	}
+	if f.status(id) != storage.StatusActive {
+		t.Errorf("server %s right after shutdown, want active until the guest is gone", f.status(id))
+	}
+	// Frozen, it would never power off.
+	if err := f.m.Pause(ctx, id); !errors.Is(err, vmm.ErrBusy) {
+		t.Errorf("pause while shutting down: %v, want busy", err)
+	}
+	f.backend.Exit(id, 0) // the guest powers off
+	f.waitStatus(id, storage.StatusStopped)
+	if f.guestState(id) != "none" {
+		t.Errorf("guest %s after power-off", f.guestState(id))
+	}
+	if err := f.m.Shutdown(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("shutdown of a stopped server: %v", err)
+	}
+
+	// A paused guest is thawed first: frozen, it could not act on the signal.
+	paused := f.started(nil)
+	if err := f.m.Pause(ctx, paused); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Shutdown(ctx, paused); err != nil {
+		t.Fatal(err)
+	}
+	if f.guestState(paused) != guest.Running || f.status(paused) != storage.StatusActive {
+		t.Errorf("paused server after shutdown: %s, guest %s", f.status(paused), f.guestState(paused))
+	}
+}
+
+func TestManagerShutdownGraceKills(t *testing.T) {
+	f := newFixture(t, vmm.WithGracePeriod(time.Millisecond), vmm.WithPowerOffSignal(syscall.SIGPWR))
+	ctx := context.Background()
+	id := f.started(nil) // a guest that ignores the power-off signal
+	if err := f.m.Shutdown(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStatus(id, "destroyed")
+	if f.guestState(id) != "none" {
+		t.Errorf("guest %s after the grace period", f.guestState(id))
+	}
+	if got := f.backend.Signals(); len(got) != 1 || got[0].Sig != syscall.SIGPWR {
+		t.Errorf("signals %v, want the power-off signal only (the kill deletes the guest)", got)
+	}
+}
+
+// TestManagerShutdownKillsOnlyItsGuest: the kill after the grace period is
+// for the incarnation asked to power off, not a guest Reset made since.
+func TestManagerShutdownKillsOnlyItsGuest(t *testing.T) {
+	f := newFixture(t, vmm.WithGracePeriod(50*time.Millisecond))
+	ctx := context.Background()
+	id := f.started(map[string]string{"persistent": "true"})
+	if err := f.m.Shutdown(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Reset(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	reset, _ := f.backend.Status(ctx, id)
+	// Something that does not happen can only be waited for: well past the
+	// grace period.
+	time.Sleep(200 * time.Millisecond)
+	if st, err := f.backend.Status(ctx, id); err != nil || !st.Started.Equal(reset.Started) || f.status(id) != storage.StatusActive {
+		t.Errorf("the reset guest was killed: %+v %v, server %s", st, err, f.status(id))
+	}
+}
+
+func TestManagerGuestExitsByItself(t *testing.T) {
+	f := newFixture(t)
+	persistent := f.started(map[string]string{"persistent": "true"})
+	transient := f.started(nil)
+	f.backend.Exit(persistent, 0)
+	f.backend.Exit(transient, 1)
+	f.waitStatus(persistent, storage.StatusStopped)
+	f.waitStatus(transient, "destroyed")
+	if n := len(f.backend.Guests(context.Background())); n != 0 {
+		t.Errorf("%d guests left after their exit", n)
+	}
+}
+
+// set changes a server's configuration the way web/api does: any key of a
+// stopped server, only cpu and name of an active one.
+func (f *fixture) set(ctx context.Context, id string, changes map[string]string) error {
+	return f.m.Set(ctx, id, func(ctx context.Context, active bool) (map[string]string, error) {
+		for k := range changes {
+			if active && k != "cpu" && k != "name" {
+				return nil, fmt.Errorf("server %s is active: key %s: %w", id, k, vmm.ErrBusy)
+			}
+		}
+		_, err := f.store.UpdateServer(ctx, id, func(s *storage.Server) error {
+			maps.Copy(s.Config, changes)
+			return nil
+		})
+		return changes, err
+	})
+}
+
+func TestManagerSet(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.started(map[string]string{"persistent": "true"})
+	if err := f.set(ctx, id, map[string]string{"cpu": "2500"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.backend.CPUChanges(); len(got) != 1 || got[0] != (vmmtest.CPUChange{ID: id, CPU: 2500, SMP: 0}) {
+		t.Errorf("cpu changes %v, want 2500 MHz with smp auto", got)
+	}
+	if err := f.set(ctx, id, map[string]string{"mem": "512"}); !errors.Is(err, vmm.ErrBusy) {
+		t.Errorf("mem of an active server: %v", err)
+	}
+
+	// A refused live change leaves nothing behind.
+	f.backend.SetCPUErr = errors.New("cgroup write failed")
+	if err := f.set(ctx, id, map[string]string{"cpu": "3000"}); err == nil || err.Error() != "cgroup write failed" {
+		t.Errorf("refused cpu change: %v", err)
+	}
+	if got := f.row(id).Config["cpu"]; got != "2500" {
+		t.Errorf("cpu stored after a refused change: %s, want 2500", got)
+	}
+	f.backend.SetCPUErr = nil
+
+	// A stopped server takes any key, and nothing is applied.
+	if err := f.m.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.set(ctx, id, map[string]string{"cpu": "500", "mem": "512"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.backend.CPUChanges(); len(got) != 1 {
+		t.Errorf("cpu applied to a stopped server: %v", got)
+	}
+	if err := f.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.backend.Status(ctx, id); st.Spec.CPU != 500 || st.Spec.Mem != 512 {
+		t.Errorf("restarted with %+v, want the stored cpu and mem", st.Spec)
+	}
+}
+
+// TestManagerRaces runs every lifecycle call of a few servers at once: each
+// answers with success or one of the sentinel errors, and afterwards every
+// guest has its row and every running row its guest.
+func TestManagerRaces(t *testing.T) {
+	f := newFixture(t, vmm.WithGracePeriod(time.Millisecond))
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 4; i++ {
+		ids = append(ids, f.started(map[string]string{"persistent": "true"}))
+	}
+	calls := map[string]func(context.Context, string) error{
+		"start": f.m.Start, "stop": f.m.Stop, "shutdown": f.m.Shutdown, "reset": f.m.Reset,
+		"pause": f.m.Pause, "resume": f.m.Resume, "destroy": f.m.Destroy,
+		"set": func(ctx context.Context, id string) error { return f.set(ctx, id, map[string]string{"cpu": "1200"}) },
+		"exit": func(ctx context.Context, id string) error { f.backend.Exit(id, 0); return nil },
+	}
+	var wg sync.WaitGroup
+	for round := 0; round < 20; round++ {
+		for _, id := range ids {
+			for name, call := range calls {
+				wg.Go(func() {
+					err := call(ctx, id)
+					if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, vmm.ErrRunning) &&
+						!errors.Is(err, vmm.ErrNotRunning) && !errors.Is(err, vmm.ErrBusy) {
+						t.Errorf("%s %s: %v", name, id, err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+	}
+	// Let exits and grace-period kills finish, then check the invariants.
+	for _, id := range ids {
+		if err := f.m.Destroy(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("destroy %s: %v", id, err)
+		}
+	}
+	for _, g := range f.backend.Guests(ctx) {
+		t.Errorf("guest %s (%s) left without its server", g.Spec.ID, g.State)
+	}
+}
+
+func TestManagerReconcile(t *testing.T) {
+	f := newStore(t)
+	ctx := context.Background()
+	spec := func(id string) guest.Spec { return guest.Spec{ID: id, Boot: guest.Disk{Device: "ide:0:0", Image: "x"}} }
+	active := func(config map[string]string) (string, string) {
+		drive := f.drive(nil)
+		cfg := map[string]string{"ide:0:0": drive, "persistent": "true"}
+		maps.Copy(cfg, config)
+		id := f.server(cfg)
+		if err := f.store.Claim(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.store.SetServerStatus(ctx, id, storage.StatusActive, time.Unix(1600000000, 0), ""); err != nil {
+			t.Fatal(err)
+		}
+		return id, drive
+	}
+	running, _ := active(nil)
+	adoptedAt := time.Unix(1650000000, 0)
+	f.backend.Adopt(guest.Status{Spec: spec(running), State: guest.Running, Started: adoptedAt})
+	paused, _ := active(nil)
+	f.backend.Adopt(guest.Status{Spec: spec(paused), State: guest.Paused})
+	ended, endedDrive := active(nil)
+	f.backend.Adopt(guest.Status{Spec: spec(ended), State: guest.Stopped})
+	lost, _ := active(nil)
+	f.backend.Adopt(guest.Status{Spec: spec(lost), State: guest.Stopped, Lost: true})
+	vanished, _ := active(nil) // its guest is gone altogether (a host reboot)
+	f.backend.Adopt(guest.Status{Spec: spec("no-such-server"), State: guest.Running})
+	// A start cut short: claims of a stopped server without a guest.
+	cut := f.server(map[string]string{"ide:0:0": f.drive(nil)})
+	cutDrive := f.row(cut).Config["ide:0:0"]
+	if err := f.store.Claim(ctx, cut); err != nil {
+		t.Fatal(err)
+	}
+
+	f.manager()
+	if s := f.row(running); s.Status != storage.StatusActive || !s.Started.Equal(adoptedAt) {
+		t.Errorf("re-adopted server: %s started %v, want the guest's start %v", s.Status, s.Started, adoptedAt)
+	}
+	if f.status(paused) != storage.StatusPaused {
+		t.Errorf("server of a paused guest: %s", f.status(paused))
+	}
+	if f.status(ended) != storage.StatusStopped || f.guestState(ended) != "none" || len(f.claims(endedDrive)) != 0 {
+		t.Errorf("server whose guest ended meanwhile: %s, guest %s, claims %v", f.status(ended), f.guestState(ended), f.claims(endedDrive))
+	}
+	for _, id := range []string{lost, vanished} {
+		if f.status(id) != storage.StatusActive || f.guestState(id) != guest.Running {
+			t.Errorf("server whose guest went with the host: %s, guest %s; want started again", f.status(id), f.guestState(id))
+		}
+	}
+	if f.guestState("no-such-server") != "none" {
+		t.Error("a guest without a server was kept")
+	}
+	if c := f.claims(cutDrive); len(c) != 0 {
+		t.Errorf("claims of a start cut short: %v", c)
+	}
+}
+
+func TestManagerObserve(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.backend.FixedCounters = &guest.Counters{
+		Disks: map[string]guest.DiskCounters{"ide:0:0": {ReadBytes: 4096, WriteRequests: 3}},
+		NICs:  map[int]guest.NICCounters{0: {RxBytes: 1000, TxPackets: 20}},
+	}
+	id := f.started(map[string]string{"nic:0:model": "virtio", "nic:0:dhcp": "auto", "smp": "2"})
+	o, ok := f.m.Observe(ctx, id)
+	lease, err := f.store.Lease(ctx, id)
+	if !ok || err != nil {
+		t.Fatalf("observe: %v, lease %v", ok, err)
+	}
+	if o.SMP != 2 || o.Disks["ide:0:0"].ReadBytes != 4096 || o.Disks["ide:0:0"].WriteRequests != 3 || o.Usage != nil || o.VNC != nil {
+		t.Errorf("observed %+v", o)
+	}
+	if len(o.NICs) != 1 || o.NICs[0].IP != lease || o.NICs[0].MAC != f.row(id).Config["nic:0:mac"] || o.NICs[0].MAC == "" ||
+		o.NICs[0].Counters == nil || o.NICs[0].Counters.RxBytes != 1000 || o.NICs[0].Counters.TxPackets != 20 {
+		t.Errorf("observed NICs %+v", o.NICs)
+	}
+	f.backend.FixedUsage = &guest.Usage{CPUNanos: 7, MemoryBytes: 8}
+	if o, _ := f.m.Observe(ctx, id); o.Usage == nil || *o.Usage != (guest.Usage{CPUNanos: 7, MemoryBytes: 8}) {
+		t.Errorf("usage %+v", o.Usage)
+	}
+	if err := f.m.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.m.Observe(ctx, id); ok {
+		t.Error("a stopped server observed")
+	}
+}
