@@ -429,7 +429,7 @@ func TestManagerRaces(t *testing.T) {
 	calls := map[string]func(context.Context, string) error{
 		"start": f.m.Start, "stop": f.m.Stop, "shutdown": f.m.Shutdown, "reset": f.m.Reset,
 		"pause": f.m.Pause, "resume": f.m.Resume, "destroy": f.m.Destroy,
-		"set": func(ctx context.Context, id string) error { return f.set(ctx, id, map[string]string{"cpu": "1200"}) },
+		"set":  func(ctx context.Context, id string) error { return f.set(ctx, id, map[string]string{"cpu": "1200"}) },
 		"exit": func(ctx context.Context, id string) error { f.backend.Exit(id, 0); return nil },
 	}
 	var wg sync.WaitGroup
