@@ -20,13 +20,9 @@ type ServerCounters struct {
 
 // ServersCounters returns the counters of every server the caller sees.
 func (s *Service) ServersCounters(ctx context.Context, c Caller) ([]ServerCounters, error) {
-	owner := c.ID
-	if c.Admin {
-		owner = ""
-	}
-	list, err := s.store.Servers(ctx, owner)
+	list, err := s.visibleServers(ctx, c)
 	if err != nil {
-		return nil, apiError(err)
+		return nil, err
 	}
 	out := make([]ServerCounters, len(list))
 	for i, srv := range list {

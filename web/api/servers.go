@@ -94,19 +94,25 @@ func (s *Service) ServersInfo(ctx context.Context, c Caller) ([]eh.Props, error)
 }
 
 func (s *Service) serversInfo(ctx context.Context, c Caller, full bool) ([]eh.Props, error) {
-	owner := c.ID
-	if c.Admin {
-		owner = ""
-	}
-	list, err := s.store.Servers(ctx, owner)
+	list, err := s.visibleServers(ctx, c)
 	if err != nil {
-		return nil, apiError(err)
+		return nil, err
 	}
 	out := make([]eh.Props, len(list))
 	for i, srv := range list {
 		out[i] = s.serverProps(ctx, srv, full)
 	}
 	return out, nil
+}
+
+// visibleServers lists the servers the caller sees (all of them for an admin).
+func (s *Service) visibleServers(ctx context.Context, c Caller) ([]storage.Server, error) {
+	owner := c.ID
+	if c.Admin {
+		owner = ""
+	}
+	list, err := s.store.Servers(ctx, owner)
+	return list, apiError(err)
 }
 
 // ServerInfo returns one server's info.
