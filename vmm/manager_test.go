@@ -22,11 +22,10 @@ import (
 // Manager over real guests.
 
 type fixture struct {
+	*vmmtest.Servers
 	t       *testing.T
 	backend *vmmtest.Backend
-	store   *storage.Store
 	m       *vmm.Manager
-	user    string
 }
 
 func newFixture(t *testing.T, opts ...vmm.ManagerOption) *fixture {
@@ -37,21 +36,12 @@ func newFixture(t *testing.T, opts ...vmm.ManagerOption) *fixture {
 
 // newStore is a fixture without a Manager yet: guests can be adopted first.
 func newStore(t *testing.T) *fixture {
-	store, err := storage.Open(t.TempDir(), storage.WithLogger(t.Logf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	u, _, err := store.CreateUser(context.Background(), "owner", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{t: t, backend: vmmtest.NewBackend(), store: store, user: u.ID}
+	return &fixture{Servers: vmmtest.NewServers(t, t.TempDir()), t: t, backend: vmmtest.NewBackend()}
 }
 
 func (f *fixture) manager(opts ...vmm.ManagerOption) *vmm.Manager {
 	f.t.Helper()
-	m, err := vmm.NewManager(context.Background(), f.backend, f.store, append([]vmm.ManagerOption{vmm.WithLogger(vmmtest.Logger(f.t))}, opts...)...)
+	m, err := vmm.NewManager(context.Background(), f.backend, f.Store, append([]vmm.ManagerOption{vmm.WithLogger(vmmtest.Logger(f.t))}, opts...)...)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -61,7 +51,7 @@ func (f *fixture) manager(opts ...vmm.ManagerOption) *vmm.Manager {
 
 func (f *fixture) drive(props map[string]string) string {
 	f.t.Helper()
-	d, err := f.store.CreateDriveFrom(context.Background(), storage.Drive{Owner: f.user, Name: "d", Props: props}, func(path string) error {
+	d, err := f.Store.CreateDriveFrom(context.Background(), storage.Drive{Owner: f.Owner, Name: "d", Props: props}, func(path string) error {
 		return os.WriteFile(path, make([]byte, 4096), 0o600)
 	})
 	if err != nil {
@@ -70,23 +60,12 @@ func (f *fixture) drive(props map[string]string) string {
 	return d.ID
 }
 
-func (f *fixture) server(config map[string]string) string {
-	f.t.Helper()
-	cfg := map[string]string{"name": "test server", "cpu": "1000", "mem": "128", "smp": "auto", "persistent": "false"}
-	maps.Copy(cfg, config)
-	s, err := f.store.CreateServer(context.Background(), f.user, cfg)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return s.ID
-}
-
 // started is a server with a boot drive, started.
 func (f *fixture) started(config map[string]string) string {
 	f.t.Helper()
 	cfg := map[string]string{"ide:0:0": f.drive(nil)}
 	maps.Copy(cfg, config)
-	id := f.server(cfg)
+	id := f.Server(cfg)
 	if err := f.m.Start(context.Background(), id); err != nil {
 		f.t.Fatal(err)
 	}
@@ -95,7 +74,7 @@ func (f *fixture) started(config map[string]string) string {
 
 func (f *fixture) row(id string) storage.Server {
 	f.t.Helper()
-	s, err := f.store.Server(context.Background(), id)
+	s, err := f.Store.Server(context.Background(), id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Server{Status: "destroyed"}
 	}
@@ -103,21 +82,6 @@ func (f *fixture) row(id string) storage.Server {
 		f.t.Fatal(err)
 	}
 	return s
-}
-
-func (f *fixture) status(id string) string { return f.row(id).Status }
-
-// waitStatus waits for what the Manager does off the caller's goroutine
-// (handling an exit, the kill after the grace period).
-func (f *fixture) waitStatus(id, want string) {
-	f.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for f.status(id) != want {
-		if time.Now().After(deadline) {
-			f.t.Fatalf("server %s is %s, want %s", id, f.status(id), want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func (f *fixture) guestState(id string) guest.State {
@@ -129,7 +93,7 @@ func (f *fixture) guestState(id string) guest.State {
 }
 
 func (f *fixture) claims(drive string) []string {
-	d, err := f.store.Drive(context.Background(), drive)
+	d, err := f.Store.Drive(context.Background(), drive)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -140,7 +104,7 @@ func TestManagerLifecycle(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	boot, data, cd := f.drive(nil), f.drive(nil), f.drive(nil)
-	id := f.server(map[string]string{"ide:0:0": boot, "ide:1:0": data, "block:1": cd, "block:1:media": "cdrom",
+	id := f.Server(map[string]string{"ide:0:0": boot, "ide:1:0": data, "block:1": cd, "block:1:media": "cdrom",
 		"name": "Web Server 1", "cpu": "1500", "smp": "2", "mem": "256", "persistent": "true"})
 	if err := f.m.Start(ctx, id); err != nil {
 		t.Fatal(err)
@@ -168,14 +132,14 @@ func TestManagerLifecycle(t *testing.T) {
 		t.Errorf("second start: %v, want ErrRunning", err)
 	}
 
-	if err := f.m.Pause(ctx, id); err != nil || f.status(id) != storage.StatusPaused || f.guestState(id) != guest.Paused {
-		t.Fatalf("pause: %v; %s, guest %s", err, f.status(id), f.guestState(id))
+	if err := f.m.Pause(ctx, id); err != nil || f.Status(id) != storage.StatusPaused || f.guestState(id) != guest.Paused {
+		t.Fatalf("pause: %v; %s, guest %s", err, f.Status(id), f.guestState(id))
 	}
 	if err := f.m.Pause(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
 		t.Errorf("pause of a paused server: %v", err)
 	}
-	if err := f.m.Resume(ctx, id); err != nil || f.status(id) != storage.StatusActive || f.guestState(id) != guest.Running {
-		t.Fatalf("resume: %v; %s, guest %s", err, f.status(id), f.guestState(id))
+	if err := f.m.Resume(ctx, id); err != nil || f.Status(id) != storage.StatusActive || f.guestState(id) != guest.Running {
+		t.Fatalf("resume: %v; %s, guest %s", err, f.Status(id), f.guestState(id))
 	}
 	if err := f.m.Resume(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
 		t.Errorf("resume of a running server: %v", err)
@@ -192,8 +156,8 @@ func TestManagerLifecycle(t *testing.T) {
 	if err := f.m.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if f.status(id) != storage.StatusStopped || f.guestState(id) != "none" || len(f.claims(boot)) != 0 {
-		t.Errorf("after stop: %s, guest %s, claims %v", f.status(id), f.guestState(id), f.claims(boot))
+	if f.Status(id) != storage.StatusStopped || f.guestState(id) != "none" || len(f.claims(boot)) != 0 {
+		t.Errorf("after stop: %s, guest %s, claims %v", f.Status(id), f.guestState(id), f.claims(boot))
 	}
 	if err := f.m.Stop(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
 		t.Errorf("stop of a stopped server: %v", err)
@@ -207,13 +171,13 @@ func TestManagerLifecycle(t *testing.T) {
 	if err := f.m.Stop(ctx, transient); err != nil {
 		t.Fatal(err)
 	}
-	if f.status(transient) != "destroyed" {
-		t.Errorf("transient server after stop: %s", f.status(transient))
+	if f.Status(transient) != "destroyed" {
+		t.Errorf("transient server after stop: %s", f.Status(transient))
 	}
-	if err := f.m.Destroy(ctx, id); err != nil || f.status(id) != "destroyed" {
-		t.Errorf("destroy: %v, %s", err, f.status(id))
+	if err := f.m.Destroy(ctx, id); err != nil || f.Status(id) != "destroyed" {
+		t.Errorf("destroy: %v, %s", err, f.Status(id))
 	}
-	if _, err := f.store.Drive(ctx, boot); err != nil {
+	if _, err := f.Store.Drive(ctx, boot); err != nil {
 		t.Errorf("drive of a destroyed server: %v", err)
 	}
 	if err := f.m.Start(ctx, id); !errors.Is(err, storage.ErrNotFound) {
@@ -226,7 +190,7 @@ func TestManagerDeadAndRefused(t *testing.T) {
 	ctx := context.Background()
 
 	// No boot drive: dead with the reason.
-	none := f.server(nil)
+	none := f.Server(nil)
 	if err := f.m.Start(ctx, none); !errors.Is(err, vmm.ErrBootDrive) {
 		t.Errorf("start without drives: %v", err)
 	}
@@ -237,7 +201,7 @@ func TestManagerDeadAndRefused(t *testing.T) {
 	// The backend cannot boot the drive: dead, claims released.
 	f.backend.StartErr = func(guest.Spec) error { return fmt.Errorf("no ext4 here: %w", guest.ErrBootDrive) }
 	drive := f.drive(nil)
-	blank := f.server(map[string]string{"ide:0:0": drive})
+	blank := f.Server(map[string]string{"ide:0:0": drive})
 	if err := f.m.Start(ctx, blank); !errors.Is(err, vmm.ErrBootDrive) {
 		t.Errorf("start on an unbootable drive: %v", err)
 	}
@@ -247,24 +211,24 @@ func TestManagerDeadAndRefused(t *testing.T) {
 
 	// No runtime: refused, the server stays as it was.
 	f.backend.StartErr = func(guest.Spec) error { return guest.ErrUnavailable }
-	down := f.server(map[string]string{"ide:0:0": f.drive(nil)})
-	if err := f.m.Start(ctx, down); !errors.Is(err, vmm.ErrUnavailable) || f.status(down) != storage.StatusStopped {
-		t.Errorf("start without a runtime: %v, %s", err, f.status(down))
+	down := f.Server(map[string]string{"ide:0:0": f.drive(nil)})
+	if err := f.m.Start(ctx, down); !errors.Is(err, vmm.ErrUnavailable) || f.Status(down) != storage.StatusStopped {
+		t.Errorf("start without a runtime: %v, %s", err, f.Status(down))
 	}
 	f.backend.StartErr = nil
 
 	// A dead server starts again once it can.
-	if err := f.m.Start(ctx, blank); err != nil || f.status(blank) != storage.StatusActive {
-		t.Errorf("start of a dead server: %v, %s", err, f.status(blank))
+	if err := f.m.Start(ctx, blank); err != nil || f.Status(blank) != storage.StatusActive {
+		t.Errorf("start of a dead server: %v, %s", err, f.Status(blank))
 	}
 
 	// An exclusive drive in use refuses a second server, which is left alone.
-	other := f.server(map[string]string{"ide:0:0": drive})
+	other := f.Server(map[string]string{"ide:0:0": drive})
 	if err := f.m.Start(ctx, other); !errors.Is(err, vmm.ErrBusy) || !errors.Is(err, storage.ErrBusy) {
 		t.Errorf("second server on an exclusive drive: %v", err)
 	}
-	if f.status(other) != storage.StatusStopped || f.guestState(other) != "none" {
-		t.Errorf("refused server %s, guest %s", f.status(other), f.guestState(other))
+	if f.Status(other) != storage.StatusStopped || f.guestState(other) != "none" {
+		t.Errorf("refused server %s, guest %s", f.Status(other), f.guestState(other))
 	}
 }
 
@@ -278,15 +242,15 @@ func TestManagerShutdown(t *testing.T) {
 	if got := f.backend.Signals(); len(got) != 1 || got[0] != (vmmtest.Signal{ID: id, Sig: syscall.SIGTERM}) {
 		t.Errorf("signals %v, want one SIGTERM", got)
 	}
-	if f.status(id) != storage.StatusActive {
-		t.Errorf("server %s right after shutdown, want active until the guest is gone", f.status(id))
+	if f.Status(id) != storage.StatusActive {
+		t.Errorf("server %s right after shutdown, want active until the guest is gone", f.Status(id))
 	}
 	// Frozen, it would never power off.
 	if err := f.m.Pause(ctx, id); !errors.Is(err, vmm.ErrBusy) {
 		t.Errorf("pause while shutting down: %v, want busy", err)
 	}
 	f.backend.Exit(id, 0) // the guest powers off
-	f.waitStatus(id, storage.StatusStopped)
+	f.WaitStatus(id, storage.StatusStopped)
 	if f.guestState(id) != "none" {
 		t.Errorf("guest %s after power-off", f.guestState(id))
 	}
@@ -302,8 +266,8 @@ func TestManagerShutdown(t *testing.T) {
 	if err := f.m.Shutdown(ctx, paused); err != nil {
 		t.Fatal(err)
 	}
-	if f.guestState(paused) != guest.Running || f.status(paused) != storage.StatusActive {
-		t.Errorf("paused server after shutdown: %s, guest %s", f.status(paused), f.guestState(paused))
+	if f.guestState(paused) != guest.Running || f.Status(paused) != storage.StatusActive {
+		t.Errorf("paused server after shutdown: %s, guest %s", f.Status(paused), f.guestState(paused))
 	}
 }
 
@@ -314,7 +278,7 @@ func TestManagerShutdownGraceKills(t *testing.T) {
 	if err := f.m.Shutdown(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	f.waitStatus(id, "destroyed")
+	f.WaitStatus(id, "destroyed")
 	if f.guestState(id) != "none" {
 		t.Errorf("guest %s after the grace period", f.guestState(id))
 	}
@@ -339,8 +303,8 @@ func TestManagerShutdownKillsOnlyItsGuest(t *testing.T) {
 	// Something that does not happen can only be waited for: well past the
 	// grace period.
 	time.Sleep(200 * time.Millisecond)
-	if st, err := f.backend.Status(ctx, id); err != nil || !st.Started.Equal(reset.Started) || f.status(id) != storage.StatusActive {
-		t.Errorf("the reset guest was killed: %+v %v, server %s", st, err, f.status(id))
+	if st, err := f.backend.Status(ctx, id); err != nil || !st.Started.Equal(reset.Started) || f.Status(id) != storage.StatusActive {
+		t.Errorf("the reset guest was killed: %+v %v, server %s", st, err, f.Status(id))
 	}
 }
 
@@ -350,47 +314,30 @@ func TestManagerGuestExitsByItself(t *testing.T) {
 	transient := f.started(nil)
 	f.backend.Exit(persistent, 0)
 	f.backend.Exit(transient, 1)
-	f.waitStatus(persistent, storage.StatusStopped)
-	f.waitStatus(transient, "destroyed")
+	f.WaitStatus(persistent, storage.StatusStopped)
+	f.WaitStatus(transient, "destroyed")
 	if n := len(f.backend.Guests(context.Background())); n != 0 {
 		t.Errorf("%d guests left after their exit", n)
 	}
-}
-
-// set changes a server's configuration the way web/api does: any key of a
-// stopped server, only cpu and name of an active one.
-func (f *fixture) set(ctx context.Context, id string, changes map[string]string) error {
-	return f.m.Set(ctx, id, func(ctx context.Context, active bool) (map[string]string, error) {
-		for k := range changes {
-			if active && k != "cpu" && k != "name" {
-				return nil, fmt.Errorf("server %s is active: key %s: %w", id, k, vmm.ErrBusy)
-			}
-		}
-		_, err := f.store.UpdateServer(ctx, id, func(s *storage.Server) error {
-			maps.Copy(s.Config, changes)
-			return nil
-		})
-		return changes, err
-	})
 }
 
 func TestManagerSet(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	id := f.started(map[string]string{"persistent": "true"})
-	if err := f.set(ctx, id, map[string]string{"cpu": "2500"}); err != nil {
+	if err := f.Set(ctx, f.m, id, map[string]string{"cpu": "2500"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.backend.CPUChanges(); len(got) != 1 || got[0] != (vmmtest.CPUChange{ID: id, CPU: 2500, SMP: 0}) {
 		t.Errorf("cpu changes %v, want 2500 MHz with smp auto", got)
 	}
-	if err := f.set(ctx, id, map[string]string{"mem": "512"}); !errors.Is(err, vmm.ErrBusy) {
+	if err := f.Set(ctx, f.m, id, map[string]string{"mem": "512"}); !errors.Is(err, vmm.ErrBusy) {
 		t.Errorf("mem of an active server: %v", err)
 	}
 
 	// A refused live change leaves nothing behind.
 	f.backend.SetCPUErr = errors.New("cgroup write failed")
-	if err := f.set(ctx, id, map[string]string{"cpu": "3000"}); err == nil || err.Error() != "cgroup write failed" {
+	if err := f.Set(ctx, f.m, id, map[string]string{"cpu": "3000"}); err == nil || err.Error() != "cgroup write failed" {
 		t.Errorf("refused cpu change: %v", err)
 	}
 	if got := f.row(id).Config["cpu"]; got != "2500" {
@@ -402,7 +349,7 @@ func TestManagerSet(t *testing.T) {
 	if err := f.m.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.set(ctx, id, map[string]string{"cpu": "500", "mem": "512"}); err != nil {
+	if err := f.Set(ctx, f.m, id, map[string]string{"cpu": "500", "mem": "512"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.backend.CPUChanges(); len(got) != 1 {
@@ -429,7 +376,9 @@ func TestManagerRaces(t *testing.T) {
 	calls := map[string]func(context.Context, string) error{
 		"start": f.m.Start, "stop": f.m.Stop, "shutdown": f.m.Shutdown, "reset": f.m.Reset,
 		"pause": f.m.Pause, "resume": f.m.Resume, "destroy": f.m.Destroy,
-		"set":  func(ctx context.Context, id string) error { return f.set(ctx, id, map[string]string{"cpu": "1200"}) },
+		"set": func(ctx context.Context, id string) error {
+			return f.Set(ctx, f.m, id, map[string]string{"cpu": "1200"})
+		},
 		"exit": func(ctx context.Context, id string) error { f.backend.Exit(id, 0); return nil },
 	}
 	var wg sync.WaitGroup
@@ -466,11 +415,11 @@ func TestManagerReconcile(t *testing.T) {
 		drive := f.drive(nil)
 		cfg := map[string]string{"ide:0:0": drive, "persistent": "true"}
 		maps.Copy(cfg, config)
-		id := f.server(cfg)
-		if err := f.store.Claim(ctx, id); err != nil {
+		id := f.Server(cfg)
+		if err := f.Store.Claim(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.store.SetServerStatus(ctx, id, storage.StatusActive, time.Unix(1600000000, 0), ""); err != nil {
+		if _, err := f.Store.SetServerStatus(ctx, id, storage.StatusActive, time.Unix(1600000000, 0), ""); err != nil {
 			t.Fatal(err)
 		}
 		return id, drive
@@ -487,9 +436,9 @@ func TestManagerReconcile(t *testing.T) {
 	vanished, _ := active(nil) // its guest is gone altogether (a host reboot)
 	f.backend.Adopt(guest.Status{Spec: spec("no-such-server"), State: guest.Running})
 	// A start cut short: claims of a stopped server without a guest.
-	cut := f.server(map[string]string{"ide:0:0": f.drive(nil)})
+	cut := f.Server(map[string]string{"ide:0:0": f.drive(nil)})
 	cutDrive := f.row(cut).Config["ide:0:0"]
-	if err := f.store.Claim(ctx, cut); err != nil {
+	if err := f.Store.Claim(ctx, cut); err != nil {
 		t.Fatal(err)
 	}
 
@@ -497,15 +446,15 @@ func TestManagerReconcile(t *testing.T) {
 	if s := f.row(running); s.Status != storage.StatusActive || !s.Started.Equal(adoptedAt) {
 		t.Errorf("re-adopted server: %s started %v, want the guest's start %v", s.Status, s.Started, adoptedAt)
 	}
-	if f.status(paused) != storage.StatusPaused {
-		t.Errorf("server of a paused guest: %s", f.status(paused))
+	if f.Status(paused) != storage.StatusPaused {
+		t.Errorf("server of a paused guest: %s", f.Status(paused))
 	}
-	if f.status(ended) != storage.StatusStopped || f.guestState(ended) != "none" || len(f.claims(endedDrive)) != 0 {
-		t.Errorf("server whose guest ended meanwhile: %s, guest %s, claims %v", f.status(ended), f.guestState(ended), f.claims(endedDrive))
+	if f.Status(ended) != storage.StatusStopped || f.guestState(ended) != "none" || len(f.claims(endedDrive)) != 0 {
+		t.Errorf("server whose guest ended meanwhile: %s, guest %s, claims %v", f.Status(ended), f.guestState(ended), f.claims(endedDrive))
 	}
 	for _, id := range []string{lost, vanished} {
-		if f.status(id) != storage.StatusActive || f.guestState(id) != guest.Running {
-			t.Errorf("server whose guest went with the host: %s, guest %s; want started again", f.status(id), f.guestState(id))
+		if f.Status(id) != storage.StatusActive || f.guestState(id) != guest.Running {
+			t.Errorf("server whose guest went with the host: %s, guest %s; want started again", f.Status(id), f.guestState(id))
 		}
 	}
 	if f.guestState("no-such-server") != "none" {
@@ -525,7 +474,7 @@ func TestManagerObserve(t *testing.T) {
 	}
 	id := f.started(map[string]string{"nic:0:model": "virtio", "nic:0:dhcp": "auto", "smp": "2"})
 	o, ok := f.m.Observe(ctx, id)
-	lease, err := f.store.Lease(ctx, id)
+	lease, err := f.Store.Lease(ctx, id)
 	if !ok || err != nil {
 		t.Fatalf("observe: %v, lease %v", ok, err)
 	}

@@ -169,7 +169,7 @@ func BenchmarkServerStart(b *testing.B) {
 		for i := 0; i < 10; i++ {
 			drive := f.drive(false, nil)
 			start := time.Now()
-			id := f.server(map[string]string{"ide:0:0": drive})
+			id := f.Server(map[string]string{"ide:0:0": drive})
 			if err := f.m.Start(ctx, id); err != nil {
 				b.Fatal(err)
 			}

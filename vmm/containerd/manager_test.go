@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -27,11 +26,10 @@ import (
 )
 
 type managerFixture struct {
+	*vmmtest.Servers
 	t     testing.TB
 	host  *Host
-	store *storage.Store
 	m     *vmm.Manager
-	user  string
 	image string // busybox ext4 image to copy drives from
 }
 
@@ -41,25 +39,17 @@ func newManagerFixture(t testing.TB, opts ...vmm.ManagerOption) *managerFixture 
 }
 
 func newManagerFixtureOn(t testing.TB, h *Host, data string, storeOpts []storage.Option, opts ...vmm.ManagerOption) *managerFixture {
-	store, err := storage.Open(data, append([]storage.Option{storage.WithLogger(t.Logf)}, storeOpts...)...)
+	servers := vmmtest.NewServers(t, data, storeOpts...)
+	m, err := vmm.NewManager(context.Background(), h, servers.Store, append([]vmm.ManagerOption{vmm.WithLogger(vmmtest.Logger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
-	u, _, err := store.CreateUser(context.Background(), "owner", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := vmm.NewManager(context.Background(), h, store, append([]vmm.ManagerOption{vmm.WithLogger(vmmtest.Logger(t))}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &managerFixture{t: t, host: h, store: store, m: m, user: u.ID, image: testguest.Image(t, 32<<20)}
+	return &managerFixture{Servers: servers, t: t, host: h, m: m, image: testguest.Image(t, 32<<20)}
 }
 
 // drive makes a drive holding the busybox guest (or blank when blank is set).
 func (f *managerFixture) drive(blank bool, props map[string]string) string {
-	d, err := f.store.CreateDriveFrom(context.Background(), storage.Drive{Owner: f.user, Name: "d", Props: props}, func(path string) error {
+	d, err := f.Store.CreateDriveFrom(context.Background(), storage.Drive{Owner: f.Owner, Name: "d", Props: props}, func(path string) error {
 		if blank {
 			return os.WriteFile(path, make([]byte, 1<<20), 0o600)
 		}
@@ -82,67 +72,15 @@ func (f *managerFixture) drive(blank bool, props map[string]string) string {
 	return d.ID
 }
 
-func (f *managerFixture) server(config map[string]string) string {
-	cfg := map[string]string{"name": "test server", "cpu": "1000", "mem": "128", "smp": "auto", "persistent": "false"}
-	for k, v := range config {
-		cfg[k] = v
-	}
-	s, err := f.store.CreateServer(context.Background(), f.user, cfg)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return s.ID
-}
-
-// set changes a server's configuration through Manager.Set the way web/api
-// does: any key of a stopped server, only cpu and name of an active one
-// (others are guest.ErrBusy naming the key).
-func (f *managerFixture) set(ctx context.Context, id string, changes map[string]string) error {
-	return f.m.Set(ctx, id, func(ctx context.Context, active bool) (map[string]string, error) {
-		for k := range changes {
-			if active && k != "cpu" && k != "name" {
-				return nil, fmt.Errorf("server %s is active: key %s: %w", id, k, guest.ErrBusy)
-			}
-		}
-		_, err := f.store.UpdateServer(ctx, id, func(s *storage.Server) error {
-			maps.Copy(s.Config, changes)
-			return nil
-		})
-		return changes, err
-	})
-}
-
-func (f *managerFixture) status(id string) string {
-	s, err := f.store.Server(context.Background(), id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "destroyed"
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return s.Status
-}
-
-func (f *managerFixture) waitStatus(id, want string) {
-	f.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for f.status(id) != want {
-		if time.Now().After(deadline) {
-			f.t.Fatalf("server %s is %s, want %s", id, f.status(id), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestManagerLifecycle(t *testing.T) {
 	f := newManagerFixture(t, vmm.WithGracePeriod(2*time.Second))
 	ctx := context.Background()
 	boot := f.drive(false, nil)
-	id := f.server(map[string]string{"ide:0:0": boot, "persistent": "true", "name": "Web Server #1"})
+	id := f.Server(map[string]string{"ide:0:0": boot, "persistent": "true", "name": "Web Server #1"})
 	if err := f.m.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.status(id); got != storage.StatusActive {
+	if got := f.Status(id); got != storage.StatusActive {
 		t.Fatalf("status %s after start", got)
 	}
 	if err := f.m.Start(ctx, id); !errors.Is(err, guest.ErrRunning) {
@@ -159,47 +97,47 @@ func TestManagerLifecycle(t *testing.T) {
 	if !ok || o.SMP != 1 || o.Disks["ide:0:0"].ReadBytes == 0 || o.Usage == nil || o.Usage.CPUNanos == 0 || o.Usage.MemoryBytes == 0 {
 		t.Errorf("observed %+v (usage %+v), %v", o, o.Usage, ok)
 	}
-	d, _ := f.store.Drive(ctx, boot)
+	d, _ := f.Store.Drive(ctx, boot)
 	if len(d.Claimed) != 1 {
 		t.Errorf("claimed %v", d.Claimed)
 	}
 
 	// An exclusive drive in use refuses a second server.
-	other := f.server(map[string]string{"ide:0:0": boot})
+	other := f.Server(map[string]string{"ide:0:0": boot})
 	if err := f.m.Start(ctx, other); !errors.Is(err, guest.ErrBusy) {
 		t.Errorf("second server on an exclusive drive: %v", err)
 	}
-	if got := f.status(other); got != storage.StatusStopped {
+	if got := f.Status(other); got != storage.StatusStopped {
 		t.Errorf("refused server is %s", got)
 	}
 
-	if err := f.m.Pause(ctx, id); err != nil || f.status(id) != storage.StatusPaused {
-		t.Fatalf("pause: %v, %s", err, f.status(id))
+	if err := f.m.Pause(ctx, id); err != nil || f.Status(id) != storage.StatusPaused {
+		t.Fatalf("pause: %v, %s", err, f.Status(id))
 	}
-	if err := f.m.Resume(ctx, id); err != nil || f.status(id) != storage.StatusActive {
-		t.Fatalf("resume: %v, %s", err, f.status(id))
+	if err := f.m.Resume(ctx, id); err != nil || f.Status(id) != storage.StatusActive {
+		t.Fatalf("resume: %v, %s", err, f.Status(id))
 	}
 	// A paused server can be stopped (the kill must not wait on the freezer).
-	paused := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	paused := f.Server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
 	if err := f.m.Start(ctx, paused); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.m.Pause(ctx, paused); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.m.Stop(ctx, paused); err != nil || f.status(paused) != storage.StatusStopped {
-		t.Fatalf("stop of a paused server: %v, %s", err, f.status(paused))
+	if err := f.m.Stop(ctx, paused); err != nil || f.Status(paused) != storage.StatusStopped {
+		t.Fatalf("stop of a paused server: %v, %s", err, f.Status(paused))
 	}
-	if err := f.set(ctx, id, map[string]string{"cpu": "500"}); err != nil {
+	if err := f.Set(ctx, f.m, id, map[string]string{"cpu": "500"}); err != nil {
 		t.Fatal(err)
 	}
 
-	before, _ := f.store.Server(ctx, id)
+	before, _ := f.Store.Server(ctx, id)
 	time.Sleep(1100 * time.Millisecond)
 	if err := f.m.Reset(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := f.store.Server(ctx, id)
+	after, _ := f.Store.Server(ctx, id)
 	if after.Status != storage.StatusActive || !after.Started.After(before.Started) {
 		t.Errorf("after reset: %s started %v (before %v)", after.Status, after.Started, before.Started)
 	}
@@ -208,8 +146,8 @@ func TestManagerLifecycle(t *testing.T) {
 	if err := f.m.Shutdown(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	f.waitStatus(id, storage.StatusStopped)
-	if d, _ := f.store.Drive(ctx, boot); len(d.Claimed) != 0 {
+	f.WaitStatus(id, storage.StatusStopped)
+	if d, _ := f.Store.Drive(ctx, boot); len(d.Claimed) != 0 {
 		t.Errorf("claims after shutdown: %v", d.Claimed)
 	}
 	// Start again, and stop: persistent stays.
@@ -219,7 +157,7 @@ func TestManagerLifecycle(t *testing.T) {
 	if err := f.m.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.status(id); got != storage.StatusStopped {
+	if got := f.Status(id); got != storage.StatusStopped {
 		t.Errorf("after stop: %s", got)
 	}
 }
@@ -231,7 +169,7 @@ func TestManagerShutdownGrace(t *testing.T) {
 	f.image = testguest.Image(t, 32<<20, testguest.WithoutInit())
 	shell := f.drive(false, nil)
 	_ = boot
-	id := f.server(map[string]string{"ide:0:0": shell})
+	id := f.Server(map[string]string{"ide:0:0": shell})
 	if err := f.m.Start(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
@@ -243,14 +181,14 @@ func TestManagerShutdownGrace(t *testing.T) {
 	if err := f.m.Shutdown(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.status(id); got != storage.StatusActive {
+	if got := f.Status(id); got != storage.StatusActive {
 		t.Errorf("server %s right after shutdown, want active until the guest is gone", got)
 	}
 	// Frozen, it would never power off.
 	if err := f.m.Pause(context.Background(), id); !errors.Is(err, guest.ErrBusy) {
 		t.Errorf("pause while shutting down: %v, want busy", err)
 	}
-	f.waitStatus(id, "destroyed")
+	f.WaitStatus(id, "destroyed")
 	if time.Since(start) < 500*time.Millisecond {
 		t.Error("the guest was killed before the grace period ended")
 	}
@@ -259,8 +197,8 @@ func TestManagerShutdownGrace(t *testing.T) {
 func TestManagerGuestExitsByItself(t *testing.T) {
 	f := newManagerFixture(t)
 	ctx := context.Background()
-	persistent := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
-	transient := f.server(map[string]string{"ide:0:0": f.drive(false, nil)})
+	persistent := f.Server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	transient := f.Server(map[string]string{"ide:0:0": f.drive(false, nil)})
 	for _, id := range []string{persistent, transient} {
 		if err := f.m.Start(ctx, id); err != nil {
 			t.Fatal(err)
@@ -269,8 +207,8 @@ func TestManagerGuestExitsByItself(t *testing.T) {
 		shellMarker(t, c, 7)
 		c.Write([]byte("kill -TERM 1\n")) // busybox init powers off
 	}
-	f.waitStatus(persistent, storage.StatusStopped)
-	f.waitStatus(transient, "destroyed")
+	f.WaitStatus(persistent, storage.StatusStopped)
+	f.WaitStatus(transient, "destroyed")
 	if len(f.host.Guests(ctx)) != 0 {
 		t.Error("guests left after their exit")
 	}
@@ -279,20 +217,20 @@ func TestManagerGuestExitsByItself(t *testing.T) {
 func TestManagerDead(t *testing.T) {
 	f := newManagerFixture(t)
 	ctx := context.Background()
-	blank := f.server(map[string]string{"ide:0:0": f.drive(true, nil)})
+	blank := f.Server(map[string]string{"ide:0:0": f.drive(true, nil)})
 	err := f.m.Start(ctx, blank)
 	if !errors.Is(err, guest.ErrBootDrive) {
 		t.Fatalf("start on a blank drive: %v", err)
 	}
-	s, _ := f.store.Server(ctx, blank)
+	s, _ := f.Store.Server(ctx, blank)
 	if s.Status != storage.StatusDead || !strings.Contains(s.Error, "ext4") {
 		t.Errorf("server %s, error %q", s.Status, s.Error)
 	}
-	none := f.server(nil)
+	none := f.Server(nil)
 	if err := f.m.Start(ctx, none); !errors.Is(err, guest.ErrBootDrive) {
 		t.Errorf("start without drives: %v", err)
 	}
-	if s, _ := f.store.Server(ctx, none); s.Status != storage.StatusDead || s.Error == "" {
+	if s, _ := f.Store.Server(ctx, none); s.Status != storage.StatusDead || s.Error == "" {
 		t.Errorf("driveless server %s %q", s.Status, s.Error)
 	}
 }
@@ -300,25 +238,25 @@ func TestManagerDead(t *testing.T) {
 func TestManagerReconcile(t *testing.T) {
 	f := newManagerFixture(t)
 	ctx := context.Background()
-	running := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
-	gone := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	running := f.Server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	gone := f.Server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
 	for _, id := range []string{running, gone} {
 		if err := f.m.Start(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	before, _ := f.store.Server(ctx, running)
+	before, _ := f.Store.Server(ctx, running)
 	// The guest of "gone" disappears behind the Manager's back (as after a
 	// host reboot); the database still says active.
 	f.host.OnExit(nil)
 	if err := f.host.Delete(ctx, gone); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := vmm.NewManager(ctx, f.host, f.store, vmm.WithLogger(vmmtest.Logger(t)))
+	m2, err := vmm.NewManager(ctx, f.host, f.Store, vmm.WithLogger(vmmtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, _ := f.store.Server(ctx, running)
+	after, _ := f.Store.Server(ctx, running)
 	if !after.Started.Equal(before.Started) || after.Status != storage.StatusActive {
 		t.Errorf("re-adopted server: %s started %v, was %v", after.Status, after.Started, before.Started)
 	}
@@ -344,12 +282,12 @@ func TestManagerNetwork(t *testing.T) {
 	h, data := openTestHost(t, WithNetwork(netm))
 	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, vmm.WithPublicBridge(netm.Bridge()))
 	ctx := context.Background()
-	id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "nic:0:model": "virtio", "nic:0:dhcp": "auto"})
+	id := f.Server(map[string]string{"ide:0:0": f.drive(false, nil), "nic:0:model": "virtio", "nic:0:dhcp": "auto"})
 	if err := f.m.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	srv, _ := f.store.Server(ctx, id)
-	lease, err := f.store.Lease(ctx, id)
+	srv, _ := f.Store.Server(ctx, id)
+	lease, err := f.Store.Lease(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +296,7 @@ func TestManagerNetwork(t *testing.T) {
 		t.Errorf("observed NICs %+v, lease %s, stored mac %q", o.NICs, lease, srv.Config["nic:0:mac"])
 	}
 	c, _ := f.host.Console(id)
-	c.Write([]byte(fmt.Sprintf("ping -c 1 -W 2 %s && echo up-$((1+1))\n", f.store.Gateway())))
+	c.Write([]byte(fmt.Sprintf("ping -c 1 -W 2 %s && echo up-$((1+1))\n", f.Store.Gateway())))
 	waitConsole(t, c, "up-2")
 	if o, _ := f.m.Observe(ctx, id); len(o.NICs) != 1 || o.NICs[0].Counters == nil || o.NICs[0].Counters.TxPackets == 0 {
 		t.Errorf("observed NICs: %+v", o.NICs)
@@ -366,10 +304,10 @@ func TestManagerNetwork(t *testing.T) {
 	if err := f.m.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.status(id); got != "destroyed" {
+	if got := f.Status(id); got != "destroyed" {
 		t.Errorf("non-persistent server after stop: %s", got)
 	}
-	if _, err := f.store.Lease(ctx, id); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := f.Store.Lease(ctx, id); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("lease after destroy: %v", err)
 	}
 }
@@ -381,8 +319,8 @@ func TestManagerAfterHostReboot(t *testing.T) {
 	h, data := openTestHost(t)
 	f := newManagerFixtureOn(t, h, data, nil)
 	ctx := context.Background()
-	persistent := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
-	transient := f.server(map[string]string{"ide:0:0": f.drive(false, nil)})
+	persistent := f.Server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	transient := f.Server(map[string]string{"ide:0:0": f.drive(false, nil)})
 	for _, id := range []string{persistent, transient} {
 		if err := f.m.Start(ctx, id); err != nil {
 			t.Fatal(err)
@@ -430,7 +368,7 @@ func TestManagerAfterHostReboot(t *testing.T) {
 			t.Errorf("guest %s adopted as %+v, want lost", g.Spec.ID, g)
 		}
 	}
-	if _, err := vmm.NewManager(ctx, h3, f.store, vmm.WithLogger(vmmtest.Logger(t))); err != nil {
+	if _, err := vmm.NewManager(ctx, h3, f.Store, vmm.WithLogger(vmmtest.Logger(t))); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{persistent, transient} {
@@ -438,7 +376,7 @@ func TestManagerAfterHostReboot(t *testing.T) {
 		if err != nil || st.State != guest.Running {
 			t.Errorf("server %s after the reboot: %+v, %v", id, st, err)
 		}
-		if got := f.status(id); got != storage.StatusActive {
+		if got := f.Status(id); got != storage.StatusActive {
 			t.Errorf("server %s is %s", id, got)
 		}
 	}
@@ -461,13 +399,13 @@ func TestManagerVLAN(t *testing.T) {
 	h, data := openTestHost(t, WithNetwork(netm))
 	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, vmm.WithPublicBridge(netm.Bridge()))
 	ctx := context.Background()
-	vlan, err := f.store.CreateVLAN(ctx, f.user, map[string]string{"name": "private"})
+	vlan, err := f.Store.CreateVLAN(ctx, f.Owner, map[string]string{"name": "private"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var consoles []*guest.Console
 	for i := 1; i <= 2; i++ {
-		id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "nic:1:model": "virtio", "nic:1:vlan": vlan.ID})
+		id := f.Server(map[string]string{"ide:0:0": f.drive(false, nil), "nic:1:model": "virtio", "nic:1:vlan": vlan.ID})
 		if err := f.m.Start(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -487,7 +425,7 @@ func TestManagerVLAN(t *testing.T) {
 func TestManagerRaces(t *testing.T) {
 	f := newManagerFixture(t, vmm.WithGracePeriod(time.Second))
 	ctx := context.Background()
-	id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+	id := f.Server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
 	if err := f.m.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +436,7 @@ func TestManagerRaces(t *testing.T) {
 		"pause":    func() error { return f.m.Pause(ctx, id) },
 		"resume":   func() error { return f.m.Resume(ctx, id) },
 		"shutdown": func() error { return f.m.Shutdown(ctx, id) },
-		"set":      func() error { return f.set(ctx, id, map[string]string{"cpu": "700"}) },
+		"set":      func() error { return f.Set(ctx, f.m, id, map[string]string{"cpu": "700"}) },
 	}
 	var mu sync.Mutex
 	answers := map[string]int{}
@@ -533,7 +471,7 @@ func TestManagerRaces(t *testing.T) {
 	// window a destroy not covered by the lock leaves is narrow.
 	for round := range 3 {
 		if round > 0 {
-			id = f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
+			id = f.Server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
 			if err := f.m.Start(ctx, id); err != nil {
 				t.Fatal(err)
 			}
@@ -558,7 +496,7 @@ func TestManagerRaces(t *testing.T) {
 		}
 		close(destroyed)
 		wg.Wait()
-		if got := f.status(id); got != "destroyed" {
+		if got := f.Status(id); got != "destroyed" {
 			t.Errorf("server is %s after its destroy", got)
 		}
 		if st, err := f.host.Status(ctx, id); !errors.Is(err, guest.ErrNotFound) {
@@ -583,12 +521,12 @@ func TestManagerSetRacesStart(t *testing.T) {
 	f := newManagerFixture(t)
 	ctx := context.Background()
 	drives := [2]string{f.drive(false, nil), f.drive(false, nil)}
-	driveOf := map[string]string{f.store.DrivePath(drives[0]): drives[0], f.store.DrivePath(drives[1]): drives[1]}
-	id := f.server(map[string]string{"ide:0:0": drives[0], "persistent": "true"})
-	other := f.server(map[string]string{"persistent": "true"})
+	driveOf := map[string]string{f.Store.DrivePath(drives[0]): drives[0], f.Store.DrivePath(drives[1]): drives[1]}
+	id := f.Server(map[string]string{"ide:0:0": drives[0], "persistent": "true"})
+	other := f.Server(map[string]string{"persistent": "true"})
 	answers := map[string]int{}
 	for round := range 30 {
-		srv, err := f.store.Server(ctx, id)
+		srv, err := f.Store.Server(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -602,8 +540,8 @@ func TestManagerSetRacesStart(t *testing.T) {
 		// Staggered at random, so either may take the server's lock first.
 		jitter := func() { time.Sleep(time.Duration(rand.IntN(4000)) * time.Microsecond) }
 		wg.Go(func() { jitter(); startErr = f.m.Start(ctx, id) })
-		wg.Go(func() { jitter(); driveErr = f.set(ctx, id, map[string]string{"ide:0:0": next}) })
-		wg.Go(func() { jitter(); cpuErr = f.set(ctx, id, map[string]string{"cpu": cpu}) })
+		wg.Go(func() { jitter(); driveErr = f.Set(ctx, f.m, id, map[string]string{"ide:0:0": next}) })
+		wg.Go(func() { jitter(); cpuErr = f.Set(ctx, f.m, id, map[string]string{"cpu": cpu}) })
 		wg.Wait()
 		if startErr != nil || cpuErr != nil {
 			t.Fatalf("round %d: start %v, set cpu %v", round, startErr, cpuErr)
@@ -617,7 +555,7 @@ func TestManagerSetRacesStart(t *testing.T) {
 			t.Fatalf("round %d: set drive: %v", round, driveErr)
 		}
 
-		srv, err = f.store.Server(ctx, id)
+		srv, err = f.Store.Server(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -630,7 +568,7 @@ func TestManagerSetRacesStart(t *testing.T) {
 			t.Errorf("round %d: guest boots drive %s, its row names %s", round, booted, srv.Config["ide:0:0"])
 		}
 		for _, d := range drives {
-			drive, err := f.store.Drive(ctx, d)
+			drive, err := f.Store.Drive(ctx, d)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -640,7 +578,7 @@ func TestManagerSetRacesStart(t *testing.T) {
 			}
 		}
 		// No second guest may start on the drive the first one uses.
-		if err := f.set(ctx, other, map[string]string{"ide:0:0": booted}); err != nil {
+		if err := f.Set(ctx, f.m, other, map[string]string{"ide:0:0": booted}); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.m.Start(ctx, other); !errors.Is(err, guest.ErrBusy) {
