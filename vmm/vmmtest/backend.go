@@ -1,7 +1,8 @@
 // Package vmmtest is test support for the guest layer: Backend, an
 // in-memory hypervisor that implements vmm.Backend without root, containerd
-// or any guest process, and Logger, a *slog.Logger writing to the test log.
-// Tests drive guests' lives by hand (Exit, Lose) and inject failures.
+// or any guest process; Servers, servers in a store for Manager tests; and
+// Logger, a *slog.Logger writing to the test log. Tests drive guests' lives
+// by hand (Exit, Adopt) and inject failures (StartErr, SetCPUErr).
 package vmmtest
 
 import (
