@@ -58,6 +58,7 @@ func (m *Manager) start(ctx context.Context, srv storage.Server) error {
 	if _, err := m.store.SetServerStatus(context.WithoutCancel(ctx), srv.ID, storage.StatusActive, st.Started, ""); err != nil {
 		m.log.Error("recording active", "server", srv.ID, "err", err)
 	}
+	m.log.Info("guest started", "server", srv.ID)
 	m.attachConsole(srv)
 	return nil
 }
@@ -71,6 +72,7 @@ func (e busyError) Unwrap() error        { return e.error }
 
 // dead records that the server's guest could not start, and why.
 func (m *Manager) dead(ctx context.Context, server string, reason error) {
+	m.log.Warn("server dead: its guest could not start", "server", server, "reason", reason)
 	m.store.ReleaseClaims(context.WithoutCancel(ctx), server)
 	if _, err := m.store.SetServerStatus(context.WithoutCancel(ctx), server, storage.StatusDead, time.Time{}, reason.Error()); err != nil {
 		m.log.Error("recording dead", "server", server, "reason", reason, "err", err)
