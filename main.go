@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -33,6 +34,7 @@ import (
 	"hearth/storage"
 	"hearth/storage/rootfs"
 	"hearth/vmm"
+	"hearth/vmm/containerd"
 	"hearth/vmm/network"
 	"hearth/web"
 	"hearth/web/api"
@@ -314,7 +316,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	listen := fs.String("listen", env("HEARTH_LISTEN", ":8080"), "`address` of the API and dashboard (env HEARTH_LISTEN)")
 	data := dataFlag(fs)
-	containerd := fs.String("containerd", env("HEARTH_CONTAINERD", ""), "`socket` of a running containerd; empty: start a private one in DATA/containerd (env HEARTH_CONTAINERD)")
+	containerdSocket := fs.String("containerd", env("HEARTH_CONTAINERD", ""), "`socket` of a running containerd; empty: start a private one in DATA/containerd (env HEARTH_CONTAINERD)")
 	runtimeName := fs.String("runtime", env("HEARTH_RUNTIME", "auto"), "containerd runtime: io.containerd.kata.v2, io.containerd.runc.v2 or auto (env HEARTH_RUNTIME)")
 	vncListen := fs.String("vnc-listen", env("HEARTH_VNC_LISTEN", ""), "`IP` where per-server VNC ports open; empty: the host's address; off: websocket consoles only (env HEARTH_VNC_LISTEN)")
 	subnet := fs.String("subnet", env("HEARTH_SUBNET", storage.DefaultSubnet.String()), "IPv4 `CIDR` of the guest address pool; its first address is the gateway (env HEARTH_SUBNET)")
@@ -344,6 +346,7 @@ func serve(args []string, stderr io.Writer) error {
 		return usagef("--shutdown-grace %s: want a duration such as 60s", *grace)
 	}
 	logf := log.New(stderr, "", log.LstdFlags|log.LUTC).Printf
+	guestLog := slog.New(slog.NewTextHandler(stderr, nil)) // the guest layer's (vmm) structured log
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -381,19 +384,19 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	consoles := console.NewManager(console.WithListen(*vncListen), console.WithLogger(logf))
 	defer consoles.Close()
-	hostOpts := []vmm.Option{vmm.WithContainerd(*containerd), vmm.WithRuntime(*runtimeName), vmm.WithLogger(logf)}
-	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithManagerLogger(logf)}
+	hostOpts := []containerd.Option{containerd.WithContainerd(*containerdSocket), containerd.WithRuntime(*runtimeName), containerd.WithLogger(guestLog)}
+	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithLogger(guestLog)}
 	netm, err := network.New(store.Dir(), network.WithBridge(*bridge), network.WithNAT(natOn),
 		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithLogger(logf))
 	if err != nil {
 		logf("guest network unavailable (guests without NICs still run): %v", err)
 	} else {
 		defer netm.Close()
-		hostOpts = append(hostOpts, vmm.WithNetwork(netm))
+		hostOpts = append(hostOpts, containerd.WithNetwork(netm))
 		managerOpts = append(managerOpts, vmm.WithPublicBridge(netm.Bridge()))
 	}
 	guestCtx := context.WithoutCancel(ctx)
-	if host, err := vmm.Open(guestCtx, store.Dir(), hostOpts...); err != nil {
+	if host, err := containerd.Open(guestCtx, store.Dir(), hostOpts...); err != nil {
 		logf("guests unavailable: %v", err)
 	} else {
 		defer host.Close()
@@ -402,7 +405,7 @@ func serve(args []string, stderr io.Writer) error {
 			return err
 		}
 		apiOpts = append(apiOpts, api.WithGuests(guests), api.WithConsoleLog(guests))
-		runtimeInUse = host.Runtime()
+		runtimeInUse = guests.Backend()
 	}
 	svc := api.New(store, apiOpts...)
 

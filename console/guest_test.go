@@ -15,7 +15,9 @@ import (
 
 	"hearth/console"
 	"hearth/internal/testguest"
-	"hearth/vmm"
+	"hearth/vmm/containerd"
+	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
 )
 
 // TestGuestConsole: a real guest (busybox under runc, through containerd)
@@ -35,7 +37,7 @@ func TestGuestConsole(t *testing.T) {
 	ns := "hearth-test-console-" + hex.EncodeToString(suffix)
 	ctx := context.Background()
 	data := t.TempDir()
-	h, err := vmm.Open(ctx, data, vmm.WithNamespace(ns), vmm.WithRuntime(vmm.RuntimeRunc), vmm.WithLogger(t.Logf))
+	h, err := containerd.Open(ctx, data, containerd.WithNamespace(ns), containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(vmmtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestGuestConsole(t *testing.T) {
 		}
 	}()
 	id := "console-" + hex.EncodeToString(suffix)
-	if err := h.Start(ctx, vmm.GuestSpec{ID: id, Hostname: "vnc", CPU: 1000, Mem: 64, Boot: vmm.Disk{Device: "hda", Image: testguest.Image(t, 32<<20)}}); err != nil {
+	if err := h.Start(ctx, guest.Spec{ID: id, Hostname: "vnc", CPU: 1000, Mem: 64, Boot: guest.Disk{Device: "hda", Image: testguest.Image(t, 32<<20)}}); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {

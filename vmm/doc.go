@@ -1,22 +1,21 @@
-// Package vmm runs guests: it supervises containerd, picks the runtime (Kata
-// Containers where the host has KVM, runc where it has not), turns a server's
-// configuration into a container with a block-device root, and reports the
-// guests' exits, counters and console streams.
+// Package vmm runs the servers of a storage.Store as guests. The Manager is
+// the server state machine web/api drives (its Guests and ConsoleLog): claims
+// and leases, the persistent and dead rules, shutdown with a grace period
+// and kill, reset, pause, live changes (Set), reconciling the database with
+// the guests after a restart, and what a running server looks like now
+// (Observe, rendered by web/api as the ElasticHosts runtime keys).
 //
-// It has two layers:
+// The guests themselves run on a Backend, the hypervisor seam: vmm/containerd
+// is the one Hearth ships (runc containers, or Kata VMs where the host has
+// KVM); vmm/vmmtest has an in-memory one for tests that need no root. The
+// vocabulary both sides speak — guest.Spec, guest.Status, guest.Exit,
+// counters, the console stream and the sentinel errors — is package
+// vmm/guest, so a backend imports neither vmm nor storage.
 //
-//   - Host is the host layer and needs no database. Open connects to
-//     containerd (or starts and supervises a private one under
-//     DATA/containerd) and re-adopts the guests an earlier Hearth left
-//     running. Start, Signal, Kill, Pause, Resume, SetCPU and Delete drive one
-//     guest, described by a GuestSpec. Console, Counters and Usage observe it.
-//     OnExit reports exits from containerd's events.
-//   - Manager runs the servers of a storage.Store on a Host. It implements
-//     web/api's Guests (and ConsoleLog): claims, leases, the persistent and
-//     dead rules, shutdown with a grace period, and reconciling the database
-//     with the guests at start.
-//
-// Runtimes are drivers behind the Runtime interface, one file each
-// (runtime_runc.go, runtime_kata.go), probed once per process by
-// RuntimeStatus.
+// Files: manager.go (type, options, locks), backend.go (the Backend
+// interface and the error names callers use), guestspec.go (a server's
+// configuration → guest.Spec), lifecycle.go (start, stop, destroy, reset,
+// pause, resume), shutdown.go (power-off and the grace period), exits.go
+// (a guest's exit), set.go (live changes), reconcile.go (after a restart),
+// observe.go (Observation), console.go (consoles of running servers).
 package vmm

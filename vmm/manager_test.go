@@ -1,78 +1,58 @@
-package vmm
+package vmm_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"math/rand/v2"
-	"net/netip"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-
-	"hearth/internal/testguest"
 	"hearth/storage"
-	"hearth/vmm/network"
-	"hearth/web/eh"
+	"hearth/vmm"
+	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
 )
 
-type managerFixture struct {
-	t     testing.TB
-	host  *Host
-	store *storage.Store
-	m     *Manager
-	user  string
-	image string // busybox ext4 image to copy drives from
+// These tests run the Manager's state machine over vmmtest's fake backend:
+// no root, no containerd. vmm/containerd's manager tests run the same
+// Manager over real guests.
+
+type fixture struct {
+	*vmmtest.Servers
+	t       *testing.T
+	backend *vmmtest.Backend
+	m       *vmm.Manager
 }
 
-func newManagerFixture(t testing.TB, opts ...ManagerOption) *managerFixture {
-	h, data := openTestHost(t)
-	return newManagerFixtureOn(t, h, data, nil, opts...)
+func newFixture(t *testing.T, opts ...vmm.ManagerOption) *fixture {
+	f := newStore(t)
+	f.manager(opts...)
+	return f
 }
 
-func newManagerFixtureOn(t testing.TB, h *Host, data string, storeOpts []storage.Option, opts ...ManagerOption) *managerFixture {
-	store, err := storage.Open(data, append([]storage.Option{storage.WithLogger(t.Logf)}, storeOpts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	u, _, err := store.CreateUser(context.Background(), "owner", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewManager(context.Background(), h, store, append([]ManagerOption{WithManagerLogger(t.Logf)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &managerFixture{t: t, host: h, store: store, m: m, user: u.ID, image: testguest.Image(t, 32<<20)}
+// newStore is a fixture without a Manager yet: guests can be adopted first.
+func newStore(t *testing.T) *fixture {
+	return &fixture{Servers: vmmtest.NewServers(t, t.TempDir()), t: t, backend: vmmtest.NewBackend()}
 }
 
-// drive makes a drive holding the busybox guest (or blank when blank is set).
-func (f *managerFixture) drive(blank bool, props map[string]string) string {
-	d, err := f.store.CreateDriveFrom(context.Background(), storage.Drive{Owner: f.user, Name: "d", Props: props}, func(path string) error {
-		if blank {
-			return os.WriteFile(path, make([]byte, 1<<20), 0o600)
-		}
-		src, err := os.Open(f.image)
-		if err != nil {
-			return err
-		}
-		defer src.Close()
-		dst, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		defer dst.Close()
-		_, err = io.Copy(dst, src)
-		return err
+func (f *fixture) manager(opts ...vmm.ManagerOption) *vmm.Manager {
+	f.t.Helper()
+	m, err := vmm.NewManager(context.Background(), f.backend, f.Store, append([]vmm.ManagerOption{vmm.WithLogger(vmmtest.Logger(f.t))}, opts...)...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.m = m
+	return m
+}
+
+func (f *fixture) drive(props map[string]string) string {
+	f.t.Helper()
+	d, err := f.Store.CreateDriveFrom(context.Background(), storage.Drive{Owner: f.Owner, Name: "d", Props: props}, func(path string) error {
+		return os.WriteFile(path, make([]byte, 4096), 0o600)
 	})
 	if err != nil {
 		f.t.Fatal(err)
@@ -80,578 +60,439 @@ func (f *managerFixture) drive(blank bool, props map[string]string) string {
 	return d.ID
 }
 
-func (f *managerFixture) server(config map[string]string) string {
-	cfg := map[string]string{"name": "test server", "cpu": "1000", "mem": "128", "smp": "auto", "persistent": "false"}
-	for k, v := range config {
-		cfg[k] = v
-	}
-	s, err := f.store.CreateServer(context.Background(), f.user, cfg)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return s.ID
-}
-
-// set changes a server's configuration through Manager.Set the way web/api
-// does: any key of a stopped server, only cpu and name of an active one
-// (others are ErrBusy naming the key).
-func (f *managerFixture) set(ctx context.Context, id string, changes eh.Props) error {
-	return f.m.Set(ctx, id, func(ctx context.Context, active bool) (eh.Props, error) {
-		for k := range changes {
-			if active && k != "cpu" && k != "name" {
-				return nil, fmt.Errorf("server %s is active: key %s: %w", id, k, ErrBusy)
-			}
-		}
-		_, err := f.store.UpdateServer(ctx, id, func(s *storage.Server) error {
-			maps.Copy(s.Config, changes)
-			return nil
-		})
-		return changes, err
-	})
-}
-
-func (f *managerFixture) status(id string) string {
-	s, err := f.store.Server(context.Background(), id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "destroyed"
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return s.Status
-}
-
-func (f *managerFixture) waitStatus(id, want string) {
+// started is a server with a boot drive, started.
+func (f *fixture) started(config map[string]string) string {
 	f.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for f.status(id) != want {
-		if time.Now().After(deadline) {
-			f.t.Fatalf("server %s is %s, want %s", id, f.status(id), want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	cfg := map[string]string{"ide:0:0": f.drive(nil)}
+	maps.Copy(cfg, config)
+	id := f.Server(cfg)
+	if err := f.m.Start(context.Background(), id); err != nil {
+		f.t.Fatal(err)
 	}
+	return id
+}
+
+func (f *fixture) row(id string) storage.Server {
+	f.t.Helper()
+	s, err := f.Store.Server(context.Background(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Server{Status: "destroyed"}
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fixture) guestState(id string) guest.State {
+	st, err := f.backend.Status(context.Background(), id)
+	if err != nil {
+		return "none"
+	}
+	return st.State
+}
+
+func (f *fixture) claims(drive string) []string {
+	d, err := f.Store.Drive(context.Background(), drive)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d.Claimed
 }
 
 func TestManagerLifecycle(t *testing.T) {
-	f := newManagerFixture(t, WithGracePeriod(2*time.Second))
+	f := newFixture(t)
 	ctx := context.Background()
-	boot := f.drive(false, nil)
-	id := f.server(map[string]string{"ide:0:0": boot, "persistent": "true", "name": "Web Server #1"})
+	boot, data, cd := f.drive(nil), f.drive(nil), f.drive(nil)
+	id := f.Server(map[string]string{"ide:0:0": boot, "ide:1:0": data, "block:1": cd, "block:1:media": "cdrom",
+		"name": "Web Server 1", "cpu": "1500", "smp": "2", "mem": "256", "persistent": "true"})
 	if err := f.m.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.status(id); got != storage.StatusActive {
-		t.Fatalf("status %s after start", got)
+	srv := f.row(id)
+	st, err := f.backend.Status(ctx, id)
+	if err != nil || st.State != guest.Running || srv.Status != storage.StatusActive || !srv.Started.Equal(st.Started) {
+		t.Fatalf("after start: row %s started %v, guest %+v %v", srv.Status, srv.Started, st, err)
 	}
-	if err := f.m.Start(ctx, id); !errors.Is(err, ErrRunning) {
-		t.Errorf("second start: %v", err)
+	spec := st.Spec
+	if spec.Hostname != "web-server-1" || spec.CPU != 1500 || spec.SMP != 2 || spec.Mem != 256 || spec.Boot.Device != "ide:0:0" {
+		t.Errorf("spec %+v", spec)
 	}
-	c, _ := f.host.Console(id)
-	c.Write([]byte("hostname\n"))
-	waitConsole(t, c, "web-server-1")
-	out, err := f.m.ConsoleOutput(ctx, id)
-	if err != nil || !strings.Contains(string(out), "web-server-1") {
-		t.Errorf("console output %q, %v", out, err)
+	disks := map[string]bool{} // device → read-only
+	for _, d := range spec.Disks {
+		disks[d.Device] = d.ReadOnly
 	}
-	rt, ok := f.m.Runtime(ctx, id)
-	if !ok || rt["smp:cores"] != "1" || rt["ide:0:0:read:bytes"] == "" || rt["ide:0:0:read:bytes"] == "0" ||
-		rt["cpu:usage"] == "" || rt["cpu:usage"] == "0" || rt["mem:usage"] == "" || rt["mem:usage"] == "0" {
-		t.Errorf("runtime %v, %v", rt, ok)
+	if len(spec.Disks) != 2 || !maps.Equal(disks, map[string]bool{"hdc": false, "vdb": true}) {
+		t.Errorf("disks %+v, want hdc and a read-only vdb", spec.Disks)
 	}
-	d, _ := f.store.Drive(ctx, boot)
-	if len(d.Claimed) != 1 {
-		t.Errorf("claimed %v", d.Claimed)
+	if len(f.claims(boot)) != 1 {
+		t.Errorf("boot drive claims %v", f.claims(boot))
 	}
-
-	// An exclusive drive in use refuses a second server.
-	other := f.server(map[string]string{"ide:0:0": boot})
-	if err := f.m.Start(ctx, other); !errors.Is(err, ErrBusy) {
-		t.Errorf("second server on an exclusive drive: %v", err)
-	}
-	if got := f.status(other); got != storage.StatusStopped {
-		t.Errorf("refused server is %s", got)
+	if err := f.m.Start(ctx, id); !errors.Is(err, vmm.ErrRunning) {
+		t.Errorf("second start: %v, want ErrRunning", err)
 	}
 
-	if err := f.m.Pause(ctx, id); err != nil || f.status(id) != storage.StatusPaused {
-		t.Fatalf("pause: %v, %s", err, f.status(id))
+	if err := f.m.Pause(ctx, id); err != nil || f.Status(id) != storage.StatusPaused || f.guestState(id) != guest.Paused {
+		t.Fatalf("pause: %v; %s, guest %s", err, f.Status(id), f.guestState(id))
 	}
-	if err := f.m.Resume(ctx, id); err != nil || f.status(id) != storage.StatusActive {
-		t.Fatalf("resume: %v, %s", err, f.status(id))
+	if err := f.m.Pause(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("pause of a paused server: %v", err)
 	}
-	// A paused server can be stopped (the kill must not wait on the freezer).
-	paused := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
-	if err := f.m.Start(ctx, paused); err != nil {
-		t.Fatal(err)
+	if err := f.m.Resume(ctx, id); err != nil || f.Status(id) != storage.StatusActive || f.guestState(id) != guest.Running {
+		t.Fatalf("resume: %v; %s, guest %s", err, f.Status(id), f.guestState(id))
 	}
-	if err := f.m.Pause(ctx, paused); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.m.Stop(ctx, paused); err != nil || f.status(paused) != storage.StatusStopped {
-		t.Fatalf("stop of a paused server: %v, %s", err, f.status(paused))
-	}
-	if err := f.set(ctx, id, map[string]string{"cpu": "500"}); err != nil {
-		t.Fatal(err)
+	if err := f.m.Resume(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("resume of a running server: %v", err)
 	}
 
-	before, _ := f.store.Server(ctx, id)
-	time.Sleep(1100 * time.Millisecond)
+	before := f.row(id).Started
 	if err := f.m.Reset(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := f.store.Server(ctx, id)
-	if after.Status != storage.StatusActive || !after.Started.After(before.Started) {
-		t.Errorf("after reset: %s started %v (before %v)", after.Status, after.Started, before.Started)
+	if after := f.row(id); after.Status != storage.StatusActive || !after.Started.After(before) || f.guestState(id) != guest.Running {
+		t.Errorf("after reset: %s started %v (was %v), guest %s", after.Status, after.Started, before, f.guestState(id))
 	}
 
-	// Shutdown: busybox init powers off on SIGTERM; persistent → stopped.
-	if err := f.m.Shutdown(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	f.waitStatus(id, storage.StatusStopped)
-	if d, _ := f.store.Drive(ctx, boot); len(d.Claimed) != 0 {
-		t.Errorf("claims after shutdown: %v", d.Claimed)
-	}
-	// Start again, and stop: persistent stays.
-	if err := f.m.Start(ctx, id); err != nil {
-		t.Fatal(err)
-	}
 	if err := f.m.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.status(id); got != storage.StatusStopped {
-		t.Errorf("after stop: %s", got)
+	if f.Status(id) != storage.StatusStopped || f.guestState(id) != "none" || len(f.claims(boot)) != 0 {
+		t.Errorf("after stop: %s, guest %s, claims %v", f.Status(id), f.guestState(id), f.claims(boot))
+	}
+	if err := f.m.Stop(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("stop of a stopped server: %v", err)
+	}
+	if err := f.m.Reset(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("reset of a stopped server: %v", err)
+	}
+
+	// A server that is not persistent goes with its guest; its drives stay.
+	transient := f.started(nil)
+	if err := f.m.Stop(ctx, transient); err != nil {
+		t.Fatal(err)
+	}
+	if f.Status(transient) != "destroyed" {
+		t.Errorf("transient server after stop: %s", f.Status(transient))
+	}
+	if err := f.m.Destroy(ctx, id); err != nil || f.Status(id) != "destroyed" {
+		t.Errorf("destroy: %v, %s", err, f.Status(id))
+	}
+	if _, err := f.Store.Drive(ctx, boot); err != nil {
+		t.Errorf("drive of a destroyed server: %v", err)
+	}
+	if err := f.m.Start(ctx, id); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("start of a destroyed server: %v", err)
 	}
 }
 
-func TestManagerShutdownGrace(t *testing.T) {
-	f := newManagerFixture(t, WithGracePeriod(500*time.Millisecond))
-	boot := f.drive(false, nil)
-	// Without init the guest is a shell, which ignores SIGTERM: killed after the grace period.
-	f.image = testguest.Image(t, 32<<20, testguest.WithoutInit())
-	shell := f.drive(false, nil)
-	_ = boot
-	id := f.server(map[string]string{"ide:0:0": shell})
-	if err := f.m.Start(context.Background(), id); err != nil {
+func TestManagerDeadAndRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+
+	// No boot drive: dead with the reason.
+	none := f.Server(nil)
+	if err := f.m.Start(ctx, none); !errors.Is(err, vmm.ErrBootDrive) {
+		t.Errorf("start without drives: %v", err)
+	}
+	if s := f.row(none); s.Status != storage.StatusDead || s.Error == "" {
+		t.Errorf("driveless server %s %q", s.Status, s.Error)
+	}
+
+	// The backend cannot boot the drive: dead, claims released.
+	f.backend.StartErr = func(guest.Spec) error { return fmt.Errorf("no ext4 here: %w", guest.ErrBootDrive) }
+	drive := f.drive(nil)
+	blank := f.Server(map[string]string{"ide:0:0": drive})
+	if err := f.m.Start(ctx, blank); !errors.Is(err, vmm.ErrBootDrive) {
+		t.Errorf("start on an unbootable drive: %v", err)
+	}
+	if s := f.row(blank); s.Status != storage.StatusDead || s.Error != "no ext4 here: unusable boot drive" || len(f.claims(drive)) != 0 {
+		t.Errorf("server %s %q, claims %v", s.Status, s.Error, f.claims(drive))
+	}
+
+	// No runtime: refused, the server stays as it was.
+	f.backend.StartErr = func(guest.Spec) error { return guest.ErrUnavailable }
+	down := f.Server(map[string]string{"ide:0:0": f.drive(nil)})
+	if err := f.m.Start(ctx, down); !errors.Is(err, vmm.ErrUnavailable) || f.Status(down) != storage.StatusStopped {
+		t.Errorf("start without a runtime: %v, %s", err, f.Status(down))
+	}
+	f.backend.StartErr = nil
+
+	// A dead server starts again once it can.
+	if err := f.m.Start(ctx, blank); err != nil || f.Status(blank) != storage.StatusActive {
+		t.Errorf("start of a dead server: %v, %s", err, f.Status(blank))
+	}
+
+	// An exclusive drive in use refuses a second server, which is left alone.
+	other := f.Server(map[string]string{"ide:0:0": drive})
+	if err := f.m.Start(ctx, other); !errors.Is(err, vmm.ErrBusy) || !errors.Is(err, storage.ErrBusy) {
+		t.Errorf("second server on an exclusive drive: %v", err)
+	}
+	if f.Status(other) != storage.StatusStopped || f.guestState(other) != "none" {
+		t.Errorf("refused server %s, guest %s", f.Status(other), f.guestState(other))
+	}
+}
+
+func TestManagerShutdown(t *testing.T) {
+	f := newFixture(t, vmm.WithGracePeriod(time.Hour))
+	ctx := context.Background()
+	id := f.started(map[string]string{"persistent": "true"})
+	if err := f.m.Shutdown(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	// Once the shell reads commands it has set its signal dispositions
-	// (SIGTERM ignored); a signal before that may end it.
-	c, _ := f.host.Console(id)
-	shellMarker(t, c, 5)
-	start := time.Now()
-	if err := f.m.Shutdown(context.Background(), id); err != nil {
-		t.Fatal(err)
+	if got := f.backend.Signals(); len(got) != 1 || got[0] != (vmmtest.Signal{ID: id, Sig: syscall.SIGTERM}) {
+		t.Errorf("signals %v, want one SIGTERM", got)
 	}
-	if got := f.status(id); got != storage.StatusActive {
-		t.Errorf("server %s right after shutdown, want active until the guest is gone", got)
+	if f.Status(id) != storage.StatusActive {
+		t.Errorf("server %s right after shutdown, want active until the guest is gone", f.Status(id))
 	}
 	// Frozen, it would never power off.
-	if err := f.m.Pause(context.Background(), id); !errors.Is(err, ErrBusy) {
+	if err := f.m.Pause(ctx, id); !errors.Is(err, vmm.ErrBusy) {
 		t.Errorf("pause while shutting down: %v, want busy", err)
 	}
-	f.waitStatus(id, "destroyed")
-	if time.Since(start) < 500*time.Millisecond {
-		t.Error("the guest was killed before the grace period ended")
+	f.backend.Exit(id, 0) // the guest powers off
+	f.WaitStatus(id, storage.StatusStopped)
+	if f.guestState(id) != "none" {
+		t.Errorf("guest %s after power-off", f.guestState(id))
+	}
+	if err := f.m.Shutdown(ctx, id); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("shutdown of a stopped server: %v", err)
+	}
+
+	// A paused guest is thawed first: frozen, it could not act on the signal.
+	paused := f.started(nil)
+	if err := f.m.Pause(ctx, paused); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Shutdown(ctx, paused); err != nil {
+		t.Fatal(err)
+	}
+	if f.guestState(paused) != guest.Running || f.Status(paused) != storage.StatusActive {
+		t.Errorf("paused server after shutdown: %s, guest %s", f.Status(paused), f.guestState(paused))
+	}
+}
+
+func TestManagerShutdownGraceKills(t *testing.T) {
+	f := newFixture(t, vmm.WithGracePeriod(time.Millisecond), vmm.WithPowerOffSignal(syscall.SIGPWR))
+	ctx := context.Background()
+	id := f.started(nil) // a guest that ignores the power-off signal
+	if err := f.m.Shutdown(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitStatus(id, "destroyed")
+	if f.guestState(id) != "none" {
+		t.Errorf("guest %s after the grace period", f.guestState(id))
+	}
+	if got := f.backend.Signals(); len(got) != 1 || got[0].Sig != syscall.SIGPWR {
+		t.Errorf("signals %v, want the power-off signal only (the kill deletes the guest)", got)
+	}
+}
+
+// TestManagerShutdownKillsOnlyItsGuest: the kill after the grace period is
+// for the incarnation asked to power off, not a guest Reset made since.
+func TestManagerShutdownKillsOnlyItsGuest(t *testing.T) {
+	f := newFixture(t, vmm.WithGracePeriod(50*time.Millisecond))
+	ctx := context.Background()
+	id := f.started(map[string]string{"persistent": "true"})
+	if err := f.m.Shutdown(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Reset(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	reset, _ := f.backend.Status(ctx, id)
+	// Something that does not happen can only be waited for: well past the
+	// grace period.
+	time.Sleep(200 * time.Millisecond)
+	if st, err := f.backend.Status(ctx, id); err != nil || !st.Started.Equal(reset.Started) || f.Status(id) != storage.StatusActive {
+		t.Errorf("the reset guest was killed: %+v %v, server %s", st, err, f.Status(id))
 	}
 }
 
 func TestManagerGuestExitsByItself(t *testing.T) {
-	f := newManagerFixture(t)
-	ctx := context.Background()
-	persistent := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
-	transient := f.server(map[string]string{"ide:0:0": f.drive(false, nil)})
-	for _, id := range []string{persistent, transient} {
-		if err := f.m.Start(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		c, _ := f.host.Console(id)
-		shellMarker(t, c, 7)
-		c.Write([]byte("kill -TERM 1\n")) // busybox init powers off
-	}
-	f.waitStatus(persistent, storage.StatusStopped)
-	f.waitStatus(transient, "destroyed")
-	if len(f.host.Guests(ctx)) != 0 {
-		t.Error("guests left after their exit")
+	f := newFixture(t)
+	persistent := f.started(map[string]string{"persistent": "true"})
+	transient := f.started(nil)
+	f.backend.Exit(persistent, 0)
+	f.backend.Exit(transient, 1)
+	f.WaitStatus(persistent, storage.StatusStopped)
+	f.WaitStatus(transient, "destroyed")
+	if n := len(f.backend.Guests(context.Background())); n != 0 {
+		t.Errorf("%d guests left after their exit", n)
 	}
 }
 
-func TestManagerDead(t *testing.T) {
-	f := newManagerFixture(t)
+func TestManagerSet(t *testing.T) {
+	f := newFixture(t)
 	ctx := context.Background()
-	blank := f.server(map[string]string{"ide:0:0": f.drive(true, nil)})
-	err := f.m.Start(ctx, blank)
-	if !errors.Is(err, ErrBootDrive) {
-		t.Fatalf("start on a blank drive: %v", err)
+	id := f.started(map[string]string{"persistent": "true"})
+	if err := f.Set(ctx, f.m, id, map[string]string{"cpu": "2500"}); err != nil {
+		t.Fatal(err)
 	}
-	s, _ := f.store.Server(ctx, blank)
-	if s.Status != storage.StatusDead || !strings.Contains(s.Error, "ext4") {
-		t.Errorf("server %s, error %q", s.Status, s.Error)
+	if got := f.backend.CPUChanges(); len(got) != 1 || got[0] != (vmmtest.CPUChange{ID: id, CPU: 2500, SMP: 0}) {
+		t.Errorf("cpu changes %v, want 2500 MHz with smp auto", got)
 	}
-	none := f.server(nil)
-	if err := f.m.Start(ctx, none); !errors.Is(err, ErrBootDrive) {
-		t.Errorf("start without drives: %v", err)
+	if err := f.Set(ctx, f.m, id, map[string]string{"mem": "512"}); !errors.Is(err, vmm.ErrBusy) {
+		t.Errorf("mem of an active server: %v", err)
 	}
-	if s, _ := f.store.Server(ctx, none); s.Status != storage.StatusDead || s.Error == "" {
-		t.Errorf("driveless server %s %q", s.Status, s.Error)
+
+	// A refused live change leaves nothing behind.
+	f.backend.SetCPUErr = errors.New("cgroup write failed")
+	if err := f.Set(ctx, f.m, id, map[string]string{"cpu": "3000"}); err == nil || err.Error() != "cgroup write failed" {
+		t.Errorf("refused cpu change: %v", err)
+	}
+	if got := f.row(id).Config["cpu"]; got != "2500" {
+		t.Errorf("cpu stored after a refused change: %s, want 2500", got)
+	}
+	f.backend.SetCPUErr = nil
+
+	// A stopped server takes any key, and nothing is applied.
+	if err := f.m.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Set(ctx, f.m, id, map[string]string{"cpu": "500", "mem": "512"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.backend.CPUChanges(); len(got) != 1 {
+		t.Errorf("cpu applied to a stopped server: %v", got)
+	}
+	if err := f.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.backend.Status(ctx, id); st.Spec.CPU != 500 || st.Spec.Mem != 512 {
+		t.Errorf("restarted with %+v, want the stored cpu and mem", st.Spec)
+	}
+}
+
+// TestManagerRaces runs every lifecycle call of a few servers at once: each
+// answers with success or one of the sentinel errors, and afterwards every
+// guest has its row and every running row its guest.
+func TestManagerRaces(t *testing.T) {
+	f := newFixture(t, vmm.WithGracePeriod(time.Millisecond))
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 4; i++ {
+		ids = append(ids, f.started(map[string]string{"persistent": "true"}))
+	}
+	calls := map[string]func(context.Context, string) error{
+		"start": f.m.Start, "stop": f.m.Stop, "shutdown": f.m.Shutdown, "reset": f.m.Reset,
+		"pause": f.m.Pause, "resume": f.m.Resume, "destroy": f.m.Destroy,
+		"set": func(ctx context.Context, id string) error {
+			return f.Set(ctx, f.m, id, map[string]string{"cpu": "1200"})
+		},
+		"exit": func(ctx context.Context, id string) error { f.backend.Exit(id, 0); return nil },
+	}
+	var wg sync.WaitGroup
+	for round := 0; round < 20; round++ {
+		for _, id := range ids {
+			for name, call := range calls {
+				wg.Go(func() {
+					err := call(ctx, id)
+					if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, vmm.ErrRunning) &&
+						!errors.Is(err, vmm.ErrNotRunning) && !errors.Is(err, vmm.ErrBusy) {
+						t.Errorf("%s %s: %v", name, id, err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+	}
+	// Let exits and grace-period kills finish, then check the invariants.
+	for _, id := range ids {
+		if err := f.m.Destroy(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("destroy %s: %v", id, err)
+		}
+	}
+	for _, g := range f.backend.Guests(ctx) {
+		t.Errorf("guest %s (%s) left without its server", g.Spec.ID, g.State)
 	}
 }
 
 func TestManagerReconcile(t *testing.T) {
-	f := newManagerFixture(t)
+	f := newStore(t)
 	ctx := context.Background()
-	running := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
-	gone := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
-	for _, id := range []string{running, gone} {
-		if err := f.m.Start(ctx, id); err != nil {
+	spec := func(id string) guest.Spec { return guest.Spec{ID: id, Boot: guest.Disk{Device: "ide:0:0", Image: "x"}} }
+	active := func(config map[string]string) (string, string) {
+		drive := f.drive(nil)
+		cfg := map[string]string{"ide:0:0": drive, "persistent": "true"}
+		maps.Copy(cfg, config)
+		id := f.Server(cfg)
+		if err := f.Store.Claim(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-	}
-	before, _ := f.store.Server(ctx, running)
-	// The guest of "gone" disappears behind the Manager's back (as after a
-	// host reboot); the database still says active.
-	f.host.OnExit(nil)
-	if err := f.host.Delete(ctx, gone); err != nil {
-		t.Fatal(err)
-	}
-	m2, err := NewManager(ctx, f.host, f.store, WithManagerLogger(t.Logf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	after, _ := f.store.Server(ctx, running)
-	if !after.Started.Equal(before.Started) || after.Status != storage.StatusActive {
-		t.Errorf("re-adopted server: %s started %v, was %v", after.Status, after.Started, before.Started)
-	}
-	if st, err := f.host.Status(ctx, gone); err != nil || st.State != Running {
-		t.Errorf("server recorded active was not started again: %+v %v", st, err)
-	}
-	for _, id := range []string{running, gone} {
-		if err := m2.Stop(ctx, id); err != nil {
+		if _, err := f.Store.SetServerStatus(ctx, id, storage.StatusActive, time.Unix(1600000000, 0), ""); err != nil {
 			t.Fatal(err)
 		}
+		return id, drive
+	}
+	running, _ := active(nil)
+	adoptedAt := time.Unix(1650000000, 0)
+	f.backend.Adopt(guest.Status{Spec: spec(running), State: guest.Running, Started: adoptedAt})
+	paused, _ := active(nil)
+	f.backend.Adopt(guest.Status{Spec: spec(paused), State: guest.Paused})
+	ended, endedDrive := active(nil)
+	f.backend.Adopt(guest.Status{Spec: spec(ended), State: guest.Stopped})
+	lost, _ := active(nil)
+	f.backend.Adopt(guest.Status{Spec: spec(lost), State: guest.Stopped, Lost: true})
+	vanished, _ := active(nil) // its guest is gone altogether (a host reboot)
+	f.backend.Adopt(guest.Status{Spec: spec("no-such-server"), State: guest.Running})
+	// A start cut short: claims of a stopped server without a guest.
+	cut := f.Server(map[string]string{"ide:0:0": f.drive(nil)})
+	cutDrive := f.row(cut).Config["ide:0:0"]
+	if err := f.Store.Claim(ctx, cut); err != nil {
+		t.Fatal(err)
+	}
+
+	f.manager()
+	if s := f.row(running); s.Status != storage.StatusActive || !s.Started.Equal(adoptedAt) {
+		t.Errorf("re-adopted server: %s started %v, want the guest's start %v", s.Status, s.Started, adoptedAt)
+	}
+	if f.Status(paused) != storage.StatusPaused {
+		t.Errorf("server of a paused guest: %s", f.Status(paused))
+	}
+	if f.Status(ended) != storage.StatusStopped || f.guestState(ended) != "none" || len(f.claims(endedDrive)) != 0 {
+		t.Errorf("server whose guest ended meanwhile: %s, guest %s, claims %v", f.Status(ended), f.guestState(ended), f.claims(endedDrive))
+	}
+	for _, id := range []string{lost, vanished} {
+		if f.Status(id) != storage.StatusActive || f.guestState(id) != guest.Running {
+			t.Errorf("server whose guest went with the host: %s, guest %s; want started again", f.Status(id), f.guestState(id))
+		}
+	}
+	if f.guestState("no-such-server") != "none" {
+		t.Error("a guest without a server was kept")
+	}
+	if c := f.claims(cutDrive); len(c) != 0 {
+		t.Errorf("claims of a start cut short: %v", c)
 	}
 }
 
-func TestManagerNetwork(t *testing.T) {
-	needContainerd(t)
-	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
-	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthm%06x", rand.Uint32()&0xffffff)),
-		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netm.Close() })
-	h, data := openTestHost(t, WithNetwork(netm))
-	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, WithPublicBridge(netm.Bridge()))
+func TestManagerObserve(t *testing.T) {
+	f := newFixture(t)
 	ctx := context.Background()
-	id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "nic:0:model": "virtio", "nic:0:dhcp": "auto"})
-	if err := f.m.Start(ctx, id); err != nil {
-		t.Fatal(err)
+	f.backend.FixedCounters = &guest.Counters{
+		Disks: map[string]guest.DiskCounters{"ide:0:0": {ReadBytes: 4096, WriteRequests: 3}},
+		NICs:  map[int]guest.NICCounters{0: {RxBytes: 1000, TxPackets: 20}},
 	}
-	srv, _ := f.store.Server(ctx, id)
-	lease, err := f.store.Lease(ctx, id)
-	if err != nil {
-		t.Fatal(err)
+	id := f.started(map[string]string{"nic:0:model": "virtio", "nic:0:dhcp": "auto", "smp": "2"})
+	o, ok := f.m.Observe(ctx, id)
+	lease, err := f.Store.Lease(ctx, id)
+	if !ok || err != nil {
+		t.Fatalf("observe: %v, lease %v", ok, err)
 	}
-	rt, _ := f.m.Runtime(ctx, id)
-	if rt["nic:0:ip"] != lease.String() || rt["nic:0:mac"] == "" || rt["nic:0:mac"] != srv.Config["nic:0:mac"] {
-		t.Errorf("runtime %v, lease %s, stored mac %q", rt, lease, srv.Config["nic:0:mac"])
+	if o.SMP != 2 || o.Disks["ide:0:0"].ReadBytes != 4096 || o.Disks["ide:0:0"].WriteRequests != 3 || o.Usage != nil || o.VNC != nil {
+		t.Errorf("observed %+v", o)
 	}
-	c, _ := f.host.Console(id)
-	c.Write([]byte(fmt.Sprintf("ping -c 1 -W 2 %s && echo up-$((1+1))\n", f.store.Gateway())))
-	waitConsole(t, c, "up-2")
-	if rt, _ := f.m.Runtime(ctx, id); rt["nic:0:tx:packets"] == "" || rt["nic:0:tx:packets"] == "0" {
-		t.Errorf("nic counters in runtime: %v", rt)
+	if len(o.NICs) != 1 || o.NICs[0].IP != lease || o.NICs[0].MAC != f.row(id).Config["nic:0:mac"] || o.NICs[0].MAC == "" ||
+		o.NICs[0].Counters == nil || o.NICs[0].Counters.RxBytes != 1000 || o.NICs[0].Counters.TxPackets != 20 {
+		t.Errorf("observed NICs %+v", o.NICs)
+	}
+	f.backend.FixedUsage = &guest.Usage{CPUNanos: 7, MemoryBytes: 8}
+	if o, _ := f.m.Observe(ctx, id); o.Usage == nil || *o.Usage != (guest.Usage{CPUNanos: 7, MemoryBytes: 8}) {
+		t.Errorf("usage %+v", o.Usage)
 	}
 	if err := f.m.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.status(id); got != "destroyed" {
-		t.Errorf("non-persistent server after stop: %s", got)
+	if _, ok := f.m.Observe(ctx, id); ok {
+		t.Error("a stopped server observed")
 	}
-	if _, err := f.store.Lease(ctx, id); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("lease after destroy: %v", err)
-	}
-}
-
-// TestManagerAfterHostReboot: guests whose tasks vanished (as after a host
-// reboot: containers are still recorded, tasks are not) are started again
-// when their servers were active.
-func TestManagerAfterHostReboot(t *testing.T) {
-	h, data := openTestHost(t)
-	f := newManagerFixtureOn(t, h, data, nil)
-	ctx := context.Background()
-	persistent := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
-	transient := f.server(map[string]string{"ide:0:0": f.drive(false, nil)})
-	for _, id := range []string{persistent, transient} {
-		if err := f.m.Start(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	before, _ := h.Status(ctx, persistent)
-	h.Close()
-
-	// "Reboot": the tasks go, the containers stay.
-	open := func() *Host {
-		h, err := Open(ctx, data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithLogger(t.Logf))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	h2 := open()
-	cctx := namespaces.WithNamespace(ctx, h2.namespace)
-	for _, id := range []string{persistent, transient} {
-		c, err := h2.client.LoadContainer(cctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		task, err := c.Task(cctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := task.Delete(cctx, client.WithProcessKill); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h2.Close()
-
-	h3 := open()
-	t.Cleanup(func() {
-		for _, g := range h3.Guests(ctx) {
-			if err := h3.Delete(ctx, g.Spec.ID); err != nil {
-				t.Errorf("delete %s: %v", g.Spec.ID, err)
-			}
-		}
-		h3.Close()
-	})
-	for _, g := range h3.Guests(ctx) {
-		if !g.Lost || g.State != Stopped {
-			t.Errorf("guest %s adopted as %+v, want lost", g.Spec.ID, g)
-		}
-	}
-	if _, err := NewManager(ctx, h3, f.store, WithManagerLogger(t.Logf)); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{persistent, transient} {
-		st, err := h3.Status(ctx, id)
-		if err != nil || st.State != Running {
-			t.Errorf("server %s after the reboot: %+v, %v", id, st, err)
-		}
-		if got := f.status(id); got != storage.StatusActive {
-			t.Errorf("server %s is %s", id, got)
-		}
-	}
-	if after, _ := h3.Status(ctx, persistent); !after.Started.After(before.Started) {
-		t.Errorf("started %v, before the reboot %v", after.Started, before.Started)
-	}
-}
-
-// TestManagerVLAN: two servers with nic:1 on one VLAN reach each other over
-// eth1 (addresses set inside the guests, as on a private VLAN).
-func TestManagerVLAN(t *testing.T) {
-	needContainerd(t)
-	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
-	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthl%06x", rand.Uint32()&0xffffff)),
-		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netm.Close() })
-	h, data := openTestHost(t, WithNetwork(netm))
-	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, WithPublicBridge(netm.Bridge()))
-	ctx := context.Background()
-	vlan, err := f.store.CreateVLAN(ctx, f.user, map[string]string{"name": "private"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var consoles []*Console
-	for i := 1; i <= 2; i++ {
-		id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "nic:1:model": "virtio", "nic:1:vlan": vlan.ID})
-		if err := f.m.Start(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		c, _ := f.host.Console(id)
-		c.Write([]byte(fmt.Sprintf("ip addr add 192.168.77.%d/24 dev eth1 && ip link set eth1 up && echo addr-$((%d+10))\n", i, i)))
-		waitConsole(t, c, fmt.Sprintf("addr-%d", i+10))
-		consoles = append(consoles, c)
-	}
-	consoles[0].Write([]byte("ping -c 2 -W 2 192.168.77.2 && echo vlan-$((6*7))\n"))
-	waitConsole(t, consoles[0], "vlan-42")
-}
-
-// TestManagerRaces has goroutines call one server's lifecycle at once, then
-// destroy it among starts and resets: every call succeeds or loses its race
-// with a sentinel web/api answers 409 or 404 (never a runtime's failure),
-// and no guest outlives the server's row.
-func TestManagerRaces(t *testing.T) {
-	f := newManagerFixture(t, WithGracePeriod(time.Second))
-	ctx := context.Background()
-	id := f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
-	if err := f.m.Start(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	calls := map[string]func() error{
-		"start":    func() error { return f.m.Start(ctx, id) },
-		"stop":     func() error { return f.m.Stop(ctx, id) },
-		"reset":    func() error { return f.m.Reset(ctx, id) },
-		"pause":    func() error { return f.m.Pause(ctx, id) },
-		"resume":   func() error { return f.m.Resume(ctx, id) },
-		"shutdown": func() error { return f.m.Shutdown(ctx, id) },
-		"set":      func() error { return f.set(ctx, id, map[string]string{"cpu": "700"}) },
-	}
-	var mu sync.Mutex
-	answers := map[string]int{}
-	call := func(name string) {
-		err := calls[name]()
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err == nil:
-			answers[name+" ok"]++
-		case errors.Is(err, storage.ErrNotFound):
-			answers[name+" gone"]++
-		case errors.Is(err, ErrRunning), errors.Is(err, ErrNotRunning), errors.Is(err, ErrBusy):
-			answers[name+" refused"]++
-		default:
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-	names := []string{"start", "stop", "reset", "pause", "resume", "shutdown", "set"}
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := range 12 {
-				call(names[(w*5+i*3)%len(names)])
-			}
-		})
-	}
-	wg.Wait()
-
-	// Destroy among starts and resets, which must find the server gone
-	// afterwards rather than bring its guest back; a few rounds, as the
-	// window a destroy not covered by the lock leaves is narrow.
-	for round := range 3 {
-		if round > 0 {
-			id = f.server(map[string]string{"ide:0:0": f.drive(false, nil), "persistent": "true"})
-			if err := f.m.Start(ctx, id); err != nil {
-				t.Fatal(err)
-			}
-		}
-		destroyed := make(chan struct{})
-		for range 4 {
-			wg.Go(func() {
-				for after := 0; after < 3; {
-					select {
-					case <-destroyed:
-						after++
-					default:
-					}
-					call("start")
-					call("reset")
-				}
-			})
-		}
-		time.Sleep(300 * time.Millisecond)
-		if err := f.m.Destroy(ctx, id); err != nil {
-			t.Errorf("destroy: %v", err)
-		}
-		close(destroyed)
-		wg.Wait()
-		if got := f.status(id); got != "destroyed" {
-			t.Errorf("server is %s after its destroy", got)
-		}
-		if st, err := f.host.Status(ctx, id); !errors.Is(err, ErrNotFound) {
-			t.Errorf("guest left after its server's destroy: %s since %s", st.State, st.Started)
-		}
-	}
-	t.Logf("answers: %v", answers)
-	if answers["start ok"]+answers["reset ok"] == 0 || answers["start gone"]+answers["reset gone"] == 0 {
-		t.Errorf("the calls did not race with the destroy: %v", answers)
-	}
-	if err := f.m.Destroy(ctx, id); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("second destroy: %v, want not found", err)
-	}
-}
-
-// TestManagerSetRacesStart sets a stopped server's boot drive and cpu while
-// it starts, many times: whichever goes first, the running guest boots the
-// drive its row names and holds the claim of that drive only (so another
-// server cannot start on the drive the guest uses), and a cpu set that
-// succeeded is what the guest runs with.
-func TestManagerSetRacesStart(t *testing.T) {
-	f := newManagerFixture(t)
-	ctx := context.Background()
-	drives := [2]string{f.drive(false, nil), f.drive(false, nil)}
-	driveOf := map[string]string{f.store.DrivePath(drives[0]): drives[0], f.store.DrivePath(drives[1]): drives[1]}
-	id := f.server(map[string]string{"ide:0:0": drives[0], "persistent": "true"})
-	other := f.server(map[string]string{"persistent": "true"})
-	answers := map[string]int{}
-	for round := range 30 {
-		srv, err := f.store.Server(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		next := drives[0]
-		if srv.Config["ide:0:0"] == next {
-			next = drives[1]
-		}
-		cpu := strconv.Itoa(1000 + round)
-		var startErr, driveErr, cpuErr error
-		var wg sync.WaitGroup
-		// Staggered at random, so either may take the server's lock first.
-		jitter := func() { time.Sleep(time.Duration(rand.IntN(4000)) * time.Microsecond) }
-		wg.Go(func() { jitter(); startErr = f.m.Start(ctx, id) })
-		wg.Go(func() { jitter(); driveErr = f.set(ctx, id, eh.Props{"ide:0:0": next}) })
-		wg.Go(func() { jitter(); cpuErr = f.set(ctx, id, eh.Props{"cpu": cpu}) })
-		wg.Wait()
-		if startErr != nil || cpuErr != nil {
-			t.Fatalf("round %d: start %v, set cpu %v", round, startErr, cpuErr)
-		}
-		switch {
-		case driveErr == nil:
-			answers["drive set before the start"]++
-		case errors.Is(driveErr, ErrBusy):
-			answers["drive set refused: active"]++
-		default:
-			t.Fatalf("round %d: set drive: %v", round, driveErr)
-		}
-
-		srv, err = f.store.Server(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := f.host.Status(ctx, id)
-		if err != nil || st.State != Running {
-			t.Fatalf("round %d: guest after start: %v %v", round, st.State, err)
-		}
-		booted := driveOf[st.Spec.Boot.Image]
-		if booted != srv.Config["ide:0:0"] {
-			t.Errorf("round %d: guest boots drive %s, its row names %s", round, booted, srv.Config["ide:0:0"])
-		}
-		for _, d := range drives {
-			drive, err := f.store.Drive(ctx, d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			claimed := len(drive.Claimed) > 0
-			if claimed != (d == booted) {
-				t.Errorf("round %d: drive %s claimed %v, booted by the guest: %v", round, d, drive.Claimed, d == booted)
-			}
-		}
-		// No second guest may start on the drive the first one uses.
-		if err := f.set(ctx, other, eh.Props{"ide:0:0": booted}); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.m.Start(ctx, other); !errors.Is(err, ErrBusy) {
-			t.Errorf("round %d: a second server started on drive %s in use: %v", round, booted, err)
-			f.m.Stop(ctx, other)
-		}
-		if srv.Config["cpu"] != cpu || st.Spec.CPU != 1000+round {
-			t.Errorf("round %d: cpu set to %s: stored %s, guest runs with %d", round, cpu, srv.Config["cpu"], st.Spec.CPU)
-		}
-		if err := f.m.Stop(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("answers: %v", answers)
 }

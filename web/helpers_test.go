@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"hearth/storage"
+	"hearth/vmm"
+	"hearth/vmm/guest"
 	"hearth/web/api"
 	"hearth/web/eh"
 )
@@ -186,7 +188,7 @@ func (r response) expectError(t testing.TB, status int, word, what string) {
 type fakeGuests struct {
 	store    *storage.Store
 	mu       sync.Mutex
-	applied  []eh.Props
+	applied  []map[string]string
 	applyErr error
 	startErr error // the guest fails to boot: dead with this error
 	refuse   error // the start is refused: the server stays as it was
@@ -265,7 +267,7 @@ func (g *fakeGuests) Resume(ctx context.Context, id string) error {
 
 // Set runs update as vmm.Manager does: active by the row, and a refused
 // live apply (applyErr) puts the stored configuration back.
-func (g *fakeGuests) Set(ctx context.Context, id string, update func(context.Context, bool) (eh.Props, error)) error {
+func (g *fakeGuests) Set(ctx context.Context, id string, update func(context.Context, bool) (map[string]string, error)) error {
 	before, err := g.store.Server(ctx, id)
 	if err != nil {
 		return err
@@ -286,15 +288,13 @@ func (g *fakeGuests) Set(ctx context.Context, id string, update func(context.Con
 	g.applied = append(g.applied, changed)
 	return nil
 }
-func (g *fakeGuests) Runtime(ctx context.Context, id string) (eh.Props, bool) {
-	rt := eh.Props{"smp:cores": "1", "ide:0:0:read:bytes": "4096"}
+func (g *fakeGuests) Observe(ctx context.Context, id string) (vmm.Observation, bool) {
+	o := vmm.Observation{SMP: 1, Disks: map[string]guest.DiskCounters{"ide:0:0": {ReadBytes: 4096}}}
 	if srv, err := g.store.Server(ctx, id); err == nil && srv.Config["nic:0:model"] != "" {
-		for k, v := range map[string]string{"nic:0:rx:bytes": "1000", "nic:0:tx:bytes": "2000", "nic:0:rx:packets": "10",
-			"nic:0:tx:packets": "20", "nic:0:mac": "02:00:00:00:00:01"} {
-			rt[k] = v
-		}
+		o.NICs = []vmm.NICState{{Index: 0, MAC: "02:00:00:00:00:01",
+			Counters: &guest.NICCounters{RxBytes: 1000, TxBytes: 2000, RxPackets: 10, TxPackets: 20}}}
 	}
-	return rt, true
+	return o, true
 }
 func (g *fakeGuests) ConsoleOutput(ctx context.Context, id string) ([]byte, error) {
 	return []byte("hearth-guest login: \n"), nil

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"hearth/internal/ehkeys"
 	"hearth/internal/testguest"
-	"hearth/web/eh"
 )
 
 // infos returns the objects of a JSON */info answer with values as strings.
@@ -120,7 +120,7 @@ func (h *hearth) checkConsistent(t testing.TB) snapshot {
 	attached := map[string]bool{}
 	for id := range running {
 		for k, v := range s.servers[id] {
-			if eh.IsDeviceKey(k) {
+			if ehkeys.IsDeviceKey(k) {
 				attached[filepath.Join(h.data, "drives", v+".img")] = true
 			}
 		}

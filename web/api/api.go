@@ -42,8 +42,10 @@ type Guests interface {
 	// the keys it changed; on an active server it then makes the live keys
 	// (cpu, password, name) take effect on the guest, storing the old values
 	// again if that fails. update's error is returned as it is.
-	Set(ctx context.Context, server string, update func(ctx context.Context, active bool) (changed eh.Props, err error)) error
-	Runtime(ctx context.Context, server string) (eh.Props, bool) // runtime keys of a running server
+	Set(ctx context.Context, server string, update func(ctx context.Context, active bool) (changed map[string]string, err error)) error
+	// Observe describes a running server's guest (rendered as the runtime
+	// keys); false when it has none.
+	Observe(ctx context.Context, server string) (vmm.Observation, bool)
 	// Destroy removes a server (any status), stopping its guest first if it
 	// has one, in one step no other call of the server runs between.
 	Destroy(ctx context.Context, server string) error

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"hearth/internal/ehkeys"
 	"hearth/storage"
 	"hearth/web/eh"
 )
@@ -71,14 +72,11 @@ func (s *Service) runtime(ctx context.Context, srv storage.Server) eh.Props {
 	if !storage.Running(srv.Status) {
 		return nil
 	}
-	var rt eh.Props
+	rt := eh.Props{}
 	if s.guests != nil {
-		if got, ok := s.guests.Runtime(ctx, srv.ID); ok {
-			rt = got
+		if o, ok := s.guests.Observe(ctx, srv.ID); ok {
+			rt = runtimeKeys(o)
 		}
-	}
-	if rt == nil {
-		rt = eh.Props{}
 	}
 	if rt["nic:0:ip"] == "" && srv.Config["nic:0:dhcp"] != "" {
 		if a, err := s.store.Lease(ctx, srv.ID); err == nil {
@@ -96,19 +94,25 @@ func (s *Service) ServersInfo(ctx context.Context, c Caller) ([]eh.Props, error)
 }
 
 func (s *Service) serversInfo(ctx context.Context, c Caller, full bool) ([]eh.Props, error) {
-	owner := c.ID
-	if c.Admin {
-		owner = ""
-	}
-	list, err := s.store.Servers(ctx, owner)
+	list, err := s.visibleServers(ctx, c)
 	if err != nil {
-		return nil, apiError(err)
+		return nil, err
 	}
 	out := make([]eh.Props, len(list))
 	for i, srv := range list {
 		out[i] = s.serverProps(ctx, srv, full)
 	}
 	return out, nil
+}
+
+// visibleServers lists the servers the caller sees (all of them for an admin).
+func (s *Service) visibleServers(ctx context.Context, c Caller) ([]storage.Server, error) {
+	owner := c.ID
+	if c.Admin {
+		owner = ""
+	}
+	list, err := s.store.Servers(ctx, owner)
+	return list, apiError(err)
 }
 
 // ServerInfo returns one server's info.
@@ -176,7 +180,8 @@ func (s *Service) SetServer(ctx context.Context, c Caller, id string, changes eh
 	if err != nil {
 		return nil, err
 	}
-	update := func(ctx context.Context, active bool) (changed eh.Props, err error) {
+	update := func(ctx context.Context, active bool) (map[string]string, error) {
+		var changed eh.Props
 		srv, changed, err = s.storeServerChanges(ctx, srv.ID, changes, active)
 		return changed, err
 	}
@@ -250,9 +255,9 @@ func mergeProps(base, changed eh.Props) eh.Props {
 func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin bool, server string, config eh.Props, keys []string) error {
 	devices := map[string]bool{}
 	for _, k := range keys {
-		if eh.IsDeviceKey(k) {
+		if ehkeys.IsDeviceKey(k) {
 			devices[k] = true
-		} else if dev, ok := strings.CutSuffix(k, ":media"); ok && eh.IsDeviceKey(dev) {
+		} else if dev, ok := strings.CutSuffix(k, ":media"); ok && ehkeys.IsDeviceKey(dev) {
 			devices[dev] = true
 		}
 	}

@@ -43,6 +43,9 @@ type Accounts interface {
 type Servers interface {
 	ServersInfo(ctx context.Context, caller User) ([]eh.Props, error)
 	ServerInfo(ctx context.Context, caller User, id string) (eh.Props, error)
+	// ServersCounters and ServerCounters are the servers' counters as numbers.
+	ServersCounters(ctx context.Context, caller User) ([]api.ServerCounters, error)
+	ServerCounters(ctx context.Context, caller User, id string) (api.ServerCounters, error)
 	CreateServer(ctx context.Context, caller User, config eh.Props, start bool) (eh.Props, error)
 	SetServer(ctx context.Context, caller User, id string, changes eh.Props) (eh.Props, error)
 	// ServerAction runs start, stop, shutdown, reset, pause, resume or destroy.

@@ -16,6 +16,8 @@ import (
 	"hearth/internal/testguest"
 	"hearth/storage"
 	"hearth/vmm"
+	"hearth/vmm/containerd"
+	"hearth/vmm/vmmtest"
 	"hearth/web"
 	"hearth/web/api"
 	"hearth/web/eh"
@@ -99,13 +101,13 @@ func newStack(t *testing.T) *env {
 	t.Cleanup(func() { store.Close() })
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
-	host, err := vmm.Open(ctx, data, vmm.WithNamespace("hearth-dash-"+hex.EncodeToString(suffix)),
-		vmm.WithRuntime(vmm.RuntimeRunc), vmm.WithLogger(t.Logf))
+	host, err := containerd.Open(ctx, data, containerd.WithNamespace("hearth-dash-"+hex.EncodeToString(suffix)),
+		containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(vmmtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	consoles := console.NewManager(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(t.Logf))
-	manager, err := vmm.NewManager(ctx, host, store, vmm.WithConsoles(consoles), vmm.WithManagerLogger(t.Logf))
+	manager, err := vmm.NewManager(ctx, host, store, vmm.WithConsoles(consoles), vmm.WithLogger(vmmtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,14 +121,14 @@ func newStack(t *testing.T) *env {
 		consoles.Close()
 	})
 	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(t.Logf))
-	d, err := New(Config{Backend: svc, Runtime: host.Runtime(), DataDir: data, Logf: t.Logf})
+	d, err := New(Config{Backend: svc, Runtime: host.Name(), DataDir: data, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
 	srv := httptest.NewServer(web.New(web.Config{
 		API:       svc,
-		Runtime:   host.Runtime,
+		Runtime:   host.Name,
 		Dashboard: d,
 		Session:   d.SessionCaller,
 		Console:   consoles,

@@ -18,62 +18,12 @@ import (
 	"time"
 
 	"hearth/storage"
+	"hearth/vmm"
+	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
 	"hearth/web/api"
 	"hearth/web/eh"
 )
-
-// testGuests stands in for the guest layer in these unit tests: it moves
-// servers between states in the store the way vmm does, without running
-// anything.
-type testGuests struct {
-	store *storage.Store
-	now   func() time.Time
-}
-
-func (g *testGuests) set(ctx context.Context, id, status string) error {
-	_, err := g.store.SetServerStatus(ctx, id, status, g.now(), "")
-	return err
-}
-
-func (g *testGuests) Start(ctx context.Context, id string) error {
-	return g.set(ctx, id, storage.StatusActive)
-}
-func (g *testGuests) Reset(ctx context.Context, id string) error {
-	return g.set(ctx, id, storage.StatusActive)
-}
-func (g *testGuests) Resume(ctx context.Context, id string) error {
-	return g.set(ctx, id, storage.StatusActive)
-}
-func (g *testGuests) Pause(ctx context.Context, id string) error {
-	return g.set(ctx, id, storage.StatusPaused)
-}
-func (g *testGuests) Stop(ctx context.Context, id string) error {
-	return g.set(ctx, id, storage.StatusStopped)
-}
-func (g *testGuests) Shutdown(ctx context.Context, id string) error { return g.Stop(ctx, id) }
-func (g *testGuests) Destroy(ctx context.Context, id string) error {
-	if err := g.set(ctx, id, storage.StatusStopped); err != nil {
-		return err
-	}
-	return g.store.DeleteServer(ctx, id)
-}
-func (g *testGuests) Set(ctx context.Context, id string, update func(context.Context, bool) (eh.Props, error)) error {
-	srv, err := g.store.Server(ctx, id)
-	if err != nil {
-		return err
-	}
-	_, err = update(ctx, storage.Running(srv.Status))
-	return err
-}
-
-// Runtime makes up counters that grow with time, so sparklines have a shape.
-func (g *testGuests) Runtime(ctx context.Context, id string) (eh.Props, bool) {
-	t := g.now().UnixMilli() % 1_000_000
-	return eh.Props{
-		"nic:0:ip": "10.73.0.2", "nic:0:rx:bytes": itoa(int(t * t / 1000)), "nic:0:tx:bytes": itoa(int(t * 3)),
-		"ide:0:0:read:bytes": itoa(int(t * 40)), "ide:0:0:write:bytes": itoa(int(t * t / 4000)),
-	}, true
-}
 
 // clock is the real time plus an offset the test moves forward.
 type clock struct {
@@ -114,7 +64,18 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc := api.New(store, api.WithGuests(&testGuests{store: store, now: time.Now}), api.WithLogger(t.Logf))
+	// The guest layer is the real Manager over the fake hypervisor, whose
+	// guests report a little traffic and I/O.
+	backend := vmmtest.NewBackend()
+	backend.FixedCounters = &guest.Counters{
+		NICs:  map[int]guest.NICCounters{0: {RxBytes: 1 << 20, TxBytes: 3 << 10}},
+		Disks: map[string]guest.DiskCounters{"ide:0:0": {ReadBytes: 40 << 10, WriteBytes: 4 << 10}},
+	}
+	guests, err := vmm.NewManager(context.Background(), backend, store, vmm.WithLogger(vmmtest.Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := api.New(store, api.WithGuests(guests), api.WithConsoleLog(guests), api.WithLogger(t.Logf))
 	d, err := New(Config{Backend: svc, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logf: t.Logf, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"hearth/web/eh"
+	"hearth/web/api"
 )
 
 func TestHostFacts(t *testing.T) {
@@ -107,7 +107,7 @@ func TestLiveStats(t *testing.T) {
 		{at: t0, values: map[string]uint64{"rx": 0, "cpu": 0, "mem": 100 << 20}},
 		{at: t0.Add(5 * time.Second), values: map[string]uint64{"rx": 5 << 20, "cpu": 2_500_000_000, "mem": 120 << 20}},
 	}
-	stats := liveStats(hist, eh.Props{"nic:0:rx:bytes": "5242880", "cpu:usage": "2500000000", "mem:usage": "125829120"})
+	stats := liveStats(hist, api.ServerCounters{RxBytes: 5242880, CPUNanos: 2500000000, MemoryBytes: 125829120, UsageKnown: true})
 	got := map[string]liveStat{}
 	for _, s := range stats {
 		got[s.Label] = s
@@ -121,7 +121,7 @@ func TestLiveStats(t *testing.T) {
 	if s := got["Memory used"]; s.Rate != "120 MiB" || s.Spark.Empty {
 		t.Errorf("memory: %+v", s)
 	}
-	if stats := liveStats(nil, eh.Props{}); len(stats) != 4 {
+	if stats := liveStats(nil, api.ServerCounters{}); len(stats) != 4 {
 		t.Errorf("without cpu and memory reported: %d tiles, want the 4 I/O ones", len(stats))
 	}
 }
@@ -129,9 +129,9 @@ func TestLiveStats(t *testing.T) {
 func TestSamplerForgetsStaleHistories(t *testing.T) {
 	c := &clock{}
 	s := newSampler(c.now)
-	s.record([]eh.Props{{"server": "a", "status": "active"}, {"server": "b", "status": "active"}})
+	s.record([]api.ServerCounters{{Server: "a", Active: true}, {Server: "b", Active: true}})
 	c.advance(sampleEvery)
-	s.record([]eh.Props{{"server": "a", "status": "active"}, {"server": "b", "status": "stopped"}})
+	s.record([]api.ServerCounters{{Server: "a", Active: true}, {Server: "b"}})
 	if len(s.history("a")) != 2 || len(s.history("b")) != 0 {
 		t.Fatalf("histories a %d, b %d", len(s.history("a")), len(s.history("b")))
 	}

@@ -3,12 +3,11 @@ package dash
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"hearth/web/eh"
+	"hearth/web/api"
 )
 
 // How often counters are sampled and how many samples are kept per server
@@ -49,37 +48,13 @@ var metrics = []metric{
 	{Name: "write", Label: "Disk write", Kind: byteRate},
 }
 
-// counterValues extracts the cumulative counters from a server's info: the
-// NIC totals (EH-2 per-NIC keys summed, falling back to the seed's rx:bytes)
-// and the I/O of every attached device summed.
-func counterValues(p eh.Props) map[string]uint64 {
-	v := map[string]uint64{}
-	add := func(name, s string) {
-		if n, err := strconv.ParseUint(s, 10, 64); err == nil {
-			v[name] += n
-		}
+// counterValues are a server's cumulative counters by metric name; cpu and
+// mem only when the guest layer reports them.
+func counterValues(c api.ServerCounters) map[string]uint64 {
+	v := map[string]uint64{"rx": c.RxBytes, "tx": c.TxBytes, "read": c.ReadBytes, "write": c.WriteBytes}
+	if c.UsageKnown {
+		v["cpu"], v["mem"] = c.CPUNanos, c.MemoryBytes
 	}
-	perNIC := false
-	for k, s := range p {
-		switch {
-		case strings.HasPrefix(k, "nic:") && strings.HasSuffix(k, ":rx:bytes"):
-			add("rx", s)
-			perNIC = true
-		case strings.HasPrefix(k, "nic:") && strings.HasSuffix(k, ":tx:bytes"):
-			add("tx", s)
-			perNIC = true
-		case strings.HasSuffix(k, ":read:bytes") && !strings.HasPrefix(k, "nic:"):
-			add("read", s)
-		case strings.HasSuffix(k, ":write:bytes") && !strings.HasPrefix(k, "nic:"):
-			add("write", s)
-		}
-	}
-	if !perNIC {
-		add("rx", p["rx:bytes"])
-		add("tx", p["tx:bytes"])
-	}
-	add("cpu", p["cpu:usage"])
-	add("mem", p["mem:usage"])
 	return v
 }
 
@@ -110,13 +85,13 @@ func (s *sampler) noteCaller(u User) {
 // record stores a reading of each running server; readings closer together
 // than half the sampling period are skipped. Servers that are not running
 // lose their history, so a restart starts a fresh graph.
-func (s *sampler) record(servers []eh.Props) {
+func (s *sampler) record(servers []api.ServerCounters) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	for _, p := range servers {
-		id := p["server"]
-		if p["status"] != "active" {
+	for _, c := range servers {
+		id := c.Server
+		if !c.Active {
 			delete(s.byID, id)
 			continue
 		}
@@ -124,7 +99,7 @@ func (s *sampler) record(servers []eh.Props) {
 		if n := len(hist); n > 0 && now.Sub(hist[n-1].at) < sampleEvery/2 {
 			continue
 		}
-		hist = append(hist, counterSample{at: now, values: counterValues(p)})
+		hist = append(hist, counterSample{at: now, values: counterValues(c)})
 		if len(hist) > sampleKeep {
 			hist = hist[len(hist)-sampleKeep:]
 		}
@@ -151,7 +126,7 @@ func (s *sampler) run(ctx context.Context, b Servers, logf func(string, ...any))
 		case <-t.C:
 		}
 		for _, u := range s.activeCallers() {
-			servers, err := b.ServersInfo(ctx, u)
+			servers, err := b.ServersCounters(ctx, u)
 			if err != nil {
 				logf("dashboard: sampling counters for %s: %v", u.Name, err)
 				continue
@@ -204,8 +179,8 @@ type liveStat struct {
 	Spark sparkline
 }
 
-// liveStats computes the tiles from a server's history and current info.
-func liveStats(hist []counterSample, current eh.Props) []liveStat {
+// liveStats computes the tiles from a server's history and current counters.
+func liveStats(hist []counterSample, current api.ServerCounters) []liveStat {
 	cur := counterValues(current)
 	out := make([]liveStat, 0, len(metrics))
 	for _, m := range metrics {

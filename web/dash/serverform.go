@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"hearth/internal/ehkeys"
 	"hearth/web/eh"
 )
 
@@ -195,7 +196,7 @@ func newServerForm(info eh.Props, opts formOptions) serverForm {
 		f.NICModel = "virtio"
 	}
 	f.BootDevice = "ide:0:0"
-	if dev, ok := eh.BootDevice(info); ok {
+	if dev, ok := ehkeys.BootDevice(info); ok {
 		f.BootDevice, f.BootDrive = dev.Key, dev.Drive
 	}
 	var extra []string

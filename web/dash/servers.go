@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"hearth/internal/ehkeys"
+	"hearth/web/api"
 	"hearth/web/eh"
 )
 
@@ -129,7 +131,7 @@ func address(p eh.Props) string {
 // attachedDrives lists a server's device keys and drives in device order.
 func attachedDrives(p eh.Props, n names) []driveRef {
 	var out []driveRef
-	for _, dev := range eh.Devices(p) {
+	for _, dev := range ehkeys.Devices(p) {
 		ref := driveRef{Device: dev.Key, ID: dev.Drive, Name: n.drive(dev.Drive), Imaging: n.imaging[dev.Drive]}
 		ref.Progress = imagingPercent(ref.Imaging)
 		out = append(out, ref)
@@ -175,7 +177,9 @@ func (d *Dashboard) serverList(rq *request) (serverList, error) {
 	if err != nil {
 		return serverList{}, err
 	}
-	d.samples.record(infos)
+	if counters, err := d.backend.ServersCounters(ctx, rq.user); err == nil {
+		d.samples.record(counters)
+	}
 	n := d.lookupNames(ctx, rq.user)
 	now := d.now()
 	l := serverList{ShowOwner: rq.user.Admin, CSRF: rq.sess.csrf}
@@ -313,7 +317,11 @@ func (d *Dashboard) serverView(rq *request, id string) (serverView, error) {
 	if err != nil {
 		return serverView{}, err
 	}
-	d.samples.record([]eh.Props{info})
+	counters, err := d.backend.ServerCounters(ctx, rq.user, id)
+	if err != nil {
+		return serverView{}, err
+	}
+	d.samples.record([]api.ServerCounters{counters})
 	n := d.lookupNames(ctx, rq.user)
 	v := serverView{
 		ID:       id,
@@ -322,7 +330,7 @@ func (d *Dashboard) serverView(rq *request, id string) (serverView, error) {
 		Row:      d.newServerRow(info, n, d.now()),
 		Info:     info,
 		Actions:  serverActions(info["status"]),
-		Stats:    liveStats(d.samples.history(id), info),
+		Stats:    liveStats(d.samples.history(id), counters),
 		Note:     d.starts.note(id),
 		Error:    info["error"],
 		CSRF:     rq.sess.csrf,

@@ -3,115 +3,10 @@ package eh
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
+
+	"hearth/internal/ehkeys"
 )
-
-// Device is one drive attachment of a server.
-type Device struct {
-	Key   string // ide:B:U, ata:0:U, scsi:0:U or block:N
-	Drive string // drive UUID
-	Media string // disk or cdrom
-}
-
-// deviceBuses lists the device kinds in attachment order with their ranges:
-// ide:B:U (B, U 0–1), ata:0:U (U 0–5), scsi:0:U (U 0–7), block:N (N 0–7).
-var deviceBuses = []struct {
-	prefix  string
-	maxBus  int // -1: no bus number (block:N)
-	maxUnit int
-	grammar string
-}{
-	{"ide", 1, 1, "ide:B:U with B and U 0–1"},
-	{"ata", 0, 5, "ata:0:U with U 0–5"},
-	{"scsi", 0, 7, "scsi:0:U with U 0–7"},
-	{"block", -1, 7, "block:N with N 0–7"},
-}
-
-// parseDevice splits a device key; ok is false when key is not a device key
-// at all, err set when it names a device bus with out-of-range numbers.
-func parseDevice(key string) (order int, ok bool, err error) {
-	for i, b := range deviceBuses {
-		rest, found := strings.CutPrefix(key, b.prefix+":")
-		if !found {
-			continue
-		}
-		parts := strings.Split(rest, ":")
-		want := 2
-		if b.maxBus < 0 {
-			want = 1
-		}
-		if len(parts) != want {
-			return 0, false, nil
-		}
-		nums := make([]int, len(parts))
-		for j, p := range parts {
-			n, convErr := strconv.Atoi(p)
-			if convErr != nil || len(p) != 1 {
-				return 0, true, fmt.Errorf("no such device; devices are %s", b.grammar)
-			}
-			nums[j] = n
-		}
-		unit := nums[len(nums)-1]
-		if (b.maxBus >= 0 && nums[0] > b.maxBus) || unit > b.maxUnit {
-			return 0, true, fmt.Errorf("no such device; devices are %s", b.grammar)
-		}
-		bus := 0
-		if b.maxBus >= 0 {
-			bus = nums[0]
-		}
-		return i*100 + bus*10 + unit, true, nil
-	}
-	return 0, false, nil
-}
-
-// IsDeviceKey reports whether key names a drive device within range:
-// ide:B:U (B, U 0–1), ata:0:U (U 0–5), scsi:0:U (U 0–7) or block:N (N 0–7).
-func IsDeviceKey(key string) bool {
-	_, ok, err := parseDevice(key)
-	return ok && err == nil
-}
-
-// Devices returns the server's attached drives in a stable order (ide, ata,
-// scsi, block; by bus and unit).
-func Devices(p Props) []Device {
-	var ds []Device
-	for k, v := range p {
-		if IsDeviceKey(k) && v != "" {
-			media := p[k+":media"]
-			if media == "" {
-				media = "disk"
-			}
-			ds = append(ds, Device{Key: k, Drive: v, Media: media})
-		}
-	}
-	slices.SortFunc(ds, func(a, b Device) int {
-		oa, _, _ := parseDevice(a.Key)
-		ob, _, _ := parseDevice(b.Key)
-		return oa - ob
-	})
-	return ds
-}
-
-// BootDevice returns the device the server boots from: the first device of
-// boot, or where boot is unset the first attached disk (not cdrom).
-func BootDevice(p Props) (Device, bool) {
-	ds := Devices(p)
-	if first, _, _ := strings.Cut(strings.TrimSpace(p["boot"]), " "); first != "" {
-		for _, d := range ds {
-			if d.Key == first {
-				return d, true
-			}
-		}
-		return Device{}, false
-	}
-	for _, d := range ds {
-		if d.Media == "disk" {
-			return d, true
-		}
-	}
-	return Device{}, false
-}
 
 // nicKey splits nic:N:REST for N 0 or 1.
 func nicKey(key string) (n int, rest string, ok bool) {
@@ -132,7 +27,7 @@ var (
 func checkBoot(v string) (string, error) {
 	fields := strings.Fields(v)
 	for i, f := range fields {
-		if !IsDeviceKey(f) {
+		if !ehkeys.IsDeviceKey(f) {
 			return "", fmt.Errorf("%s is not a device (ide:B:U, ata:0:U, scsi:0:U, block:N)", quote(f))
 		}
 		if slices.Contains(fields[:i], f) {
@@ -185,14 +80,14 @@ func serverRule(key string) (rule, error) {
 		return rule{check: text(MaxTextLength), live: true}, nil
 	}
 	if dev, ok := strings.CutSuffix(key, ":media"); ok {
-		if _, isDev, err := parseDevice(dev); isDev {
+		if isDev, err := ehkeys.ParseDevice(dev); isDev {
 			if err != nil {
 				return rule{}, err
 			}
 			return rule{check: checkMedia}, nil
 		}
 	}
-	if _, isDev, err := parseDevice(key); isDev {
+	if isDev, err := ehkeys.ParseDevice(key); isDev {
 		if err != nil {
 			return rule{}, err
 		}
@@ -234,7 +129,7 @@ func serverReadOnly(key string) bool {
 		}
 	}
 	for _, c := range []string{":read:bytes", ":read:requests", ":write:bytes", ":write:requests"} {
-		if dev, ok := strings.CutSuffix(key, c); ok && IsDeviceKey(dev) {
+		if dev, ok := strings.CutSuffix(key, c); ok && ehkeys.IsDeviceKey(dev) {
 			return true
 		}
 	}
@@ -244,7 +139,7 @@ func serverReadOnly(key string) bool {
 // serverCleanup: detaching a device drops its media; removing a NIC's model
 // (the NIC itself) drops the NIC's other keys.
 func serverCleanup(removed string, next Props) []string {
-	if IsDeviceKey(removed) {
+	if ehkeys.IsDeviceKey(removed) {
 		return []string{removed + ":media"}
 	}
 	if n, rest, ok := nicKey(removed); ok && rest == "model" {
@@ -262,14 +157,14 @@ func serverCleanup(removed string, next Props) []string {
 
 func serverConsistent(p Props) *Error {
 	drives := map[string]string{}
-	for _, d := range Devices(p) {
+	for _, d := range ehkeys.Devices(p) {
 		if prev, dup := drives[d.Drive]; dup {
 			return usageKey(d.Key, "drive %s is attached twice (%s and %s)", d.Drive, prev, d.Key)
 		}
 		drives[d.Drive] = d.Key
 	}
 	for _, k := range p.Keys() {
-		if dev, ok := strings.CutSuffix(k, ":media"); ok && IsDeviceKey(dev) && p[dev] == "" {
+		if dev, ok := strings.CutSuffix(k, ":media"); ok && ehkeys.IsDeviceKey(dev) && p[dev] == "" {
 			return usageKey(k, "key %s: no drive is attached as %s", k, dev)
 		}
 		if n, rest, ok := nicKey(k); ok && rest != "model" && rest != "block" {

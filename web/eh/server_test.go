@@ -391,29 +391,3 @@ func TestServerOutputKey(t *testing.T) {
 		}
 	}
 }
-
-func TestDevicesAndBoot(t *testing.T) {
-	p := Props{"block:0": "b0", "ide:1:0": "i10", "ide:0:1": "i01", "scsi:0:3": "s3", "ata:0:0": "a0",
-		"ide:0:1:media": "cdrom", "ide:0:0:read:bytes": "5", "name": "x"}
-	var keys []string
-	for _, d := range Devices(p) {
-		keys = append(keys, d.Key+"="+d.Drive+"/"+d.Media)
-	}
-	if got, want := strings.Join(keys, " "), "ide:0:1=i01/cdrom ide:1:0=i10/disk ata:0:0=a0/disk scsi:0:3=s3/disk block:0=b0/disk"; got != want {
-		t.Errorf("Devices = %s, want %s", got, want)
-	}
-	if d, ok := BootDevice(p); !ok || d.Key != "ide:1:0" {
-		t.Errorf("BootDevice without boot = %v %v, want the first disk ide:1:0", d, ok)
-	}
-	p["boot"] = "scsi:0:3 ide:0:1"
-	if d, ok := BootDevice(p); !ok || d.Key != "scsi:0:3" || d.Drive != "s3" {
-		t.Errorf("BootDevice = %v %v, want scsi:0:3", d, ok)
-	}
-	p["boot"] = "block:5"
-	if d, ok := BootDevice(p); ok {
-		t.Errorf("BootDevice of a detached boot device = %v", d)
-	}
-	if d, ok := BootDevice(Props{"ide:0:0": "x", "ide:0:0:media": "cdrom"}); ok {
-		t.Errorf("BootDevice with only a cdrom = %v", d)
-	}
-}

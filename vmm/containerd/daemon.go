@@ -1,9 +1,10 @@
-package vmm
+package containerd
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"hearth/vmm/guest"
 )
 
 // maxSocketPath is the kernel's limit for a unix socket path (sun_path, less the NUL).
@@ -28,7 +31,7 @@ type daemon struct {
 	dir    string
 	config string
 	socket string
-	logf   func(string, ...any)
+	log    *slog.Logger
 	quit   chan struct{}   // closed by stop
 	done   chan struct{}   // closed when the supervisor has let go of the child for good
 	spawns chan chan error // to the goroutine that starts the child from its own thread
@@ -76,22 +79,22 @@ state = %s
 // startDaemon writes the config, stops a daemon an earlier (killed) Hearth
 // left behind on the same directory, starts containerd and waits until its
 // socket answers.
-func startDaemon(dir string, logf func(string, ...any)) (*daemon, error) {
+func startDaemon(dir string, log *slog.Logger) (*daemon, error) {
 	d := &daemon{
 		dir:    dir,
 		config: filepath.Join(dir, "config.toml"),
 		socket: filepath.Join(dir, "containerd.sock"),
-		logf:   logf,
+		log:    log,
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		spawns: make(chan chan error),
 	}
 	go d.spawner()
 	if len(d.socket) > maxSocketPath {
-		return nil, fmt.Errorf("containerd socket path %s is longer than %d bytes: %w", d.socket, maxSocketPath, ErrInvalid)
+		return nil, fmt.Errorf("containerd socket path %s is longer than %d bytes: %w", d.socket, maxSocketPath, guest.ErrInvalid)
 	}
 	if _, err := exec.LookPath("containerd"); err != nil {
-		return nil, fmt.Errorf("containerd binary not on PATH: %w", ErrUnavailable)
+		return nil, fmt.Errorf("containerd binary not on PATH: %w", guest.ErrUnavailable)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -106,7 +109,7 @@ func startDaemon(dir string, logf func(string, ...any)) (*daemon, error) {
 	go d.supervise()
 	if err := d.waitReady(20 * time.Second); err != nil {
 		d.stop()
-		return nil, fmt.Errorf("%w: containerd did not come up (see %s): %w", ErrUnavailable, filepath.Join(dir, "containerd.log"), err)
+		return nil, fmt.Errorf("%w: containerd did not come up (see %s): %w", guest.ErrUnavailable, filepath.Join(dir, "containerd.log"), err)
 	}
 	return d, nil
 }
@@ -124,7 +127,7 @@ func (d *daemon) stopStale() {
 	if err != nil || !d.isOurs(pid) {
 		return
 	}
-	d.logf("containerd: stopping pid %d left by an earlier Hearth", pid)
+	d.log.Warn("containerd: stopping a daemon an earlier Hearth left", "pid", pid)
 	syscall.Kill(pid, syscall.SIGTERM)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if !d.isOurs(pid) {
@@ -248,7 +251,7 @@ func (d *daemon) supervise() {
 		d.mu.Lock()
 		err := d.waitErr
 		d.mu.Unlock()
-		d.logf("containerd: exited (%v); restarting in %s", err, backoff)
+		d.log.Warn("containerd: exited; restarting", "err", err, "backoff", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-d.quit:
@@ -256,14 +259,14 @@ func (d *daemon) supervise() {
 		}
 		backoff = min(backoff*2, 30*time.Second)
 		if err := d.spawn(); err != nil {
-			d.logf("containerd: %v", err)
+			d.log.Error("containerd: restart", "err", err)
 			continue
 		}
 		if err := d.waitReady(20 * time.Second); err != nil {
-			d.logf("containerd: restarted but not answering: %v", err)
+			d.log.Error("containerd: restarted but not answering", "err", err)
 			continue
 		}
-		d.logf("containerd: restarted (pid %d)", d.pid())
+		d.log.Info("containerd: restarted", "pid", d.pid())
 		d.mu.Lock()
 		restarted := d.restarted
 		d.mu.Unlock()

@@ -1,9 +1,10 @@
-package vmm
+package containerd
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"hearth/internal/testguest"
+	"hearth/vmm/guest"
 )
 
 func TestContainerdConfig(t *testing.T) {
@@ -36,7 +38,7 @@ func TestContainerdConfig(t *testing.T) {
 	}
 }
 
-func buildSpec(t *testing.T, g GuestSpec, rt Runtime, devices []guestDevice) *oci.Spec {
+func buildSpec(t *testing.T, g guest.Spec, rt Driver, devices []guestDevice) *oci.Spec {
 	t.Helper()
 	ctx := namespaces.WithNamespace(context.Background(), "hearth")
 	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: g.ID}, guestSpecOpts(g, rt, "/sbin/init", "/run/netns/x", devices, 2000)...)
@@ -47,8 +49,8 @@ func buildSpec(t *testing.T, g GuestSpec, rt Runtime, devices []guestDevice) *oc
 }
 
 func TestKataSpec(t *testing.T) {
-	g := GuestSpec{ID: "kata1", Hostname: "vm", CPU: 3000, SMP: 2, Mem: 512, Boot: Disk{Image: "x"}}
-	s := buildSpec(t, g, newKataRuntime(), nil)
+	g := guest.Spec{ID: "kata1", Hostname: "vm", CPU: 3000, SMP: 2, Mem: 512, Boot: guest.Disk{Image: "x"}}
+	s := buildSpec(t, g, newKataDriver(), nil)
 	if s.Annotations[KataVCPUsAnnotation] != "2" || s.Annotations[KataMemoryAnnotation] != "512" {
 		t.Errorf("annotations %v", s.Annotations)
 	}
@@ -59,7 +61,7 @@ func TestKataSpec(t *testing.T) {
 	if r := s.Linux.Resources; r.Memory != nil || r.CPU.Quota != nil {
 		t.Errorf("Kata spec carries container limits: memory %+v cpu %+v", r.Memory, r.CPU)
 	}
-	runc := buildSpec(t, g, runcRuntime{}, nil)
+	runc := buildSpec(t, g, runcDriver{}, nil)
 	if q := *runc.Linux.Resources.CPU.Quota; q != 150000 {
 		t.Errorf("quota %d for 3000 MHz on 2000 MHz cores, want 150000", q)
 	}
@@ -87,7 +89,7 @@ func TestKataSpec(t *testing.T) {
 }
 
 func TestBlockDevicesSpec(t *testing.T) {
-	s := buildSpec(t, GuestSpec{ID: "d", Boot: Disk{Image: "x"}}, runcRuntime{}, []guestDevice{
+	s := buildSpec(t, guest.Spec{ID: "d", Boot: guest.Disk{Image: "x"}}, runcDriver{}, []guestDevice{
 		{Path: "/dev/sdb", Major: 7, Minor: 3}, {Path: "/dev/hdc", Major: 7, Minor: 4, ReadOnly: true},
 	})
 	var rules []string
@@ -130,101 +132,48 @@ func TestCPUResources(t *testing.T) {
 }
 
 func TestKataProbe(t *testing.T) {
-	missing := kataRuntime{kvm: filepath.Join(t.TempDir(), "kvm"), lookPath: func(string) (string, error) { return "/x", nil }}
+	missing := kataDriver{kvm: filepath.Join(t.TempDir(), "kvm"), lookPath: func(string) (string, error) { return "/x", nil }}
 	if err := missing.Probe(); err == nil || !strings.Contains(err.Error(), "KVM") {
 		t.Errorf("probe without KVM: %v", err)
 	}
-	noShim := kataRuntime{kvm: "/dev/null", lookPath: func(string) (string, error) { return "", os.ErrNotExist }}
+	noShim := kataDriver{kvm: "/dev/null", lookPath: func(string) (string, error) { return "", os.ErrNotExist }}
 	if err := noShim.Probe(); err == nil || !strings.Contains(err.Error(), KataShim) {
 		t.Errorf("probe without shim: %v", err)
 	}
-	ok := kataRuntime{kvm: "/dev/null", lookPath: func(string) (string, error) { return "/x", nil }}
+	ok := kataDriver{kvm: "/dev/null", lookPath: func(string) (string, error) { return "/x", nil }}
 	if err := ok.Probe(); err != nil {
 		t.Errorf("probe: %v", err)
 	}
 }
 
-func TestSelectRuntime(t *testing.T) {
+func TestSelectDriver(t *testing.T) {
 	var logged bytes.Buffer
-	logf := func(f string, a ...any) { logged.WriteString(f) }
-	rt, err := SelectRuntime(RuntimeAuto, logf)
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	rt, err := SelectDriver(RuntimeAuto, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := RuntimeRunc
-	if RuntimeStatus()[RuntimeKata] == nil {
+	if ProbeDrivers()[RuntimeKata] == nil {
 		want = RuntimeKata
 	}
 	if rt.Name() != want || logged.Len() == 0 {
 		t.Errorf("auto chose %s (want %s), logged %q", rt.Name(), want, logged.String())
 	}
-	if _, err := SelectRuntime("io.containerd.nope", logf); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nope") {
+	if _, err := SelectDriver("io.containerd.nope", log); !errors.Is(err, guest.ErrInvalid) || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("unknown runtime: %v", err)
-	}
-}
-
-func TestSpecValidation(t *testing.T) {
-	for _, c := range []struct {
-		g    GuestSpec
-		want string
-	}{
-		{GuestSpec{ID: "bad/id", Boot: Disk{Image: "x"}}, "id"},
-		{GuestSpec{ID: "a", Hostname: "no_underscores", Boot: Disk{Image: "x"}}, "hostname"},
-		{GuestSpec{ID: "a"}, "boot"},
-		{GuestSpec{ID: "a", Boot: Disk{Image: "x"}, Disks: []Disk{{Device: "../sda", Image: "y"}}}, "../sda"},
-		{GuestSpec{ID: "a", Boot: Disk{Image: "x"}, Disks: []Disk{{Device: "sdb", Image: "y"}, {Device: "sdb", Image: "z"}}}, "twice"},
-	} {
-		if err := c.g.validate(); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%+v: %v, want an error naming %q", c.g, err, c.want)
-		}
-	}
-}
-
-func TestConsoleRing(t *testing.T) {
-	c := newConsole()
-	out := consoleOutput{c}
-	first, updates, cancel := c.Subscribe()
-	if len(first) != 0 {
-		t.Errorf("backlog %q", first)
-	}
-	out.Write([]byte("hello"))
-	if got := <-updates; string(got) != "hello" {
-		t.Errorf("update %q", got)
-	}
-	big := bytes.Repeat([]byte("0123456789abcdef"), ConsoleBacklog/16+100)
-	out.Write(big)
-	if got := backlog(c); !bytes.Equal(got, big[len(big)-ConsoleBacklog:]) {
-		t.Errorf("backlog is not the last 64 KiB (len %d)", len(got))
-	}
-	// A subscriber that never reads is dropped, and the writer never blocks.
-	_, slow, _ := c.Subscribe()
-	for i := 0; i < subscriberQueue+10; i++ {
-		out.Write([]byte("x"))
-	}
-	n := 0
-	for range slow {
-		n++
-	}
-	if n != subscriberQueue {
-		t.Errorf("slow subscriber got %d chunks before its channel closed", n)
-	}
-	cancel()
-	cancel()
-	c.closeInput()
-	if _, err := c.Write([]byte("x")); !errors.Is(err, ErrNotRunning) {
-		t.Errorf("write after close: %v", err)
 	}
 }
 
 // TestKataGuest boots a guest as a Kata VM where the host can.
 func TestKataGuest(t *testing.T) {
-	if err := RuntimeStatus()[RuntimeKata]; err != nil {
+	if err := ProbeDrivers()[RuntimeKata]; err != nil {
 		t.Skipf("Kata cannot run here: %v", err)
 	}
 	h, _ := openTestHost(t, WithRuntime(RuntimeKata))
 	img := testguest.Image(t, 64<<20)
 	id := guestID(t, 0)
-	if err := h.Start(context.Background(), GuestSpec{ID: id, SMP: 1, Mem: 256, Boot: Disk{Image: img}}); err != nil {
+	if err := h.Start(context.Background(), guest.Spec{ID: id, SMP: 1, Mem: 256, Boot: guest.Disk{Image: img}}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := h.Console(id)
@@ -259,4 +208,4 @@ func TestLoopCountersSinceAttach(t *testing.T) {
 var _ interface {
 	Subscribe() (backlog []byte, updates <-chan []byte, cancel func())
 	Write(p []byte) (int, error)
-} = (*Console)(nil)
+} = (*guest.Console)(nil)

@@ -1,4 +1,4 @@
-package vmm
+package containerd
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"hearth/internal/testguest"
+	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
 )
 
 // testNamespace is a containerd namespace (and cgroup parent) no other test uses.
@@ -47,7 +49,7 @@ func openTestHost(t testing.TB, opts ...Option) (*Host, string) {
 	needContainerd(t)
 	data := t.TempDir()
 	ns := testNamespace(t)
-	h, err := Open(context.Background(), data, append([]Option{WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(t.Logf)}, opts...)...)
+	h, err := Open(context.Background(), data, append([]Option{WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(vmmtest.Logger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,21 +121,21 @@ func guestID(t testing.TB, i int) string {
 }
 
 // waitConsole waits until the guest's console shows want.
-func waitConsole(t testing.TB, c *Console, want string) {
+func waitConsole(t testing.TB, c *guest.Console, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if bytes.Contains(backlog(c), []byte(want)) {
+		if bytes.Contains(c.Backlog(), []byte(want)) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("console never showed %q; it has:\n%s", want, backlog(c))
+	t.Fatalf("console never showed %q; it has:\n%s", want, c.Backlog())
 }
 
 // shellMarker types a command that prints a marker computed in the guest, so
 // the echo of the typed line cannot match it.
-func shellMarker(t testing.TB, c *Console, n int) {
+func shellMarker(t testing.TB, c *guest.Console, n int) {
 	t.Helper()
 	if _, err := c.Write([]byte(fmt.Sprintf("echo mark-$((%d+1))\n", n))); err != nil {
 		t.Fatal(err)
@@ -143,16 +145,16 @@ func shellMarker(t testing.TB, c *Console, n int) {
 
 func TestGuestLifecycle(t *testing.T) {
 	h, _ := openTestHost(t)
-	exits := make(chan Exit, 4)
-	h.OnExit(func(e Exit) { exits <- e })
+	exits := make(chan guest.Exit, 4)
+	h.OnExit(func(e guest.Exit) { exits <- e })
 	img := testguest.Image(t, 64<<20)
 	id := guestID(t, 0)
-	spec := GuestSpec{ID: id, Hostname: "lifecycle", CPU: 1000, Mem: 128, Boot: Disk{Device: "hda", Image: img}}
+	spec := guest.Spec{ID: id, Hostname: "lifecycle", CPU: 1000, Mem: 128, Boot: guest.Disk{Device: "hda", Image: img}}
 	if err := h.Start(context.Background(), spec); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Start(context.Background(), spec); !errors.Is(err, ErrRunning) {
-		t.Fatalf("second start: %v, want ErrRunning", err)
+	if err := h.Start(context.Background(), spec); !errors.Is(err, guest.ErrRunning) {
+		t.Fatalf("second start: %v, want guest.ErrRunning", err)
 	}
 	c, ok := h.Console(id)
 	if !ok {
@@ -165,7 +167,7 @@ func TestGuestLifecycle(t *testing.T) {
 	waitConsole(t, c, fmt.Sprintf("%d %d", TerminalRows, TerminalColumns))
 
 	st, err := h.Status(context.Background(), id)
-	if err != nil || st.State != Running || st.Spec.SMP != 1 || st.Started.IsZero() {
+	if err != nil || st.State != guest.Running || st.Spec.SMP != 1 || st.Started.IsZero() {
 		t.Fatalf("status %+v, %v", st, err)
 	}
 
@@ -211,12 +213,12 @@ func TestGuestLifecycle(t *testing.T) {
 	if err := h.Pause(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := h.Status(context.Background(), id); st.State != Paused {
+	if st, _ := h.Status(context.Background(), id); st.State != guest.Paused {
 		t.Errorf("state %s after pause", st.State)
 	}
 	c.Write([]byte("echo thawed-$((1+1))\n"))
 	time.Sleep(200 * time.Millisecond)
-	if bytes.Contains(backlog(c), []byte("thawed-2")) {
+	if bytes.Contains(c.Backlog(), []byte("thawed-2")) {
 		t.Error("a paused guest answered")
 	}
 	if err := h.Resume(context.Background(), id); err != nil {
@@ -237,10 +239,10 @@ func TestGuestLifecycle(t *testing.T) {
 		t.Fatal("no exit event after SIGTERM")
 	}
 	waitConsole(t, c, "hearth-guest: shutting down")
-	if st, _ := h.Status(context.Background(), id); st.State != Stopped {
+	if st, _ := h.Status(context.Background(), id); st.State != guest.Stopped {
 		t.Errorf("state %s after exit", st.State)
 	}
-	if err := h.Kill(context.Background(), id); !errors.Is(err, ErrNotRunning) {
+	if err := h.Kill(context.Background(), id); !errors.Is(err, guest.ErrNotRunning) {
 		t.Errorf("kill after exit: %v", err)
 	}
 	if err := h.Delete(context.Background(), id); err != nil {
@@ -257,14 +259,14 @@ func TestGuestWithoutInitRunsShell(t *testing.T) {
 	h, _ := openTestHost(t)
 	img := testguest.Image(t, 32<<20, testguest.WithoutInit())
 	id := guestID(t, 0)
-	if err := h.Start(context.Background(), GuestSpec{ID: id, Boot: Disk{Image: img}}); err != nil {
+	if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: img}}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := h.Console(id)
 	c.Write([]byte("cat /proc/1/cmdline; echo\n"))
 	waitConsole(t, c, "/bin/sh\x00")
-	exits := make(chan Exit, 1)
-	h.OnExit(func(e Exit) { exits <- e })
+	exits := make(chan guest.Exit, 1)
+	h.OnExit(func(e guest.Exit) { exits <- e })
 	if err := h.Kill(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
@@ -284,13 +286,13 @@ func TestBootDriveWithoutFilesystem(t *testing.T) {
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := h.Start(context.Background(), GuestSpec{ID: guestID(t, 0), Boot: Disk{Image: img}})
-	if !errors.Is(err, ErrBootDrive) || !strings.Contains(err.Error(), "no ext4") {
-		t.Fatalf("start on a blank drive: %v, want ErrBootDrive naming ext4", err)
+	err := h.Start(context.Background(), guest.Spec{ID: guestID(t, 0), Boot: guest.Disk{Image: img}})
+	if !errors.Is(err, guest.ErrBootDrive) || !strings.Contains(err.Error(), "no ext4") {
+		t.Fatalf("start on a blank drive: %v, want guest.ErrBootDrive naming ext4", err)
 	}
-	err = h.Start(context.Background(), GuestSpec{ID: guestID(t, 1), Boot: Disk{Image: filepath.Join(data, "absent.img")}})
-	if !errors.Is(err, ErrBootDrive) {
-		t.Fatalf("start on a missing drive: %v, want ErrBootDrive", err)
+	err = h.Start(context.Background(), guest.Spec{ID: guestID(t, 1), Boot: guest.Disk{Image: filepath.Join(data, "absent.img")}})
+	if !errors.Is(err, guest.ErrBootDrive) {
+		t.Fatalf("start on a missing drive: %v, want guest.ErrBootDrive", err)
 	}
 	if len(h.Guests(context.Background())) != 0 {
 		t.Error("a failed start left a guest")
@@ -307,9 +309,9 @@ func TestNewTaskMountFailure(t *testing.T) {
 	if err := os.WriteFile(img, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := h.Start(context.Background(), GuestSpec{ID: guestID(t, 0), Boot: Disk{Image: img}})
-	if !errors.Is(err, ErrBootDrive) {
-		t.Fatalf("start: %v, want ErrBootDrive", err)
+	err := h.Start(context.Background(), guest.Spec{ID: guestID(t, 0), Boot: guest.Disk{Image: img}})
+	if !errors.Is(err, guest.ErrBootDrive) {
+		t.Fatalf("start: %v, want guest.ErrBootDrive", err)
 	}
 }
 
@@ -321,7 +323,7 @@ func TestGuestDisks(t *testing.T) {
 	os.WriteFile(rw, make([]byte, 1<<20), 0o600)
 	os.WriteFile(ro, bytes.Repeat([]byte("cdrom-data "), 1<<16), 0o600)
 	id := guestID(t, 0)
-	err := h.Start(context.Background(), GuestSpec{ID: id, Boot: Disk{Device: "hda", Image: img}, Disks: []Disk{
+	err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Device: "hda", Image: img}, Disks: []guest.Disk{
 		{Device: "sdb", Image: rw}, {Device: "hdc", Image: ro, ReadOnly: true},
 	}})
 	if err != nil {
@@ -356,11 +358,11 @@ func TestNoLeaks(t *testing.T) {
 	img := testguest.Image(t, 32<<20)
 	disk := filepath.Join(data, "disk.img")
 	os.WriteFile(disk, make([]byte, 1<<20), 0o600)
-	exits := make(chan Exit, 32)
-	h.OnExit(func(e Exit) { exits <- e })
+	exits := make(chan guest.Exit, 32)
+	h.OnExit(func(e guest.Exit) { exits <- e })
 	for i := 0; i < 20; i++ {
 		id := guestID(t, i)
-		spec := GuestSpec{ID: id, Boot: Disk{Image: img}, Disks: []Disk{{Device: "sdb", Image: disk, ReadOnly: true}}}
+		spec := guest.Spec{ID: id, Boot: guest.Disk{Image: img}, Disks: []guest.Disk{{Device: "sdb", Image: disk, ReadOnly: true}}}
 		if err := h.Start(context.Background(), spec); err != nil {
 			t.Fatal(err)
 		}

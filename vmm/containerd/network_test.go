@@ -1,4 +1,4 @@
-package vmm
+package containerd
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"hearth/internal/testguest"
+	"hearth/vmm/guest"
 	"hearth/vmm/network"
+	"hearth/vmm/vmmtest"
 )
 
 // TestGuestNetwork runs a guest with nic:0 on a bridge of its own: the
@@ -35,8 +37,8 @@ func TestGuestNetwork(t *testing.T) {
 	img := testguest.Image(t, 32<<20)
 	id := guestID(t, 0)
 	addr := netip.PrefixFrom(gateway.Next(), 24)
-	nic := NIC{Index: 0, MAC: network.RandomMAC(), Address: addr, Gateway: gateway, Bridge: netm.Bridge()}
-	if err := h.Start(context.Background(), GuestSpec{ID: id, Boot: Disk{Image: img}, NICs: []NIC{nic}}); err != nil {
+	nic := guest.NIC{Index: 0, MAC: network.RandomMAC(), Address: addr, Gateway: gateway, Bridge: netm.Bridge()}
+	if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: img}, NICs: []guest.NIC{nic}}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := h.Console(id)
@@ -45,7 +47,7 @@ func TestGuestNetwork(t *testing.T) {
 	waitConsole(t, c, nic.MAC)
 	c.Write([]byte(fmt.Sprintf("ping -c 2 -W 2 %s && echo reached-$((3+4))\n", gateway)))
 	waitConsole(t, c, "reached-7")
-	var cnt Counters
+	var cnt guest.Counters
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if cnt, err = h.Counters(context.Background(), id); err != nil {
 			t.Fatal(err)
@@ -55,7 +57,7 @@ func TestGuestNetwork(t *testing.T) {
 		}
 	}
 	if cnt.NICs[0].TxPackets < 2 || cnt.NICs[0].RxPackets < 2 {
-		t.Errorf("NIC counters did not move: %+v", cnt.NICs)
+		t.Errorf("guest.NIC counters did not move: %+v", cnt.NICs)
 	}
 	st, _ := h.Status(context.Background(), id)
 	if len(st.Spec.NICs) != 1 || st.Spec.NICs[0].Address != addr {
@@ -87,16 +89,16 @@ func TestInterruptedStartReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	hold.Close()
-	nic := NIC{Index: 0, MAC: network.RandomMAC(), Bridge: netm.Bridge()}
+	nic := guest.NIC{Index: 0, MAC: network.RandomMAC(), Bridge: netm.Bridge()}
 	if err := h.recordIntent(id, intent{Loops: []loopDevice{l}, Network: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := netm.Setup(context.Background(), id, []NIC{nic}); err != nil {
+	if _, err := netm.Setup(context.Background(), id, []guest.NIC{nic}); err != nil {
 		t.Fatal(err)
 	}
 	h.Close() // as if Hearth had died here
 
-	h2, err := Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithNetwork(netm), WithLogger(t.Logf))
+	h2, err := Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithNetwork(netm), WithLogger(vmmtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package vmm
+package containerd
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"hearth/vmm/guest"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,7 +20,7 @@ type loopDevice struct {
 	File   string `json:"file"` // absolute path of the backing image, symlinks resolved
 	// Base is the device's I/O count when it was attached: the kernel keeps
 	// counting across reuses of a loop device, so a guest's I/O is the difference.
-	Base DiskCounters `json:"base"`
+	Base guest.DiskCounters `json:"base"`
 }
 
 // attachLoop binds file to a free loop device. The returned *os.File holds
@@ -125,19 +127,11 @@ func (l loopDevice) detach() error {
 	return nil
 }
 
-// DiskCounters are a disk's I/O as the host's block layer counted it.
-type DiskCounters struct {
-	ReadBytes     uint64 `json:"rb"`
-	ReadRequests  uint64 `json:"rr"`
-	WriteBytes    uint64 `json:"wb"`
-	WriteRequests uint64 `json:"wr"`
-}
-
 // counters is the I/O of the guest since the device was attached to it.
-func (l loopDevice) counters() (DiskCounters, error) {
+func (l loopDevice) counters() (guest.DiskCounters, error) {
 	now, err := l.stat()
 	if err != nil {
-		return DiskCounters{}, err
+		return guest.DiskCounters{}, err
 	}
 	since := func(now, base uint64) uint64 {
 		if now < base { // the device was recreated: count from zero
@@ -145,7 +139,7 @@ func (l loopDevice) counters() (DiskCounters, error) {
 		}
 		return now - base
 	}
-	return DiskCounters{
+	return guest.DiskCounters{
 		ReadBytes:     since(now.ReadBytes, l.Base.ReadBytes),
 		ReadRequests:  since(now.ReadRequests, l.Base.ReadRequests),
 		WriteBytes:    since(now.WriteBytes, l.Base.WriteBytes),
@@ -154,15 +148,15 @@ func (l loopDevice) counters() (DiskCounters, error) {
 }
 
 // stat reads /sys/block/loopN/stat (sectors are 512 bytes).
-func (l loopDevice) stat() (DiskCounters, error) {
+func (l loopDevice) stat() (guest.DiskCounters, error) {
 	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(l.Device), "stat"))
 	if err != nil {
-		return DiskCounters{}, err
+		return guest.DiskCounters{}, err
 	}
 	f := strings.Fields(string(b))
 	if len(f) < 7 {
-		return DiskCounters{}, fmt.Errorf("%s stat: %d fields", l.Device, len(f))
+		return guest.DiskCounters{}, fmt.Errorf("%s stat: %d fields", l.Device, len(f))
 	}
 	n := func(i int) uint64 { v, _ := strconv.ParseUint(f[i], 10, 64); return v }
-	return DiskCounters{ReadRequests: n(0), ReadBytes: n(2) * 512, WriteRequests: n(4), WriteBytes: n(6) * 512}, nil
+	return guest.DiskCounters{ReadRequests: n(0), ReadBytes: n(2) * 512, WriteRequests: n(4), WriteBytes: n(6) * 512}, nil
 }

@@ -1,8 +1,8 @@
-package vmm
+package guest
 
 import "errors"
 
-// Sentinel errors. Every error the package returns about a guest wraps one of
+// Sentinel errors. Every error a backend or the Manager returns about a guest wraps one of
 // them, so callers (web/api) map them to an API answer with errors.Is.
 var (
 	// ErrUnavailable: no guest runtime (containerd unreachable or not configured).

@@ -1,4 +1,4 @@
-package vmm
+package containerd
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"hearth/internal/testguest"
+	"hearth/vmm/guest"
 )
 
 func median(d []time.Duration) time.Duration {
@@ -35,7 +36,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 		for i := 0; i < 10; i++ {
 			id := guestID(b, i)
 			start := time.Now()
-			if err := h.Start(ctx, GuestSpec{ID: id, Boot: Disk{Image: img}}); err != nil {
+			if err := h.Start(ctx, guest.Spec{ID: id, Boot: guest.Disk{Image: img}}); err != nil {
 				b.Fatal(err)
 			}
 			hearth = append(hearth, time.Since(start))
@@ -86,7 +87,7 @@ func BenchmarkRSSPerGuest(b *testing.B) {
 	for n := 0; n < b.N; n++ {
 		// Warm up the client's connections and buffers with one guest.
 		warm := guestID(b, 999)
-		if err := h.Start(ctx, GuestSpec{ID: warm, Boot: Disk{Image: img}}); err != nil {
+		if err := h.Start(ctx, guest.Spec{ID: warm, Boot: guest.Disk{Image: img}}); err != nil {
 			b.Fatal(err)
 		}
 		before := rssKiB(b)
@@ -94,7 +95,7 @@ func BenchmarkRSSPerGuest(b *testing.B) {
 		for i := range ids {
 			ids[i] = guestID(b, i)
 			id := ids[i]
-			if err := h.Start(ctx, GuestSpec{ID: id, Boot: Disk{Image: img}}); err != nil {
+			if err := h.Start(ctx, guest.Spec{ID: id, Boot: guest.Disk{Image: img}}); err != nil {
 				b.Fatal(err)
 			}
 			c, _ := h.Console(id)
@@ -138,7 +139,7 @@ func BenchmarkReadopt50(b *testing.B) {
 		assertNoLeaks(b, data, ns, nil)
 	})
 	for i := 0; i < guests; i++ {
-		if err := h.Start(ctx, GuestSpec{ID: guestID(b, i), Boot: Disk{Image: img}}); err != nil {
+		if err := h.Start(ctx, guest.Spec{ID: guestID(b, i), Boot: guest.Disk{Image: img}}); err != nil {
 			b.Fatalf("guest %d: %v", i, err)
 		}
 	}
@@ -168,7 +169,7 @@ func BenchmarkServerStart(b *testing.B) {
 		for i := 0; i < 10; i++ {
 			drive := f.drive(false, nil)
 			start := time.Now()
-			id := f.server(map[string]string{"ide:0:0": drive})
+			id := f.Server(map[string]string{"ide:0:0": drive})
 			if err := f.m.Start(ctx, id); err != nil {
 				b.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package vmm
+package containerd
 
 import (
 	"bufio"
@@ -9,82 +9,15 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"hearth/vmm/guest"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
-
-// GuestSpec is what a guest is made of. The Host records it in the guest's
-// container labels, so a restarted Hearth knows every guest it adopts.
-type GuestSpec struct {
-	ID       string `json:"id"`       // container id: the server UUID
-	Hostname string `json:"hostname"` // DNS-safe; empty = ID
-	CPU      int    `json:"cpu"`      // MHz of host CPU time
-	SMP      int    `json:"smp"`      // vCPUs; 0 = CPU / core MHz, rounded up
-	Mem      int64  `json:"mem"`      // memory limit in MiB; 0 = none
-	Boot     Disk   `json:"boot"`     // root filesystem (ext4); Device only names its counters
-	Disks    []Disk `json:"disks"`    // further drives, block devices in the guest
-	NICs     []NIC  `json:"nics"`
-}
-
-// Disk is a drive image attached to a guest.
-type Disk struct {
-	Device   string `json:"dev"` // name under /dev in the guest, e.g. "sdb"
-	Image    string `json:"img"` // image file on the host
-	ReadOnly bool   `json:"ro"`  // e.g. a cdrom
-}
-
-var (
-	idPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$`)
-	devicePattern = regexp.MustCompile(`^[a-z][a-z0-9]{0,15}$`)
-	hostPattern   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-)
-
-// validate names the first field at fault.
-func (g GuestSpec) validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalid)
-	}
-	switch {
-	case !idPattern.MatchString(g.ID):
-		return bad("id %q: letters, digits, '_', '.', '-' only, at most 76", g.ID)
-	case g.Hostname != "" && !hostPattern.MatchString(g.Hostname):
-		return bad("hostname %q is not DNS-safe", g.Hostname)
-	case g.CPU < 0:
-		return bad("cpu %d: negative", g.CPU)
-	case g.SMP < 0:
-		return bad("smp %d: negative", g.SMP)
-	case g.Mem < 0:
-		return bad("mem %d: negative", g.Mem)
-	case g.Boot.Image == "":
-		return fmt.Errorf("guest %s has no boot drive: %w", g.ID, ErrBootDrive)
-	}
-	seen := map[string]bool{}
-	for _, d := range g.Disks {
-		if !devicePattern.MatchString(d.Device) {
-			return bad("disk device %q: a name under /dev like sdb", d.Device)
-		}
-		if seen[d.Device] {
-			return bad("disk device %q used twice", d.Device)
-		}
-		seen[d.Device] = true
-		if d.Image == "" {
-			return bad("disk %s has no image", d.Device)
-		}
-	}
-	nics := map[int]bool{}
-	for _, n := range g.NICs {
-		if n.Index < 0 || n.Index > 9 || nics[n.Index] {
-			return bad("nic index %d: out of range or used twice", n.Index)
-		}
-		nics[n.Index] = true
-	}
-	return nil
-}
 
 // HostCoreMHz is the host core's clock from /proc/cpuinfo, 2000 where it
 // says nothing (some virtual machines and ARM hosts).
@@ -144,7 +77,7 @@ type guestDevice struct {
 // guestSpecOpts builds the OCI spec of a guest: its init with a terminal,
 // hostname, network namespace, limits and block devices, plus the runtime's
 // own additions.
-func guestSpecOpts(g GuestSpec, rt Runtime, init, netns string, devices []guestDevice, coreMHz float64) []oci.SpecOpts {
+func guestSpecOpts(g guest.Spec, rt Driver, init, netns string, devices []guestDevice, coreMHz float64) []oci.SpecOpts {
 	hostname := g.Hostname
 	if hostname == "" {
 		hostname = g.ID
@@ -232,15 +165,15 @@ func withBlockDevices(devices []guestDevice) oci.SpecOpts {
 func checkExt4(image string) error {
 	f, err := os.Open(image)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBootDrive, err)
+		return fmt.Errorf("%w: %w", guest.ErrBootDrive, err)
 	}
 	defer f.Close()
 	var magic [2]byte
 	if _, err := f.ReadAt(magic[:], 1024+0x38); err != nil && err != io.EOF {
-		return fmt.Errorf("%w: %w", ErrBootDrive, err)
+		return fmt.Errorf("%w: %w", guest.ErrBootDrive, err)
 	}
 	if binary.LittleEndian.Uint16(magic[:]) != 0xEF53 {
-		return fmt.Errorf("boot drive %s holds no ext4 filesystem: %w", image, ErrBootDrive)
+		return fmt.Errorf("boot drive %s holds no ext4 filesystem: %w", image, guest.ErrBootDrive)
 	}
 	return nil
 }

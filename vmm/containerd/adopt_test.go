@@ -1,4 +1,4 @@
-package vmm
+package containerd
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"hearth/internal/testguest"
+	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
 )
 
 // TestHelperHost is not a test: TestReadoptAfterKill runs the test binary
@@ -30,7 +32,7 @@ func TestHelperHost(t *testing.T) {
 		os.Exit(1)
 	}
 	for _, id := range f[3:] {
-		if err := h.Start(context.Background(), GuestSpec{ID: id, Boot: Disk{Image: f[2]}}); err != nil {
+		if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: f[2]}}); err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
 		}
@@ -106,18 +108,18 @@ func TestReadoptAfterKill(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // the running guest prints while away
 
-	h, err = Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(t.Logf))
+	h, err = Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(vmmtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	states := map[string]GuestStatus{}
+	states := map[string]guest.Status{}
 	for _, g := range h.Guests(context.Background()) {
 		states[g.Spec.ID] = g
 	}
-	if s := states[running]; s.State != Running || s.Started.IsZero() || s.Spec.Boot.Image == "" {
+	if s := states[running]; s.State != guest.Running || s.Started.IsZero() || s.Spec.Boot.Image == "" {
 		t.Errorf("running guest re-adopted as %+v", s)
 	}
-	if s := states[ended]; s.State != Stopped || s.ExitStatus != 128+9 {
+	if s := states[ended]; s.State != guest.Stopped || s.ExitStatus != 128+9 {
 		t.Errorf("ended guest re-adopted as %+v", s)
 	}
 	con, _ := h.Console(running)

@@ -1,8 +1,10 @@
-package vmm
+package containerd
 
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,25 +14,21 @@ import (
 	"time"
 
 	"hearth/internal/testguest"
+	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
 )
 
 // TestDaemonRestart kills the private containerd under a running guest: the
 // supervisor restarts it, the guest keeps running, and exits are still
 // reported from the new daemon's events.
 func TestDaemonRestart(t *testing.T) {
-	var mu sync.Mutex
-	var log strings.Builder
-	h, _ := openTestHost(t, WithLogger(func(f string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		log.WriteString(f + "\n")
-		t.Logf(f, a...)
-	}))
-	exits := make(chan Exit, 1)
-	h.OnExit(func(e Exit) { exits <- e })
+	var log lockedBuffer
+	h, _ := openTestHost(t, WithLogger(slog.New(slog.NewTextHandler(io.MultiWriter(&log, vmmtest.Writer(t)), nil))))
+	exits := make(chan guest.Exit, 1)
+	h.OnExit(func(e guest.Exit) { exits <- e })
 	img := testguest.Image(t, 32<<20)
 	id := guestID(t, 0)
-	if err := h.Start(context.Background(), GuestSpec{ID: id, Boot: Disk{Image: img}}); err != nil {
+	if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: img}}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := h.Console(id)
@@ -48,7 +46,7 @@ func TestDaemonRestart(t *testing.T) {
 	shellMarker(t, c, 2) // the console kept flowing: the shim never left
 	// Calls made before the Host has redialled may fail as unavailable.
 	for err := h.Kill(context.Background(), id); err != nil; err = h.Kill(context.Background(), id) {
-		if !errors.Is(err, ErrUnavailable) || time.Now().After(deadline) {
+		if !errors.Is(err, guest.ErrUnavailable) || time.Now().After(deadline) {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -61,9 +59,7 @@ func TestDaemonRestart(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit reported after the daemon restart")
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(log.String(), "restarting in") {
+	if !strings.Contains(log.String(), "restarting") {
 		t.Errorf("restart not logged:\n%s", log.String())
 	}
 }
@@ -77,11 +73,29 @@ func TestDaemonFailsFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err := startDaemon(dir, t.Logf)
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "exited") {
+	_, err := startDaemon(dir, vmmtest.Logger(t))
+	if !errors.Is(err, guest.ErrUnavailable) || !strings.Contains(err.Error(), "exited") {
 		t.Fatalf("start on a broken directory: %v", err)
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("took %s to notice", took)
 	}
+}
+
+// lockedBuffer is a log the daemon's supervisor and the test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

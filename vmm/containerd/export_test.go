@@ -1,4 +1,4 @@
-package vmm
+package containerd
 
 import "os/exec"
 

@@ -1,4 +1,4 @@
-package vmm
+package containerd
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+
+	"hearth/vmm/guest"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -22,20 +24,20 @@ const (
 // KataShim is the shim binary containerd runs for io.containerd.kata.v2.
 const KataShim = "containerd-shim-kata-v2"
 
-// kataRuntime runs each guest as a lightweight VM. The block-device root is
+// kataDriver runs each guest as a lightweight VM. The block-device root is
 // hot-plugged into the VM as virtio-blk; CPU and memory also size the VM.
-type kataRuntime struct {
+type kataDriver struct {
 	kvm      string
 	lookPath func(string) (string, error)
 }
 
-func newKataRuntime() kataRuntime { return kataRuntime{kvm: "/dev/kvm", lookPath: exec.LookPath} }
+func newKataDriver() kataDriver { return kataDriver{kvm: "/dev/kvm", lookPath: exec.LookPath} }
 
-func (kataRuntime) Name() string { return RuntimeKata }
+func (kataDriver) Name() string { return RuntimeKata }
 
 // Probe needs /dev/kvm usable (openable read-write, not merely present) and
 // the shim on PATH.
-func (k kataRuntime) Probe() error {
+func (k kataDriver) Probe() error {
 	f, err := os.OpenFile(k.kvm, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("KVM unusable: %w", err)
@@ -51,7 +53,7 @@ func (k kataRuntime) Probe() error {
 // default_vcpus + the container's CPU quota and default_memory + its memory
 // limit, so the container-level quota and limit are left out: with them the
 // guest would get twice what it asked for.
-func (kataRuntime) SpecOpts(g GuestSpec) []oci.SpecOpts {
+func (kataDriver) SpecOpts(g guest.Spec) []oci.SpecOpts {
 	annotations := map[string]string{KataVCPUsAnnotation: strconv.Itoa(max(g.SMP, 1))}
 	if g.Mem > 0 {
 		annotations[KataMemoryAnnotation] = strconv.FormatInt(g.Mem, 10)

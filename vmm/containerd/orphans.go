@@ -1,4 +1,4 @@
-package vmm
+package containerd
 
 import (
 	"bytes"
@@ -63,7 +63,7 @@ func (h *Host) shims() map[string][]int {
 // reapOrphan ends the guest's processes (found by its cgroup) and its shim,
 // unmounts its root from the bundle and removes the bundle.
 func (h *Host) reapOrphan(id string, shimPids []int) {
-	h.logf("guest %s: removing a task containerd does not know (shim %v)", id, shimPids)
+	h.log.Warn("removing a task containerd does not know", "server", id, "shims", shimPids)
 	files, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", h.namespace, id, "cgroup.procs"))
 	files = append(files, filepath.Join("/sys/fs/cgroup", h.namespace, id, "cgroup.procs"))
 	for _, f := range files {
@@ -80,13 +80,13 @@ func (h *Host) reapOrphan(id string, shimPids []int) {
 	root := filepath.Join(runcRoot, h.namespace)
 	if _, err := os.Stat(filepath.Join(root, id)); err == nil {
 		if out, err := exec.Command("runc", "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
-			h.logf("guest %s: runc delete of a stale container: %v: %s", id, err, bytes.TrimSpace(out))
+			h.log.Warn("runc delete of a stale container", "server", id, "err", err, "output", string(bytes.TrimSpace(out)))
 			os.RemoveAll(filepath.Join(root, id))
 		}
 	}
 	if bundle := h.taskBundle(id); bundle != "" {
 		if err := unix.Unmount(filepath.Join(bundle, "rootfs"), unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-			h.logf("guest %s: unmount stale root: %v", id, err)
+			h.log.Warn("unmounting a stale root", "server", id, "err", err)
 		}
 		os.RemoveAll(bundle)
 	}

@@ -1,0 +1,54 @@
+package vmm
+
+import (
+	"context"
+	"syscall"
+
+	"hearth/vmm/guest"
+)
+
+// Backend runs guests for the Manager: a hypervisor or container engine
+// (vmm/containerd today; a QEMU or Kubernetes one could be another). Every
+// method takes the guest's id (the server UUID); errors wrap the sentinels of
+// package guest. A backend keeps no database: the Manager decides what runs.
+type Backend interface {
+	// Name names what guests run under, for /health and the dashboard
+	// (e.g. io.containerd.runc.v2).
+	Name() string
+	// Start creates the guest and starts its init; an id that has a guest
+	// already is guest.ErrRunning.
+	Start(ctx context.Context, spec guest.Spec) error
+	// Signal sends sig to the guest's init (the power-off signal).
+	Signal(ctx context.Context, id string, sig syscall.Signal) error
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
+	// SetCPU changes a running guest's CPU share at once (smp 0: derived from cpu).
+	SetCPU(ctx context.Context, id string, cpu, smp int) error
+	// Delete ends the guest if it runs and removes everything of it.
+	Delete(ctx context.Context, id string) error
+	// Status describes one guest; one that ended stays Stopped until deleted.
+	Status(ctx context.Context, id string) (guest.Status, error)
+	// Guests describes every guest the backend knows, including those an
+	// earlier Hearth left (running, ended meanwhile, or lost with the host).
+	Guests(ctx context.Context) []guest.Status
+	// Console is the guest's terminal stream.
+	Console(id string) (*guest.Console, bool)
+	// Counters are the guest's disk and NIC I/O so far.
+	Counters(ctx context.Context, id string) (guest.Counters, error)
+	// Usage is the guest's CPU time and memory in use.
+	Usage(ctx context.Context, id string) (guest.Usage, error)
+	// OnExit sets the function told about every exit of a guest's init
+	// (not of one Delete ends); it must not block.
+	OnExit(fn func(guest.Exit))
+}
+
+// The sentinel errors of package guest, for the Manager's callers (web/api).
+var (
+	ErrUnavailable = guest.ErrUnavailable
+	ErrNotFound    = guest.ErrNotFound
+	ErrRunning     = guest.ErrRunning
+	ErrNotRunning  = guest.ErrNotRunning
+	ErrBusy        = guest.ErrBusy
+	ErrInvalid     = guest.ErrInvalid
+	ErrBootDrive   = guest.ErrBootDrive
+)

@@ -1,0 +1,105 @@
+package containerd
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"hearth/vmm/guest"
+)
+
+// Kill ends the guest at once (SIGKILL: power failure).
+func (h *Host) Kill(ctx context.Context, id string) error {
+	return h.Signal(ctx, id, syscall.SIGKILL)
+}
+
+// Signal sends sig to the guest's init, e.g. its power-off signal.
+func (h *Host) Signal(ctx context.Context, id string, sig syscall.Signal) error {
+	g, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if err := g.task.Kill(ctx, sig); err != nil {
+		if errdefs.IsNotFound(err) || errdefs.IsFailedPrecondition(err) {
+			return fmt.Errorf("guest %s: %w", id, guest.ErrNotRunning)
+		}
+		return fmt.Errorf("signal guest %s: %w", id, h.unavailable(err))
+	}
+	return nil
+}
+
+// Pause freezes the guest.
+func (h *Host) Pause(ctx context.Context, id string) error {
+	g, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if err := g.task.Pause(ctx); err != nil {
+		return h.taskFailed(ctx, g, "pause", id, err)
+	}
+	h.mu.Lock()
+	g.paused = true
+	h.mu.Unlock()
+	return nil
+}
+
+// Resume thaws a paused guest.
+func (h *Host) Resume(ctx context.Context, id string) error {
+	g, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if err := g.task.Resume(ctx); err != nil {
+		return h.taskFailed(ctx, g, "resume", id, err)
+	}
+	h.mu.Lock()
+	g.paused = false
+	h.mu.Unlock()
+	return nil
+}
+
+// SetCPU changes a running guest's CPU quota at once (and records it for
+// re-adoption).
+func (h *Host) SetCPU(ctx context.Context, id string, cpu, smp int) error {
+	g, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	smp = resolveSMP(cpu, smp, h.coreMHz)
+	if err := g.task.Update(ctx, client.WithResources(&specs.LinuxResources{CPU: cpuResources(cpu, smp, h.coreMHz)})); err != nil {
+		return h.taskFailed(ctx, g, "update cpu of", id, err)
+	}
+	h.mu.Lock()
+	g.spec.CPU, g.spec.SMP = cpu, smp
+	labels, err := g.labels()
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if _, err := g.container.SetLabels(ctx, map[string]string{labelSpec: labels[labelSpec]}); err != nil {
+		h.log.Warn("recording cpu for re-adoption", "server", id, "cpu", cpu, "err", err)
+	}
+	return nil
+}
+
+// taskFailed is the error of a call on g's task that failed: guest.ErrNotRunning
+// when the task has ended meanwhile (its exit event may still be on the way:
+// runc then reports "container not running", not a failure of Hearth's).
+func (h *Host) taskFailed(ctx context.Context, g *instance, what, id string, err error) error {
+	if st, serr := g.task.Status(ctx); errdefs.IsNotFound(serr) || serr == nil && st.Status == client.Stopped {
+		return fmt.Errorf("%s guest %s: it has ended: %w", what, id, guest.ErrNotRunning)
+	}
+	return fmt.Errorf("%s guest %s: %w", what, id, h.unavailable(err))
+}

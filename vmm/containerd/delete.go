@@ -1,0 +1,87 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+
+	"hearth/vmm/guest"
+)
+
+// Delete ends the guest if it runs and removes everything of it: task (the
+// shim unmounts the root), console FIFOs, container, loop devices (each
+// verified by its backing file first), network namespace, cgroup leftovers.
+func (h *Host) Delete(ctx context.Context, id string) error {
+	h.mu.Lock()
+	g, ok := h.guests[id]
+	if !ok {
+		h.mu.Unlock()
+		return fmt.Errorf("guest %s: %w", id, guest.ErrNotFound)
+	}
+	if g.container == nil {
+		h.mu.Unlock()
+		return fmt.Errorf("guest %s is starting: %w", id, guest.ErrBusy)
+	}
+	g.deleting = true
+	h.mu.Unlock()
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if g.task != nil {
+		if _, err := g.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete task of guest %s: %w", id, h.unavailable(err))
+		}
+	} else {
+		// No task could be loaded, but containerd may still hold a shim for
+		// the id (a task whose creation was cut short): its delete ends it.
+		_, err := h.client.TaskService().Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id})
+		if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
+			h.log.Warn("deleting a leftover task", "server", id, "err", err)
+		}
+		if pids := h.shims()[id]; len(pids) > 0 {
+			h.reapOrphan(id, pids)
+		}
+	}
+	if g.io != nil {
+		g.io.Cancel()
+		g.io.Close()
+	}
+	g.console.CloseInput()
+	g.console.End()
+	if err := g.container.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete guest %s: %w", id, h.unavailable(err))
+	}
+	var errs []error
+	os.RemoveAll(filepath.Join(h.runDir, id))
+	for _, l := range g.loops {
+		errs = append(errs, l.detach())
+	}
+	if g.netns != "" && h.network != nil {
+		errs = append(errs, h.network.Teardown(ctx, id))
+	}
+	h.mu.Lock()
+	delete(h.guests, id)
+	last := len(h.guests) == 0
+	removeCgroups(h.namespace, id, last)
+	h.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// removeCgroups removes what runc leaves in each hierarchy: the guest's
+// (normally gone) directory and, after the last guest, the namespace's.
+func removeCgroups(namespace, id string, namespaceToo bool) {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	roots = append(roots, "/sys/fs/cgroup")
+	for _, root := range roots {
+		os.Remove(filepath.Join(root, namespace, id))
+		if namespaceToo {
+			os.Remove(filepath.Join(root, namespace))
+		}
+	}
+}

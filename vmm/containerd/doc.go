@@ -1,0 +1,19 @@
+// Package containerd is the vmm.Backend Hearth ships: it runs guests through
+// containerd, supervising a private daemon under DATA/containerd unless
+// given a socket, and re-adopts the guests an earlier Hearth left running.
+// A guest is a container whose root is its boot drive on a loop device,
+// with further drives as block devices and NICs wired by a Network.
+//
+// Runtimes are drivers behind the Driver interface, one file each
+// (runtime_runc.go, runtime_kata.go), probed once per process by
+// ProbeDrivers.
+//
+// Files: host.go (Open, Close, options, the guest table), adopt.go
+// (re-adoption from container labels), start.go (a guest's creation, with
+// its undo stack), control.go (signal, pause, resume, cpu), status.go,
+// delete.go, exits.go (containerd's exit events), sweep.go (what an
+// interrupted start or delete left), orphans.go (shims containerd forgot),
+// spec.go (the OCI spec), loop.go (loop devices and their counters),
+// counters.go (disk, NIC and cgroup readings), daemon.go (the private
+// containerd), network.go (the Network interface), runtime*.go (drivers).
+package containerd

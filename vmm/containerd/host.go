@@ -1,0 +1,254 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+
+	"hearth/vmm/guest"
+)
+
+// DefaultNamespace is the containerd namespace of Hearth's guests.
+const DefaultNamespace = "hearth"
+
+// Container labels: everything cleanup and re-adoption need.
+const (
+	labelSpec    = "hearth/spec"    // guest.Spec, JSON
+	labelLoops   = "hearth/loops"   // []loopDevice, JSON: boot first, then Disks in order
+	labelNetns   = "hearth/netns"   // network namespace path, when the guest has NICs
+	labelStarted = "hearth/started" // RFC 3339 time the guest was started
+)
+
+// opTimeout bounds every containerd call a request waits on: a hung daemon
+// must give an error, never a hung request.
+const opTimeout = 60 * time.Second
+
+// Option configures a Host.
+type Option func(*Host)
+
+// WithContainerd uses the containerd listening on socket instead of a
+// private child process.
+func WithContainerd(socket string) Option { return func(h *Host) { h.socket = socket } }
+
+// WithRuntime picks the runtime: RuntimeAuto (default), RuntimeRunc or RuntimeKata.
+func WithRuntime(name string) Option { return func(h *Host) { h.runtimeName = name } }
+
+// WithNamespace sets the containerd namespace (default "hearth"; tests use their own).
+func WithNamespace(ns string) Option { return func(h *Host) { h.namespace = ns } }
+
+// WithNetwork wires guests' NICs; without it a guest with NICs is refused.
+func WithNetwork(n Network) Option { return func(h *Host) { h.network = n } }
+
+// WithLogger sets where the Host logs (default: nowhere).
+func WithLogger(l *slog.Logger) Option { return func(h *Host) { h.log = l } }
+
+// WithClock sets the clock that stamps start times (default time.Now).
+func WithClock(now func() time.Time) Option { return func(h *Host) { h.now = now } }
+
+// Host runs guests through containerd: it supervises the daemon (unless
+// given one), re-adopts the guests an earlier Hearth left running, creates,
+// signals and deletes guests, reads their consoles and counters, and reports
+// their exits from containerd's events.
+type Host struct {
+	dataDir, runDir string
+	socket          string
+	namespace       string
+	runtimeName     string
+	driver          Driver
+	network         Network
+	log             *slog.Logger
+	now             func() time.Time
+	coreMHz         float64
+
+	daemon    *daemon
+	client    *client.Client
+	ctx       context.Context // namespaced; cancelled by Close
+	cancel    context.CancelFunc
+	events    sync.WaitGroup
+	closeOnce sync.Once
+	kick      chan struct{} // the daemon came back: resubscribe now
+
+	mu     sync.Mutex
+	guests map[string]*instance
+	onExit func(guest.Exit)
+}
+
+type instance struct {
+	spec      guest.Spec
+	loops     []loopDevice
+	netns     string
+	started   time.Time
+	console   *guest.Console
+	io        cio.IO // nil when the task was gone at adoption
+	container client.Container
+	task      client.Task // nil while starting, or when the task was gone at adoption
+	paused    bool        // frozen by Pause (or found frozen at adoption)
+	deleting  bool        // Delete runs: its kill is no exit to report
+	exited    bool
+	lost      bool // the task was gone at adoption: the host rebooted (or the shim died)
+	exit      guest.Exit
+	usage     guest.Usage // the last Usage reading
+	usageAt   time.Time   // when it was taken
+}
+
+// Open connects to containerd (starting the private daemon under
+// DATA/containerd when no socket is given), picks the runtime, re-adopts the
+// namespace's guests (consoles re-attached) and starts following exits.
+func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
+	h := &Host{
+		dataDir:   dataDir,
+		runDir:    filepath.Join(dataDir, "run"),
+		namespace: DefaultNamespace,
+		log:       slog.New(slog.DiscardHandler),
+		now:       time.Now,
+		coreMHz:   HostCoreMHz(),
+		guests:    make(map[string]*instance),
+		kick:      make(chan struct{}, 1),
+	}
+	for _, opt := range opts {
+		opt(h)
+	}
+	rt, err := SelectDriver(h.runtimeName, h.log)
+	if err != nil {
+		return nil, err
+	}
+	h.driver = rt
+	if err := os.MkdirAll(h.runDir, 0o700); err != nil {
+		return nil, err
+	}
+	if h.socket == "" {
+		d, err := startDaemon(filepath.Join(dataDir, "containerd"), h.log)
+		if err != nil {
+			return nil, err
+		}
+		h.daemon, h.socket = d, d.socket
+		h.log.Info("containerd: private daemon", "pid", d.pid(), "socket", d.socket)
+	}
+	h.client, err = client.New(h.socket, client.WithDefaultNamespace(h.namespace), client.WithTimeout(10*time.Second))
+	if err != nil {
+		h.stopDaemon()
+		return nil, fmt.Errorf("%w: containerd at %s: %w", guest.ErrUnavailable, h.socket, err)
+	}
+	if h.daemon != nil {
+		h.daemon.mu.Lock()
+		h.daemon.restarted = h.reconnect
+		h.daemon.mu.Unlock()
+	}
+	h.ctx, h.cancel = context.WithCancel(namespaces.WithNamespace(context.Background(), h.namespace))
+	if err := h.adopt(ctx); err != nil {
+		h.Close()
+		return nil, err
+	}
+	h.reapOrphans()
+	h.sweepRunDir(ctx)
+	h.events.Add(1)
+	go h.followExits()
+	return h, nil
+}
+
+// reconnect redials the restarted private daemon at once (gRPC would
+// otherwise fail calls until its own reconnect backoff ends) and has the
+// event loop resubscribe.
+func (h *Host) reconnect() {
+	if err := h.client.Reconnect(); err != nil {
+		h.log.Warn("containerd: reconnect", "err", err)
+	}
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Name is the containerd runtime guests run under, e.g. io.containerd.runc.v2.
+func (h *Host) Name() string { return h.driver.Name() }
+
+// CoreMHz is the host core clock CPU quotas are computed against.
+func (h *Host) CoreMHz() float64 { return h.coreMHz }
+
+// OnExit sets the function told about every guest exit (from containerd's
+// /tasks/exit events). It runs on the event loop: it must not block.
+func (h *Host) OnExit(fn func(guest.Exit)) {
+	h.mu.Lock()
+	h.onExit = fn
+	h.mu.Unlock()
+}
+
+// Close lets go of the guests without stopping them: console copies are
+// cancelled (their FIFOs stay for the next attach), and the private daemon
+// is stopped; the guests' shims keep running.
+func (h *Host) Close() error {
+	var err error
+	h.closeOnce.Do(func() { err = h.close() })
+	return err
+}
+
+func (h *Host) close() error {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	h.events.Wait()
+	h.mu.Lock()
+	for _, g := range h.guests {
+		g.release()
+	}
+	h.guests = map[string]*instance{}
+	h.mu.Unlock()
+	var err error
+	if h.client != nil {
+		err = h.client.Close()
+	}
+	h.stopDaemon()
+	return err
+}
+
+func (h *Host) stopDaemon() {
+	if h.daemon != nil {
+		h.daemon.stop()
+	}
+}
+
+// release detaches Hearth from the guest's console, leaving the FIFOs (never
+// io.Close here: it deletes them and a later attach fails).
+func (g *instance) release() {
+	if g.io != nil {
+		g.io.Cancel()
+	}
+	g.console.CloseInput()
+	g.console.End()
+}
+
+func (h *Host) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(namespaces.WithNamespace(context.WithoutCancel(ctx), h.namespace), opTimeout)
+}
+
+// unavailable marks errors that mean containerd cannot be reached.
+func (h *Host) unavailable(err error) error {
+	if errdefs.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", guest.ErrUnavailable, err)
+	}
+	return err
+}
+
+// lookup returns the guest with a task, or guest.ErrNotFound / guest.ErrNotRunning.
+func (h *Host) lookup(id string) (*instance, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.guests[id]
+	if !ok {
+		return nil, fmt.Errorf("guest %s: %w", id, guest.ErrNotFound)
+	}
+	if g.task == nil || g.exited {
+		return g, fmt.Errorf("guest %s: %w", id, guest.ErrNotRunning)
+	}
+	return g, nil
+}

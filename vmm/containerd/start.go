@@ -1,0 +1,181 @@
+package containerd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+
+	"hearth/vmm/guest"
+)
+
+// Start creates the guest and starts its init: boot drive and disks on loop
+// devices, network namespace, container, task with the ext4 root, console.
+// A boot drive without ext4 gives an error wrapping guest.ErrBootDrive.
+func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if len(spec.NICs) > 0 && h.network == nil {
+		return fmt.Errorf("guest %s has NICs but Hearth has no network: %w", spec.ID, guest.ErrInvalid)
+	}
+	spec.SMP = resolveSMP(spec.CPU, spec.SMP, h.coreMHz)
+	g := &instance{spec: spec, console: guest.NewConsole()}
+	h.mu.Lock()
+	if _, ok := h.guests[spec.ID]; ok {
+		h.mu.Unlock()
+		return fmt.Errorf("guest %s: %w", spec.ID, guest.ErrRunning)
+	}
+	h.guests[spec.ID] = g // reserved: a second Start of the id fails fast
+	h.mu.Unlock()
+	// What Start has made is undone in reverse on failure. The holds on
+	// the loop devices go in any case: from success on, the root mount and
+	// the container's device nodes hold them.
+	var rollback undo
+	var holds []*os.File
+	defer func() {
+		for _, f := range holds {
+			f.Close()
+		}
+		if err != nil {
+			rollback.run()
+		}
+	}()
+	rollback.push(func() {
+		h.mu.Lock()
+		delete(h.guests, spec.ID)
+		h.mu.Unlock()
+		g.console.CloseInput()
+	})
+
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if err := checkExt4(spec.Boot.Image); err != nil {
+		return err
+	}
+	init := guestInit(spec.Boot.Image)
+
+	rollback.push(func() { os.RemoveAll(filepath.Join(h.runDir, spec.ID)) })
+	boot, hold, err := attachLoop(spec.Boot.Image, false, true)
+	if err != nil {
+		return err
+	}
+	g.loops, holds = append(g.loops, boot), append(holds, hold)
+	rollback.push(func() { boot.detach() })
+	if err := h.recordIntent(spec.ID, intent{Loops: g.loops}); err != nil {
+		return err
+	}
+	var devices []guestDevice
+	for _, d := range spec.Disks {
+		l, hold, err := attachLoop(d.Image, d.ReadOnly, false)
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", d.Device, err)
+		}
+		g.loops, holds = append(g.loops, l), append(holds, hold)
+		rollback.push(func() { l.detach() })
+		if err := h.recordIntent(spec.ID, intent{Loops: g.loops}); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(hold.Fd()), &st); err != nil {
+			return fmt.Errorf("disk %s: %w", d.Device, err)
+		}
+		devices = append(devices, guestDevice{
+			Path: "/dev/" + d.Device, Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)), ReadOnly: d.ReadOnly,
+		})
+	}
+
+	if len(spec.NICs) > 0 {
+		if err := h.recordIntent(spec.ID, intent{Loops: g.loops, Network: true}); err != nil {
+			return err
+		}
+		if g.netns, err = h.network.Setup(ctx, spec.ID, spec.NICs); err != nil {
+			return fmt.Errorf("guest %s network: %w", spec.ID, err)
+		}
+		rollback.push(func() { h.network.Teardown(context.WithoutCancel(ctx), spec.ID) })
+	}
+
+	g.started = h.now()
+	labels, err := g.labels()
+	if err != nil {
+		return err
+	}
+	c, err := h.client.NewContainer(ctx, spec.ID,
+		client.WithRuntime(h.driver.Name(), nil),
+		client.WithNewSpec(guestSpecOpts(spec, h.driver, init, g.netns, devices, h.coreMHz)...),
+		client.WithContainerLabels(labels),
+	)
+	if errdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("guest %s: %w", spec.ID, guest.ErrRunning)
+	}
+	if err != nil {
+		return fmt.Errorf("create guest %s: %w", spec.ID, h.unavailable(err))
+	}
+	h.mu.Lock()
+	g.container = c
+	h.mu.Unlock()
+	os.Remove(filepath.Join(h.runDir, spec.ID, intentFile)) // the labels say it all from now on
+	rollback.push(func() { c.Delete(context.WithoutCancel(ctx)) })
+
+	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, spec.ID)))...)
+	task, err := c.NewTask(ctx, creator, client.WithRootFS([]mount.Mount{{Type: "ext4", Source: boot.Device, Options: []string{"rw"}}}))
+	if err != nil {
+		if strings.Contains(err.Error(), "failed to mount rootfs") {
+			return fmt.Errorf("boot drive %s could not be mounted as ext4 (%v): %w", spec.Boot.Image, err, guest.ErrBootDrive)
+		}
+		return fmt.Errorf("create task of guest %s: %w", spec.ID, h.unavailable(err))
+	}
+	g.io = task.IO()
+	h.mu.Lock()
+	g.task = task
+	h.mu.Unlock()
+	rollback.push(func() {
+		task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
+		g.io.Cancel()
+	})
+	if err := task.Start(ctx); err != nil {
+		return fmt.Errorf("start guest %s: %w", spec.ID, h.unavailable(err))
+	}
+	return nil
+}
+
+func (g *instance) labels() (map[string]string, error) {
+	spec, err := json.Marshal(g.spec)
+	if err != nil {
+		return nil, err
+	}
+	loops, err := json.Marshal(g.loops)
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{
+		labelSpec:    string(spec),
+		labelLoops:   string(loops),
+		labelStarted: g.started.UTC().Format(time.RFC3339Nano),
+	}
+	if g.netns != "" {
+		labels[labelNetns] = g.netns
+	}
+	return labels, nil
+}
+
+// undo is a stack of steps that take back what a call made, run in reverse
+// when the call fails.
+type undo []func()
+
+func (u *undo) push(step func()) { *u = append(*u, step) }
+
+func (u undo) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}

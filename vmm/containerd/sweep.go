@@ -1,0 +1,66 @@
+package containerd
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+
+	"hearth/vmm/guest"
+)
+
+// intentFile, in DATA/run/ID, records what a Start has acquired before the
+// guest's container (and its labels) exist, so that what a Hearth killed in
+// between left behind is released by the next one.
+const intentFile = "starting.json"
+
+type intent struct {
+	Loops   []loopDevice `json:"loops"`
+	Network bool         `json:"net"` // Network.Setup may have run
+}
+
+func (h *Host) recordIntent(id string, in intent) error {
+	dir := filepath.Join(h.runDir, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, intentFile), b, 0o600)
+}
+
+// sweepRunDir releases what guests that never got (or no longer have) a
+// container left in DATA/run: loop devices and networks recorded by a Start
+// that was cut short, and console FIFOs of a Delete that was. Directories of
+// others (the network's, image imports') are left alone.
+func (h *Host) sweepRunDir(ctx context.Context) {
+	entries, _ := os.ReadDir(h.runDir)
+	for _, e := range entries {
+		id := e.Name()
+		if _, known := h.guests[id]; known || !e.IsDir() || !guest.ValidID(id) {
+			continue
+		}
+		dir := filepath.Join(h.runDir, id)
+		b, err := os.ReadFile(filepath.Join(dir, intentFile))
+		fifos, _ := filepath.Glob(filepath.Join(dir, "*", id+"-stdout"))
+		if err != nil && len(fifos) == 0 {
+			continue
+		}
+		var in intent
+		json.Unmarshal(b, &in)
+		h.log.Info("releasing what an interrupted start or delete left", "server", id)
+		for _, l := range in.Loops {
+			if err := l.detach(); err != nil {
+				h.log.Error("detaching a loop device", "server", id, "err", err)
+			}
+		}
+		if in.Network && h.network != nil {
+			if err := h.network.Teardown(ctx, id); err != nil {
+				h.log.Error("tearing down a network", "server", id, "err", err)
+			}
+		}
+		os.RemoveAll(dir)
+	}
+}

@@ -1,0 +1,141 @@
+package vmm
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"hearth/internal/ehkeys"
+	"hearth/storage"
+	"hearth/vmm/guest"
+	"hearth/vmm/network"
+)
+
+// guestSpec turns a server's configuration into a guest.Spec: drives, NICs
+// (with a lease for nic:0:dhcp auto and a MAC made and kept where unset),
+// cpu, smp, mem, hostname.
+func (m *Manager) guestSpec(ctx context.Context, srv storage.Server) (guest.Spec, error) {
+	cfg := srv.Config
+	spec := guest.Spec{ID: srv.ID, Hostname: dnsName(cfg["name"], srv.ID)}
+	var err error
+	if spec.CPU, err = atoiKey(cfg, "cpu"); err != nil {
+		return spec, err
+	}
+	if s := cfg["smp"]; s != "" && s != "auto" {
+		if spec.SMP, err = atoiKey(cfg, "smp"); err != nil {
+			return spec, err
+		}
+	}
+	mem, err := atoiKey(cfg, "mem")
+	if err != nil {
+		return spec, err
+	}
+	spec.Mem = int64(mem)
+
+	drives, err := m.store.ServerDrives(ctx, srv.ID)
+	if err != nil {
+		return spec, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	boot, _ := ehkeys.BootDevice(cfg)
+	for _, d := range drives {
+		if d.Device == boot.Key {
+			spec.Boot = guest.Disk{Device: d.Device, Image: d.Path, ReadOnly: d.CDROM}
+			continue
+		}
+		name, ok := ehkeys.GuestDeviceName(d.Device)
+		if !ok {
+			return spec, fmt.Errorf("drive on %q: no such device: %w", d.Device, ErrInvalid)
+		}
+		spec.Disks = append(spec.Disks, guest.Disk{Device: name, Image: d.Path, ReadOnly: d.CDROM})
+	}
+	if spec.Boot.Image == "" {
+		return spec, fmt.Errorf("server %s has no boot drive (key boot, or a drive on ide/scsi/block): %w", srv.ID, ErrBootDrive)
+	}
+	spec.NICs, err = m.nics(ctx, srv)
+	return spec, err
+}
+
+func atoiKey(cfg map[string]string, key string) (int, error) {
+	v := cfg[key]
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("key %s: %q is not a count: %w", key, v, ErrInvalid)
+	}
+	return n, nil
+}
+
+// nics builds nic:0 (public bridge, address from the lease or the static IP
+// resource) and nic:1 (the VLAN's bridge, no address).
+func (m *Manager) nics(ctx context.Context, srv storage.Server) ([]guest.NIC, error) {
+	cfg := srv.Config
+	var nics []guest.NIC
+	for i := 0; i <= 1; i++ {
+		p := fmt.Sprintf("nic:%d:", i)
+		if cfg[p+"model"] == "" && (i == 0 || cfg[p+"vlan"] == "") {
+			continue
+		}
+		nic := guest.NIC{Index: i, MAC: cfg[p+"mac"]}
+		if nic.MAC == "" {
+			nic.MAC = network.RandomMAC()
+			if _, err := m.store.UpdateServer(ctx, srv.ID, func(s *storage.Server) error {
+				s.Config[p+"mac"] = nic.MAC
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+		if i == 0 {
+			nic.Bridge = m.bridge
+			var addr netip.Addr
+			switch dhcp := cfg["nic:0:dhcp"]; dhcp {
+			case "":
+			case "auto":
+				a, err := m.store.AllocateLease(ctx, srv.ID)
+				if err != nil {
+					return nil, err
+				}
+				addr = a
+			default:
+				a, err := netip.ParseAddr(dhcp)
+				if err != nil {
+					return nil, fmt.Errorf("key nic:0:dhcp: %q: %w", dhcp, ErrInvalid)
+				}
+				addr = a
+			}
+			if addr.IsValid() {
+				nic.Address = netip.PrefixFrom(addr, m.store.Subnet().Bits())
+				nic.Gateway = m.store.Gateway()
+			}
+		} else {
+			nic.Bridge = network.VLANBridge(cfg[p+"vlan"])
+		}
+		nics = append(nics, nic)
+	}
+	return nics, nil
+}
+
+// dnsName makes a server name a DNS-safe hostname.
+func dnsName(name, id string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	host := strings.Trim(b.String(), "-")
+	if len(host) > 63 {
+		host = strings.Trim(host[:63], "-")
+	}
+	if host == "" {
+		host = "server-" + strings.SplitN(id, "-", 2)[0]
+	}
+	return host
+}

@@ -1,0 +1,95 @@
+package vmm
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"hearth/storage"
+	"hearth/vmm/guest"
+)
+
+// Shutdown sends the power-off signal and returns; the guest's exit then
+// stops the server as any exit does. A guest still running after the grace
+// period is killed.
+func (m *Manager) Shutdown(ctx context.Context, server string) error {
+	defer m.lock(server)()
+	if _, err := m.store.Server(ctx, server); err != nil {
+		return err
+	}
+	st, err := m.backend.Status(ctx, server)
+	if err != nil || st.State == guest.Stopped {
+		return fmt.Errorf("server %s: %w", server, ErrNotRunning)
+	}
+	if st.State == guest.Paused { // a frozen guest cannot act on the signal
+		if err := m.backend.Resume(ctx, server); err != nil {
+			return err
+		}
+		m.setRunning(ctx, server, storage.StatusActive)
+	}
+	exited := m.waitExit(server)
+	if err := m.backend.Signal(ctx, server, m.powerOff); err != nil {
+		m.cancelWait(server, exited)
+		return err
+	}
+	go func() {
+		select {
+		case <-exited:
+			return
+		case <-time.After(m.grace):
+		}
+		m.cancelWait(server, exited)
+		defer m.lock(server)()
+		// Only the incarnation that was asked to power off is killed.
+		cur, err := m.backend.Status(context.Background(), server)
+		if err != nil || cur.State == guest.Stopped || !cur.Started.Equal(st.Started) {
+			return
+		}
+		m.log.Warn("no power-off within the grace period: killing it", "server", server, "grace", m.grace)
+		if err := m.stop(context.Background(), server); err != nil {
+			m.log.Error("kill after grace period", "server", server, "err", err)
+		}
+	}()
+	return nil
+}
+
+// poweringOff reports whether the server's guest was asked to power off and
+// is still there.
+func (m *Manager) poweringOff(server string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.waiters[server]) > 0
+}
+
+// wake tells Shutdown's waiters that the server's guest is gone: it exited,
+// or the Manager deleted it.
+func (m *Manager) wake(server string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ch := range m.waiters[server] {
+		close(ch)
+	}
+	delete(m.waiters, server)
+}
+
+func (m *Manager) waitExit(server string) chan struct{} {
+	ch := make(chan struct{})
+	m.mu.Lock()
+	m.waiters[server] = append(m.waiters[server], ch)
+	m.mu.Unlock()
+	return ch
+}
+
+func (m *Manager) cancelWait(server string, ch chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.waiters[server]
+	for i, c := range w {
+		if c == ch {
+			m.waiters[server] = append(w[:i], w[i+1:]...)
+		}
+	}
+	if len(m.waiters[server]) == 0 {
+		delete(m.waiters, server)
+	}
+}
