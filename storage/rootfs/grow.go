@@ -38,15 +38,11 @@ func Grow(ctx context.Context, path string, log *slog.Logger) (Root, error) {
 	if err := notLooped(path); err != nil {
 		return Root{}, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return Root{}, fmt.Errorf("%w: cannot open the drive: %w", ErrNoRoot, errors.Unwrap(err))
-	}
-	defer f.Close()
-	root, err := findRoot(ctx, f, log)
+	f, root, err := openRoot(ctx, path, os.O_RDWR, log)
 	if err != nil {
 		return Root{}, err
 	}
+	defer f.Close()
 	if root.Table != "" {
 		if root, err = growPartition(f, root, log); err != nil {
 			return Root{}, err

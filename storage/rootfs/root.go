@@ -19,21 +19,6 @@ import (
 	"github.com/diskfs/go-diskfs/partition/mbr"
 )
 
-// Sentinels of FindRoot, Grow and KernelSupports. Their messages, and the
-// detail wrapped around them, name no host path, so a caller can show them
-// as the reason a server is dead.
-var (
-	// ErrNoRoot: the drive holds no root filesystem Hearth can boot (no
-	// filesystem it knows, no Linux partition, an unreadable partition
-	// table).
-	ErrNoRoot = errors.New("no usable root filesystem")
-	// ErrNoKernelSupport: the root filesystem is one the host kernel cannot
-	// mount.
-	ErrNoKernelSupport = errors.New("filesystem not supported by the host kernel")
-	// ErrInUse: Grow was asked to change a drive that a loop device holds.
-	ErrInUse = errors.New("drive is in use")
-)
-
 // Filesystem types FindRoot recognises, named as mount(2) names them.
 const (
 	FSExt4  = "ext4" // ext2, ext3 and ext4 alike: the ext4 driver mounts them all
@@ -145,24 +130,35 @@ func readSuperblock(f *os.File, off int64) (fsInfo, error) {
 // one-line reason that names no host path. MBR logical partitions and disks
 // of 4 KiB sectors are not read.
 func FindRoot(ctx context.Context, path string, log *slog.Logger) (Root, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return Root{}, fmt.Errorf("%w: cannot open the drive: %w", ErrNoRoot, errors.Unwrap(err))
-	}
-	defer f.Close()
-	root, err := findRoot(ctx, f, log)
+	f, root, err := openRoot(ctx, path, os.O_RDONLY, log)
 	if err != nil {
 		return Root{}, err
 	}
+	defer f.Close()
 	if root.FS != FSExt4 {
 		if err := KernelSupports(root.FS); err != nil {
 			return Root{}, err
 		}
 	}
 	return root, nil
+}
+
+// openRoot opens the drive image at path (flag: os.O_RDONLY or os.O_RDWR)
+// and finds its root. log may be nil.
+func openRoot(ctx context.Context, path string, flag int, log *slog.Logger) (*os.File, Root, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, Root{}, fmt.Errorf("%w: cannot open the drive: %w", ErrNoRoot, errors.Unwrap(err))
+	}
+	root, err := findRoot(ctx, f, log)
+	if err != nil {
+		f.Close()
+		return nil, Root{}, err
+	}
+	return f, root, nil
 }
 
 func findRoot(ctx context.Context, f *os.File, log *slog.Logger) (Root, error) {
@@ -193,6 +189,13 @@ func findRoot(ctx context.Context, f *os.File, log *slog.Logger) (Root, error) {
 	var candidates []Root
 	for _, p := range parts {
 		if !p.linux && !p.root {
+			continue
+		}
+		if p.offset+p.size > info.Size() {
+			if p.root {
+				return Root{}, fmt.Errorf("%w: %s root partition %d ends past the end of the drive", ErrNoRoot, table, p.number)
+			}
+			log.Warn("rootfs: partition ends past the end of the drive", "partition", p.number)
 			continue
 		}
 		sb, err := readSuperblock(f, p.offset)

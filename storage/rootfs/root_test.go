@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // GPT partition types the tests lay out (sfdisk names them by GUID).
@@ -246,7 +247,9 @@ func TestFindRootMounts(t *testing.T) {
 	empty := mkfsImage(t, FSXFS, 300*mib, "")
 	withInit := mkfsImage(t, FSBtrfs, 128*mib, tree(t, true))
 	img := disk(t, "gpt", 450, part{mib: 310, typ: typeLinux, fs: empty}, part{mib: 130, typ: typeLinux, fs: withInit})
+	start := time.Now()
 	root := findRootOK(t, img)
+	t.Logf("FindRoot mounted the partitions in %v", time.Since(start))
 	if root.Partition != 2 || root.FS != FSBtrfs {
 		t.Errorf("root %+v, want btrfs in partition 2", root)
 	}
@@ -270,6 +273,10 @@ func TestFindRootBadInput(t *testing.T) {
 		}
 	}
 	f.Close()
+	cut := disk(t, "gpt", 32, part{mib: 8, typ: typeESP}, part{typ: typeRootHere, fs: mkfsImage(t, FSExt4, 16*mib, tree(t, true))})
+	if err := os.Truncate(cut, 24*mib); err != nil {
+		t.Fatal(err)
+	}
 	garbage := make([]byte, 4*mib)
 	for i := range garbage {
 		garbage[i] = byte(i*7 + i/4096)
@@ -279,6 +286,7 @@ func TestFindRootBadInput(t *testing.T) {
 	}{
 		{"no filesystem", noFS, "no Linux partition of the gpt partition table holds an ext4, xfs or btrfs filesystem"},
 		{"garbled GPT", garbled, "GPT partition table unreadable"},
+		{"shrunk", cut, "gpt root partition 2 ends past the end of the drive"},
 		{"garbage", writeFile(t, garbage), "no ext4, xfs or btrfs filesystem and no partition table"},
 		{"empty", writeFile(t, nil), "no ext4, xfs or btrfs filesystem and no partition table"},
 		{"missing", filepath.Join(t.TempDir(), "missing"), "cannot open the drive"},
@@ -291,6 +299,7 @@ func TestFindRootBadInput(t *testing.T) {
 			if msg := err.Error(); strings.Contains(msg, "/") || strings.Contains(msg, "\n") {
 				t.Errorf("err %q names a path or spans lines", msg)
 			}
+			t.Logf("error: %v", err)
 		})
 	}
 }

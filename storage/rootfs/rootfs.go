@@ -60,6 +60,20 @@ var (
 	ErrUnsafePath = errors.New("unsafe path in archive")
 	// ErrTooSmall: the requested size cannot hold the content.
 	ErrTooSmall = errors.New("size too small for the image content")
+
+	// Errors of FindRoot, Grow and KernelSupports. Their messages, and the
+	// detail wrapped around them, name no host path, so a caller can show
+	// them as the reason a server is dead.
+
+	// ErrNoRoot: the drive holds no root filesystem Hearth can boot (no
+	// filesystem it knows, no Linux partition, an unreadable partition
+	// table).
+	ErrNoRoot = errors.New("no usable root filesystem")
+	// ErrNoKernelSupport: the root filesystem is one the host kernel cannot
+	// mount.
+	ErrNoKernelSupport = errors.New("filesystem not supported by the host kernel")
+	// ErrInUse: Grow was asked to change a drive that a loop device holds.
+	ErrInUse = errors.New("drive is in use")
 )
 
 // Format is the kind of source Import recognised.
