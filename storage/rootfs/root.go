@@ -309,8 +309,12 @@ func hasInit(ctx context.Context, path string, root Root) (bool, error) {
 	}
 	defer os.Remove(dir)
 	opts := fmt.Sprintf("ro,noexec,nodev,nosuid,loop,offset=%d,sizelimit=%d", root.Offset, root.Size)
-	if root.FS == FSXFS {
-		opts += ",norecovery" // a dirty log is not replayed onto the drive
+	// A dirty log is not replayed onto the drive.
+	switch root.FS {
+	case FSXFS:
+		opts += ",norecovery"
+	case FSBtrfs:
+		opts += ",rescue=nologreplay"
 	}
 	if out, err := exec.CommandContext(ctx, "mount", "-t", root.FS, "-o", opts, path, dir).CombinedOutput(); err != nil {
 		return false, fmt.Errorf("mount: %s", oneLine(out, err))
