@@ -36,11 +36,12 @@ func convertQcow2(ctx context.Context, src, out *os.File, o *options) (Result, e
 			return output, nil
 		}
 		lines := strings.Split(strings.TrimSpace(string(exit.Stderr)), "\n")
-		msg := oneLine([]byte(strings.TrimPrefix(lines[0], "qemu-img: ")), err, src.Name(), out.Name())
+		first := strings.TrimPrefix(strings.TrimPrefix(lines[0], "qemu-img: "), "ERROR: ")
+		msg := oneLine([]byte(first), err, src.Name(), out.Name())
 		if len(lines) > 1 {
 			msg += fmt.Sprintf(" (and %d more)", len(lines)-1)
 		}
-		return nil, fmt.Errorf("qcow2 image: %s: %w", msg, ErrInvalidImage)
+		return nil, fmt.Errorf("qcow2 image: qemu-img %s: %s: %w", args[0], msg, ErrInvalidImage)
 	}
 	output, err := qemu(0, "info", "--output=json", "-f", "qcow2", src.Name())
 	if err != nil {

@@ -81,7 +81,7 @@ func TestImportQcow2(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _, err = importFile(t, writeFile(t, data[:len(data)/2]))
-		oneLineNoPath(t, err, ErrInvalidImage, "qcow2 image: ")
+		oneLineNoPath(t, err, ErrInvalidImage, "qcow2 image: qemu-img check: ")
 	})
 	t.Run("header only", func(t *testing.T) {
 		q := toQcow2(t, mkfsImage(t, FSExt4, 24*mib, tree(t, true)))
