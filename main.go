@@ -292,7 +292,11 @@ func imageImport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("image import %s: %w", rest[0], err)
 	}
-	logf("imported %s (%s) as library drive %q, %d bytes", rest[0], res.Format, *name, d.Size)
+	format := string(res.Format)
+	if res.Content != res.Format {
+		format += " holding " + string(res.Content)
+	}
+	logf("imported %s (%s) as library drive %q, %d bytes", rest[0], format, *name, d.Size)
 	fmt.Fprintf(stdout, "drive %s\n", d.ID)
 	return nil
 }

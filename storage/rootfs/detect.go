@@ -20,11 +20,15 @@ const (
 	ext4MagicOffset      = ext4SuperblockOffset + 56
 	ext4Magic            = 0xef53
 	sectorSize           = 512
-	headSize             = 4096 // enough for an MBR, a GPT header and the ext4 superblock magic
+	// headSize covers an MBR, a GPT header and the ext4, xfs and btrfs
+	// superblocks.
+	headSize   = superblockReadSize
+	qcow2Magic = "QFI\xfb"
 )
 
-// detect tells by content what r holds: a raw ext2/3/4 filesystem, a
-// partitioned disk or a tar archive, any of them possibly compressed.
+// detect tells by content what r holds: a raw ext2/3/4, xfs or btrfs
+// filesystem, a partitioned disk or a tar archive, any of them possibly
+// compressed, or a qcow2 image (not compressed).
 func detect(r io.ReaderAt) (kind, error) {
 	rc, compression, err := decompress(bufio.NewReaderSize(io.NewSectionReader(r, 0, 1<<62), headSize))
 	if err != nil {
@@ -43,6 +47,9 @@ func detect(r io.ReaderAt) (kind, error) {
 	if err != nil && compression != "" {
 		return kind{}, fmt.Errorf("%s-compressed file: %w", compression, err)
 	}
+	if k.format == FormatQcow2 && compression != "" {
+		return kind{}, fmt.Errorf("%s-compressed qcow2 image (decompress it first): %w", compression, ErrUnsupported)
+	}
 	k.compression = compression
 	return k, err
 }
@@ -50,8 +57,19 @@ func detect(r io.ReaderAt) (kind, error) {
 // classify tells the format from the first bytes of the (uncompressed)
 // content, head, and r, which reads that content from its start.
 func classify(head []byte, r io.Reader) (kind, error) {
-	if len(head) >= ext4MagicOffset+2 && binary.LittleEndian.Uint16(head[ext4MagicOffset:]) == ext4Magic {
+	if string(head[:min(len(head), len(qcow2Magic))]) == qcow2Magic {
+		return kind{format: FormatQcow2}, nil
+	}
+	padded := make([]byte, superblockReadSize)
+	copy(padded, head)
+	// ext4 and xfs superblocks leave no room for a tar header or a
+	// partition table; btrfs's, at 64 KiB, is looked at last.
+	fs := superblock(padded).fs
+	switch fs {
+	case FSExt4:
 		return kind{format: FormatExt4}, nil
+	case FSXFS:
+		return kind{format: FormatXFS}, nil
 	}
 	tarErr := isTar(r)
 	if tarErr == nil {
@@ -59,6 +77,9 @@ func classify(head []byte, r io.Reader) (kind, error) {
 	}
 	if hasPartitionTable(head) {
 		return kind{format: FormatDisk}, nil
+	}
+	if fs == FSBtrfs {
+		return kind{format: FormatBtrfs}, nil
 	}
 	return kind{}, tarErr
 }

@@ -146,11 +146,9 @@ func treeHasInit(tree string) (bool, error) {
 	return err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0, nil
 }
 
-// copyRaw copies a raw ext4 or disk image, compressed or not, into out,
-// leaving holes where the source has holes or zero blocks, and grows an ext4
-// filesystem to the asked size.
+// copyRaw copies a raw filesystem or disk image, compressed or not, into
+// out, leaving holes where the source has holes or zero blocks, and sizes it.
 func copyRaw(ctx context.Context, src, out *os.File, k kind, o *options) (Result, error) {
-	format := k.format
 	var srcSize int64
 	if k.compression != "" {
 		rc, _, err := decompress(bufio.NewReaderSize(src, readBuf))
@@ -175,19 +173,26 @@ func copyRaw(ctx context.Context, src, out *os.File, k kind, o *options) (Result
 			return Result{}, err
 		}
 	}
+	return sizeRaw(ctx, out, srcSize, o, Result{Format: k.format, Content: k.format, Compression: k.compression})
+}
+
+// sizeRaw makes the raw image of res.Content in out, srcSize bytes long, the
+// asked size, growing an ext4 filesystem to fill it. Other filesystems and
+// partitioned disks grow at the guest's start (Grow).
+func sizeRaw(ctx context.Context, out *os.File, srcSize int64, o *options, res Result) (Result, error) {
 	size := o.size
 	if size == 0 {
 		size = srcSize
 	}
 	if size < srcSize {
-		return Result{}, fmt.Errorf("size %d bytes: the %s image is %d bytes and is not shrunk: %w", size, format, srcSize, ErrTooSmall)
+		return Result{}, fmt.Errorf("size %d bytes: the %s image is %d bytes and is not shrunk: %w", size, res.Content, srcSize, ErrTooSmall)
 	}
 	if err := out.Truncate(size); err != nil {
 		return Result{}, err
 	}
-	res := Result{Format: format, Compression: k.compression, Size: size}
-	if format != FormatExt4 {
-		o.logf("rootfs: %s is a partitioned disk image, copied as it is; Hearth boots only whole-drive ext4", src.Name())
+	res.Size = size
+	if res.Content != FormatExt4 {
+		o.logf("rootfs: %s image copied as it is; it grows to its drive at the guest's start", res.Content)
 		return res, nil
 	}
 	// Our copy may be checked and repaired freely; resize2fs insists on a

@@ -1,9 +1,13 @@
-// Package rootfs turns an image file into the ext4 drive image a Hearth guest
-// boots from. It is what `hearth image import` runs: Import reads a
-// root-filesystem tarball (plain or gzip), an OCI image layout (a directory or
-// a tar of one), a `docker save` archive or a raw disk image, recognised by
-// content and never by file name, and writes a sparse ext4 image made by
-// mkfs.ext4 -d (e2fsprogs).
+// Package rootfs makes and keeps the drive images Hearth guests boot from.
+//
+// Import is what `hearth image import` runs: it reads a root-filesystem
+// tarball (plain, gzip, zstd or bzip2), an OCI image layout (a directory or a
+// tar of one), a `docker save` archive, a raw image (an ext4, xfs or btrfs
+// filesystem, or a whole MBR or GPT partitioned disk, copied as it is) or a
+// qcow2 image (converted to raw by qemu-img, Debian's qemu-utils; one with a
+// backing file is refused, a damaged one fails with qemu-img's reason),
+// recognised by content and never by file name. Archives become a sparse
+// ext4 image made by mkfs.ext4 -d (e2fsprogs).
 //
 // Archives are unpacked into a private temporary tree beside the destination
 // (so the space used is the data volume's, not /tmp's) through an os.Root, so
@@ -11,6 +15,21 @@
 // absolute names and symbolic links are resolved inside the tree, as the
 // guest itself would see them. Owners, modes, symbolic links, hard links,
 // device nodes, extended attributes and times are kept as root keeps them.
+//
+// At a guest's start, the guest layer calls:
+//   - FindRoot, which says where the root filesystem of a boot drive lies
+//     (the whole drive, or the root partition of an MBR or GPT disk: by GPT
+//     root type, else the Linux partition holding /sbin/init, else the
+//     largest) and what it is, with the offset and size a loop device
+//     needs, and KernelSupports, which says whether the host kernel has it;
+//   - Grow, which extends a last root partition to the end of a grown drive
+//     and grows an ext4 root offline, as cloud images' growpart and
+//     resize2fs do; and GrowMounted, which grows a mounted xfs or btrfs root.
+//
+// Partition tables are read and written with go-diskfs (pure Go; GPT
+// checksums verified, the backup table used when the primary is damaged).
+// Their errors wrap ErrNoRoot, ErrNoKernelSupport or ErrInUse and name no host
+// path, so they can be shown as the reason a server is dead.
 package rootfs
 
 import (
@@ -41,6 +60,20 @@ var (
 	ErrUnsafePath = errors.New("unsafe path in archive")
 	// ErrTooSmall: the requested size cannot hold the content.
 	ErrTooSmall = errors.New("size too small for the image content")
+
+	// Errors of FindRoot, Grow and KernelSupports. Their messages, and the
+	// detail wrapped around them, name no host path, so a caller can show
+	// them as the reason a server is dead.
+
+	// ErrNoRoot: the drive holds no root filesystem Hearth can boot (no
+	// filesystem it knows, no Linux partition, an unreadable partition
+	// table).
+	ErrNoRoot = errors.New("no usable root filesystem")
+	// ErrNoKernelSupport: the root filesystem is one the host kernel cannot
+	// mount.
+	ErrNoKernelSupport = errors.New("filesystem not supported by the host kernel")
+	// ErrInUse: Grow was asked to change a drive that a loop device holds.
+	ErrInUse = errors.New("drive is in use")
 )
 
 // Format is the kind of source Import recognised.
@@ -56,16 +89,28 @@ const (
 	FormatDockerArchive Format = "docker-archive"
 	// FormatExt4 is a raw ext2/3/4 filesystem image, copied as it is.
 	FormatExt4 Format = "ext4"
+	// FormatXFS and FormatBtrfs are raw xfs and btrfs filesystem images,
+	// copied as they are; they grow at the guest's start (Grow,
+	// GrowMounted).
+	FormatXFS   Format = "xfs"
+	FormatBtrfs Format = "btrfs"
 	// FormatDisk is a raw disk image with an MBR or GPT partition table,
-	// copied as it is. Hearth boots only a whole-drive ext4 filesystem, so
-	// such a drive is a data drive, not a boot drive.
+	// copied whole, as it is; FindRoot finds the root partition a guest
+	// boots from, and Grow extends it at the guest's start.
 	FormatDisk Format = "disk"
+	// FormatQcow2 is a QEMU qcow2 image, converted to raw by qemu-img
+	// (Debian's qemu-utils); what it held is in Result.Content.
+	FormatQcow2 Format = "qcow2"
 )
 
 // Result describes the drive image Import wrote.
 type Result struct {
 	// Format is what the source was.
 	Format Format
+	// Content is what the drive image holds: FormatExt4 for archives
+	// (packed into ext4), the raw format itself for raw images, and what a
+	// qcow2 image held (FormatExt4, FormatXFS, FormatBtrfs or FormatDisk).
+	Content Format
 	// Compression is how the source file was compressed: "gzip", "zstd",
 	// "bzip2" or "" for none.
 	Compression string
@@ -77,7 +122,8 @@ type Result struct {
 	Layers int
 	// HasInit reports whether /sbin/init exists in the image (followed
 	// through symbolic links inside the tree for archives; as a directory
-	// entry for raw ext4 images). Without it a guest runs /bin/sh.
+	// entry for raw ext4 images; false for other raw images, whose root
+	// FindRoot finds at start). Without it a guest runs /bin/sh.
 	HasInit bool
 }
 
@@ -92,8 +138,9 @@ type options struct {
 
 // WithSize makes the image exactly size bytes instead of the content's size
 // plus headroom. A size that cannot hold the content fails with ErrTooSmall.
-// A raw ext4 image smaller than size is grown (resize2fs); one larger is
-// refused with ErrTooSmall.
+// A raw ext4 image smaller than size is grown (resize2fs); other raw images
+// are only extended (their filesystem grows at the guest's start, Grow); one
+// larger is refused with ErrTooSmall.
 func WithSize(size int64) Option { return func(o *options) { o.size = size } }
 
 // WithLogger receives what Import does and anything it could not keep (for
@@ -107,16 +154,19 @@ func WithLogger(logf func(format string, args ...any)) Option {
 func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir } }
 
 // Import reads the image at src (a file, or a directory holding an OCI image
-// layout or an unpacked `docker save`), recognises its format by content and writes a bootable ext4 drive
-// image to dst, which must not exist yet.
+// layout or an unpacked `docker save`), recognises its format by content and
+// writes a drive image to dst, which must not exist yet: ext4 for archives,
+// the raw image as it is otherwise.
 //
 // Steps:
 //   - gzip, zstd and bzip2 are undone on the fly (files and layers); xz is
 //     refused (ErrUnsupported);
-//   - a raw ext4 image (compressed or not) is copied sparsely, checked with
-//     e2fsck -p and grown to WithSize with resize2fs; a partitioned disk
-//     image is copied as is (FormatDisk); anything else that is not a tar
-//     archive fails with ErrUnknownFormat;
+//   - a raw ext4, xfs or btrfs image or a partitioned disk image (compressed
+//     or not) is copied sparsely, whole, and extended to WithSize; an ext4
+//     one is checked with e2fsck -p and grown with resize2fs;
+//   - a qcow2 image is checked (qemu-img check) and converted (qemu-img
+//     convert) into the drive, then treated as the raw image it held;
+//   - anything else that is not a tar archive fails with ErrUnknownFormat;
 //   - a tar is unpacked into a temporary tree; if it holds an OCI layout or a
 //     `docker save` archive, the image for linux/GOARCH (or the only one) is
 //     assembled from its layers in order, whiteouts applied, into a second tree;
@@ -194,8 +244,10 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 		return Result{}, err
 	}
 	switch kind.format {
-	case FormatExt4, FormatDisk:
+	case FormatExt4, FormatXFS, FormatBtrfs, FormatDisk:
 		return copyRaw(ctx, f, out, kind, o)
+	case FormatQcow2:
+		return convertQcow2(ctx, f, out, o)
 	}
 	// A tar: unpack it, then see whether it was a container image.
 	res := Result{Compression: kind.compression}
@@ -274,6 +326,6 @@ func finish(ctx context.Context, tree string, out *os.File, o *options, res Resu
 	if err != nil {
 		return Result{}, err
 	}
-	res.Size, res.HasInit = size, hasInit
+	res.Size, res.HasInit, res.Content = size, hasInit, FormatExt4
 	return res, nil
 }
