@@ -26,4 +26,4 @@ type Network interface {
 	Counters(id string, index int) (NICCounters, error)
 }
 
-var _ Network = (*network.Manager)(nil)
+var _ Network = (*network.Switch)(nil)

@@ -50,27 +50,27 @@ type NIC struct {
 // NICCounters are a NIC's traffic as seen by the GUEST (package vmm aliases this type).
 type NICCounters struct{ RxBytes, RxPackets, TxBytes, TxPackets uint64 }
 
-// Option configures a Manager.
-type Option func(*Manager)
+// Option configures a Switch.
+type Option func(*Switch)
 
 // WithBridge names the public bridge (default "hearth0").
-func WithBridge(name string) Option { return func(m *Manager) { m.bridge = name } }
+func WithBridge(name string) Option { return func(m *Switch) { m.bridge = name } }
 
 // WithGateway sets the public bridge's address and prefix, i.e. the guests'
 // gateway and Hearth's subnet (default 10.73.0.1/16).
-func WithGateway(p netip.Prefix) Option { return func(m *Manager) { m.gateway = p } }
+func WithGateway(p netip.Prefix) Option { return func(m *Switch) { m.gateway = p } }
 
 // WithNAT turns outbound NAT for the subnet on (default off).
-func WithNAT(on bool) Option { return func(m *Manager) { m.nat = on } }
+func WithNAT(on bool) Option { return func(m *Switch) { m.nat = on } }
 
-// WithLogger sets where the Manager logs (default: nowhere).
+// WithLogger sets where the Switch logs (default: nowhere).
 func WithLogger(logf func(format string, args ...any)) Option {
-	return func(m *Manager) { m.logf = logf }
+	return func(m *Switch) { m.logf = logf }
 }
 
-// Manager sets up and tears down guest networks. It keeps no state a
+// Switch wires guests to Hearth's bridges: it sets up and tears down guest networks. It keeps no state a
 // restart would lose: devices and namespaces are found again by name.
-type Manager struct {
+type Switch struct {
 	dir     string // DATA/run/netns
 	bridge  string
 	gateway netip.Prefix
@@ -81,7 +81,7 @@ type Manager struct {
 	forwardOn bool
 
 	mu    sync.Mutex      // serialises changes, so a bridge is never deleted while a port joins it
-	vlans map[string]bool // VLAN bridges used through this Manager, for Close
+	vlans map[string]bool // VLAN bridges used through this Switch, for Close
 }
 
 // Public bridge defaults (appliance spec §5).
@@ -92,9 +92,9 @@ const (
 
 // New prepares the public bridge with the gateway address (and NAT when
 // enabled, or removes a NAT left by an earlier run when not) and returns a
-// Manager keeping namespaces under dataDir/run/netns.
-func New(dataDir string, opts ...Option) (_ *Manager, err error) {
-	m := &Manager{
+// Switch keeping namespaces under dataDir/run/netns.
+func New(dataDir string, opts ...Option) (_ *Switch, err error) {
+	m := &Switch{
 		dir:     filepath.Join(dataDir, "run", "netns"),
 		bridge:  DefaultBridge,
 		gateway: netip.MustParsePrefix(DefaultGateway),
@@ -159,7 +159,7 @@ func New(dataDir string, opts ...Option) (_ *Manager, err error) {
 
 // dropOtherAddresses removes the addresses an earlier run with another
 // subnet gave the public bridge, whose routes would otherwise linger.
-func (m *Manager) dropOtherAddresses(br netlink.Link) {
+func (m *Switch) dropOtherAddresses(br netlink.Link) {
 	addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
 	if err != nil {
 		m.logf("network: addresses of %s: %v", m.bridge, err)
@@ -174,13 +174,13 @@ func (m *Manager) dropOtherAddresses(br netlink.Link) {
 	}
 }
 
-func (m *Manager) logIf(err error) {
+func (m *Switch) logIf(err error) {
 	if err != nil {
 		m.logf("network: %v", err)
 	}
 }
 
-func (m *Manager) netnsPath(id string) string { return filepath.Join(m.dir, id) }
+func (m *Switch) netnsPath(id string) string { return filepath.Join(m.dir, id) }
 
 // Setup creates the guest's network namespace with one veth per NIC joined
 // to its bridge (a missing VLAN bridge is created) and configured inside:
@@ -188,7 +188,7 @@ func (m *Manager) netnsPath(id string) string { return filepath.Join(m.dir, id) 
 // gateway, lo up. It returns the namespace path for the OCI spec. Calling
 // it again for a set-up id returns the same path; on failure whatever this
 // call created is removed again.
-func (m *Manager) Setup(ctx context.Context, id string, nics []NIC) (_ string, err error) {
+func (m *Switch) Setup(ctx context.Context, id string, nics []NIC) (_ string, err error) {
 	if err := checkID(id); err != nil {
 		return "", err
 	}
@@ -246,7 +246,7 @@ func (m *Manager) Setup(ctx context.Context, id string, nics []NIC) (_ string, e
 	return path, nil
 }
 
-func (m *Manager) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
+func (m *Switch) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
 	macs := make([]net.HardwareAddr, len(nics))
 	seen := map[int]bool{}
 	for i, nic := range nics {
@@ -273,7 +273,7 @@ func (m *Manager) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
 }
 
 // setupNIC makes (or completes) one veth pair, adding to undo what it creates.
-func (m *Manager) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns.NsHandle, id string, nic NIC, mac net.HardwareAddr, undo *[]func() error) error {
+func (m *Switch) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns.NsHandle, id string, nic NIC, mac net.HardwareAddr, undo *[]func() error) error {
 	br, created, err := ensureBridge(ctx, nic.Bridge)
 	if err != nil {
 		return err
@@ -360,7 +360,7 @@ func (m *Manager) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns
 // Teardown removes the guest's veths and namespace file, and a VLAN bridge
 // whose last port went with them. Idempotent; it works for guests set up by
 // an earlier Hearth process.
-func (m *Manager) Teardown(ctx context.Context, id string) error {
+func (m *Switch) Teardown(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
@@ -400,7 +400,7 @@ func (m *Manager) Teardown(ctx context.Context, id string) error {
 }
 
 // deleteIdleVLAN removes a VLAN bridge that has no port left.
-func (m *Manager) deleteIdleVLAN(ctx context.Context, name string) error {
+func (m *Switch) deleteIdleVLAN(ctx context.Context, name string) error {
 	busy, err := hasPorts(name)
 	if err != nil || busy {
 		return err
@@ -411,7 +411,7 @@ func (m *Manager) deleteIdleVLAN(ctx context.Context, name string) error {
 
 // Counters reports NIC index of guest id as the guest sees it: what the
 // host end transmits, the guest receives.
-func (m *Manager) Counters(id string, index int) (NICCounters, error) {
+func (m *Switch) Counters(id string, index int) (NICCounters, error) {
 	if err := checkID(id); err != nil {
 		return NICCounters{}, err
 	}
@@ -424,11 +424,11 @@ func (m *Manager) Counters(id string, index int) (NICCounters, error) {
 	return NICCounters{RxBytes: s.TxBytes, RxPackets: s.TxPackets, TxBytes: s.RxBytes, TxPackets: s.RxPackets}, nil
 }
 
-// Close removes the VLAN bridges used through this Manager that have no
+// Close removes the VLAN bridges used through this Switch that have no
 // port left, and, when no guest uses the public bridge, the bridge with its
 // NAT rules (turning ip_forward off again if New turned it on). Running
 // guests keep their network across a Hearth restart.
-func (m *Manager) Close() error {
+func (m *Switch) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ctx := context.Background()
@@ -453,4 +453,4 @@ func (m *Manager) Close() error {
 }
 
 // Bridge is the public bridge's name.
-func (m *Manager) Bridge() string { return m.bridge }
+func (m *Switch) Bridge() string { return m.bridge }

@@ -20,9 +20,9 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// testNet is one test's Manager with its own bridge, subnet and data dir.
+// testNet is one test's Switch with its own bridge, subnet and data dir.
 type testNet struct {
-	*Manager
+	*Switch
 	t      testing.TB
 	data   string
 	subnet netip.Prefix
@@ -48,7 +48,7 @@ func newTestNet(t testing.TB, opts ...Option) *testNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.Manager = m
+	tn.Switch = m
 	t.Cleanup(func() { // after a failed test too; a clean pass has done all this already
 		for _, id := range tn.ids {
 			m.Teardown(context.Background(), id)
@@ -68,7 +68,7 @@ func (tn *testNet) addr(n int) netip.Prefix {
 
 func (tn *testNet) gateway() netip.Addr { return tn.gateway0().Addr() }
 
-func (tn *testNet) gateway0() netip.Prefix { return tn.Manager.gateway }
+func (tn *testNet) gateway0() netip.Prefix { return tn.Switch.gateway }
 
 func (tn *testNet) newID() string {
 	id := uuid.NewString()
@@ -366,7 +366,7 @@ func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
 		t.Errorf("namespace %s mounted %d times, want once", first, n)
 	}
 
-	// Hearth restarts: Close keeps what a running guest uses, a new Manager adopts it.
+	// Hearth restarts: Close keeps what a running guest uses, a new Switch adopts it.
 	tn.close()
 	if _, err := netlink.LinkByName(tn.Bridge()); err != nil {
 		t.Fatalf("Close removed the public bridge of a running guest: %v", err)
@@ -375,7 +375,7 @@ func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.Manager = m2
+	tn.Switch = m2
 	br, err := netlink.LinkByName(tn.Bridge())
 	if err != nil {
 		t.Fatal(err)
@@ -485,7 +485,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 	if rules := mustOutput(t, "iptables-save"); strings.Contains(rules, tn.Bridge()) {
 		t.Errorf("rules left after a restart with NAT off:\n%s", rules)
 	}
-	tn.Manager = off
+	tn.Switch = off
 	tn.close()
 	tn.assertClean()
 
