@@ -356,7 +356,8 @@ func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
 	tn := newTestNet(t)
 	vlan := tn.newVLAN()
 	id := tn.newID()
-	nics := []NIC{tn.public(20), {Index: 1, MAC: RandomMAC(), Bridge: vlan}}
+	nics := []NIC{tn.public(20), {Index: 1, MAC: RandomMAC(), Address: tn.addr(21), Bridge: vlan, Hostname: "guest20"}}
+	nics[0].Hostname = "guest20"
 	first := tn.setup(id, nics...)
 	again := tn.setup(id, nics...)
 	if first != again {
@@ -385,6 +386,15 @@ func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
 	}
 	if _, err := tn.Counters(id, 1); err != nil {
 		t.Errorf("counters after restart: %v", err)
+	}
+	// The running guest's DHCP lease is adopted before any Setup.
+	offer := tn.dhcp.reply(discover(t, nics[0].MAC))
+	if offer == nil || offer.YourIPAddr.String() != nics[0].Address.Addr().String() ||
+		fmt.Sprint(offer.Router()) != fmt.Sprintf("[%s]", tn.gateway()) || offer.HostName() != "guest20" {
+		t.Errorf("DHCP offer after restart: %v, want %s via %s named guest20", offer, nics[0].Address, tn.gateway())
+	}
+	if resp := tn.dhcp.reply(discover(t, nics[1].MAC)); resp != nil {
+		t.Errorf("DHCP answered the VLAN NIC after restart: %v", resp)
 	}
 	if p := tn.setup(id, nics...); p != first {
 		t.Errorf("Setup after restart returned %s, want %s", p, first)
