@@ -220,6 +220,33 @@ func (d *dhcpServer) configOptions(l lease, typ dhcpv4.MessageType) []dhcpv4.Mod
 	return mods
 }
 
+// ParseDNS reads a --dns list, "IP[,IP...]": IPv4 addresses a guest can
+// reach (not loopback). "" is no list, nil.
+func ParseDNS(list string) ([]netip.Addr, error) {
+	var servers []netip.Addr
+	for _, field := range strings.Split(list, ",") {
+		if field = strings.TrimSpace(field); field == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(field)
+		if err != nil {
+			return nil, fmt.Errorf("%w: DNS server %q is not an IP address", ErrInvalid, field)
+		}
+		if err := checkDNS(a); err != nil {
+			return nil, err
+		}
+		servers = append(servers, a)
+	}
+	return servers, nil
+}
+
+func checkDNS(a netip.Addr) error {
+	if !a.Is4() || a.IsLoopback() || a.IsUnspecified() {
+		return fmt.Errorf("%w: DNS server %s (want an IPv4 address a guest can reach)", ErrInvalid, a)
+	}
+	return nil
+}
+
 // HostResolvers are the IPv4 name servers of the host's /etc/resolv.conf
 // that a guest can reach. Loopback ones (systemd-resolved's 127.0.0.53)
 // answer only the host; when they are all there is, systemd-resolved's own
@@ -247,7 +274,7 @@ func resolvers(path string) []netip.Addr {
 			continue
 		}
 		a, err := netip.ParseAddr(fields[1])
-		if err == nil && a.Is4() && !a.IsLoopback() && !a.IsUnspecified() {
+		if err == nil && checkDNS(a) == nil {
 			servers = append(servers, a)
 		}
 	}

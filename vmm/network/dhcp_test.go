@@ -334,3 +334,15 @@ func dhcpSockets(t *testing.T) int {
 	}
 	return n
 }
+
+func TestParseDNS(t *testing.T) {
+	got, err := ParseDNS(" 192.0.2.1, 198.51.100.2 ")
+	if want := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.2")}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("ParseDNS = %v, %v; want %v", got, err, want)
+	}
+	for _, bad := range []string{"127.0.0.53", "2001:db8::1", "0.0.0.0", "dns.example", "192.0.2.1,x"} {
+		if _, err := ParseDNS(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseDNS(%q): %v, want ErrInvalid", bad, err)
+		}
+	}
+}

@@ -163,8 +163,8 @@ func New(dataDir string, opts ...Option) (_ *Switch, err error) {
 		return nil, fmt.Errorf("%w: DHCP lease time %s (want a minute to a year)", ErrInvalid, m.dhcp.leaseTime)
 	}
 	for _, a := range m.dhcp.dns {
-		if !a.Is4() || a.IsLoopback() || a.IsUnspecified() {
-			return nil, fmt.Errorf("%w: DNS server %s (want an IPv4 address a guest can reach)", ErrInvalid, a)
+		if err := checkDNS(a); err != nil {
+			return nil, err
 		}
 	}
 	if !validIfName(m.bridge) || !strings.HasPrefix(m.bridge, prefix) || isVLANBridge(m.bridge) {
