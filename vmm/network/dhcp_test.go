@@ -312,6 +312,18 @@ func TestGoDHCPClientInTheGuestGetsItsNICAndANak(t *testing.T) {
 	}
 }
 
+// testNetns is the network namespace the tests started in, where the
+// Switches open their sockets. Package variables are initialised on the main
+// thread, which may later sit wedged in a guest's namespace (createNetns), so
+// /proc/self/net cannot be trusted to show this one.
+var testNetns = func() string {
+	ns, err := netns.Get()
+	if err != nil {
+		return "/proc/self/ns/net"
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", int(ns))
+}()
+
 // dhcpSockets counts this process's UDP sockets on port 67.
 func dhcpSockets(t *testing.T) int {
 	t.Helper()
@@ -325,8 +337,15 @@ func dhcpSockets(t *testing.T) int {
 			mine[strings.Trim(target, "socket:[]")] = true
 		}
 	}
+	var udp []byte
+	if err := inNamespace(testNetns, func() (err error) {
+		udp, err = os.ReadFile("/proc/thread-self/net/udp")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	n := 0
-	for _, line := range strings.Split(mustRead(t, "/proc/self/net/udp"), "\n")[1:] {
+	for _, line := range strings.Split(string(udp), "\n")[1:] {
 		f := strings.Fields(line)
 		if len(f) > 9 && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", dhcpv4.ServerPort)) && mine[f[9]] {
 			n++
