@@ -63,7 +63,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 const usage = `usage:
   hearth [serve] [--listen ADDR] [--data DIR] [--containerd SOCKET] [--runtime NAME]
                  [--tls auto] [--tls-cert FILE --tls-key FILE] [--vnc-listen IP] [--subnet CIDR] [--prefix PATH]
-                 [--bridge NAME] [--nat true] [--shutdown-grace DURATION]
+                 [--bridge NAME] [--nat true] [--dns IP[,IP]] [--shutdown-grace DURATION]
   hearth user add NAME [--admin] [--data DIR]
   hearth user list [--data DIR]
   hearth image import --name NAME [--size SIZE] [--data DIR] FILE
@@ -327,6 +327,7 @@ func serve(args []string, stderr io.Writer) error {
 	prefix := fs.String("prefix", env("HEARTH_PREFIX", ""), "optional `path` prefix of the API, e.g. /api (env HEARTH_PREFIX)")
 	bridge := fs.String("bridge", env("HEARTH_BRIDGE", "hearth0"), "`name` of the public bridge nic:0 joins (env HEARTH_BRIDGE)")
 	nat := fs.String("nat", env("HEARTH_NAT", "false"), "`true`: NAT guests' outbound traffic to the host's uplink (env HEARTH_NAT)")
+	dns := fs.String("dns", env("HEARTH_DNS", ""), "DNS servers DHCP hands guests, `IP[,IP]`; empty: the host's resolvers but loopback ones (env HEARTH_DNS)")
 	grace := fs.String("shutdown-grace", env("HEARTH_SHUTDOWN_GRACE", vmm.DefaultGracePeriod.String()), "`duration` a guest gets to power off after shutdown before it is killed (env HEARTH_SHUTDOWN_GRACE)")
 	var tlsFlags certs.Config
 	tlsFlags.RegisterFlags(fs)
@@ -344,6 +345,14 @@ func serve(args []string, stderr io.Writer) error {
 	natOn, err := strconv.ParseBool(*nat)
 	if err != nil {
 		return usagef("--nat %s: want true or false", *nat)
+	}
+	netOpts := []network.Option{network.WithBridge(*bridge), network.WithNAT(natOn)}
+	if *dns != "" {
+		servers, err := network.ParseDNS(*dns)
+		if err != nil {
+			return usagef("--dns %s: %v", *dns, err)
+		}
+		netOpts = append(netOpts, network.WithDNS(servers))
 	}
 	graceTime, err := time.ParseDuration(*grace)
 	if err != nil || graceTime < 0 {
@@ -390,8 +399,8 @@ func serve(args []string, stderr io.Writer) error {
 	defer consoles.Close()
 	hostOpts := []containerd.Option{containerd.WithContainerd(*containerdSocket), containerd.WithRuntime(*runtimeName), containerd.WithLogger(guestLog)}
 	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithLogger(guestLog)}
-	netm, err := network.New(store.Dir(), network.WithBridge(*bridge), network.WithNAT(natOn),
-		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithLogger(logf))
+	netm, err := network.New(store.Dir(), append(netOpts,
+		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithSlog(guestLog))...)
 	if err != nil {
 		logf("guest network unavailable (guests without NICs still run): %v", err)
 	} else {

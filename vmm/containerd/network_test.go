@@ -16,6 +16,8 @@ import (
 	"hearth/vmm/vmmtest"
 )
 
+var _ Network = (*network.Switch)(nil)
+
 // TestGuestNetwork runs a guest with nic:0 on a bridge of its own: the
 // address is configured before init runs, the guest reaches its gateway,
 // the counters move, and Delete tears the namespace down.

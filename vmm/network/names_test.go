@@ -64,7 +64,7 @@ func TestBadInputIsRefusedNamingIt(t *testing.T) {
 			t.Errorf("checkID(%q) = %v, want ErrInvalid", id, err)
 		}
 	}
-	m := &Manager{bridge: DefaultBridge}
+	m := &Switch{bridge: DefaultBridge}
 	addr := netip.MustParsePrefix("10.73.0.5/16")
 	gw := netip.MustParseAddr("10.73.0.1")
 	good := NIC{Index: 0, MAC: "02:00:00:00:00:01", Address: addr, Gateway: gw, Bridge: DefaultBridge}

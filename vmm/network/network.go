@@ -10,6 +10,18 @@
 //   - namespace: DATA/run/netns/ID, a bind mount of the namespace file;
 //   - host end of NIC n: "hearth" + 8 hex digits of sha256(ID) + n;
 //   - VLAN bridge: "hearthv" + the first 8 hex digits of the VLAN UUID.
+//
+// A DHCPv4 server (github.com/insomniacslk/dhcp) listens on the public
+// bridge alone (a socket bound to it with SO_BINDTODEVICE, never to every
+// interface) from New to Close. It answers only the MACs of the NICs Setup
+// joined to that bridge, each with its NIC's address, subnet mask, router
+// (the NIC's gateway), the DNS servers (WithDNS, default the host's
+// reachable resolvers), the NIC's host name and the lease time, with the
+// bridge's gateway address as server identifier; anyone else gets no
+// answer, a REQUEST for another address a NAK. VLAN bridges get no DHCP, as
+// on ElasticHosts. The address is configured in the guest's namespace as
+// well, for images without a DHCP client. Setup registers a guest's leases,
+// Teardown drops them, and New adopts those of guests still running.
 package network
 
 import (
@@ -17,12 +29,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -45,43 +59,77 @@ type NIC struct {
 	Address netip.Prefix // guest address with prefix length; invalid (zero) = no address
 	Gateway netip.Addr   // zero = no default route
 	Bridge  string       // host bridge to join (public bridge, or the VLAN's bridge)
+	// Hostname is the DHCP host name option of a NIC on the public bridge:
+	// the guest's host name, one DNS label; "" = none.
+	Hostname string
 }
 
 // NICCounters are a NIC's traffic as seen by the GUEST (package vmm aliases this type).
 type NICCounters struct{ RxBytes, RxPackets, TxBytes, TxPackets uint64 }
 
-// Option configures a Manager.
-type Option func(*Manager)
+// Option configures a Switch.
+type Option func(*Switch)
 
 // WithBridge names the public bridge (default "hearth0").
-func WithBridge(name string) Option { return func(m *Manager) { m.bridge = name } }
+func WithBridge(name string) Option { return func(m *Switch) { m.bridge = name } }
 
 // WithGateway sets the public bridge's address and prefix, i.e. the guests'
 // gateway and Hearth's subnet (default 10.73.0.1/16).
-func WithGateway(p netip.Prefix) Option { return func(m *Manager) { m.gateway = p } }
+func WithGateway(p netip.Prefix) Option { return func(m *Switch) { m.gateway = p } }
 
 // WithNAT turns outbound NAT for the subnet on (default off).
-func WithNAT(on bool) Option { return func(m *Manager) { m.nat = on } }
+func WithNAT(on bool) Option { return func(m *Switch) { m.nat = on } }
 
-// WithLogger sets where the Manager logs (default: nowhere).
+// WithSlog sets where the Switch logs (default: nowhere).
+func WithSlog(log *slog.Logger) Option { return func(m *Switch) { m.log = log } }
+
+// WithLogger sends the Switch's log lines, as text, to a printf-style logf.
 func WithLogger(logf func(format string, args ...any)) Option {
-	return func(m *Manager) { m.logf = logf }
+	return WithSlog(slog.New(slog.NewTextHandler(logfWriter(logf), &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey { // logf stamps its own
+				return slog.Attr{}
+			}
+			return a
+		},
+	})))
 }
 
-// Manager sets up and tears down guest networks. It keeps no state a
-// restart would lose: devices and namespaces are found again by name.
-type Manager struct {
+type logfWriter func(format string, args ...any)
+
+func (w logfWriter) Write(p []byte) (int, error) {
+	w("%s", bytes.TrimSuffix(p, []byte("\n")))
+	return len(p), nil
+}
+
+// WithDNS sets the DNS servers DHCP hands guests: nil = HostResolvers (the
+// default), empty = none.
+func WithDNS(servers []netip.Addr) Option {
+	return func(m *Switch) { m.dhcp.dns = servers }
+}
+
+// WithLeaseTime sets how long a DHCP lease lasts (default DefaultLeaseTime).
+func WithLeaseTime(d time.Duration) Option {
+	return func(m *Switch) { m.dhcp.leaseTime = d }
+}
+
+// Switch wires guests to Hearth's bridges: it sets up and tears down guest
+// networks and answers DHCP on the public bridge. It keeps no state a
+// restart would lose: devices and namespaces are found again by name, and
+// the DHCP leases of running guests are read back from their namespaces.
+type Switch struct {
 	dir     string // DATA/run/netns
 	bridge  string
 	gateway netip.Prefix
 	nat     bool
-	logf    func(string, ...any)
+	log     *slog.Logger
+	dhcp    *dhcpServer
 
 	// forwardOn: New turned ip_forward on, so Close turns it off again.
 	forwardOn bool
 
 	mu    sync.Mutex      // serialises changes, so a bridge is never deleted while a port joins it
-	vlans map[string]bool // VLAN bridges used through this Manager, for Close
+	vlans map[string]bool // VLAN bridges used through this Switch, for Close
 }
 
 // Public bridge defaults (appliance spec §5).
@@ -92,17 +140,32 @@ const (
 
 // New prepares the public bridge with the gateway address (and NAT when
 // enabled, or removes a NAT left by an earlier run when not) and returns a
-// Manager keeping namespaces under dataDir/run/netns.
-func New(dataDir string, opts ...Option) (_ *Manager, err error) {
-	m := &Manager{
+// Switch keeping namespaces under dataDir/run/netns.
+func New(dataDir string, opts ...Option) (_ *Switch, err error) {
+	m := &Switch{
 		dir:     filepath.Join(dataDir, "run", "netns"),
 		bridge:  DefaultBridge,
 		gateway: netip.MustParsePrefix(DefaultGateway),
-		logf:    func(string, ...any) {},
+		log:     slog.New(slog.DiscardHandler),
+		dhcp:    &dhcpServer{leaseTime: DefaultLeaseTime, leases: map[string]lease{}},
 		vlans:   map[string]bool{},
 	}
+	dnsSet := false
 	for _, opt := range opts {
 		opt(m)
+		dnsSet = dnsSet || m.dhcp.dns != nil
+	}
+	if !dnsSet {
+		m.dhcp.dns = HostResolvers()
+	}
+	m.dhcp.bridge, m.dhcp.serverID, m.dhcp.log = m.bridge, m.gateway.Addr(), m.log
+	if m.dhcp.leaseTime < time.Minute || m.dhcp.leaseTime > 365*24*time.Hour {
+		return nil, fmt.Errorf("%w: DHCP lease time %s (want a minute to a year)", ErrInvalid, m.dhcp.leaseTime)
+	}
+	for _, a := range m.dhcp.dns {
+		if err := checkDNS(a); err != nil {
+			return nil, err
+		}
 	}
 	if !validIfName(m.bridge) || !strings.HasPrefix(m.bridge, prefix) || isVLANBridge(m.bridge) {
 		return nil, fmt.Errorf("%w: public bridge name %q (want %q and up to 9 more characters, not starting %q)", ErrInvalid, m.bridge, prefix, vlanPrefix)
@@ -130,9 +193,16 @@ func New(dataDir string, opts ...Option) (_ *Manager, err error) {
 		return nil, fmt.Errorf("address %s on %s: %w", g, m.bridge, err)
 	}
 	m.dropOtherAddresses(br)
+	m.adoptLeases(br)
+	m.startDHCP()
+	defer func() {
+		if err != nil {
+			m.dhcp.stop()
+		}
+	}()
 	if !m.nat {
 		m.logIf(syncRules(ctx, m.bridge, nil))
-		m.logf("network: public bridge %s %s, outbound NAT off", m.bridge, g)
+		m.log.Info("network: public bridge", "bridge", m.bridge, "ip", g, "nat", false)
 		return m, nil
 	}
 	forward, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
@@ -153,42 +223,130 @@ func New(dataDir string, opts ...Option) (_ *Manager, err error) {
 	if err := syncRules(ctx, m.bridge, natRules(m.bridge, g.Masked())); err != nil {
 		return nil, fmt.Errorf("outbound NAT: %w", err)
 	}
-	m.logf("network: public bridge %s %s, outbound NAT for %s", m.bridge, g, g.Masked())
+	m.log.Info("network: public bridge", "bridge", m.bridge, "ip", g, "nat", g.Masked())
 	return m, nil
+}
+
+// adoptLeases registers the DHCP leases of the guests an earlier Hearth
+// joined to the public bridge, which keep running across a restart: their
+// MAC, address, default route and host name (the alias) are on the guest's
+// end of each veth, in its namespace.
+func (m *Switch) adoptLeases(br netlink.Link) {
+	links, err := listLinks()
+	if err != nil {
+		m.log.Warn("network: no DHCP leases adopted", "err", err)
+		return
+	}
+	nics := map[string][]NIC{}
+	for _, l := range links {
+		a := l.Attrs()
+		owner, ok := strings.CutPrefix(a.Alias, prefix+":")
+		colon := strings.LastIndexByte(owner, ':')
+		if a.MasterIndex != br.Attrs().Index || !ok || colon < 0 {
+			continue
+		}
+		id := owner[:colon]
+		var index int
+		if _, err := fmt.Sscan(owner[colon+1:], &index); err != nil || checkID(id) != nil || a.Name != hostVeth(id, index) {
+			continue
+		}
+		nic, err := m.guestNIC(id, index)
+		if err != nil {
+			m.log.Warn("network: no DHCP lease adopted", "server", id, "veth", a.Name, "err", err)
+			continue
+		}
+		nics[id] = append(nics[id], nic)
+	}
+	for id, guestNICs := range nics {
+		macs := make([]net.HardwareAddr, len(guestNICs))
+		for i, nic := range guestNICs {
+			macs[i], _ = net.ParseMAC(nic.MAC)
+		}
+		m.dhcp.register(id, guestNICs, macs)
+	}
+}
+
+// guestNIC reads NIC index back from guest id's namespace.
+func (m *Switch) guestNIC(id string, index int) (NIC, error) {
+	ns, err := netns.GetFromPath(m.netnsPath(id))
+	if err != nil {
+		return NIC{}, fmt.Errorf("open namespace: %w", err)
+	}
+	defer ns.Close()
+	inside, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return NIC{}, fmt.Errorf("netlink in namespace: %w", err)
+	}
+	defer inside.Close()
+	link, err := inside.LinkByName(fmt.Sprintf("eth%d", index))
+	if err != nil {
+		return NIC{}, err
+	}
+	nic := NIC{Index: index, MAC: link.Attrs().HardwareAddr.String(), Bridge: m.bridge, Hostname: link.Attrs().Alias}
+	addrs, err := inside.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return NIC{}, fmt.Errorf("addresses of eth%d: %w", index, err)
+	}
+	if len(addrs) > 0 { // none: a NIC without address, which DHCP does not answer
+		ip, _ := netip.AddrFromSlice(addrs[0].IP.To4())
+		ones, _ := addrs[0].Mask.Size()
+		nic.Address = netip.PrefixFrom(ip, ones)
+	}
+	routes, err := inside.RouteList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return NIC{}, fmt.Errorf("routes of eth%d: %w", index, err)
+	}
+	for _, r := range routes {
+		if r.Gw != nil && (r.Dst == nil || r.Dst.IP.IsUnspecified()) {
+			nic.Gateway, _ = netip.AddrFromSlice(r.Gw.To4())
+		}
+	}
+	return nic, nil
+}
+
+// startDHCP (re)starts the DHCP server on the public bridge. Without it
+// guests still have their address, configured in their namespace, so a
+// failure (another DHCP server holding port 67 on every interface, say)
+// is logged, not fatal.
+func (m *Switch) startDHCP() {
+	if err := m.dhcp.start(); err != nil {
+		m.log.Error("network: no DHCP on the public bridge; guests keep the address configured in their namespace", "bridge", m.bridge, "err", err)
+	}
 }
 
 // dropOtherAddresses removes the addresses an earlier run with another
 // subnet gave the public bridge, whose routes would otherwise linger.
-func (m *Manager) dropOtherAddresses(br netlink.Link) {
+func (m *Switch) dropOtherAddresses(br netlink.Link) {
 	addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
 	if err != nil {
-		m.logf("network: addresses of %s: %v", m.bridge, err)
+		m.log.Warn("network: addresses of the public bridge", "bridge", m.bridge, "err", err)
 		return
 	}
 	for _, a := range addrs {
 		if ones, _ := a.Mask.Size(); a.IP.Equal(m.gateway.Addr().AsSlice()) && ones == m.gateway.Bits() {
 			continue
 		}
-		m.logf("network: removing old address %s from %s", a.IPNet, m.bridge)
+		m.log.Info("network: removing an old address from the public bridge", "bridge", m.bridge, "ip", a.IPNet)
 		m.logIf(netlink.AddrDel(br, &a))
 	}
 }
 
-func (m *Manager) logIf(err error) {
+func (m *Switch) logIf(err error) {
 	if err != nil {
-		m.logf("network: %v", err)
+		m.log.Warn("network: " + err.Error())
 	}
 }
 
-func (m *Manager) netnsPath(id string) string { return filepath.Join(m.dir, id) }
+func (m *Switch) netnsPath(id string) string { return filepath.Join(m.dir, id) }
 
 // Setup creates the guest's network namespace with one veth per NIC joined
 // to its bridge (a missing VLAN bridge is created) and configured inside:
 // ethINDEX with the NIC's MAC and address, the default route via the
-// gateway, lo up. It returns the namespace path for the OCI spec. Calling
-// it again for a set-up id returns the same path; on failure whatever this
-// call created is removed again.
-func (m *Manager) Setup(ctx context.Context, id string, nics []NIC) (_ string, err error) {
+// gateway, lo up. NICs on the public bridge with an address get it (and
+// their Hostname) from DHCP too. It returns the namespace path for the OCI
+// spec. Calling it again for a set-up id returns the same path; on failure
+// whatever this call created is removed again.
+func (m *Switch) Setup(ctx context.Context, id string, nics []NIC) (_ string, err error) {
 	if err := checkID(id); err != nil {
 		return "", err
 	}
@@ -243,10 +401,11 @@ func (m *Manager) Setup(ctx context.Context, id string, nics []NIC) (_ string, e
 	if err != nil {
 		return "", fmt.Errorf("guest %s loopback: %w", id, err)
 	}
+	m.dhcp.register(id, nics, macs)
 	return path, nil
 }
 
-func (m *Manager) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
+func (m *Switch) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
 	macs := make([]net.HardwareAddr, len(nics))
 	seen := map[int]bool{}
 	for i, nic := range nics {
@@ -262,6 +421,9 @@ func (m *Manager) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
 		if nic.Bridge != m.bridge && !(isVLANBridge(nic.Bridge) && validIfName(nic.Bridge)) {
 			return nil, fmt.Errorf("%w: nic:%d bridge %q (want %q or a VLAN bridge %q+8 hex digits)", ErrInvalid, nic.Index, nic.Bridge, m.bridge, vlanPrefix)
 		}
+		if nic.Hostname != "" && !validHostname(nic.Hostname) {
+			return nil, fmt.Errorf("%w: nic:%d hostname %q (want one DNS label: letters, digits, inner '-', at most 63)", ErrInvalid, nic.Index, nic.Hostname)
+		}
 		if nic.Gateway.IsValid() && !nic.Address.IsValid() {
 			return nil, fmt.Errorf("%w: nic:%d has gateway %s but no address", ErrInvalid, nic.Index, nic.Gateway)
 		}
@@ -273,7 +435,7 @@ func (m *Manager) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
 }
 
 // setupNIC makes (or completes) one veth pair, adding to undo what it creates.
-func (m *Manager) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns.NsHandle, id string, nic NIC, mac net.HardwareAddr, undo *[]func() error) error {
+func (m *Switch) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns.NsHandle, id string, nic NIC, mac net.HardwareAddr, undo *[]func() error) error {
 	br, created, err := ensureBridge(ctx, nic.Bridge)
 	if err != nil {
 		return err
@@ -282,10 +444,11 @@ func (m *Manager) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns
 		*undo = append(*undo, func() error { return deleteBridge(context.WithoutCancel(ctx), nic.Bridge) })
 	}
 	if created && nic.Bridge == m.bridge { // someone deleted it under us
-		m.logf("network: public bridge %s was gone; created it again", m.bridge)
+		m.log.Warn("network: the public bridge was gone; created it again", "bridge", m.bridge)
 		if err := netlink.AddrReplace(br, &netlink.Addr{IPNet: ipNet(m.gateway)}); err != nil {
 			return fmt.Errorf("address %s on %s: %w", m.gateway, m.bridge, err)
 		}
+		m.startDHCP() // the old socket was bound to the bridge that went
 	}
 	if isVLANBridge(nic.Bridge) {
 		m.vlans[nic.Bridge] = true
@@ -345,6 +508,13 @@ func (m *Manager) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns
 			return fmt.Errorf("address %s on %s: %w", nic.Address, guestName, err)
 		}
 	}
+	// The host name is kept on the guest's end too, where the next Hearth
+	// finds it to answer DHCP before the guest is set up again (adoptLeases).
+	if guest.Attrs().Alias != nic.Hostname {
+		if err := inside.LinkSetAlias(guest, nic.Hostname); err != nil {
+			return fmt.Errorf("alias of %s: %w", guestName, err)
+		}
+	}
 	if err := inside.LinkSetUp(guest); err != nil {
 		return fmt.Errorf("bring up %s: %w", guestName, err)
 	}
@@ -360,12 +530,13 @@ func (m *Manager) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns
 // Teardown removes the guest's veths and namespace file, and a VLAN bridge
 // whose last port went with them. Idempotent; it works for guests set up by
 // an earlier Hearth process.
-func (m *Manager) Teardown(ctx context.Context, id string) error {
+func (m *Switch) Teardown(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.dhcp.unregister(id)
 
 	links, err := listLinks()
 	if err != nil {
@@ -380,7 +551,7 @@ func (m *Manager) Teardown(ctx context.Context, id string) error {
 			continue
 		}
 		if !strings.HasPrefix(a.Alias, ownerPrefix(id)) {
-			m.logf("network: teardown %s: keeping %s, it belongs to %q", id, a.Name, a.Alias)
+			m.log.Warn("network: teardown keeps a veth of another guest", "server", id, "veth", a.Name, "owner", a.Alias)
 			continue
 		}
 		bridges[a.MasterIndex] = true
@@ -400,7 +571,7 @@ func (m *Manager) Teardown(ctx context.Context, id string) error {
 }
 
 // deleteIdleVLAN removes a VLAN bridge that has no port left.
-func (m *Manager) deleteIdleVLAN(ctx context.Context, name string) error {
+func (m *Switch) deleteIdleVLAN(ctx context.Context, name string) error {
 	busy, err := hasPorts(name)
 	if err != nil || busy {
 		return err
@@ -411,7 +582,7 @@ func (m *Manager) deleteIdleVLAN(ctx context.Context, name string) error {
 
 // Counters reports NIC index of guest id as the guest sees it: what the
 // host end transmits, the guest receives.
-func (m *Manager) Counters(id string, index int) (NICCounters, error) {
+func (m *Switch) Counters(id string, index int) (NICCounters, error) {
 	if err := checkID(id); err != nil {
 		return NICCounters{}, err
 	}
@@ -424,13 +595,14 @@ func (m *Manager) Counters(id string, index int) (NICCounters, error) {
 	return NICCounters{RxBytes: s.TxBytes, RxPackets: s.TxPackets, TxBytes: s.RxBytes, TxPackets: s.RxPackets}, nil
 }
 
-// Close removes the VLAN bridges used through this Manager that have no
-// port left, and, when no guest uses the public bridge, the bridge with its
-// NAT rules (turning ip_forward off again if New turned it on). Running
-// guests keep their network across a Hearth restart.
-func (m *Manager) Close() error {
+// Close stops the DHCP server and removes the VLAN bridges used through
+// this Switch that have no port left, and, when no guest uses the public
+// bridge, the bridge with its NAT rules (turning ip_forward off again if New
+// turned it on). Running guests keep their network across a Hearth restart.
+func (m *Switch) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.dhcp.stop()
 	ctx := context.Background()
 	var errs []error
 	for name := range m.vlans {
@@ -439,7 +611,7 @@ func (m *Manager) Close() error {
 	busy, err := hasPorts(m.bridge)
 	if err != nil || busy {
 		if busy {
-			m.logf("network: guests still use %s: keeping it and its rules", m.bridge)
+			m.log.Info("network: guests still use the public bridge: keeping it and its rules", "bridge", m.bridge)
 		}
 		return errors.Join(append(errs, err)...)
 	}
@@ -453,4 +625,4 @@ func (m *Manager) Close() error {
 }
 
 // Bridge is the public bridge's name.
-func (m *Manager) Bridge() string { return m.bridge }
+func (m *Switch) Bridge() string { return m.bridge }

@@ -20,9 +20,9 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// testNet is one test's Manager with its own bridge, subnet and data dir.
+// testNet is one test's Switch with its own bridge, subnet and data dir.
 type testNet struct {
-	*Manager
+	*Switch
 	t      testing.TB
 	data   string
 	subnet netip.Prefix
@@ -48,7 +48,7 @@ func newTestNet(t testing.TB, opts ...Option) *testNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.Manager = m
+	tn.Switch = m
 	t.Cleanup(func() { // after a failed test too; a clean pass has done all this already
 		for _, id := range tn.ids {
 			m.Teardown(context.Background(), id)
@@ -68,7 +68,7 @@ func (tn *testNet) addr(n int) netip.Prefix {
 
 func (tn *testNet) gateway() netip.Addr { return tn.gateway0().Addr() }
 
-func (tn *testNet) gateway0() netip.Prefix { return tn.Manager.gateway }
+func (tn *testNet) gateway0() netip.Prefix { return tn.Switch.gateway }
 
 func (tn *testNet) newID() string {
 	id := uuid.NewString()
@@ -356,7 +356,8 @@ func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
 	tn := newTestNet(t)
 	vlan := tn.newVLAN()
 	id := tn.newID()
-	nics := []NIC{tn.public(20), {Index: 1, MAC: RandomMAC(), Bridge: vlan}}
+	nics := []NIC{tn.public(20), {Index: 1, MAC: RandomMAC(), Address: tn.addr(21), Bridge: vlan, Hostname: "guest20"}}
+	nics[0].Hostname = "guest20"
 	first := tn.setup(id, nics...)
 	again := tn.setup(id, nics...)
 	if first != again {
@@ -366,7 +367,7 @@ func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
 		t.Errorf("namespace %s mounted %d times, want once", first, n)
 	}
 
-	// Hearth restarts: Close keeps what a running guest uses, a new Manager adopts it.
+	// Hearth restarts: Close keeps what a running guest uses, a new Switch adopts it.
 	tn.close()
 	if _, err := netlink.LinkByName(tn.Bridge()); err != nil {
 		t.Fatalf("Close removed the public bridge of a running guest: %v", err)
@@ -375,7 +376,7 @@ func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.Manager = m2
+	tn.Switch = m2
 	br, err := netlink.LinkByName(tn.Bridge())
 	if err != nil {
 		t.Fatal(err)
@@ -385,6 +386,15 @@ func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
 	}
 	if _, err := tn.Counters(id, 1); err != nil {
 		t.Errorf("counters after restart: %v", err)
+	}
+	// The running guest's DHCP lease is adopted before any Setup.
+	offer := tn.dhcp.reply(discover(t, nics[0].MAC))
+	if offer == nil || offer.YourIPAddr.String() != nics[0].Address.Addr().String() ||
+		fmt.Sprint(offer.Router()) != fmt.Sprintf("[%s]", tn.gateway()) || offer.HostName() != "guest20" {
+		t.Errorf("DHCP offer after restart: %v, want %s via %s named guest20", offer, nics[0].Address, tn.gateway())
+	}
+	if resp := tn.dhcp.reply(discover(t, nics[1].MAC)); resp != nil {
+		t.Errorf("DHCP answered the VLAN NIC after restart: %v", resp)
 	}
 	if p := tn.setup(id, nics...); p != first {
 		t.Errorf("Setup after restart returned %s, want %s", p, first)
@@ -465,9 +475,11 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 	}
 	// A restart with another subnet replaces the rules and the bridge's address.
 	moved := netip.MustParsePrefix("10.99." + fmt.Sprint(rand.IntN(256)) + ".1/24")
-	if _, err := New(tn.data, WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true)); err != nil {
+	crashed, err := New(tn.data, WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true))
+	if err != nil {
 		t.Fatal(err)
 	}
+	crashed.dhcp.stop() // what the end of its process would close; the rest stays
 	rules := mustOutput(t, "iptables-save")
 	if strings.Count(rules, "hearth:"+tn.Bridge()+":") != 3 || strings.Contains(rules, tn.subnet.String()) || !strings.Contains(rules, moved.Masked().String()) {
 		t.Errorf("after moving %s to %s, want its 3 rules for the new subnet only:\n%s", tn.subnet, moved, rules)
@@ -485,7 +497,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 	if rules := mustOutput(t, "iptables-save"); strings.Contains(rules, tn.Bridge()) {
 		t.Errorf("rules left after a restart with NAT off:\n%s", rules)
 	}
-	tn.Manager = off
+	tn.Switch = off
 	tn.close()
 	tn.assertClean()
 
