@@ -275,23 +275,12 @@ func TestConfigPathsFollowTheShimsBuild(t *testing.T) {
 	}
 }
 
-func TestContainerdCRIRuntime(t *testing.T) {
-	var conf struct {
-		Plugins map[string]struct {
-			Containerd struct {
-				Runtimes map[string]struct {
-					RuntimeType    string   `toml:"runtime_type"`
-					PodAnnotations []string `toml:"pod_annotations"`
-				} `toml:"runtimes"`
-			} `toml:"containerd"`
-		} `toml:"plugins"`
-	}
-	if err := toml.Unmarshal([]byte(ContainerdCRIRuntime("kata")), &conf); err != nil {
-		t.Fatal(err)
-	}
-	rt := conf.Plugins["io.containerd.grpc.v1.cri"].Containerd.Runtimes["kata"]
-	if rt.RuntimeType != RuntimeType || !slices.Equal(rt.PodAnnotations, []string{PodAnnotations}) {
-		t.Errorf("table %+v", rt)
+// The table itself is parsed and compared with the appliance's containerd
+// configuration in deploy's tests.
+func TestContainerdCRIRuntimePassesHearthsAnnotations(t *testing.T) {
+	table := ContainerdCRIRuntime("kata")
+	if !strings.HasPrefix(table, `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]`) {
+		t.Errorf("table for handler kata:\n%s", table)
 	}
 	for _, name := range Annotations() {
 		if ok, _ := filepath.Match(PodAnnotations, name); !ok {
