@@ -22,7 +22,7 @@ variable "debian_image_checksum" {
 
 variable "kata_version" {
   type        = string
-  description = "Kata Containers release to install (its static tarball unpacks into /opt/kata)."
+  description = "Kata Containers release to install (its static tarball unpacks into /opt/kata; provision.sh adds Hearth's config.d drop-in, read by Kata's Go runtime since 3.0)."
   default     = "3.20.0"
 }
 

@@ -36,6 +36,13 @@ for cmd in containerd-shim-kata-v2 kata-runtime; do
 	[ -x "/opt/kata/bin/$cmd" ] || fail "the Kata release has no /opt/kata/bin/$cmd"
 	ln -sf "/opt/kata/bin/$cmd" "/usr/local/bin/$cmd"
 done
+# Kata refuses the annotations that size each guest's VM (default_vcpus,
+# default_memory) unless its configuration enables them, and the release's
+# does not: add Hearth's drop-in. Kata reads config.d beside the file the
+# configuration.toml symlink names, so resolve it first.
+kata_conf=$(readlink -f /opt/kata/share/defaults/kata-containers/configuration.toml)
+[ -f "$kata_conf" ] || fail "the Kata release has no /opt/kata/share/defaults/kata-containers/configuration.toml"
+install -D -m 0644 "$DEPLOY/kata-hearth.toml" "$(dirname "$kata_conf")/config.d/50-hearth.toml"
 install -m 0644 "$DEPLOY/modules-load.conf" /etc/modules-load.d/hearth.conf
 
 echo "provision: Hearth"

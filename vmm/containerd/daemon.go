@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"hearth/vmm/guest"
+	"hearth/vmm/kata"
 )
 
 // maxSocketPath is the kernel's limit for a unix socket path (sun_path, less the NUL).
@@ -45,7 +46,7 @@ type daemon struct {
 
 // containerdConfig is the config of the private daemon. CRI stays enabled so
 // the runtimes table means what it does under k3s (the Kubernetes path of the
-// spec's §9); Hearth itself passes Kata's annotations directly in the spec.
+// Kubernetes path); Hearth itself passes Kata's annotations directly in the spec.
 func containerdConfig(dir string) string {
 	q := strconv.Quote
 	return fmt.Sprintf(`# Written by Hearth at every start; edits are lost.
@@ -68,12 +69,9 @@ state = %s
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
   runtime_type = %s
 
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]
-  runtime_type = %s
-  pod_annotations = ["io.katacontainers.*"]
-`, q(filepath.Join(dir, "root")), q(filepath.Join(dir, "state")),
+%s`, q(filepath.Join(dir, "root")), q(filepath.Join(dir, "state")),
 		q(filepath.Join(dir, "containerd.sock")), q(filepath.Join(dir, "containerd.sock.ttrpc")),
-		q(filepath.Join(dir, "opt")), q(RuntimeRunc), q(RuntimeKata))
+		q(filepath.Join(dir, "opt")), q(RuntimeRunc), kata.ContainerdCRIRuntime("kata"))
 }
 
 // startDaemon writes the config, stops a daemon an earlier (killed) Hearth

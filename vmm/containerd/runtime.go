@@ -6,16 +6,17 @@ import (
 	"sort"
 	"sync"
 
-	"hearth/vmm/guest"
-
 	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"hearth/vmm/guest"
+	"hearth/vmm/kata"
 )
 
 // Runtime names accepted by --runtime.
 const (
 	RuntimeAuto = "auto"
 	RuntimeRunc = "io.containerd.runc.v2"
-	RuntimeKata = "io.containerd.kata.v2"
+	RuntimeKata = kata.RuntimeType
 )
 
 // A Driver is a containerd runtime guests can run under. Each driver lives

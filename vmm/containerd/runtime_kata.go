@@ -5,20 +5,20 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-
-	"hearth/vmm/guest"
+	"runtime"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"hearth/vmm/guest"
+	"hearth/vmm/kata"
 )
 
 // Kata annotations that size a guest's VM. Kata honours them only when its
-// configuration.toml lists them in enable_annotations; containerd's CRI
-// passes them through because Hearth's config sets pod_annotations.
+// configuration enables them, which Hearth's drop-in does (see vmm/kata).
 const (
-	KataVCPUsAnnotation  = "io.katacontainers.config.hypervisor.default_vcpus"
-	KataMemoryAnnotation = "io.katacontainers.config.hypervisor.default_memory" // MiB
+	KataVCPUsAnnotation  = kata.VCPUsAnnotation
+	KataMemoryAnnotation = kata.MemoryAnnotation // MiB
 )
 
 // KataShim is the shim binary containerd runs for io.containerd.kata.v2.
@@ -27,26 +27,30 @@ const KataShim = "containerd-shim-kata-v2"
 // kataDriver runs each guest as a lightweight VM. The block-device root is
 // hot-plugged into the VM as virtio-blk; CPU and memory also size the VM.
 type kataDriver struct {
-	kvm      string
-	lookPath func(string) (string, error)
+	kvm         string
+	lookPath    func(string) (string, error)
+	checkConfig func(shim string) error // whether the shim's configuration enables Hearth's annotations
 }
 
-func newKataDriver() kataDriver { return kataDriver{kvm: "/dev/kvm", lookPath: exec.LookPath} }
+func newKataDriver() kataDriver {
+	return kataDriver{kvm: "/dev/kvm", lookPath: exec.LookPath, checkConfig: kata.CheckShim}
+}
 
 func (kataDriver) Name() string { return RuntimeKata }
 
-// Probe needs /dev/kvm usable (openable read-write, not merely present) and
-// the shim on PATH.
+// Probe needs /dev/kvm usable (openable read-write, not merely present),
+// the shim on PATH and a configuration that lets Hearth size the VM.
 func (k kataDriver) Probe() error {
 	f, err := os.OpenFile(k.kvm, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("KVM unusable: %w", err)
 	}
 	f.Close()
-	if _, err := k.lookPath(KataShim); err != nil {
+	shim, err := k.lookPath(KataShim)
+	if err != nil {
 		return fmt.Errorf("%s not on PATH", KataShim)
 	}
-	return nil
+	return k.checkConfig(shim)
 }
 
 // SpecOpts size the VM by annotations alone. Kata sizes a VM as
@@ -54,10 +58,10 @@ func (k kataDriver) Probe() error {
 // limit, so the container-level quota and limit are left out: with them the
 // guest would get twice what it asked for.
 func (kataDriver) SpecOpts(g guest.Spec) []oci.SpecOpts {
-	annotations := map[string]string{KataVCPUsAnnotation: strconv.Itoa(max(g.SMP, 1))}
-	if g.Mem > 0 {
-		annotations[KataMemoryAnnotation] = strconv.FormatInt(g.Mem, 10)
-	}
+	// Within Kata's limits (vCPUs up to the host's, memory from 256 MiB),
+	// which it would otherwise refuse the VM over; not logged yet.
+	size, _ := kata.Size(g.SMP, g.Mem, runtime.NumCPU())
+	annotations := size.Annotations()
 	withoutLimits := func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		if s.Linux != nil && s.Linux.Resources != nil {
 			s.Linux.Resources.Memory = nil

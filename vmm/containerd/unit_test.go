@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -140,7 +141,14 @@ func TestKataProbe(t *testing.T) {
 	if err := noShim.Probe(); err == nil || !strings.Contains(err.Error(), KataShim) {
 		t.Errorf("probe without shim: %v", err)
 	}
-	ok := kataDriver{kvm: "/dev/null", lookPath: func(string) (string, error) { return "/x", nil }}
+	refused := errors.New("annotation default_memory is not enabled")
+	noAnnotations := kataDriver{kvm: "/dev/null", lookPath: func(string) (string, error) { return "/x", nil },
+		checkConfig: func(shim string) error { return fmt.Errorf("%s: %w", shim, refused) }}
+	if err := noAnnotations.Probe(); !errors.Is(err, refused) {
+		t.Errorf("probe with a configuration refusing the annotations: %v", err)
+	}
+	ok := kataDriver{kvm: "/dev/null", lookPath: func(string) (string, error) { return "/x", nil },
+		checkConfig: func(string) error { return nil }}
 	if err := ok.Probe(); err != nil {
 		t.Errorf("probe: %v", err)
 	}
