@@ -267,6 +267,11 @@ var migrations = []string{
 		message TEXT NOT NULL
 	);
 	CREATE INDEX events_object ON events(object);`,
+	// Each server's slot of host user and group ids for its user namespace.
+	`CREATE TABLE idslots (
+		server TEXT PRIMARY KEY REFERENCES servers(id) ON DELETE CASCADE,
+		slot INTEGER NOT NULL UNIQUE CHECK (slot >= 0)
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
