@@ -203,7 +203,7 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 	name := desktopName(c.name, nil)
 	c.mu.Unlock()
 	if _, err := handshake(conn, br, handshakeConfig{
-		password: c.currentPassword, noAuth: noAuth, limiter: c.m.limiter, addr: addr,
+		password: c.currentPassword, noAuth: noAuth, limiter: c.m.limiter, now: c.m.now, addr: addr,
 		name: name, width: c.screen.width, height: c.screen.height,
 	}); err != nil {
 		return fmt.Errorf("handshake: %w", err)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"hearth/internal/ratelimit"
 )
 
 // Manager keeps the consoles of all running servers that have a VNC
@@ -22,7 +24,7 @@ type Manager struct {
 	rows      int
 	logf      func(format string, args ...any)
 	now       func() time.Time
-	limiter   *limiter
+	limiter   *ratelimit.Failures
 	tokens    tokens
 	authMax   int
 	authSpan  time.Duration
@@ -85,7 +87,7 @@ func NewManager(opts ...Option) *Manager {
 		m.tokenKey = make([]byte, 32)
 		rand.Read(m.tokenKey)
 	}
-	m.limiter = newLimiter(m.now, m.authMax, m.authSpan)
+	m.limiter = ratelimit.New(m.authMax, m.authSpan, m.now)
 	m.tokens = tokens{key: m.tokenKey, now: m.now, ttl: m.tokenTTL}
 	return m
 }

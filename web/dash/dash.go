@@ -21,6 +21,7 @@ import (
 	"github.com/a-h/templ"
 
 	"hearth/assets"
+	"hearth/internal/ratelimit"
 	"hearth/web/eh"
 )
 
@@ -49,7 +50,7 @@ type Dashboard struct {
 	cfg      Config
 	backend  Backend
 	sessions *sessions
-	limiter  *loginLimiter
+	limiter  *ratelimit.Failures
 	host     *hostProbe
 	samples  *sampler
 	starts   *pendingStarts
@@ -93,7 +94,7 @@ func New(cfg Config) (*Dashboard, error) {
 		cfg:      cfg,
 		backend:  cfg.Backend,
 		sessions: newSessions(cfg.IdleTimeout, cfg.Now),
-		limiter:  newLoginLimiter(loginMaxFailures, loginWindow, cfg.Now),
+		limiter:  ratelimit.New(loginMaxFailures, loginWindow, cfg.Now),
 		host:     &hostProbe{runtime: cfg.Runtime, kvmPath: "/dev/kvm", dataDir: cfg.DataDir, procDir: "/proc"},
 		samples:  newSampler(cfg.Now),
 		mux:      http.NewServeMux(),

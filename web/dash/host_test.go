@@ -141,16 +141,3 @@ func TestSamplerForgetsStaleHistories(t *testing.T) {
 		t.Fatal("a server not seen for the whole history window kept its history")
 	}
 }
-
-func TestLimiterTableStaysBounded(t *testing.T) {
-	c := &clock{}
-	l := newLoginLimiter(loginMaxFailures, loginWindow, c.now)
-	for i := 0; i < 5000; i++ {
-		l.fail(itoa(i))
-	}
-	c.advance(loginWindow)
-	l.fail("late")
-	if len(l.failures) != 1 {
-		t.Fatalf("%d keys kept after their failures aged out", len(l.failures))
-	}
-}
