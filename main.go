@@ -379,7 +379,7 @@ func serve(args []string, stderr io.Writer) error {
 	case "off":
 		*vncListen = ""
 	}
-	consoles := console.NewManager(console.WithListen(*vncListen), console.WithLogger(logf))
+	consoles := console.NewRegistry(console.WithListen(*vncListen), console.WithLogger(logf))
 	defer consoles.Close()
 	hostOpts := []vmm.Option{vmm.WithContainerd(*containerd), vmm.WithRuntime(*runtimeName), vmm.WithLogger(logf)}
 	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithManagerLogger(logf)}

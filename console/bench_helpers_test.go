@@ -14,7 +14,7 @@ import (
 )
 
 // consoleServerB serves the websocket bridge for benchmarks (owner requests).
-func consoleServerB(b *testing.B, m *Manager) string {
+func consoleServerB(b *testing.B, m *Registry) string {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /servers/{server}/vnc", func(w http.ResponseWriter, r *http.Request) {
 		m.ServeWebsocket(w, r, r.PathValue("server"), true)

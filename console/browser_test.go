@@ -19,7 +19,7 @@ import (
 // web layer does; owner says whether requests count as the owner's.
 // POST /test/restart runs restart (the browser test stops and starts the
 // server's console with it).
-func consoleServer(t *testing.T, m *Manager, owner bool, restart func()) *httptest.Server {
+func consoleServer(t *testing.T, m *Registry, owner bool, restart func()) *httptest.Server {
 	t.Helper()
 	static, err := fs.Sub(assets.Static, "static")
 	if err != nil {
@@ -68,7 +68,7 @@ func TestBrowser(t *testing.T) {
 		{"password", true, false, "pw123"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := testManager(t)
+			m := testRegistry(t)
 			s, _ := attach(t, m, "srv-"+tc.name, "pw123")
 			s.echo = true
 			srv := consoleServer(t, m, tc.owner, func() {

@@ -20,7 +20,7 @@ import (
 // serverConsole is one server's terminal shown as a VNC desktop to any number of
 // viewers, over its own TCP port and over websockets.
 type serverConsole struct {
-	m       *Manager
+	m       *Registry
 	server  string
 	stream  Stream
 	screen  *screen
@@ -39,7 +39,7 @@ type serverConsole struct {
 	wg       sync.WaitGroup // connection handlers and the listener loop
 }
 
-func newConsole(m *Manager, server, name string, s Stream, password string) *serverConsole {
+func newConsole(m *Registry, server, name string, s Stream, password string) *serverConsole {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &serverConsole{
 		m: m, server: server, stream: s, name: name, password: password,

@@ -23,7 +23,7 @@ func FuzzHandshake(f *testing.F) {
 		6, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0, 0x10, 0, 0, 1, 0x78, 0x9c, 0x63, 0x60, 0x60, 0x60, 0x64, 0x4c, 0x04, 0, 0, 0x0d, 0, 0x08))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		sc := newScreen(20, 4, "fuzz")
-		m := NewManager()
+		m := NewRegistry()
 		c := &serverConsole{m: m, server: "fuzz", stream: newFakeStream(), screen: sc, conns: map[io.Closer]string{}}
 		br := bufio.NewReader(bytes.NewReader(in))
 		// A token connection (security None) reaches the message loop

@@ -63,7 +63,7 @@ func TestGuestConsole(t *testing.T) {
 		t.Fatal("the guest has no console stream")
 	}
 
-	m := console.NewManager(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(t.Logf))
+	m := console.NewRegistry(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(t.Logf))
 	defer m.Close()
 	ep, err := m.Attach(id, "vnc", stream, "guestpw")
 	if err != nil {

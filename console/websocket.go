@@ -28,7 +28,7 @@ var upgrader = websocket.Upgrader{
 // minted by Token) for this server; a valid token also stands in for the
 // password. Answers: 401 without either, 403 for a foreign Origin, 409 when
 // the server has no console.
-func (m *Manager) ServeWebsocket(w http.ResponseWriter, r *http.Request, server string, owner bool) {
+func (m *Registry) ServeWebsocket(w http.ResponseWriter, r *http.Request, server string, owner bool) {
 	tokenOK := false
 	if token := r.URL.Query().Get("token"); token != "" {
 		if err := m.tokens.check(server, token); err != nil {

@@ -31,7 +31,7 @@ func TestWebsocketBridge(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	m := testManager(t, WithClock(clock))
+	m := testRegistry(t, WithClock(clock))
 	s, _ := attach(t, m, "s1", "pw")
 	owner := consoleServer(t, m, true, nil)
 	anon := consoleServer(t, m, false, nil)

@@ -9,7 +9,7 @@ import (
 	"hearth/web/eh"
 )
 
-// Console serves the VNC websocket of a server (console.Manager does).
+// Console serves the VNC websocket of a server (console.Registry does).
 // owner is true when the request proved it may use the server's console
 // (its owner's or an admin's Basic auth or dashboard session).
 type Console interface {

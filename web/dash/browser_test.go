@@ -104,7 +104,7 @@ func newStack(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consoles := console.NewManager(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(t.Logf))
+	consoles := console.NewRegistry(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(t.Logf))
 	manager, err := vmm.NewManager(ctx, host, store, vmm.WithConsoles(consoles), vmm.WithManagerLogger(t.Logf))
 	if err != nil {
 		t.Fatal(err)
