@@ -27,9 +27,7 @@ func consoleServer(t *testing.T, m *Registry, owner bool, restart func()) *httpt
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/static/", http.StripPrefix("/static/", http.FileServer(http.FS(static))))
-	mux.HandleFunc("GET /servers/{server}/vnc", func(w http.ResponseWriter, r *http.Request) {
-		m.ServeWebsocket(w, r, r.PathValue("server"), owner)
-	})
+	mux.HandleFunc("GET /servers/{server}/vnc", webBridge(m, owner))
 	if restart != nil {
 		mux.HandleFunc("POST /test/restart", func(w http.ResponseWriter, r *http.Request) { restart() })
 	}

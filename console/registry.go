@@ -14,8 +14,9 @@ import (
 )
 
 // Registry keeps the consoles of all running servers that have a VNC
-// password: it opens their TCP ports, applies password changes, mints
-// console tokens and serves the websocket bridge.
+// password: it opens their TCP ports, applies password changes, mints and
+// checks console tokens, and serves viewers that other transports (the web
+// layer's websocket) bring in.
 type Registry struct {
 	listenIP  string // "" = no TCP ports, websocket only
 	basePort  int    // first port tried; 0 = let the kernel choose
@@ -204,7 +205,8 @@ func (m *Registry) Detach(server string) {
 }
 
 // Token mints a console token for server: valid for the token TTL, for
-// that server only, it lets a websocket in without session or password.
+// that server only, it lets a viewer in without session or password
+// (CheckToken checks it).
 func (m *Registry) Token(server string) string { return m.tokens.mint(server) }
 
 // Close detaches every console.
