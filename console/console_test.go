@@ -5,6 +5,8 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
+	"hearth/internal/logtest"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -18,7 +20,7 @@ import (
 // testRegistry returns a registry on loopback with kernel-chosen ports.
 func testRegistry(t *testing.T, opts ...Option) *Registry {
 	t.Helper()
-	m := NewRegistry(append([]Option{WithListen("127.0.0.1"), WithBasePort(0), WithLogger(t.Logf)}, opts...)...)
+	m := NewRegistry(append([]Option{WithListen("127.0.0.1"), WithBasePort(0), WithLogger(logtest.Logger(t))}, opts...)...)
 	t.Cleanup(func() { m.Close() })
 	return m
 }
@@ -445,7 +447,7 @@ func TestPortsFromBaseUpward(t *testing.T) {
 		}
 	}
 	defer taken.Close()
-	m := NewRegistry(WithListen("127.0.0.1"), WithBasePort(base), WithLogger(t.Logf))
+	m := NewRegistry(WithListen("127.0.0.1"), WithBasePort(base), WithLogger(logtest.Logger(t)))
 	defer m.Close()
 	_, first := attach(t, m, "a", "pw")
 	_, second := attach(t, m, "b", "pw")
@@ -463,7 +465,7 @@ func TestPortsFromBaseUpward(t *testing.T) {
 }
 
 func TestWebsocketOnly(t *testing.T) {
-	m := NewRegistry(WithLogger(t.Logf))
+	m := NewRegistry(WithLogger(logtest.Logger(t)))
 	defer m.Close()
 	ep, err := m.Attach("s1", "x", newFakeStream(), "pw")
 	if err != nil || ep.Port != 0 {
@@ -534,12 +536,19 @@ func TestDetachWithStuckGuest(t *testing.T) {
 	}
 }
 
+// complaints fails the test on every line written to it.
+type complaints struct{ t *testing.T }
+
+func (c complaints) Write(p []byte) (int, error) {
+	c.t.Errorf("unexpected complaint: %s", p)
+	return len(p), nil
+}
+
 // TestExtendedClipboardPaste: noVNC pastes UTF-8 through the extended
 // clipboard (caps, notify, request, provide), the classic message being Latin-1.
 func TestExtendedClipboardPaste(t *testing.T) {
-	m := testRegistry(t, WithLogger(func(format string, args ...any) {
-		t.Errorf("unexpected complaint: "+format, args...) // e.g. a caps message taken for a provide
-	}))
+	// Any log line is a complaint, e.g. a caps message taken for a provide.
+	m := testRegistry(t, WithLogger(slog.New(slog.NewTextHandler(complaints{t}, nil))))
 	s, ep := attach(t, m, "s1", "pw")
 	c, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
 	if err != nil {

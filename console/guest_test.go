@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"hearth/internal/logtest"
 	"net"
 	"os"
 	"os/exec"
@@ -63,7 +64,7 @@ func TestGuestConsole(t *testing.T) {
 		t.Fatal("the guest has no console stream")
 	}
 
-	m := console.NewRegistry(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(t.Logf))
+	m := console.NewRegistry(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(logtest.Logger(t)))
 	defer m.Close()
 	ep, err := m.Attach(id, "vnc", stream, "guestpw")
 	if err != nil {

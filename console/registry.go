@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -23,7 +24,7 @@ type Registry struct {
 	portSpan  int
 	cols      int
 	rows      int
-	logf      func(format string, args ...any)
+	log       *slog.Logger
 	now       func() time.Time
 	limiter   *ratelimit.Failures
 	tokens    tokens
@@ -48,9 +49,7 @@ func WithListen(ip string) Option { return func(m *Registry) { m.listenIP = ip }
 func WithBasePort(port int) Option { return func(m *Registry) { m.basePort = port } }
 
 // WithLogger sets where the manager reports problems.
-func WithLogger(logf func(format string, args ...any)) Option {
-	return func(m *Registry) { m.logf = logf }
-}
+func WithLogger(l *slog.Logger) Option { return func(m *Registry) { m.log = l } }
 
 // WithClock sets the clock for rate limiting and tokens.
 func WithClock(now func() time.Time) Option { return func(m *Registry) { m.now = now } }
@@ -77,7 +76,7 @@ func NewRegistry(opts ...Option) *Registry {
 	m := &Registry{
 		basePort: 5900, portSpan: 1000,
 		cols: DefaultColumns, rows: DefaultRows,
-		logf: func(string, ...any) {}, now: time.Now,
+		log: slog.New(slog.DiscardHandler), now: time.Now,
 		authMax: 5, authSpan: time.Minute, tokenTTL: time.Minute,
 		consoles: map[string]*serverConsole{},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"hearth/internal/logtest"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -104,7 +105,7 @@ func newStack(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consoles := console.NewRegistry(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(t.Logf))
+	consoles := console.NewRegistry(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(logtest.Logger(t)))
 	manager, err := vmm.NewManager(ctx, host, store, vmm.WithConsoles(consoles), vmm.WithManagerLogger(t.Logf))
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func newStack(t *testing.T) *env {
 		host.Close()
 		consoles.Close()
 	})
-	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(t.Logf))
+	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(logtest.Logger(t)))
 	d, err := New(Config{Backend: svc, Runtime: host.Runtime(), DataDir: data, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)

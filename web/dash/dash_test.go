@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"hearth/internal/logtest"
 	"html"
 	"io"
 	"net/http"
@@ -114,7 +115,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc := api.New(store, api.WithGuests(&testGuests{store: store, now: time.Now}), api.WithLogger(t.Logf))
+	svc := api.New(store, api.WithGuests(&testGuests{store: store, now: time.Now}), api.WithLogger(logtest.Logger(t)))
 	d, err := New(Config{Backend: svc, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logf: t.Logf, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
