@@ -44,6 +44,9 @@ type Servers interface {
 	ServersInfo(ctx context.Context, caller User) ([]eh.Props, error)
 	ServerInfo(ctx context.Context, caller User, id string) (eh.Props, error)
 	CreateServer(ctx context.Context, caller User, config eh.Props, start bool) (eh.Props, error)
+	// CreateServerWithDrive makes a server with its boot drive, removing
+	// what it made when a step fails (errors are *api.CreateError).
+	CreateServerWithDrive(ctx context.Context, caller User, want api.ServerWithDrive) (api.Created, error)
 	SetServer(ctx context.Context, caller User, id string, changes eh.Props) (eh.Props, error)
 	// ServerAction runs start, stop, shutdown, reset, pause, resume or destroy.
 	ServerAction(ctx context.Context, caller User, id, action string) error
