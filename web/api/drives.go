@@ -52,7 +52,7 @@ func driveStored(d storage.Drive) eh.Props {
 func fromStored(d *storage.Drive, p eh.Props) error {
 	size, err := strconv.ParseInt(p["size"], 10, 64)
 	if err != nil {
-		return eh.Usagef("key size: %v", err)
+		return atKey("size", eh.Usagef("key size: %v", err))
 	}
 	d.Name, d.Size = p["name"], size
 	d.Props = maps.Clone(p)

@@ -153,7 +153,7 @@ func (d *Dashboard) createDrive(rq *request) {
 	if err != nil {
 		if rq.fetch() {
 			e := eh.AsError(err)
-			writeJSON(rq.w, e.Status, map[string]string{"error": e.Message, "field": fieldFor(e.Message)})
+			writeJSON(rq.w, e.Status, map[string]string{"error": e.Message, "field": fieldFor(e)})
 			return
 		}
 		f.Errors.placeError(err, driveFormFields...)

@@ -100,44 +100,27 @@ var fieldKeys = map[string][]string{
 	"source":     {"source", "image"},
 }
 
-// fieldFor finds the form field whose key an error message names; "extra"
-// for a key without a field of its own, "" when it names no key.
-func fieldFor(msg string) string {
-	for _, tok := range strings.Fields(msg) {
-		tok = strings.Trim(tok, `"'`+"`,;:.()")
-		if tok == "" {
-			continue
-		}
-		for field, keys := range fieldKeys {
-			for _, k := range keys {
-				if tok == k {
-					return field
-				}
-			}
-		}
-		if strings.Contains(tok, ":") && isKeyLike(tok) {
-			return "extra"
+// fieldFor finds the form field of the key an error is about (its
+// eh.Error Key); "extra" for a key without a field of its own, "" when the
+// error is about no key.
+func fieldFor(err error) string {
+	var e *eh.Error
+	if !errors.As(err, &e) || e.Key == "" {
+		return ""
+	}
+	for field, keys := range fieldKeys {
+		if slices.Contains(keys, e.Key) {
+			return field
 		}
 	}
-	return ""
-}
-
-// isKeyLike reports whether a word looks like an API key (lower-case words
-// and digits joined by colons).
-func isKeyLike(s string) bool {
-	for _, part := range strings.Split(s, ":") {
-		if part == "" || strings.Trim(part, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
-			return false
-		}
-	}
-	return true
+	return "extra"
 }
 
 // placeError files an operation's error under the field it names, when
 // the form shows that field; otherwise at the top of the form.
 func (fe formErrors) placeError(err error, fields ...string) {
 	msg := errMessage(err)
-	field := fieldFor(msg)
+	field := fieldFor(err)
 	if !slices.Contains(fields, field) {
 		field = ""
 	}
