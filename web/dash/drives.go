@@ -117,22 +117,10 @@ func (d *Dashboard) drivesView(rq *request) (drivesView, error) {
 }
 
 func (d *Dashboard) drivesPage(rq *request) {
-	v, err := d.drivesView(rq)
-	if err != nil {
-		d.showError(rq, "Drives", "drives", err)
-		return
-	}
-	render(rq.w, rq.Request, drivesPage(d.pageData(rq, "Drives", "drives"), v))
+	showView(d, rq, "Drives", "drives", d.drivesView, drivesPage)
 }
 
-func (d *Dashboard) driveRows(rq *request) {
-	v, err := d.drivesView(rq)
-	if err != nil {
-		rq.w.WriteHeader(eh.AsError(err).Status)
-		return
-	}
-	render(rq.w, rq.Request, driveRowsFragment(v))
-}
+func (d *Dashboard) driveRows(rq *request) { showFragment(rq, d.drivesView, driveRowsFragment) }
 
 // driveJSON answers the upload script's and console page's questions about a drive.
 func (d *Dashboard) driveJSON(rq *request) {
