@@ -2,12 +2,13 @@ package dash
 
 import (
 	"context"
-	"github.com/a-h/templ"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"hearth/web/eh"
 )
