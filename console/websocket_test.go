@@ -41,13 +41,12 @@ func dialWS(t *testing.T, base, path string, origin string) (*wsstream.Conn, *ht
 	if origin != "" {
 		h.Set("Origin", origin)
 	}
-	d := websocket.Dialer{Subprotocols: []string{"binary"}, HandshakeTimeout: 5 * time.Second}
-	ws, resp, err := d.Dial("ws"+strings.TrimPrefix(base, "http")+path, h)
+	conn, resp, err := wsstream.Dial("ws"+strings.TrimPrefix(base, "http")+path, h)
 	if err != nil {
 		return nil, resp, err
 	}
-	t.Cleanup(func() { ws.Close() })
-	return wsstream.New(ws), resp, nil
+	t.Cleanup(func() { conn.Close() })
+	return conn, resp, nil
 }
 
 // serveOver runs Registry.Serve for server on one end of a pipe and returns

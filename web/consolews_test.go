@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"hearth/console"
 	"hearth/internal/wsstream"
 )
@@ -40,13 +38,12 @@ func dialConsole(t *testing.T, base, path, origin string, set func(*http.Request
 	if origin != "" {
 		h.Set("Origin", origin)
 	}
-	d := websocket.Dialer{Subprotocols: []string{"binary"}, HandshakeTimeout: 5 * time.Second}
-	ws, resp, err := d.Dial("ws"+strings.TrimPrefix(base, "http")+path, h)
+	conn, resp, err := wsstream.Dial("ws"+strings.TrimPrefix(base, "http")+path, h)
 	if err != nil {
 		return nil, resp, err
 	}
-	t.Cleanup(func() { ws.Close() })
-	return wsstream.New(ws), resp, nil
+	t.Cleanup(func() { conn.Close() })
+	return conn, resp, nil
 }
 
 // securityOffered runs the RFB version exchange and returns the one

@@ -6,6 +6,7 @@ package wsstream
 
 import (
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -76,4 +77,15 @@ func (c *Conn) KeepAlive(interval, timeout time.Duration, stop <-chan struct{}) 
 			}
 		}
 	}
+}
+
+// Dial opens a websocket to url (ws:// or wss://) as noVNC does, offering
+// the "binary" subprotocol; header carries cookies, Basic auth or Origin.
+func Dial(url string, header http.Header) (*Conn, *http.Response, error) {
+	d := websocket.Dialer{Subprotocols: []string{"binary"}, HandshakeTimeout: 5 * time.Second}
+	ws, resp, err := d.Dial(url, header)
+	if err != nil {
+		return nil, resp, err
+	}
+	return New(ws), resp, nil
 }
