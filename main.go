@@ -436,7 +436,7 @@ func serve(args []string, stderr io.Writer) error {
 		Runtime: runtimeInUse,
 		DataDir: store.Dir(),
 		Secure:  tlsCfg != nil,
-		Logf:    logf,
+		Logger:  logger,
 	})
 	if err != nil {
 		return err

@@ -120,7 +120,7 @@ func newStack(t *testing.T) *env {
 		consoles.Close()
 	})
 	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(logtest.Logger(t)))
-	d, err := New(Config{Backend: svc, Runtime: host.Runtime(), DataDir: data, Logf: t.Logf})
+	d, err := New(Config{Backend: svc, Runtime: host.Runtime(), DataDir: data, Logger: logtest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

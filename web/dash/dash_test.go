@@ -116,7 +116,7 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(func() { store.Close() })
 	svc := api.New(store, api.WithGuests(&testGuests{store: store, now: time.Now}), api.WithLogger(logtest.Logger(t)))
-	d, err := New(Config{Backend: svc, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logf: t.Logf, Now: clk.now})
+	d, err := New(Config{Backend: svc, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logger: logtest.Logger(t), Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -263,7 +263,7 @@ func (d *Dashboard) downloadDrive(rq *request) {
 	h.Set("Content-Length", strconv.FormatInt(rd.Size(), 10))
 	h.Set("Content-Disposition", `attachment; filename="`+name+`.img"`)
 	if _, err := io.Copy(rq.w, rd); err != nil {
-		d.logf("dashboard: download of drive %s: %v", id, err) // the headers are out; the short body tells the browser
+		d.log.Warn("drive download cut short", "user", rq.user.ID, "drive", id, "err", err) // the headers are out; the short body tells the browser
 	}
 }
 

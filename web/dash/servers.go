@@ -223,7 +223,7 @@ func showFragment[V any](rq *request, load func(*request) (V, error), fragment f
 func (d *Dashboard) showError(rq *request, title, nav string, err error) {
 	e := eh.AsError(err)
 	if e.Status >= 500 {
-		d.logf("dashboard: %s: %v", rq.URL.Path, err)
+		d.log.Error("dashboard page failed", "user", rq.user.ID, "path", rq.URL.Path, "err", err)
 	}
 	rq.w.WriteHeader(e.Status)
 	render(rq.w, rq.Request, errorPage(d.pageData(rq, title, nav), e.Message))
