@@ -62,7 +62,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 const usage = `usage:
   hearth [serve] [--listen ADDR] [--data DIR] [--containerd SOCKET] [--runtime NAME]
                  [--tls auto] [--tls-cert FILE --tls-key FILE] [--vnc-listen IP] [--subnet CIDR] [--prefix PATH]
-                 [--bridge NAME] [--nat true] [--shutdown-grace DURATION]
+                 [--bridge NAME] [--nat true] [--shutdown-grace DURATION] [--log-format text|json] [--log-level LEVEL]
   hearth user add NAME [--admin] [--data DIR]
   hearth user list [--data DIR]
   hearth image import --name NAME [--size SIZE] [--data DIR] FILE
