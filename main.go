@@ -385,7 +385,7 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 
-	tlsFlags.DataDir, tlsFlags.Logf = store.Dir(), logf
+	tlsFlags.DataDir, tlsFlags.Logger = store.Dir(), logger
 	tlsCfg, err := tlsFlags.TLSConfig()
 	if err != nil {
 		return usageError{err.Error()}
