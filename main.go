@@ -63,7 +63,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 const usage = `usage:
   hearth [serve] [--listen ADDR] [--data DIR] [--containerd SOCKET] [--runtime NAME]
                  [--tls auto] [--tls-cert FILE --tls-key FILE] [--vnc-listen IP] [--subnet CIDR] [--prefix PATH]
-                 [--bridge NAME] [--nat true] [--dns IP[,IP]] [--shutdown-grace DURATION]
+                 [--bridge NAME] [--nat true] [--dns IP[,IP]] [--shutdown-grace DURATION] [--log-format text|json] [--log-level LEVEL]
   hearth user add NAME [--admin] [--data DIR]
   hearth user list [--data DIR]
   hearth image import --name NAME [--size SIZE] [--data DIR] FILE
@@ -316,6 +316,22 @@ func printVersion(w io.Writer) {
 	}
 }
 
+// newLogger builds the logger of serve: text or JSON lines on w, from level up.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %s: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %s: want text or json", format)
+}
+
 func serve(args []string, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	listen := fs.String("listen", env("HEARTH_LISTEN", ":8080"), "`address` of the API and dashboard (env HEARTH_LISTEN)")
@@ -328,6 +344,8 @@ func serve(args []string, stderr io.Writer) error {
 	bridge := fs.String("bridge", env("HEARTH_BRIDGE", "hearth0"), "`name` of the public bridge nic:0 joins (env HEARTH_BRIDGE)")
 	nat := fs.String("nat", env("HEARTH_NAT", "false"), "`true`: NAT guests' outbound traffic to the host's uplink (env HEARTH_NAT)")
 	dns := fs.String("dns", env("HEARTH_DNS", ""), "DNS servers DHCP hands guests, `IP[,IP]`; empty: the host's resolvers but loopback ones (env HEARTH_DNS)")
+	logFormat := fs.String("log-format", env("HEARTH_LOG_FORMAT", "text"), "log line `format`: text or json (env HEARTH_LOG_FORMAT)")
+	logLevel := fs.String("log-level", env("HEARTH_LOG_LEVEL", "info"), "lowest `level` logged: debug, info, warn or error (env HEARTH_LOG_LEVEL)")
 	grace := fs.String("shutdown-grace", env("HEARTH_SHUTDOWN_GRACE", vmm.DefaultGracePeriod.String()), "`duration` a guest gets to power off after shutdown before it is killed (env HEARTH_SHUTDOWN_GRACE)")
 	var tlsFlags certs.Config
 	tlsFlags.RegisterFlags(fs)
@@ -358,8 +376,13 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil || graceTime < 0 {
 		return usagef("--shutdown-grace %s: want a duration such as 60s", *grace)
 	}
-	logf := log.New(stderr, "", log.LstdFlags|log.LUTC).Printf
-	guestLog := slog.New(slog.NewTextHandler(stderr, nil)) // the guest layer's (vmm) structured log
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(logger)
+	// Packages that still take a printf-style logger log at info level.
+	logf := slog.NewLogLogger(logger.Handler(), slog.LevelInfo).Printf
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -376,13 +399,13 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 
-	tlsFlags.DataDir, tlsFlags.Logf = store.Dir(), logf
+	tlsFlags.DataDir, tlsFlags.Logger = store.Dir(), logger
 	tlsCfg, err := tlsFlags.TLSConfig()
 	if err != nil {
 		return usageError{err.Error()}
 	}
 
-	apiOpts := []api.Option{api.WithLogger(logf)}
+	apiOpts := []api.Option{api.WithLogger(logger)}
 	runtimeInUse := "none"
 	// Guests need containerd; without it Hearth still serves everything else
 	// and lifecycle calls answer 500 system "no guest runtime". Deferred
@@ -395,12 +418,12 @@ func serve(args []string, stderr io.Writer) error {
 	case "off":
 		*vncListen = ""
 	}
-	consoles := console.NewManager(console.WithListen(*vncListen), console.WithLogger(logf))
+	consoles := console.NewRegistry(console.WithListen(*vncListen), console.WithLogger(logger))
 	defer consoles.Close()
-	hostOpts := []containerd.Option{containerd.WithContainerd(*containerdSocket), containerd.WithRuntime(*runtimeName), containerd.WithLogger(guestLog)}
-	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithLogger(guestLog)}
+	hostOpts := []containerd.Option{containerd.WithContainerd(*containerdSocket), containerd.WithRuntime(*runtimeName), containerd.WithLogger(logger)}
+	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithLogger(logger)}
 	netm, err := network.New(store.Dir(), append(netOpts,
-		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithSlog(guestLog))...)
+		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithSlog(logger))...)
 	if err != nil {
 		logf("guest network unavailable (guests without NICs still run): %v", err)
 	} else {
@@ -427,7 +450,7 @@ func serve(args []string, stderr io.Writer) error {
 		Runtime: runtimeInUse,
 		DataDir: store.Dir(),
 		Secure:  tlsCfg != nil,
-		Logf:    logf,
+		Logger:  logger,
 	})
 	if err != nil {
 		return err
@@ -440,6 +463,7 @@ func serve(args []string, stderr io.Writer) error {
 		Dashboard: dashboard,
 		Session:   dashboard.SessionCaller,
 		Console:   consoles,
+		Logger:    logger,
 	})
 
 	ln, err := net.Listen("tcp", *listen)
@@ -455,11 +479,11 @@ func serve(args []string, stderr io.Writer) error {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          log.New(stderr, "http: ", log.LstdFlags|log.LUTC),
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logf("hearth %s serving %s://%s (data %s, guests: %s)", version, scheme, ln.Addr(), store.Dir(), runtimeInUse)
+	logger.Info(fmt.Sprintf("serving %s://%s", scheme, ln.Addr()), "version", version, "data", store.Dir(), "guests", runtimeInUse)
 	notifyReady(logf)
 
 	select {

@@ -125,7 +125,7 @@ func TestServe(t *testing.T) {
 	lines := bufio.NewScanner(io.TeeReader(stderr, &logged))
 	addr := ""
 	for lines.Scan() {
-		if m := regexp.MustCompile(`serving http://(\S+)`).FindStringSubmatch(lines.Text()); m != nil {
+		if m := regexp.MustCompile(`serving http://([^\s"]+)`).FindStringSubmatch(lines.Text()); m != nil {
 			addr = m[1]
 			break
 		}

@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
-	"sync"
 	"time"
 )
 
@@ -44,66 +43,6 @@ func vncResponse(password string, challenge []byte) []byte {
 
 func checkResponse(password string, challenge, response []byte) bool {
 	return subtle.ConstantTimeCompare(vncResponse(password, challenge), response) == 1
-}
-
-// limiter counts failed authentications per source address; an address
-// with too many failures in the window is refused until they age out.
-type limiter struct {
-	mu       sync.Mutex
-	now      func() time.Time
-	max      int
-	window   time.Duration
-	failures map[string][]time.Time
-}
-
-func newLimiter(now func() time.Time, max int, window time.Duration) *limiter {
-	return &limiter{now: now, max: max, window: window, failures: map[string][]time.Time{}}
-}
-
-func (l *limiter) recent(addr string) []time.Time {
-	cutoff := l.now().Add(-l.window)
-	times := l.failures[addr]
-	i := 0
-	for i < len(times) && !times[i].After(cutoff) {
-		i++
-	}
-	times = times[i:]
-	if len(times) == 0 {
-		delete(l.failures, addr)
-	} else {
-		l.failures[addr] = times
-	}
-	return times
-}
-
-// blocked tells whether addr may not try again yet, and until when.
-func (l *limiter) blocked(addr string) (bool, time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	times := l.recent(addr)
-	if len(times) < l.max {
-		return false, time.Time{}
-	}
-	return true, times[len(times)-l.max].Add(l.window)
-}
-
-// maxTracked bounds the limiter's memory: beyond it, addresses whose
-// failures aged out are swept.
-const maxTracked = 4096
-
-func (l *limiter) fail(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.failures) >= maxTracked {
-		for a := range l.failures {
-			l.recent(a)
-		}
-	}
-	times := l.recent(addr)
-	if len(times) >= l.max {
-		times = times[1:]
-	}
-	l.failures[addr] = append(times, l.now())
 }
 
 // tokens are short-lived console tickets: HMAC-SHA256 over the server id and

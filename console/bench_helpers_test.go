@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"hearth/internal/wsstream"
 )
 
 // consoleServerB serves the websocket bridge for benchmarks (owner requests).
-func consoleServerB(b *testing.B, m *Manager) string {
+func consoleServerB(b *testing.B, m *Registry) string {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /servers/{server}/vnc", func(w http.ResponseWriter, r *http.Request) {
-		m.ServeWebsocket(w, r, r.PathValue("server"), true)
-	})
+	mux.HandleFunc("GET /servers/{server}/vnc", webBridge(m, true))
 	srv := httptest.NewServer(mux)
 	b.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/servers/bench/vnc"
@@ -56,7 +56,7 @@ func dialBridge(b *testing.B, url string) *rfbClient {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ws.Close() })
-	c, err := dialRFB(&wsConn{ws: ws}, "003.008", "pw")
+	c, err := dialRFB(wsstream.New(ws), "003.008", "pw")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 //   - throughput: full-screen Raw updates (1 MB each) pulled through the bridge;
 //   - latency: one keystroke echoed by the guest, until the update arrives.
 func BenchmarkBridge(b *testing.B) {
-	m := NewManager(WithListen("127.0.0.1"), WithBasePort(0))
+	m := NewRegistry(WithListen("127.0.0.1"), WithBasePort(0))
 	defer m.Close()
 	s := newFakeStream()
 	s.echo = true
@@ -88,7 +88,7 @@ func keystrokeLatency(b *testing.B, c *rfbClient) {
 // BenchmarkKeystroke measures key event → framebuffer update delivered, over
 // the native TCP port, with a guest that echoes what it is sent.
 func BenchmarkKeystroke(b *testing.B) {
-	m := NewManager(WithListen("127.0.0.1"), WithBasePort(0))
+	m := NewRegistry(WithListen("127.0.0.1"), WithBasePort(0))
 	defer m.Close()
 	s := newFakeStream()
 	s.echo = true
@@ -118,7 +118,7 @@ func BenchmarkKeystroke(b *testing.B) {
 func BenchmarkConsoleMemory(b *testing.B) {
 	const consoles = 20
 	for i := 0; i < b.N; i++ {
-		m := NewManager(WithListen("127.0.0.1"), WithBasePort(0))
+		m := NewRegistry(WithListen("127.0.0.1"), WithBasePort(0))
 		glyph('x', false) // the shared glyph cache is not per console
 		var before, after runtime.MemStats
 		runtime.GC()

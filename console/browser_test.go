@@ -19,7 +19,7 @@ import (
 // web layer does; owner says whether requests count as the owner's.
 // POST /test/restart runs restart (the browser test stops and starts the
 // server's console with it).
-func consoleServer(t *testing.T, m *Manager, owner bool, restart func()) *httptest.Server {
+func consoleServer(t *testing.T, m *Registry, owner bool, restart func()) *httptest.Server {
 	t.Helper()
 	static, err := fs.Sub(assets.Static, "static")
 	if err != nil {
@@ -27,9 +27,7 @@ func consoleServer(t *testing.T, m *Manager, owner bool, restart func()) *httpte
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/static/", http.StripPrefix("/static/", http.FileServer(http.FS(static))))
-	mux.HandleFunc("GET /servers/{server}/vnc", func(w http.ResponseWriter, r *http.Request) {
-		m.ServeWebsocket(w, r, r.PathValue("server"), owner)
-	})
+	mux.HandleFunc("GET /servers/{server}/vnc", webBridge(m, owner))
 	if restart != nil {
 		mux.HandleFunc("POST /test/restart", func(w http.ResponseWriter, r *http.Request) { restart() })
 	}
@@ -68,7 +66,7 @@ func TestBrowser(t *testing.T) {
 		{"password", true, false, "pw123"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := testManager(t)
+			m := testRegistry(t)
 			s, _ := attach(t, m, "srv-"+tc.name, "pw123")
 			s.echo = true
 			srv := consoleServer(t, m, tc.owner, func() {

@@ -20,7 +20,7 @@ import (
 // serverConsole is one server's terminal shown as a VNC desktop to any number of
 // viewers, over its own TCP port and over websockets.
 type serverConsole struct {
-	m       *Manager
+	m       *Registry
 	server  string
 	stream  Stream
 	screen  *screen
@@ -39,7 +39,7 @@ type serverConsole struct {
 	wg       sync.WaitGroup // connection handlers and the listener loop
 }
 
-func newConsole(m *Manager, server, name string, s Stream, password string) *serverConsole {
+func newConsole(m *Registry, server, name string, s Stream, password string) *serverConsole {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &serverConsole{
 		m: m, server: server, stream: s, name: name, password: password,
@@ -66,7 +66,7 @@ func (c *serverConsole) run(ctx context.Context) {
 		// Queries in the backlog were asked before we listened; answering
 		// them now would type stray replies into the guest.
 		if _, err := c.screen.feed(backlog); err != nil {
-			c.m.logf("console %s: %v", c.server, err)
+			c.m.log.Warn("guest output the terminal emulator refused", "server", c.server, "err", err)
 		}
 		received := c.pump(ctx, updates)
 		cancel()
@@ -104,7 +104,7 @@ func (c *serverConsole) pump(ctx context.Context, updates <-chan []byte) (receiv
 			}
 			replies, err := c.screen.feed(p)
 			if err != nil {
-				c.m.logf("console %s: %v", c.server, err)
+				c.m.log.Warn("guest output the terminal emulator refused", "server", c.server, "err", err)
 			}
 			if len(replies) > 0 {
 				c.typeIn(replies)
@@ -164,7 +164,7 @@ func (c *serverConsole) accept(l net.Listener) {
 		go func() {
 			defer c.wg.Done()
 			if err := c.serve(conn, host, "vnc", false); err != nil {
-				c.m.logf("console %s: vnc client %s: %v", c.server, conn.RemoteAddr(), err)
+				c.m.log.Warn("console viewer ended with an error", "server", c.server, "remote", conn.RemoteAddr().String(), "err", err)
 			}
 		}()
 	}
@@ -203,7 +203,7 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 	name := desktopName(c.name, nil)
 	c.mu.Unlock()
 	if _, err := handshake(conn, br, handshakeConfig{
-		password: c.currentPassword, noAuth: noAuth, limiter: c.m.limiter, addr: addr,
+		password: c.currentPassword, noAuth: noAuth, limiter: c.m.limiter, now: c.m.now, addr: addr,
 		name: name, width: c.screen.width, height: c.screen.height,
 	}); err != nil {
 		return fmt.Errorf("handshake: %w", err)
@@ -379,7 +379,7 @@ func (s *session) extendedCutText(payload []byte) {
 	case actions&clipProvide != 0 && text:
 		typed, err := providedText(payload[4:])
 		if err != nil {
-			s.c.m.logf("console %s: pasted text: %v", s.c.server, err)
+			s.c.m.log.Warn("console paste refused", "server", s.c.server, "viewer", s.v.label, "err", err)
 			return
 		}
 		s.write(typed)
@@ -437,7 +437,7 @@ func (c *serverConsole) typeIn(b []byte) {
 	case c.input <- b:
 	default:
 		if n := c.dropped.Add(1); n == 1 || n%1000 == 0 { // one line per burst, not per key
-			c.m.logf("console %s: guest is not reading its terminal; %d inputs dropped so far", c.server, n)
+			c.m.log.Warn("guest is not reading its terminal; console input dropped", "server", c.server, "dropped", n)
 		}
 	}
 }
@@ -449,7 +449,7 @@ func (c *serverConsole) writeInput(ctx context.Context) {
 			return
 		case b := <-c.input:
 			if _, err := c.stream.Write(b); err != nil {
-				c.m.logf("console %s: typing into the guest: %v", c.server, err)
+				c.m.log.Warn("typing into the guest failed", "server", c.server, "err", err)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -13,17 +14,19 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"hearth/internal/logtest"
 )
 
-// testManager returns a manager on loopback with kernel-chosen ports.
-func testManager(t *testing.T, opts ...Option) *Manager {
+// testRegistry returns a registry on loopback with kernel-chosen ports.
+func testRegistry(t *testing.T, opts ...Option) *Registry {
 	t.Helper()
-	m := NewManager(append([]Option{WithListen("127.0.0.1"), WithBasePort(0), WithLogger(t.Logf)}, opts...)...)
+	m := NewRegistry(append([]Option{WithListen("127.0.0.1"), WithBasePort(0), WithLogger(logtest.Logger(t))}, opts...)...)
 	t.Cleanup(func() { m.Close() })
 	return m
 }
 
-func attach(t *testing.T, m *Manager, server, password string) (*fakeStream, Endpoint) {
+func attach(t *testing.T, m *Registry, server, password string) (*fakeStream, Endpoint) {
 	t.Helper()
 	s := newFakeStream()
 	ep, err := m.Attach(server, "guest-"+server, s, password)
@@ -45,7 +48,7 @@ func dialTCP(t *testing.T, ep Endpoint) net.Conn {
 }
 
 func TestHandshakeVersions(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	_, ep := attach(t, m, "s1", "secret")
 	for _, v := range []string{"003.008", "003.007", "003.003", "003.005"} {
 		t.Run(v, func(t *testing.T) {
@@ -68,7 +71,7 @@ func TestHandshakeVersions(t *testing.T) {
 }
 
 func TestWrongPassword(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	_, ep := attach(t, m, "s1", "secret")
 	_, err := dialRFB(dialTCP(t, ep), "003.008", "wrong")
 	if !errors.Is(err, errAuthFailed) || !strings.Contains(err.Error(), "password check failed") {
@@ -90,7 +93,7 @@ func TestAuthRateLimit(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	m := testManager(t, WithClock(clock), WithAuthLimit(3, time.Minute))
+	m := testRegistry(t, WithClock(clock), WithAuthLimit(3, time.Minute))
 	_, ep := attach(t, m, "s1", "secret")
 	for i := 0; i < 3; i++ {
 		if _, err := dialRFB(dialTCP(t, ep), "003.008", "guess"+strconv.Itoa(i)); !errors.Is(err, errAuthFailed) {
@@ -113,7 +116,7 @@ func TestAuthRateLimit(t *testing.T) {
 }
 
 func TestPasswordChange(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	s, ep := attach(t, m, "s1", "old")
 	open, err := dialRFB(dialTCP(t, ep), "003.008", "old")
 	if err != nil {
@@ -139,7 +142,7 @@ func TestPasswordChange(t *testing.T) {
 }
 
 func TestDetachCutsViewersAndClosesPort(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	_, ep := attach(t, m, "s1", "pw")
 	c, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
 	if err != nil {
@@ -175,7 +178,7 @@ func TestFramebufferMatchesScreen(t *testing.T) {
 		{"zrle-bigendian", []int32{encZRLE, encCopyRect}, pixelFormat{BitsPerPixel: 32, Depth: 24, BigEndian: true, TrueColor: true, RedMax: 255, GreenMax: 255, BlueMax: 255, RedShift: 24, GreenShift: 16, BlueShift: 8}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := testManager(t)
+			m := testRegistry(t)
 			s, ep := attach(t, m, "s1", "pw")
 			con := m.console("s1")
 			s.emit([]byte("hello \x1b[1;31mred\x1b[0m \x1b[44mblue\x1b[0m é ünïcode ─│┌\r\n\x1b(0lqqk\x1b(B\r\n"))
@@ -265,7 +268,7 @@ func compareFramebuffer(t *testing.T, c *rfbClient, con *serverConsole) {
 }
 
 func TestKeyEventsReachGuest(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	s, ep := attach(t, m, "s1", "pw")
 	c, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
 	if err != nil {
@@ -344,7 +347,7 @@ func TestKeyboard(t *testing.T) {
 // TestTerminalQueries: shells ask for the cursor position after a prompt;
 // an unanswered query makes them wait.
 func TestTerminalQueries(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	s, _ := attach(t, m, "s1", "pw")
 	s.waitSubscribed(t)
 	s.emit([]byte("ab\r\ncd\x1b[6n"))
@@ -354,7 +357,7 @@ func TestTerminalQueries(t *testing.T) {
 }
 
 func TestViewersSeeEachOther(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	_, ep := attach(t, m, "s1", "pw")
 	con := m.console("s1")
 	first, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
@@ -390,7 +393,7 @@ func TestViewersSeeEachOther(t *testing.T) {
 // TestResubscribe: a console dropped by the stream for falling behind
 // subscribes again and redraws from the backlog.
 func TestResubscribe(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	s, _ := attach(t, m, "s1", "pw")
 	con := m.console("s1")
 	s.emit([]byte("before\r\n"))
@@ -445,7 +448,7 @@ func TestPortsFromBaseUpward(t *testing.T) {
 		}
 	}
 	defer taken.Close()
-	m := NewManager(WithListen("127.0.0.1"), WithBasePort(base), WithLogger(t.Logf))
+	m := NewRegistry(WithListen("127.0.0.1"), WithBasePort(base), WithLogger(logtest.Logger(t)))
 	defer m.Close()
 	_, first := attach(t, m, "a", "pw")
 	_, second := attach(t, m, "b", "pw")
@@ -463,7 +466,7 @@ func TestPortsFromBaseUpward(t *testing.T) {
 }
 
 func TestWebsocketOnly(t *testing.T) {
-	m := NewManager(WithLogger(t.Logf))
+	m := NewRegistry(WithLogger(logtest.Logger(t)))
 	defer m.Close()
 	ep, err := m.Attach("s1", "x", newFakeStream(), "pw")
 	if err != nil || ep.Port != 0 {
@@ -506,7 +509,7 @@ func (s stuckStream) Write(p []byte) (int, error) {
 // TestDetachWithStuckGuest: a paused guest does not read its input; typing
 // into it must not hang the viewer, the console or Detach.
 func TestDetachWithStuckGuest(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	s := stuckStream{newFakeStream(), make(chan struct{})}
 	defer close(s.unblock)
 	ep, err := m.Attach("s1", "x", s, "pw")
@@ -534,12 +537,19 @@ func TestDetachWithStuckGuest(t *testing.T) {
 	}
 }
 
+// complaints fails the test on every line written to it.
+type complaints struct{ t *testing.T }
+
+func (c complaints) Write(p []byte) (int, error) {
+	c.t.Errorf("unexpected complaint: %s", p)
+	return len(p), nil
+}
+
 // TestExtendedClipboardPaste: noVNC pastes UTF-8 through the extended
 // clipboard (caps, notify, request, provide), the classic message being Latin-1.
 func TestExtendedClipboardPaste(t *testing.T) {
-	m := testManager(t, WithLogger(func(format string, args ...any) {
-		t.Errorf("unexpected complaint: "+format, args...) // e.g. a caps message taken for a provide
-	}))
+	// Any log line is a complaint, e.g. a caps message taken for a provide.
+	m := testRegistry(t, WithLogger(slog.New(slog.NewTextHandler(complaints{t}, nil))))
 	s, ep := attach(t, m, "s1", "pw")
 	c, err := dialRFB(dialTCP(t, ep), "003.008", "pw")
 	if err != nil {
@@ -581,7 +591,7 @@ func TestExtendedClipboardPaste(t *testing.T) {
 // TestDetachLeavesNothing: after Detach no goroutine of the console, its
 // port or its viewers (TCP and websocket) is left.
 func TestDetachLeavesNothing(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	srv := consoleServer(t, m, true, nil)
 	time.Sleep(10 * time.Millisecond)
 	before := runtime.NumGoroutine()

@@ -13,6 +13,6 @@ var (
 	ErrNoConsole = errors.New("console: server has no console")
 	// ErrBadToken: a console token is malformed, expired or for another server.
 	ErrBadToken = errors.New("console: bad console token")
-	// ErrClosed: the manager was closed.
-	ErrClosed = errors.New("console: manager closed")
+	// ErrClosed: the registry was closed.
+	ErrClosed = errors.New("console: registry closed")
 )

@@ -39,13 +39,13 @@ func (v *TestViewer) FullUpdate() error {
 }
 
 // CheckFramebuffer compares the viewer's picture with server's screen.
-func (v *TestViewer) CheckFramebuffer(t *testing.T, m *Manager, server string) {
+func (v *TestViewer) CheckFramebuffer(t *testing.T, m *Registry, server string) {
 	t.Helper()
 	compareFramebuffer(t, v.c, m.console(server))
 }
 
 // WaitScreen waits until server's terminal shows want.
-func WaitScreen(t *testing.T, m *Manager, server, want string) {
+func WaitScreen(t *testing.T, m *Registry, server, want string) {
 	t.Helper()
 	waitScreen(t, m.console(server), want)
 }

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"hearth/console"
+	"hearth/internal/logtest"
 	"hearth/internal/testguest"
 	"hearth/vmm/containerd"
 	"hearth/vmm/guest"
-	"hearth/vmm/vmmtest"
 )
 
 // TestGuestConsole: a real guest (busybox under runc, through containerd)
@@ -37,7 +37,7 @@ func TestGuestConsole(t *testing.T) {
 	ns := "hearth-test-console-" + hex.EncodeToString(suffix)
 	ctx := context.Background()
 	data := t.TempDir()
-	h, err := containerd.Open(ctx, data, containerd.WithNamespace(ns), containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(vmmtest.Logger(t)))
+	h, err := containerd.Open(ctx, data, containerd.WithNamespace(ns), containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestGuestConsole(t *testing.T) {
 		t.Fatal("the guest has no console stream")
 	}
 
-	m := console.NewManager(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(t.Logf))
+	m := console.NewRegistry(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(logtest.Logger(t)))
 	defer m.Close()
 	ep, err := m.Attach(id, "vnc", stream, "guestpw")
 	if err != nil {

@@ -82,7 +82,7 @@ func startShell(t *testing.T) *ptyStream {
 // the answer off the rendered terminal; the shell's cursor position queries
 // are answered, or its line editing would stall.
 func TestRealShell(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	sh := startShell(t)
 	ep, err := m.Attach("shell", "shell", sh, "pw")
 	if err != nil {
@@ -119,7 +119,7 @@ func TestRealShell(t *testing.T) {
 // TestRealShellQueries: ash asks for the cursor position (ESC[6n) after
 // each prompt; the console answers what its emulator shows.
 func TestRealShellQueries(t *testing.T) {
-	m := testManager(t)
+	m := testRegistry(t)
 	sh := startShell(t)
 	if _, err := m.Attach("shell", "shell", sh, "pw"); err != nil {
 		t.Fatal(err)

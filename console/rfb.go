@@ -9,6 +9,8 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"hearth/internal/ratelimit"
 )
 
 // RFB security types (RFC 6143 §7.1.2).
@@ -83,8 +85,9 @@ func (v *viewer) wake() {
 type handshakeConfig struct {
 	password func() string // read when the client connects: a new password counts at once
 	noAuth   bool          // the connection already proved itself (a console token)
-	limiter  *limiter
-	addr     string // source address, for the limiter
+	limiter  *ratelimit.Failures
+	addr     string           // source address, for the limiter
+	now      func() time.Time // the limiter's clock, to say until when a source is refused
 	name     string
 	width    int
 	height   int
@@ -119,8 +122,8 @@ func handshake(w io.Writer, r *bufio.Reader, cfg handshakeConfig) (rfbVersion, e
 		return version, cause
 	}
 	if cfg.limiter != nil {
-		if blocked, until := cfg.limiter.blocked(cfg.addr); blocked {
-			return fail("too many authentication failures; try again after "+until.UTC().Format(time.TimeOnly)+" UTC",
+		if wait, blocked := cfg.limiter.Blocked(cfg.addr); blocked {
+			return fail("too many authentication failures; try again after "+cfg.now().Add(wait).UTC().Format(time.TimeOnly)+" UTC",
 				fmt.Errorf("%w: %s refused after repeated failures", ErrAuth, cfg.addr))
 		}
 	}
@@ -154,7 +157,7 @@ func handshake(w io.Writer, r *bufio.Reader, cfg handshakeConfig) (rfbVersion, e
 		}
 		if !checkResponse(cfg.password(), challenge, response) {
 			if cfg.limiter != nil {
-				cfg.limiter.fail(cfg.addr)
+				cfg.limiter.Fail(cfg.addr)
 			}
 			w.Write([]byte{0, 0, 0, 1})
 			if version >= 8 {

@@ -24,7 +24,7 @@ func TestThirdPartyViewer(t *testing.T) {
 	if err != nil {
 		t.Skip("needs vncsnapshot (apt-get install vncsnapshot)")
 	}
-	m := testManager(t)
+	m := testRegistry(t)
 	s, ep := attach(t, m, "s1", "secret")
 	s.waitSubscribed(t)
 	s.emit([]byte("\x1b[1;32mhello from the guest\x1b[0m\r\n$ "))

@@ -2,48 +2,72 @@ package console
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"hearth/internal/wsstream"
 )
 
+// webBridge plays the web layer's console endpoint (web/consolews.go) for
+// the tests here: the owner, or anyone with a console token, gets an RFB
+// session over binary websocket messages.
+func webBridge(m *Registry, owner bool) http.HandlerFunc {
+	upgrader := websocket.Upgrader{Subprotocols: []string{"binary"}}
+	return func(w http.ResponseWriter, r *http.Request) {
+		server := r.PathValue("server")
+		tokenOK := m.CheckToken(server, r.URL.Query().Get("token")) == nil
+		if !owner && !tokenOK {
+			http.Error(w, "no session and no token", http.StatusUnauthorized)
+			return
+		}
+		ws, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		m.Serve(wsstream.New(ws), server, Peer{Addr: host, Via: "web", TokenChecked: tokenOK})
+	}
+}
+
 // dialWS opens the websocket bridge like noVNC does (subprotocol "binary").
-func dialWS(t *testing.T, base, path string, origin string) (*wsConn, *http.Response, error) {
+func dialWS(t *testing.T, base, path string, origin string) (*wsstream.Conn, *http.Response, error) {
 	t.Helper()
 	h := http.Header{}
 	if origin != "" {
 		h.Set("Origin", origin)
 	}
-	d := websocket.Dialer{Subprotocols: []string{"binary"}, HandshakeTimeout: 5 * time.Second}
-	ws, resp, err := d.Dial("ws"+strings.TrimPrefix(base, "http")+path, h)
+	conn, resp, err := wsstream.Dial("ws"+strings.TrimPrefix(base, "http")+path, h)
 	if err != nil {
 		return nil, resp, err
 	}
-	t.Cleanup(func() { ws.Close() })
-	return &wsConn{ws: ws}, resp, nil
+	t.Cleanup(func() { conn.Close() })
+	return conn, resp, nil
 }
 
-func TestWebsocketBridge(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	m := testManager(t, WithClock(clock))
-	s, _ := attach(t, m, "s1", "pw")
-	owner := consoleServer(t, m, true, nil)
-	anon := consoleServer(t, m, false, nil)
+// serveOver runs Registry.Serve for server on one end of a pipe and returns
+// the viewer's end and the session's result.
+func serveOver(t *testing.T, m *Registry, server string, peer Peer) (net.Conn, <-chan error) {
+	t.Helper()
+	viewer, conn := net.Pipe()
+	t.Cleanup(func() { viewer.Close() })
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(conn, server, peer) }()
+	return viewer, done
+}
 
-	t.Run("owner with password", func(t *testing.T) {
-		conn, resp, err := dialWS(t, owner.URL, "/servers/s1/vnc", owner.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p := resp.Header.Get("Sec-Websocket-Protocol"); p != "binary" {
-			t.Errorf("subprotocol %q, want binary", p)
-		}
+// TestServe: a transport hands a connection to Registry.Serve; the viewer
+// proves the VNC password unless the transport checked a console token.
+func TestServe(t *testing.T) {
+	m := testRegistry(t)
+	s, _ := attach(t, m, "s1", "pw")
+
+	t.Run("password", func(t *testing.T) {
+		conn, _ := serveOver(t, m, "s1", Peer{Addr: "192.0.2.1", Via: "web"})
 		c, err := dialRFB(conn, "003.008", "pw")
 		if err != nil {
 			t.Fatal(err)
@@ -56,47 +80,45 @@ func TestWebsocketBridge(t *testing.T) {
 		c.tap('q')
 		s.waitInput(t, "q")
 	})
-	t.Run("owner with wrong password", func(t *testing.T) {
-		conn, _, err := dialWS(t, owner.URL, "/servers/s1/vnc", "")
-		if err != nil {
-			t.Fatal(err)
-		}
+	t.Run("wrong password", func(t *testing.T) {
+		conn, done := serveOver(t, m, "s1", Peer{Addr: "192.0.2.2", Via: "web"})
 		if _, err := dialRFB(conn, "003.008", "nope"); !errors.Is(err, errAuthFailed) {
 			t.Fatalf("wrong password: %v", err)
 		}
-	})
-	t.Run("token stands in for the password", func(t *testing.T) {
-		conn, _, err := dialWS(t, anon.URL, "/servers/s1/vnc?token="+m.Token("s1"), anon.URL)
-		if err != nil {
-			t.Fatal(err)
+		conn.Close()
+		if err := <-done; !errors.Is(err, ErrAuth) {
+			t.Fatalf("Serve after a wrong password: %v, want ErrAuth", err)
 		}
+	})
+	t.Run("checked token stands in for the password", func(t *testing.T) {
+		conn, _ := serveOver(t, m, "s1", Peer{Addr: "192.0.2.3", Via: "web", TokenChecked: true})
 		if _, err := dialRFB(conn, "003.008", ""); err != nil {
 			t.Fatal(err)
 		}
 	})
-	expired := m.Token("s1")
-	mu.Lock()
+	t.Run("no console", func(t *testing.T) {
+		_, done := serveOver(t, m, "s2", Peer{Addr: "192.0.2.4", Via: "web"})
+		if err := <-done; !errors.Is(err, ErrNoConsole) {
+			t.Fatalf("Serve for a server without console: %v", err)
+		}
+	})
+}
+
+func TestTokens(t *testing.T) {
+	now := time.Now()
+	m := testRegistry(t, WithClock(func() time.Time { return now }))
+	attach(t, m, "s1", "pw")
+	good, other := m.Token("s1"), m.Token("s2")
+	if err := m.CheckToken("s1", good); err != nil {
+		t.Fatalf("fresh token: %v", err)
+	}
+	if !m.HasConsole("s1") || m.HasConsole("s2") {
+		t.Fatal("HasConsole disagrees with what is attached")
+	}
 	now = now.Add(61 * time.Second)
-	mu.Unlock()
-	for _, tc := range []struct {
-		name, base, path, origin string
-		status                   int
-	}{
-		{"no session no token", anon.URL, "/servers/s1/vnc", "", http.StatusUnauthorized},
-		{"expired token", anon.URL, "/servers/s1/vnc?token=" + expired, "", http.StatusUnauthorized},
-		{"token of another server", anon.URL, "/servers/s1/vnc?token=" + m.Token("s2"), "", http.StatusUnauthorized},
-		{"garbage token", anon.URL, "/servers/s1/vnc?token=abc", "", http.StatusUnauthorized},
-		{"foreign origin", owner.URL, "/servers/s1/vnc", "http://evil.example", http.StatusForbidden},
-		{"no console", owner.URL, "/servers/s2/vnc", "", http.StatusConflict},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, resp, err := dialWS(t, tc.base, tc.path, tc.origin)
-			if err == nil {
-				t.Fatal("websocket opened")
-			}
-			if resp == nil || resp.StatusCode != tc.status {
-				t.Fatalf("%v (%v), want HTTP %d", err, resp, tc.status)
-			}
-		})
+	for name, token := range map[string]string{"expired": good, "another server's": other, "garbage": "abc"} {
+		if err := m.CheckToken("s1", token); !errors.Is(err, ErrBadToken) {
+			t.Errorf("%s token: %v, want ErrBadToken", name, err)
+		}
 	}
 }

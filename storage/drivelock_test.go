@@ -148,7 +148,7 @@ func TestReadAndImaging(t *testing.T) {
 	if _, err := s.StartImaging(ctx, src.ID, c.ID, ""); !errors.Is(err, ErrBusy) {
 		t.Errorf("imaging into a drive jobs are to copy: %v, want busy", err)
 	}
-	s.imager = newImager(s, 1)
+	s.imager = newImager(s, 1, nil)
 	if err := s.resumeImaging(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -204,13 +204,14 @@ type imager struct {
 	mu     sync.Mutex
 	queue  []string
 	wake   chan struct{}
+	gate   func(context.Context, string) error // WithImagingGate
 	wg     sync.WaitGroup
 }
 
-func newImager(s *Store, workers int) *imager {
+func newImager(s *Store, workers int, gate func(context.Context, string) error) *imager {
 	workers = max(workers, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	im := &imager{s: s, ctx: ctx, cancel: cancel, wake: make(chan struct{}, workers)}
+	im := &imager{s: s, ctx: ctx, cancel: cancel, wake: make(chan struct{}, workers), gate: gate}
 	for range workers {
 		im.wg.Add(1)
 		go im.work()
@@ -275,7 +276,12 @@ func (im *imager) run(id string) {
 	}
 	p := &progress{s: s, id: id}
 	p.set(ctx, 0, 1)
-	err = s.copySource(ctx, id, source, conversion, size, p)
+	if im.gate != nil {
+		err = im.gate(ctx, id)
+	}
+	if err == nil {
+		err = s.copySource(ctx, id, source, conversion, size, p)
+	}
 	if ctx.Err() != nil {
 		return
 	}

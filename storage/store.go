@@ -63,6 +63,7 @@ type options struct {
 	now            func() time.Time
 	subnet         netip.Prefix
 	imagingWorkers int
+	imagingGate    func(ctx context.Context, drive string) error
 	noMaintenance  bool
 }
 
@@ -80,6 +81,13 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // WithSubnet sets the address pool for static IPs and dynamic leases. Its
 // first host address is the gateway (the public bridge's own address).
 func WithSubnet(p netip.Prefix) Option { return func(o *options) { o.subnet = p.Masked() } }
+
+// WithImagingGate runs gate before each imaging job copies into drive; the
+// job waits for it, and fails with its error. Tests hold a copy in flight
+// with it, to see what a drive being imaged answers.
+func WithImagingGate(gate func(ctx context.Context, drive string) error) Option {
+	return func(o *options) { o.imagingGate = gate }
+}
 
 // WithImagingWorkers bounds how many drive imaging jobs run at once (default 2).
 func WithImagingWorkers(n int) Option { return func(o *options) { o.imagingWorkers = n } }
@@ -150,7 +158,7 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 			db.Close()
 			return nil, err
 		}
-		s.imager = newImager(s, o.imagingWorkers)
+		s.imager = newImager(s, o.imagingWorkers, o.imagingGate)
 		if err := s.resumeImaging(ctx); err != nil {
 			s.imager.close()
 			db.Close()

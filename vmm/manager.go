@@ -31,7 +31,7 @@ const DefaultGracePeriod = 60 * time.Second
 type Manager struct {
 	backend  Backend
 	store    *storage.Store
-	consoles *console.Manager
+	consoles *console.Registry
 	bridge   string
 	grace    time.Duration
 	powerOff syscall.Signal
@@ -61,7 +61,7 @@ func WithPowerOffSignal(sig syscall.Signal) ManagerOption {
 }
 
 // WithConsoles gives every running server with a VNC password a console.
-func WithConsoles(c *console.Manager) ManagerOption { return func(m *Manager) { m.consoles = c } }
+func WithConsoles(c *console.Registry) ManagerOption { return func(m *Manager) { m.consoles = c } }
 
 // WithPublicBridge names the bridge nic:0 joins (default "hearth0").
 func WithPublicBridge(name string) ManagerOption { return func(m *Manager) { m.bridge = name } }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hearth/internal/logtest"
 	"maps"
 	"os"
 	"sync"
@@ -41,7 +42,7 @@ func newStore(t *testing.T) *fixture {
 
 func (f *fixture) manager(opts ...vmm.ManagerOption) *vmm.Manager {
 	f.t.Helper()
-	m, err := vmm.NewManager(context.Background(), f.backend, f.Store, append([]vmm.ManagerOption{vmm.WithLogger(vmmtest.Logger(f.t))}, opts...)...)
+	m, err := vmm.NewManager(context.Background(), f.backend, f.Store, append([]vmm.ManagerOption{vmm.WithLogger(logtest.Logger(f.t))}, opts...)...)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -293,20 +293,31 @@ func waitImaged(t testing.TB, c *client, id string) {
 }
 
 func TestImagingBusy(t *testing.T) {
-	e := newEnv(t)
+	// The gate holds the copy in flight until the busy checks have run.
+	copying, release := make(chan string, 1), make(chan struct{})
+	gate := func(ctx context.Context, drive string) error {
+		copying <- drive
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	e := newEnv(t, withStore(storage.WithImagingGate(gate)))
 	c := e.user("alice", false)
-	ctx := context.Background()
 	src := c.post("/drives/create", "name src\nsize 256M").expect(t, 200).props(t)["drive"]
 	c.do("POST", "/drives/"+src+"/write", bytes.NewReader(bytes.Repeat([]byte{1}, 64<<20))).expect(t, 204)
 	dst := c.post("/drives/create", "name dst\nsize 256M").expect(t, 200).props(t)["drive"]
 	c.post("/drives/"+dst+"/image/"+src, "").expect(t, 200)
-	if d, _ := e.store.Drive(ctx, dst); d.Imaging == "" {
-		t.Skip("the copy finished before the busy checks could run")
+	if got := <-copying; got != dst {
+		t.Fatalf("imaging job for %s, want %s", got, dst)
 	}
 	c.post("/drives/"+dst+"/image/"+src, "").expectError(t, 409, "busy", "imaging")
 	c.post("/drives/"+dst+"/set", "name x").expectError(t, 409, "busy", "imaging")
 	c.post("/drives/"+dst+"/destroy", "").expectError(t, 409, "busy", "imaging")
 	c.post("/drives/"+dst+"/write", "x").expectError(t, 409, "busy", "imaging")
+	close(release)
 	waitImaged(t, c, dst)
 }
 

@@ -36,10 +36,16 @@ type envOption func(*envConfig)
 type envConfig struct {
 	guests bool
 	prefix string
+	store  []storage.Option
 }
 
 func withGuests() envOption         { return func(c *envConfig) { c.guests = true } }
 func withPrefix(p string) envOption { return func(c *envConfig) { c.prefix = p } }
+
+// withStore adds options to the store's Open.
+func withStore(opts ...storage.Option) envOption {
+	return func(c *envConfig) { c.store = append(c.store, opts...) }
+}
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
@@ -47,7 +53,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	store, err := storage.Open(t.TempDir(), storage.WithLogger(t.Logf))
+	store, err := storage.Open(t.TempDir(), append([]storage.Option{storage.WithLogger(t.Logf)}, cfg.store...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

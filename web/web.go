@@ -1,6 +1,7 @@
 package web
 
 import (
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -8,13 +9,6 @@ import (
 	"hearth/web/api"
 	"hearth/web/eh"
 )
-
-// Console serves the VNC websocket of a server (console.Manager does).
-// owner is true when the request proved it may use the server's console
-// (its owner's or an admin's Basic auth or dashboard session).
-type Console interface {
-	ServeWebsocket(w http.ResponseWriter, r *http.Request, server string, owner bool)
-}
 
 // Config says what the one port serves.
 type Config struct {
@@ -34,6 +28,9 @@ type Config struct {
 	// Session tells who a request's dashboard session belongs to, for the
 	// console websocket (nil: Basic auth only).
 	Session func(r *http.Request) (user string, ok bool)
+	// Logger receives what goes wrong outside a request's answer (a
+	// console viewer's session ending in error). Nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // New returns the handler of the one port:
@@ -47,7 +44,10 @@ type Config struct {
 // Doubled slashes in API paths are tolerated (clients join a stem ending in
 // a slash with /servers/...).
 func New(cfg Config) http.Handler {
-	h := &handler{cfg: cfg, api: cfg.API.Handler()}
+	h := &handler{cfg: cfg, api: cfg.API.Handler(), log: cfg.Logger}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
 	h.prefix = "/" + strings.Trim(cfg.Prefix, "/")
 	if h.prefix == "/" {
 		h.prefix = ""
@@ -57,6 +57,7 @@ func New(cfg Config) http.Handler {
 
 type handler struct {
 	cfg    Config
+	log    *slog.Logger
 	api    http.Handler
 	prefix string
 }
@@ -133,35 +134,4 @@ func (h *handler) other(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.cfg.Dashboard.ServeHTTP(w, r)
-}
-
-// console hands the websocket to the console service, telling it whether
-// the request comes from someone who may use this server (Basic auth or a
-// dashboard session of its owner or an admin).
-func (h *handler) console(w http.ResponseWriter, r *http.Request, server string) {
-	if h.cfg.Console == nil {
-		eh.WriteError(w, eh.Missingf("no console service on this host"))
-		return
-	}
-	var caller api.Caller
-	var known bool
-	if _, _, ok := r.BasicAuth(); ok {
-		c, err := h.authenticate(r)
-		if err != nil {
-			eh.WriteError(w, err)
-			return
-		}
-		caller, known = c, true
-	} else if h.cfg.Session != nil {
-		if id, ok := h.cfg.Session(r); ok {
-			c, err := h.cfg.API.User(r.Context(), id)
-			caller, known = c, err == nil
-		}
-	}
-	owner := false
-	if known {
-		_, err := h.cfg.API.ServerInfo(r.Context(), caller, server)
-		owner = err == nil
-	}
-	h.cfg.Console.ServeWebsocket(w, r, strings.ToLower(server), owner)
 }

@@ -180,7 +180,7 @@ func (h *hearth) start() {
 	go func() {
 		lines := bufio.NewScanner(stderr)
 		lines.Buffer(make([]byte, 64<<10), 1<<20)
-		re := regexp.MustCompile(`serving (https?://\S+)`)
+		re := regexp.MustCompile(`serving (https?://[^\s"]+)`)
 		for lines.Scan() {
 			fmt.Fprintln(&h.logs, lines.Text())
 			if m := re.FindStringSubmatch(lines.Text()); m != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"hearth/internal/logtest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,7 +15,6 @@ import (
 
 	"hearth/internal/testguest"
 	"hearth/vmm/guest"
-	"hearth/vmm/vmmtest"
 )
 
 // TestHelperHost is not a test: TestReadoptAfterKill runs the test binary
@@ -108,7 +108,7 @@ func TestReadoptAfterKill(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // the running guest prints while away
 
-	h, err = Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(vmmtest.Logger(t)))
+	h, err = Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"errors"
+	"hearth/internal/logtest"
 	"io"
 	"log/slog"
 	"os"
@@ -15,7 +16,6 @@ import (
 
 	"hearth/internal/testguest"
 	"hearth/vmm/guest"
-	"hearth/vmm/vmmtest"
 )
 
 // TestDaemonRestart kills the private containerd under a running guest: the
@@ -23,7 +23,7 @@ import (
 // reported from the new daemon's events.
 func TestDaemonRestart(t *testing.T) {
 	var log lockedBuffer
-	h, _ := openTestHost(t, WithLogger(slog.New(slog.NewTextHandler(io.MultiWriter(&log, vmmtest.Writer(t)), nil))))
+	h, _ := openTestHost(t, WithLogger(slog.New(slog.NewTextHandler(io.MultiWriter(&log, logtest.Writer(t)), nil))))
 	exits := make(chan guest.Exit, 1)
 	h.OnExit(func(e guest.Exit) { exits <- e })
 	img := testguest.Image(t, 32<<20)
@@ -73,7 +73,7 @@ func TestDaemonFailsFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err := startDaemon(dir, vmmtest.Logger(t))
+	_, err := startDaemon(dir, logtest.Logger(t))
 	if !errors.Is(err, guest.ErrUnavailable) || !strings.Contains(err.Error(), "exited") {
 		t.Fatalf("start on a broken directory: %v", err)
 	}

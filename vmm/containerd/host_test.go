@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hearth/internal/logtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,6 @@ import (
 
 	"hearth/internal/testguest"
 	"hearth/vmm/guest"
-	"hearth/vmm/vmmtest"
 )
 
 // testNamespace is a containerd namespace (and cgroup parent) no other test uses.
@@ -49,7 +49,7 @@ func openTestHost(t testing.TB, opts ...Option) (*Host, string) {
 	needContainerd(t)
 	data := t.TempDir()
 	ns := testNamespace(t)
-	h, err := Open(context.Background(), data, append([]Option{WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(vmmtest.Logger(t))}, opts...)...)
+	h, err := Open(context.Background(), data, append([]Option{WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

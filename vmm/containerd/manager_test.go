@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hearth/internal/logtest"
 	"io"
 	"math/rand/v2"
 	"net/netip"
@@ -40,7 +41,7 @@ func newManagerFixture(t testing.TB, opts ...vmm.ManagerOption) *managerFixture 
 
 func newManagerFixtureOn(t testing.TB, h *Host, data string, storeOpts []storage.Option, opts ...vmm.ManagerOption) *managerFixture {
 	servers := vmmtest.NewServers(t, data, storeOpts...)
-	m, err := vmm.NewManager(context.Background(), h, servers.Store, append([]vmm.ManagerOption{vmm.WithLogger(vmmtest.Logger(t))}, opts...)...)
+	m, err := vmm.NewManager(context.Background(), h, servers.Store, append([]vmm.ManagerOption{vmm.WithLogger(logtest.Logger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func TestManagerReconcile(t *testing.T) {
 	if err := f.host.Delete(ctx, gone); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := vmm.NewManager(ctx, f.host, f.Store, vmm.WithLogger(vmmtest.Logger(t)))
+	m2, err := vmm.NewManager(ctx, f.host, f.Store, vmm.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +332,7 @@ func TestManagerAfterHostReboot(t *testing.T) {
 
 	// "Reboot": the tasks go, the containers stay.
 	open := func() *Host {
-		h, err := Open(ctx, data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithLogger(vmmtest.Logger(t)))
+		h, err := Open(ctx, data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,7 +369,7 @@ func TestManagerAfterHostReboot(t *testing.T) {
 			t.Errorf("guest %s adopted as %+v, want lost", g.Spec.ID, g)
 		}
 	}
-	if _, err := vmm.NewManager(ctx, h3, f.Store, vmm.WithLogger(vmmtest.Logger(t))); err != nil {
+	if _, err := vmm.NewManager(ctx, h3, f.Store, vmm.WithLogger(logtest.Logger(t))); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{persistent, transient} {

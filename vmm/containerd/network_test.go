@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"fmt"
+	"hearth/internal/logtest"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"hearth/internal/testguest"
 	"hearth/vmm/guest"
 	"hearth/vmm/network"
-	"hearth/vmm/vmmtest"
 )
 
 var _ Network = (*network.Switch)(nil)
@@ -100,7 +100,7 @@ func TestInterruptedStartReleased(t *testing.T) {
 	}
 	h.Close() // as if Hearth had died here
 
-	h2, err := Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithNetwork(netm), WithLogger(vmmtest.Logger(t)))
+	h2, err := Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithNetwork(netm), WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 
 	"hearth/storage"
@@ -69,7 +70,7 @@ type Service struct {
 	store   *storage.Store
 	guests  Guests
 	console ConsoleLog
-	logf    func(format string, args ...any)
+	log     *slog.Logger
 }
 
 // Option configures a Service.
@@ -82,13 +83,11 @@ func WithGuests(g Guests) Option { return func(s *Service) { s.guests = g } }
 func WithConsoleLog(c ConsoleLog) Option { return func(s *Service) { s.console = c } }
 
 // WithLogger sets where the service reports failures it does not return.
-func WithLogger(logf func(format string, args ...any)) Option {
-	return func(s *Service) { s.logf = logf }
-}
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
 // New returns the operations layer over store.
 func New(store *storage.Store, opts ...Option) *Service {
-	s := &Service{store: store, logf: func(string, ...any) {}}
+	s := &Service{store: store, log: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(s)
 	}

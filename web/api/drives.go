@@ -52,7 +52,7 @@ func driveStored(d storage.Drive) eh.Props {
 func fromStored(d *storage.Drive, p eh.Props) error {
 	size, err := strconv.ParseInt(p["size"], 10, 64)
 	if err != nil {
-		return eh.Usagef("key size: %v", err)
+		return atKey("size", eh.Usagef("key size: %v", err))
 	}
 	d.Name, d.Size = p["name"], size
 	d.Props = maps.Clone(p)
@@ -137,14 +137,23 @@ func (s *Service) driveInfo(ctx context.Context, c Caller, id string, full bool)
 	return s.driveProps(d, full), nil
 }
 
-// CreateDrive makes an empty (sparse) drive owned by the caller.
-func (s *Service) CreateDrive(ctx context.Context, c Caller, props eh.Props) (eh.Props, error) {
+// newDrive checks a new drive's properties and makes its row, owned by c.
+func newDrive(c Caller, props eh.Props) (storage.Drive, error) {
 	next, err := eh.NewDrive(props)
 	if err != nil {
-		return nil, err
+		return storage.Drive{}, err
 	}
 	d := storage.Drive{Owner: c.ID}
 	if err := fromStored(&d, next); err != nil {
+		return storage.Drive{}, err
+	}
+	return d, nil
+}
+
+// CreateDrive makes an empty (sparse) drive owned by the caller.
+func (s *Service) CreateDrive(ctx context.Context, c Caller, props eh.Props) (eh.Props, error) {
+	d, err := newDrive(c, props)
+	if err != nil {
 		return nil, err
 	}
 	d, err = s.store.CreateDrive(ctx, d)
@@ -222,12 +231,8 @@ func (s *Service) CloneDrive(ctx context.Context, c Caller, source string, props
 	if sameSize {
 		props["size"] = strconv.FormatInt(src.Size, 10) // to check the rest against
 	}
-	next, err := eh.NewDrive(props)
+	d, err := newDrive(c, props)
 	if err != nil {
-		return nil, err
-	}
-	d := storage.Drive{Owner: c.ID}
-	if err := fromStored(&d, next); err != nil {
 		return nil, err
 	}
 	if sameSize {

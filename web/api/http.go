@@ -335,7 +335,7 @@ func (k *call) read(id string) error {
 	}
 	if _, err := io.Copy(k.w, rd); err != nil {
 		// The status line has gone out; all that is left is to cut the body short.
-		k.s.logf("api: read of drive %s: %v", id, err)
+		k.s.log.Warn("reading a drive for a download failed", "drive", id, "err", err)
 	}
 	return nil
 }

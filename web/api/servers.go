@@ -154,7 +154,7 @@ func (s *Service) CreateServer(ctx context.Context, c Caller, config eh.Props, s
 		if startErr != nil && (err != nil || cur.Status != storage.StatusDead) {
 			// Refused (no runtime, a drive busy...): the server goes again.
 			if derr := s.guests.Destroy(context.WithoutCancel(ctx), srv.ID); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
-				s.logf("api: server %s failed to start and could not be removed: %v", srv.ID, derr)
+				s.log.Error("server failed to start and could not be removed", "user", c.ID, "server", srv.ID, "err", derr)
 			}
 			return nil, apiError(startErr)
 		}

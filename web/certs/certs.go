@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -34,9 +35,9 @@ type Config struct {
 	// DataDir is Hearth's DATA directory; auto mode keeps its pair in
 	// DataDir/tls/.
 	DataDir string
-	// Logf receives one line per certificate made, renewed or reloaded
+	// Logger receives one line per certificate made, renewed or reloaded
 	// (never a key). Nil discards them.
-	Logf func(format string, args ...any)
+	Logger *slog.Logger
 	// Now is the clock deciding expiry; nil means time.Now.
 	Now func() time.Time
 	// HostNames lists the names and addresses the self-signed certificate
@@ -82,8 +83,8 @@ func (c Config) TLSConfig() (*tls.Config, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}
-	if c.Logf == nil {
-		c.Logf = func(string, ...any) {}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -99,13 +100,13 @@ func (c Config) TLSConfig() (*tls.Config, error) {
 		if c.HostNames == nil {
 			c.HostNames = HostNames
 		}
-		source = &selfSigned{dir: filepath.Join(c.DataDir, "tls"), now: c.Now, logf: c.Logf, names: c.HostNames}
+		source = &selfSigned{dir: filepath.Join(c.DataDir, "tls"), now: c.Now, log: c.Logger, names: c.HostNames}
 	case c.CertFile == "":
 		return nil, fmt.Errorf("%w: --tls-key given without --tls-cert", ErrConfig)
 	case c.KeyFile == "":
 		return nil, fmt.Errorf("%w: --tls-cert given without --tls-key", ErrConfig)
 	default:
-		source = &filePair{certFile: c.CertFile, keyFile: c.KeyFile, now: c.Now, logf: c.Logf}
+		source = &filePair{certFile: c.CertFile, keyFile: c.KeyFile, now: c.Now, log: c.Logger}
 	}
 	if _, err := source.certificate(); err != nil {
 		return nil, err
@@ -126,7 +127,7 @@ func (c Config) TLSConfig() (*tls.Config, error) {
 type filePair struct {
 	certFile, keyFile string
 	now               func() time.Time
-	logf              func(string, ...any)
+	log               *slog.Logger
 
 	mu        sync.Mutex
 	cert      *tls.Certificate
@@ -151,16 +152,16 @@ func (p *filePair) certificate() (*tls.Certificate, error) {
 	cert, err := loadPair(p.certFile, p.keyFile)
 	if err != nil {
 		if p.cert != nil {
-			p.logf("tls: keeping the loaded certificate: %v", err)
+			p.log.Warn("tls: keeping the loaded certificate", "err", err)
 			return p.cert, nil
 		}
 		return nil, err
 	}
 	if p.cert != nil {
-		p.logf("tls: reloaded %s (valid until %s)", p.certFile, cert.Leaf.NotAfter.UTC().Format(time.DateOnly))
+		p.log.Info("tls: reloaded the certificate", "file", p.certFile, "valid_until", cert.Leaf.NotAfter.UTC().Format(time.DateOnly))
 	}
 	if left := cert.Leaf.NotAfter.Sub(now); left < renewBefore {
-		p.logf("tls: %s expires %s; replace it", p.certFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		p.log.Warn("tls: the certificate expires soon; replace it", "file", p.certFile, "expires", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	p.cert, p.modTime = cert, modTime
 	return cert, nil

@@ -4,7 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +19,18 @@ type testClock struct{ t time.Time }
 
 func (c *testClock) now() time.Time { return c.t }
 
+// recorder is a logger that appends each line to lines.
+func recorder(lines *[]string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(lineWriter{lines}, nil))
+}
+
+type lineWriter struct{ lines *[]string }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	*w.lines = append(*w.lines, string(p))
+	return len(p), nil
+}
+
 func autoConfig(t *testing.T, dir string, clock *testClock, names ...string) (Config, *[]string) {
 	t.Helper()
 	var logged []string
@@ -29,7 +41,7 @@ func autoConfig(t *testing.T, dir string, clock *testClock, names ...string) (Co
 		Mode:      "auto",
 		DataDir:   dir,
 		Now:       clock.now,
-		Logf:      func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) },
+		Logger:    recorder(&logged),
 		HostNames: func() []string { return names },
 	}, &logged
 }
@@ -245,7 +257,7 @@ func TestOperatorPairIsServedAndReloaded(t *testing.T) {
 	install(pairA, time.Unix(1_700_000_000, 0))
 	var logged []string
 	cfg, err := Config{CertFile: certFile, KeyFile: keyFile, Now: clock.now,
-		Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }}.TLSConfig()
+		Logger: recorder(&logged)}.TLSConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +276,7 @@ func TestOperatorPairIsServedAndReloaded(t *testing.T) {
 	if got := serverCert(t, cfg); got.SerialNumber.Cmp(wantB.Leaf.SerialNumber) != 0 {
 		t.Errorf("did not pick up the replaced certificate")
 	}
-	if len(logged) != 1 || !strings.Contains(logged[0], "reloaded "+certFile) {
+	if len(logged) != 1 || !strings.Contains(logged[0], "reloaded") || !strings.Contains(logged[0], "file="+certFile) {
 		t.Errorf("log = %q", logged)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -37,7 +38,7 @@ const (
 type selfSigned struct {
 	dir   string
 	now   func() time.Time
-	logf  func(string, ...any)
+	log   *slog.Logger
 	names func() []string
 
 	mu   sync.Mutex
@@ -73,13 +74,13 @@ func (s *selfSigned) certificate() (*tls.Certificate, error) {
 	fresh, err := s.create(now, names)
 	if err != nil {
 		if s.cert != nil {
-			s.logf("tls: cannot renew the self-signed certificate in %s, keeping the current one: %v", s.dir, err)
+			s.log.Warn("tls: cannot renew the self-signed certificate, keeping the current one", "dir", s.dir, "err", err)
 			return s.cert, nil
 		}
 		return nil, err
 	}
-	s.logf("tls: made a self-signed certificate in %s for %s, valid until %s (%s)",
-		s.dir, strings.Join(names, ", "), fresh.Leaf.NotAfter.UTC().Format(time.DateOnly), reason)
+	s.log.Info("tls: made a self-signed certificate", "dir", s.dir, "names", strings.Join(names, ","),
+		"valid_until", fresh.Leaf.NotAfter.UTC().Format(time.DateOnly), "reason", reason)
 	s.cert = fresh
 	return fresh, nil
 }

@@ -62,12 +62,7 @@ func (d *Dashboard) resourcesView(rq *request) (resourcesView, error) {
 }
 
 func (d *Dashboard) resourcesPage(rq *request) {
-	v, err := d.resourcesView(rq)
-	if err != nil {
-		d.showError(rq, "Network", "resources", err)
-		return
-	}
-	render(rq.w, rq.Request, resourcesPage(d.pageData(rq, "Network", "resources"), v))
+	showView(d, rq, "Network", "resources", d.resourcesView, resourcesPage)
 }
 
 func (d *Dashboard) createResource(rq *request) {
@@ -162,14 +157,7 @@ func (d *Dashboard) usersView(rq *request) (usersView, error) {
 	return usersView{Users: users, Me: rq.user.ID, CSRF: rq.sess.csrf}, nil
 }
 
-func (d *Dashboard) usersPage(rq *request) {
-	v, err := d.usersView(rq)
-	if err != nil {
-		d.showError(rq, "Users", "users", err)
-		return
-	}
-	render(rq.w, rq.Request, usersPage(d.pageData(rq, "Users", "users"), v))
-}
+func (d *Dashboard) usersPage(rq *request) { showView(d, rq, "Users", "users", d.usersView, usersPage) }
 
 // createUser makes a user and shows its secret on the answer page itself,
 // once: it is not stored anywhere it could be shown again.

@@ -58,9 +58,9 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keys := []string{"addr " + clientHost(r), "login " + strings.ToLower(f.Login)}
-	if wait, blocked := d.limiter.blocked(keys...); blocked {
+	if wait, blocked := d.limiter.Blocked(keys...); blocked {
 		f.Error = fmt.Sprintf("Too many failed logins. Try again in %s.", humanDuration(wait.Round(time.Second)))
-		d.logf("dashboard: login for %q from %s refused: rate limited", f.Login, clientHost(r))
+		d.log.Warn("login refused: rate limited", "login", f.Login, "remote", clientHost(r))
 		d.showLogin(w, r, http.StatusTooManyRequests, f)
 		return
 	}
@@ -73,9 +73,9 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	user, err := d.backend.Authenticate(r.Context(), f.Login, secret)
 	if err != nil {
 		if !errors.Is(err, eh.ErrAuth) {
-			d.logf("dashboard: login: %v", err)
+			d.log.Error("login failed", "login", f.Login, "remote", clientHost(r), "err", err)
 		}
-		d.limiter.fail(keys...)
+		d.limiter.Fail(keys...)
 		f.Error = "Wrong user name or secret."
 		d.showLogin(w, r, http.StatusUnauthorized, f)
 		return

@@ -47,6 +47,9 @@ type Servers interface {
 	ServersCounters(ctx context.Context, caller User) ([]api.ServerCounters, error)
 	ServerCounters(ctx context.Context, caller User, id string) (api.ServerCounters, error)
 	CreateServer(ctx context.Context, caller User, config eh.Props, start bool) (eh.Props, error)
+	// CreateServerWithDrive makes a server with its boot drive, removing
+	// what it made when a step fails (errors are *api.CreateError).
+	CreateServerWithDrive(ctx context.Context, caller User, want api.ServerWithDrive) (api.Created, error)
 	SetServer(ctx context.Context, caller User, id string, changes eh.Props) (eh.Props, error)
 	// ServerAction runs start, stop, shutdown, reset, pause, resume or destroy.
 	ServerAction(ctx context.Context, caller User, id, action string) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"hearth/internal/logtest"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -17,7 +18,6 @@ import (
 	"hearth/storage"
 	"hearth/vmm"
 	"hearth/vmm/containerd"
-	"hearth/vmm/vmmtest"
 	"hearth/web"
 	"hearth/web/api"
 	"hearth/web/eh"
@@ -102,12 +102,12 @@ func newStack(t *testing.T) *env {
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
 	host, err := containerd.Open(ctx, data, containerd.WithNamespace("hearth-dash-"+hex.EncodeToString(suffix)),
-		containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(vmmtest.Logger(t)))
+		containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	consoles := console.NewManager(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(t.Logf))
-	manager, err := vmm.NewManager(ctx, host, store, vmm.WithConsoles(consoles), vmm.WithLogger(vmmtest.Logger(t)))
+	consoles := console.NewRegistry(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(logtest.Logger(t)))
+	manager, err := vmm.NewManager(ctx, host, store, vmm.WithConsoles(consoles), vmm.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +120,8 @@ func newStack(t *testing.T) *env {
 		host.Close()
 		consoles.Close()
 	})
-	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(t.Logf))
-	d, err := New(Config{Backend: svc, Runtime: host.Name(), DataDir: data, Logf: t.Logf})
+	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(logtest.Logger(t)))
+	d, err := New(Config{Backend: svc, Runtime: host.Name(), DataDir: data, Logger: logtest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"github.com/a-h/templ"
 
 	"hearth/assets"
+	"hearth/internal/ratelimit"
 	"hearth/web/eh"
 )
 
@@ -36,8 +38,8 @@ type Config struct {
 	Secure bool
 	// IdleTimeout ends sessions unused this long (default 30 minutes).
 	IdleTimeout time.Duration
-	// Logf reports what went wrong behind a page (default: discard).
-	Logf func(format string, args ...any)
+	// Logger reports what went wrong behind a page (default: discard).
+	Logger *slog.Logger
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
 }
@@ -49,13 +51,13 @@ type Dashboard struct {
 	cfg      Config
 	backend  Backend
 	sessions *sessions
-	limiter  *loginLimiter
+	limiter  *ratelimit.Failures
 	host     *hostProbe
 	samples  *sampler
 	starts   *pendingStarts
 	mux      *http.ServeMux
 	static   http.Handler
-	logf     func(format string, args ...any)
+	log      *slog.Logger
 	now      func() time.Time
 	stop     context.CancelFunc
 }
@@ -75,8 +77,8 @@ func New(cfg Config) (*Dashboard, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Minute
 	}
-	if cfg.Logf == nil {
-		cfg.Logf = func(string, ...any) {}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -93,18 +95,18 @@ func New(cfg Config) (*Dashboard, error) {
 		cfg:      cfg,
 		backend:  cfg.Backend,
 		sessions: newSessions(cfg.IdleTimeout, cfg.Now),
-		limiter:  newLoginLimiter(loginMaxFailures, loginWindow, cfg.Now),
+		limiter:  ratelimit.New(loginMaxFailures, loginWindow, cfg.Now),
 		host:     &hostProbe{runtime: cfg.Runtime, kvmPath: "/dev/kvm", dataDir: cfg.DataDir, procDir: "/proc"},
 		samples:  newSampler(cfg.Now),
 		mux:      http.NewServeMux(),
 		static:   http.StripPrefix("/static/", http.FileServerFS(static)),
-		logf:     cfg.Logf,
+		log:      cfg.Logger,
 		now:      cfg.Now,
 		stop:     cancel,
 	}
-	d.starts = newPendingStarts(ctx, d.backend, d.logf)
+	d.starts = newPendingStarts(ctx, d.backend, d.log)
 	d.routes()
-	go d.samples.run(ctx, d.backend, d.logf)
+	go d.samples.run(ctx, d.backend, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn).Printf)
 	return d, nil
 }
 
@@ -224,7 +226,7 @@ func (d *Dashboard) page(h func(*request)) http.HandlerFunc {
 				d.sessions.remove(rq.sess.id)
 				ok = false
 			case err != nil: // the store failed: keep the session, say so
-				d.logf("dashboard: loading user %s: %v", rq.sess.user, err)
+				d.log.Error("loading a session's user failed", "user", rq.sess.user, "err", err)
 				w.WriteHeader(http.StatusInternalServerError)
 				render(w, r, barePage("Something went wrong", "Hearth could not load your account. Try again in a moment."))
 				return
@@ -332,7 +334,7 @@ func (d *Dashboard) done(rq *request, back, msg string) {
 func (d *Dashboard) failed(rq *request, back string, err error) {
 	e := eh.AsError(err)
 	if e.Status >= 500 {
-		d.logf("dashboard: %s %s: %v", rq.Method, rq.URL.Path, err)
+		d.log.Error("dashboard action failed", "user", rq.user.ID, "method", rq.Method, "path", rq.URL.Path, "err", err)
 	}
 	if rq.fetch() {
 		writeJSON(rq.w, e.Status, map[string]string{"error": e.Message})

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"hearth/internal/logtest"
 	"html"
 	"io"
 	"net/http"
@@ -71,12 +72,12 @@ func newEnv(t testing.TB) *env {
 		NICs:  map[int]guest.NICCounters{0: {RxBytes: 1 << 20, TxBytes: 3 << 10}},
 		Disks: map[string]guest.DiskCounters{"ide:0:0": {ReadBytes: 40 << 10, WriteBytes: 4 << 10}},
 	}
-	guests, err := vmm.NewManager(context.Background(), backend, store, vmm.WithLogger(vmmtest.Logger(t)))
+	guests, err := vmm.NewManager(context.Background(), backend, store, vmm.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := api.New(store, api.WithGuests(guests), api.WithConsoleLog(guests), api.WithLogger(t.Logf))
-	d, err := New(Config{Backend: svc, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logf: t.Logf, Now: clk.now})
+	svc := api.New(store, api.WithGuests(guests), api.WithConsoleLog(guests), api.WithLogger(logtest.Logger(t)))
+	d, err := New(Config{Backend: svc, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logger: logtest.Logger(t), Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}

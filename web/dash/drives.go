@@ -117,22 +117,10 @@ func (d *Dashboard) drivesView(rq *request) (drivesView, error) {
 }
 
 func (d *Dashboard) drivesPage(rq *request) {
-	v, err := d.drivesView(rq)
-	if err != nil {
-		d.showError(rq, "Drives", "drives", err)
-		return
-	}
-	render(rq.w, rq.Request, drivesPage(d.pageData(rq, "Drives", "drives"), v))
+	showView(d, rq, "Drives", "drives", d.drivesView, drivesPage)
 }
 
-func (d *Dashboard) driveRows(rq *request) {
-	v, err := d.drivesView(rq)
-	if err != nil {
-		rq.w.WriteHeader(eh.AsError(err).Status)
-		return
-	}
-	render(rq.w, rq.Request, driveRowsFragment(v))
-}
+func (d *Dashboard) driveRows(rq *request) { showFragment(rq, d.drivesView, driveRowsFragment) }
 
 // driveJSON answers the upload script's and console page's questions about a drive.
 func (d *Dashboard) driveJSON(rq *request) {
@@ -153,7 +141,7 @@ func (d *Dashboard) createDrive(rq *request) {
 	if err != nil {
 		if rq.fetch() {
 			e := eh.AsError(err)
-			writeJSON(rq.w, e.Status, map[string]string{"error": e.Message, "field": fieldFor(e.Message)})
+			writeJSON(rq.w, e.Status, map[string]string{"error": e.Message, "field": fieldFor(e)})
 			return
 		}
 		f.Errors.placeError(err, driveFormFields...)
@@ -275,7 +263,7 @@ func (d *Dashboard) downloadDrive(rq *request) {
 	h.Set("Content-Length", strconv.FormatInt(rd.Size(), 10))
 	h.Set("Content-Disposition", `attachment; filename="`+name+`.img"`)
 	if _, err := io.Copy(rq.w, rd); err != nil {
-		d.logf("dashboard: download of drive %s: %v", id, err) // the headers are out; the short body tells the browser
+		d.log.Warn("drive download cut short", "user", rq.user.ID, "drive", id, "err", err) // the headers are out; the short body tells the browser
 	}
 }
 

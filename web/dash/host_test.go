@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"hearth/web/api"
+	"hearth/web/eh"
 )
 
 func TestHostFacts(t *testing.T) {
@@ -67,13 +68,14 @@ func TestFormatting(t *testing.T) {
 	if got := stripANSI("\x1b[1mbold\x1b[0m\r\nline\x07"); got != "bold\nline" {
 		t.Errorf("stripANSI = %q", got)
 	}
-	if got := fieldFor("key cpu: 50 is below 100 MHz"); got != "cpu" {
+	keyed := func(key, msg string) error { e := eh.Usagef("%s", msg); e.Key = key; return e }
+	if got := fieldFor(keyed("cpu", "key cpu: 50 is below 100 MHz")); got != "cpu" {
 		t.Errorf("fieldFor cpu message = %q", got)
 	}
-	if got := fieldFor("unknown server key block:9"); got != "extra" {
+	if got := fieldFor(keyed("block:9", "unknown server key block:9")); got != "extra" {
 		t.Errorf("fieldFor unknown key = %q", got)
 	}
-	if got := fieldFor("server is busy"); got != "" {
+	if got := fieldFor(eh.Busyf("server is busy")); got != "" {
 		t.Errorf("fieldFor without a key = %q", got)
 	}
 	if s := newSparkline([]float64{0, 5, 10}, func(v float64) string { return "" }); s.Empty || s.Line != "0.0,29.0 50.0,15.5 100.0,2.0" {
@@ -139,18 +141,5 @@ func TestSamplerForgetsStaleHistories(t *testing.T) {
 	s.forgetStale()
 	if len(s.history("a")) != 0 {
 		t.Fatal("a server not seen for the whole history window kept its history")
-	}
-}
-
-func TestLimiterTableStaysBounded(t *testing.T) {
-	c := &clock{}
-	l := newLoginLimiter(loginMaxFailures, loginWindow, c.now)
-	for i := 0; i < 5000; i++ {
-		l.fail(itoa(i))
-	}
-	c.advance(loginWindow)
-	l.fail("late")
-	if len(l.failures) != 1 {
-		t.Fatalf("%d keys kept after their failures aged out", len(l.failures))
 	}
 }

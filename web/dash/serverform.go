@@ -1,6 +1,7 @@
 package dash
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"hearth/internal/ehkeys"
+	"hearth/web/api"
 	"hearth/web/eh"
 )
 
@@ -99,44 +101,27 @@ var fieldKeys = map[string][]string{
 	"source":     {"source", "image"},
 }
 
-// fieldFor finds the form field whose key an error message names; "extra"
-// for a key without a field of its own, "" when it names no key.
-func fieldFor(msg string) string {
-	for _, tok := range strings.Fields(msg) {
-		tok = strings.Trim(tok, `"'`+"`,;:.()")
-		if tok == "" {
-			continue
-		}
-		for field, keys := range fieldKeys {
-			for _, k := range keys {
-				if tok == k {
-					return field
-				}
-			}
-		}
-		if strings.Contains(tok, ":") && isKeyLike(tok) {
-			return "extra"
+// fieldFor finds the form field of the key an error is about (its
+// eh.Error Key); "extra" for a key without a field of its own, "" when the
+// error is about no key.
+func fieldFor(err error) string {
+	var e *eh.Error
+	if !errors.As(err, &e) || e.Key == "" {
+		return ""
+	}
+	for field, keys := range fieldKeys {
+		if slices.Contains(keys, e.Key) {
+			return field
 		}
 	}
-	return ""
-}
-
-// isKeyLike reports whether a word looks like an API key (lower-case words
-// and digits joined by colons).
-func isKeyLike(s string) bool {
-	for _, part := range strings.Split(s, ":") {
-		if part == "" || strings.Trim(part, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
-			return false
-		}
-	}
-	return true
+	return "extra"
 }
 
 // placeError files an operation's error under the field it names, when
 // the form shows that field; otherwise at the top of the form.
 func (fe formErrors) placeError(err error, fields ...string) {
 	msg := errMessage(err)
-	field := fieldFor(msg)
+	field := fieldFor(err)
 	if !slices.Contains(fields, field) {
 		field = ""
 	}
@@ -385,10 +370,9 @@ func (d *Dashboard) readCreateForm(rq *request) createForm {
 	}
 }
 
-// createServer makes the server stopped, then its boot drive, starts imaging
-// it from the chosen source, attaches it and starts the server (at once, or
-// when imaging has finished). A failure after the server exists removes what
-// was made, so nothing is left half-built.
+// createServer reads the create form and hands it to the API's
+// CreateServerWithDrive; a server whose boot drive is still imaging is
+// started by pendingStarts once the copy has finished.
 func (d *Dashboard) createServer(rq *request) {
 	ctx := rq.Context()
 	f := d.readCreateForm(rq)
@@ -442,62 +426,38 @@ func (d *Dashboard) createServer(rq *request) {
 		return
 	}
 
-	srv, err := d.backend.CreateServer(ctx, rq.user, config, false)
-	if err != nil {
-		f.Errors.placeError(err, createFormFields...)
-		d.showCreate(rq, f)
-		return
-	}
-	id := srv["server"]
-	undo := func(cause error, field string) {
-		if err := d.backend.ServerAction(ctx, rq.user, id, "destroy"); err != nil {
-			d.logf("dashboard: removing half-created server %s: %v", id, err)
-		}
-		f.Errors[field] = errMessage(cause)
-		d.showCreate(rq, f)
-	}
-	driveID, made := attach, "" // made: the drive this create made, removed if a later step fails
-	if driveID == "" {
-		drive, err := d.backend.CreateDrive(ctx, rq.user, eh.Props{"name": f.Name + " boot", "size": strconv.FormatInt(size, 10)})
-		if err != nil {
-			undo(err, "drivesize")
-			return
-		}
-		driveID, made = drive["drive"], drive["drive"]
-	}
-	removeMade := func() {
-		if made == "" {
-			return
-		}
-		if err := d.backend.DestroyDrive(ctx, rq.user, made); err != nil {
-			d.logf("dashboard: removing drive %s of a failed create: %v", made, err)
-		}
-	}
-	if source != "" {
-		if err := d.backend.ImageDrive(ctx, rq.user, driveID, source, conversion); err != nil {
-			removeMade()
-			undo(err, "source")
-			return
-		}
-	}
-	if _, err := d.backend.SetServer(ctx, rq.user, id, eh.Props{"ide:0:0": driveID, "boot": "ide:0:0"}); err != nil {
-		removeMade()
-		undo(err, "source")
-		return
-	}
+	made, err := d.backend.CreateServerWithDrive(ctx, rq.user, api.ServerWithDrive{
+		Config: config, Attach: attach, Source: source, Conversion: conversion,
+		DriveName: f.Name + " boot", DriveSize: size, Start: f.Start,
+	})
+	var step *api.CreateError
+	errors.As(err, &step)
 	msg := "Server " + f.Name + " created."
-	if f.Start {
-		if source != "" {
-			d.starts.add(rq.user, id, driveID)
-			msg += " Its boot drive is being imaged; it starts when the copy is done."
-		} else if err := d.backend.ServerAction(ctx, rq.user, id, "start"); err != nil {
-			d.sessions.addFlash(rq.sess.id, flash{Kind: "error", Message: "Created, but not started: " + errMessage(err)})
-			msg = ""
-		} else {
-			msg += " It is starting."
+	switch {
+	case err == nil:
+	case step != nil && step.Step == api.StepStart:
+		d.sessions.addFlash(rq.sess.id, flash{Kind: "error", Message: "Created, but not started: " + errMessage(err)})
+		msg = ""
+	default:
+		switch {
+		case step == nil || step.Step == api.StepServer:
+			f.Errors.placeError(err, createFormFields...)
+		case step.Step == api.StepDrive:
+			f.Errors["drivesize"] = errMessage(err)
+		default:
+			f.Errors["source"] = errMessage(err)
 		}
+		d.showCreate(rq, f)
+		return
 	}
-	d.done(rq, "/ui/servers/"+id, msg)
+	switch {
+	case made.Imaging && f.Start:
+		d.starts.add(rq.user, made.Server, made.Drive)
+		msg += " Its boot drive is being imaged; it starts when the copy is done."
+	case made.Started:
+		msg += " It is starting."
+	}
+	d.done(rq, "/ui/servers/"+made.Server, msg)
 }
 
 func (d *Dashboard) showCreate(rq *request, f createForm) {

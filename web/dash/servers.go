@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"hearth/internal/ehkeys"
 	"hearth/web/api"
 	"hearth/web/eh"
@@ -193,29 +195,39 @@ func (d *Dashboard) serverList(rq *request) (serverList, error) {
 }
 
 func (d *Dashboard) serversPage(rq *request) {
-	l, err := d.serverList(rq)
-	if err != nil {
-		d.showError(rq, "Servers", "servers", err)
-		return
-	}
-	render(rq.w, rq.Request, serversPage(d.pageData(rq, "Servers", "servers"), l))
+	showView(d, rq, "Servers", "servers", d.serverList, serversPage)
 }
 
 // serverRows is the live fragment of the servers table the script polls.
-func (d *Dashboard) serverRows(rq *request) {
-	l, err := d.serverList(rq)
+func (d *Dashboard) serverRows(rq *request) { showFragment(rq, d.serverList, serverRowsFragment) }
+
+// showView renders a page from its view, or the error page when the view
+// cannot be loaded.
+func showView[V any](d *Dashboard, rq *request, title, nav string, load func(*request) (V, error), page func(pageData, V) templ.Component) {
+	v, err := load(rq)
+	if err != nil {
+		d.showError(rq, title, nav, err)
+		return
+	}
+	render(rq.w, rq.Request, page(d.pageData(rq, title, nav), v))
+}
+
+// showFragment renders a live fragment the page's script polls; on failure
+// only the status goes back (the script keeps what it shows).
+func showFragment[V any](rq *request, load func(*request) (V, error), fragment func(V) templ.Component) {
+	v, err := load(rq)
 	if err != nil {
 		rq.w.WriteHeader(eh.AsError(err).Status)
 		return
 	}
-	render(rq.w, rq.Request, serverRowsFragment(l))
+	render(rq.w, rq.Request, fragment(v))
 }
 
 // showError renders a page-level failure with the operation's message.
 func (d *Dashboard) showError(rq *request, title, nav string, err error) {
 	e := eh.AsError(err)
 	if e.Status >= 500 {
-		d.logf("dashboard: %s: %v", rq.URL.Path, err)
+		d.log.Error("dashboard page failed", "user", rq.user.ID, "path", rq.URL.Path, "err", err)
 	}
 	rq.w.WriteHeader(e.Status)
 	render(rq.w, rq.Request, errorPage(d.pageData(rq, title, nav), e.Message))
@@ -383,12 +395,7 @@ func (d *Dashboard) serverPage(rq *request) {
 // serverLive is the live fragment of the server page: status, actions,
 // counters and console output.
 func (d *Dashboard) serverLive(rq *request) {
-	v, err := d.serverView(rq, rq.PathValue("id"))
-	if err != nil {
-		rq.w.WriteHeader(eh.AsError(err).Status)
-		return
-	}
-	render(rq.w, rq.Request, serverLive(v))
+	showFragment(rq, func(rq *request) (serverView, error) { return d.serverView(rq, rq.PathValue("id")) }, serverLive)
 }
 
 // serverConsoleJSON tells the console page what it needs to connect.

@@ -2,6 +2,7 @@ package dash
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -13,7 +14,7 @@ import (
 type pendingStarts struct {
 	ctx     context.Context
 	backend Backend
-	logf    func(string, ...any)
+	log     *slog.Logger
 	poll    time.Duration
 
 	mu    sync.Mutex
@@ -21,8 +22,8 @@ type pendingStarts struct {
 	wg    sync.WaitGroup
 }
 
-func newPendingStarts(ctx context.Context, b Backend, logf func(string, ...any)) *pendingStarts {
-	return &pendingStarts{ctx: ctx, backend: b, logf: logf, poll: time.Second, state: map[string]string{}}
+func newPendingStarts(ctx context.Context, b Backend, log *slog.Logger) *pendingStarts {
+	return &pendingStarts{ctx: ctx, backend: b, log: log, poll: time.Second, state: map[string]string{}}
 }
 
 // add waits, in the background, for drive to finish imaging and then starts
@@ -45,13 +46,13 @@ func (p *pendingStarts) add(caller User, server, drive string) {
 			}
 			select {
 			case <-p.ctx.Done():
-				p.logf("dashboard: server %s not started: Hearth stopped while its boot drive was imaging", server)
+				p.log.Warn("server not started: Hearth stopped while its boot drive was imaging", "user", caller.ID, "server", server, "drive", drive)
 				return
 			case <-t.C:
 			}
 		}
 		if err := p.backend.ServerAction(p.ctx, caller, server, "start"); err != nil {
-			p.logf("dashboard: starting server %s after imaging: %v", server, err)
+			p.log.Error("starting a server after imaging failed", "user", caller.ID, "server", server, "drive", drive, "err", err)
 			p.set(server, "Imaging finished, but the server could not be started: "+errMessage(err))
 			return
 		}

@@ -4,25 +4,29 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"hearth/internal/ratelimit"
 )
 
-// Manager keeps the consoles of all running servers that have a VNC
-// password: it opens their TCP ports, applies password changes, mints
-// console tokens and serves the websocket bridge.
-type Manager struct {
+// Registry keeps the consoles of all running servers that have a VNC
+// password: it opens their TCP ports, applies password changes, mints and
+// checks console tokens, and serves viewers that other transports (the web
+// layer's websocket) bring in.
+type Registry struct {
 	listenIP  string // "" = no TCP ports, websocket only
 	basePort  int    // first port tried; 0 = let the kernel choose
 	portSpan  int
 	cols      int
 	rows      int
-	logf      func(format string, args ...any)
+	log       *slog.Logger
 	now       func() time.Time
-	limiter   *limiter
+	limiter   *ratelimit.Failures
 	tokens    tokens
 	authMax   int
 	authSpan  time.Duration
@@ -33,48 +37,46 @@ type Manager struct {
 	closed    bool
 }
 
-// Option configures a Manager.
-type Option func(*Manager)
+// Option configures a Registry.
+type Option func(*Registry)
 
 // WithListen sets the IP address that native VNC ports listen on
 // (--vnc-listen). Without it consoles are reachable by websocket only.
-func WithListen(ip string) Option { return func(m *Manager) { m.listenIP = ip } }
+func WithListen(ip string) Option { return func(m *Registry) { m.listenIP = ip } }
 
 // WithBasePort sets the first port tried (default 5900); each console takes
 // the lowest free port from there. 0 lets the kernel choose (tests).
-func WithBasePort(port int) Option { return func(m *Manager) { m.basePort = port } }
+func WithBasePort(port int) Option { return func(m *Registry) { m.basePort = port } }
 
 // WithLogger sets where the manager reports problems.
-func WithLogger(logf func(format string, args ...any)) Option {
-	return func(m *Manager) { m.logf = logf }
-}
+func WithLogger(l *slog.Logger) Option { return func(m *Registry) { m.log = l } }
 
 // WithClock sets the clock for rate limiting and tokens.
-func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = now } }
+func WithClock(now func() time.Time) Option { return func(m *Registry) { m.now = now } }
 
 // WithAuthLimit refuses a source address after max failed VNC
 // authentications within window (default 5 per minute).
 func WithAuthLimit(max int, window time.Duration) Option {
-	return func(m *Manager) { m.authMax, m.authSpan = max, window }
+	return func(m *Registry) { m.authMax, m.authSpan = max, window }
 }
 
 // WithTokenKey sets the HMAC key for console tokens (default: random per
 // process, so tokens die with a restart, which their short life allows).
-func WithTokenKey(key []byte) Option { return func(m *Manager) { m.tokenKey = key } }
+func WithTokenKey(key []byte) Option { return func(m *Registry) { m.tokenKey = key } }
 
 // WithTokenTTL sets how long a console token is valid (default 60 s).
-func WithTokenTTL(d time.Duration) Option { return func(m *Manager) { m.tokenTTL = d } }
+func WithTokenTTL(d time.Duration) Option { return func(m *Registry) { m.tokenTTL = d } }
 
 // WithGeometry sets the guest terminal's size in cells (default 80×24, plus
 // Hearth's status line).
-func WithGeometry(cols, rows int) Option { return func(m *Manager) { m.cols, m.rows = cols, rows } }
+func WithGeometry(cols, rows int) Option { return func(m *Registry) { m.cols, m.rows = cols, rows } }
 
-// NewManager returns a Manager with no consoles.
-func NewManager(opts ...Option) *Manager {
-	m := &Manager{
+// NewRegistry returns a Registry with no consoles.
+func NewRegistry(opts ...Option) *Registry {
+	m := &Registry{
 		basePort: 5900, portSpan: 1000,
 		cols: DefaultColumns, rows: DefaultRows,
-		logf: func(string, ...any) {}, now: time.Now,
+		log: slog.New(slog.DiscardHandler), now: time.Now,
 		authMax: 5, authSpan: time.Minute, tokenTTL: time.Minute,
 		consoles: map[string]*serverConsole{},
 	}
@@ -85,7 +87,7 @@ func NewManager(opts ...Option) *Manager {
 		m.tokenKey = make([]byte, 32)
 		rand.Read(m.tokenKey)
 	}
-	m.limiter = newLimiter(m.now, m.authMax, m.authSpan)
+	m.limiter = ratelimit.New(m.authMax, m.authSpan, m.now)
 	m.tokens = tokens{key: m.tokenKey, now: m.now, ttl: m.tokenTTL}
 	return m
 }
@@ -93,7 +95,7 @@ func NewManager(opts ...Option) *Manager {
 // Attach opens the console of server (shown as name) on the guest terminal
 // s, protected by password, and returns its native VNC endpoint. A console
 // already attached for server is replaced (its viewers are cut).
-func (m *Manager) Attach(server, name string, s Stream, password string) (Endpoint, error) {
+func (m *Registry) Attach(server, name string, s Stream, password string) (Endpoint, error) {
 	if password == "" {
 		return Endpoint{}, fmt.Errorf("%w: server %s has no VNC password", ErrNoConsole, server)
 	}
@@ -130,7 +132,7 @@ func (m *Manager) Attach(server, name string, s Stream, password string) (Endpoi
 }
 
 // listen takes the lowest free port from the base port upward.
-func (m *Manager) listen() (net.Listener, error) {
+func (m *Registry) listen() (net.Listener, error) {
 	if m.basePort == 0 {
 		return net.Listen("tcp", net.JoinHostPort(m.listenIP, "0"))
 	}
@@ -148,7 +150,7 @@ func (m *Manager) listen() (net.Listener, error) {
 	return nil, fmt.Errorf("no free VNC port in %d–%d on %s: %w", m.basePort, m.basePort+m.portSpan-1, m.listenIP, lastErr)
 }
 
-func (m *Manager) console(server string) *serverConsole {
+func (m *Registry) console(server string) *serverConsole {
 	m.consoleMu.Lock()
 	defer m.consoleMu.Unlock()
 	return m.consoles[server]
@@ -157,7 +159,7 @@ func (m *Manager) console(server string) *serverConsole {
 // SetPassword changes the VNC password of server's console; new
 // connections need the new one at once, open ones stay. An empty password
 // closes the console, as a server without a password has none.
-func (m *Manager) SetPassword(server, password string) error {
+func (m *Registry) SetPassword(server, password string) error {
 	if password == "" {
 		m.Detach(server)
 		return nil
@@ -174,14 +176,14 @@ func (m *Manager) SetPassword(server, password string) error {
 }
 
 // Rename changes the name shown in the desktop name and the status line.
-func (m *Manager) Rename(server, name string) {
+func (m *Registry) Rename(server, name string) {
 	if c := m.console(server); c != nil {
 		c.rename(name)
 	}
 }
 
 // Endpoint returns where server's native VNC port listens.
-func (m *Manager) Endpoint(server string) (Endpoint, bool) {
+func (m *Registry) Endpoint(server string) (Endpoint, bool) {
 	c := m.console(server)
 	if c == nil {
 		return Endpoint{}, false
@@ -191,7 +193,7 @@ func (m *Manager) Endpoint(server string) (Endpoint, bool) {
 
 // Detach closes server's console: its port closes and every viewer is cut.
 // Call it when the server stops, or its owner is removed.
-func (m *Manager) Detach(server string) {
+func (m *Registry) Detach(server string) {
 	m.consoleMu.Lock()
 	c := m.consoles[server]
 	delete(m.consoles, server)
@@ -202,11 +204,12 @@ func (m *Manager) Detach(server string) {
 }
 
 // Token mints a console token for server: valid for the token TTL, for
-// that server only, it lets a websocket in without session or password.
-func (m *Manager) Token(server string) string { return m.tokens.mint(server) }
+// that server only, it lets a viewer in without session or password
+// (CheckToken checks it).
+func (m *Registry) Token(server string) string { return m.tokens.mint(server) }
 
 // Close detaches every console.
-func (m *Manager) Close() error {
+func (m *Registry) Close() error {
 	m.consoleMu.Lock()
 	m.closed = true
 	all := m.consoles
