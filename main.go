@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"hearth/console"
 	"hearth/storage"
 	"hearth/storage/rootfs"
@@ -41,8 +43,6 @@ import (
 	"hearth/web/certs"
 	"hearth/web/dash"
 	"hearth/web/eh"
-
-	"github.com/vishvananda/netlink"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".

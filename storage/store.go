@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 	"errors"
 	"fmt"
 	"net/netip"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 )
 
 // Sentinel errors. Every error the store returns for one of these conditions

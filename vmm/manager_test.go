@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hearth/internal/logtest"
 	"maps"
 	"os"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/logtest"
 	"hearth/storage"
 	"hearth/vmm"
 	"hearth/vmm/guest"

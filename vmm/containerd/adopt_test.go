@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"hearth/internal/logtest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/logtest"
 	"hearth/internal/testguest"
 	"hearth/vmm/guest"
 )

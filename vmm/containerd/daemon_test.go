@@ -3,7 +3,6 @@ package containerd
 import (
 	"context"
 	"errors"
-	"hearth/internal/logtest"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/logtest"
 	"hearth/internal/testguest"
 	"hearth/vmm/guest"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hearth/internal/logtest"
 	"io"
 	"math/rand/v2"
 	"net/netip"
@@ -18,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
+	"hearth/internal/logtest"
 	"hearth/internal/testguest"
 	"hearth/storage"
 	"hearth/vmm"

@@ -3,7 +3,6 @@ package containerd
 import (
 	"context"
 	"fmt"
-	"hearth/internal/logtest"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/logtest"
 	"hearth/internal/testguest"
 	"hearth/vmm/guest"
 	"hearth/vmm/network"

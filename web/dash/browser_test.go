@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"hearth/internal/logtest"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	"hearth/console"
+	"hearth/internal/logtest"
 	"hearth/internal/testguest"
 	"hearth/storage"
 	"hearth/vmm"

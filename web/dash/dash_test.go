@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
-	"hearth/internal/logtest"
 	"html"
 	"io"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/logtest"
 	"hearth/storage"
 	"hearth/vmm"
 	"hearth/vmm/guest"
