@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 	"errors"
 	"fmt"
 	"net/netip"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 )
 
 // Sentinel errors. Every error the store returns for one of these conditions
