@@ -218,7 +218,7 @@ func userList(args []string, stdout, stderr io.Writer) error {
 // ensureAdmin creates the first admin when there are no users at all and
 // writes its credentials to DATA/admin.credentials (mode 0600). It logs the
 // path, never the secret.
-func ensureAdmin(ctx context.Context, store *storage.Store, logf func(string, ...any)) error {
+func ensureAdmin(ctx context.Context, store *storage.Store, log *slog.Logger) error {
 	users, err := store.Users(ctx)
 	if err != nil || len(users) > 0 {
 		return err
@@ -238,7 +238,7 @@ func ensureAdmin(ctx context.Context, store *storage.Store, logf func(string, ..
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("first admin: %w", err)
 	}
-	logf("created the first admin user %q; its credentials are in %s", u.Name, path)
+	log.Info("created the first admin user; its credentials are in the file named", "user", u.Name, "file", path)
 	return nil
 }
 
@@ -272,15 +272,15 @@ func imageImport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	logf := log.New(stderr, "", log.LstdFlags|log.LUTC).Printf
-	if err := ensureAdmin(ctx, store, logf); err != nil {
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := ensureAdmin(ctx, store, logger); err != nil {
 		return err
 	}
 	admin, err := store.FirstAdmin(ctx)
 	if err != nil {
 		return err
 	}
-	opts = append(opts, rootfs.WithLogger(logf), rootfs.WithTempDir(store.RunDir()))
+	opts = append(opts, rootfs.WithLogger(logger), rootfs.WithTempDir(store.RunDir()))
 	var res rootfs.Result
 	props := map[string]string{"readers": storage.Everyone, "claim:type": "shared", "media": "disk"}
 	d, err := store.CreateDriveFrom(ctx, storage.Drive{Owner: admin.ID, Name: *name, Props: props, Library: true},
@@ -296,7 +296,7 @@ func imageImport(args []string, stdout, stderr io.Writer) error {
 	if res.Content != res.Format {
 		format += " holding " + string(res.Content)
 	}
-	logf("imported %s (%s) as library drive %q, %d bytes", rest[0], format, *name, d.Size)
+	logger.Info("imported a library drive", "file", rest[0], "format", format, "name", *name, "drive", d.ID, "bytes", d.Size)
 	fmt.Fprintf(stdout, "drive %s\n", d.ID)
 	return nil
 }
@@ -381,13 +381,11 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	slog.SetDefault(logger)
-	// Packages that still take a printf-style logger log at info level.
-	logf := slog.NewLogLogger(logger.Handler(), slog.LevelInfo).Printf
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	store, err := storage.Open(*data, storage.WithSubnet(pool), storage.WithLogger(logf))
+	store, err := storage.Open(*data, storage.WithSubnet(pool), storage.WithLogger(logger))
 	if err != nil {
 		if errors.Is(err, storage.ErrInvalid) {
 			return usagef("--subnet: %v", err)
@@ -395,7 +393,7 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	if err := ensureAdmin(ctx, store, logf); err != nil {
+	if err := ensureAdmin(ctx, store, logger); err != nil {
 		return err
 	}
 
@@ -425,7 +423,7 @@ func serve(args []string, stderr io.Writer) error {
 	netm, err := network.New(store.Dir(), append(netOpts,
 		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithSlog(logger))...)
 	if err != nil {
-		logf("guest network unavailable (guests without NICs still run): %v", err)
+		logger.Warn("guest network unavailable; guests without NICs still run", "err", err)
 	} else {
 		defer netm.Close()
 		hostOpts = append(hostOpts, containerd.WithNetwork(netm))
@@ -433,7 +431,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	guestCtx := context.WithoutCancel(ctx)
 	if host, err := containerd.Open(guestCtx, store.Dir(), hostOpts...); err != nil {
-		logf("guests unavailable: %v", err)
+		logger.Error("guests unavailable", "err", err)
 	} else {
 		defer host.Close()
 		guests, err := vmm.NewManager(guestCtx, host, store, managerOpts...)
@@ -484,24 +482,24 @@ func serve(args []string, stderr io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info(fmt.Sprintf("serving %s://%s", scheme, ln.Addr()), "version", version, "data", store.Dir(), "guests", runtimeInUse)
-	notifyReady(logf)
+	notifyReady(logger)
 
 	select {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
 	}
-	logf("shutting down")
+	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logf("shutdown: %v", err)
+		logger.Warn("shutdown", "err", err)
 	}
 	return nil
 }
 
 // notifyReady tells systemd (Type=notify) that Hearth is serving.
-func notifyReady(logf func(string, ...any)) {
+func notifyReady(log *slog.Logger) {
 	path := os.Getenv("NOTIFY_SOCKET")
 	if path == "" {
 		return
@@ -511,12 +509,12 @@ func notifyReady(logf func(string, ...any)) {
 	}
 	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
-		logf("sd_notify: %v", err)
+		log.Warn("sd_notify", "err", err)
 		return
 	}
 	defer c.Close()
 	if _, err := c.Write([]byte("READY=1")); err != nil {
-		logf("sd_notify: %v", err)
+		log.Warn("sd_notify", "err", err)
 	}
 }
 

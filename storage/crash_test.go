@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hearth/internal/logtest"
 )
 
 const crashChildEnv = "HEARTH_STORAGE_CRASH_CHILD"
@@ -127,7 +129,7 @@ func TestCrashConsistency(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 
-		s, err := Open(dir, WithLogger(t.Logf))
+		s, err := Open(dir, WithLogger(logtest.Logger(t)))
 		if err != nil {
 			t.Fatalf("round %d: reopen: %v", round, err)
 		}

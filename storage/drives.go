@@ -354,7 +354,7 @@ func (s *Store) DeleteDrive(ctx context.Context, id string) error {
 		return err
 	}
 	if err := os.Remove(s.DrivePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.logf("storage: drive %s: removing image: %v", id, err)
+		s.log.Error("removing a destroyed drive's image", "drive", id, "err", err)
 	}
 	return nil
 }
@@ -484,7 +484,7 @@ func (s *Store) count(ctx context.Context, id, what string, n int64) {
 		q = `UPDATE drives SET write_bytes = write_bytes + ?, write_requests = write_requests + 1 WHERE id = ?`
 	}
 	if _, err := s.db.ExecContext(context.WithoutCancel(ctx), q, n, id); err != nil {
-		s.logf("storage: drive %s: %s counters: %v", id, what, err)
+		s.log.Warn("drive counters not saved", "drive", id, "counters", what, "err", err)
 	}
 }
 
@@ -629,25 +629,25 @@ func (s *Store) sweepDrives(ctx context.Context) error {
 		size, known := sizes[id]
 		path := filepath.Join(dir, e.Name())
 		if !ok || !known {
-			s.logf("storage: removing orphan drive file %s", path)
+			s.log.Warn("removing an image file no drive owns", "file", e.Name())
 			if err := os.Remove(path); err != nil {
-				s.logf("storage: %v", err)
+				s.log.Error("repairing drive images", "err", err)
 			}
 			continue
 		}
 		seen[id] = true
 		if info, err := e.Info(); err == nil && info.Size() != size {
-			s.logf("storage: drive %s: image is %d bytes, row says %d: truncating", id, info.Size(), size)
+			s.log.Warn("drive image has the wrong size: truncating it", "drive", id, "bytes", info.Size(), "size", size)
 			if err := os.Truncate(path, size); err != nil {
-				s.logf("storage: %v", err)
+				s.log.Error("repairing drive images", "err", err)
 			}
 		}
 	}
 	for id, size := range sizes {
 		if !seen[id] {
-			s.logf("storage: drive %s: image file missing, making an empty one", id)
+			s.log.Warn("drive image file missing: making an empty one", "drive", id)
 			if err := createImage(s.DrivePath(id), size); err != nil {
-				s.logf("storage: %v", err)
+				s.log.Error("repairing drive images", "err", err)
 			}
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"hearth/internal/logtest"
 )
 
 // TestDiskFull runs the store on a 4 MiB tmpfs: a write that does not fit,
@@ -31,7 +33,7 @@ func TestDiskFull(t *testing.T) {
 		}
 	})
 	ctx := context.Background()
-	s, err := Open(dir, WithLogger(t.Logf))
+	s, err := Open(dir, WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func (s *Store) CloneDrive(ctx context.Context, source string, d Drive) (Drive, 
 	out, err := s.startImaging(ctx, created.ID, source, ConvertNone)
 	if err != nil {
 		if derr := s.DeleteDrive(context.WithoutCancel(ctx), created.ID); derr != nil {
-			s.logf("storage: clone %s: removing the new drive: %v", created.ID, derr)
+			s.log.Error("clone failed and its new drive could not be removed", "drive", created.ID, "err", derr)
 		}
 		return Drive{}, err
 	}
@@ -190,7 +190,7 @@ func (s *Store) resumeImaging(ctx context.Context) error {
 		return fmt.Errorf("storage: resume imaging: %w", err)
 	}
 	for _, id := range ids {
-		s.logf("storage: drive %s: resuming interrupted imaging", id)
+		s.log.Info("resuming interrupted imaging", "drive", id)
 		s.imager.push(id)
 	}
 	return nil
@@ -270,7 +270,7 @@ func (im *imager) run(id string) {
 		Scan(&imaging, &source, &conversion, &size)
 	if err != nil || imaging == "" {
 		if err != nil && ctx.Err() == nil {
-			s.logf("storage: drive %s: imaging: %v", id, err)
+			s.log.Error("imaging", "drive", id, "err", err)
 		}
 		return
 	}
@@ -291,7 +291,7 @@ func (im *imager) run(id string) {
 	msg := fmt.Sprintf("imaged from %s %s", source, conversion)
 	if err != nil {
 		msg = fmt.Sprintf("imaging from %s %s failed: %v", source, conversion, err)
-		s.logf("storage: drive %s: %s", id, msg)
+		s.log.Warn("imaging failed", "drive", id, "source", source, "conversion", conversion, "err", err)
 	}
 	err = s.tx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE drives SET imaging = '', imaging_source = '', imaging_conversion = '' WHERE id = ?`, id); err != nil {
@@ -300,7 +300,7 @@ func (im *imager) run(id string) {
 		return s.event(ctx, tx, id, "drive.image", "%s", msg)
 	})
 	if err != nil {
-		s.logf("storage: drive %s: ending imaging: %v", id, err)
+		s.log.Error("ending imaging", "drive", id, "err", err)
 	}
 }
 
@@ -322,7 +322,7 @@ func (p *progress) set(ctx context.Context, done, total int64) {
 	}
 	p.pct, p.last = pct, time.Now()
 	if _, err := p.s.db.ExecContext(ctx, `UPDATE drives SET imaging = ? WHERE id = ? AND imaging != ''`, fmt.Sprintf("%d%%", pct), p.id); err != nil && ctx.Err() == nil {
-		p.s.logf("storage: drive %s: imaging progress: %v", p.id, err)
+		p.s.log.Warn("imaging progress not saved", "drive", p.id, "err", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
@@ -43,7 +44,7 @@ type Store struct {
 	dir    string
 	hostID string
 	subnet netip.Prefix
-	logf   func(format string, args ...any)
+	log    *slog.Logger
 	now    func() time.Time
 
 	imager *imager
@@ -59,7 +60,7 @@ type Store struct {
 }
 
 type options struct {
-	logf           func(format string, args ...any)
+	log            *slog.Logger
 	now            func() time.Time
 	subnet         netip.Prefix
 	imagingWorkers int
@@ -70,10 +71,9 @@ type options struct {
 // Option configures Open.
 type Option func(*options)
 
-// WithLogger sets where the store reports what it repaired or could not do.
-func WithLogger(logf func(format string, args ...any)) Option {
-	return func(o *options) { o.logf = logf }
-}
+// WithLogger sets where the store reports what it repaired or could not do
+// (default: nowhere).
+func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
 
 // WithClock sets the clock used for timestamps (tests freeze it).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -105,7 +105,7 @@ func WithoutMaintenance() Option { return func(o *options) { o.noMaintenance = t
 // interrupted imaging jobs.
 func Open(dataDir string, opts ...Option) (*Store, error) {
 	o := options{
-		logf:           func(string, ...any) {},
+		log:            slog.New(slog.DiscardHandler),
 		now:            time.Now,
 		subnet:         DefaultSubnet,
 		imagingWorkers: 2,
@@ -143,7 +143,7 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 	}
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	s := &Store{db: db, dir: dataDir, subnet: o.subnet, logf: o.logf, now: o.now, lockWait: defaultLockWait}
+	s := &Store{db: db, dir: dataDir, subnet: o.subnet, log: o.log, now: o.now, lockWait: defaultLockWait}
 	ctx := context.Background()
 	if err := s.migrate(ctx); err != nil {
 		db.Close()

@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"hearth/internal/logtest"
 )
 
 func openTest(t testing.TB, dir string, opts ...Option) *Store {
 	t.Helper()
-	opts = append([]Option{WithLogger(t.Logf)}, opts...)
+	opts = append([]Option{WithLogger(logtest.Logger(t))}, opts...)
 	s, err := Open(dir, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/logtest"
 	"hearth/storage"
 	"hearth/vmm"
 	"hearth/vmm/guest"
@@ -53,7 +54,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	store, err := storage.Open(t.TempDir(), append([]storage.Option{storage.WithLogger(t.Logf)}, cfg.store...)...)
+	store, err := storage.Open(t.TempDir(), append([]storage.Option{storage.WithLogger(logtest.Logger(t))}, cfg.store...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,7 +44,7 @@ func FuzzDetect(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer in.Close()
-		o := &options{logf: func(string, ...any) {}}
+		o := &options{log: slog.New(slog.DiscardHandler)}
 		ctx := context.Background()
 		k, err := detect(in)
 		checkSentinel(t, "detect", err)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"hearth/internal/logtest"
 )
 
 // entry is one tar entry a test writes.
@@ -225,7 +227,7 @@ func importCtx(ctx context.Context, t testing.TB, src string, opts ...Option) (R
 	t.Helper()
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "drive.img")
-	opts = append([]Option{WithLogger(t.Logf)}, opts...)
+	opts = append([]Option{WithLogger(logtest.Logger(t))}, opts...)
 	res, err := Import(ctx, src, dst, opts...)
 	left, rerr := os.ReadDir(dir)
 	if rerr != nil {

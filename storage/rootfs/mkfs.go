@@ -105,7 +105,7 @@ func mkfs(ctx context.Context, tree string, out *os.File, o *options) (int64, er
 	if err := out.Truncate(size); err != nil {
 		return 0, err
 	}
-	o.logf("rootfs: mkfs.ext4 %s: %d bytes, %d inodes for %d bytes of content", out.Name(), size, inodes, u.bytes)
+	o.log.Info("mkfs.ext4", "bytes", size, "inodes", inodes, "content_bytes", u.bytes)
 	cmd := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-b", strconv.Itoa(blockSize),
 		"-N", strconv.FormatInt(inodes, 10), "-d", tree, out.Name())
 	if output, err := cmd.CombinedOutput(); err != nil {
@@ -192,7 +192,7 @@ func sizeRaw(ctx context.Context, out *os.File, srcSize int64, o *options, res R
 	}
 	res.Size = size
 	if res.Content != FormatExt4 {
-		o.logf("rootfs: %s image copied as it is; it grows to its drive at the guest's start", res.Content)
+		o.log.Info("image copied as it is; it grows to its drive at the guest's start", "content", res.Content)
 		return res, nil
 	}
 	// Our copy may be checked and repaired freely; resize2fs insists on a

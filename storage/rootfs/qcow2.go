@@ -71,7 +71,7 @@ func convertQcow2(ctx context.Context, src, out *os.File, o *options) (Result, e
 	if err := out.Truncate(info.VirtualSize); err != nil {
 		return Result{}, err
 	}
-	o.logf("rootfs: qemu-img convert %s to raw: %d bytes", src.Name(), info.VirtualSize)
+	o.log.Info("qemu-img convert to raw", "bytes", info.VirtualSize)
 	// -n: out exists (made by Import), and is all holes.
 	if _, err := qemu(0, "convert", "-n", "--target-is-zero", "-f", "qcow2", "-O", "raw", src.Name(), out.Name()); err != nil {
 		return Result{}, err

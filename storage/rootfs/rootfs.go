@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,7 +133,7 @@ type Option func(*options)
 
 type options struct {
 	size    int64
-	logf    func(format string, args ...any)
+	log     *slog.Logger
 	tempDir string
 }
 
@@ -145,8 +146,8 @@ func WithSize(size int64) Option { return func(o *options) { o.size = size } }
 
 // WithLogger receives what Import does and anything it could not keep (for
 // instance an extended attribute the filesystem refused).
-func WithLogger(logf func(format string, args ...any)) Option {
-	return func(o *options) { o.logf = logf }
+func WithLogger(log *slog.Logger) Option {
+	return func(o *options) { o.log = log }
 }
 
 // WithTempDir sets where the temporary tree is unpacked. The default is the
@@ -178,7 +179,7 @@ func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir 
 // included) dst is removed too; RemoveStale clears what a killed process
 // left.
 func Import(ctx context.Context, src, dst string, opts ...Option) (res Result, err error) {
-	o := options{logf: func(string, ...any) {}, tempDir: filepath.Dir(dst)}
+	o := options{log: slog.New(slog.DiscardHandler), tempDir: filepath.Dir(dst)}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -225,7 +226,7 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 	}
 	defer func() {
 		if err := os.RemoveAll(work); err != nil {
-			o.logf("rootfs: could not remove temporary tree %s: %v", work, err)
+			o.log.Warn("could not remove a temporary tree", "dir", work, "err", err)
 		}
 	}()
 	if err != nil {

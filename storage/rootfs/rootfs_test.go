@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,9 +17,8 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"hearth/internal/testguest"
 )
@@ -552,12 +552,13 @@ func TestImportCancelled(t *testing.T) {
 	// Cancelled while mkfs.ext4 runs: the logger sees the mkfs line first.
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	logf := func(format string, args ...any) {
-		if strings.HasPrefix(format, "rootfs: mkfs.ext4") {
+	cancelAtMkfs := writerFunc(func(line []byte) (int, error) {
+		if bytes.Contains(line, []byte("msg=mkfs.ext4")) {
 			cancel()
 		}
-	}
-	if _, _, err := importCtx(ctx, t, src, WithLogger(logf)); !errors.Is(err, context.Canceled) {
+		return len(line), nil
+	})
+	if _, _, err := importCtx(ctx, t, src, WithLogger(slog.New(slog.NewTextHandler(cancelAtMkfs, nil)))); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
@@ -620,3 +621,7 @@ func TestImportMounts(t *testing.T) {
 		t.Errorf("loop device left: %s", out)
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

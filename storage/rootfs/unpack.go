@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"strings"
@@ -33,7 +34,7 @@ const (
 // through an os.Root, so even a resolution mistake cannot leave the tree.
 type unpacker struct {
 	root *os.Root
-	logf func(format string, args ...any)
+	log  *slog.Logger
 	// dirTimes are applied last: entries written into a directory change
 	// its modification time.
 	dirTimes    map[string]time.Time
@@ -54,7 +55,7 @@ func newUnpacker(dir string, o *options) (*unpacker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &unpacker{root: root, logf: o.logf, dirTimes: map[string]time.Time{}, buf: make([]byte, readBuf)}, nil
+	return &unpacker{root: root, log: o.log, dirTimes: map[string]time.Time{}, buf: make([]byte, readBuf)}, nil
 }
 
 // close sets the directories' times and releases the root.
@@ -279,13 +280,13 @@ func (u *unpacker) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, u
 			if !errors.Is(err, unix.EPERM) {
 				return err
 			}
-			u.logf("rootfs: skipping device %q (not running as root?): %v", hdr.Name, err)
+			u.log.Warn("skipping a device node (not running as root?)", "entry", hdr.Name, "err", err)
 			return nil
 		}
 	case tar.TypeXGlobalHeader:
 		return nil
 	default:
-		u.logf("rootfs: skipping %q: tar entry type %q is not kept", hdr.Name, hdr.Typeflag)
+		u.log.Warn("skipping a tar entry of a type not kept", "entry", hdr.Name, "type", string(hdr.Typeflag))
 		return nil
 	}
 	if hdr.Typeflag == tar.TypeLink {
@@ -378,7 +379,7 @@ func (u *unpacker) metadata(target string, hdr *tar.Header, file *os.File) error
 			return err
 		}
 		if !u.chownFailed {
-			u.logf("rootfs: cannot keep owners (not running as root?): %v", err)
+			u.log.Warn("cannot keep owners (not running as root?)", "err", err)
 			u.chownFailed = true
 		}
 	}
@@ -415,7 +416,7 @@ func (u *unpacker) xattrs(target string, hdr *tar.Header, file *os.File) error {
 		}
 		attr := strings.TrimPrefix(key, prefix)
 		if file == nil && hdr.Typeflag != tar.TypeDir {
-			u.logf("rootfs: %s: extended attribute %s dropped on a %q entry", target, attr, hdr.Typeflag)
+			u.log.Warn("extended attribute dropped", "entry", hdr.Name, "attr", attr, "type", string(hdr.Typeflag))
 			continue
 		}
 		f := file
@@ -429,7 +430,7 @@ func (u *unpacker) xattrs(target string, hdr *tar.Header, file *os.File) error {
 		}
 		if err := unix.Fsetxattr(int(f.Fd()), attr, []byte(value), 0); err != nil {
 			if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EPERM) {
-				u.logf("rootfs: %s: extended attribute %s dropped: %v", target, attr, err)
+				u.log.Warn("extended attribute dropped", "entry", hdr.Name, "attr", attr, "err", err)
 				continue
 			}
 			return fmt.Errorf("set extended attribute %s on %s: %w", attr, target, err)

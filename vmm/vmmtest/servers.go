@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/logtest"
 	"hearth/storage"
 	"hearth/vmm"
 )
@@ -23,7 +24,7 @@ type Servers struct {
 // NewServers opens a store in a new directory (closed at cleanup) with
 // one user to own the servers; opts are the store's.
 func NewServers(t testing.TB, dir string, opts ...storage.Option) *Servers {
-	store, err := storage.Open(dir, append([]storage.Option{storage.WithLogger(t.Logf)}, opts...)...)
+	store, err := storage.Open(dir, append([]storage.Option{storage.WithLogger(logtest.Logger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"hearth/internal/logtest"
 	"hearth/storage"
 	"hearth/vmm"
 	"hearth/web/eh"
@@ -13,7 +14,7 @@ import (
 
 func newService(t testing.TB) (*Service, *storage.Store) {
 	t.Helper()
-	store, err := storage.Open(t.TempDir(), storage.WithLogger(t.Logf))
+	store, err := storage.Open(t.TempDir(), storage.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

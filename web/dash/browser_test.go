@@ -94,7 +94,7 @@ func newStack(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	data := t.TempDir()
-	store, err := storage.Open(data, storage.WithLogger(t.Logf))
+	store, err := storage.Open(data, storage.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	clk := &clock{}
-	store, err := storage.Open(t.TempDir(), storage.WithLogger(t.Logf))
+	store, err := storage.Open(t.TempDir(), storage.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
