@@ -399,7 +399,7 @@ func serve(args []string, stderr io.Writer) error {
 	defer consoles.Close()
 	hostOpts := []containerd.Option{containerd.WithContainerd(*containerdSocket), containerd.WithRuntime(*runtimeName), containerd.WithLogger(guestLog)}
 	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithLogger(guestLog)}
-	netm, err := network.New(store.Dir(), append(netOpts,
+	netm, err := network.New(append(netOpts,
 		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithSlog(guestLog))...)
 	if err != nil {
 		logf("guest network unavailable (guests without NICs still run): %v", err)

@@ -273,7 +273,7 @@ func TestManagerReconcile(t *testing.T) {
 func TestManagerNetwork(t *testing.T) {
 	needContainerd(t)
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
-	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthm%06x", rand.Uint32()&0xffffff)),
+	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearthm%06x", rand.Uint32()&0xffffff)),
 		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
 	if err != nil {
 		t.Fatal(err)
@@ -390,7 +390,7 @@ func TestManagerAfterHostReboot(t *testing.T) {
 func TestManagerVLAN(t *testing.T) {
 	needContainerd(t)
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
-	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthl%06x", rand.Uint32()&0xffffff)),
+	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearthl%06x", rand.Uint32()&0xffffff)),
 		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
 	if err != nil {
 		t.Fatal(err)

@@ -77,7 +77,7 @@ type guestDevice struct {
 // guestSpecOpts builds the OCI spec of a guest: its init with a terminal,
 // hostname, network namespace, limits and block devices, plus the runtime's
 // own additions.
-func guestSpecOpts(g guest.Spec, rt Driver, init, netns string, devices []guestDevice, coreMHz float64) []oci.SpecOpts {
+func guestSpecOpts(g guest.Spec, rt Driver, init string, devices []guestDevice, coreMHz float64) []oci.SpecOpts {
 	hostname := g.Hostname
 	if hostname == "" {
 		hostname = g.ID
@@ -93,9 +93,7 @@ func guestSpecOpts(g guest.Spec, rt Driver, init, netns string, devices []guestD
 		oci.WithAddedCapabilities([]string{"CAP_NET_ADMIN"}),
 		withLimits(cpuResources(g.CPU, g.SMP, coreMHz), g.Mem),
 		withBlockDevices(devices),
-	}
-	if netns != "" {
-		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}))
+		withNetworkNamespace(),
 	}
 	return append(opts, rt.SpecOpts(g)...)
 }
