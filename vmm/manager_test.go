@@ -433,6 +433,8 @@ func TestManagerReconcile(t *testing.T) {
 	f.backend.Adopt(guest.Status{Spec: spec(ended), State: guest.Stopped})
 	lost, _ := active(nil)
 	f.backend.Adopt(guest.Status{Spec: spec(lost), State: guest.Stopped, Lost: true})
+	rebooted, _ := active(nil) // its guest rebooted itself while Hearth was away
+	f.backend.Adopt(guest.Status{Spec: spec(rebooted), State: guest.Stopped, ExitStatus: 129})
 	vanished, _ := active(nil) // its guest is gone altogether (a host reboot)
 	f.backend.Adopt(guest.Status{Spec: spec("no-such-server"), State: guest.Running})
 	// A start cut short: claims of a stopped server without a guest.
@@ -452,9 +454,9 @@ func TestManagerReconcile(t *testing.T) {
 	if f.Status(ended) != storage.StatusStopped || f.guestState(ended) != "none" || len(f.claims(endedDrive)) != 0 {
 		t.Errorf("server whose guest ended meanwhile: %s, guest %s, claims %v", f.Status(ended), f.guestState(ended), f.claims(endedDrive))
 	}
-	for _, id := range []string{lost, vanished} {
+	for _, id := range []string{lost, vanished, rebooted} {
 		if f.Status(id) != storage.StatusActive || f.guestState(id) != guest.Running {
-			t.Errorf("server whose guest went with the host: %s, guest %s; want started again", f.Status(id), f.guestState(id))
+			t.Errorf("server whose guest went with the host or rebooted: %s, guest %s; want started again", f.Status(id), f.guestState(id))
 		}
 	}
 	if f.guestState("no-such-server") != "none" {
