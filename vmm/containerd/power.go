@@ -3,7 +3,6 @@ package containerd
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -67,12 +66,16 @@ func initKind(rootDir string) string {
 		if err != nil {
 			return initUnknown
 		}
-		target, err := readlinkFd(fd)
-		if errors.Is(err, unix.EINVAL) { // not a symlink: the binary itself
-			kind := binaryKind(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			kind := initUnknown
+			if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+				kind = binaryKind(fd)
+			}
 			unix.Close(fd)
 			return kind
 		}
+		target, err := readlinkFd(fd)
 		unix.Close(fd)
 		if err != nil {
 			return initUnknown
@@ -94,17 +97,14 @@ func readlinkFd(fd int) (string, error) {
 	return string(buf[:n]), nil
 }
 
-// binaryKind reads an init binary (an O_PATH fd) for the marks busybox and
-// sysvinit's init carry.
+// binaryKind reads an init binary (a regular file's O_PATH fd) for the
+// marks busybox and sysvinit's init carry.
 func binaryKind(pathFd int) string {
 	f, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", pathFd))
 	if err != nil {
 		return initUnknown
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return initUnknown
-	}
 	marks := map[string][]byte{initSysvinit: []byte("INIT_VERSION=sysvinit"), initBusybox: []byte("BusyBox v")}
 	const overlap = 32 // longer than any mark, so none is missed across reads
 	buf := make([]byte, 256<<10)

@@ -90,7 +90,9 @@ func guestSpecOpts(g guest.Spec, rt Driver, init string, devices []guestDevice, 
 		oci.WithEnv([]string{"TERM=xterm"}),
 		// A server configures its own interfaces (a VLAN has no DHCP); the
 		// capability reaches no further than the guest's network namespace.
-		oci.WithAddedCapabilities([]string{"CAP_NET_ADMIN"}),
+		// Its poweroff and reboot call reboot(2), which in the guest's PID
+		// namespace ends only the guest's init (with SIGINT or SIGHUP).
+		oci.WithAddedCapabilities([]string{"CAP_NET_ADMIN", "CAP_SYS_BOOT"}),
 		withLimits(cpuResources(g.CPU, g.SMP, coreMHz), g.Mem),
 		withBlockDevices(devices),
 		withNetworkNamespace(),

@@ -69,7 +69,8 @@ func TestKataSpec(t *testing.T) {
 	if l := *runc.Linux.Resources.Memory.Limit; l != 512<<20 {
 		t.Errorf("memory limit %d", l)
 	}
-	if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_NET_ADMIN") || !slices.Contains(s.Process.Capabilities.Effective, "CAP_NET_ADMIN") {
+	if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_NET_ADMIN") || !slices.Contains(s.Process.Capabilities.Effective, "CAP_NET_ADMIN") ||
+		!slices.Contains(s.Process.Capabilities.Effective, "CAP_SYS_BOOT") {
 		t.Errorf("capabilities %v", s.Process.Capabilities.Effective)
 	}
 	if p := s.Linux.Resources.Pids; p == nil || p.Limit == nil || *p.Limit != guestPidsLimit {
