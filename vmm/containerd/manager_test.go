@@ -234,7 +234,7 @@ func TestManagerGuestExitsByItself(t *testing.T) {
 		}
 		c, _ := f.host.Console(id)
 		shellMarker(t, c, 7)
-		c.Write([]byte("kill -TERM 1\n")) // busybox init powers off
+		c.Write([]byte("kill -USR2 1\n")) // busybox init powers off (SIGTERM would make it reboot)
 	}
 	f.WaitStatus(persistent, storage.StatusStopped)
 	f.WaitStatus(transient, "destroyed")
