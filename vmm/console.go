@@ -2,9 +2,9 @@ package vmm
 
 import (
 	"context"
-	"fmt"
 
 	"hearth/storage"
+	"hearth/vmm/guest"
 )
 
 func (m *Manager) attachConsole(srv storage.Server) {
@@ -26,11 +26,37 @@ func (m *Manager) detachConsole(server string) {
 	}
 }
 
-// ConsoleOutput is the last 64 KiB the server's guest printed (web/api's ConsoleLog).
+// ConsoleOutput is the last 64 KiB the server's guest printed (web/api's
+// ConsoleLog): of the guest running now, or of the last one, which stays
+// readable after it ended (so that one sees why) until the server starts
+// again or is destroyed. A server whose guest has not run since Hearth
+// started has none.
 func (m *Manager) ConsoleOutput(ctx context.Context, server string) ([]byte, error) {
-	c, ok := m.backend.Console(server)
-	if !ok {
-		return nil, fmt.Errorf("server %s: %w", server, ErrNotRunning)
+	if c, ok := m.backend.Console(server); ok {
+		return c.Backlog(), nil
 	}
-	return c.Backlog(), nil
+	m.mu.Lock()
+	c, ok := m.lastConsoles[server]
+	m.mu.Unlock()
+	if ok {
+		return c.Backlog(), nil
+	}
+	if _, err := m.store.Server(ctx, server); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// keepConsole keeps the console of the server's guest, which is going.
+func (m *Manager) keepConsole(server string, c *guest.Console) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastConsoles[server] = c
+}
+
+// forgetConsole drops the kept console of the server's last guest.
+func (m *Manager) forgetConsole(server string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.lastConsoles, server)
 }

@@ -15,7 +15,9 @@
 // Files: manager.go (type, options, locks), backend.go (the Backend
 // interface and the error names callers use), guestspec.go (a server's
 // configuration → guest.Spec), lifecycle.go (start, stop, destroy, reset,
-// pause, resume), shutdown.go (power-off and the grace period), exits.go
-// (a guest's exit), set.go (live changes), reconcile.go (after a restart),
-// observe.go (Observation), console.go (consoles of running servers).
+// pause, resume), shutdown.go (power-off with the signal the guest's init
+// understands, and the grace period), exits.go (a guest's exit: powered off,
+// rebooted, or died), set.go (live changes), reconcile.go (after a
+// restart), observe.go (Observation), console.go (consoles, and the last
+// output of a guest that ended).
 package vmm

@@ -2,24 +2,110 @@ package vmm
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
 
+	"hearth/storage"
 	"hearth/vmm/guest"
 )
 
-// guestExited runs on the Host's event loop: it wakes Shutdown and, off the
-// loop, puts the server in its stopped (or destroyed) state.
+// What a guest's exit status says. A backend reports 128 + the signal for
+// an init a signal killed, and the kernel kills the init of a PID namespace
+// that calls reboot(2) with SIGINT to power off or halt, with SIGHUP to
+// restart (kernel/pid_namespace.c, reboot_pid_ns): the status of an in-guest
+// poweroff, halt or reboot.
+const (
+	exitPoweredOff = 128 + uint32(syscall.SIGINT)
+	exitRebooted   = 128 + uint32(syscall.SIGHUP)
+)
+
+// The reboot-loop bound: a guest that reboots itself more than maxReboots
+// times within rebootWindow is stopped instead of started again.
+const (
+	maxReboots   = 5
+	rebootWindow = time.Minute
+)
+
+// guestExited runs on the backend's event loop: it wakes Shutdown and, off
+// the loop, ends the server as a shutdown does (stopped, or destroyed when
+// not persistent) — or, when the guest rebooted itself and nobody asked it
+// to power off, starts it again.
 func (m *Manager) guestExited(e guest.Exit) {
+	askedToPowerOff := m.poweringOff(e.ID)
 	m.wake(e.ID)
 	go func() {
 		defer m.lock(e.ID)()
-		// The guest may have been deleted (Stop, Shutdown) or replaced
+		ctx := context.Background()
+		// The guest may have been deleted (Stop, Destroy) or replaced
 		// (Reset, Start) while this waited for the lock.
-		if st, err := m.backend.Status(context.Background(), e.ID); err != nil || st.State != guest.Stopped {
+		if st, err := m.backend.Status(ctx, e.ID); err != nil || st.State != guest.Stopped {
 			return
 		}
-		m.log.Info("guest exited", "server", e.ID, "status", e.Status)
-		if err := m.stop(context.Background(), e.ID); err != nil {
+		switch {
+		case e.Status == exitRebooted && !askedToPowerOff:
+			m.rebooted(ctx, e.ID)
+			return
+		case e.Status == exitPoweredOff:
+			m.log.Info("guest powered off", "server", e.ID)
+		default:
+			m.log.Info("guest exited", "server", e.ID, "status", e.Status)
+		}
+		if err := m.stop(ctx, e.ID); err != nil {
 			m.log.Error("stopping after exit", "server", e.ID, "err", err)
 		}
 	}()
+}
+
+// rebooted starts the server whose guest rebooted itself again at once: the
+// same server and configuration with a new started. Its drive claims stay
+// held throughout (Claim takes them anew in one transaction). A guest in a
+// reboot loop is stopped instead, and a guest that cannot start again
+// leaves its server dead with the reason.
+func (m *Manager) rebooted(ctx context.Context, server string) {
+	if n := m.countReboot(server); n > maxReboots {
+		m.log.Warn("guest reboots in a loop: stopping it", "server", server, "reboots", n, "within", rebootWindow)
+		if err := m.stop(ctx, server); err != nil {
+			m.log.Error("stopping a guest in a reboot loop", "server", server, "err", err)
+		}
+		return
+	}
+	srv, err := m.store.Server(ctx, server)
+	if err == nil {
+		err = m.backend.Delete(ctx, server)
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		m.log.Error("restarting a rebooted guest", "server", server, "err", err)
+		if err := m.stop(ctx, server); err != nil {
+			m.log.Error("stopping a rebooted guest", "server", server, "err", err)
+		}
+		return
+	}
+	m.log.Info("guest rebooted: starting it again", "server", server)
+	m.detachConsole(server)
+	if err := m.start(ctx, srv); err != nil {
+		m.log.Error("restarting a rebooted guest", "server", server, "err", err)
+		// start leaves a refusal (a drive busy, no runtime) unrecorded:
+		// the server has no guest any more, so it is dead.
+		if now, serr := m.store.Server(ctx, server); serr == nil && storage.Running(now.Status) {
+			m.dead(ctx, server, fmt.Errorf("starting again after the guest rebooted: %w", err))
+		}
+	}
+}
+
+// countReboot records a reboot of the server's guest now and returns how
+// many it had within rebootWindow, this one included.
+func (m *Manager) countReboot(server string) int {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	recent := m.reboots[server][:0]
+	for _, t := range m.reboots[server] {
+		if now.Sub(t) < rebootWindow {
+			recent = append(recent, t)
+		}
+	}
+	m.reboots[server] = append(recent, now)
+	return len(m.reboots[server])
 }

@@ -90,7 +90,7 @@ func (m *Manager) nics(ctx context.Context, srv storage.Server) ([]guest.NIC, er
 			}
 		}
 		if i == 0 {
-			nic.Bridge = m.bridge
+			nic.Bridge, nic.Hostname = m.bridge, dnsName(cfg["name"], srv.ID) // DHCP's host name option
 			var addr netip.Addr
 			switch dhcp := cfg["nic:0:dhcp"]; dhcp {
 			case "":

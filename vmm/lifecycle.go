@@ -54,6 +54,7 @@ func (m *Manager) start(ctx context.Context, srv storage.Server) error {
 		}
 		return err
 	}
+	m.forgetConsole(srv.ID)
 	st, _ := m.backend.Status(ctx, srv.ID)
 	if _, err := m.store.SetServerStatus(context.WithoutCancel(ctx), srv.ID, storage.StatusActive, st.Started, ""); err != nil {
 		m.log.Error("recording active", "server", srv.ID, "err", err)
@@ -114,10 +115,14 @@ func (m *Manager) Destroy(ctx context.Context, server string) error {
 	if err := m.store.DeleteServer(context.WithoutCancel(ctx), server); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
+	m.forgetConsole(server)
 	return nil
 }
 
 func (m *Manager) stop(ctx context.Context, server string) error {
+	if c, ok := m.backend.Console(server); ok {
+		m.keepConsole(server, c)
+	}
 	if err := m.backend.Delete(ctx, server); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -129,11 +134,15 @@ func (m *Manager) stop(ctx context.Context, server string) error {
 func (m *Manager) ended(ctx context.Context, server string) error {
 	ctx = context.WithoutCancel(ctx)
 	m.detachConsole(server)
+	m.mu.Lock()
+	delete(m.reboots, server)
+	m.mu.Unlock()
 	if err := m.store.ReleaseClaims(ctx, server); err != nil {
 		m.log.Error("releasing claims", "server", server, "err", err)
 	}
 	srv, err := m.store.SetServerStatus(ctx, server, storage.StatusStopped, time.Time{}, "")
 	if errors.Is(err, storage.ErrNotFound) {
+		m.forgetConsole(server)
 		return nil
 	}
 	if err != nil {
@@ -143,6 +152,7 @@ func (m *Manager) ended(ctx context.Context, server string) error {
 		return nil
 	}
 	m.store.ReleaseLease(ctx, server)
+	m.forgetConsole(server)
 	if err := m.store.DeleteServer(ctx, server); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}

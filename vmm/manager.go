@@ -36,10 +36,13 @@ type Manager struct {
 	grace    time.Duration
 	powerOff syscall.Signal
 	log      *slog.Logger
+	now      func() time.Time
 
-	mu      sync.Mutex
-	locks   map[string]*serverLock     // per server while held or awaited: its lifecycle calls run one at a time
-	waiters map[string][]chan struct{} // Shutdown's: closed when the guest asked to power off is gone
+	mu           sync.Mutex
+	locks        map[string]*serverLock     // per server while held or awaited: its lifecycle calls run one at a time
+	waiters      map[string][]chan struct{} // Shutdown's: closed when the guest asked to power off is gone
+	lastConsoles map[string]*guest.Console  // the consoles of guests that ended, until the server's next start or destruction
+	reboots      map[string][]time.Time     // when each server's guest rebooted itself lately (the reboot-loop bound)
 }
 
 // serverLock is a server's lifecycle lock; users counts the calls holding or
@@ -55,7 +58,8 @@ type ManagerOption func(*Manager)
 // WithGracePeriod sets how long Shutdown waits before SIGKILL (default 60 s).
 func WithGracePeriod(d time.Duration) ManagerOption { return func(m *Manager) { m.grace = d } }
 
-// WithPowerOffSignal sets the guests' power-off signal (default SIGTERM).
+// WithPowerOffSignal sets the power-off signal of guests whose backend cannot
+// tell what their init understands (default SIGTERM).
 func WithPowerOffSignal(sig syscall.Signal) ManagerOption {
 	return func(m *Manager) { m.powerOff = sig }
 }
@@ -69,20 +73,26 @@ func WithPublicBridge(name string) ManagerOption { return func(m *Manager) { m.b
 // WithLogger sets where the Manager logs (default: nowhere).
 func WithLogger(l *slog.Logger) ManagerOption { return func(m *Manager) { m.log = l } }
 
+// WithClock sets the clock the reboot-loop bound counts with (default time.Now).
+func WithClock(now func() time.Time) ManagerOption { return func(m *Manager) { m.now = now } }
+
 // NewManager starts following the backend's guest exits and reconciles the
 // database with the guests: running guests are re-adopted (started
 // unchanged), guests that ended meanwhile are treated as stopped, and
 // servers recorded active whose guest is gone (a host reboot) are started again.
 func NewManager(ctx context.Context, backend Backend, store *storage.Store, opts ...ManagerOption) (*Manager, error) {
 	m := &Manager{
-		backend:  backend,
-		store:    store,
-		bridge:   "hearth0",
-		grace:    DefaultGracePeriod,
-		powerOff: syscall.SIGTERM,
-		log:      slog.New(slog.DiscardHandler),
-		locks:    map[string]*serverLock{},
-		waiters:  map[string][]chan struct{}{},
+		backend:      backend,
+		store:        store,
+		bridge:       "hearth0",
+		grace:        DefaultGracePeriod,
+		powerOff:     syscall.SIGTERM,
+		log:          slog.New(slog.DiscardHandler),
+		now:          time.Now,
+		locks:        map[string]*serverLock{},
+		waiters:      map[string][]chan struct{}{},
+		lastConsoles: map[string]*guest.Console{},
+		reboots:      map[string][]time.Time{},
 	}
 	for _, opt := range opts {
 		opt(m)

@@ -434,6 +434,8 @@ func TestManagerReconcile(t *testing.T) {
 	f.backend.Adopt(guest.Status{Spec: spec(ended), State: guest.Stopped})
 	lost, _ := active(nil)
 	f.backend.Adopt(guest.Status{Spec: spec(lost), State: guest.Stopped, Lost: true})
+	rebooted, _ := active(nil) // its guest rebooted itself while Hearth was away
+	f.backend.Adopt(guest.Status{Spec: spec(rebooted), State: guest.Stopped, ExitStatus: 129})
 	vanished, _ := active(nil) // its guest is gone altogether (a host reboot)
 	f.backend.Adopt(guest.Status{Spec: spec("no-such-server"), State: guest.Running})
 	// A start cut short: claims of a stopped server without a guest.
@@ -453,9 +455,9 @@ func TestManagerReconcile(t *testing.T) {
 	if f.Status(ended) != storage.StatusStopped || f.guestState(ended) != "none" || len(f.claims(endedDrive)) != 0 {
 		t.Errorf("server whose guest ended meanwhile: %s, guest %s, claims %v", f.Status(ended), f.guestState(ended), f.claims(endedDrive))
 	}
-	for _, id := range []string{lost, vanished} {
+	for _, id := range []string{lost, vanished, rebooted} {
 		if f.Status(id) != storage.StatusActive || f.guestState(id) != guest.Running {
-			t.Errorf("server whose guest went with the host: %s, guest %s; want started again", f.Status(id), f.guestState(id))
+			t.Errorf("server whose guest went with the host or rebooted: %s, guest %s; want started again", f.Status(id), f.guestState(id))
 		}
 	}
 	if f.guestState("no-such-server") != "none" {
@@ -485,6 +487,10 @@ func TestManagerObserve(t *testing.T) {
 	if len(o.NICs) != 1 || o.NICs[0].IP != lease || o.NICs[0].MAC != f.row(id).Config["nic:0:mac"] || o.NICs[0].MAC == "" ||
 		o.NICs[0].Counters == nil || o.NICs[0].Counters.RxBytes != 1000 || o.NICs[0].Counters.TxPackets != 20 {
 		t.Errorf("observed NICs %+v", o.NICs)
+	}
+	// DHCP names the guest on its public NIC as the guest names itself.
+	if st, _ := f.backend.Status(ctx, id); len(st.Spec.NICs) != 1 || st.Spec.NICs[0].Hostname != st.Spec.Hostname || st.Spec.Hostname != "test-server" {
+		t.Errorf("nic:0 host name %+v, guest %q", st.Spec.NICs, st.Spec.Hostname)
 	}
 	f.backend.FixedUsage = &guest.Usage{CPUNanos: 7, MemoryBytes: 8}
 	if o, _ := f.m.Observe(ctx, id); o.Usage == nil || *o.Usage != (guest.Usage{CPUNanos: 7, MemoryBytes: 8}) {

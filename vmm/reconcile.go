@@ -39,6 +39,13 @@ func (m *Manager) reconcile(ctx context.Context) error {
 				m.log.Error("cleaning up a lost guest", "server", id, "err", err)
 			}
 			delete(guests, id)
+		case g.State == guest.Stopped && g.ExitStatus == exitRebooted && storage.Running(srv.Status):
+			// It asked to be started again: done below, as for a lost one.
+			m.log.Info("guest rebooted itself while Hearth was away", "server", id)
+			if err := m.backend.Delete(ctx, id); err != nil {
+				m.log.Error("cleaning up a rebooted guest", "server", id, "err", err)
+			}
+			delete(guests, id)
 		case g.State == guest.Stopped:
 			m.log.Info("guest ended while Hearth was away", "server", id)
 			if err := m.Stop(ctx, id); err != nil {

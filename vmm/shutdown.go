@@ -3,23 +3,30 @@ package vmm
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"time"
 
+	"hearth/internal/ehkeys"
 	"hearth/storage"
 	"hearth/vmm/guest"
 )
 
-// Shutdown sends the power-off signal and returns; the guest's exit then
+// Shutdown asks the guest to power off and returns; the guest's exit then
 // stops the server as any exit does. A guest still running after the grace
 // period is killed.
 func (m *Manager) Shutdown(ctx context.Context, server string) error {
 	defer m.lock(server)()
-	if _, err := m.store.Server(ctx, server); err != nil {
+	srv, err := m.store.Server(ctx, server)
+	if err != nil {
 		return err
 	}
 	st, err := m.backend.Status(ctx, server)
 	if err != nil || st.State == guest.Stopped {
 		return fmt.Errorf("server %s: %w", server, ErrNotRunning)
+	}
+	sig, err := m.powerOffSignal(srv, st)
+	if err != nil {
+		return err
 	}
 	if st.State == guest.Paused { // a frozen guest cannot act on the signal
 		if err := m.backend.Resume(ctx, server); err != nil {
@@ -28,10 +35,11 @@ func (m *Manager) Shutdown(ctx context.Context, server string) error {
 		m.setRunning(ctx, server, storage.StatusActive)
 	}
 	exited := m.waitExit(server)
-	if err := m.backend.Signal(ctx, server, m.powerOff); err != nil {
+	if err := m.backend.Signal(ctx, server, sig); err != nil {
 		m.cancelWait(server, exited)
 		return err
 	}
+	m.log.Info("asked the guest to power off", "server", server, "signal", ehkeys.SignalName(sig))
 	go func() {
 		select {
 		case <-exited:
@@ -45,12 +53,29 @@ func (m *Manager) Shutdown(ctx context.Context, server string) error {
 		if err != nil || cur.State == guest.Stopped || !cur.Started.Equal(st.Started) {
 			return
 		}
-		m.log.Warn("no power-off within the grace period: killing it", "server", server, "grace", m.grace)
+		m.log.Warn("the guest did not power off within the grace period: killing it", "server", server, "grace", m.grace, "signal", ehkeys.SignalName(sig))
 		if err := m.stop(context.Background(), server); err != nil {
 			m.log.Error("kill after grace period", "server", server, "err", err)
 		}
 	}()
 	return nil
+}
+
+// powerOffSignal is what asks srv's guest to power off: the server's key
+// shutdown:signal, else what the backend found the guest's init
+// understands, else the Manager's default.
+func (m *Manager) powerOffSignal(srv storage.Server, st guest.Status) (syscall.Signal, error) {
+	if v := srv.Config["shutdown:signal"]; v != "" {
+		sig, err := ehkeys.ShutdownSignal(v)
+		if err != nil {
+			return 0, fmt.Errorf("server %s key shutdown:signal: %v: %w", srv.ID, err, ErrInvalid)
+		}
+		return sig, nil
+	}
+	if st.PowerOff != 0 {
+		return st.PowerOff, nil
+	}
+	return m.powerOff, nil
 }
 
 // poweringOff reports whether the server's guest was asked to power off and

@@ -1,7 +1,8 @@
 // Package ehkeys is the ElasticHosts key model shared by the API (web/eh) and
 // the guest layer (vmm): the grammar of a server's drive device keys
 // (ide:B:U, ata:0:U, scsi:0:U, block:N), which device a server boots from,
-// and the name each device gets under /dev in the guest. Keys and values are
+// and the name each device gets under /dev in the guest; and the signal
+// names of shutdown:signal (signal.go). Keys and values are
 // plain strings (a server's stored configuration); web/eh adds the wire
 // format on top.
 package ehkeys

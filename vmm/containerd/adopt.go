@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -14,7 +16,8 @@ import (
 )
 
 // adopt rebuilds the guests an earlier Hearth left: their labels say what
-// they are; running ones get their console re-attached.
+// they are; running ones get their console re-attached and DHCP for their
+// NICs.
 func (h *Host) adopt(ctx context.Context) error {
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
@@ -54,8 +57,10 @@ func (h *Host) adoptOne(ctx context.Context, c client.Container) (*instance, err
 			return nil, fmt.Errorf("label %s: %w", labelLoops, err)
 		}
 	}
-	g.netns = info.Labels[labelNetns]
 	g.started, _ = time.Parse(time.RFC3339Nano, info.Labels[labelStarted])
+	if n, err := strconv.Atoi(info.Labels[labelPowerOff]); err == nil {
+		g.powerOff = syscall.Signal(n)
+	}
 	task, err := c.Task(ctx, cio.NewAttach(g.streams()...))
 	if errdefs.IsNotFound(err) {
 		g.exited, g.lost, g.exit = true, true, guest.Exit{ID: c.ID()}
@@ -76,6 +81,11 @@ func (h *Host) adoptOne(ctx context.Context, c client.Container) (*instance, err
 		g.exited, g.lost, g.exit = true, true, guest.Exit{ID: c.ID()}
 	case client.Paused:
 		g.paused = true
+	}
+	if !g.exited && len(g.spec.NICs) > 0 && h.network != nil {
+		if err := h.network.Adopt(c.ID(), g.spec.NICs); err != nil {
+			h.log.Warn("no DHCP for an adopted guest", "server", c.ID(), "err", err)
+		}
 	}
 	return g, nil
 }

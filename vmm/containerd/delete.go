@@ -17,7 +17,8 @@ import (
 
 // Delete ends the guest if it runs and removes everything of it: task (the
 // shim unmounts the root), console FIFOs, container, loop devices (each
-// verified by its backing file first), network namespace, cgroup leftovers.
+// verified by its backing file first), what remains of its NICs, cgroup
+// leftovers.
 func (h *Host) Delete(ctx context.Context, id string) error {
 	h.mu.Lock()
 	g, ok := h.guests[id]
@@ -62,8 +63,8 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	for _, l := range g.loops {
 		errs = append(errs, l.detach())
 	}
-	if g.netns != "" && h.network != nil {
-		errs = append(errs, h.network.Teardown(ctx, id))
+	if len(g.spec.NICs) > 0 && h.network != nil {
+		errs = append(errs, h.network.Detach(ctx, id))
 	}
 	h.mu.Lock()
 	delete(h.guests, id)

@@ -15,5 +15,7 @@
 // interrupted start or delete left), orphans.go (shims containerd forgot),
 // spec.go (the OCI spec), loop.go (loop devices and their counters),
 // counters.go (disk, NIC and cgroup readings), daemon.go (the private
-// containerd), network.go (the Network interface), runtime*.go (drivers).
+// containerd), network.go (the Network interface, the guest's own network
+// namespace), power.go (what the guest's init powers off on),
+// runtime*.go (drivers).
 package containerd

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -23,10 +24,10 @@ const DefaultNamespace = "hearth"
 
 // Container labels: everything cleanup and re-adoption need.
 const (
-	labelSpec    = "hearth/spec"    // guest.Spec, JSON
-	labelLoops   = "hearth/loops"   // []loopDevice, JSON: boot first, then Disks in order
-	labelNetns   = "hearth/netns"   // network namespace path, when the guest has NICs
-	labelStarted = "hearth/started" // RFC 3339 time the guest was started
+	labelSpec     = "hearth/spec"     // guest.Spec, JSON
+	labelLoops    = "hearth/loops"    // []loopDevice, JSON: boot first, then Disks in order
+	labelStarted  = "hearth/started"  // RFC 3339 time the guest was started
+	labelPowerOff = "hearth/poweroff" // the signal number its init powers off on, as detected at start
 )
 
 // opTimeout bounds every containerd call a request waits on: a hung daemon
@@ -86,8 +87,8 @@ type Host struct {
 type instance struct {
 	spec      guest.Spec
 	loops     []loopDevice
-	netns     string
 	started   time.Time
+	powerOff  syscall.Signal // what its init powers off on; 0 = not known
 	console   *guest.Console
 	io        cio.IO // nil when the task was gone at adoption
 	container client.Container

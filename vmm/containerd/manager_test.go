@@ -143,7 +143,8 @@ func TestManagerLifecycle(t *testing.T) {
 		t.Errorf("after reset: %s started %v (before %v)", after.Status, after.Started, before.Started)
 	}
 
-	// Shutdown: busybox init powers off on SIGTERM; persistent → stopped.
+	// Shutdown: busybox init powers off on SIGUSR2, the signal found from
+	// its /sbin/init; persistent → stopped.
 	if err := f.m.Shutdown(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +152,34 @@ func TestManagerLifecycle(t *testing.T) {
 	if d, _ := f.Store.Drive(ctx, boot); len(d.Claimed) != 0 {
 		t.Errorf("claims after shutdown: %v", d.Claimed)
 	}
+	// Its last words stay readable.
+	if out, err := f.m.ConsoleOutput(ctx, id); err != nil || !strings.Contains(string(out), "hearth-guest: shutting down") {
+		t.Errorf("console after shutdown: %v\n%s", err, out)
+	}
+
+	// In the guest, reboot starts it again with a new started; poweroff
+	// stops it.
+	if err := f.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	before, _ = f.Store.Server(ctx, id)
+	c, _ = f.host.Console(id)
+	shellMarker(t, c, 20)
+	time.Sleep(1100 * time.Millisecond) // started is kept to the second
+	c.Write([]byte("reboot\n"))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		now, _ := f.Store.Server(ctx, id)
+		if now.Status == storage.StatusActive && now.Started.After(before.Started) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after an in-guest reboot: %s started %v (before %v)", now.Status, now.Started, before.Started)
+		}
+	}
+	c, _ = f.host.Console(id)
+	shellMarker(t, c, 30)
+	c.Write([]byte("poweroff\n"))
+	f.WaitStatus(id, storage.StatusStopped)
 	// Start again, and stop: persistent stays.
 	if err := f.m.Start(ctx, id); err != nil {
 		t.Fatal(err)
@@ -206,7 +235,7 @@ func TestManagerGuestExitsByItself(t *testing.T) {
 		}
 		c, _ := f.host.Console(id)
 		shellMarker(t, c, 7)
-		c.Write([]byte("kill -TERM 1\n")) // busybox init powers off
+		c.Write([]byte("kill -USR2 1\n")) // busybox init powers off (SIGTERM would make it reboot)
 	}
 	f.WaitStatus(persistent, storage.StatusStopped)
 	f.WaitStatus(transient, "destroyed")
@@ -274,7 +303,7 @@ func TestManagerReconcile(t *testing.T) {
 func TestManagerNetwork(t *testing.T) {
 	needContainerd(t)
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
-	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthm%06x", rand.Uint32()&0xffffff)),
+	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearthm%06x", rand.Uint32()&0xffffff)),
 		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
 	if err != nil {
 		t.Fatal(err)
@@ -391,7 +420,7 @@ func TestManagerAfterHostReboot(t *testing.T) {
 func TestManagerVLAN(t *testing.T) {
 	needContainerd(t)
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
-	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthl%06x", rand.Uint32()&0xffffff)),
+	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearthl%06x", rand.Uint32()&0xffffff)),
 		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
 	if err != nil {
 		t.Fatal(err)

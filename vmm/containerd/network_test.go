@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,26 +22,22 @@ var _ Network = (*network.Switch)(nil)
 
 // TestGuestNetwork runs a guest with nic:0 on a bridge of its own: the
 // address is configured before init runs, the guest reaches its gateway,
-// the counters move, and Delete tears the namespace down.
+// the counters move, a restarted Hearth answers its DHCP again, busybox
+// init is found to power off on SIGUSR2, and Delete leaves no NIC behind.
 func TestGuestNetwork(t *testing.T) {
 	needContainerd(t)
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
 	gateway := subnet.Addr().Next()
-	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthq%06x", rand.Uint32()&0xffffff)),
+	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearthq%06x", rand.Uint32()&0xffffff)),
 		network.WithGateway(netip.PrefixFrom(gateway, 24)), network.WithLogger(t.Logf))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := netm.Close(); err != nil {
-			t.Errorf("network close: %v", err)
-		}
-	})
-	h, _ := openTestHost(t, WithNetwork(netm))
+	h, data := openTestHost(t, WithNetwork(netm))
 	img := testguest.Image(t, 32<<20)
 	id := guestID(t, 0)
 	addr := netip.PrefixFrom(gateway.Next(), 24)
-	nic := guest.NIC{Index: 0, MAC: network.RandomMAC(), Address: addr, Gateway: gateway, Bridge: netm.Bridge()}
+	nic := guest.NIC{Index: 0, MAC: network.RandomMAC(), Address: addr, Gateway: gateway, Bridge: netm.Bridge(), Hostname: "netguest"}
 	if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: img}, NICs: []guest.NIC{nic}}); err != nil {
 		t.Fatal(err)
 	}
@@ -65,24 +63,48 @@ func TestGuestNetwork(t *testing.T) {
 	if len(st.Spec.NICs) != 1 || st.Spec.NICs[0].Address != addr {
 		t.Errorf("recorded NICs %+v", st.Spec.NICs)
 	}
+	if st.PowerOff != syscall.SIGUSR2 {
+		t.Errorf("busybox init powers off on %d, want SIGUSR2", st.PowerOff)
+	}
+	// udhcpc inside asks the bridge's DHCP server: only what Attach (or,
+	// after a restart, adoption) registered is answered.
+	udhcpc := fmt.Sprintf("udhcpc -i eth0 -n -q -t 5 -T 1 -s /bin/true && echo lease-$((%d+1))\n", 40)
+	c.Write([]byte(udhcpc))
+	waitConsole(t, c, "lease-41")
+	h.Close()
+	netm.Close()
+	netm, err = network.New(network.WithBridge(netm.Bridge()), network.WithGateway(netip.PrefixFrom(gateway, 24)), network.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err = Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithNetwork(netm), WithLogger(logtest.Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { // on failure too: the guest must not outlive the test
+		h.Delete(context.Background(), id)
+		h.Close()
+		netm.Close()
+	}()
+	if st, _ := h.Status(context.Background(), id); st.PowerOff != syscall.SIGUSR2 {
+		t.Errorf("re-adopted guest powers off on %d, want SIGUSR2", st.PowerOff)
+	}
+	c, _ = h.Console(id)
+	c.Write([]byte(strings.Replace(udhcpc, "40", "50", 1)))
+	waitConsole(t, c, "lease-51")
 	if err := h.Delete(context.Background(), id); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := netm.Counters(id, 0); err == nil {
+		t.Error("the guest's NIC outlived Delete")
 	}
 }
 
 // TestInterruptedStartReleased: what a Start had acquired when Hearth died
-// before the container existed (loop devices, the network) is released by
-// the next Open.
+// before the container existed (loop devices) is released by the next Open.
+// (NICs come after the container: its deletion takes them along.)
 func TestInterruptedStartReleased(t *testing.T) {
-	needContainerd(t)
-	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
-	netm, err := network.New(t.TempDir(), network.WithBridge(fmt.Sprintf("hearthi%06x", rand.Uint32()&0xffffff)),
-		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netm.Close() })
-	h, data := openTestHost(t, WithNetwork(netm))
+	h, data := openTestHost(t)
 	id := guestID(t, 0)
 	disk := filepath.Join(data, "disk.img")
 	os.WriteFile(disk, make([]byte, 1<<20), 0o600)
@@ -91,25 +113,18 @@ func TestInterruptedStartReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	hold.Close()
-	nic := guest.NIC{Index: 0, MAC: network.RandomMAC(), Bridge: netm.Bridge()}
-	if err := h.recordIntent(id, intent{Loops: []loopDevice{l}, Network: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := netm.Setup(context.Background(), id, []guest.NIC{nic}); err != nil {
+	if err := h.recordIntent(id, intent{Loops: []loopDevice{l}}); err != nil {
 		t.Fatal(err)
 	}
 	h.Close() // as if Hearth had died here
 
-	h2, err := Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithNetwork(netm), WithLogger(logtest.Logger(t)))
+	h2, err := Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h2.Close()
 	if b := loopBacking(l.Device); b == disk {
 		t.Errorf("loop device %s still on %s", l.Device, b)
-	}
-	if _, err := netm.Counters(id, 0); err == nil {
-		t.Error("the guest's network is still there")
 	}
 	if _, err := os.Stat(filepath.Join(data, "run", id)); !os.IsNotExist(err) {
 		t.Errorf("run/%s remains: %v", id, err)

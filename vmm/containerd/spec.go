@@ -12,11 +12,11 @@ import (
 	"strconv"
 	"strings"
 
-	"hearth/vmm/guest"
-
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"hearth/vmm/guest"
 )
 
 // HostCoreMHz is the host core's clock from /proc/cpuinfo, 2000 where it
@@ -77,7 +77,7 @@ type guestDevice struct {
 // guestSpecOpts builds the OCI spec of a guest: its init with a terminal,
 // hostname, network namespace, limits and block devices, plus the runtime's
 // own additions.
-func guestSpecOpts(g guest.Spec, rt Driver, init, netns string, devices []guestDevice, coreMHz float64) []oci.SpecOpts {
+func guestSpecOpts(g guest.Spec, rt Driver, init string, devices []guestDevice, coreMHz float64) []oci.SpecOpts {
 	hostname := g.Hostname
 	if hostname == "" {
 		hostname = g.ID
@@ -90,12 +90,12 @@ func guestSpecOpts(g guest.Spec, rt Driver, init, netns string, devices []guestD
 		oci.WithEnv([]string{"TERM=xterm"}),
 		// A server configures its own interfaces (a VLAN has no DHCP); the
 		// capability reaches no further than the guest's network namespace.
-		oci.WithAddedCapabilities([]string{"CAP_NET_ADMIN"}),
+		// Its poweroff and reboot call reboot(2), which in the guest's PID
+		// namespace ends only the guest's init (with SIGINT or SIGHUP).
+		oci.WithAddedCapabilities([]string{"CAP_NET_ADMIN", "CAP_SYS_BOOT"}),
 		withLimits(cpuResources(g.CPU, g.SMP, coreMHz), g.Mem),
 		withBlockDevices(devices),
-	}
-	if netns != "" {
-		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}))
+		withNetworkNamespace(),
 	}
 	return append(opts, rt.SpecOpts(g)...)
 }

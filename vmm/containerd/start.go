@@ -19,7 +19,8 @@ import (
 )
 
 // Start creates the guest and starts its init: boot drive and disks on loop
-// devices, network namespace, container, task with the ext4 root, console.
+// devices, container, task with the ext4 root and a network namespace of its
+// own, NICs wired into it, console.
 // A boot drive without ext4 gives an error wrapping guest.ErrBootDrive.
 func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	if err := spec.Validate(); err != nil {
@@ -94,16 +95,6 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		})
 	}
 
-	if len(spec.NICs) > 0 {
-		if err := h.recordIntent(spec.ID, intent{Loops: g.loops, Network: true}); err != nil {
-			return err
-		}
-		if g.netns, err = h.network.Setup(ctx, spec.ID, spec.NICs); err != nil {
-			return fmt.Errorf("guest %s network: %w", spec.ID, err)
-		}
-		rollback.push(func() { h.network.Teardown(context.WithoutCancel(ctx), spec.ID) })
-	}
-
 	g.started = h.now()
 	labels, err := g.labels()
 	if err != nil {
@@ -111,7 +102,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	}
 	c, err := h.client.NewContainer(ctx, spec.ID,
 		client.WithRuntime(h.driver.Name(), nil),
-		client.WithNewSpec(guestSpecOpts(spec, h.driver, init, g.netns, devices, h.coreMHz)...),
+		client.WithNewSpec(guestSpecOpts(spec, h.driver, init, devices, h.coreMHz)...),
 		client.WithContainerLabels(labels),
 	)
 	if errdefs.IsAlreadyExists(err) {
@@ -142,6 +133,13 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
 		g.io.Cancel()
 	})
+	if len(spec.NICs) > 0 { // into the namespace runc made with the init
+		if err := h.network.Attach(ctx, spec.ID, task.Pid(), spec.NICs); err != nil {
+			return fmt.Errorf("guest %s network: %w", spec.ID, err)
+		}
+		rollback.push(func() { h.network.Detach(context.WithoutCancel(ctx), spec.ID) })
+	}
+	h.recordPowerOff(ctx, g, task.Pid())
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start guest %s: %w", spec.ID, h.unavailable(err))
 	}
@@ -161,9 +159,6 @@ func (g *instance) labels() (map[string]string, error) {
 		labelSpec:    string(spec),
 		labelLoops:   string(loops),
 		labelStarted: g.started.UTC().Format(time.RFC3339Nano),
-	}
-	if g.netns != "" {
-		labels[labelNetns] = g.netns
 	}
 	return labels, nil
 }

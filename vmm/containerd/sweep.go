@@ -15,8 +15,7 @@ import (
 const intentFile = "starting.json"
 
 type intent struct {
-	Loops   []loopDevice `json:"loops"`
-	Network bool         `json:"net"` // Network.Setup may have run
+	Loops []loopDevice `json:"loops"`
 }
 
 func (h *Host) recordIntent(id string, in intent) error {
@@ -32,9 +31,9 @@ func (h *Host) recordIntent(id string, in intent) error {
 }
 
 // sweepRunDir releases what guests that never got (or no longer have) a
-// container left in DATA/run: loop devices and networks recorded by a Start
-// that was cut short, and console FIFOs of a Delete that was. Directories of
-// others (the network's, image imports') are left alone.
+// container left in DATA/run: loop devices recorded by a Start that was cut
+// short, and console FIFOs of a Delete that was. Directories of others
+// (image imports') are left alone.
 func (h *Host) sweepRunDir(ctx context.Context) {
 	entries, _ := os.ReadDir(h.runDir)
 	for _, e := range entries {
@@ -54,11 +53,6 @@ func (h *Host) sweepRunDir(ctx context.Context) {
 		for _, l := range in.Loops {
 			if err := l.detach(); err != nil {
 				h.log.Error("detaching a loop device", "server", id, "err", err)
-			}
-		}
-		if in.Network && h.network != nil {
-			if err := h.network.Teardown(ctx, id); err != nil {
-				h.log.Error("tearing down a network", "server", id, "err", err)
 			}
 		}
 		os.RemoveAll(dir)

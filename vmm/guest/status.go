@@ -1,6 +1,9 @@
 package guest
 
-import "time"
+import (
+	"syscall"
+	"time"
+)
 
 // State is a guest's state as its backend reports it.
 type State string
@@ -14,9 +17,12 @@ const (
 
 // Status describes one guest.
 type Status struct {
-	Spec       Spec
-	State      State
-	Started    time.Time
+	Spec    Spec
+	State   State
+	Started time.Time
+	// PowerOff is the signal the guest's init powers off on, as the
+	// backend found it at start; 0 = the backend cannot tell.
+	PowerOff   syscall.Signal
 	ExitStatus uint32    // when Stopped
 	ExitedAt   time.Time // when Stopped; zero when it ended while no Hearth watched
 	// Lost: Stopped because the guest itself was gone at adoption — the host

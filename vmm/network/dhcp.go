@@ -28,7 +28,7 @@ type lease struct {
 	hostname string       // host name option; "" = none
 }
 
-// dhcpServer answers DHCPv4 on the public bridge, only for the MACs Setup
+// dhcpServer answers DHCPv4 on the public bridge, only for the MACs Attach
 // registered there, each with its NIC's own address: there is no pool, the
 // addresses are Hearth's (leases or static nic:0:dhcp IPs) and already
 // configured in the guest's namespace.

@@ -129,7 +129,7 @@ func TestDHCPNaksAnotherAddressAndIgnoresAnotherServersOffer(t *testing.T) {
 	}
 }
 
-func TestDHCPForgetsWhatTeardownAndSetupReplace(t *testing.T) {
+func TestDHCPForgetsWhatDetachAndAttachReplace(t *testing.T) {
 	d, nics := testLeases(t)
 	moved := nics[0]
 	moved.MAC, moved.Address = "02:00:00:00:00:17", netip.MustParsePrefix("10.9.0.17/24")
@@ -181,7 +181,7 @@ func TestResolversSkipWhatAGuestCannotReach(t *testing.T) {
 	}
 }
 
-func TestSetupRefusesABadHostname(t *testing.T) {
+func TestAttachRefusesABadHostname(t *testing.T) {
 	m := &Switch{bridge: DefaultBridge}
 	for _, name := range []string{"-web", "web-", "a.b", "web 1", strings.Repeat("a", 64), "wéb"} {
 		nic := NIC{Index: 0, MAC: "02:00:00:00:00:01", Bridge: DefaultBridge, Hostname: name}
@@ -229,7 +229,7 @@ func TestDHCPClientInTheGuestGetsItsNIC(t *testing.T) {
 	id, vlan := tn.newID(), tn.newVLAN()
 	public := tn.public(30)
 	public.Hostname = "guest30"
-	path := tn.setup(id, public, NIC{Index: 1, MAC: RandomMAC(), Address: netip.MustParsePrefix("192.168.77.30/24"), Bridge: vlan, Hostname: "guest30"})
+	path := tn.attach(id, public, NIC{Index: 1, MAC: RandomMAC(), Address: netip.MustParsePrefix("192.168.77.30/24"), Bridge: vlan, Hostname: "guest30"})
 
 	got, err := udhcpc(t, path, "eth0", 5)
 	want := fmt.Sprintf("LEASE ip=%s subnet=255.255.255.0 router=%s dns=192.0.2.53 198.51.100.53 hostname=guest30 lease=1200 serverid=%s",
@@ -242,7 +242,7 @@ func TestDHCPClientInTheGuestGetsItsNIC(t *testing.T) {
 		t.Errorf("udhcpc on the VLAN NIC got %q, want no lease", got)
 	}
 
-	// Another MAC on the same veth: not a NIC Setup registered.
+	// Another MAC on the same veth: not a NIC Attach registered.
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func TestDHCPClientInTheGuestGetsItsNIC(t *testing.T) {
 		t.Errorf("udhcpc from unregistered MAC %s got %q, want no lease", stranger, got)
 	}
 
-	tn.teardown(id)
+	tn.detach(id)
 	tn.close()
 	if n := dhcpSockets(t); n != 0 {
 		t.Errorf("%d DHCP sockets still open after Close", n)
@@ -278,7 +278,7 @@ func TestGoDHCPClientInTheGuestGetsItsNICAndANak(t *testing.T) {
 	id := tn.newID()
 	public := tn.public(40)
 	public.Hostname = "guest40"
-	path := tn.setup(id, public)
+	path := tn.attach(id, public)
 
 	var client *nclient4.Client
 	err := inNamespace(path, func() (err error) {
@@ -313,9 +313,8 @@ func TestGoDHCPClientInTheGuestGetsItsNICAndANak(t *testing.T) {
 }
 
 // testNetns is the network namespace the tests started in, where the
-// Switches open their sockets. Package variables are initialised on the main
-// thread, which may later sit wedged in a guest's namespace (createNetns), so
-// /proc/self/net cannot be trusted to show this one.
+// Switches open their sockets, held open so that no thread's later moves
+// (inNamespace) can change what it names.
 var testNetns = func() string {
 	ns, err := netns.Get()
 	if err != nil {

@@ -95,7 +95,6 @@ func TestBadInputIsRefusedNamingIt(t *testing.T) {
 }
 
 func TestNewRefusesBadOptionsBeforeTouchingTheHost(t *testing.T) {
-	dir := t.TempDir()
 	for _, c := range []struct {
 		opt  Option
 		want string
@@ -107,7 +106,7 @@ func TestNewRefusesBadOptionsBeforeTouchingTheHost(t *testing.T) {
 		{WithGateway(netip.MustParsePrefix("10.73.0.1/32")), "10.73.0.1/32"},
 		{WithGateway(netip.MustParsePrefix("fd00::1/64")), "fd00::1/64"},
 	} {
-		if _, err := New(dir, c.opt); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+		if _, err := New(c.opt); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New with %s: %v, want ErrInvalid naming it", c.want, err)
 		}
 	}

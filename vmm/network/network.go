@@ -1,27 +1,31 @@
-// Package network gives each Hearth guest its own network namespace wired to a
-// host bridge: the public bridge (default hearth0, the gateway of Hearth's
-// subnet, optionally NATed to the uplink) or a per-VLAN bridge that carries
-// layer-2 traffic between the guests of one VLAN and nothing else.
+// Package network wires each Hearth guest's NICs into the network namespace
+// its runtime made for it (runc creates a new one with the guest's init, owned
+// by the guest's user namespace) and joins them to a host bridge: the public
+// bridge (default hearth0, the gateway of Hearth's subnet, optionally NATed to
+// the uplink) or a per-VLAN bridge that carries layer-2 traffic between the
+// guests of one VLAN and nothing else. Attach runs between the creation of
+// the guest's init and its start; the guest's ends of the veths vanish with
+// its namespace, and Detach removes the host ends should they remain.
 //
 // Everything it creates on the host carries a "hearth" prefix and is derived
 // from the guest id, so a restarted Hearth finds (and tears down) what an
 // earlier process created without keeping any state of its own:
 //
-//   - namespace: DATA/run/netns/ID, a bind mount of the namespace file;
 //   - host end of NIC n: "hearth" + 8 hex digits of sha256(ID) + n;
 //   - VLAN bridge: "hearthv" + the first 8 hex digits of the VLAN UUID.
 //
 // A DHCPv4 server (github.com/insomniacslk/dhcp) listens on the public
 // bridge alone (a socket bound to it with SO_BINDTODEVICE, never to every
-// interface) from New to Close. It answers only the MACs of the NICs Setup
+// interface) from New to Close. It answers only the MACs of the NICs Attach
 // joined to that bridge, each with its NIC's address, subnet mask, router
 // (the NIC's gateway), the DNS servers (WithDNS, default the host's
 // reachable resolvers), the NIC's host name and the lease time, with the
 // bridge's gateway address as server identifier; anyone else gets no
 // answer, a REQUEST for another address a NAK. VLAN bridges get no DHCP, as
 // on ElasticHosts. The address is configured in the guest's namespace as
-// well, for images without a DHCP client. Setup registers a guest's leases,
-// Teardown drops them, and New adopts those of guests still running.
+// well, for images without a DHCP client. Attach registers a guest's leases,
+// Detach drops them, and Adopt registers again those of a guest an earlier
+// Hearth attached (from the NICs its backend recorded).
 package network
 
 import (
@@ -33,13 +37,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Sentinel errors; the errors returned wrap them.
@@ -113,12 +117,11 @@ func WithLeaseTime(d time.Duration) Option {
 	return func(m *Switch) { m.dhcp.leaseTime = d }
 }
 
-// Switch wires guests to Hearth's bridges: it sets up and tears down guest
-// networks and answers DHCP on the public bridge. It keeps no state a
-// restart would lose: devices and namespaces are found again by name, and
-// the DHCP leases of running guests are read back from their namespaces.
+// Switch wires guests to Hearth's bridges: it attaches and detaches guest
+// NICs and answers DHCP on the public bridge. It keeps no state a restart
+// would lose but the DHCP leases, which Adopt registers again: devices are
+// found again by name.
 type Switch struct {
-	dir     string // DATA/run/netns
 	bridge  string
 	gateway netip.Prefix
 	nat     bool
@@ -139,11 +142,10 @@ const (
 )
 
 // New prepares the public bridge with the gateway address (and NAT when
-// enabled, or removes a NAT left by an earlier run when not) and returns a
-// Switch keeping namespaces under dataDir/run/netns.
-func New(dataDir string, opts ...Option) (_ *Switch, err error) {
+// enabled, or removes a NAT left by an earlier run when not) and starts
+// answering DHCP on it.
+func New(opts ...Option) (_ *Switch, err error) {
 	m := &Switch{
-		dir:     filepath.Join(dataDir, "run", "netns"),
 		bridge:  DefaultBridge,
 		gateway: netip.MustParsePrefix(DefaultGateway),
 		log:     slog.New(slog.DiscardHandler),
@@ -174,9 +176,6 @@ func New(dataDir string, opts ...Option) (_ *Switch, err error) {
 	if !g.IsValid() || !g.Addr().Is4() || g.Bits() < 8 || g.Bits() > 30 || g.Addr() == g.Masked().Addr() {
 		return nil, fmt.Errorf("%w: gateway %s (want an IPv4 host address with a /8 to /30 prefix, e.g. %s)", ErrInvalid, g, DefaultGateway)
 	}
-	if err := os.MkdirAll(m.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("namespace directory: %w", err)
-	}
 	ctx := context.Background()
 	br, created, err := ensureBridge(ctx, m.bridge)
 	if err != nil {
@@ -193,7 +192,6 @@ func New(dataDir string, opts ...Option) (_ *Switch, err error) {
 		return nil, fmt.Errorf("address %s on %s: %w", g, m.bridge, err)
 	}
 	m.dropOtherAddresses(br)
-	m.adoptLeases(br)
 	m.startDHCP()
 	defer func() {
 		if err != nil {
@@ -225,83 +223,6 @@ func New(dataDir string, opts ...Option) (_ *Switch, err error) {
 	}
 	m.log.Info("network: public bridge", "bridge", m.bridge, "ip", g, "nat", g.Masked())
 	return m, nil
-}
-
-// adoptLeases registers the DHCP leases of the guests an earlier Hearth
-// joined to the public bridge, which keep running across a restart: their
-// MAC, address, default route and host name (the alias) are on the guest's
-// end of each veth, in its namespace.
-func (m *Switch) adoptLeases(br netlink.Link) {
-	links, err := listLinks()
-	if err != nil {
-		m.log.Warn("network: no DHCP leases adopted", "err", err)
-		return
-	}
-	nics := map[string][]NIC{}
-	for _, l := range links {
-		a := l.Attrs()
-		owner, ok := strings.CutPrefix(a.Alias, prefix+":")
-		colon := strings.LastIndexByte(owner, ':')
-		if a.MasterIndex != br.Attrs().Index || !ok || colon < 0 {
-			continue
-		}
-		id := owner[:colon]
-		var index int
-		if _, err := fmt.Sscan(owner[colon+1:], &index); err != nil || checkID(id) != nil || a.Name != hostVeth(id, index) {
-			continue
-		}
-		nic, err := m.guestNIC(id, index)
-		if err != nil {
-			m.log.Warn("network: no DHCP lease adopted", "server", id, "veth", a.Name, "err", err)
-			continue
-		}
-		nics[id] = append(nics[id], nic)
-	}
-	for id, guestNICs := range nics {
-		macs := make([]net.HardwareAddr, len(guestNICs))
-		for i, nic := range guestNICs {
-			macs[i], _ = net.ParseMAC(nic.MAC)
-		}
-		m.dhcp.register(id, guestNICs, macs)
-	}
-}
-
-// guestNIC reads NIC index back from guest id's namespace.
-func (m *Switch) guestNIC(id string, index int) (NIC, error) {
-	ns, err := netns.GetFromPath(m.netnsPath(id))
-	if err != nil {
-		return NIC{}, fmt.Errorf("open namespace: %w", err)
-	}
-	defer ns.Close()
-	inside, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return NIC{}, fmt.Errorf("netlink in namespace: %w", err)
-	}
-	defer inside.Close()
-	link, err := inside.LinkByName(fmt.Sprintf("eth%d", index))
-	if err != nil {
-		return NIC{}, err
-	}
-	nic := NIC{Index: index, MAC: link.Attrs().HardwareAddr.String(), Bridge: m.bridge, Hostname: link.Attrs().Alias}
-	addrs, err := inside.AddrList(link, netlink.FAMILY_V4)
-	if err != nil {
-		return NIC{}, fmt.Errorf("addresses of eth%d: %w", index, err)
-	}
-	if len(addrs) > 0 { // none: a NIC without address, which DHCP does not answer
-		ip, _ := netip.AddrFromSlice(addrs[0].IP.To4())
-		ones, _ := addrs[0].Mask.Size()
-		nic.Address = netip.PrefixFrom(ip, ones)
-	}
-	routes, err := inside.RouteList(link, netlink.FAMILY_V4)
-	if err != nil {
-		return NIC{}, fmt.Errorf("routes of eth%d: %w", index, err)
-	}
-	for _, r := range routes {
-		if r.Gw != nil && (r.Dst == nil || r.Dst.IP.IsUnspecified()) {
-			nic.Gateway, _ = netip.AddrFromSlice(r.Gw.To4())
-		}
-	}
-	return nic, nil
 }
 
 // startDHCP (re)starts the DHCP server on the public bridge. Without it
@@ -337,26 +258,37 @@ func (m *Switch) logIf(err error) {
 	}
 }
 
-func (m *Switch) netnsPath(id string) string { return filepath.Join(m.dir, id) }
-
-// Setup creates the guest's network namespace with one veth per NIC joined
-// to its bridge (a missing VLAN bridge is created) and configured inside:
-// ethINDEX with the NIC's MAC and address, the default route via the
-// gateway, lo up. NICs on the public bridge with an address get it (and
-// their Hostname) from DHCP too. It returns the namespace path for the OCI
-// spec. Calling it again for a set-up id returns the same path; on failure
-// whatever this call created is removed again.
-func (m *Switch) Setup(ctx context.Context, id string, nics []NIC) (_ string, err error) {
+// Attach wires guest id's NICs into the network namespace of its init, pid:
+// per NIC a veth whose guest end, ethINDEX with the NIC's MAC, is created
+// in that namespace and whose host end joins the NIC's bridge (a missing
+// VLAN bridge is created). Inside it configures the address and the default
+// route via the gateway (host root may: its user namespace is the
+// ancestor of the guest's) and brings lo up. NICs on the public bridge with
+// an address get it (and their Hostname) from DHCP too. Call it after the
+// runtime created the init and before it runs. A host end left by an earlier
+// incarnation of the guest (whose namespace is still going away) is
+// replaced; on failure whatever this call created is removed again.
+func (m *Switch) Attach(ctx context.Context, id string, pid uint32, nics []NIC) (err error) {
 	if err := checkID(id); err != nil {
-		return "", err
+		return err
 	}
 	macs, err := m.checkNICs(nics)
 	if err != nil {
-		return "", err
+		return err
 	}
+	ns, err := guestNamespace(pid)
+	if err != nil {
+		return fmt.Errorf("guest %s: %w", id, err)
+	}
+	defer ns.Close()
+	inside, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("guest %s: netlink in its namespace: %w", id, err)
+	}
+	defer inside.Close()
+
 	m.mu.Lock()
 	defer m.mu.Unlock()
-
 	var undo []func() error
 	defer func() {
 		if err != nil {
@@ -365,33 +297,12 @@ func (m *Switch) Setup(ctx context.Context, id string, nics []NIC) (_ string, er
 			}
 		}
 	}()
-	path := m.netnsPath(id)
-	if !isNetns(path) {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("stale namespace file: %w", err)
-		}
-		if err := createNetns(path); err != nil {
-			return "", err
-		}
-		undo = append(undo, func() error { return removeNetns(path) })
-	}
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		return "", fmt.Errorf("open namespace %s: %w", path, err)
-	}
-	defer ns.Close()
-	inside, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return "", fmt.Errorf("netlink in namespace %s: %w", path, err)
-	}
-	defer inside.Close()
-
 	for i, nic := range nics {
 		if err := ctx.Err(); err != nil {
-			return "", err
+			return err
 		}
-		if err := m.setupNIC(ctx, inside, ns, id, nic, macs[i], &undo); err != nil {
-			return "", fmt.Errorf("guest %s nic:%d: %w", id, nic.Index, err)
+		if err := m.attachNIC(ctx, inside, ns, id, nic, macs[i], &undo); err != nil {
+			return fmt.Errorf("guest %s nic:%d: %w", id, nic.Index, err)
 		}
 	}
 	lo, err := inside.LinkByName("lo")
@@ -399,10 +310,44 @@ func (m *Switch) Setup(ctx context.Context, id string, nics []NIC) (_ string, er
 		err = inside.LinkSetUp(lo)
 	}
 	if err != nil {
-		return "", fmt.Errorf("guest %s loopback: %w", id, err)
+		return fmt.Errorf("guest %s loopback: %w", id, err)
 	}
 	m.dhcp.register(id, nics, macs)
-	return path, nil
+	return nil
+}
+
+// guestNamespace opens the network namespace of process pid, refusing the
+// host's own: a guest that shares it would have its NICs made on the host.
+func guestNamespace(pid uint32) (netns.NsHandle, error) {
+	ns, err := netns.GetFromPid(int(pid))
+	if err != nil {
+		return ns, fmt.Errorf("%w: network namespace of process %d: %v", ErrNotFound, pid, err)
+	}
+	var guest, host unix.Stat_t
+	if err := unix.Fstat(int(ns), &guest); err != nil {
+		ns.Close()
+		return ns, fmt.Errorf("network namespace of process %d: %w", pid, err)
+	}
+	if unix.Stat("/proc/self/ns/net", &host) == nil && guest.Dev == host.Dev && guest.Ino == host.Ino {
+		ns.Close()
+		return ns, fmt.Errorf("%w: process %d has no network namespace of its own", ErrInvalid, pid)
+	}
+	return ns, nil
+}
+
+// Adopt registers the DHCP leases of a guest an earlier Hearth attached,
+// which kept running across the restart, from the NICs its backend
+// recorded.
+func (m *Switch) Adopt(id string, nics []NIC) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	macs, err := m.checkNICs(nics)
+	if err != nil {
+		return err
+	}
+	m.dhcp.register(id, nics, macs)
+	return nil
 }
 
 func (m *Switch) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
@@ -434,8 +379,8 @@ func (m *Switch) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
 	return macs, nil
 }
 
-// setupNIC makes (or completes) one veth pair, adding to undo what it creates.
-func (m *Switch) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns.NsHandle, id string, nic NIC, mac net.HardwareAddr, undo *[]func() error) error {
+// attachNIC makes one veth pair, adding to undo what it creates.
+func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns.NsHandle, id string, nic NIC, mac net.HardwareAddr, undo *[]func() error) error {
 	br, created, err := ensureBridge(ctx, nic.Bridge)
 	if err != nil {
 		return err
@@ -454,41 +399,43 @@ func (m *Switch) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns.
 		m.vlans[nic.Bridge] = true
 	}
 	name, owner, guestName := hostVeth(id, nic.Index), vethOwner(id, nic.Index), fmt.Sprintf("eth%d", nic.Index)
-	host, err := netlink.LinkByName(name)
+	old, err := netlink.LinkByName(name)
 	switch {
+	case err == nil && old.Attrs().Alias != owner:
+		return fmt.Errorf("%w: %s belongs to %q", ErrConflict, name, old.Attrs().Alias)
 	case err == nil:
-		if host.Attrs().Alias != owner {
-			return fmt.Errorf("%w: %s belongs to %q", ErrConflict, name, host.Attrs().Alias)
+		// The guest's earlier namespace is still being freed (the kernel
+		// does that after its last process is gone).
+		if err := netlink.LinkDel(old); err != nil && !errors.As(err, &netlink.LinkNotFoundError{}) {
+			return fmt.Errorf("delete a leftover %s: %w", name, err)
 		}
-	case errors.As(err, &netlink.LinkNotFoundError{}):
-		veth := &netlink.Veth{
-			LinkAttrs:        netlink.LinkAttrs{Name: name},
-			PeerName:         guestName,
-			PeerHardwareAddr: mac,
-			PeerNamespace:    netlink.NsFd(int(ns)),
-		}
-		if err := netlink.LinkAdd(veth); err != nil {
-			return fmt.Errorf("create veth %s: %w", name, err)
-		}
-		*undo = append(*undo, func() error { return netlink.LinkDel(veth) })
-		// The kernel ignores an alias given at creation.
-		if err := netlink.LinkSetAlias(veth, owner); err != nil {
-			return fmt.Errorf("alias of %s: %w", name, err)
-		}
-		// Before it is up, so that the host sends no IPv6 chatter to the guest.
-		if err := setSysctl("ipv6/conf/"+name+"/disable_ipv6", "1"); err != nil {
-			return err
-		}
-		if host, err = netlink.LinkByName(name); err != nil {
-			return fmt.Errorf("look up veth %s: %w", name, err)
-		}
-	default:
+	case !errors.As(err, &netlink.LinkNotFoundError{}):
 		return fmt.Errorf("look up veth %s: %w", name, err)
 	}
-	if host.Attrs().MasterIndex != br.Attrs().Index {
-		if err := netlink.LinkSetMaster(host, br); err != nil {
-			return fmt.Errorf("join %s to %s: %w", name, nic.Bridge, err)
-		}
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: name},
+		PeerName:         guestName,
+		PeerHardwareAddr: mac,
+		PeerNamespace:    netlink.NsFd(int(ns)),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s: %w", name, err)
+	}
+	*undo = append(*undo, func() error { return netlink.LinkDel(veth) })
+	// The kernel ignores an alias given at creation.
+	if err := netlink.LinkSetAlias(veth, owner); err != nil {
+		return fmt.Errorf("alias of %s: %w", name, err)
+	}
+	// Before it is up, so that the host sends no IPv6 chatter to the guest.
+	if err := setSysctl("ipv6/conf/"+name+"/disable_ipv6", "1"); err != nil {
+		return err
+	}
+	host, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("look up veth %s: %w", name, err)
+	}
+	if err := netlink.LinkSetMaster(host, br); err != nil {
+		return fmt.Errorf("join %s to %s: %w", name, nic.Bridge, err)
 	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("bring up %s: %w", name, err)
@@ -496,23 +443,11 @@ func (m *Switch) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns.
 
 	guest, err := inside.LinkByName(guestName)
 	if err != nil {
-		return fmt.Errorf("%w: %s has no %s in the guest's namespace: %v", ErrConflict, name, guestName, err)
-	}
-	if !bytes.Equal(guest.Attrs().HardwareAddr, mac) {
-		if err := inside.LinkSetHardwareAddr(guest, mac); err != nil {
-			return fmt.Errorf("MAC %s on %s: %w", mac, guestName, err)
-		}
+		return fmt.Errorf("%s in the guest's namespace: %w", guestName, err)
 	}
 	if nic.Address.IsValid() {
 		if err := inside.AddrReplace(guest, &netlink.Addr{IPNet: ipNet(nic.Address)}); err != nil {
 			return fmt.Errorf("address %s on %s: %w", nic.Address, guestName, err)
-		}
-	}
-	// The host name is kept on the guest's end too, where the next Hearth
-	// finds it to answer DHCP before the guest is set up again (adoptLeases).
-	if guest.Attrs().Alias != nic.Hostname {
-		if err := inside.LinkSetAlias(guest, nic.Hostname); err != nil {
-			return fmt.Errorf("alias of %s: %w", guestName, err)
 		}
 	}
 	if err := inside.LinkSetUp(guest); err != nil {
@@ -527,10 +462,11 @@ func (m *Switch) setupNIC(ctx context.Context, inside *netlink.Handle, ns netns.
 	return nil
 }
 
-// Teardown removes the guest's veths and namespace file, and a VLAN bridge
-// whose last port went with them. Idempotent; it works for guests set up by
-// an earlier Hearth process.
-func (m *Switch) Teardown(ctx context.Context, id string) error {
+// Detach drops the guest's DHCP leases and removes the host ends of its
+// veths that remain (the guest's namespace takes them along when it goes)
+// and a VLAN bridge whose last port went with them. Idempotent; it works
+// for guests attached by an earlier Hearth process.
+func (m *Switch) Detach(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
@@ -551,7 +487,7 @@ func (m *Switch) Teardown(ctx context.Context, id string) error {
 			continue
 		}
 		if !strings.HasPrefix(a.Alias, ownerPrefix(id)) {
-			m.log.Warn("network: teardown keeps a veth of another guest", "server", id, "veth", a.Name, "owner", a.Alias)
+			m.log.Warn("network: detach keeps a veth of another guest", "server", id, "veth", a.Name, "owner", a.Alias)
 			continue
 		}
 		bridges[a.MasterIndex] = true
@@ -559,7 +495,6 @@ func (m *Switch) Teardown(ctx context.Context, id string) error {
 			errs = append(errs, fmt.Errorf("delete veth %s: %w", a.Name, err))
 		}
 	}
-	errs = append(errs, removeNetns(m.netnsPath(id)))
 	for index := range bridges {
 		br, err := netlink.LinkByIndex(index)
 		if err != nil || !isVLANBridge(br.Attrs().Name) {

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,14 +21,14 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// testNet is one test's Switch with its own bridge, subnet and data dir.
+// testNet is one test's Switch with its own bridge and subnet.
 type testNet struct {
 	*Switch
 	t      testing.TB
-	data   string
 	subnet netip.Prefix
 	ids    []string
 	vlans  []string
+	guests []*exec.Cmd // stand-ins for guests' inits, each in a network namespace of its own
 }
 
 func needRoot(t testing.TB) {
@@ -42,21 +43,49 @@ func newTestNet(t testing.TB, opts ...Option) *testNet {
 	needRoot(t)
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + rand.IntN(100)), byte(rand.IntN(256)), 0}), 24)
 	gw := netip.PrefixFrom(subnet.Addr().Next(), 24)
-	tn := &testNet{t: t, data: t.TempDir(), subnet: subnet}
+	tn := &testNet{t: t, subnet: subnet}
 	opts = append([]Option{WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(t.Logf)}, opts...)
-	m, err := New(tn.data, opts...)
+	m, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tn.Switch = m
 	t.Cleanup(func() { // after a failed test too; a clean pass has done all this already
-		for _, id := range tn.ids {
-			m.Teardown(context.Background(), id)
+		for _, g := range tn.guests {
+			g.Process.Kill()
+			g.Wait()
 		}
-		m.Close()
+		for _, id := range tn.ids {
+			tn.Switch.Detach(context.Background(), id)
+		}
+		tn.Switch.Close()
 		tn.assertClean()
 	})
 	return tn
+}
+
+// newGuest starts a process in a new network namespace, as runc creates a
+// guest's init, and returns its pid and the namespace's path.
+func (tn *testNet) newGuest() (pid uint32, path string) {
+	tn.t.Helper()
+	cmd := exec.Command("/bin/busybox", "sleep", "3600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	if err := cmd.Start(); err != nil {
+		tn.t.Fatalf("guest stand-in: %v", err)
+	}
+	tn.guests = append(tn.guests, cmd)
+	return uint32(cmd.Process.Pid), fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
+}
+
+// stopGuest ends a stand-in started by newGuest, as a guest's init ends.
+func (tn *testNet) stopGuest(pid uint32) {
+	tn.t.Helper()
+	for _, g := range tn.guests {
+		if uint32(g.Process.Pid) == pid {
+			g.Process.Kill()
+			g.Wait()
+		}
+	}
 }
 
 // addr is host n of the test's subnet with its prefix length.
@@ -86,18 +115,20 @@ func (tn *testNet) public(host int) NIC {
 	return NIC{Index: 0, MAC: RandomMAC(), Address: tn.addr(host), Gateway: tn.gateway(), Bridge: tn.Bridge()}
 }
 
-func (tn *testNet) setup(id string, nics ...NIC) string {
+// attach starts a guest stand-in and attaches nics to it; it returns the
+// path of the guest's namespace.
+func (tn *testNet) attach(id string, nics ...NIC) string {
 	tn.t.Helper()
-	path, err := tn.Setup(context.Background(), id, nics)
-	if err != nil {
+	pid, path := tn.newGuest()
+	if err := tn.Attach(context.Background(), id, pid, nics); err != nil {
 		tn.t.Fatal(err)
 	}
 	return path
 }
 
-func (tn *testNet) teardown(id string) {
+func (tn *testNet) detach(id string) {
 	tn.t.Helper()
-	if err := tn.Teardown(context.Background(), id); err != nil {
+	if err := tn.Detach(context.Background(), id); err != nil {
 		tn.t.Fatal(err)
 	}
 }
@@ -129,15 +160,6 @@ func (tn *testNet) assertClean() {
 			if name == n {
 				t.Errorf("bridge %s left behind", name)
 			}
-		}
-	}
-	mounts, err := os.ReadFile("/proc/mounts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(mounts), "\n") {
-		if strings.Contains(line, tn.data) {
-			t.Errorf("mount left behind: %s", line)
 		}
 	}
 	rules, err := exec.Command("iptables-save").Output()
@@ -241,10 +263,7 @@ func TestPublicBridgeGuestReachesGatewayAndCountsTraffic(t *testing.T) {
 	tn := newTestNet(t)
 	id := tn.newID()
 	nic := tn.public(10)
-	path := tn.setup(id, nic)
-	if want := tn.data + "/run/netns/" + id; path != want {
-		t.Errorf("namespace path %s, want %s", path, want)
-	}
+	path := tn.attach(id, nic)
 
 	out, err := inNetns(path, "ip", "-o", "addr", "show", "dev", "eth0")
 	if err != nil || !strings.Contains(out, nic.Address.String()) {
@@ -283,9 +302,9 @@ func TestPublicBridgeGuestReachesGatewayAndCountsTraffic(t *testing.T) {
 		t.Errorf("counters of a missing NIC: %v, want ErrNotFound", err)
 	}
 
-	tn.teardown(id)
+	tn.detach(id)
 	if _, err := tn.Counters(id, 0); !errors.Is(err, ErrNotFound) {
-		t.Errorf("counters after teardown: %v, want ErrNotFound", err)
+		t.Errorf("counters after detach: %v, want ErrNotFound", err)
 	}
 	tn.close()
 	tn.assertClean()
@@ -299,12 +318,12 @@ func TestVLANGuestsReachEachOtherAndNoOneElse(t *testing.T) {
 	// All VLAN addresses share one subnet: only the bridges keep them apart.
 	vlanAddr := func(n int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 77, byte(n)}), 24) }
 	red1, red2, blue1, spy, pub := tn.newID(), tn.newID(), tn.newID(), tn.newID(), tn.newID()
-	pRed1 := tn.setup(red1, tn.public(11), NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(1), Bridge: red})
-	pRed2 := tn.setup(red2, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(2), Bridge: red})
-	pBlue1 := tn.setup(blue1, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(3), Bridge: blue})
-	pPub := tn.setup(pub, tn.public(12))
+	pRed1 := tn.attach(red1, tn.public(11), NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(1), Bridge: red})
+	pRed2 := tn.attach(red2, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(2), Bridge: red})
+	pBlue1 := tn.attach(blue1, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(3), Bridge: blue})
+	pPub := tn.attach(pub, tn.public(12))
 	// A VLAN guest that tries to use the host as its router.
-	pSpy := tn.setup(spy, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(50), Gateway: vlanAddr(254).Addr(), Bridge: blue})
+	pSpy := tn.attach(spy, NIC{Index: 1, MAC: RandomMAC(), Address: vlanAddr(50), Gateway: vlanAddr(254).Addr(), Bridge: blue})
 	blueBridge, err := netlink.LinkByName(blue)
 	if err != nil {
 		t.Fatal(err)
@@ -336,43 +355,45 @@ func TestVLANGuestsReachEachOtherAndNoOneElse(t *testing.T) {
 		}
 	}
 	// The red bridge stays while red2 still uses it, and goes with its last port.
-	tn.teardown(red1)
+	tn.detach(red1)
 	if _, err := netlink.LinkByName(red); err != nil {
 		t.Errorf("VLAN bridge %s gone while a guest uses it: %v", red, err)
 	}
-	tn.teardown(red2)
+	tn.detach(red2)
 	if _, err := netlink.LinkByName(red); err == nil {
 		t.Errorf("VLAN bridge %s kept after its last guest went", red)
 	}
 	for _, id := range []string{blue1, spy, pub} {
-		tn.teardown(id)
+		tn.detach(id)
 	}
 	tn.close()
 	tn.assertClean()
 }
 
-func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
+func TestAttachAgainAndAfterRestart(t *testing.T) {
 	t.Parallel()
 	tn := newTestNet(t)
 	vlan := tn.newVLAN()
 	id := tn.newID()
 	nics := []NIC{tn.public(20), {Index: 1, MAC: RandomMAC(), Address: tn.addr(21), Bridge: vlan, Hostname: "guest20"}}
 	nics[0].Hostname = "guest20"
-	first := tn.setup(id, nics...)
-	again := tn.setup(id, nics...)
-	if first != again {
-		t.Errorf("second Setup returned %s, want %s", again, first)
+	pid, path := tn.newGuest()
+	for range 2 { // the second replaces what the first made
+		if err := tn.Attach(context.Background(), id, pid, nics); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n := strings.Count(mustRead(t, "/proc/mounts"), first); n != 1 {
-		t.Errorf("namespace %s mounted %d times, want once", first, n)
+	if out, err := inNetns(path, "ip", "-o", "link", "show"); err != nil || strings.Count(out, "eth0") != 1 || strings.Count(out, "eth1") != 1 {
+		t.Errorf("links in the guest after a second Attach: %v\n%s", err, out)
 	}
 
-	// Hearth restarts: Close keeps what a running guest uses, a new Switch adopts it.
+	// Hearth restarts: Close keeps what a running guest uses, a new Switch
+	// answers DHCP for the guest once its backend has it adopted.
 	tn.close()
 	if _, err := netlink.LinkByName(tn.Bridge()); err != nil {
 		t.Fatalf("Close removed the public bridge of a running guest: %v", err)
 	}
-	m2, err := New(tn.data, WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(t.Logf))
+	m2, err := New(WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(t.Logf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,25 +408,70 @@ func TestSetupIsIdempotentAndSurvivesRestart(t *testing.T) {
 	if _, err := tn.Counters(id, 1); err != nil {
 		t.Errorf("counters after restart: %v", err)
 	}
-	// The running guest's DHCP lease is adopted before any Setup.
+	if resp := tn.dhcp.reply(discover(t, nics[0].MAC)); resp != nil {
+		t.Errorf("DHCP answered a guest nobody adopted: %v", resp)
+	}
+	if err := tn.Adopt(id, nics); err != nil {
+		t.Fatal(err)
+	}
 	offer := tn.dhcp.reply(discover(t, nics[0].MAC))
 	if offer == nil || offer.YourIPAddr.String() != nics[0].Address.Addr().String() ||
 		fmt.Sprint(offer.Router()) != fmt.Sprintf("[%s]", tn.gateway()) || offer.HostName() != "guest20" {
-		t.Errorf("DHCP offer after restart: %v, want %s via %s named guest20", offer, nics[0].Address, tn.gateway())
+		t.Errorf("DHCP offer after Adopt: %v, want %s via %s named guest20", offer, nics[0].Address, tn.gateway())
 	}
 	if resp := tn.dhcp.reply(discover(t, nics[1].MAC)); resp != nil {
 		t.Errorf("DHCP answered the VLAN NIC after restart: %v", resp)
 	}
-	if p := tn.setup(id, nics...); p != first {
-		t.Errorf("Setup after restart returned %s, want %s", p, first)
+	tn.detach(id)
+	tn.detach(id)
+	if resp := tn.dhcp.reply(discover(t, nics[0].MAC)); resp != nil {
+		t.Errorf("DHCP answered a detached guest: %v", resp)
 	}
-	tn.teardown(id)
-	tn.teardown(id)
 	tn.close()
 	tn.assertClean()
 }
 
-func TestSetupFailureRemovesWhatItCreated(t *testing.T) {
+// TestGuestEndTakesItsNICsAlong: the host ends go with the guest's namespace;
+// Detach then has only the VLAN bridge and the DHCP lease to remove.
+func TestGuestEndTakesItsNICsAlong(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t)
+	id := tn.newID()
+	nics := []NIC{tn.public(25), {Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()}}
+	pid, _ := tn.newGuest()
+	if err := tn.Attach(context.Background(), id, pid, nics); err != nil {
+		t.Fatal(err)
+	}
+	tn.stopGuest(pid)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := netlink.LinkByName(hostVeth(id, 0)); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the host end of nic:0 outlived the guest's namespace")
+		}
+	}
+	tn.detach(id)
+	tn.close()
+	tn.assertClean()
+}
+
+func TestAttachRefusesTheHostsNamespace(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t)
+	id := tn.newID()
+	err := tn.Attach(context.Background(), id, uint32(os.Getpid()), []NIC{tn.public(26)})
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("Attach into the host's namespace: %v, want ErrInvalid", err)
+	}
+	if err := tn.Attach(context.Background(), id, 1<<30, []NIC{tn.public(26)}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Attach to no process: %v, want ErrNotFound", err)
+	}
+	tn.close()
+	tn.assertClean()
+}
+
+func TestAttachFailureRemovesWhatItCreated(t *testing.T) {
 	t.Parallel()
 	tn := newTestNet(t)
 	vlan := tn.newVLAN()
@@ -418,16 +484,17 @@ func TestSetupFailureRemovesWhatItCreated(t *testing.T) {
 	defer netlink.LinkDel(veth)
 
 	id := tn.newID()
-	_, err := tn.Setup(context.Background(), id, []NIC{
+	pid, path := tn.newGuest()
+	err := tn.Attach(context.Background(), id, pid, []NIC{
 		tn.public(30),
 		{Index: 1, MAC: RandomMAC(), Bridge: vlan},
 		{Index: 2, MAC: RandomMAC(), Bridge: blocker},
 	})
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "not a bridge") {
-		t.Fatalf("Setup with a non-bridge: %v, want ErrConflict naming it", err)
+		t.Fatalf("Attach with a non-bridge: %v, want ErrConflict naming it", err)
 	}
-	if _, err := os.Stat(tn.data + "/run/netns/" + id); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("namespace file after failed Setup: %v", err)
+	if out, err := inNetns(path, "ip", "-o", "link", "show"); err != nil || strings.Contains(out, "eth") {
+		t.Errorf("links in the guest after a failed Attach: %v\n%s", err, out)
 	}
 	netlink.LinkDel(veth)
 	tn.vlans = tn.vlans[:1] // the blocker is gone; assertClean checks the rest
@@ -435,7 +502,7 @@ func TestSetupFailureRemovesWhatItCreated(t *testing.T) {
 	tn.assertClean()
 }
 
-func TestSetupRefusesAnotherGuestsDevice(t *testing.T) {
+func TestAttachRefusesAnotherGuestsDevice(t *testing.T) {
 	t.Parallel()
 	tn := newTestNet(t)
 	id := tn.newID()
@@ -448,15 +515,16 @@ func TestSetupRefusesAnotherGuestsDevice(t *testing.T) {
 	if err := netlink.LinkSetAlias(squatter, "hearth:other:0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tn.Setup(context.Background(), id, []NIC{tn.public(40)}); !errors.Is(err, ErrConflict) {
-		t.Errorf("Setup over another guest's veth: %v, want ErrConflict", err)
+	pid, _ := tn.newGuest()
+	if err := tn.Attach(context.Background(), id, pid, []NIC{tn.public(40)}); !errors.Is(err, ErrConflict) {
+		t.Errorf("Attach over another guest's veth: %v, want ErrConflict", err)
 	}
 	if _, err := tn.Counters(id, 0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Counters of another guest's veth: %v, want ErrNotFound", err)
 	}
-	tn.teardown(id) // must leave the squatter alone
+	tn.detach(id) // must leave the squatter alone
 	if _, err := netlink.LinkByName(squatter.Name); err != nil {
-		t.Errorf("Teardown removed a device of another guest: %v", err)
+		t.Errorf("Detach removed a device of another guest: %v", err)
 	}
 	netlink.LinkDel(squatter)
 	tn.close()
@@ -475,7 +543,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 	}
 	// A restart with another subnet replaces the rules and the bridge's address.
 	moved := netip.MustParsePrefix("10.99." + fmt.Sprint(rand.IntN(256)) + ".1/24")
-	crashed, err := New(tn.data, WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true))
+	crashed, err := New(WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +558,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 		t.Errorf("bridge addresses after the move: %v %v, want only %s", addrs, err, moved)
 	}
 	// A restart with NAT off removes what the earlier runs installed.
-	off, err := New(tn.data, WithBridge(tn.Bridge()), WithGateway(moved))
+	off, err := New(WithBridge(tn.Bridge()), WithGateway(moved))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,10 +596,10 @@ func mustOutput(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// BenchmarkSetupTeardown measures what a guest's start and stop spend on
+// BenchmarkAttachDetach measures what a guest's start and stop spend on
 // the network: one public NIC, plus one on a VLAN of its own when vlan is
 // set (the bridge and its iptables rules then come and go with it).
-func BenchmarkSetupTeardown(b *testing.B) {
+func BenchmarkAttachDetach(b *testing.B) {
 	for _, vlan := range []bool{false, true} {
 		b.Run(fmt.Sprintf("vlan=%v", vlan), func(b *testing.B) {
 			tn := newTestNet(b)
@@ -541,8 +609,8 @@ func BenchmarkSetupTeardown(b *testing.B) {
 				if vlan {
 					nics = append(nics, NIC{Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()})
 				}
-				tn.setup(id, nics...)
-				tn.teardown(id)
+				tn.attach(id, nics...)
+				tn.detach(id)
 			}
 		})
 	}
@@ -551,13 +619,13 @@ func BenchmarkSetupTeardown(b *testing.B) {
 func BenchmarkCounters(b *testing.B) {
 	tn := newTestNet(b)
 	id := tn.newID()
-	tn.setup(id, tn.public(10))
+	tn.attach(id, tn.public(10))
 	for b.Loop() {
 		if _, err := tn.Counters(id, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
-	tn.teardown(id)
+	tn.detach(id)
 }
 
 func TestConcurrentGuestsOnOneVLAN(t *testing.T) {
@@ -568,12 +636,15 @@ func TestConcurrentGuestsOnOneVLAN(t *testing.T) {
 	for i := range ids {
 		ids[i] = tn.newID()
 	}
+	pids := make([]uint32, len(ids))
+	for i := range pids {
+		pids[i], _ = tn.newGuest()
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*len(ids))
 	for i, id := range ids {
 		wg.Go(func() {
-			_, err := tn.Setup(context.Background(), id, []NIC{tn.public(100 + i), {Index: 1, MAC: RandomMAC(), Bridge: vlan}})
-			errs <- err
+			errs <- tn.Attach(context.Background(), id, pids[i], []NIC{tn.public(100 + i), {Index: 1, MAC: RandomMAC(), Bridge: vlan}})
 		})
 	}
 	wg.Wait()
@@ -595,7 +666,7 @@ func TestConcurrentGuestsOnOneVLAN(t *testing.T) {
 		t.Errorf("VLAN bridge has %d ports, want %d", ports, len(ids))
 	}
 	for _, id := range ids {
-		wg.Go(func() { errs <- tn.Teardown(context.Background(), id) })
+		wg.Go(func() { errs <- tn.Detach(context.Background(), id) })
 	}
 	wg.Wait()
 	close(errs)
@@ -608,19 +679,15 @@ func TestConcurrentGuestsOnOneVLAN(t *testing.T) {
 	tn.assertClean()
 }
 
-func TestTeardownWhileTheGuestStillRuns(t *testing.T) {
+func TestDetachWhileTheGuestStillRuns(t *testing.T) {
 	t.Parallel()
 	tn := newTestNet(t)
 	id := tn.newID()
-	path := tn.setup(id, tn.public(10), NIC{Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()})
-	// A process inside keeps the namespace alive, as a guest whose task is not yet deleted does.
-	guest := exec.Command("nsenter", "--net="+path, "/bin/busybox", "sleep", "60")
-	if err := guest.Start(); err != nil {
-		t.Fatal(err)
+	path := tn.attach(id, tn.public(10), NIC{Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()})
+	tn.detach(id)
+	if out, err := inNetns(path, "ip", "-o", "link", "show"); err != nil || strings.Contains(out, "eth") {
+		t.Errorf("links in the guest after Detach: %v\n%s", err, out)
 	}
-	defer guest.Wait()
-	defer guest.Process.Kill()
-	tn.teardown(id)
 	tn.close()
-	tn.assertClean() // veths, bridges, mount and rules are gone though the namespace lives on
+	tn.assertClean() // veths, bridges and rules are gone though the guest lives on
 }

@@ -2,7 +2,8 @@
 // in-memory hypervisor that implements vmm.Backend without root, containerd
 // or any guest process; Servers, servers in a store for Manager tests; and
 // Logger, a *slog.Logger writing to the test log. Tests drive guests' lives
-// by hand (Exit, Adopt) and inject failures (StartErr, SetCPUErr).
+// by hand (Exit, Adopt), have guests' inits react to signals (PowerOff,
+// OnSignal) and inject failures (StartErr, SetCPUErr).
 package vmmtest
 
 import (
@@ -16,8 +17,9 @@ import (
 )
 
 // Backend is a fake hypervisor. Its guests do nothing but change state: a
-// signal other than SIGKILL is only recorded (the test decides, with Exit,
-// whether the guest powers off), SIGKILL ends the guest at once.
+// signal other than SIGKILL is recorded and handed to OnSignal (without it,
+// the test decides with Exit whether the guest powers off), SIGKILL ends the
+// guest at once with status 137.
 type Backend struct {
 	mu      sync.Mutex
 	guests  map[string]*fakeGuest
@@ -31,6 +33,13 @@ type Backend struct {
 	StartErr func(spec guest.Spec) error
 	// SetCPUErr, when set, is SetCPU's error for a running guest.
 	SetCPUErr error
+	// PowerOff is the signal every guest Start makes is found to power
+	// off on (its Status.PowerOff); 0 = the backend cannot tell.
+	PowerOff syscall.Signal
+	// OnSignal, when set, is how a guest's init acts on a signal other
+	// than SIGKILL: when exits is true, the guest ends with status (e.g.
+	// 130 for a power-off, 129 for a reboot, as containerd reports them).
+	OnSignal func(id string, sig syscall.Signal) (status uint32, exits bool)
 	// FixedCounters and FixedUsage, when set, are what every running guest
 	// reports.
 	FixedCounters *guest.Counters
@@ -85,7 +94,7 @@ func (b *Backend) Start(ctx context.Context, spec guest.Spec) error {
 	}
 	spec.SMP = max(spec.SMP, 1)
 	b.guests[spec.ID] = &fakeGuest{
-		status:  guest.Status{Spec: spec, State: guest.Running, Started: b.tick()},
+		status:  guest.Status{Spec: spec, State: guest.Running, Started: b.tick(), PowerOff: b.PowerOff},
 		console: guest.NewConsole(),
 	}
 	return nil
@@ -115,7 +124,8 @@ func (b *Backend) running(id string) (*fakeGuest, error) {
 	return g, nil
 }
 
-// Signal records sig; SIGKILL ends the guest (status 137).
+// Signal records sig; SIGKILL ends the guest (status 137), any other
+// signal ends it when OnSignal says so.
 func (b *Backend) Signal(ctx context.Context, id string, sig syscall.Signal) error {
 	b.mu.Lock()
 	if _, err := b.running(id); err != nil {
@@ -123,9 +133,15 @@ func (b *Backend) Signal(ctx context.Context, id string, sig syscall.Signal) err
 		return err
 	}
 	b.signals = append(b.signals, Signal{id, sig})
+	onSignal := b.OnSignal
 	b.mu.Unlock()
-	if sig == syscall.SIGKILL {
+	switch {
+	case sig == syscall.SIGKILL:
 		b.Exit(id, 137)
+	case onSignal != nil:
+		if status, exits := onSignal(id, sig); exits {
+			b.Exit(id, status)
+		}
 	}
 	return nil
 }

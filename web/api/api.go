@@ -52,9 +52,10 @@ type Guests interface {
 	Destroy(ctx context.Context, server string) error
 }
 
-// ConsoleLog gives what a running guest printed on its console.
+// ConsoleLog gives what a server's guest printed on its console.
 type ConsoleLog interface {
-	// ConsoleOutput returns the last 64 KiB of the server's console output.
+	// ConsoleOutput returns the last 64 KiB of the server's console output:
+	// of its running guest, or of the last one after it ended (why it died).
 	ConsoleOutput(ctx context.Context, server string) ([]byte, error)
 }
 

@@ -24,6 +24,15 @@ var (
 	checkVNC      = either("auto", checkIP)
 )
 
+// checkSignal stores a shutdown:signal as Hearth names it (SIGRTMIN+4).
+func checkSignal(v string) (string, error) {
+	sig, err := ehkeys.ShutdownSignal(v)
+	if err != nil {
+		return "", err
+	}
+	return ehkeys.SignalName(sig), nil
+}
+
 func checkBoot(v string) (string, error) {
 	fields := strings.Fields(v)
 	for i, f := range fields {
@@ -65,6 +74,8 @@ func serverRule(key string) (rule, error) {
 		return rule{check: checkVNC, canonical: "vnc"}, nil
 	case "vnc:tls":
 		return rule{check: oneOf("on", "off")}, nil
+	case "shutdown:signal":
+		return rule{check: checkSignal}, nil
 	case "avoid:drives", "avoid:servers":
 		return rule{check: words(checkUUID)}, nil
 	case "parent":
