@@ -1,0 +1,107 @@
+package containerd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"hearth/vmm/guest"
+)
+
+// initUID is the host uid the guest's init runs as (/proc/PID/status).
+func initUID(t *testing.T, h *Host, id string) uint32 {
+	t.Helper()
+	g, err := h.lookup(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.task.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^Uid:\s+(\d+)`).FindSubmatch(status)
+	if m == nil {
+		t.Fatalf("no Uid in %s", status)
+	}
+	uid, _ := strconv.ParseUint(string(m[1]), 10, 32)
+	return uint32(uid)
+}
+
+// TestUnprivilegedGuests: each server's guest root is its own unprivileged
+// host id (from the server's id slot), two servers' ranges are disjoint, a
+// file guest root creates is owned by uid 0 on the drive itself (idmapped,
+// never chowned), and nothing of the guests is left after they stop.
+func TestUnprivilegedGuests(t *testing.T) {
+	f := newManagerFixture(t)
+	ctx := context.Background()
+	drives := [2]string{f.drive(false, nil), f.drive(false, nil)}
+	var ids [2]string
+	var maps [2]guest.IDMap
+	for i := range ids {
+		ids[i] = f.Server(map[string]string{"ide:0:0": drives[i]})
+		if err := f.m.Start(ctx, ids[i]); err != nil {
+			t.Fatal(err)
+		}
+		st, err := f.host.Status(ctx, ids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps[i] = st.Spec.IDMap
+		if maps[i].HostID < DefaultIDBase || maps[i].Size != guest.IDRange {
+			t.Errorf("guest %d maps to %+v, want %d ids from %d on", i, maps[i], guest.IDRange, DefaultIDBase)
+		}
+		if uid := initUID(t, f.host, ids[i]); uid != maps[i].HostID {
+			t.Errorf("guest %d: init runs as host uid %d, want %d", i, uid, maps[i].HostID)
+		}
+	}
+	if a, b := maps[0], maps[1]; a.HostID < b.HostID+b.Size && b.HostID < a.HostID+a.Size {
+		t.Errorf("ranges overlap: %+v %+v", a, b)
+	}
+
+	c, _ := f.host.Console(ids[0])
+	c.Write([]byte("touch /made-by-root && sync && echo made-$((40+2))\n"))
+	waitConsole(t, c, "made-42")
+	for _, id := range ids {
+		if err := f.m.Stop(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command("debugfs", "-R", "stat /made-by-root", f.Store.DrivePath(drives[0])).CombinedOutput()
+	if err != nil {
+		t.Fatalf("debugfs: %v: %s", err, out)
+	}
+	if !regexp.MustCompile(`User:\s+0\s+Group:\s+0\b`).Match(out) {
+		t.Errorf("the file guest root made is not uid 0 on the drive:\n%s", out)
+	}
+
+	// Nothing of the stopped guests is left: mounts, loop devices, cgroups.
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), f.host.runDir) {
+		t.Errorf("mounts left under DATA/run:\n%s", mounts)
+	}
+	for _, id := range ids {
+		for _, dir := range []string{"systemd", "unified", "memory"} {
+			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", dir, f.host.namespace, id)); err == nil {
+				t.Errorf("cgroup of %s left in %s", id, dir)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(f.host.runDir, id)); err == nil {
+			t.Errorf("DATA/run/%s left", id)
+		}
+	}
+	for _, d := range drives {
+		path, _ := filepath.EvalSymlinks(f.Store.DrivePath(d))
+		files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+		for _, b := range files {
+			if data, _ := os.ReadFile(b); strings.TrimSpace(string(data)) == path {
+				t.Errorf("loop device %s still holds drive %s", b, d)
+			}
+		}
+	}
+}
