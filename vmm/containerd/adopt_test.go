@@ -47,7 +47,7 @@ func TestHelperHost(t *testing.T) {
 
 func TestReadoptAfterKill(t *testing.T) {
 	needContainerd(t)
-	data, ns := dataDir(t), testNamespace(t)
+	data, ns := vmmtest.DataDir(t), testNamespace(t)
 	// A writable drive boots one guest at a time (its root is grown and
 	// mounted by the host): one image each.
 	running, ended := guestID(t, 0), guestID(t, 1)

@@ -41,24 +41,13 @@ func needContainerd(t testing.TB) {
 	}
 }
 
-// dataDir is a new data directory. runc mounts a guest's root below it from
-// inside the guest's user namespace, so every directory above it must be
-// searchable (the test's own temporary parent is 0700).
-func dataDir(t testing.TB) string {
-	data := t.TempDir()
-	if err := os.Chmod(filepath.Dir(data), 0o711); err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
 // openTestHost opens a Host with a private containerd in a new data directory
 // and, at cleanup, deletes its guests, closes it and asserts nothing of it
 // is left on the host.
 func openTestHost(t testing.TB, opts ...Option) (*Host, string) {
 	t.Helper()
 	needContainerd(t)
-	data := dataDir(t)
+	data := vmmtest.DataDir(t)
 	ns := testNamespace(t)
 	h, err := Open(context.Background(), data, append([]Option{WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(vmmtest.Logger(t))}, opts...)...)
 	if err != nil {
