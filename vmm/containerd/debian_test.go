@@ -1,0 +1,46 @@
+package containerd
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"hearth/storage/rootfs"
+	"hearth/vmm/guest"
+)
+
+// debianTarball is the Debian 12 root filesystem `./task guest-image`
+// builds (debootstrap: systemd, ifupdown, login; root password root).
+const debianTarball = "../../test-artifacts/guests/debian12.tar"
+
+// TestDebianLogin boots a stock Debian 12 (systemd) as an unprivileged
+// guest to the login prompt on its console.
+func TestDebianLogin(t *testing.T) {
+	if _, err := os.Stat(debianTarball); err != nil {
+		t.Skipf("no Debian image (./task guest-image): %v", err)
+	}
+	h, _ := openTestHost(t)
+	ctx := context.Background()
+	img := filepath.Join(t.TempDir(), "debian.img")
+	if _, err := rootfs.Import(ctx, debianTarball, img, rootfs.WithSize(1<<30)); err != nil {
+		t.Fatal(err)
+	}
+	id := guestID(t, 0)
+	if err := h.Start(ctx, guest.Spec{ID: id, Hostname: "deb", IDSlot: 7, Boot: guest.Disk{Image: img}}); err != nil {
+		t.Fatal(err)
+	}
+	if uid := initUID(t, h, id); uid != DefaultIDBase+7*guest.IDRange {
+		t.Errorf("systemd runs as host uid %d", uid)
+	}
+	c, _ := h.Console(id)
+	// systemd's boot on a loaded 2-core machine takes seconds, not minutes.
+	for deadline := time.Now().Add(2 * time.Minute); !bytes.Contains(c.Backlog(), []byte("login:")); time.Sleep(100 * time.Millisecond) {
+		if st, _ := h.Status(ctx, id); st.State != guest.Running || time.Now().After(deadline) {
+			t.Fatalf("no login prompt (guest %s); the console shows:\n%s", st.State, c.Backlog())
+		}
+	}
+	t.Logf("console:\n%s", c.Backlog())
+}
