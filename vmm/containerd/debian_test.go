@@ -5,6 +5,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,5 +44,17 @@ func TestDebianLogin(t *testing.T) {
 			t.Fatalf("no login prompt (guest %s); the console shows:\n%s", st.State, c.Backlog())
 		}
 	}
-	t.Logf("console:\n%s", c.Backlog())
+	// root logs in; the guest sees its own ids as 0… and systemd settles.
+	c.Write([]byte("root\n"))
+	waitConsole(t, c, "Password:")
+	c.Write([]byte("hearth\n"))
+	waitConsole(t, c, "root@deb:~#") // login flushes what was typed before
+	c.Write([]byte("echo in-$((6*7)); cat /proc/self/uid_map; systemctl is-system-running --wait; systemctl --failed --no-legend; echo done-$((6*7))\n"))
+	waitConsole(t, c, "done-42")
+	out := c.Backlog()
+	out = out[bytes.LastIndex(out, []byte("in-42")):]
+	if f := strings.Fields(string(out[:bytes.Index(out, []byte("done-42"))])); len(f) < 4 || f[1] != "0" || f[2] != strconv.Itoa(DefaultIDBase+7*guest.IDRange) || f[3] != "65536" {
+		t.Errorf("uid_map in the guest: %q", f)
+	}
+	t.Logf("after login:\n%s", out)
 }
