@@ -11,7 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
 )
 
 // initUID is the host uid the guest's init runs as (/proc/PID/status).
@@ -104,4 +107,36 @@ func TestUnprivilegedGuests(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSweepLeftoverRoot: a root a killed Hearth left mounted in DATA/run is
+// unmounted by the next one, and the drive's files are not touched (the
+// run directory is removed only once nothing is mounted in it).
+func TestSweepLeftoverRoot(t *testing.T) {
+	needContainerd(t)
+	data, ns := vmmtest.DataDir(t), testNamespace(t)
+	drive := t.TempDir() // stands for the guest's mounted drive
+	if err := os.WriteFile(filepath.Join(drive, "precious"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(data, "run", "gone-1", rootDirName)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(drive, root, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	h, err := Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(vmmtest.Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if isMountPoint(root) {
+		t.Error("the leftover root is still mounted")
+	}
+	if _, err := os.Stat(filepath.Join(drive, "precious")); err != nil {
+		t.Errorf("the drive's file went with the sweep: %v", err)
+	}
+	assertNoLeaks(t, data, ns, nil)
 }
