@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"hearth/internal/testguest"
 	"hearth/vmm/guest"
 	"hearth/vmm/vmmtest"
 )
@@ -139,4 +140,43 @@ func TestSweepLeftoverRoot(t *testing.T) {
 		t.Errorf("the drive's file went with the sweep: %v", err)
 	}
 	assertNoLeaks(t, data, ns, nil)
+}
+
+// TestPartitionedBootDrive: a GPT disk whose root partition holds a
+// filesystem smaller than the partition (a cloud image written to a larger
+// drive) boots, and its filesystem has grown to the partition first.
+func TestPartitionedBootDrive(t *testing.T) {
+	h, _ := openTestHost(t)
+	fs := testguest.Image(t, 32<<20)
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(disk, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 96<<20); err != nil {
+		t.Fatal(err)
+	}
+	// One Linux partition from 1 MiB to the end (GPT Linux filesystem type).
+	sfdisk := exec.Command("sfdisk", "-q", "--label", "gpt", disk)
+	sfdisk.Stdin = strings.NewReader("start=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n")
+	if out, err := sfdisk.CombinedOutput(); err != nil {
+		t.Skipf("sfdisk: %v: %s", err, out)
+	}
+	if out, err := exec.Command("dd", "if="+fs, "of="+disk, "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none").CombinedOutput(); err != nil {
+		t.Fatalf("dd: %v: %s", err, out)
+	}
+	id := guestID(t, 0)
+	if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: disk}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.Console(id)
+	// df's size column of / in 1K blocks: more than the 32 MiB it was made with.
+	c.Write([]byte("df -k / | tail -1 | (read a size b; echo size-$size-kb$((1+1)))\n"))
+	waitConsole(t, c, "-kb2")
+	m := regexp.MustCompile(`size-(\d+)-kb2`).FindSubmatch(c.Backlog())
+	if m == nil {
+		t.Fatalf("no size on the console:\n%s", c.Backlog())
+	}
+	if kib, _ := strconv.Atoi(string(m[1])); kib < 64<<10 {
+		t.Errorf("root filesystem of %d KiB: not grown to its 95 MiB partition", kib)
+	}
 }
