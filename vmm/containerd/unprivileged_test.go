@@ -180,3 +180,36 @@ func TestPartitionedBootDrive(t *testing.T) {
 		t.Errorf("root filesystem of %d KiB: not grown to its 95 MiB partition", kib)
 	}
 }
+
+// TestGuestDrives: further drives are block devices guest root owns and
+// opens (writable ones read-write, read-only ones for reading only).
+func TestGuestDrives(t *testing.T) {
+	h, _ := openTestHost(t)
+	blank := func() string {
+		p := filepath.Join(t.TempDir(), "disk.img")
+		if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	id := guestID(t, 0)
+	spec := guest.Spec{ID: id, Boot: guest.Disk{Image: testguest.Image(t, 32<<20)},
+		Disks: []guest.Disk{{Device: "sdb", Image: blank()}, {Device: "sdc", Image: blank(), ReadOnly: true}}}
+	if err := h.Start(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.Console(id)
+	c.Write([]byte("ls -ln /dev/sdb /dev/sdc; echo hello | dd of=/dev/sdb 2>/dev/null && echo wrote-$((1+1)); " +
+		"echo x | dd of=/dev/sdc 2>/dev/null || echo refused-$((2+1)); head -c 512 /dev/sdc | wc -c | sed s/^/read-/; " +
+		"echo done-$((3+1))\n"))
+	waitConsole(t, c, "done-4")
+	out := string(c.Backlog())
+	for _, want := range []string{"wrote-2", "refused-3", "read-512"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`brw-rw----\s+1 0\s+0\s.*/dev/sdb`).MatchString(out) || !regexp.MustCompile(`br--r-----\s+1 0\s+0\s.*/dev/sdc`).MatchString(out) {
+		t.Errorf("drive nodes not guest root's with modes 0660 and 0440:\n%s", out)
+	}
+}
