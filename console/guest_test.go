@@ -18,6 +18,7 @@ import (
 	"hearth/internal/testguest"
 	"hearth/vmm/containerd"
 	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
 )
 
 // TestGuestConsole: a real guest (busybox under runc, through containerd)
@@ -36,7 +37,7 @@ func TestGuestConsole(t *testing.T) {
 	rand.Read(suffix)
 	ns := "hearth-test-console-" + hex.EncodeToString(suffix)
 	ctx := context.Background()
-	data := t.TempDir()
+	data := vmmtest.DataDir(t)
 	h, err := containerd.Open(ctx, data, containerd.WithNamespace(ns), containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"hearth/internal/logtest"
 	"hearth/internal/testguest"
 	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
 )
 
 // testNamespace is a containerd namespace (and cgroup parent) no other test uses.
@@ -47,7 +48,7 @@ func needContainerd(t testing.TB) {
 func openTestHost(t testing.TB, opts ...Option) (*Host, string) {
 	t.Helper()
 	needContainerd(t)
-	data := t.TempDir()
+	data := vmmtest.DataDir(t)
 	ns := testNamespace(t)
 	h, err := Open(context.Background(), data, append([]Option{WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t))}, opts...)...)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"hearth/storage"
 	"hearth/vmm"
 	"hearth/vmm/containerd"
+	"hearth/vmm/vmmtest"
 	"hearth/web"
 	"hearth/web/api"
 	"hearth/web/eh"
@@ -93,7 +94,7 @@ func TestBrowser(t *testing.T) {
 func newStack(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	data := t.TempDir()
+	data := vmmtest.DataDir(t)
 	store, err := storage.Open(data, storage.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
