@@ -291,6 +291,7 @@ func (g *guest) checkRunning(t testing.TB) {
 // keep the ids the guest wrote, and power from both sides: API shutdown,
 // in-guest poweroff and reboot.
 func TestDebianGuest(t *testing.T) {
+	t.Parallel()
 	tarball := debianTarball(t)
 	// A long grace period, so that `stopped` within 10 s proves the guest
 	// powered itself off rather than being killed.

@@ -54,6 +54,7 @@ func qcow2Debian(t testing.TB, tree string) string {
 // actually have — a GPT-partitioned raw disk and a qcow2 — with `hearth
 // image import`, and boots each to a login prompt.
 func TestImageFormats(t *testing.T) {
+	t.Parallel()
 	for _, tool := range []string{"sfdisk", "qemu-img", "mkfs.ext4"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("building the test images needs %s (./task deps): %v", tool, err)
