@@ -153,6 +153,13 @@ func newLXCGuest(b *testing.B, tree string) *lxcGuest {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
+	// The container's root (an unprivileged host id) must be able to reach
+	// its console log and root filesystem through the temporary dirs (0700).
+	for _, d := range []string{lx.path, filepath.Dir(lx.path), filepath.Dir(tree)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			b.Fatal(err)
+		}
+	}
 	config := strings.Join([]string{
 		"lxc.include = /usr/share/lxc/config/common.conf",
 		"lxc.include = /usr/share/lxc/config/userns.conf",
