@@ -15,7 +15,7 @@ import (
 
 // guestSpec turns a server's configuration into a guest.Spec: drives, NICs
 // (with a lease for nic:0:dhcp auto and a MAC made and kept where unset),
-// cpu, smp, mem, hostname.
+// cpu, smp, mem, hostname, and the server's slot of host ids.
 func (m *Manager) guestSpec(ctx context.Context, srv storage.Server) (guest.Spec, error) {
 	cfg := srv.Config
 	spec := guest.Spec{ID: srv.ID, Hostname: dnsName(cfg["name"], srv.ID)}
@@ -52,6 +52,11 @@ func (m *Manager) guestSpec(ctx context.Context, srv storage.Server) (guest.Spec
 	}
 	if spec.Boot.Image == "" {
 		return spec, fmt.Errorf("server %s has no boot drive (key boot, or a drive on ide/scsi/block): %w", srv.ID, ErrBootDrive)
+	}
+	// The server keeps its block of host ids for life: the files its guest
+	// writes keep their owners across restarts.
+	if spec.IDSlot, err = m.store.IDSlot(ctx, srv.ID); err != nil {
+		return spec, err
 	}
 	spec.NICs, err = m.nics(ctx, srv)
 	return spec, err

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
@@ -15,9 +13,10 @@ import (
 	"hearth/vmm/guest"
 )
 
-// Delete ends the guest if it runs and removes everything of it: task (the
-// shim unmounts the root), console FIFOs, container, loop devices (each
-// verified by its backing file first), network namespace, cgroup leftovers.
+// Delete ends the guest if it runs and removes everything of it: task,
+// console FIFOs, container, the root Hearth mounted (Kata's shim unmounts
+// its own), device nodes, loop devices (each verified by its backing file
+// first), network namespace, cgroup leftovers.
 func (h *Host) Delete(ctx context.Context, id string) error {
 	h.mu.Lock()
 	g, ok := h.guests[id]
@@ -57,10 +56,14 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	if err := g.container.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete guest %s: %w", id, h.unavailable(err))
 	}
-	var errs []error
-	os.RemoveAll(filepath.Join(h.runDir, id))
+	// The root is unmounted first: its loop device (autoclear) goes with it.
+	errs := []error{h.removeRunDir(id)}
 	for _, l := range g.loops {
 		errs = append(errs, l.detach())
+	}
+	if len(g.loops) > 0 {
+		// A start right after (reset, reboot) must find the drive free.
+		waitLoopCleared(g.loops[0])
 	}
 	if g.netns != "" && h.network != nil {
 		errs = append(errs, h.network.Teardown(ctx, id))
@@ -71,17 +74,4 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	removeCgroups(h.namespace, id, last)
 	h.mu.Unlock()
 	return errors.Join(errs...)
-}
-
-// removeCgroups removes what runc leaves in each hierarchy: the guest's
-// (normally gone) directory and, after the last guest, the namespace's.
-func removeCgroups(namespace, id string, namespaceToo bool) {
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
-	roots = append(roots, "/sys/fs/cgroup")
-	for _, root := range roots {
-		os.Remove(filepath.Join(root, namespace, id))
-		if namespaceToo {
-			os.Remove(filepath.Join(root, namespace))
-		}
-	}
 }

@@ -52,6 +52,17 @@ func WithNetwork(n Network) Option { return func(h *Host) { h.network = n } }
 // WithLogger sets where the Host logs (default: nowhere).
 func WithLogger(l *slog.Logger) Option { return func(h *Host) { h.log = l } }
 
+// DefaultIDBase is the first host id of guests' user namespaces: slot N
+// (guest.Spec.IDSlot) maps guest ids 0…65535 to DefaultIDBase + N×65536
+// onward. It lies above the ids a host hands its own users and daemons
+// (and the 100000… ranges useradd puts in /etc/subuid for the first few
+// users), so guest root never is a host user.
+const DefaultIDBase = 1_000_000
+
+// WithIDBase sets the first host id of guests' user namespaces (default
+// DefaultIDBase); no guest gets a host id below it.
+func WithIDBase(base uint32) Option { return func(h *Host) { h.idBase = base } }
+
 // WithClock sets the clock that stamps start times (default time.Now).
 func WithClock(now func() time.Time) Option { return func(h *Host) { h.now = now } }
 
@@ -69,6 +80,8 @@ type Host struct {
 	log             *slog.Logger
 	now             func() time.Time
 	coreMHz         float64
+	idBase          uint32
+	cgroups         cgroupLayout
 
 	daemon    *daemon
 	client    *client.Client
@@ -112,6 +125,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 		log:       slog.New(slog.DiscardHandler),
 		now:       time.Now,
 		coreMHz:   HostCoreMHz(),
+		idBase:    DefaultIDBase,
 		guests:    make(map[string]*instance),
 		kick:      make(chan struct{}, 1),
 	}
@@ -123,8 +137,20 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 		return nil, err
 	}
 	h.driver = rt
+	if rt.SharesHostKernel() {
+		h.cgroups = detectCgroups("/sys/fs/cgroup", "/sys/kernel/cgroup/delegate")
+		h.log.Info("guests are unprivileged", "ids_from", h.idBase, "cgroups", h.cgroups.name)
+		if !hostHasAppArmor() {
+			h.log.Info("the host has no AppArmor: guests run without an AppArmor profile")
+		}
+	}
 	if err := os.MkdirAll(h.runDir, 0o700); err != nil {
 		return nil, err
+	}
+	if rt.SharesHostKernel() {
+		if err := searchableByGuests(dataDir, h.runDir); err != nil {
+			return nil, err
+		}
 	}
 	if h.socket == "" {
 		d, err := startDaemon(filepath.Join(dataDir, "containerd"), h.log)
@@ -226,6 +252,38 @@ func (g *instance) release() {
 	g.console.CloseInput()
 	g.console.End()
 }
+
+// searchableByGuests lets anyone search (not list) dirs, as Incus does
+// with its own: runc mounts a guest's root (DATA/run/ID/rootfs) from inside
+// the guest's user namespace, where guest root is nobody to Hearth's
+// directories and needs their x bit.
+func searchableByGuests(dirs ...string) error {
+	for _, dir := range dirs {
+		info, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if mode := info.Mode().Perm(); mode&0o011 != 0o011 {
+			if err := os.Chmod(dir, mode|0o011); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// idMap is the host ids of the guest with id slot slot.
+func (h *Host) idMap(slot int) (guest.IDMap, error) {
+	first := uint64(h.idBase) + uint64(slot)*guest.IDRange
+	if first+guest.IDRange > 1<<32 {
+		return guest.IDMap{}, fmt.Errorf("id slot %d is past the last host id: %w", slot, guest.ErrInvalid)
+	}
+	return guest.IDMap{HostID: uint32(first), Size: guest.IDRange}, nil
+}
+
+// cgroupsPath is the guest's cgroup below each hierarchy's root: under the
+// namespace's, as containerd's default spec names it.
+func (h *Host) cgroupsPath(id string) string { return "/" + h.namespace + "/" + id }
 
 func (h *Host) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(namespaces.WithNamespace(context.WithoutCancel(ctx), h.namespace), opTimeout)

@@ -23,11 +23,21 @@ type loopDevice struct {
 	Base guest.DiskCounters `json:"base"`
 }
 
+// loopConfig is how a loop device presents its file.
+type loopConfig struct {
+	ReadOnly bool
+	// Autoclear has the kernel detach the device on its last close.
+	Autoclear bool
+	// Offset and SizeLimit (0: to the end) present part of the file, such
+	// as the root partition of a partitioned drive.
+	Offset, SizeLimit int64
+}
+
 // attachLoop binds file to a free loop device. The returned *os.File holds
 // the device open: with autoclear the kernel detaches the device on its last
 // close, so the caller keeps it open until something else (the root mount)
 // holds the device, then closes it.
-func attachLoop(file string, readOnly, autoclear bool) (loopDevice, *os.File, error) {
+func attachLoop(file string, lc loopConfig) (loopDevice, *os.File, error) {
 	abs, err := filepath.Abs(file)
 	if err == nil {
 		abs, err = filepath.EvalSymlinks(abs)
@@ -37,11 +47,11 @@ func attachLoop(file string, readOnly, autoclear bool) (loopDevice, *os.File, er
 	}
 	mode := os.O_RDWR
 	var flags uint32
-	if readOnly {
+	if lc.ReadOnly {
 		mode = os.O_RDONLY
 		flags |= unix.LO_FLAGS_READ_ONLY
 	}
-	if autoclear {
+	if lc.Autoclear {
 		flags |= unix.LO_FLAGS_AUTOCLEAR
 	}
 	backing, err := os.OpenFile(abs, mode, 0)
@@ -58,6 +68,7 @@ func attachLoop(file string, readOnly, autoclear bool) (loopDevice, *os.File, er
 
 	cfg := unix.LoopConfig{Fd: uint32(backing.Fd())}
 	cfg.Info.Flags = flags
+	cfg.Info.Offset, cfg.Info.Sizelimit = uint64(lc.Offset), uint64(lc.SizeLimit)
 	copy(cfg.Info.File_name[:len(cfg.Info.File_name)-1], abs)
 	// Another process may take the free device between the two calls; the
 	// kernel then answers EBUSY and we ask again.

@@ -86,7 +86,7 @@ func TestInterruptedStartReleased(t *testing.T) {
 	id := guestID(t, 0)
 	disk := filepath.Join(data, "disk.img")
 	os.WriteFile(disk, make([]byte, 1<<20), 0o600)
-	l, hold, err := attachLoop(disk, false, false)
+	l, hold, err := attachLoop(disk, loopConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,14 @@ type Driver interface {
 	Name() string
 	// Probe says why the runtime cannot run guests on this host; nil when it can.
 	Probe() error
-	// SpecOpts are the runtime's own additions to a guest's OCI spec.
+	// SpecOpts are the runtime's own additions to a guest's OCI spec,
+	// applied last.
 	SpecOpts(g guest.Spec) []oci.SpecOpts
+	// SharesHostKernel reports whether guests run on the host's kernel
+	// (runc): each then gets a user namespace, a root Hearth mounts
+	// idmapped, device nodes and a cgroup owned by guest root. Where a VM
+	// is the boundary (Kata) the runtime mounts the root in the VM.
+	SharesHostKernel() bool
 }
 
 // drivers lists the drivers by runtime name.

@@ -53,6 +53,14 @@ func (k kataDriver) Probe() error {
 	return k.checkConfig(shim)
 }
 
+// SharesHostKernel is false: the VM is the boundary. Guests get the same
+// container interface inside it, but no user namespace: Kata's agent does
+// not create one for a container (kata-containers/kata-containers issue
+// #8170 "support user namespace" is open; the agent patch for it, PR #7514,
+// was closed unmerged), and the root is the drive itself, hot-plugged as a
+// block device and mounted by the VM's kernel.
+func (kataDriver) SharesHostKernel() bool { return false }
+
 // SpecOpts size the VM by annotations alone. Kata sizes a VM as
 // default_vcpus + the container's CPU quota and default_memory + its memory
 // limit, so the container-level quota and limit are left out: with them the

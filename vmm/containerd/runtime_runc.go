@@ -1,15 +1,23 @@
 package containerd
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 
-	"hearth/vmm/guest"
-
+	"github.com/containerd/containerd/v2/contrib/apparmor"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	pkgapparmor "github.com/containerd/containerd/v2/pkg/apparmor"
+
+	"hearth/vmm/guest"
 )
 
-// runcDriver runs guests as containers on the host kernel.
+// runcDriver runs guests as unprivileged system containers on the host
+// kernel: guest root is an unprivileged host id (the guest's IDMap).
 type runcDriver struct{}
 
 func (runcDriver) Name() string { return RuntimeRunc }
@@ -23,4 +31,29 @@ func (runcDriver) Probe() error {
 	return nil
 }
 
-func (runcDriver) SpecOpts(guest.Spec) []oci.SpecOpts { return nil }
+func (runcDriver) SharesHostKernel() bool { return true }
+
+// apparmorProfile is the name containerd's default AppArmor profile is
+// loaded under for guests.
+const apparmorProfile = "hearth-default"
+
+// hostHasAppArmor reports whether the host enforces AppArmor (and can load
+// profiles); containerd probes it once.
+var hostHasAppArmor = pkgapparmor.HostSupports
+
+// SpecOpts confine the guest: a user namespace mapping its ids to its
+// IDMap, containerd's default AppArmor profile where the host has AppArmor,
+// and containerd's default seccomp profile, computed from the capabilities
+// the spec ends with (it opens mount, unshare, setns and the like only to
+// a holder of CAP_SYS_ADMIN, which systemd needs for its own sandboxing).
+func (runcDriver) SpecOpts(g guest.Spec) []oci.SpecOpts {
+	ids := []specs.LinuxIDMapping{{ContainerID: 0, HostID: g.IDMap.HostID, Size: g.IDMap.Size}}
+	opts := []oci.SpecOpts{oci.WithUserNamespace(ids, ids)}
+	if hostHasAppArmor() {
+		opts = append(opts, apparmor.WithDefaultProfile(apparmorProfile))
+	}
+	return append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		s.Linux.Seccomp = seccomp.DefaultProfile(s)
+		return nil
+	})
+}

@@ -15,12 +15,15 @@ import (
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
+	"hearth/storage/rootfs"
 	"hearth/vmm/guest"
 )
 
-// Start creates the guest and starts its init: boot drive and disks on loop
-// devices, network namespace, container, task with the ext4 root, console.
-// A boot drive without ext4 gives an error wrapping guest.ErrBootDrive.
+// Start creates the guest and starts its init: boot drive (root found,
+// grown, on a loop device and, under runc, mounted idmapped), disks on loop
+// devices, device nodes and cgroup owned by guest root, network namespace,
+// container, task, console. A boot drive without a usable root gives an
+// error wrapping guest.ErrBootDrive.
 func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	if err := spec.Validate(); err != nil {
 		return err
@@ -29,6 +32,12 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		return fmt.Errorf("guest %s has NICs but Hearth has no network: %w", spec.ID, guest.ErrInvalid)
 	}
 	spec.SMP = resolveSMP(spec.CPU, spec.SMP, h.coreMHz)
+	unprivileged := h.driver.SharesHostKernel()
+	if unprivileged {
+		if spec.IDMap, err = h.idMap(spec.IDSlot); err != nil {
+			return fmt.Errorf("guest %s: %w", spec.ID, err)
+		}
+	}
 	g := &instance{spec: spec, console: guest.NewConsole()}
 	h.mu.Lock()
 	if _, ok := h.guests[spec.ID]; ok {
@@ -59,13 +68,17 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
-	if err := checkExt4(spec.Boot.Image); err != nil {
+	root, err := findBootRoot(ctx, spec.Boot, h.log.With("server", spec.ID))
+	if err != nil {
 		return err
 	}
-	init := guestInit(spec.Boot.Image)
 
-	rollback.push(func() { os.RemoveAll(filepath.Join(h.runDir, spec.ID)) })
-	boot, hold, err := attachLoop(spec.Boot.Image, false, true)
+	rollback.push(func() {
+		if err := h.removeRunDir(spec.ID); err != nil {
+			h.log.Error("removing a failed start's run directory", "server", spec.ID, "err", err)
+		}
+	})
+	boot, hold, err := attachLoop(spec.Boot.Image, bootLoop(root, spec.Boot.ReadOnly))
 	if err != nil {
 		return err
 	}
@@ -74,9 +87,25 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	if err := h.recordIntent(spec.ID, intent{Loops: g.loops}); err != nil {
 		return err
 	}
+	var rootDir, init string
+	if unprivileged {
+		rootDir = filepath.Join(h.runDir, spec.ID, rootDirName)
+		if err := mountRoot(root.FS, boot.Device, rootDir, spec.Boot.ReadOnly, spec.IDMap); err != nil {
+			return fmt.Errorf("guest %s: %w", spec.ID, err)
+		}
+		rollback.push(func() { unmountRoot(rootDir) })
+		if !spec.Boot.ReadOnly {
+			if err := rootfs.GrowMounted(ctx, root, rootDir); err != nil {
+				h.log.Warn("the root filesystem could not be grown; it boots at its size", "server", spec.ID, "err", err)
+			}
+		}
+		init = guestInit(rootDir)
+	} else {
+		init = deviceInit(boot.Device, root.FS)
+	}
 	var devices []guestDevice
 	for _, d := range spec.Disks {
-		l, hold, err := attachLoop(d.Image, d.ReadOnly, false)
+		l, hold, err := attachLoop(d.Image, loopConfig{ReadOnly: d.ReadOnly})
 		if err != nil {
 			return fmt.Errorf("disk %s: %w", d.Device, err)
 		}
@@ -90,8 +119,22 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 			return fmt.Errorf("disk %s: %w", d.Device, err)
 		}
 		devices = append(devices, guestDevice{
-			Path: "/dev/" + d.Device, Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)), ReadOnly: d.ReadOnly,
+			Path: "/dev/" + d.Device, Type: "b", Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)), ReadOnly: d.ReadOnly,
 		})
+	}
+	if unprivileged {
+		devices = append(devices, guestCharDevices...)
+		if err := makeNodes(filepath.Join(h.runDir, spec.ID, "dev"), devices, spec.IDMap.HostID); err != nil {
+			return fmt.Errorf("guest %s: %w", spec.ID, err)
+		}
+		rollback.push(func() {
+			h.mu.Lock()
+			removeCgroups(h.namespace, spec.ID, len(h.guests) == 1) // this one is still reserved
+			h.mu.Unlock()
+		})
+		if err := h.cgroups.prepare(h.cgroupsPath(spec.ID), spec.IDMap.HostID); err != nil {
+			return fmt.Errorf("guest %s: %w", spec.ID, err)
+		}
 	}
 
 	if len(spec.NICs) > 0 {
@@ -111,7 +154,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	}
 	c, err := h.client.NewContainer(ctx, spec.ID,
 		client.WithRuntime(h.driver.Name(), nil),
-		client.WithNewSpec(guestSpecOpts(spec, h.driver, init, g.netns, devices, h.coreMHz)...),
+		client.WithNewSpec(guestSpecOpts(spec, h.driver, init, rootDir, g.netns, devices, h.coreMHz)...),
 		client.WithContainerLabels(labels),
 	)
 	if errdefs.IsAlreadyExists(err) {
@@ -127,10 +170,18 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	rollback.push(func() { c.Delete(context.WithoutCancel(ctx)) })
 
 	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, spec.ID)))...)
-	task, err := c.NewTask(ctx, creator, client.WithRootFS([]mount.Mount{{Type: "ext4", Source: boot.Device, Options: []string{"rw"}}}))
+	var taskOpts []client.NewTaskOpts
+	if !unprivileged { // the runtime mounts the root (Kata: in its VM)
+		options := []string{"rw"}
+		if spec.Boot.ReadOnly {
+			options = []string{"ro"}
+		}
+		taskOpts = append(taskOpts, client.WithRootFS([]mount.Mount{{Type: root.FS, Source: boot.Device, Options: options}}))
+	}
+	task, err := c.NewTask(ctx, creator, taskOpts...)
 	if err != nil {
 		if strings.Contains(err.Error(), "failed to mount rootfs") {
-			return fmt.Errorf("boot drive %s could not be mounted as ext4 (%v): %w", spec.Boot.Image, err, guest.ErrBootDrive)
+			return fmt.Errorf("the boot drive's %s root could not be mounted: %w", root.FS, guest.ErrBootDrive)
 		}
 		return fmt.Errorf("create task of guest %s: %w", spec.ID, h.unavailable(err))
 	}

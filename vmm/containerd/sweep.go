@@ -21,7 +21,8 @@ type intent struct {
 
 func (h *Host) recordIntent(id string, in intent) error {
 	dir := filepath.Join(h.runDir, id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Searchable by guests (see searchableByGuests); its files are not readable.
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return err
 	}
 	b, err := json.Marshal(in)
@@ -32,8 +33,9 @@ func (h *Host) recordIntent(id string, in intent) error {
 }
 
 // sweepRunDir releases what guests that never got (or no longer have) a
-// container left in DATA/run: loop devices and networks recorded by a Start
-// that was cut short, and console FIFOs of a Delete that was. Directories of
+// container left in DATA/run: roots mounted, loop devices, cgroups and
+// networks of a Start that was cut short, and console FIFOs of a Delete
+// that was. Directories of
 // others (the network's, image imports') are left alone.
 func (h *Host) sweepRunDir(ctx context.Context) {
 	entries, _ := os.ReadDir(h.runDir)
@@ -45,7 +47,8 @@ func (h *Host) sweepRunDir(ctx context.Context) {
 		dir := filepath.Join(h.runDir, id)
 		b, err := os.ReadFile(filepath.Join(dir, intentFile))
 		fifos, _ := filepath.Glob(filepath.Join(dir, "*", id+"-stdout"))
-		if err != nil && len(fifos) == 0 {
+		mounted := isMountPoint(filepath.Join(dir, rootDirName))
+		if err != nil && len(fifos) == 0 && !mounted {
 			continue
 		}
 		var in intent
@@ -61,6 +64,9 @@ func (h *Host) sweepRunDir(ctx context.Context) {
 				h.log.Error("tearing down a network", "server", id, "err", err)
 			}
 		}
-		os.RemoveAll(dir)
+		if err := h.removeRunDir(id); err != nil {
+			h.log.Error("removing a guest's run directory", "server", id, "err", err)
+		}
+		removeCgroups(h.namespace, id, false)
 	}
 }

@@ -42,7 +42,11 @@ func TestContainerdConfig(t *testing.T) {
 func buildSpec(t *testing.T, g guest.Spec, rt Driver, devices []guestDevice) *oci.Spec {
 	t.Helper()
 	ctx := namespaces.WithNamespace(context.Background(), "hearth")
-	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: g.ID}, guestSpecOpts(g, rt, "/sbin/init", "/run/netns/x", devices, 2000)...)
+	var root string
+	if rt.SharesHostKernel() {
+		root = "/data/run/" + g.ID + "/rootfs"
+	}
+	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: g.ID}, guestSpecOpts(g, rt, "/sbin/init", root, "/run/netns/x", devices, 2000)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +95,7 @@ func TestKataSpec(t *testing.T) {
 
 func TestBlockDevicesSpec(t *testing.T) {
 	s := buildSpec(t, guest.Spec{ID: "d", Boot: guest.Disk{Image: "x"}}, runcDriver{}, []guestDevice{
-		{Path: "/dev/sdb", Major: 7, Minor: 3}, {Path: "/dev/hdc", Major: 7, Minor: 4, ReadOnly: true},
+		{Path: "/dev/sdb", Type: "b", Major: 7, Minor: 3}, {Path: "/dev/hdc", Type: "b", Major: 7, Minor: 4, ReadOnly: true},
 	})
 	var rules []string
 	for _, r := range s.Linux.Resources.Devices {
@@ -194,7 +198,7 @@ func TestLoopCountersSinceAttach(t *testing.T) {
 	needContainerd(t)
 	img := filepath.Join(t.TempDir(), "disk.img")
 	os.WriteFile(img, make([]byte, 1<<20), 0o600)
-	l, hold, err := attachLoop(img, false, false)
+	l, hold, err := attachLoop(img, loopConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

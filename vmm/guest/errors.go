@@ -18,6 +18,7 @@ var (
 	ErrBusy = errors.New("busy")
 	// ErrInvalid: the guest specification is wrong (a key or value named in the message).
 	ErrInvalid = errors.New("invalid guest specification")
-	// ErrBootDrive: the boot drive is missing or holds no ext4 filesystem.
+	// ErrBootDrive: the boot drive is missing or holds no root filesystem
+	// Hearth can mount.
 	ErrBootDrive = errors.New("unusable boot drive")
 )

@@ -27,9 +27,28 @@ type Spec struct {
 	CPU      int    `json:"cpu"`      // MHz of host CPU time
 	SMP      int    `json:"smp"`      // vCPUs; 0 = CPU / core MHz, rounded up
 	Mem      int64  `json:"mem"`      // memory limit in MiB; 0 = none
-	Boot     Disk   `json:"boot"`     // root filesystem (ext4); Device only names its counters
+	Boot     Disk   `json:"boot"`     // root filesystem (ext4, xfs, btrfs, or a partitioned disk); Device only names its counters
 	Disks    []Disk `json:"disks"`    // further drives, block devices in the guest
 	NICs     []NIC  `json:"nics"`
+	// IDSlot is the server's block of host ids (storage.Store.IDSlot): the
+	// backend maps the guest's user namespace to it, so two servers' guests
+	// never share a host id and a server's files keep their owners.
+	IDSlot int `json:"idslot"`
+	// IDMap is the host ids the guest's ids 0…Size-1 are, as the backend
+	// resolved IDSlot at start (recorded with the guest, so a re-adopting
+	// Hearth with another id base keeps what the guest runs with). Zero for
+	// a guest without a user namespace (Kata: the VM is the boundary).
+	IDMap IDMap `json:"idmap"`
+}
+
+// IDRange is the number of user and group ids each guest gets: the 16-bit
+// range a stock distribution uses (as Incus's isolated idmaps).
+const IDRange = 65536
+
+// IDMap maps a guest's ids 0…Size-1 to host ids HostID…HostID+Size-1.
+type IDMap struct {
+	HostID uint32 `json:"host"`
+	Size   uint32 `json:"size"`
 }
 
 // Disk is a drive image attached to a guest.
@@ -61,6 +80,8 @@ func (g Spec) Validate() error {
 		return bad("smp %d: negative", g.SMP)
 	case g.Mem < 0:
 		return bad("mem %d: negative", g.Mem)
+	case g.IDSlot < 0:
+		return bad("id slot %d: negative", g.IDSlot)
 	case g.Boot.Image == "":
 		return fmt.Errorf("guest %s has no boot drive: %w", g.ID, ErrBootDrive)
 	}
