@@ -134,6 +134,12 @@ func startHearth(t testing.TB, opts ...option) *hearth {
 		bridge: "hearth" + randomHex(4)[:7],
 		subnet: fmt.Sprintf("10.%d.%d.0/24", 100+randomInt(150), randomInt(256)),
 	}
+	// Guests are unprivileged: runc mounts a guest's root below DATA from
+	// inside the guest's user namespace, so every directory above DATA must
+	// be searchable, and the test's temporary parent is 0700.
+	if err := os.Chmod(filepath.Dir(h.data), 0o711); err != nil {
+		t.Fatal(err)
+	}
 	for _, o := range opts {
 		o(h)
 	}
