@@ -263,6 +263,7 @@ var unitsThatCannotRun = map[string]string{}
 func (g *guest) checkRunning(t testing.TB) {
 	t.Helper()
 	state := g.run(t, "timeout 90 systemctl is-system-running --wait")
+	t.Logf("systemctl is-system-running: %s", state)
 	if state == "running" {
 		return
 	}
@@ -319,6 +320,7 @@ func TestDebianGuest(t *testing.T) {
 			t.Fatalf("info: nic:0:dhcp:ip %q, nic:0:ip %q", want, info["nic:0:ip"])
 		}
 		addr := a.run(t, "ip -4 -o addr show dev eth0")
+		t.Logf("Hearth leased %s; in the guest: %s", want, addr)
 		m := regexp.MustCompile(`inet (\d+\.\d+\.\d+\.\d+)/\d+ .*`).FindStringSubmatch(addr)
 		if m == nil || m[1] != want {
 			t.Fatalf("guest eth0: %q, want %s", addr, want)
@@ -366,6 +368,8 @@ func TestDebianGuest(t *testing.T) {
 		m := regexp.MustCompile(`User:\s+(\d+)\s+Group:\s+(\d+)`).FindStringSubmatch(string(out))
 		if err != nil || m == nil || m[1] != "0" || m[2] != "0" {
 			t.Errorf("the file guest root made reads on the drive as %v (debugfs: %v)\n%s", m, err, out)
+		} else {
+			t.Logf("on the drive: %s", m[0])
 		}
 	})
 
