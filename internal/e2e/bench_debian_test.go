@@ -163,6 +163,11 @@ func newLXCGuest(b *testing.B, tree string) *lxcGuest {
 	config := strings.Join([]string{
 		"lxc.include = /usr/share/lxc/config/common.conf",
 		"lxc.include = /usr/share/lxc/config/userns.conf",
+		// /sys read-only as Hearth gives it: with a writable /sys the
+		// image's systemd-networkd waits for a udev it does not have and
+		// never asks DHCP.
+		"lxc.mount.auto =",
+		"lxc.mount.auto = cgroup:mixed proc:mixed sys:ro",
 		"lxc.arch = x86_64",
 		"lxc.uts.name = " + lx.name,
 		"lxc.rootfs.path = dir:" + tree,
