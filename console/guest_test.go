@@ -36,7 +36,7 @@ func TestGuestConsole(t *testing.T) {
 	rand.Read(suffix)
 	ns := "hearth-test-console-" + hex.EncodeToString(suffix)
 	ctx := context.Background()
-	data := t.TempDir()
+	data := vmmtest.DataDir(t)
 	h, err := containerd.Open(ctx, data, containerd.WithNamespace(ns), containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(vmmtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)

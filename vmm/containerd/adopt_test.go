@@ -25,14 +25,15 @@ func TestHelperHost(t *testing.T) {
 	if arg == "" {
 		t.Skip("helper process for TestReadoptAfterKill")
 	}
-	f := strings.Split(arg, ",") // data, namespace, image, ids...
+	f := strings.Split(arg, ",") // data, namespace, id=image...
 	h, err := Open(context.Background(), f[0], WithNamespace(f[1]), WithRuntime(RuntimeRunc))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	for _, id := range f[3:] {
-		if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: f[2]}}); err != nil {
+	for _, guestImage := range f[2:] {
+		id, img, _ := strings.Cut(guestImage, "=")
+		if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: img}}); err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
 		}
@@ -46,9 +47,11 @@ func TestHelperHost(t *testing.T) {
 
 func TestReadoptAfterKill(t *testing.T) {
 	needContainerd(t)
-	data, ns := t.TempDir(), testNamespace(t)
-	img := testguest.Image(t, 32<<20)
+	data, ns := vmmtest.DataDir(t), testNamespace(t)
+	// A writable drive boots one guest at a time (its root is grown and
+	// mounted by the host): one image each.
 	running, ended := guestID(t, 0), guestID(t, 1)
+	guests := []string{running + "=" + testguest.Image(t, 32<<20), ended + "=" + testguest.Image(t, 32<<20)}
 
 	// Whatever happens, nothing of the helper's guests or daemon stays.
 	var h *Host
@@ -70,7 +73,7 @@ func TestReadoptAfterKill(t *testing.T) {
 	})
 
 	helper := exec.Command(os.Args[0], "-test.run=^TestHelperHost$", "-test.v")
-	helper.Env = append(os.Environ(), "HEARTH_VMM_HELPER="+strings.Join([]string{data, ns, img, running, ended}, ","))
+	helper.Env = append(os.Environ(), "HEARTH_VMM_HELPER="+strings.Join(append([]string{data, ns}, guests...), ","))
 	out, _ := helper.StdoutPipe()
 	helper.Stderr = os.Stderr
 	if err := helper.Start(); err != nil {

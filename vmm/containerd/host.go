@@ -151,6 +151,15 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 		if err := searchableByGuests(dataDir, h.runDir); err != nil {
 			return nil, err
 		}
+		abs, _ := filepath.Abs(dataDir)
+		for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+			if info, err := os.Stat(dir); err == nil && info.Mode().Perm()&0o001 == 0 {
+				h.log.Warn("a directory above DATA is not searchable by others: unprivileged guests cannot start", "dir", dir, "mode", info.Mode().Perm())
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
+		}
 	}
 	if h.socket == "" {
 		d, err := startDaemon(filepath.Join(dataDir, "containerd"), h.log)

@@ -47,13 +47,7 @@ func needContainerd(t testing.TB) {
 func openTestHost(t testing.TB, opts ...Option) (*Host, string) {
 	t.Helper()
 	needContainerd(t)
-	data := t.TempDir()
-	// The guest's root is mounted below data by runc inside the guest's
-	// user namespace: every directory above it must be searchable (the
-	// test's own temporary parent is 0700).
-	if err := os.Chmod(filepath.Dir(data), 0o711); err != nil {
-		t.Fatal(err)
-	}
+	data := vmmtest.DataDir(t)
 	ns := testNamespace(t)
 	h, err := Open(context.Background(), data, append([]Option{WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(vmmtest.Logger(t))}, opts...)...)
 	if err != nil {

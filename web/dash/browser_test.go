@@ -93,7 +93,7 @@ func TestBrowser(t *testing.T) {
 func newStack(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	data := t.TempDir()
+	data := vmmtest.DataDir(t)
 	store, err := storage.Open(data, storage.WithLogger(t.Logf))
 	if err != nil {
 		t.Fatal(err)
