@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"hearth/internal/testguest"
+	"hearth/vmm/vmmtest"
 )
 
 // binary is the hearth binary TestMain builds once for the whole package.
@@ -130,15 +131,9 @@ func startHearth(t testing.TB, opts ...option) *hearth {
 	t.Helper()
 	h := &hearth{
 		t:      t,
-		data:   t.TempDir(),
+		data:   vmmtest.DataDir(t), // searchable by unprivileged guests
 		bridge: "hearth" + randomHex(4)[:7],
 		subnet: fmt.Sprintf("10.%d.%d.0/24", 100+randomInt(150), randomInt(256)),
-	}
-	// Guests are unprivileged: runc mounts a guest's root below DATA from
-	// inside the guest's user namespace, so every directory above DATA must
-	// be searchable, and the test's temporary parent is 0700.
-	if err := os.Chmod(filepath.Dir(h.data), 0o711); err != nil {
-		t.Fatal(err)
 	}
 	for _, o := range opts {
 		o(h)
