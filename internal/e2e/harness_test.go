@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"hearth/internal/testguest"
+	"hearth/vmm/vmmtest"
 )
 
 // binary is the hearth binary TestMain builds once for the whole package.
@@ -130,7 +131,7 @@ func startHearth(t testing.TB, opts ...option) *hearth {
 	t.Helper()
 	h := &hearth{
 		t:      t,
-		data:   t.TempDir(),
+		data:   vmmtest.DataDir(t), // searchable by unprivileged guests
 		bridge: "hearth" + randomHex(4)[:7],
 		subnet: fmt.Sprintf("10.%d.%d.0/24", 100+randomInt(150), randomInt(256)),
 	}

@@ -208,7 +208,14 @@ func guestImage(t testing.TB, inittab ...string) string {
 // importImage makes a library drive from an image file with the CLI.
 func (h *hearth) importImage(file, size string) string {
 	h.t.Helper()
-	out, err := exec.Command(binary, "image", "import", "--name", "img-"+randomHex(3), "--size", size, "--data", h.data, file).CombinedOutput()
+	return h.importNamed("img-"+randomHex(3), file, size)
+}
+
+// importNamed imports file as the library image name with the CLI and
+// returns its drive UUID.
+func (h *hearth) importNamed(name, file, size string) string {
+	h.t.Helper()
+	out, err := exec.Command(binary, "image", "import", "--name", name, "--size", size, "--data", h.data, file).CombinedOutput()
 	if err != nil {
 		h.t.Fatalf("hearth image import: %v %s", err, out)
 	}

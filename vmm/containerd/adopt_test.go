@@ -123,6 +123,9 @@ func TestReadoptAfterKill(t *testing.T) {
 	if s := states[running]; s.State != guest.Running || s.Started.IsZero() || s.Spec.Boot.Image == "" {
 		t.Errorf("running guest re-adopted as %+v", s)
 	}
+	if m := states[running].Spec.IDMap; m.HostID != DefaultIDBase || m.Size != guest.IDRange {
+		t.Errorf("re-adopted guest's id mapping %+v", m)
+	}
 	if s := states[ended]; s.State != guest.Stopped || s.ExitStatus != 128+9 {
 		t.Errorf("ended guest re-adopted as %+v", s)
 	}

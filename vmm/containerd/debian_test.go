@@ -49,8 +49,11 @@ func TestDebianLogin(t *testing.T) {
 	waitConsole(t, c, "Password:")
 	c.Write([]byte("hearth\n"))
 	waitConsole(t, c, "root@deb:~#") // login flushes what was typed before
-	c.Write([]byte("echo in-$((6*7)); cat /proc/self/uid_map; systemctl is-system-running --wait; systemctl --failed --no-legend; echo done-$((6*7))\n"))
+	c.Write([]byte("echo in-$((6*7)); cat /proc/self/uid_map; systemctl is-system-running --wait; systemctl --failed --no-legend; ip tuntap add mode tun tun0 && echo tun-$((2*3)); echo done-$((6*7))\n"))
 	waitConsole(t, c, "done-42")
+	if !bytes.Contains(c.Backlog(), []byte("tun-6")) {
+		t.Error("guest root cannot create a tun device")
+	}
 	out := c.Backlog()
 	out = out[bytes.LastIndex(out, []byte("in-42")):]
 	if f := strings.Fields(string(out[:bytes.Index(out, []byte("done-42"))])); len(f) < 4 || f[1] != "0" || f[2] != strconv.Itoa(DefaultIDBase+7*guest.IDRange) || f[3] != "65536" {

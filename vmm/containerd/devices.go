@@ -55,7 +55,11 @@ var guestCharDevices = []guestDevice{
 // runc would bind-mount the host's own node, which keeps its host owner
 // and mode and so reads as nobody's, unusable by guest root.
 func makeNodes(dir string, devices []guestDevice, owner uint32) error {
-	if err := os.MkdirAll(dir, 0o711); err != nil {
+	// Only guest root reaches the nodes: the directory is its, 0700.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Lchown(dir, int(owner), int(owner)); err != nil {
 		return err
 	}
 	for i := range devices {

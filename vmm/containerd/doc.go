@@ -1,8 +1,11 @@
 // Package containerd is the vmm.Backend Hearth ships: it runs guests through
 // containerd, supervising a private daemon under DATA/containerd unless
 // given a socket, and re-adopts the guests an earlier Hearth left running.
-// A guest is a container whose root is its boot drive on a loop device,
-// with further drives as block devices and NICs wired by a Network.
+// A guest is an unprivileged system container (under runc; Kata's VM is the
+// boundary instead): a user namespace mapping its ids to the server's own
+// 65,536 host ids, its root the boot drive's root filesystem on a loop
+// device, mounted idmapped by Hearth, further drives as block devices guest
+// root owns, a cgroup delegated to guest root, NICs wired by a Network.
 //
 // Runtimes are drivers behind the Driver interface, one file each
 // (runtime_runc.go, runtime_kata.go), probed once per process by
@@ -13,9 +16,11 @@
 // its undo stack), control.go (signal, pause, resume, cpu), status.go,
 // delete.go, exits.go (containerd's exit events), sweep.go (what an
 // interrupted start or delete left), orphans.go (shims containerd forgot),
-// spec.go (the OCI spec), loop.go (loop devices and their counters),
-// counters.go (disk, NIC and cgroup readings), daemon.go (the private
-// containerd), network.go (the Network interface, the guest's own network
-// namespace), power.go (what the guest's init powers off on),
+// spec.go (the OCI spec), rootfs.go (the boot drive's root: found, grown,
+// mounted idmapped), devices.go (device nodes made for guest root),
+// cgroups.go (the guest's cgroup, delegated), loop.go (loop devices and
+// their counters), counters.go (disk, NIC and cgroup readings), daemon.go
+// (the private containerd), network.go (the Network interface, the guest's
+// own network namespace), power.go (what the guest's init powers off on),
 // runtime*.go (drivers).
 package containerd

@@ -30,7 +30,8 @@ const rootDirName = "rootfs"
 
 // findBootRoot finds the boot drive's root filesystem and, for a writable
 // drive, grows it first (offline: before a loop device holds the drive).
-// Errors wrap guest.ErrBootDrive and name no host path.
+// Errors wrap guest.ErrBootDrive (guest.ErrBusy for a drive a loop device
+// holds) and name no host path.
 func findBootRoot(ctx context.Context, boot guest.Disk, log *slog.Logger) (rootfs.Root, error) {
 	var (
 		root rootfs.Root
@@ -41,7 +42,10 @@ func findBootRoot(ctx context.Context, boot guest.Disk, log *slog.Logger) (rootf
 	} else if root, err = rootfs.Grow(ctx, boot.Image, log); err == nil && root.FS != rootfs.FSExt4 {
 		err = rootfs.KernelSupports(root.FS)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, rootfs.ErrInUse): // another guest's, or one ending right now
+		return root, fmt.Errorf("boot drive: %w: %w", guest.ErrBusy, err)
+	case err != nil:
 		return root, fmt.Errorf("%w: %w", guest.ErrBootDrive, err)
 	}
 	return root, nil
