@@ -31,6 +31,7 @@ func TestDebianLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := guestID(t, 0)
+	start := time.Now()
 	if err := h.Start(ctx, guest.Spec{ID: id, Hostname: "deb", IDSlot: 7, Boot: guest.Disk{Image: img}}); err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +45,7 @@ func TestDebianLogin(t *testing.T) {
 			t.Fatalf("no login prompt (guest %s); the console shows:\n%s", st.State, c.Backlog())
 		}
 	}
+	t.Logf("login prompt %v after the start", time.Since(start).Round(10*time.Millisecond))
 	// root logs in; the guest sees its own ids as 0… and systemd settles.
 	c.Write([]byte("root\n"))
 	waitConsole(t, c, "Password:")
