@@ -21,7 +21,8 @@ cloud-init status --wait >/dev/null 2>&1 || true
 echo "provision: Debian packages"
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
-	containerd runc e2fsprogs iproute2 iptables curl ca-certificates xz-utils zstd
+	containerd runc e2fsprogs iproute2 iptables curl ca-certificates xz-utils zstd \
+	qemu-utils xfsprogs btrfs-progs apparmor
 # Hearth starts and supervises its own containerd (DATA/containerd); the
 # packaged service stays installed but off.
 systemctl disable --now containerd.service
