@@ -564,7 +564,14 @@ func TestFileModes(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(h.data, path)
 		switch {
-		case rel == "." || rel == "drives" || rel == "hearth.db" || strings.HasPrefix(rel, "hearth.db-") ||
+		case rel == "." || rel == "run":
+			// Searchable, never listable or writable: unprivileged guests'
+			// roots are mounted below DATA/run, and runc reaches them from
+			// inside the guest's user namespace.
+			if info.Mode().Perm()&0o066 != 0 {
+				t.Errorf("%s is mode %v: other users can list or write it", rel, info.Mode().Perm())
+			}
+		case rel == "drives" || rel == "hearth.db" || strings.HasPrefix(rel, "hearth.db-") ||
 			strings.HasPrefix(rel, "drives/") || rel == "admin.credentials":
 			if info.Mode().Perm()&0o007 != 0 {
 				t.Errorf("%s is mode %v: other users can get at it", rel, info.Mode().Perm())
