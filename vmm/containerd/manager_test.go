@@ -302,13 +302,7 @@ func TestManagerReconcile(t *testing.T) {
 
 func TestManagerNetwork(t *testing.T) {
 	needContainerd(t)
-	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
-	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearthm%06x", rand.Uint32()&0xffffff)),
-		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netm.Close() })
+	netm, subnet := testSwitch(t, "m")
 	h, data := openTestHost(t, WithNetwork(netm))
 	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, vmm.WithPublicBridge(netm.Bridge()))
 	ctx := context.Background()
@@ -419,13 +413,7 @@ func TestManagerAfterHostReboot(t *testing.T) {
 // eth1 (addresses set inside the guests, as on a private VLAN).
 func TestManagerVLAN(t *testing.T) {
 	needContainerd(t)
-	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
-	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearthl%06x", rand.Uint32()&0xffffff)),
-		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netm.Close() })
+	netm, subnet := testSwitch(t, "l")
 	h, data := openTestHost(t, WithNetwork(netm))
 	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, vmm.WithPublicBridge(netm.Bridge()))
 	ctx := context.Background()
@@ -623,4 +611,18 @@ func TestManagerSetRacesStart(t *testing.T) {
 		}
 	}
 	t.Logf("answers: %v", answers)
+}
+
+// testSwitch is a network.Switch on a bridge of the test's own (named
+// hearth + tag + random hex) with a random /24 out of 10.200-249.x.
+func testSwitch(t *testing.T, tag string) (*network.Switch, netip.Prefix) {
+	t.Helper()
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
+	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearth%s%06x", tag, rand.Uint32()&0xffffff)),
+		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netm.Close() })
+	return netm, subnet
 }
