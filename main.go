@@ -421,7 +421,7 @@ func serve(args []string, stderr io.Writer) error {
 	hostOpts := []containerd.Option{containerd.WithContainerd(*containerdSocket), containerd.WithRuntime(*runtimeName), containerd.WithLogger(logger)}
 	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithLogger(logger)}
 	netm, err := network.New(append(netOpts,
-		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithSlog(logger))...)
+		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithLogger(logger))...)
 	if err != nil {
 		logger.Warn("guest network unavailable; guests without NICs still run", "err", err)
 	} else {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"hearth/internal/ehkeys"
 )
 
 // Server statuses.
@@ -243,24 +245,6 @@ func (s *Store) DeleteServer(ctx context.Context, id string) error {
 	})
 }
 
-// isDeviceKey reports whether a configuration key attaches a drive:
-// ide:B:U, scsi:B:U, ata:B:U or block:N. Ranges are the API schema's
-// business (web/eh); storage only needs to find the drives, and does not
-// depend on the web layer for it.
-func isDeviceKey(key string) bool {
-	parts := strings.Split(key, ":")
-	digits := func(s string) bool {
-		return s != "" && strings.Trim(s, "0123456789") == ""
-	}
-	switch {
-	case len(parts) == 3 && (parts[0] == "ide" || parts[0] == "scsi" || parts[0] == "ata"):
-		return digits(parts[1]) && digits(parts[2])
-	case len(parts) == 2 && parts[0] == "block":
-		return digits(parts[1])
-	}
-	return false
-}
-
 // Attachment is one drive a server's configuration attaches.
 type Attachment struct {
 	Device string // configuration key, e.g. "ide:0:0"
@@ -292,7 +276,7 @@ func (s *Store) ServerDrives(ctx context.Context, server string) ([]Attachment, 
 func deviceKeys(config map[string]string) []string {
 	var devs []string
 	for k, v := range config {
-		if isDeviceKey(k) && v != "" {
+		if ehkeys.IsDeviceKey(k) && v != "" {
 			devs = append(devs, k)
 		}
 	}

@@ -185,17 +185,6 @@ func TestServers(t *testing.T) {
 	}
 }
 
-func TestDeviceKeys(t *testing.T) {
-	for key, want := range map[string]bool{
-		"ide:0:0": true, "scsi:0:7": true, "block:3": true, "ata:0:5": true,
-		"ide:0:0:media": false, "block": false, "nic:0:dhcp": false, "ide:a:0": false, "block:": false,
-	} {
-		if isDeviceKey(key) != want {
-			t.Errorf("isDeviceKey(%q) != %v", key, want)
-		}
-	}
-}
-
 func fileSize(t testing.TB, path string) (size, allocated int64) {
 	t.Helper()
 	info, err := os.Stat(path)

@@ -619,7 +619,7 @@ func testSwitch(t *testing.T, tag string) (*network.Switch, netip.Prefix) {
 	t.Helper()
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
 	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearth%s%06x", tag, rand.Uint32()&0xffffff)),
-		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(t.Logf))
+		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

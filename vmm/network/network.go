@@ -29,7 +29,6 @@
 package network
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -84,27 +83,8 @@ func WithGateway(p netip.Prefix) Option { return func(m *Switch) { m.gateway = p
 // WithNAT turns outbound NAT for the subnet on (default off).
 func WithNAT(on bool) Option { return func(m *Switch) { m.nat = on } }
 
-// WithSlog sets where the Switch logs (default: nowhere).
-func WithSlog(log *slog.Logger) Option { return func(m *Switch) { m.log = log } }
-
-// WithLogger sends the Switch's log lines, as text, to a printf-style logf.
-func WithLogger(logf func(format string, args ...any)) Option {
-	return WithSlog(slog.New(slog.NewTextHandler(logfWriter(logf), &slog.HandlerOptions{
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey { // logf stamps its own
-				return slog.Attr{}
-			}
-			return a
-		},
-	})))
-}
-
-type logfWriter func(format string, args ...any)
-
-func (w logfWriter) Write(p []byte) (int, error) {
-	w("%s", bytes.TrimSuffix(p, []byte("\n")))
-	return len(p), nil
-}
+// WithLogger sets where the Switch logs (default: nowhere).
+func WithLogger(log *slog.Logger) Option { return func(m *Switch) { m.log = log } }
 
 // WithDNS sets the DNS servers DHCP hands guests: nil = HostResolvers (the
 // default), empty = none.

@@ -19,6 +19,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"hearth/internal/logtest"
 )
 
 // testNet is one test's Switch with its own bridge and subnet.
@@ -44,7 +46,7 @@ func newTestNet(t testing.TB, opts ...Option) *testNet {
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + rand.IntN(100)), byte(rand.IntN(256)), 0}), 24)
 	gw := netip.PrefixFrom(subnet.Addr().Next(), 24)
 	tn := &testNet{t: t, subnet: subnet}
-	opts = append([]Option{WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(t.Logf)}, opts...)
+	opts = append([]Option{WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t))}, opts...)
 	m, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -393,7 +395,7 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 	if _, err := netlink.LinkByName(tn.Bridge()); err != nil {
 		t.Fatalf("Close removed the public bridge of a running guest: %v", err)
 	}
-	m2, err := New(WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(t.Logf))
+	m2, err := New(WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
