@@ -106,7 +106,7 @@ func New(cfg Config) (*Dashboard, error) {
 	}
 	d.starts = newPendingStarts(ctx, d.backend, d.log)
 	d.routes()
-	go d.samples.run(ctx, d.backend, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn).Printf)
+	go d.samples.run(ctx, d.backend, d.log)
 	return d, nil
 }
 

@@ -3,6 +3,7 @@ package dash
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -116,7 +117,7 @@ func (s *sampler) history(id string) []counterSample {
 
 // run samples every sampleEvery until ctx ends, for the users seen within
 // the idle window; one admin covers everyone.
-func (s *sampler) run(ctx context.Context, b Servers, logf func(string, ...any)) {
+func (s *sampler) run(ctx context.Context, b Servers, log *slog.Logger) {
 	t := time.NewTicker(sampleEvery)
 	defer t.Stop()
 	for {
@@ -128,7 +129,7 @@ func (s *sampler) run(ctx context.Context, b Servers, logf func(string, ...any))
 		for _, u := range s.activeCallers() {
 			servers, err := b.ServersCounters(ctx, u)
 			if err != nil {
-				logf("dashboard: sampling counters for %s: %v", u.Name, err)
+				log.Warn("sampling counters", "user", u.Name, "err", err)
 				continue
 			}
 			s.record(servers)
