@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"hearth/storage/rootfs"
@@ -147,31 +148,6 @@ func unmountRoot(dir string) error {
 	return nil
 }
 
-// isMountPoint reports whether dir is the root of a mount (another device
-// than its parent's, or the same device mounted again).
-func isMountPoint(dir string) bool {
-	var st, parent unix.Stat_t
-	if unix.Lstat(dir, &st) != nil || unix.Lstat(filepath.Dir(dir), &parent) != nil {
-		return false
-	}
-	if st.Dev != parent.Dev {
-		return true
-	}
-	mounts, _ := os.ReadFile("/proc/self/mountinfo")
-	for line := range strings.Lines(string(mounts)) {
-		if f := strings.Fields(line); len(f) > 4 && unescapeMountPath(f[4]) == dir {
-			return true
-		}
-	}
-	return false
-}
-
-// unescapeMountPath undoes mountinfo's octal escapes of space, tab,
-// newline and backslash.
-func unescapeMountPath(s string) string {
-	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
-}
-
 // removeRunDir removes DATA/run/ID after unmounting the guest's root from
 // it. It never removes a directory a root is still mounted in: that would
 // delete the guest's files.
@@ -181,7 +157,7 @@ func (h *Host) removeRunDir(id string) error {
 	if err := unmountRoot(root); err != nil {
 		return err
 	}
-	if isMountPoint(root) {
+	if mounted, _ := mountinfo.Mounted(root); mounted {
 		return fmt.Errorf("guest %s: its root is still mounted; DATA/run/%s left in place", id, id)
 	}
 	return os.RemoveAll(dir)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/moby/sys/mountinfo"
+
 	"hearth/vmm/guest"
 )
 
@@ -45,7 +47,7 @@ func (h *Host) sweepRunDir(ctx context.Context) {
 		dir := filepath.Join(h.runDir, id)
 		b, err := os.ReadFile(filepath.Join(dir, intentFile))
 		fifos, _ := filepath.Glob(filepath.Join(dir, "*", id+"-stdout"))
-		mounted := isMountPoint(filepath.Join(dir, rootDirName))
+		mounted, _ := mountinfo.Mounted(filepath.Join(dir, rootDirName))
 		if err != nil && len(fifos) == 0 && !mounted {
 			continue
 		}

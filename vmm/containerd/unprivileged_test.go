@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"hearth/internal/logtest"
@@ -134,7 +135,7 @@ func TestSweepLeftoverRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Close()
-	if isMountPoint(root) {
+	if mounted, _ := mountinfo.Mounted(root); mounted {
 		t.Error("the leftover root is still mounted")
 	}
 	if _, err := os.Stat(filepath.Join(drive, "precious")); err != nil {
