@@ -35,35 +35,28 @@ func (h *Host) Signal(ctx context.Context, id string, sig syscall.Signal) error 
 }
 
 // Pause freezes the guest.
-func (h *Host) Pause(ctx context.Context, id string) error {
-	g, err := h.lookup(id)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.opContext(ctx)
-	defer cancel()
-	if err := g.task.Pause(ctx); err != nil {
-		return h.taskFailed(ctx, g, "pause", id, err)
-	}
-	h.mu.Lock()
-	g.paused = true
-	h.mu.Unlock()
-	return nil
-}
+func (h *Host) Pause(ctx context.Context, id string) error { return h.freeze(ctx, id, true) }
 
 // Resume thaws a paused guest.
-func (h *Host) Resume(ctx context.Context, id string) error {
+func (h *Host) Resume(ctx context.Context, id string) error { return h.freeze(ctx, id, false) }
+
+// freeze pauses (frozen true) or resumes the guest's task and records it.
+func (h *Host) freeze(ctx context.Context, id string, frozen bool) error {
 	g, err := h.lookup(id)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
-	if err := g.task.Resume(ctx); err != nil {
-		return h.taskFailed(ctx, g, "resume", id, err)
+	what, change := "resume", g.task.Resume
+	if frozen {
+		what, change = "pause", g.task.Pause
+	}
+	if err := change(ctx); err != nil {
+		return h.taskFailed(ctx, g, what, id, err)
 	}
 	h.mu.Lock()
-	g.paused = false
+	g.paused = frozen
 	h.mu.Unlock()
 	return nil
 }
