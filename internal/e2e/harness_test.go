@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/logtest"
 	"hearth/internal/testguest"
 	"hearth/vmm/vmmtest"
 )
@@ -62,24 +63,6 @@ func TestMain(m *testing.M) {
 
 func hasFlag(name string) bool { return strings.Contains(serveFlags, "  -"+name+" ") }
 
-// logBuffer keeps everything every run of one Hearth printed on stderr.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // user is one API identity.
 type user struct{ id, secret string }
 
@@ -96,8 +79,8 @@ type hearth struct {
 	cmd     *exec.Cmd
 	addr    string // scheme://host:port from the "serving" line
 	exited  chan struct{}
-	logs    logBuffer
-	secrets []string // every secret handed out, none of which may be logged
+	logs    logtest.Buffer // everything every run of this Hearth printed on stderr
+	secrets []string       // every secret handed out, none of which may be logged
 
 	admin user
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -24,3 +25,23 @@ func Logger(t testing.TB) *slog.Logger {
 
 // Writer writes each line to t.Log.
 func Writer(t testing.TB) io.Writer { return testWriter{t} }
+
+// Buffer keeps what a component logs for a test to read while the
+// component may still be writing (a supervisor, a child process's stderr).
+type Buffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String is everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

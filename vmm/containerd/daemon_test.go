@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +21,7 @@ import (
 // supervisor restarts it, the guest keeps running, and exits are still
 // reported from the new daemon's events.
 func TestDaemonRestart(t *testing.T) {
-	var log lockedBuffer
+	var log logtest.Buffer
 	h, _ := openTestHost(t, WithLogger(slog.New(slog.NewTextHandler(io.MultiWriter(&log, logtest.Writer(t)), nil))))
 	exits := make(chan guest.Exit, 1)
 	h.OnExit(func(e guest.Exit) { exits <- e })
@@ -80,22 +79,4 @@ func TestDaemonFailsFast(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("took %s to notice", took)
 	}
-}
-
-// lockedBuffer is a log the daemon's supervisor and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
