@@ -150,6 +150,12 @@ func (s *Store) CreateDriveFrom(ctx context.Context, d Drive, fill func(path str
 	}()
 	if err == nil {
 		err = s.tx(ctx, func(tx *sql.Tx) error {
+			if err := checkLimits(ctx, tx, d.Owner, Amounts{LimitDrives: d.Size}); err != nil {
+				return err
+			}
+			if err := s.checkDiskRoom(ctx, tx, d.Size); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO drives (id, owner, name, size, props, library, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 				d.ID, d.Owner, d.Name, d.Size, blob, d.Library, d.Created.Unix()); err != nil {
 				if strings.Contains(err.Error(), "FOREIGN KEY") {
@@ -284,6 +290,12 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 				return fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
 			}
 			if err := imagedFrom(ctx, tx, id); err != nil { // the job was sized against it
+				return err
+			}
+			if err := checkLimits(ctx, tx, d.Owner, Amounts{LimitDrives: d.Size - oldSize}); err != nil {
+				return err
+			}
+			if err := s.checkDiskRoom(ctx, tx, d.Size-oldSize); err != nil {
 				return err
 			}
 			if err := os.Truncate(s.DrivePath(id), d.Size); err != nil {

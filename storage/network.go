@@ -122,6 +122,9 @@ func (s *Store) CreateIP(ctx context.Context, owner string, props map[string]str
 		r.Props["nameserver"] = s.Gateway().String()
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkLimits(ctx, tx, owner, Amounts{LimitIPs: 1}); err != nil {
+			return err
+		}
 		a, err := s.freeAddress(ctx, tx)
 		if err != nil {
 			return err
@@ -143,6 +146,9 @@ func (s *Store) CreateVLAN(ctx context.Context, owner string, props map[string]s
 		r.Props = map[string]string{}
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkLimits(ctx, tx, owner, Amounts{LimitVLANs: 1}); err != nil {
+			return err
+		}
 		for {
 			r.ID = uuid.NewString()
 			var n int

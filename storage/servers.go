@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +81,10 @@ func (s *Store) CreateServer(ctx context.Context, owner string, config map[strin
 		return Server{}, err
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkLimits(ctx, tx, owner, Amounts{LimitServers: 1,
+			LimitCPU: configInt(srv.Config, "cpu"), LimitMem: configInt(srv.Config, "mem")}); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO servers (id, owner, status, config, created) VALUES (?, ?, ?, ?, ?)`,
 			srv.ID, owner, srv.Status, blob, srv.Created.Unix()); err != nil {
 			if strings.Contains(err.Error(), "FOREIGN KEY") {
@@ -154,6 +159,12 @@ func (s *Store) UpdateServer(ctx context.Context, id string, fn func(*Server) er
 		if err := checkStatus(srv.Status); err != nil {
 			return err
 		}
+		if err := checkLimits(ctx, tx, srv.Owner, Amounts{
+			LimitCPU: configInt(srv.Config, "cpu") - configInt(before.Config, "cpu"),
+			LimitMem: configInt(srv.Config, "mem") - configInt(before.Config, "mem"),
+		}); err != nil {
+			return err
+		}
 		if srv.Config == nil {
 			srv.Config = map[string]string{}
 		}
@@ -187,6 +198,13 @@ func (s *Store) UpdateServer(ctx context.Context, id string, fn func(*Server) er
 		return Server{}, err
 	}
 	return srv, nil
+}
+
+// configInt is a numeric configuration key's value (cpu MHz, mem MB); 0
+// when absent or not a number, as the usage query counts it.
+func configInt(config map[string]string, key string) int64 {
+	n, _ := strconv.ParseInt(config[key], 10, 64)
+	return n
 }
 
 // SetServerStatus records a lifecycle transition: the new status, when the

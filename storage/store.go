@@ -57,6 +57,9 @@ type Store struct {
 	stmts sync.Map // query → *sql.Stmt
 	// logins caches recent successful authentications (see Authenticate).
 	logins sync.Map // login → loginEntry
+	// overcommit bounds the sum of drive sizes to this many times the
+	// filesystem of DATA/drives (WithDiskOvercommit); 0: no bound.
+	overcommit float64
 }
 
 type options struct {
@@ -66,6 +69,7 @@ type options struct {
 	imagingWorkers int
 	imagingGate    func(ctx context.Context, drive string) error
 	noMaintenance  bool
+	overcommit     float64
 }
 
 // Option configures Open.
@@ -88,6 +92,11 @@ func WithSubnet(p netip.Prefix) Option { return func(o *options) { o.subnet = p.
 func WithImagingGate(gate func(ctx context.Context, drive string) error) Option {
 	return func(o *options) { o.imagingGate = gate }
 }
+
+// WithDiskOvercommit bounds thin provisioning: drives may together be at
+// most ratio times the size of the filesystem holding DATA/drives; creates,
+// resizes and clones past that are ErrFull. 0 (the default) is no bound.
+func WithDiskOvercommit(ratio float64) Option { return func(o *options) { o.overcommit = ratio } }
 
 // WithImagingWorkers bounds how many drive imaging jobs run at once (default 2).
 func WithImagingWorkers(n int) Option { return func(o *options) { o.imagingWorkers = n } }
@@ -143,7 +152,7 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 	}
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	s := &Store{db: db, dir: dataDir, subnet: o.subnet, log: o.log, now: o.now, lockWait: defaultLockWait}
+	s := &Store{db: db, dir: dataDir, subnet: o.subnet, log: o.log, now: o.now, lockWait: defaultLockWait, overcommit: o.overcommit}
 	ctx := context.Background()
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
@@ -279,6 +288,13 @@ var migrations = []string{
 	`CREATE TABLE idslots (
 		server TEXT PRIMARY KEY REFERENCES servers(id) ON DELETE CASCADE,
 		slot INTEGER NOT NULL UNIQUE CHECK (slot >= 0)
+	);`,
+	// Per-user limits (quotas) an admin sets; a missing row is no limit.
+	`CREATE TABLE limits (
+		user TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+		name TEXT NOT NULL,
+		value INTEGER NOT NULL CHECK (value >= 0),
+		PRIMARY KEY (user, name)
 	);`,
 }
 
