@@ -295,7 +295,10 @@ var migrations = []string{
 		name TEXT NOT NULL,
 		value INTEGER NOT NULL CHECK (value >= 0),
 		PRIMARY KEY (user, name)
-	);`,
+	);
+	-- No drive was ever encrypted: the cipher a client asked for was only recorded.
+	UPDATE drives SET props = json_set(props, '$."encryption:cipher"', 'none')
+		WHERE json_extract(props, '$."encryption:cipher"') NOT IN ('none');`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

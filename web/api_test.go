@@ -84,15 +84,15 @@ func TestDrives(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			e := newEnv(t)
 			c := e.user("alice", false)
-			body := "name Ubuntu 10.10\nsize 8G\nclaim:type shared\nreaders ffffffff-ffff-ffff-ffff-ffffffffffff\ntags tag1 tag2\nuser:foo bar\navoid 00000000-0000-0000-0000-000000000000\nencryption:cipher aes-xts-plain\n"
+			body := "name Ubuntu 10.10\nsize 8G\nclaim:type shared\nreaders ffffffff-ffff-ffff-ffff-ffffffffffff\ntags tag1 tag2\nuser:foo bar\navoid 00000000-0000-0000-0000-000000000000\nencryption:cipher none\n"
 			if format == "json" {
 				c = c.asJSON()
-				body = `{"name": "Ubuntu 10.10", "size": "8G", "claim:type": "shared", "readers": "ffffffff-ffff-ffff-ffff-ffffffffffff", "tags": "tag1 tag2", "user:foo": "bar", "encryption:cipher": "aes-xts-plain"}`
+				body = `{"name": "Ubuntu 10.10", "size": "8G", "claim:type": "shared", "readers": "ffffffff-ffff-ffff-ffff-ffffffffffff", "tags": "tag1 tag2", "user:foo": "bar", "encryption:cipher": "none"}`
 			}
 			r := c.post("/drives/create", body).expect(t, 200)
 			d := r.props(t)
 			id := d["drive"]
-			want := eh.Props{"name": "Ubuntu 10.10", "size": "8589934592", "claim:type": "shared", "user": c.id, "status": "active", "tags": "tag1 tag2", "user:foo": "bar", "encryption:cipher": "aes-xts-plain"}
+			want := eh.Props{"name": "Ubuntu 10.10", "size": "8589934592", "claim:type": "shared", "user": c.id, "status": "active", "tags": "tag1 tag2", "user:foo": "bar", "encryption:cipher": "none"}
 			for k, v := range want {
 				if d[k] != v {
 					t.Errorf("create: %s = %q, want %q", k, d[k], v)
@@ -177,6 +177,7 @@ func TestDriveErrors(t *testing.T) {
 		{"/drives/create", `["name"]`, 400, "usage", "array"},
 		{"/drives/create", "size 1M\n" + strings.Repeat("user:x "+strings.Repeat("y", 1000)+"\n", 70), 400, "usage", "larger"},
 		{"/drives/" + id + "/set", "encryption:cipher aes-xts-plain", 400, "usage", "encryption:cipher"},
+		{"/drives/create", "size 1M\nencryption:cipher aes-xts-plain", 400, "usage", "encryption:cipher"},
 		{"/drives/" + id + "/set", "drive 00000000-0000-0000-0000-000000000000", 400, "usage", "drive"},
 		{"/drives/" + id + "/set", "size 1Z", 400, "usage", "size"},
 		{"/drives/not-a-uuid/info", "", 404, "missing", "not-a-uuid"},

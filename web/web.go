@@ -37,7 +37,7 @@ type Config struct {
 //
 //   - GET /health: unauthenticated liveness (status ok, runtime NAME);
 //   - [PREFIX]/servers/SERVER/vnc: the console websocket (Config.Console);
-//   - [PREFIX]/servers/..., /drives/..., /resources/...: the API, behind
+//   - [PREFIX]/servers/..., /drives/..., /resources/..., /users/...: the API, behind
 //     HTTP Basic auth (user UUID or name, and secret key);
 //   - everything else: the dashboard.
 //
@@ -84,7 +84,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch segs[0] {
-	case "servers", "drives", "resources":
+	case "servers", "drives", "resources", "users":
 	default:
 		h.other(w, r)
 		return

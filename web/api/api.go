@@ -132,6 +132,8 @@ func apiError(err error) error {
 		return eh.Busyf("%w", err)
 	case errors.Is(err, storage.ErrInvalid), errors.Is(err, storage.ErrTooLarge), errors.Is(err, vmm.ErrInvalid):
 		return eh.Usagef("%w", err)
+	case errors.Is(err, storage.ErrLimit):
+		return eh.Billingf("%w", err)
 	case errors.Is(err, storage.ErrFull):
 		return eh.Fullf("%w", err)
 	case errors.Is(err, storage.ErrAuth):

@@ -19,7 +19,8 @@ const (
 	MaxRead      = 4 << 20  // bytes one /drives/D/read may return
 )
 
-// Handler returns the HTTP API: /servers/..., /drives/..., /resources/...
+// Handler returns the HTTP API: /servers/..., /drives/..., /resources/...,
+// and Hearth's own /users/...
 // It expects paths without the optional prefix and the authenticated Caller
 // in the request context (see WithCaller); web.New arranges both.
 func (s *Service) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
@@ -167,6 +168,26 @@ func (k *call) route() error {
 		return k.drives()
 	case "resources":
 		return k.resources()
+	case "users":
+		return k.users()
+	}
+	return k.notFound()
+}
+
+// users answers Hearth's own user endpoints: info (limits and usage) for
+// everyone about themselves, for an admin about anyone; set (limits) for admins.
+func (k *call) users() error {
+	ctx, s, c := k.r.Context(), k.s, k.c
+	switch {
+	case k.match("users", "list"):
+		infos, err := s.UsersInfo(ctx, c)
+		return k.list(infos, err, "user", "name")
+	case k.match("users", "info"):
+		return k.all(s.UsersInfo(ctx, c))
+	case k.match("users", "*", "info"):
+		return k.one(s.UserInfo(ctx, c, k.path[1]))
+	case k.match("users", "*", "set"):
+		return k.update(false, func(in eh.Props) (eh.Props, error) { return s.SetUser(ctx, c, k.path[1], in) })
 	}
 	return k.notFound()
 }

@@ -1,6 +1,9 @@
 package eh
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // AllUsers is the readers entry that lets every user read a drive.
 const AllUsers = "ffffffff-ffff-ffff-ffff-ffffffffffff"
@@ -20,7 +23,7 @@ func driveRule(key string) (rule, error) {
 	case "avoid":
 		return rule{check: words(checkUUID), createOnly: true}, nil
 	case "encryption:cipher":
-		return rule{check: oneOf("aes-xts-plain", "none"), createOnly: true}, nil
+		return rule{check: checkCipher, createOnly: true}, nil
 	case "tier":
 		return rule{check: oneOf("disk", "ssd")}, nil
 	case "driveType": // CS-1 clone bodies: the tier under another name
@@ -49,6 +52,16 @@ func driveRule(key string) (rule, error) {
 		return rule{check: text(MaxTextLength)}, nil
 	}
 	return rule{}, errUnknownKey
+}
+
+// checkCipher refuses every cipher but none: Hearth keeps drives as plain
+// image files, and a key that promised encryption it does not give would
+// be worse than a refusal.
+func checkCipher(v string) (string, error) {
+	if v != "none" {
+		return "", fmt.Errorf("%s is not supported: Hearth does not encrypt drives at rest (give none, or encrypt inside the guest)", quote(v))
+	}
+	return v, nil
 }
 
 func checkDriveType(v string) (string, error) {
@@ -88,7 +101,7 @@ var drives = &schema{
 // NewDrive validates the body of /drives/create and returns the properties to
 // store: size in bytes (suffixes resolved), lower-case UUIDs, defaults tier
 // disk and encryption:cipher none (Hearth keeps drives as plain image files;
-// aes-xts-plain is accepted and recorded for compatibility only). size is
+// any other cipher is refused, never recorded as if it held). size is
 // required, name is not (one EH client created drives without it).
 func NewDrive(in Props) (Props, error) {
 	return drives.create(in)

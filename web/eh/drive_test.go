@@ -18,10 +18,10 @@ func TestNewDrive(t *testing.T) {
 			Props{"name": "downloads", "size": "8589934592", "tier": "disk", "encryption:cipher": "none"}},
 		{"jclouds create_drive.txt", Props{"name": "Ubuntu 10.10 Server Edition Linux 64bit Preinstalled System", "size": "8589934592",
 			"claim:type": "shared", "readers": AllUsers, "tags": "tag1 tag2", "user:foo": "bar", "user:baz": "raz",
-			"avoid": drive1, "encryption:cipher": "aes-xts-plain"},
+			"avoid": drive1, "encryption:cipher": "none"},
 			Props{"name": "Ubuntu 10.10 Server Edition Linux 64bit Preinstalled System", "size": "8589934592",
 				"claim:type": "shared", "readers": AllUsers, "tags": "tag1 tag2", "user:foo": "bar", "user:baz": "raz",
-				"avoid": drive1, "encryption:cipher": "aes-xts-plain", "tier": "disk"}},
+				"avoid": drive1, "encryption:cipher": "none", "tier": "disk"}},
 		{"upload tool tier", Props{"name": "img", "size": "4M", "tier": "SSD"}, Props{"name": "img", "size": "4194304", "tier": "ssd", "encryption:cipher": "none"}},
 		{"CS-1 clone body", Props{"name": "n", "size": "20G", "driveType": "hdd"}, Props{"name": "n", "size": "21474836480", "tier": "disk", "encryption:cipher": "none"}},
 		{"CS-1 metadata", Props{"size": "1G", "type": "cdrom", "os": "Linux", "bits": "64", "use": "general dbserver",
@@ -59,7 +59,8 @@ func TestNewDriveRefuses(t *testing.T) {
 		{"negative size", Props{"size": "-1"}, "must not be negative"},
 		{"claim type", Props{"size": "1", "claim:type": "mine"}, "key claim:type"},
 		{"readers not uuids", Props{"size": "1", "readers": "everyone"}, `key readers: "everyone" is not a UUID`},
-		{"cipher", Props{"size": "1", "encryption:cipher": "rot13"}, "not one of aes-xts-plain, none"},
+		{"cipher", Props{"size": "1", "encryption:cipher": "rot13"}, `key encryption:cipher: "rot13" is not supported`},
+		{"cipher Hearth does not apply", Props{"size": "1", "encryption:cipher": "aes-xts-plain"}, `key encryption:cipher: "aes-xts-plain" is not supported: Hearth does not encrypt drives`},
 		{"tier", Props{"size": "1", "tier": "tape"}, "key tier"},
 		{"driveType", Props{"size": "1", "driveType": "tape"}, "key driveType"},
 		{"tier and driveType disagree", Props{"size": "1", "tier": "ssd", "driveType": "hdd"}, "keys driveType and tier disagree"},
@@ -85,14 +86,14 @@ func TestNewDriveRefuses(t *testing.T) {
 }
 
 func TestUpdateDrive(t *testing.T) {
-	cur, err := NewDrive(Props{"name": "d", "size": "1G", "tags": "a", "encryption:cipher": "aes-xts-plain"})
+	cur, err := NewDrive(Props{"name": "d", "size": "1G", "tags": "a", "encryption:cipher": "none"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cur["drive"], cur["user"], cur["status"], cur["read:bytes"] = drive1, drive2, "active", "4096"
 
 	next, changed, err := UpdateDrive(cur, Props{"size": "2G", "name": "renamed", "tags": "", "drive": drive1,
-		"encryption:cipher": "aes-xts-plain", "read:bytes": "4096"})
+		"encryption:cipher": "none", "read:bytes": "4096"})
 	if err != nil {
 		t.Fatalf("resize, rename, untag with echoed read-only keys: %v", err)
 	}
@@ -107,7 +108,7 @@ func TestUpdateDrive(t *testing.T) {
 		in  Props
 		msg string
 	}{
-		{Props{"encryption:cipher": "none"}, "key encryption:cipher can only be chosen when the drive is created"},
+		{Props{"encryption:cipher": "aes-xts-plain"}, `key encryption:cipher: "aes-xts-plain" is not supported`},
 		{Props{"avoid": drive2}, "key avoid can only be chosen when the drive is created"},
 		{Props{"size": ""}, "key size cannot be removed"},
 		{Props{"drive": drive2}, "key drive is read-only"},

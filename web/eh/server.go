@@ -24,6 +24,16 @@ var (
 	checkVNC      = either("auto", checkIP)
 )
 
+// checkVNCTLS refuses vnc:tls on: Hearth's VNC ports speak plain RFB with
+// VNC authentication (the websocket console rides the dashboard's HTTPS), so
+// a server must not record a TLS promise it would not keep.
+func checkVNCTLS(v string) (string, error) {
+	if v != "off" {
+		return "", fmt.Errorf("%s is not supported: Hearth's VNC ports do not speak VeNCrypt (use off, or the dashboard's console over HTTPS)", quote(v))
+	}
+	return v, nil
+}
+
 // checkSignal stores a shutdown:signal as Hearth names it (SIGRTMIN+4).
 func checkSignal(v string) (string, error) {
 	sig, err := ehkeys.ShutdownSignal(v)
@@ -73,7 +83,7 @@ func serverRule(key string) (rule, error) {
 	case "vnc:ip":
 		return rule{check: checkVNC, canonical: "vnc"}, nil
 	case "vnc:tls":
-		return rule{check: oneOf("on", "off")}, nil
+		return rule{check: checkVNCTLS}, nil
 	case "shutdown:signal":
 		return rule{check: checkSignal}, nil
 	case "avoid:drives", "avoid:servers":
