@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -122,6 +123,45 @@ func (s *Service) LibraryDrives(ctx context.Context, c Caller) ([]eh.Props, erro
 		}
 	}
 	return s.drivesProps(lib, false), nil
+}
+
+// SharedDrive is a drive the caller may start servers from without owning
+// it, as the dashboard offers it.
+type SharedDrive struct {
+	Props eh.Props
+	Owner string // the owner's name
+	// Image says an admin published it to everyone's library (`hearth image
+	// import`, or an admin's drive readable by everyone): only such a drive
+	// is offered as anyone's default image. A drive a user shares is
+	// labelled as theirs and never a default.
+	Image bool
+}
+
+// SharedDrives lists the library and the drives other users let the
+// caller read, with who owns them and whether each is a published image.
+func (s *Service) SharedDrives(ctx context.Context, c Caller) ([]SharedDrive, error) {
+	all, err := s.store.Drives(ctx, "")
+	if err != nil {
+		return nil, apiError(err)
+	}
+	users, err := s.store.Users(ctx)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	owners := make(map[string]storage.User, len(users))
+	for _, u := range users {
+		owners[u.ID] = u
+	}
+	var out []SharedDrive
+	for _, d := range all {
+		if !d.Library && (d.Owner == c.ID || !d.Readable(c.ID)) {
+			continue
+		}
+		owner := owners[d.Owner]
+		out = append(out, SharedDrive{Props: s.driveProps(d, false), Owner: owner.Name,
+			Image: d.Library || owner.Admin && slices.Contains(strings.Fields(d.Props["readers"]), storage.Everyone)})
+	}
+	return out, nil
 }
 
 // DriveInfo returns one drive's info.

@@ -37,6 +37,11 @@ type Accounts interface {
 	Users(ctx context.Context, caller User) ([]User, error)
 	CreateUser(ctx context.Context, caller User, name string, admin bool) (created User, secret string, err error)
 	RemoveUser(ctx context.Context, caller User, id string) error
+	// UserInfo is a user's info with limit:NAME and usage:NAME keys: one's
+	// own, any user's for an admin. SetUser changes limits (admins only).
+	UserInfo(ctx context.Context, caller User, login string) (eh.Props, error)
+	UsersInfo(ctx context.Context, caller User) ([]eh.Props, error)
+	SetUser(ctx context.Context, caller User, login string, changes eh.Props) (eh.Props, error)
 }
 
 // Servers runs the server operations of the API.
@@ -60,8 +65,9 @@ type Servers interface {
 // Drives runs the drive operations of the API.
 type Drives interface {
 	DrivesInfo(ctx context.Context, caller User) ([]eh.Props, error)
-	// LibraryDrives lists the drives other users let the caller read.
-	LibraryDrives(ctx context.Context, caller User) ([]eh.Props, error)
+	// SharedDrives lists the library images and the drives other users let
+	// the caller read, saying whose each is and which an admin published.
+	SharedDrives(ctx context.Context, caller User) ([]api.SharedDrive, error)
 	DriveInfo(ctx context.Context, caller User, id string) (eh.Props, error)
 	CreateDrive(ctx context.Context, caller User, props eh.Props) (eh.Props, error)
 	SetDrive(ctx context.Context, caller User, id string, changes eh.Props) (eh.Props, error)

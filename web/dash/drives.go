@@ -25,6 +25,7 @@ type driveRow struct {
 	Shared   bool // readable by everyone
 	Library  bool
 	Mine     bool
+	SharedBy string // a user's drive shared with the caller: its owner's name ("" for a published image)
 }
 
 // serverRef links to a server by name.
@@ -103,10 +104,13 @@ func (d *Dashboard) drivesView(rq *request) (drivesView, error) {
 	for _, p := range infos {
 		v.Rows = append(v.Rows, row(p))
 	}
-	if lib, err := d.backend.LibraryDrives(ctx, rq.user); err == nil {
-		for _, p := range lib {
-			r := row(p)
-			r.Library = true
+	if shared, err := d.backend.SharedDrives(ctx, rq.user); err == nil {
+		for _, sd := range shared {
+			r := row(sd.Props)
+			r.Library, r.Owner = true, sd.Owner
+			if !sd.Image {
+				r.SharedBy = sd.Owner
+			}
 			v.Library = append(v.Library, r)
 		}
 	}

@@ -21,10 +21,12 @@ type option struct {
 }
 
 // formOptions are the choices the server forms offer: the caller's drives,
-// the library, static IPs and VLANs.
+// the library (images admins published: the only default), drives other
+// users share with the caller (labelled with their owner), static IPs and VLANs.
 type formOptions struct {
 	Drives  []option
 	Library []option
+	Shared  []option
 	IPs     []option
 	VLANs   []option
 	sizes   map[string]int64 // drive id → size in bytes
@@ -34,7 +36,7 @@ type formOptions struct {
 func (d *Dashboard) formOptions(rq *request) formOptions {
 	ctx := rq.Context()
 	o := formOptions{sizes: map[string]int64{}, gzipped: map[string]bool{}}
-	add := func(list *[]option, p eh.Props) {
+	add := func(list *[]option, p eh.Props, note string) {
 		id := p["drive"]
 		size, _ := strconv.ParseInt(p["size"], 10, 64)
 		o.sizes[id] = size
@@ -43,18 +45,22 @@ func (d *Dashboard) formOptions(rq *request) formOptions {
 		if label == "" {
 			label = shortID(id)
 		}
-		*list = append(*list, option{Value: id, Label: label + " (" + humanBytes(uint64(size)) + ")"})
+		*list = append(*list, option{Value: id, Label: label + " (" + humanBytes(uint64(size)) + ")" + note})
 	}
 	if drives, err := d.backend.DrivesInfo(ctx, rq.user); err == nil {
 		for _, p := range drives {
 			if p["user"] == rq.user.ID {
-				add(&o.Drives, p)
+				add(&o.Drives, p, "")
 			}
 		}
 	}
-	if lib, err := d.backend.LibraryDrives(ctx, rq.user); err == nil {
-		for _, p := range lib {
-			add(&o.Library, p)
+	if shared, err := d.backend.SharedDrives(ctx, rq.user); err == nil {
+		for _, sd := range shared {
+			if sd.Image {
+				add(&o.Library, sd.Props, "")
+			} else {
+				add(&o.Shared, sd.Props, " — shared by "+sd.Owner)
+			}
 		}
 	}
 	if ips, err := d.backend.ResourcesInfo(ctx, rq.user, "ip"); err == nil {
@@ -67,7 +73,7 @@ func (d *Dashboard) formOptions(rq *request) formOptions {
 			o.VLANs = append(o.VLANs, option{Value: p["resource"], Label: labelled(p["name"], shortID(p["resource"]))})
 		}
 	}
-	for _, l := range [][]option{o.Drives, o.Library, o.IPs, o.VLANs} {
+	for _, l := range [][]option{o.Drives, o.Library, o.Shared, o.IPs, o.VLANs} {
 		sort.Slice(l, func(i, j int) bool { return strings.ToLower(l[i].Label) < strings.ToLower(l[j].Label) })
 	}
 	return o
