@@ -5,6 +5,7 @@
 //	hearth [serve] [flags]                      run the appliance until SIGINT/SIGTERM
 //	hearth user add NAME [--admin]              create a user, print its UUID and secret
 //	hearth user list                            list users
+//	hearth user set NAME limit:KEY VALUE...     set a user's limits (quotas)
 //	hearth image import --name NAME [--size SIZE] FILE
 //	                                            make a library drive from an image
 //	hearth version                              version and build information
@@ -18,6 +19,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -63,9 +65,12 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 const usage = `usage:
   hearth [serve] [--listen ADDR] [--data DIR] [--containerd SOCKET] [--runtime NAME]
                  [--tls auto] [--tls-cert FILE --tls-key FILE] [--vnc-listen IP] [--subnet CIDR] [--prefix PATH]
-                 [--bridge NAME] [--nat true] [--dns IP[,IP]] [--shutdown-grace DURATION] [--log-format text|json] [--log-level LEVEL]
+                 [--bridge NAME] [--nat true] [--dns IP[,IP]] [--shutdown-grace DURATION] [--disk-overcommit RATIO]
+                 [--log-format text|json] [--log-level LEVEL]
   hearth user add NAME [--admin] [--data DIR]
   hearth user list [--data DIR]
+  hearth user set NAME [limit:servers N] [limit:cpu MHZ] [limit:mem SIZE] [limit:drives SIZE]
+                       [limit:ips N] [limit:vlans N] [--data DIR]     (a value of none removes a limit)
   hearth image import --name NAME [--size SIZE] [--data DIR] FILE
   hearth version
 `
@@ -96,15 +101,17 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return serve(args[1:], stderr)
 	case "user":
 		if len(args) < 2 {
-			return usagef("user: want add or list")
+			return usagef("user: want add, list or set")
 		}
 		switch args[1] {
 		case "add":
 			return userAdd(args[2:], stdout, stderr)
 		case "list":
 			return userList(args[2:], stdout, stderr)
+		case "set":
+			return userSet(args[2:], stdout, stderr)
 		}
-		return usagef("user %s: want add or list", args[1])
+		return usagef("user %s: want add, list or set", args[1])
 	case "image":
 		if len(args) < 2 || args[1] != "import" {
 			return usagef("image: want import")
@@ -213,6 +220,69 @@ func userList(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, line)
 	}
 	return nil
+}
+
+// userSet changes a user's limits: `user set NAME limit:mem 16G limit:servers
+// 4` (KEY VALUE pairs, as the API's /users/USER/set takes them; none or an
+// empty value removes a limit), then prints the user's limits and usage.
+func userSet(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("user set", stderr)
+	data := dataFlag(fs)
+	rest, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) < 3 || len(rest)%2 != 1 {
+		return usagef("user set: want NAME and KEY VALUE pairs, e.g. limit:servers 4")
+	}
+	changes := eh.Props{}
+	for i := 1; i < len(rest); i += 2 {
+		changes[rest[i]] = rest[i+1]
+	}
+	limits, err := api.ParseLimits(changes)
+	if err != nil {
+		return usageError{eh.AsError(err).Message}
+	}
+	store, err := openState(*data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ctx := context.Background()
+	u, err := findUser(ctx, store, rest[0])
+	if err != nil {
+		return err
+	}
+	now, err := store.SetLimits(ctx, u.ID, limits)
+	if err != nil {
+		return err
+	}
+	usage, err := store.Usage(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, name := range storage.LimitNames {
+		limit := "none"
+		if v, ok := now[name]; ok {
+			limit = strconv.FormatInt(v, 10)
+		}
+		fmt.Fprintf(stdout, "limit:%s %s\nusage:%s %d\n", name, limit, name, usage[name])
+	}
+	return nil
+}
+
+// findUser finds a user by name or UUID.
+func findUser(ctx context.Context, store *storage.Store, login string) (storage.User, error) {
+	users, err := store.Users(ctx)
+	if err != nil {
+		return storage.User{}, err
+	}
+	for _, u := range users {
+		if u.Name == login || u.ID == strings.ToLower(login) {
+			return u, nil
+		}
+	}
+	return storage.User{}, fmt.Errorf("user %s: %w", login, storage.ErrNotFound)
 }
 
 // ensureAdmin creates the first admin when there are no users at all and
@@ -346,6 +416,7 @@ func serve(args []string, stderr io.Writer) error {
 	dns := fs.String("dns", env("HEARTH_DNS", ""), "DNS servers DHCP hands guests, `IP[,IP]`; empty: the host's resolvers but loopback ones (env HEARTH_DNS)")
 	logFormat := fs.String("log-format", env("HEARTH_LOG_FORMAT", "text"), "log line `format`: text or json (env HEARTH_LOG_FORMAT)")
 	logLevel := fs.String("log-level", env("HEARTH_LOG_LEVEL", "info"), "lowest `level` logged: debug, info, warn or error (env HEARTH_LOG_LEVEL)")
+	overcommit := fs.String("disk-overcommit", env("HEARTH_DISK_OVERCOMMIT", "4"), "thin provisioning `ratio`: drives may together be this many times the size of the filesystem of DATA/drives; past it creates and resizes answer 507 full; 0: no bound (env HEARTH_DISK_OVERCOMMIT)")
 	grace := fs.String("shutdown-grace", env("HEARTH_SHUTDOWN_GRACE", vmm.DefaultGracePeriod.String()), "`duration` a guest gets to power off after shutdown before it is killed (env HEARTH_SHUTDOWN_GRACE)")
 	var tlsFlags certs.Config
 	tlsFlags.RegisterFlags(fs)
@@ -376,6 +447,10 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil || graceTime < 0 {
 		return usagef("--shutdown-grace %s: want a duration such as 60s", *grace)
 	}
+	overcommitRatio, err := strconv.ParseFloat(*overcommit, 64)
+	if err != nil || overcommitRatio < 0 || math.IsInf(overcommitRatio, 0) || math.IsNaN(overcommitRatio) {
+		return usagef("--disk-overcommit %s: want a ratio such as 4 (or 0 for no bound)", *overcommit)
+	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		return err
@@ -385,7 +460,7 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	store, err := storage.Open(*data, storage.WithSubnet(pool), storage.WithLogger(logger))
+	store, err := storage.Open(*data, storage.WithSubnet(pool), storage.WithLogger(logger), storage.WithDiskOvercommit(overcommitRatio))
 	if err != nil {
 		if errors.Is(err, storage.ErrInvalid) {
 			return usagef("--subnet: %v", err)

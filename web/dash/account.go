@@ -122,14 +122,9 @@ func (d *Dashboard) setLimits(rq *request) {
 	d.done(rq, "/ui/users/"+id, "Limits saved.")
 }
 
-// usersOrAccount is /ui/users: the users page for an admin, one's own
-// account (usage and limits) for everyone else.
-func (d *Dashboard) usersOrAccount(rq *request) {
-	if !rq.user.Admin {
-		showView(d, rq, "Account", "users", func(rq *request) (accountView, error) {
-			return d.accountView(rq, rq.user.ID)
-		}, accountPage)
-		return
-	}
-	d.usersPage(rq)
+// ownAccount is /ui/account: the caller's own usage and limits.
+func (d *Dashboard) ownAccount(rq *request) {
+	showView(d, rq, "Account", "account", func(rq *request) (accountView, error) {
+		return d.accountView(rq, rq.user.ID)
+	}, accountPage)
 }

@@ -41,7 +41,7 @@ func TestAccountUsageAndLimits(t *testing.T) {
 	// Alice sees her usage against her limits, and cannot change them.
 	b := e.browser()
 	b.login(alice.Name, secret)
-	page := b.get("/ui/users")
+	page := b.get("/ui/account")
 	if page.status != http.StatusOK {
 		t.Fatalf("account page: %d", page.status)
 	}

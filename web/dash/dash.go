@@ -173,7 +173,8 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /ui/resources/{type}/{id}/set", d.page(d.renameResource))
 	m.HandleFunc("POST /ui/resources/{type}/{id}/destroy", d.page(d.destroyResource))
 
-	m.HandleFunc("GET /ui/users", d.page(d.usersOrAccount))
+	m.HandleFunc("GET /ui/account", d.page(d.ownAccount))
+	m.HandleFunc("GET /ui/users", d.page(d.usersPage))
 	m.HandleFunc("GET /ui/users/{id}", d.page(d.accountPage))
 	m.HandleFunc("POST /ui/users/{id}/limits", d.page(d.setLimits))
 	m.HandleFunc("POST /ui/users/new", d.page(d.createUser))
