@@ -55,7 +55,7 @@ func TestQuotasThroughTheAPI(t *testing.T) {
 	alice.post("/resources/vlan/create", "name w").expectError(t, 402, "billing", "limit:vlans")
 
 	// Usage shows in the user's own info; a limit removed is gone.
-	me := alice.get("/users/" + alice.id + "/info").expect(t, 200).props(t)
+	me := alice.get("/users/"+alice.id+"/info").expect(t, 200).props(t)
 	for k, v := range map[string]string{"usage:servers": "2", "usage:cpu": "2000", "usage:mem": "768", "usage:drives": "67108864", "usage:ips": "1", "usage:vlans": "1", "limit:servers": "2"} {
 		if me[k] != v {
 			t.Errorf("info %s = %q, want %q", k, me[k], v)
@@ -86,7 +86,7 @@ func TestUnkeptPromisesRefused(t *testing.T) {
 		t.Errorf("a new drive says encryption:cipher %q", d["encryption:cipher"])
 	}
 	c.post("/drives/"+d["drive"]+"/set", "encryption:cipher aes-xts-plain").expectError(t, 400, "usage", "encryption:cipher")
-	if got := c.get("/servers/" + srv + "/info").expect(t, 200).props(t); got["vnc:tls"] != "" {
+	if got := c.get("/servers/"+srv+"/info").expect(t, 200).props(t); got["vnc:tls"] != "" {
 		t.Errorf("vnc:tls stored: %q", got["vnc:tls"])
 	}
 }
