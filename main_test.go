@@ -62,6 +62,33 @@ func TestUserCommands(t *testing.T) {
 	}
 }
 
+func TestUserSetLimits(t *testing.T) {
+	data := t.TempDir()
+	if _, errOut, code := hearth(t, "user", "add", "bob", "--data", data); code != 0 {
+		t.Fatalf("user add: %s", errOut)
+	}
+	out, errOut, code := hearth(t, "user", "set", "bob", "limit:mem", "4G", "limit:servers", "2", "limit:drives", "100G", "--data", data)
+	if code != 0 {
+		t.Fatalf("user set: %d %s", code, errOut)
+	}
+	for _, want := range []string{"limit:mem 4096\n", "limit:servers 2\n", "limit:drives 107374182400\n", "limit:cpu none\n", "usage:servers 0\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("user set printed %q, want %q in it", out, want)
+		}
+	}
+	if out, _, _ := hearth(t, "user", "set", "bob", "limit:mem", "none", "--data", data); !strings.Contains(out, "limit:mem none\n") || !strings.Contains(out, "limit:servers 2\n") {
+		t.Errorf("removing one limit: %q", out)
+	}
+	for _, args := range [][]string{{"user", "set", "bob"}, {"user", "set", "bob", "limit:mem"}, {"user", "set", "bob", "limit:colour", "1"}, {"user", "set", "bob", "limit:cpu", "fast"}} {
+		if _, errOut, code := hearth(t, append(args, "--data", data)...); code != 2 || !strings.Contains(errOut, "usage:") {
+			t.Errorf("%v: %d %q", args, code, errOut)
+		}
+	}
+	if _, errOut, code := hearth(t, "user", "set", "nobody", "limit:mem", "1", "--data", data); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Errorf("unknown user: %d %q", code, errOut)
+	}
+}
+
 func TestVersion(t *testing.T) {
 	out, _, code := hearth(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "hearth "+version+"\n") || !strings.Contains(out, "go go1.") {
