@@ -38,7 +38,8 @@ var roleNames = [roles]string{"no auth", "wrong secret", "other user", "reader",
 // access is one row of the security matrix: a request and what each role
 // gets. Placeholders: {S} the owner's server, {D} the owner's drive shared
 // with the reader, {MINE} a drive of the caller's own (the owner's for the
-// unauthenticated roles), {IP} and {VLAN} the owner's resources. Rows run in
+// unauthenticated roles), {IP} and {VLAN} the owner's resources, {U} the
+// owner's user UUID. Rows run in
 // order, and roles in order within a row, so state changes (start, stop,
 // destroy) are part of the expectation: the owner starts a server, then the
 // admin finds it already active (409).
@@ -98,6 +99,10 @@ var securityMatrix = []access{
 	{"POST", "/resources/vlan/{VLAN}/set", "name matrix", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
 	{"POST", "/resources/ip/{IP}/destroy", "", [roles]string{unauth, unauth, missing, missing, "204", missing}},
 	{"POST", "/resources/vlan/{VLAN}/destroy", "", [roles]string{unauth, unauth, missing, missing, "204", missing}},
+
+	{"GET", "/users/info", "", [roles]string{unauth, unauth, "200", "200", "200", "200"}},
+	{"GET", "/users/{U}/info", "", [roles]string{unauth, unauth, missing, missing, "200", "200"}},
+	{"POST", "/users/{U}/set", "limit:vlans 100", [roles]string{unauth, unauth, unauth, unauth, unauth, "200"}},
 }
 
 // TestSecurityMatrix runs every row of securityMatrix against a real
@@ -128,7 +133,7 @@ func TestSecurityMatrix(t *testing.T) {
 	}
 	mine[anonymous], mine[wrongSecret] = mine[owner], mine[owner]
 	expand := func(s string, r role) string {
-		return strings.NewReplacer("{S}", server, "{D}", shared, "{MINE}", mine[r], "{IP}", ip, "{VLAN}", vlan).Replace(s)
+		return strings.NewReplacer("{S}", server, "{D}", shared, "{MINE}", mine[r], "{IP}", ip, "{VLAN}", vlan, "{U}", ownerC.u.id).Replace(s)
 	}
 
 	for _, row := range securityMatrix {
