@@ -249,7 +249,7 @@ func userSet(args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 	ctx := context.Background()
-	u, err := findUser(ctx, store, rest[0])
+	u, err := store.FindUser(ctx, rest[0])
 	if err != nil {
 		return err
 	}
@@ -269,20 +269,6 @@ func userSet(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "limit:%s %s\nusage:%s %d\n", name, limit, name, usage[name])
 	}
 	return nil
-}
-
-// findUser finds a user by name or UUID.
-func findUser(ctx context.Context, store *storage.Store, login string) (storage.User, error) {
-	users, err := store.Users(ctx)
-	if err != nil {
-		return storage.User{}, err
-	}
-	for _, u := range users {
-		if u.Name == login || u.ID == strings.ToLower(login) {
-			return u, nil
-		}
-	}
-	return storage.User{}, fmt.Errorf("user %s: %w", login, storage.ErrNotFound)
 }
 
 // ensureAdmin creates the first admin when there are no users at all and

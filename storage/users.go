@@ -131,6 +131,19 @@ func (s *Store) User(ctx context.Context, id string) (User, error) {
 	return u, nil
 }
 
+// FindUser returns a user by UUID or name (logins accept either).
+func (s *Store) FindUser(ctx context.Context, login string) (User, error) {
+	var id string
+	err := s.queryRow(ctx, `SELECT id FROM users WHERE id = ? OR name = ?`, strings.ToLower(login), login).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("user %s: %w", login, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("storage: user: %w", err)
+	}
+	return s.User(ctx, id)
+}
+
 // Users lists every user, oldest first.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, name, admin, created FROM users ORDER BY rowid`)

@@ -153,16 +153,11 @@ func (s *Service) findUser(ctx context.Context, c Caller, login string) (storage
 	if !c.Admin && login != c.ID && login != c.Name {
 		return storage.User{}, missing("user", login)
 	}
-	users, err := s.store.Users(ctx)
-	if err != nil {
-		return storage.User{}, apiError(err)
+	u, err := s.store.FindUser(ctx, login)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, missing("user", login)
 	}
-	for _, u := range users {
-		if u.ID == strings.ToLower(login) || u.Name == login {
-			return u, nil
-		}
-	}
-	return storage.User{}, missing("user", login)
+	return u, apiError(err)
 }
 
 func (s *Service) userInfo(ctx context.Context, u storage.User) (eh.Props, error) {
