@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,14 +26,7 @@ const (
 var LimitNames = []string{LimitServers, LimitCPU, LimitMem, LimitDrives, LimitIPs, LimitVLANs}
 
 // IsLimit reports whether name is one of LimitNames.
-func IsLimit(name string) bool {
-	for _, n := range LimitNames {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
+func IsLimit(name string) bool { return slices.Contains(LimitNames, name) }
 
 // ErrLimit is a request that would take a user past one of their limits.
 var ErrLimit = errors.New("over the user's limit")
@@ -197,6 +192,9 @@ func (s *Store) SetLimits(ctx context.Context, user string, changes Amounts) (Am
 // transaction that makes the change, and those are BEGIN IMMEDIATE: two
 // requests, from any process, cannot both see the room one of them takes.
 func checkLimits(ctx context.Context, tx *sql.Tx, owner string, more Amounts) error {
+	if !slices.ContainsFunc(slices.Collect(maps.Values(more)), func(n int64) bool { return n > 0 }) {
+		return nil // nothing grows (a status change, a shrink): no query
+	}
 	limits, err := loadLimits(ctx, tx, owner)
 	if err != nil || len(limits) == 0 {
 		return err
