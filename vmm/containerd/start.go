@@ -90,7 +90,13 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	var rootDir, init string
 	if unprivileged {
 		rootDir = filepath.Join(h.runDir, spec.ID, rootDirName)
-		if err := mountRoot(root.FS, boot.Device, rootDir, spec.Boot.ReadOnly, spec.IDMap); err != nil {
+		mountBoot := func() error { return mountRoot(root.FS, boot.Device, rootDir, false, spec.IDMap) }
+		if spec.Boot.ReadOnly {
+			mountBoot = func() error {
+				return mountLive(root.FS, boot.Device, filepath.Join(h.runDir, spec.ID), rootDir, spec.IDMap)
+			}
+		}
+		if err := mountBoot(); err != nil {
 			return fmt.Errorf("guest %s: %w", spec.ID, err)
 		}
 		rollback.push(func() { unmountRoot(rootDir) })
