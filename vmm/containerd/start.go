@@ -20,7 +20,8 @@ import (
 )
 
 // Start creates the guest and starts its init: boot drive (root found,
-// grown, on a loop device and, under runc, mounted idmapped), disks on loop
+// grown, on a loop device and, under runc, checked and mounted idmapped —
+// a read-only one as a live system, see live.go), disks on loop
 // devices, device nodes and cgroup owned by guest root, network namespace,
 // container, task, console. A boot drive without a usable root gives an
 // error wrapping guest.ErrBootDrive.
@@ -89,6 +90,12 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	}
 	var rootDir, init string
 	if unprivileged {
+		// The host kernel is about to mount a filesystem a tenant wrote.
+		checked := h.now()
+		if err := rootfs.Check(ctx, boot.Device, root.FS, spec.Boot.ReadOnly); err != nil {
+			return fmt.Errorf("%w: boot drive: %w", guest.ErrBootDrive, err)
+		}
+		h.log.Debug("boot drive checked", "server", spec.ID, "fs", root.FS, "took", h.now().Sub(checked))
 		rootDir = filepath.Join(h.runDir, spec.ID, rootDirName)
 		mountBoot := func() error { return mountRoot(root.FS, boot.Device, rootDir, false, spec.IDMap) }
 		if spec.Boot.ReadOnly {
