@@ -175,11 +175,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, spec.ID)))...)
 	var taskOpts []client.NewTaskOpts
 	if !unprivileged { // the runtime mounts the root (Kata: in its VM)
-		options := []string{"rw"}
-		if spec.Boot.ReadOnly {
-			options = []string{"ro"}
-		}
-		taskOpts = append(taskOpts, client.WithRootFS([]mount.Mount{{Type: root.FS, Source: boot.Device, Options: options}}))
+		taskOpts = append(taskOpts, client.WithRootFS(runtimeRootMounts(root.FS, boot.Device, spec.Boot.ReadOnly)))
 	}
 	task, err := c.NewTask(ctx, creator, taskOpts...)
 	if err != nil {
@@ -207,6 +203,17 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		return fmt.Errorf("start guest %s: %w", spec.ID, h.unavailable(err))
 	}
 	return nil
+}
+
+// runtimeRootMounts is the root a runtime that mounts it itself (Kata, in
+// its VM) is given: a read-only drive read-only, no journal replayed. The
+// loop device under it is read-only too, so nothing can write the drive.
+func runtimeRootMounts(fs, dev string, readOnly bool) []mount.Mount {
+	options := []string{"rw"}
+	if readOnly {
+		options = readOnlyOptions(fs)
+	}
+	return []mount.Mount{{Type: fs, Source: dev, Options: options}}
 }
 
 func (g *instance) labels() (map[string]string, error) {
