@@ -128,7 +128,7 @@ func TestDriveWriteOnce(t *testing.T) {
 	if r := c.post("/servers/"+later+"/start", ""); r.status != 409 || !strings.Contains(r.body, d) {
 		t.Errorf("start of a second writer: %d %s, want 409 naming drive %s", r.status, r.body, d)
 	}
-	if p := c.get("/servers/" + later + "/info").must(t, 200).props(); p["status"] != "stopped" {
+	if p := c.get("/servers/"+later+"/info").must(t, 200).props(); p["status"] != "stopped" {
 		t.Errorf("refused server is %s, want stopped", p["status"])
 	}
 }
