@@ -93,7 +93,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		// The host kernel is about to mount a filesystem a tenant wrote.
 		checked := h.now()
 		if err := rootfs.Check(ctx, boot.Device, root.FS, spec.Boot.ReadOnly); err != nil {
-			return fmt.Errorf("%w: boot drive: %w", guest.ErrBootDrive, err)
+			return fmt.Errorf("%w: %w", guest.ErrBootDrive, err)
 		}
 		h.log.Debug("boot drive checked", "server", spec.ID, "fs", root.FS, "took", h.now().Sub(checked))
 		rootDir = filepath.Join(h.runDir, spec.ID, rootDirName)

@@ -233,6 +233,7 @@ func TestDamagedBootDrive(t *testing.T) {
 			t.Fatalf("read-only %t: %v, want ErrBootDrive", ro, err)
 		}
 		msg := err.Error()
+		t.Logf("read-only %t: %s", ro, msg)
 		if !strings.Contains(msg, "deleted/unused inode") || strings.Contains(msg, data) || strings.Contains(msg, filepath.Dir(img)) || strings.Contains(msg, "\n") {
 			t.Errorf("read-only %t: reason %q", ro, msg)
 		}
