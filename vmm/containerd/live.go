@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -73,7 +74,10 @@ func mountLive(fs, dev, guestDir, rootDir string, idmap guest.IDMap) (err error)
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return fmt.Errorf("%w: the live root's overlay cannot be made: %s", guest.ErrBootDrive, fsContextError(fsfd, err))
+		// The kernel's reason names the layers; the server's owner sees
+		// it, so not with their host paths.
+		reason := strings.ReplaceAll(fsContextError(fsfd, err), live+"/", "")
+		return fmt.Errorf("%w: the live root's overlay cannot be made: %s", guest.ErrBootDrive, reason)
 	}
 	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV)
 	if err != nil {
