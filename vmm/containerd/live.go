@@ -68,7 +68,19 @@ func mountLive(fs, dev, guestDir, rootDir string, idmap guest.IDMap) (err error)
 		return fmt.Errorf("%w: the live root needs overlayfs: %w", guest.ErrBootDrive, err)
 	}
 	defer unix.Close(fsfd)
-	for _, kv := range overlayOptions(lower, upper, work) {
+	// The layers are named through file descriptors: the overlay's mount
+	// options, which the guest reads in /proc/mounts, then show
+	// /proc/self/fd/N instead of host paths.
+	var layers [3]string
+	for i, dir := range []string{lower, upper, work} {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("the live root's layers: %w", err)
+		}
+		defer unix.Close(fd)
+		layers[i] = fmt.Sprintf("/proc/self/fd/%d", fd)
+	}
+	for _, kv := range overlayOptions(layers[0], layers[1], layers[2]) {
 		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
 			return fmt.Errorf("the live root's overlay (%s): %s", kv[0], fsContextError(fsfd, err))
 		}

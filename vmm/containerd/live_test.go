@@ -59,6 +59,9 @@ func TestLiveBoot(t *testing.T) {
 				t.Errorf("guest %s console lacks %q:\n%s", id, re, out)
 			}
 		}
+		if strings.Contains(out, h.runDir) {
+			t.Errorf("guest %s sees host paths in /proc/mounts:\n%s", id, out)
+		}
 		if strings.Contains(out, "guest-"+ids[1-i]+"\r") {
 			t.Errorf("guest %s sees the other guest's write:\n%s", id, out)
 		}
