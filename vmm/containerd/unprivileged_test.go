@@ -239,3 +239,27 @@ func TestDamagedBootDrive(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepLeftoverLive: a live system's throwaway layer that a crash left
+// in DATA/run (its guest gone, nothing mounted) is removed by the next
+// Hearth.
+func TestSweepLeftoverLive(t *testing.T) {
+	needContainerd(t)
+	data, ns := vmmtest.DataDir(t), testNamespace(t)
+	upper := filepath.Join(data, "run", "gone-2", liveDirName, "upper")
+	if err := os.MkdirAll(upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(upper, "written-by-a-guest"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if _, err := os.Stat(filepath.Join(data, "run", "gone-2")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the leftover live layer is still there: %v", err)
+	}
+	assertNoLeaks(t, data, ns, nil)
+}
