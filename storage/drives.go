@@ -562,15 +562,22 @@ func (h *holeWriter) Write(p []byte) (int, error) {
 }
 
 // Claim records that a running server holds the drives its configuration
-// attaches (replacing its earlier claims). A drive being imaged, missing, or
-// exclusive and claimed by another server refuses the whole claim: ErrBusy
-// (or ErrNotFound) naming the device and drive.
+// attaches (replacing its earlier claims). A drive being imaged, missing,
+// exclusive and claimed by another server, or to be attached writable
+// while another server's attachment writes it refuses the whole claim:
+// ErrBusy (or ErrNotFound) naming the device and drive. A drive is thus
+// written by at most one running server; read-only attachments
+// (AttachedReadOnly) of a shared drive go beside it.
 func (s *Store) Claim(ctx context.Context, server string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		srv, err := scanServer(tx.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, server))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("server %s: %w", server, ErrNotFound)
 		}
+		if err != nil {
+			return err
+		}
+		admin, err := s.isAdmin(ctx, tx, srv.Owner)
 		if err != nil {
 			return err
 		}
@@ -592,12 +599,55 @@ func (s *Store) Claim(ctx context.Context, server string) error {
 			if d.Exclusive() && len(d.Claimed) > 0 {
 				return fmt.Errorf("%s: drive %s is exclusive and claimed by %s: %w", dev, id, strings.Join(d.Claimed, " "), ErrBusy)
 			}
+			readOnly := AttachedReadOnly(srv.Config, dev, d, srv.Owner, admin)
+			writer, err := s.writer(ctx, tx, d)
+			if err != nil {
+				return err
+			}
+			if !readOnly && writer != "" {
+				return fmt.Errorf("%s: drive %s is already attached writable to server %s: %w", dev, id, writer, ErrBusy)
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO claims (drive, server, device) VALUES (?, ?, ?)`, id, server, dev); err != nil {
 				return fmt.Errorf("storage: claim: %w", err)
 			}
 		}
 		return nil
 	})
+}
+
+// writer is the server whose claim attaches drive d writable, "" if none.
+func (s *Store) writer(ctx context.Context, tx *sql.Tx, d Drive) (string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT server, device FROM claims WHERE drive = ?`, d.ID)
+	if err != nil {
+		return "", fmt.Errorf("storage: claims of drive %s: %w", d.ID, err)
+	}
+	var claims [][2]string
+	for rows.Next() {
+		var c [2]string
+		if err := rows.Scan(&c[0], &c[1]); err != nil {
+			rows.Close()
+			return "", err
+		}
+		claims = append(claims, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	for _, c := range claims {
+		srv, err := scanServer(tx.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, c[0]))
+		if err != nil {
+			return "", fmt.Errorf("storage: server %s claiming drive %s: %w", c[0], d.ID, err)
+		}
+		admin, err := s.isAdmin(ctx, tx, srv.Owner)
+		if err != nil {
+			return "", err
+		}
+		if !AttachedReadOnly(srv.Config, c[1], d, srv.Owner, admin) {
+			return srv.ID, nil
+		}
+	}
+	return "", nil
 }
 
 // ReleaseClaims drops every claim of a server (idempotent).

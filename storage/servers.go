@@ -268,7 +268,17 @@ type Attachment struct {
 	Device string // configuration key, e.g. "ide:0:0"
 	Drive  Drive
 	Path   string // the drive's image file
-	CDROM  bool   // DEVICE:media cdrom: attach read-only
+	// ReadOnly: the guest must never write the drive (see AttachedReadOnly).
+	ReadOnly bool
+}
+
+// AttachedReadOnly reports whether device dev of a server's configuration
+// attaches drive d read-only: with DEV:media cdrom, or when the server's
+// owner may only read the drive (a library image, another user's drive
+// shared through readers). An admin's server may write any drive, as the
+// admin may through the API.
+func AttachedReadOnly(config map[string]string, dev string, d Drive, owner string, ownerAdmin bool) bool {
+	return config[dev+":media"] == "cdrom" || (d.Owner != owner && !ownerAdmin)
 }
 
 // ServerDrives returns the drives a server attaches, in device order. A
@@ -279,15 +289,38 @@ func (s *Store) ServerDrives(ctx context.Context, server string) ([]Attachment, 
 	if err != nil {
 		return nil, err
 	}
+	admin, err := s.isAdmin(ctx, s.db, srv.Owner)
+	if err != nil {
+		return nil, err
+	}
 	var out []Attachment
 	for _, dev := range deviceKeys(srv.Config) {
 		d, err := s.Drive(ctx, srv.Config[dev])
 		if err != nil {
 			return nil, fmt.Errorf("%s: drive %s: %w", dev, srv.Config[dev], ErrNotFound)
 		}
-		out = append(out, Attachment{Device: dev, Drive: d, Path: s.DrivePath(d.ID), CDROM: srv.Config[dev+":media"] == "cdrom"})
+		out = append(out, Attachment{Device: dev, Drive: d, Path: s.DrivePath(d.ID),
+			ReadOnly: AttachedReadOnly(srv.Config, dev, d, srv.Owner, admin)})
 	}
 	return out, nil
+}
+
+// rowQuerier is what both *sql.DB and *sql.Tx answer.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// isAdmin reports whether user is an admin (a user gone is none).
+func (s *Store) isAdmin(ctx context.Context, q rowQuerier, user string) (bool, error) {
+	var admin bool
+	err := q.QueryRowContext(ctx, `SELECT admin FROM users WHERE id = ?`, user).Scan(&admin)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("storage: user %s: %w", user, err)
+	}
+	return admin, nil
 }
 
 // deviceKeys lists the device keys of a configuration that name a drive, sorted.

@@ -295,7 +295,7 @@ func TestClaims(t *testing.T) {
 		t.Errorf("write claimed: %v", err)
 	}
 	att, err := s.ServerDrives(ctx, a.ID)
-	if err != nil || len(att) != 2 || att[0].Device != "ide:0:0" || att[1].CDROM != true || att[0].Path != s.DrivePath(excl.ID) {
+	if err != nil || len(att) != 2 || att[0].Device != "ide:0:0" || att[1].ReadOnly != true || att[0].Path != s.DrivePath(excl.ID) {
 		t.Fatalf("ServerDrives = %+v, %v", att, err)
 	}
 	s.ReleaseClaims(ctx, a.ID)
@@ -310,6 +310,56 @@ func TestClaims(t *testing.T) {
 	gone, _ := s.CreateServer(ctx, u.ID, map[string]string{"ide:0:0": "00000000-0000-0000-0000-000000000000"})
 	if _, err := s.ServerDrives(ctx, gone.ID); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "ide:0:0") {
 		t.Errorf("missing drive: %v", err)
+	}
+}
+
+// TestClaimsWriteOnce: a drive is attached writable to at most one running
+// server, read-only attachments (a cdrom, a drive the owner may only read)
+// go together and beside the writer, and ServerDrives marks which are
+// read-only.
+func TestClaimsWriteOnce(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	admin := mustUser(t, s, "root", true)
+	bob := mustUser(t, s, "bob", false)
+	lib, _ := s.CreateDrive(ctx, Drive{Owner: admin.ID, Name: "lib", Size: 1 << 20, Library: true,
+		Props: map[string]string{"claim:type": "shared", "readers": Everyone}})
+	own, _ := s.CreateDrive(ctx, Drive{Owner: bob.ID, Name: "own", Size: 1 << 20, Props: map[string]string{"claim:type": "shared"}})
+
+	live1, _ := s.CreateServer(ctx, bob.ID, map[string]string{"ide:0:0": lib.ID})
+	live2, _ := s.CreateServer(ctx, bob.ID, map[string]string{"ide:0:0": lib.ID, "ide:0:0:media": "cdrom"})
+	for _, srv := range []Server{live1, live2} {
+		att, err := s.ServerDrives(ctx, srv.ID)
+		if err != nil || len(att) != 1 || !att[0].ReadOnly {
+			t.Fatalf("another user's library drive attached %+v, %v: want read-only", att, err)
+		}
+		if err := s.Claim(ctx, srv.ID); err != nil {
+			t.Fatalf("read-only attachments side by side: %v", err)
+		}
+	}
+	writer, _ := s.CreateServer(ctx, admin.ID, map[string]string{"ide:0:0": lib.ID})
+	if att, _ := s.ServerDrives(ctx, writer.ID); len(att) != 1 || att[0].ReadOnly {
+		t.Fatalf("the owner's own drive attached %+v: want writable", att)
+	}
+	if err := s.Claim(ctx, writer.ID); err != nil {
+		t.Fatalf("one writer beside read-only attachments: %v", err)
+	}
+	second, _ := s.CreateServer(ctx, admin.ID, map[string]string{"block:1": lib.ID})
+	if err := s.Claim(ctx, second.ID); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), lib.ID) || !strings.Contains(err.Error(), writer.ID) {
+		t.Fatalf("second writer: %v, want busy naming the drive and the writer", err)
+	}
+
+	a, _ := s.CreateServer(ctx, bob.ID, map[string]string{"ide:0:0": own.ID})
+	b, _ := s.CreateServer(ctx, bob.ID, map[string]string{"ide:0:1": own.ID})
+	if err := s.Claim(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Claim(ctx, b.ID); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "ide:0:1") {
+		t.Fatalf("a shared drive written by two servers: %v", err)
+	}
+	s.ReleaseClaims(ctx, a.ID)
+	if err := s.Claim(ctx, b.ID); err != nil {
+		t.Fatalf("writer after the first one stopped: %v", err)
 	}
 }
 

@@ -290,7 +290,7 @@ func readPartitions(f *os.File) ([]partition, string, error) {
 
 // hasInit reports whether the filesystem of root in the image at path has
 // /sbin/init: through debugfs for ext4 (no mount), by a read-only mount for
-// the others.
+// the others, once Check has passed them.
 func hasInit(ctx context.Context, path string, root Root) (bool, error) {
 	if root.FS == FSExt4 {
 		// e2fsprogs reads at an offset inside the image (`?offset=`).
@@ -308,7 +308,18 @@ func hasInit(ctx context.Context, path string, root Root) (bool, error) {
 		return false, err
 	}
 	defer os.Remove(dir)
-	opts := fmt.Sprintf("ro,noexec,nodev,nosuid,loop,offset=%d,sizelimit=%d", root.Offset, root.Size)
+	// The partition alone, read-only; checked before the kernel mounts it.
+	loop, err := exec.CommandContext(ctx, "losetup", "--find", "--show", "--read-only",
+		"--offset", strconv.FormatInt(root.Offset, 10), "--sizelimit", strconv.FormatInt(root.Size, 10), path).CombinedOutput()
+	if err != nil {
+		return false, fmt.Errorf("losetup: %s", oneLine(loop, err, path))
+	}
+	dev := strings.TrimSpace(string(loop))
+	defer exec.Command("losetup", "--detach", dev).Run()
+	if err := Check(ctx, dev, root.FS, true); err != nil {
+		return false, err
+	}
+	opts := "ro,noexec,nodev,nosuid"
 	// A dirty log is not replayed onto the drive.
 	switch root.FS {
 	case FSXFS:
@@ -316,10 +327,10 @@ func hasInit(ctx context.Context, path string, root Root) (bool, error) {
 	case FSBtrfs:
 		opts += ",rescue=nologreplay"
 	}
-	if out, err := exec.CommandContext(ctx, "mount", "-t", root.FS, "-o", opts, path, dir).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "mount", "-t", root.FS, "-o", opts, dev, dir).CombinedOutput(); err != nil {
 		return false, fmt.Errorf("mount: %s", oneLine(out, err))
 	}
-	defer exec.Command("umount", dir).Run() // autoclear frees the loop device
+	defer exec.Command("umount", dir).Run()
 	return treeHasInit(dir)
 }
 

@@ -19,20 +19,29 @@ import (
 const debianTarball = "../../test-artifacts/guests/debian12.tar"
 
 // TestDebianLogin boots a stock Debian 12 (systemd) as an unprivileged
-// guest to the login prompt on its console.
+// guest to the login prompt on its console: from a writable drive, and as
+// a live system from a read-only one (systemd settles on the overlay, and
+// the drive is unchanged afterwards).
 func TestDebianLogin(t *testing.T) {
 	if _, err := os.Stat(debianTarball); err != nil {
 		t.Skipf("no Debian image (./task guest-image): %v", err)
 	}
+	for _, readOnly := range []bool{false, true} {
+		t.Run(map[bool]string{false: "writable", true: "live"}[readOnly], func(t *testing.T) { debianLogin(t, readOnly) })
+	}
+}
+
+func debianLogin(t *testing.T, readOnly bool) {
 	h, _ := openTestHost(t)
 	ctx := context.Background()
 	img := filepath.Join(t.TempDir(), "debian.img")
 	if _, err := rootfs.Import(ctx, debianTarball, img, rootfs.WithSize(1<<30)); err != nil {
 		t.Fatal(err)
 	}
+	before := fileSum(t, img)
 	id := guestID(t, 0)
 	start := time.Now()
-	if err := h.Start(ctx, guest.Spec{ID: id, Hostname: "deb", IDSlot: 7, Boot: guest.Disk{Image: img}}); err != nil {
+	if err := h.Start(ctx, guest.Spec{ID: id, Hostname: "deb", IDSlot: 7, Boot: guest.Disk{Image: img, ReadOnly: readOnly}}); err != nil {
 		t.Fatal(err)
 	}
 	if uid := initUID(t, h, id); uid != DefaultIDBase+7*guest.IDRange {
@@ -62,4 +71,15 @@ func TestDebianLogin(t *testing.T) {
 		t.Errorf("uid_map in the guest: %q", f)
 	}
 	t.Logf("after login:\n%s", out)
+	if !readOnly {
+		return
+	}
+	c.Write([]byte("echo live > /etc/live-write && cat /etc/live-write && echo wrote-$((6*7))\n"))
+	waitConsole(t, c, "wrote-42")
+	if err := h.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if after := fileSum(t, img); after != before {
+		t.Error("the read-only drive changed under a live Debian")
+	}
 }

@@ -73,8 +73,16 @@ func mountRoot(fs, dev, dir string, readOnly bool, idmap guest.IDMap) error {
 		return fmt.Errorf("mount the %s root: %w", fs, err)
 	}
 	if readOnly {
-		if err := unix.FsconfigSetFlag(fsfd, "ro"); err != nil {
-			return fmt.Errorf("mount the %s root read-only: %w", fs, err)
+		for _, opt := range readOnlyOptions(fs) {
+			var err error
+			if key, value, ok := strings.Cut(opt, "="); ok {
+				err = unix.FsconfigSetString(fsfd, key, value)
+			} else {
+				err = unix.FsconfigSetFlag(fsfd, opt)
+			}
+			if err != nil {
+				return fmt.Errorf("mount the %s root read-only (%s): %w", fs, opt, err)
+			}
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {
@@ -108,6 +116,21 @@ func mountRoot(fs, dev, dir string, readOnly bool, idmap guest.IDMap) error {
 		return fmt.Errorf("attach the root at %s: %w", dir, err)
 	}
 	return nil
+}
+
+// readOnlyOptions are the mount options of a read-only drive's filesystem:
+// ro, and no replay of a journal or log, which would write the drive (and
+// which a read-only loop device refuses anyway).
+func readOnlyOptions(fs string) []string {
+	switch fs {
+	case rootfs.FSExt4:
+		return []string{"ro", "noload"}
+	case rootfs.FSXFS:
+		return []string{"ro", "norecovery"}
+	case rootfs.FSBtrfs:
+		return []string{"ro", "rescue=nologreplay"}
+	}
+	return []string{"ro"}
 }
 
 // fsContextError is the kernel's own reason for a failed fsconfig (read
@@ -151,14 +174,16 @@ func unmountRoot(dir string) error {
 // removeRunDir removes DATA/run/ID after unmounting the guest's root from
 // it. It never removes a directory a root is still mounted in: that would
 // delete the guest's files.
+// A live system's upper layer goes with it.
 func (h *Host) removeRunDir(id string) error {
 	dir := filepath.Join(h.runDir, id)
-	root := filepath.Join(dir, rootDirName)
-	if err := unmountRoot(root); err != nil {
-		return err
-	}
-	if mounted, _ := mountinfo.Mounted(root); mounted {
-		return fmt.Errorf("guest %s: its root is still mounted; DATA/run/%s left in place", id, id)
+	for _, mnt := range []string{filepath.Join(dir, rootDirName), filepath.Join(dir, liveDirName, "lower")} {
+		if err := unmountRoot(mnt); err != nil {
+			return err
+		}
+		if mounted, _ := mountinfo.Mounted(mnt); mounted {
+			return fmt.Errorf("guest %s: its root is still mounted; DATA/run/%s left in place", id, id)
+		}
 	}
 	return os.RemoveAll(dir)
 }

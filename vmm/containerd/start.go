@@ -20,7 +20,8 @@ import (
 )
 
 // Start creates the guest and starts its init: boot drive (root found,
-// grown, on a loop device and, under runc, mounted idmapped), disks on loop
+// grown, on a loop device and, under runc, checked and mounted idmapped —
+// a read-only one as a live system, see live.go), disks on loop
 // devices, device nodes and cgroup owned by guest root, network namespace,
 // container, task, console. A boot drive without a usable root gives an
 // error wrapping guest.ErrBootDrive.
@@ -89,8 +90,20 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	}
 	var rootDir, init string
 	if unprivileged {
+		// The host kernel is about to mount a filesystem a tenant wrote.
+		checked := h.now()
+		if err := rootfs.Check(ctx, boot.Device, root.FS, spec.Boot.ReadOnly); err != nil {
+			return fmt.Errorf("%w: %w", guest.ErrBootDrive, err)
+		}
+		h.log.Debug("boot drive checked", "server", spec.ID, "fs", root.FS, "took", h.now().Sub(checked))
 		rootDir = filepath.Join(h.runDir, spec.ID, rootDirName)
-		if err := mountRoot(root.FS, boot.Device, rootDir, spec.Boot.ReadOnly, spec.IDMap); err != nil {
+		mountBoot := func() error { return mountRoot(root.FS, boot.Device, rootDir, false, spec.IDMap) }
+		if spec.Boot.ReadOnly {
+			mountBoot = func() error {
+				return mountLive(root.FS, boot.Device, filepath.Join(h.runDir, spec.ID), rootDir, spec.IDMap)
+			}
+		}
+		if err := mountBoot(); err != nil {
 			return fmt.Errorf("guest %s: %w", spec.ID, err)
 		}
 		rollback.push(func() { unmountRoot(rootDir) })
@@ -162,11 +175,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, spec.ID)))...)
 	var taskOpts []client.NewTaskOpts
 	if !unprivileged { // the runtime mounts the root (Kata: in its VM)
-		options := []string{"rw"}
-		if spec.Boot.ReadOnly {
-			options = []string{"ro"}
-		}
-		taskOpts = append(taskOpts, client.WithRootFS([]mount.Mount{{Type: root.FS, Source: boot.Device, Options: options}}))
+		taskOpts = append(taskOpts, client.WithRootFS(runtimeRootMounts(root.FS, boot.Device, spec.Boot.ReadOnly)))
 	}
 	task, err := c.NewTask(ctx, creator, taskOpts...)
 	if err != nil {
@@ -194,6 +203,17 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		return fmt.Errorf("start guest %s: %w", spec.ID, h.unavailable(err))
 	}
 	return nil
+}
+
+// runtimeRootMounts is the root a runtime that mounts it itself (Kata, in
+// its VM) is given: a read-only drive read-only, no journal replayed. The
+// loop device under it is read-only too, so nothing can write the drive.
+func runtimeRootMounts(fs, dev string, readOnly bool) []mount.Mount {
+	options := []string{"rw"}
+	if readOnly {
+		options = readOnlyOptions(fs)
+	}
+	return []mount.Mount{{Type: fs, Source: dev, Options: options}}
 }
 
 func (g *instance) labels() (map[string]string, error) {

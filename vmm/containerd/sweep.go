@@ -34,8 +34,9 @@ func (h *Host) recordIntent(id string, in intent) error {
 }
 
 // sweepRunDir releases what guests that never got (or no longer have) a
-// container left in DATA/run: roots mounted, loop devices, and cgroups of a Start that was cut short, and console FIFOs of a Delete
-// that was. Directories of others
+// container left in DATA/run: roots mounted, live systems' upper layers,
+// loop devices, and cgroups of a Start that was cut short, and console
+// FIFOs of a Delete that was. Directories of others
 // (image imports') are left alone.
 func (h *Host) sweepRunDir(ctx context.Context) {
 	entries, _ := os.ReadDir(h.runDir)
@@ -48,7 +49,8 @@ func (h *Host) sweepRunDir(ctx context.Context) {
 		b, err := os.ReadFile(filepath.Join(dir, intentFile))
 		fifos, _ := filepath.Glob(filepath.Join(dir, "*", id+"-stdout"))
 		mounted, _ := mountinfo.Mounted(filepath.Join(dir, rootDirName))
-		if err != nil && len(fifos) == 0 && !mounted {
+		_, liveErr := os.Stat(filepath.Join(dir, liveDirName)) // a live system's throwaway layer
+		if err != nil && len(fifos) == 0 && !mounted && liveErr != nil {
 			continue
 		}
 		var in intent

@@ -223,3 +223,47 @@ var _ interface {
 	Subscribe() (backlog []byte, updates <-chan []byte, cancel func())
 	Write(p []byte) (int, error)
 } = (*guest.Console)(nil)
+
+// TestReadOnlyDrivesSpec: under Kata (no host mount) a read-only drive is a
+// device node the guest may only read and a root mounted read-only without
+// journal replay; the host's own mounts of a read-only root (runc) are the
+// same options, and the live root's overlay follows no redirect or
+// metacopy a tenant's lower layer might carry.
+func TestReadOnlyDrivesSpec(t *testing.T) {
+	s := buildSpec(t, guest.Spec{ID: "k", Boot: guest.Disk{Image: "x", ReadOnly: true}}, newKataDriver(), []guestDevice{
+		{Path: "/dev/sdb", Type: "b", Major: 7, Minor: 3}, {Path: "/dev/hdc", Type: "b", Major: 7, Minor: 4, ReadOnly: true},
+	})
+	modes := map[string]os.FileMode{}
+	for _, d := range s.Linux.Devices {
+		modes[d.Path] = *d.FileMode
+	}
+	if modes["/dev/sdb"] != 0o660 || modes["/dev/hdc"] != 0o440 {
+		t.Errorf("device modes %v, want sdb 0660 and hdc 0440", modes)
+	}
+	access := map[int64]string{}
+	for _, r := range s.Linux.Resources.Devices {
+		if r.Major != nil && *r.Major == 7 {
+			access[*r.Minor] = r.Access
+		}
+	}
+	if access[3] != "rwm" || access[4] != "r" {
+		t.Errorf("devices cgroup %v, want the read-only drive readable only", access)
+	}
+	for fs, want := range map[string]string{"ext4": "ro,noload", "xfs": "ro,norecovery", "btrfs": "ro,rescue=nologreplay"} {
+		m := runtimeRootMounts(fs, "/dev/loop9", true)
+		if got := strings.Join(m[0].Options, ","); len(m) != 1 || got != want || m[0].Type != fs {
+			t.Errorf("%s read-only root %+v, want options %s", fs, m, want)
+		}
+	}
+	if m := runtimeRootMounts("ext4", "/dev/loop9", false); m[0].Options[0] != "rw" {
+		t.Errorf("writable root %+v", m)
+	}
+	opts := map[string]string{}
+	for _, kv := range overlayOptions("/l", "/u", "/w") {
+		opts[kv[0]] = kv[1]
+	}
+	if opts["lowerdir"] != "/l" || opts["upperdir"] != "/u" || opts["workdir"] != "/w" ||
+		opts["redirect_dir"] != "nofollow" || opts["metacopy"] != "off" {
+		t.Errorf("overlay options %v", opts)
+	}
+}

@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -214,4 +215,51 @@ func TestGuestDrives(t *testing.T) {
 	if !regexp.MustCompile(`brw-rw----\s+1 0\s+0\s.*/dev/sdb`).MatchString(out) || !regexp.MustCompile(`br--r-----\s+1 0\s+0\s.*/dev/sdc`).MatchString(out) {
 		t.Errorf("drive nodes not guest root's with modes 0660 and 0440:\n%s", out)
 	}
+}
+
+// TestDamagedBootDrive: a boot filesystem its checker finds damaged is
+// never mounted by the host: Start fails with ErrBootDrive and a one-line
+// reason naming the problem and no host path, read-only or writable, and
+// nothing is left behind.
+func TestDamagedBootDrive(t *testing.T) {
+	h, data := openTestHost(t)
+	img := testguest.Image(t, 32<<20)
+	if out, err := exec.Command("debugfs", "-w", "-R", "clri /etc", img).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs: %v: %s", err, out)
+	}
+	for i, ro := range []bool{true, false} {
+		err := h.Start(context.Background(), guest.Spec{ID: guestID(t, i), Boot: guest.Disk{Image: img, ReadOnly: ro}})
+		if !errors.Is(err, guest.ErrBootDrive) {
+			t.Fatalf("read-only %t: %v, want ErrBootDrive", ro, err)
+		}
+		msg := err.Error()
+		t.Logf("read-only %t: %s", ro, msg)
+		if !strings.Contains(msg, "deleted/unused inode") || strings.Contains(msg, data) || strings.Contains(msg, filepath.Dir(img)) || strings.Contains(msg, "\n") {
+			t.Errorf("read-only %t: reason %q", ro, msg)
+		}
+	}
+}
+
+// TestSweepLeftoverLive: a live system's throwaway layer that a crash left
+// in DATA/run (its guest gone, nothing mounted) is removed by the next
+// Hearth.
+func TestSweepLeftoverLive(t *testing.T) {
+	needContainerd(t)
+	data, ns := vmmtest.DataDir(t), testNamespace(t)
+	upper := filepath.Join(data, "run", "gone-2", liveDirName, "upper")
+	if err := os.MkdirAll(upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(upper, "written-by-a-guest"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if _, err := os.Stat(filepath.Join(data, "run", "gone-2")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the leftover live layer is still there: %v", err)
+	}
+	assertNoLeaks(t, data, ns, nil)
 }
