@@ -46,7 +46,8 @@ func newTestNet(t testing.TB, opts ...Option) *testNet {
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + rand.IntN(100)), byte(rand.IntN(256)), 0}), 24)
 	gw := netip.PrefixFrom(subnet.Addr().Next(), 24)
 	tn := &testNet{t: t, subnet: subnet}
-	opts = append([]Option{WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t))}, opts...)
+	opts = append([]Option{WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t)),
+		WithFilterTable(fmt.Sprintf("hearthtest%08x", rand.Uint32()))}, opts...)
 	m, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +163,15 @@ func (tn *testNet) assertClean() {
 			if name == n {
 				t.Errorf("bridge %s left behind", name)
 			}
+		}
+	}
+	tables, err := exec.Command("nft", "list", "tables").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(tables), "\n") {
+		if strings.HasSuffix(line, " "+tn.filter.name) {
+			t.Errorf("nftables %s left behind", line)
 		}
 	}
 	rules, err := exec.Command("iptables-save").Output()
