@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"testing"
 	"strings"
+	"testing"
 	"time"
 
 	"hearth/internal/logtest"
