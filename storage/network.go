@@ -242,6 +242,25 @@ func (s *Store) ResourceUsers(ctx context.Context, typ, id string) ([]string, er
 	return out, rows.Err()
 }
 
+// ServersWithMAC lists the servers whose nic:0:mac or nic:1:mac is mac
+// (as stored: lower case).
+func (s *Store) ServersWithMAC(ctx context.Context, mac string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM servers WHERE json_extract(config, '$."nic:0:mac"') = ?1 OR json_extract(config, '$."nic:1:mac"') = ?1 ORDER BY id`, mac)
+	if err != nil {
+		return nil, fmt.Errorf("storage: servers with MAC: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var srv string
+		if err := rows.Scan(&srv); err != nil {
+			return nil, err
+		}
+		out = append(out, srv)
+	}
+	return out, rows.Err()
+}
+
 // DeleteResource removes a resource. One that a server's configuration still
 // refers to is ErrBusy naming the server.
 func (s *Store) DeleteResource(ctx context.Context, typ, id string) error {
