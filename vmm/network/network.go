@@ -26,6 +26,18 @@
 // well, for images without a DHCP client. Attach registers a guest's leases,
 // Detach drops them, and Adopt registers again those of a guest an earlier
 // Hearth attached (from the NICs its backend recorded).
+//
+// Filtering (filter.go, rules.go) goes through nftables over netlink
+// (github.com/google/nftables), in two tables of the instance's name
+// (WithFilterTable): per NIC, anti-spoofing on its host veth (bridge
+// family) and its nic:N:firewall:* keys on the traffic to it (inet
+// family, forward, where br_netfilter gives bridged traffic conntrack);
+// per bridge, the host closed but for DHCP, ICMP and, if WithGuestAPI
+// opens it, the API port (inet family, input). A NIC's rules are loaded
+// before its veth is up, replaced by SetFirewall, loaded again by Adopt
+// and removed by Detach (found by the NIC's owner tag as their comment);
+// they outlive a stopped Hearth with its guests. The iptables rules of
+// firewall.go (VLAN isolation from routing, NAT) stay as they were.
 package network
 
 import (
