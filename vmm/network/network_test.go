@@ -424,8 +424,18 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 	if resp := tn.dhcp.reply(discover(t, nics[0].MAC)); resp != nil {
 		t.Errorf("DHCP answered a guest nobody adopted: %v", resp)
 	}
+	// Whatever became of the rules meanwhile (here: all gone), Adopt makes them again.
+	if out, err := exec.Command("nft", "flush", "table", "bridge", tn.filter.name).CombinedOutput(); err != nil {
+		t.Fatalf("nft flush: %v %s", err, out)
+	}
 	if err := tn.Adopt(id, nics); err != nil {
 		t.Fatal(err)
+	}
+	for _, index := range []int{0, 1} {
+		out, err := exec.Command("nft", "list", "chain", "bridge", tn.filter.name, chainPorts).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), vethOwner(id, index)) || !strings.Contains(string(out), "jump "+hostVeth(id, index)) {
+			t.Errorf("port rules of nic:%d after Adopt: %v\n%s", index, err, out)
+		}
 	}
 	offer := tn.dhcp.reply(discover(t, nics[0].MAC))
 	if offer == nil || offer.YourIPAddr.String() != nics[0].Address.Addr().String() ||
