@@ -249,6 +249,12 @@ func (f *filter) dropPorts(owner string) error {
 	}
 	isOwner := func(tag string) bool { return strings.HasPrefix(tag, owner) }
 	for _, base := range []*nftables.Chain{f.ports(), f.forward()} {
+		// Tables someone removed hold no rules to remove.
+		if have, err := chains(c, base.Table); err != nil {
+			return f.fail("list chains", err)
+		} else if !have[base.Name] {
+			continue
+		}
 		targets, err := untag(c, base, isOwner)
 		if err != nil {
 			return f.fail("list "+base.Name, err)

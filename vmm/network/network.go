@@ -401,11 +401,20 @@ func (m *Switch) SetFirewall(id string, nic NIC) error {
 }
 
 // filterPort loads the rules of one NIC and closes the host to its bridge.
+// Tables someone removed (nft flush ruleset) are made again first.
 func (m *Switch) filterPort(id string, nic NIC, mac net.HardwareAddr) error {
-	if err := m.filter.closeHost(nic.Bridge); err != nil {
-		return err
+	load := func() error {
+		if err := m.filter.closeHost(nic.Bridge); err != nil {
+			return err
+		}
+		return m.filter.setPort(vethOwner(id, nic.Index), hostVeth(id, nic.Index), nic, mac, nic.Bridge == m.bridge)
 	}
-	return m.filter.setPort(vethOwner(id, nic.Index), hostVeth(id, nic.Index), nic, mac, nic.Bridge == m.bridge)
+	err := load()
+	if err != nil && m.filter.setup(m.bridge) == nil {
+		m.log.Warn("network: filter tables made again", "table", m.filter.name, "after", err)
+		err = load()
+	}
+	return err
 }
 
 func (m *Switch) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {

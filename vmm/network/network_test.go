@@ -424,9 +424,9 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 	if resp := tn.dhcp.reply(discover(t, nics[0].MAC)); resp != nil {
 		t.Errorf("DHCP answered a guest nobody adopted: %v", resp)
 	}
-	// Whatever became of the rules meanwhile (here: all gone), Adopt makes them again.
-	if out, err := exec.Command("nft", "flush", "table", "bridge", tn.filter.name).CombinedOutput(); err != nil {
-		t.Fatalf("nft flush: %v %s", err, out)
+	// Whatever became of the rules meanwhile (here: the whole table gone), Adopt makes them again.
+	if out, err := exec.Command("nft", "delete", "table", "bridge", tn.filter.name).CombinedOutput(); err != nil {
+		t.Fatalf("nft delete table: %v %s", err, out)
 	}
 	if err := tn.Adopt(id, nics); err != nil {
 		t.Fatal(err)
