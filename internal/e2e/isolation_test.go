@@ -32,7 +32,7 @@ func (c *client) waitProbe(t *testing.T, id, what, want string, after int) int {
 	deadline := time.Now().Add(60 * time.Second)
 	last := ""
 	for time.Now().Before(deadline) {
-		body := c.get("/servers/" + id + "/console").must(t, 200).body
+		body := c.get("/servers/"+id+"/console").must(t, 200).body
 		for _, m := range probeLine.FindAllStringSubmatch(body, -1) {
 			var round int
 			fmt.Sscan(m[1], &round)
@@ -87,7 +87,7 @@ func TestGuestIsolation(t *testing.T) {
 	alice.waitProbe(t, probe, "FW", "OPEN", round)
 
 	// Alice may not take the listener's MAC, on either NIC.
-	mac := bob.get("/servers/" + listener["server"] + "/info").must(t, 200).props()["nic:0:mac"]
+	mac := bob.get("/servers/"+listener["server"]+"/info").must(t, 200).props()["nic:0:mac"]
 	r := alice.post("/servers/create/stopped", "name thief\ncpu 500\nmem 64\nnic:0:model virtio\nnic:0:mac "+strings.ToUpper(mac))
 	if r.status != 409 || !strings.Contains(r.body, "nic:0:mac") {
 		t.Errorf("create with another user's MAC: %d %s, want 409 naming nic:0:mac", r.status, r.body)
