@@ -372,7 +372,7 @@ func serve(args []string, stderr io.Writer) error {
 		_, port, err := net.SplitHostPort(*listen)
 		p, perr := strconv.ParseUint(port, 10, 16)
 		if err != nil || perr != nil || p == 0 {
-			return usagef("--guest-api: the port of --listen %s is not a TCP port number", *listen)
+			return usagef("--guest-api needs a fixed port in --listen (have %s): the filter is loaded before the API listens", *listen)
 		}
 		netOpts = append(netOpts, network.WithGuestAPI(uint16(p)))
 	}

@@ -12,12 +12,12 @@ import (
 )
 
 // probeInit makes a guest report, every round, whether it reaches the host
-// by ping (PING OK|NO), the API port on the gateway (API OPEN|CLOSED) and
-// TCP port 2222 of peer (FW OPEN|CLOSED), each round numbered.
+// by ping (PING OK|NO), the API on the gateway (API OPEN|CLOSED: an HTTP
+// answer) and TCP port 2222 of peer (FW OPEN|CLOSED), each round numbered.
 func probeInit(gateway, apiPort, peer string) string {
 	return fmt.Sprintf(`::once:/bin/sh -c 'i=0; while :; do i=$((i+1)); `+
 		`ping -c 1 -W 1 %[1]s >/dev/null 2>&1 && echo "round $i PING OK" || echo "round $i PING NO"; `+
-		`timeout 3 nc -w 2 %[1]s %[2]s </dev/null >/dev/null 2>&1 && echo "round $i API OPEN" || echo "round $i API CLOSED"; `+
+		`printf "GET / HTTP/1.0\r\n\r\n" | timeout 3 nc -w 2 %[1]s %[2]s 2>/dev/null | grep -q HTTP/ && echo "round $i API OPEN" || echo "round $i API CLOSED"; `+
 		`timeout 3 nc -w 2 %[3]s 2222 </dev/null >/dev/null 2>&1 && echo "round $i FW OPEN" || echo "round $i FW CLOSED"; `+
 		`sleep 1; done'`, gateway, apiPort, peer)
 }
@@ -97,4 +97,28 @@ func TestGuestIsolation(t *testing.T) {
 	if r.status != 409 || !strings.Contains(r.body, "already used") {
 		t.Errorf("set another user's MAC: %d %s, want 409 already used", r.status, r.body)
 	}
+}
+
+// TestGuestAPIFlag: --guest-api true opens the API port to guests, and
+// nothing else of the host.
+func TestGuestAPIFlag(t *testing.T) {
+	free, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, apiPort, _ := net.SplitHostPort(free.Addr().String())
+	free.Close()
+	h := startHearth(t, withArgs("--listen", "0.0.0.0:"+apiPort, "--guest-api", "true"))
+	gateway := netip.MustParsePrefix(h.subnet).Addr().Next().String()
+	c := h.addUser("carol-"+randomHex(2), false)
+	// Port 2222 of the host itself: something listens there, guests may not reach it.
+	l, err := net.Listen("tcp4", "0.0.0.0:2222")
+	if err != nil {
+		t.Skipf("port 2222 of the host is taken: %v", err)
+	}
+	defer l.Close()
+	lib := h.importImage(guestImage(t, probeInit(gateway, apiPort, gateway)), "32M")
+	probe := c.post("/servers/create", guestWithNIC("probe", c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"]
+	round := c.waitProbe(t, probe, "API", "OPEN", 0)
+	c.waitProbe(t, probe, "FW", "CLOSED", round-1)
 }
