@@ -88,7 +88,7 @@ func nftRule(parts ...[]expr.Any) []expr.Any {
 // replies and IPv6 router advertisements. On the public bridge, where
 // Hearth gives the NIC its address (addr; zero = none), it also drops
 // everything but IPv4 and ARP, and IPv4 and ARP whose sender address is
-// not addr or 0.0.0.0 (DHCP discovery, ARP probes). On a VLAN bridge the
+// not addr or 0.0.0.0 (ARP probes; for IPv4, DHCP discovery alone). On a VLAN bridge the
 // guests' addresses are their own business: any sender IP, any EtherType.
 func spoofRules(mac net.HardwareAddr, public bool, addr netip.Addr) [][]expr.Any {
 	drop := []expr.Any{verdict(expr.VerdictDrop)}
@@ -102,10 +102,14 @@ func spoofRules(mac net.HardwareAddr, public bool, addr netip.Addr) [][]expr.Any
 			own = addr.AsSlice()
 		}
 		notOwn := []expr.Any{cmp(expr.CmpOpNeq, own), cmp(expr.CmpOpNeq, []byte{0, 0, 0, 0})}
+		unspecified := []expr.Any{load(expr.PayloadBaseNetworkHeader, 12, 4), cmp(expr.CmpOpEq, []byte{0, 0, 0, 0})}
 		rules = append(rules,
 			nftRule([]expr.Any{load(expr.PayloadBaseLLHeader, 12, 2), cmp(expr.CmpOpNeq, be16(etherIPv4)), cmp(expr.CmpOpNeq, be16(etherARP))}, drop),
 			nftRule(etherType(etherARP), []expr.Any{load(expr.PayloadBaseNetworkHeader, 14, 4)}, notOwn, drop),
 			nftRule(etherType(etherIPv4), []expr.Any{load(expr.PayloadBaseNetworkHeader, 12, 4)}, notOwn, drop),
+			// 0.0.0.0 is for DHCP discovery only.
+			nftRule(etherType(etherIPv4), unspecified, []expr.Any{meta(expr.MetaKeyL4PROTO), cmp(expr.CmpOpNeq, []byte{protoUDP})}, drop),
+			nftRule(etherType(etherIPv4), unspecified, []expr.Any{load(expr.PayloadBaseTransportHeader, 2, 2), cmp(expr.CmpOpNeq, be16(portDHCPServer))}, drop),
 		)
 	}
 	return append(rules,

@@ -139,6 +139,8 @@ func TestSpoofRules(t *testing.T) {
 		{"IPv6 on the public bridge", public, packet{ll: ether(bcast, own, etherIPv6)}, "drop"},
 		{"no address: only DHCP discovery", noAddress, udp(zero, 68, 67), "continue"},
 		{"no address: any other source", noAddress, udp(me, 4000, 53), "drop"},
+		{"0.0.0.0 to another UDP port", public, udp(zero, 68, 53), "drop"},
+		{"0.0.0.0 over TCP", public, packet{ll: ether(bcast, own, etherIPv4), network: ipv4(zero, them, protoTCP), l4proto: protoTCP, th: ports(4000, 67)}, "drop"},
 		{"VLAN: any sender IP", vlan, packet{ll: ether(bcast, own, etherARP), network: arp(own, them)}, "continue"},
 		{"VLAN: any IPv4 source", vlan, udp(them, 4000, 53), "continue"},
 		{"VLAN: another's MAC in ARP", vlan, packet{ll: ether(bcast, own, etherARP), network: arp(other, them)}, "drop"},
