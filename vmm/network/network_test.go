@@ -566,7 +566,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 	}
 	// A restart with another subnet replaces the rules and the bridge's address.
 	moved := netip.MustParsePrefix("10.99." + fmt.Sprint(rand.IntN(256)) + ".1/24")
-	crashed, err := New(WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true))
+	crashed, err := New(WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true), WithFilterTable(tn.filter.name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +581,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 		t.Errorf("bridge addresses after the move: %v %v, want only %s", addrs, err, moved)
 	}
 	// A restart with NAT off removes what the earlier runs installed.
-	off, err := New(WithBridge(tn.Bridge()), WithGateway(moved))
+	off, err := New(WithBridge(tn.Bridge()), WithGateway(moved), WithFilterTable(tn.filter.name))
 	if err != nil {
 		t.Fatal(err)
 	}
