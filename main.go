@@ -65,8 +65,8 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 const usage = `usage:
   hearth [serve] [--listen ADDR] [--data DIR] [--containerd SOCKET] [--runtime NAME]
                  [--tls auto] [--tls-cert FILE --tls-key FILE] [--vnc-listen IP] [--subnet CIDR] [--prefix PATH]
-                 [--bridge NAME] [--nat true] [--dns IP[,IP]] [--shutdown-grace DURATION] [--disk-overcommit RATIO]
-                 [--log-format text|json] [--log-level LEVEL]
+                 [--bridge NAME] [--nat true] [--guest-api true] [--dns IP[,IP]] [--shutdown-grace DURATION]
+                 [--disk-overcommit RATIO] [--log-format text|json] [--log-level LEVEL]
   hearth user add NAME [--admin] [--data DIR]
   hearth user list [--data DIR]
   hearth user set NAME [limit:servers N] [limit:cpu MHZ] [limit:mem SIZE] [limit:drives SIZE]
@@ -399,6 +399,7 @@ func serve(args []string, stderr io.Writer) error {
 	prefix := fs.String("prefix", env("HEARTH_PREFIX", ""), "optional `path` prefix of the API, e.g. /api (env HEARTH_PREFIX)")
 	bridge := fs.String("bridge", env("HEARTH_BRIDGE", "hearth0"), "`name` of the public bridge nic:0 joins (env HEARTH_BRIDGE)")
 	nat := fs.String("nat", env("HEARTH_NAT", "false"), "`true`: NAT guests' outbound traffic to the host's uplink (env HEARTH_NAT)")
+	guestAPI := fs.String("guest-api", env("HEARTH_GUEST_API", "false"), "`true`: guests may reach the API port on the host, which is otherwise closed to them but for DHCP and ICMP (env HEARTH_GUEST_API)")
 	dns := fs.String("dns", env("HEARTH_DNS", ""), "DNS servers DHCP hands guests, `IP[,IP]`; empty: the host's resolvers but loopback ones (env HEARTH_DNS)")
 	logFormat := fs.String("log-format", env("HEARTH_LOG_FORMAT", "text"), "log line `format`: text or json (env HEARTH_LOG_FORMAT)")
 	logLevel := fs.String("log-level", env("HEARTH_LOG_LEVEL", "info"), "lowest `level` logged: debug, info, warn or error (env HEARTH_LOG_LEVEL)")
@@ -422,6 +423,16 @@ func serve(args []string, stderr io.Writer) error {
 		return usagef("--nat %s: want true or false", *nat)
 	}
 	netOpts := []network.Option{network.WithBridge(*bridge), network.WithNAT(natOn)}
+	if open, err := strconv.ParseBool(*guestAPI); err != nil {
+		return usagef("--guest-api %s: want true or false", *guestAPI)
+	} else if open {
+		_, port, err := net.SplitHostPort(*listen)
+		p, perr := strconv.ParseUint(port, 10, 16)
+		if err != nil || perr != nil || p == 0 {
+			return usagef("--guest-api needs a fixed port in --listen (have %s): the filter is loaded before the API listens", *listen)
+		}
+		netOpts = append(netOpts, network.WithGuestAPI(uint16(p)))
+	}
 	if *dns != "" {
 		servers, err := network.ParseDNS(*dns)
 		if err != nil {

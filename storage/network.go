@@ -232,9 +232,20 @@ var resourceKey = map[string]string{ResourceIP: "nic:0:dhcp", ResourceVLAN: "nic
 
 // ResourceUsers lists the servers whose configuration refers to a resource.
 func (s *Store) ResourceUsers(ctx context.Context, typ, id string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM servers WHERE json_extract(config, '$."`+resourceKey[typ]+`"') = ? ORDER BY id`, id)
+	return s.serverIDs(ctx, "resource users", `SELECT id FROM servers WHERE json_extract(config, '$."`+resourceKey[typ]+`"') = ? ORDER BY id`, id)
+}
+
+// ServersWithMAC lists the servers whose nic:0:mac or nic:1:mac is mac
+// (as stored: lower case).
+func (s *Store) ServersWithMAC(ctx context.Context, mac string) ([]string, error) {
+	return s.serverIDs(ctx, "servers with MAC", `SELECT id FROM servers WHERE json_extract(config, '$."nic:0:mac"') = ?1 OR json_extract(config, '$."nic:1:mac"') = ?1 ORDER BY id`, mac)
+}
+
+// serverIDs runs a query of server ids.
+func (s *Store) serverIDs(ctx context.Context, what, q string, args ...any) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("storage: resource users: %w", err)
+		return nil, fmt.Errorf("storage: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []string

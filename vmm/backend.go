@@ -24,6 +24,8 @@ type Backend interface {
 	Resume(ctx context.Context, id string) error
 	// SetCPU changes a running guest's CPU share at once (smp 0: derived from cpu).
 	SetCPU(ctx context.Context, id string, cpu, smp int) error
+	// SetFirewall changes the firewall of a running guest's NIC index at once.
+	SetFirewall(ctx context.Context, id string, index int, fw guest.Firewall) error
 	// Delete ends the guest if it runs and removes everything of it.
 	Delete(ctx context.Context, id string) error
 	// Status describes one guest; one that ended stays Stopped until deleted.

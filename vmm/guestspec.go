@@ -84,7 +84,11 @@ func (m *Manager) nics(ctx context.Context, srv storage.Server) ([]guest.NIC, er
 		if cfg[p+"model"] == "" && (i == 0 || cfg[p+"vlan"] == "") {
 			continue
 		}
-		nic := guest.NIC{Index: i, MAC: cfg[p+"mac"]}
+		fw, err := firewall(cfg, p)
+		if err != nil {
+			return nil, err
+		}
+		nic := guest.NIC{Index: i, MAC: cfg[p+"mac"], Firewall: fw}
 		if nic.MAC == "" {
 			nic.MAC = network.RandomMAC()
 			if _, err := m.store.UpdateServer(ctx, srv.ID, func(s *storage.Server) error {
@@ -122,6 +126,28 @@ func (m *Manager) nics(ctx context.Context, srv storage.Server) ([]guest.NIC, er
 		nics = append(nics, nic)
 	}
 	return nics, nil
+}
+
+// firewall reads the firewall keys of the NIC whose keys start with p.
+func firewall(cfg map[string]string, p string) (guest.Firewall, error) {
+	var fw guest.Firewall
+	switch policy := cfg[p+"firewall:policy"]; policy {
+	case "", "accept":
+	case "reject":
+		fw.Reject = true
+	default:
+		return fw, fmt.Errorf("key %sfirewall:policy: %q: %w", p, policy, ErrInvalid)
+	}
+	var err error
+	for _, l := range []struct {
+		key  string
+		list *[]ehkeys.PortRule
+	}{{"firewall:accept", &fw.Accept}, {"firewall:reject", &fw.Refuse}} {
+		if *l.list, err = ehkeys.ParsePortRules(cfg[p+l.key]); err != nil {
+			return fw, fmt.Errorf("key %s%s: %v: %w", p, l.key, err, ErrInvalid)
+		}
+	}
+	return fw, nil
 }
 
 // dnsName makes a server name a DNS-safe hostname.

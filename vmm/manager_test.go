@@ -364,6 +364,30 @@ func TestManagerSet(t *testing.T) {
 	}
 }
 
+// TestManagerSetFirewall: firewall keys change a running guest's NIC at
+// once, and a start takes them from the stored configuration.
+func TestManagerSetFirewall(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.started(map[string]string{"nic:0:model": "virtio", "nic:0:firewall:policy": "reject", "nic:0:firewall:accept": "tcp/22"})
+	fwOf := func() guest.Firewall {
+		st, err := f.backend.Status(ctx, id)
+		if err != nil || len(st.Spec.NICs) != 1 {
+			t.Fatalf("status %+v %v", st, err)
+		}
+		return st.Spec.NICs[0].Firewall
+	}
+	if got := fwOf(); !got.Reject || len(got.Accept) != 1 || got.Accept[0].String() != "tcp/22" {
+		t.Errorf("started with firewall %+v, want policy reject accepting tcp/22", got)
+	}
+	if err := f.Set(ctx, f.m, id, map[string]string{"nic:0:firewall:policy": "accept", "nic:0:firewall:reject": "udp/53 icmp"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fwOf(); got.Reject || len(got.Refuse) != 2 || got.Refuse[1].Proto != "icmp" {
+		t.Errorf("firewall after a live change %+v, want policy accept refusing udp/53 and icmp", got)
+	}
+}
+
 // TestManagerRaces runs every lifecycle call of a few servers at once: each
 // answers with success or one of the sentinel errors, and afterwards every
 // guest has its row and every running row its guest.

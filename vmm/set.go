@@ -3,6 +3,8 @@ package vmm
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"hearth/console"
 	"hearth/storage"
@@ -50,7 +52,8 @@ func (m *Manager) Set(ctx context.Context, server string, update func(ctx contex
 }
 
 // apply makes stored live changes of a running server take effect: cpu (and
-// smp) change the CPU quota at once, password the console's, name its title.
+// smp) change the CPU quota at once, nic:N:firewall:* the NIC's filter,
+// password the console's, name its title.
 // A guest that has ended meanwhile keeps them in its stored configuration
 // only, which its next start uses. The caller holds the server's lock.
 func (m *Manager) apply(ctx context.Context, server string, changed map[string]string) error {
@@ -73,6 +76,17 @@ func (m *Manager) apply(ctx context.Context, server string, changed map[string]s
 			return err
 		}
 	}
+	for index := range firewallChanges(changed) {
+		fw, err := firewall(srv.Config, fmt.Sprintf("nic:%d:", index))
+		if err != nil {
+			return err
+		}
+		if err := m.backend.SetFirewall(ctx, server, index, fw); errors.Is(err, ErrNotRunning) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 	if m.consoles == nil {
 		return nil
 	}
@@ -88,4 +102,18 @@ func (m *Manager) apply(ctx context.Context, server string, changed map[string]s
 		m.consoles.Rename(server, name)
 	}
 	return nil
+}
+
+// firewallChanges are the NICs whose firewall keys changed.
+func firewallChanges(changed map[string]string) map[int]bool {
+	nics := map[int]bool{}
+	for k := range changed {
+		var n int
+		if rest, ok := strings.CutPrefix(k, "nic:"); ok && strings.Contains(rest, ":firewall:") {
+			if _, err := fmt.Sscanf(rest, "%d:", &n); err == nil {
+				nics[n] = true
+			}
+		}
+	}
+	return nics
 }

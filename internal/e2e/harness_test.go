@@ -302,12 +302,14 @@ func (h *hearth) cleanup() {
 	h.mu.Lock()
 	running := h.cmd != nil && h.cmd.ProcessState == nil
 	h.mu.Unlock()
+	var servers []string
 	if running {
 		select {
 		case <-h.exited:
 		default:
 			admin := h.client(h.admin)
-			for _, id := range admin.ids("/servers/list") {
+			servers = admin.ids("/servers/list")
+			for _, id := range servers {
 				if r := admin.post("/servers/"+id+"/destroy", ""); r.status != 204 && r.status != 404 {
 					h.t.Errorf("cleanup: destroy %s: %d %s", id, r.status, r.body)
 				}
@@ -321,6 +323,15 @@ func (h *hearth) cleanup() {
 	h.checkLogs()
 	for _, leak := range h.leaks(false) {
 		h.t.Errorf("leak after Hearth stopped: %s", leak)
+	}
+	// Filter rules carry their server's id (tables may be shared with
+	// other Hearths the suite runs at once).
+	if rules, err := exec.Command("nft", "list", "ruleset").Output(); err == nil {
+		for _, id := range servers {
+			if strings.Contains(string(rules), "hearth:"+id+":") {
+				h.t.Errorf("leak after Hearth stopped: nftables rules of server %s", id)
+			}
+		}
 	}
 	h.forceClean()
 }

@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"fmt"
+	"slices"
 	"syscall"
 
 	"github.com/containerd/containerd/v2/client"
@@ -83,6 +84,43 @@ func (h *Host) SetCPU(ctx context.Context, id string, cpu, smp int) error {
 	}
 	if _, err := g.container.SetLabels(ctx, map[string]string{labelSpec: labels[labelSpec]}); err != nil {
 		h.log.Warn("recording cpu for re-adoption", "server", id, "cpu", cpu, "err", err)
+	}
+	return nil
+}
+
+// SetFirewall changes the firewall of a running guest's NIC at once (and
+// records it for re-adoption).
+func (h *Host) SetFirewall(ctx context.Context, id string, index int, fw guest.Firewall) error {
+	g, err := h.lookup(id)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	i := slices.IndexFunc(g.spec.NICs, func(n guest.NIC) bool { return n.Index == index })
+	var nic guest.NIC
+	if i >= 0 {
+		nic = g.spec.NICs[i]
+	}
+	h.mu.Unlock()
+	if i < 0 || h.network == nil {
+		return fmt.Errorf("guest %s has no nic:%d: %w", id, index, guest.ErrInvalid)
+	}
+	nic.Firewall = fw
+	if err := h.network.SetFirewall(id, nic); err != nil {
+		return fmt.Errorf("guest %s nic:%d firewall: %w", id, index, err)
+	}
+	h.mu.Lock()
+	g.spec.NICs = slices.Clone(g.spec.NICs)
+	g.spec.NICs[i] = nic
+	labels, err := g.labels()
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	if _, err := g.container.SetLabels(ctx, map[string]string{labelSpec: labels[labelSpec]}); err != nil {
+		h.log.Warn("recording the firewall for re-adoption", "server", id, "nic", index, "err", err)
 	}
 	return nil
 }

@@ -619,7 +619,8 @@ func testSwitch(t *testing.T, tag string) (*network.Switch, netip.Prefix) {
 	t.Helper()
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
 	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearth%s%06x", tag, rand.Uint32()&0xffffff)),
-		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(logtest.Logger(t)))
+		network.WithGateway(netip.PrefixFrom(subnet.Addr().Next(), 24)), network.WithLogger(logtest.Logger(t)),
+		network.WithFilterTable(fmt.Sprintf("hearthtest%08x", rand.Uint32())))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,12 @@ type Network interface {
 	Attach(ctx context.Context, id string, pid uint32, nics []guest.NIC) error
 	// Detach removes what of it remains; idempotent; nothing left behind.
 	Detach(ctx context.Context, id string) error
-	// Adopt makes DHCP answer the NICs of a guest attached before a restart.
+	// Adopt makes DHCP answer the NICs of a guest attached before a restart
+	// and loads their filter rules again.
 	Adopt(id string, nics []guest.NIC) error
+	// SetFirewall loads the filter rules of an attached NIC again, with
+	// its new Firewall.
+	SetFirewall(id string, nic guest.NIC) error
 	Counters(id string, index int) (guest.NICCounters, error)
 }
 

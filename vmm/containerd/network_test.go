@@ -28,8 +28,9 @@ func TestGuestNetwork(t *testing.T) {
 	needContainerd(t)
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + rand.IntN(50)), byte(rand.IntN(256)), 0}), 24)
 	gateway := subnet.Addr().Next()
+	table := fmt.Sprintf("hearthtest%08x", rand.Uint32()) // the test's own nftables tables
 	netm, err := network.New(network.WithBridge(fmt.Sprintf("hearthq%06x", rand.Uint32()&0xffffff)),
-		network.WithGateway(netip.PrefixFrom(gateway, 24)), network.WithLogger(logtest.Logger(t)))
+		network.WithGateway(netip.PrefixFrom(gateway, 24)), network.WithLogger(logtest.Logger(t)), network.WithFilterTable(table))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestGuestNetwork(t *testing.T) {
 	waitConsole(t, c, "lease-41")
 	h.Close()
 	netm.Close()
-	netm, err = network.New(network.WithBridge(netm.Bridge()), network.WithGateway(netip.PrefixFrom(gateway, 24)), network.WithLogger(logtest.Logger(t)))
+	netm, err = network.New(network.WithBridge(netm.Bridge()), network.WithGateway(netip.PrefixFrom(gateway, 24)), network.WithLogger(logtest.Logger(t)), network.WithFilterTable(table))
 	if err != nil {
 		t.Fatal(err)
 	}

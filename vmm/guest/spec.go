@@ -16,6 +16,9 @@ import (
 // need not import this one.
 type NIC = network.NIC
 
+// Firewall is a NIC's nic:N:firewall:* keys, enforced on its inbound traffic.
+type Firewall = network.Firewall
+
 // NICCounters are a NIC's traffic as seen by the guest.
 type NICCounters = network.NICCounters
 

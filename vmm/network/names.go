@@ -51,6 +51,9 @@ func vethOwner(id string, index int) string {
 
 func ownerPrefix(id string) string { return prefix + ":" + id + ":" }
 
+// tableName is what WithFilterTable accepts: safe in nft's syntax unquoted.
+var tableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
+
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 func checkID(id string) error {

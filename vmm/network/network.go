@@ -26,6 +26,18 @@
 // well, for images without a DHCP client. Attach registers a guest's leases,
 // Detach drops them, and Adopt registers again those of a guest an earlier
 // Hearth attached (from the NICs its backend recorded).
+//
+// Filtering (filter.go, rules.go) goes through nftables over netlink
+// (github.com/google/nftables), in two tables of the instance's name
+// (WithFilterTable): per NIC, anti-spoofing on its host veth (bridge
+// family) and its nic:N:firewall:* keys on the traffic to it (inet
+// family, forward, where br_netfilter gives bridged traffic conntrack);
+// per bridge, the host closed but for DHCP, ICMP and, if WithGuestAPI
+// opens it, the API port (inet family, input). A NIC's rules are loaded
+// before its veth is up, replaced by SetFirewall, loaded again by Adopt
+// and removed by Detach (found by the NIC's owner tag as their comment);
+// they outlive a stopped Hearth with its guests. The iptables rules of
+// firewall.go (VLAN isolation from routing, NAT) stay as they were.
 package network
 
 import (
@@ -65,6 +77,8 @@ type NIC struct {
 	// Hostname is the DHCP host name option of a NIC on the public bridge:
 	// the guest's host name, one DNS label; "" = none.
 	Hostname string
+	// Firewall filters the traffic to the NIC (nic:N:firewall:*).
+	Firewall Firewall `json:",omitzero"`
 }
 
 // NICCounters are a NIC's traffic as seen by the GUEST (package vmm aliases this type).
@@ -85,6 +99,15 @@ func WithNAT(on bool) Option { return func(m *Switch) { m.nat = on } }
 
 // WithLogger sets where the Switch logs (default: nowhere).
 func WithLogger(log *slog.Logger) Option { return func(m *Switch) { m.log = log } }
+
+// WithFilterTable names the instance's nftables tables, one of the bridge
+// and one of the inet family (default DefaultFilterTable). Two Hearths on
+// one host need two names.
+func WithFilterTable(name string) Option { return func(m *Switch) { m.filter.name = name } }
+
+// WithGuestAPI opens TCP port port of the host to guests, which reach the
+// host otherwise only for DHCP and ICMP (default: 0, closed).
+func WithGuestAPI(port uint16) Option { return func(m *Switch) { m.filter.apiPort = port } }
 
 // WithDNS sets the DNS servers DHCP hands guests: nil = HostResolvers (the
 // default), empty = none.
@@ -107,6 +130,7 @@ type Switch struct {
 	nat     bool
 	log     *slog.Logger
 	dhcp    *dhcpServer
+	filter  filter
 
 	// forwardOn: New turned ip_forward on, so Close turns it off again.
 	forwardOn bool
@@ -131,6 +155,7 @@ func New(opts ...Option) (_ *Switch, err error) {
 		log:     slog.New(slog.DiscardHandler),
 		dhcp:    &dhcpServer{leaseTime: DefaultLeaseTime, leases: map[string]lease{}},
 		vlans:   map[string]bool{},
+		filter:  filter{name: DefaultFilterTable},
 	}
 	dnsSet := false
 	for _, opt := range opts {
@@ -152,6 +177,9 @@ func New(opts ...Option) (_ *Switch, err error) {
 	if !validIfName(m.bridge) || !strings.HasPrefix(m.bridge, prefix) || isVLANBridge(m.bridge) {
 		return nil, fmt.Errorf("%w: public bridge name %q (want %q and up to 9 more characters, not starting %q)", ErrInvalid, m.bridge, prefix, vlanPrefix)
 	}
+	if !tableName.MatchString(m.filter.name) {
+		return nil, fmt.Errorf("%w: nftables table name %q (want letters, digits, '_', '-', at most 64)", ErrInvalid, m.filter.name)
+	}
 	g := m.gateway
 	if !g.IsValid() || !g.Addr().Is4() || g.Bits() < 8 || g.Bits() > 30 || g.Addr() == g.Masked().Addr() {
 		return nil, fmt.Errorf("%w: gateway %s (want an IPv4 host address with a /8 to /30 prefix, e.g. %s)", ErrInvalid, g, DefaultGateway)
@@ -172,6 +200,18 @@ func New(opts ...Option) (_ *Switch, err error) {
 		return nil, fmt.Errorf("address %s on %s: %w", g, m.bridge, err)
 	}
 	m.dropOtherAddresses(br)
+	// Before the first guest can send: a restart keeps the rules of the
+	// guests still running.
+	if err := m.filter.setup(m.bridge); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_, ferr := m.filter.removeIfIdle()
+			m.logIf(ferr)
+		}
+	}()
+	m.bridgeNetfilter()
 	m.startDHCP()
 	defer func() {
 		if err != nil {
@@ -317,7 +357,8 @@ func guestNamespace(pid uint32) (netns.NsHandle, error) {
 
 // Adopt registers the DHCP leases of a guest an earlier Hearth attached,
 // which kept running across the restart, from the NICs its backend
-// recorded.
+// recorded, and loads its NICs' filter rules again (which the tables kept
+// unless the host lost them: this converges either way).
 func (m *Switch) Adopt(id string, nics []NIC) error {
 	if err := checkID(id); err != nil {
 		return err
@@ -326,8 +367,54 @@ func (m *Switch) Adopt(id string, nics []NIC) error {
 	if err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, nic := range nics {
+		if err := m.filterPort(id, nic, macs[i]); err != nil {
+			return fmt.Errorf("guest %s nic:%d: %w", id, nic.Index, err)
+		}
+		if isVLANBridge(nic.Bridge) {
+			m.vlans[nic.Bridge] = true
+		}
+	}
 	m.dhcp.register(id, nics, macs)
 	return nil
+}
+
+// SetFirewall changes the firewall of a running guest's NIC at once; nic is
+// the NIC as attached, with the new Firewall.
+func (m *Switch) SetFirewall(id string, nic NIC) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	macs, err := m.checkNICs([]NIC{nic})
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	name := hostVeth(id, nic.Index)
+	if l, err := netlink.LinkByName(name); err != nil || l.Attrs().Alias != vethOwner(id, nic.Index) {
+		return fmt.Errorf("%w: guest %s nic:%d (%s)", ErrNotFound, id, nic.Index, name)
+	}
+	return m.filterPort(id, nic, macs[0])
+}
+
+// filterPort loads the rules of one NIC and closes the host to its bridge.
+// Tables someone removed (nft flush ruleset) are made again first.
+func (m *Switch) filterPort(id string, nic NIC, mac net.HardwareAddr) error {
+	load := func() error {
+		if err := m.filter.closeHost(nic.Bridge); err != nil {
+			return err
+		}
+		return m.filter.setPort(vethOwner(id, nic.Index), hostVeth(id, nic.Index), nic, mac, nic.Bridge == m.bridge)
+	}
+	err := load()
+	if err != nil && m.filter.setup(m.bridge) == nil {
+		m.log.Warn("network: filter tables made again", "table", m.filter.name, "after", err)
+		err = load()
+	}
+	return err
 }
 
 func (m *Switch) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
@@ -417,6 +504,11 @@ func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns
 	if err := netlink.LinkSetMaster(host, br); err != nil {
 		return fmt.Errorf("join %s to %s: %w", name, nic.Bridge, err)
 	}
+	// Filtered before it carries a frame.
+	if err := m.filterPort(id, nic, mac); err != nil {
+		return err
+	}
+	*undo = append(*undo, func() error { return m.filter.dropPorts(owner) })
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("bring up %s: %w", name, err)
 	}
@@ -454,11 +546,12 @@ func (m *Switch) Detach(ctx context.Context, id string) error {
 	defer m.mu.Unlock()
 	m.dhcp.unregister(id)
 
+	// Its veths may have gone with its namespace already; its rules not.
+	errs := []error{m.filter.dropPorts(ownerPrefix(id))}
 	links, err := listLinks()
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
-	var errs []error
 	bridges := map[int]bool{}
 	stem := vethStem(id)
 	for _, l := range links {
@@ -492,7 +585,7 @@ func (m *Switch) deleteIdleVLAN(ctx context.Context, name string) error {
 		return err
 	}
 	delete(m.vlans, name)
-	return deleteBridge(ctx, name)
+	return errors.Join(deleteBridge(ctx, name), m.filter.forgetBridge(name))
 }
 
 // Counters reports NIC index of guest id as the guest sees it: what the
@@ -523,6 +616,11 @@ func (m *Switch) Close() error {
 	for name := range m.vlans {
 		errs = append(errs, m.deleteIdleVLAN(ctx, name))
 	}
+	// The rules stay as long as a guest has some: guests outlive Hearth.
+	if removed, err := m.filter.removeIfIdle(); err != nil || !removed {
+		errs = append(errs, err)
+		m.log.Info("network: guests still run: keeping their filter rules", "table", m.filter.name)
+	}
 	busy, err := hasPorts(m.bridge)
 	if err != nil || busy {
 		if busy {
@@ -537,6 +635,28 @@ func (m *Switch) Close() error {
 	}
 	errs = append(errs, deleteBridge(ctx, m.bridge))
 	return errors.Join(errs...)
+}
+
+// bridgeNetfilter makes the bridges hand IPv4 and IPv6 to the inet hooks
+// (br_netfilter), where conntrack lets the firewall keys tell a guest's
+// replies from new connections. Without it, the keys stop only what is
+// routed to guests, not what other guests on the bridge send them.
+func (m *Switch) bridgeNetfilter() {
+	for _, key := range []string{"bridge/bridge-nf-call-iptables", "bridge/bridge-nf-call-ip6tables"} {
+		v, err := os.ReadFile("/proc/sys/net/" + key)
+		if err != nil {
+			m.log.Error("network: no br_netfilter: firewall keys do not filter traffic between guests of one bridge", "err", err)
+			return
+		}
+		if strings.TrimSpace(string(v)) == "1" {
+			continue
+		}
+		if err := setSysctl(key, "1"); err != nil {
+			m.log.Error("network: firewall keys do not filter traffic between guests of one bridge", "err", err)
+			continue
+		}
+		m.log.Info("network: turned on " + key + " for the firewall keys")
+	}
 }
 
 // Bridge is the public bridge's name.

@@ -46,7 +46,8 @@ func newTestNet(t testing.TB, opts ...Option) *testNet {
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + rand.IntN(100)), byte(rand.IntN(256)), 0}), 24)
 	gw := netip.PrefixFrom(subnet.Addr().Next(), 24)
 	tn := &testNet{t: t, subnet: subnet}
-	opts = append([]Option{WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t))}, opts...)
+	opts = append([]Option{WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t)),
+		WithFilterTable(fmt.Sprintf("hearthtest%08x", rand.Uint32()))}, opts...)
 	m, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +164,9 @@ func (tn *testNet) assertClean() {
 				t.Errorf("bridge %s left behind", name)
 			}
 		}
+	}
+	if hasTable(t, tn.filter.name) {
+		t.Errorf("nftables tables %s left behind", tn.filter.name)
 	}
 	rules, err := exec.Command("iptables-save").Output()
 	if err != nil {
@@ -339,8 +343,12 @@ func TestVLANGuestsReachEachOtherAndNoOneElse(t *testing.T) {
 	ping(t, pRed1, vlanAddr(3).Addr(), false)
 	ping(t, pBlue1, vlanAddr(1).Addr(), false)
 	ping(t, pRed1, tn.gateway(), true) // over its public NIC
-	if !udpArrives(t, pPub, "", tn.gateway()) || !udpArrives(t, pPub, pRed1, tn.addr(11).Addr()) {
-		t.Error("public guests' UDP did not reach the host and each other")
+	if !udpArrives(t, pPub, pRed1, tn.addr(11).Addr()) {
+		t.Error("public guests' UDP did not reach each other")
+	}
+	// The host is off limits from the public bridge too (but for DHCP and ICMP).
+	if udpArrives(t, pPub, "", tn.gateway()) {
+		t.Error("a public guest's UDP reached the host")
 	}
 	if udpArrives(t, pSpy, "", tn.gateway()) {
 		t.Error("a VLAN guest's UDP reached the host")
@@ -395,7 +403,10 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 	if _, err := netlink.LinkByName(tn.Bridge()); err != nil {
 		t.Fatalf("Close removed the public bridge of a running guest: %v", err)
 	}
-	m2, err := New(WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(t)))
+	if !hasTable(t, tn.filter.name) {
+		t.Error("Close removed the filter rules of a running guest")
+	}
+	m2, err := New(WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(t)), WithFilterTable(tn.filter.name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,8 +424,18 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 	if resp := tn.dhcp.reply(discover(t, nics[0].MAC)); resp != nil {
 		t.Errorf("DHCP answered a guest nobody adopted: %v", resp)
 	}
+	// Whatever became of the rules meanwhile (here: the whole table gone), Adopt makes them again.
+	if out, err := exec.Command("nft", "delete", "table", "bridge", tn.filter.name).CombinedOutput(); err != nil {
+		t.Fatalf("nft delete table: %v %s", err, out)
+	}
 	if err := tn.Adopt(id, nics); err != nil {
 		t.Fatal(err)
+	}
+	for _, index := range []int{0, 1} {
+		out, err := exec.Command("nft", "list", "chain", "bridge", tn.filter.name, chainPorts).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), vethOwner(id, index)) || !strings.Contains(string(out), "jump "+hostVeth(id, index)) {
+			t.Errorf("port rules of nic:%d after Adopt: %v\n%s", index, err, out)
+		}
 	}
 	offer := tn.dhcp.reply(discover(t, nics[0].MAC))
 	if offer == nil || offer.YourIPAddr.String() != nics[0].Address.Addr().String() ||
@@ -545,7 +566,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 	}
 	// A restart with another subnet replaces the rules and the bridge's address.
 	moved := netip.MustParsePrefix("10.99." + fmt.Sprint(rand.IntN(256)) + ".1/24")
-	crashed, err := New(WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true))
+	crashed, err := New(WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true), WithFilterTable(tn.filter.name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -560,7 +581,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 		t.Errorf("bridge addresses after the move: %v %v, want only %s", addrs, err, moved)
 	}
 	// A restart with NAT off removes what the earlier runs installed.
-	off, err := New(WithBridge(tn.Bridge()), WithGateway(moved))
+	off, err := New(WithBridge(tn.Bridge()), WithGateway(moved), WithFilterTable(tn.filter.name))
 	if err != nil {
 		t.Fatal(err)
 	}

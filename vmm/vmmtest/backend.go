@@ -9,6 +9,7 @@ package vmmtest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -198,6 +199,25 @@ func (b *Backend) CPUChanges() []CPUChange {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]CPUChange(nil), b.cpu...)
+}
+
+// SetFirewall changes the Firewall of the guest's NIC index in its spec,
+// as Status then reports it.
+func (b *Backend) SetFirewall(ctx context.Context, id string, index int, fw guest.Firewall) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g, err := b.running(id)
+	if err != nil {
+		return err
+	}
+	nics := slices.Clone(g.status.Spec.NICs)
+	i := slices.IndexFunc(nics, func(n guest.NIC) bool { return n.Index == index })
+	if i < 0 {
+		return fmt.Errorf("guest %s has no nic:%d: %w", id, index, guest.ErrInvalid)
+	}
+	nics[i].Firewall = fw
+	g.status.Spec.NICs = nics
+	return nil
 }
 
 // Delete removes the guest; its end is no exit to report.

@@ -250,8 +250,8 @@ func mergeProps(base, changed eh.Props) eh.Props {
 // checkReferences checks the objects the given keys of a configuration refer
 // to: attached drives must exist and be usable by the server's owner (their
 // own, any for an admin, or a drive they may read attached as a cdrom), a
-// static IP in nic:0:dhcp must be the owner's and free, a VLAN in nic:1:vlan
-// the owner's. server is the server being changed ("" when creating).
+// static IP in nic:0:dhcp must be the owner's and free, a MAC in nic:N:mac
+// no other server's, a VLAN in nic:1:vlan the owner's. server is the server being changed ("" when creating).
 func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin bool, server string, config eh.Props, keys []string) error {
 	devices := map[string]bool{}
 	for _, k := range keys {
@@ -295,6 +295,18 @@ func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin 
 			for _, u := range users {
 				if u != server {
 					return atKey(k, eh.Busyf("key nic:0:dhcp: static IP %s is already used by server %s", v, u))
+				}
+			}
+		case (k == "nic:0:mac" || k == "nic:1:mac") && v != "":
+			// A MAC is the NIC's identity on the bridge (DHCP, anti-spoofing):
+			// one server's only, whoever owns the other.
+			users, err := s.store.ServersWithMAC(ctx, v)
+			if err != nil {
+				return apiError(err)
+			}
+			for _, u := range users {
+				if u != server {
+					return atKey(k, eh.Busyf("key %s: MAC %s is already used by another server", k, v))
 				}
 			}
 		case k == "nic:1:vlan" && v != "":

@@ -92,6 +92,50 @@ func TestErrorKeys(t *testing.T) {
 	}
 }
 
+// TestMACOfAnotherServerIsBusy: a MAC is one server's, whoever owns the other.
+func TestMACOfAnotherServerIsBusy(t *testing.T) {
+	ctx := context.Background()
+	s, store := newService(t)
+	alice, _, _ := store.CreateUser(ctx, "alice", false)
+	bob, _, _ := store.CreateUser(ctx, "bob", false)
+	ca, cb := Caller{ID: alice.ID, Name: alice.Name}, Caller{ID: bob.ID, Name: bob.Name}
+	base := eh.Props{"name": "s", "cpu": "1000", "mem": "512", "nic:0:model": "virtio", "nic:1:model": "virtio"}
+	with := func(k, v string) eh.Props {
+		p := eh.Props{k: v}
+		for bk, bv := range base {
+			p[bk] = bv
+		}
+		return p
+	}
+	own, err := s.CreateServer(ctx, ca, with("nic:0:mac", "02:aa:00:00:00:01"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"nic:0:mac", "nic:1:mac"} {
+		_, err := s.CreateServer(ctx, cb, with(key, "02:AA:00:00:00:01"), false)
+		var e *eh.Error
+		if !errors.As(err, &e) || e.Word != "busy" || e.Key != key || !strings.Contains(e.Message, key) {
+			t.Errorf("create with another user's MAC in %s: %#v, want busy naming the key", key, err)
+		}
+	}
+	other, err := s.CreateServer(ctx, cb, with("nic:1:mac", "02:aa:00:00:00:02"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.SetServer(ctx, cb, other["server"], eh.Props{"nic:1:mac": "02:aa:00:00:00:01"})
+	wantWord(t, err, "busy")
+	// A server keeps its own MAC, and a freed MAC is free.
+	if _, err := s.SetServer(ctx, ca, own["server"], eh.Props{"nic:0:mac": "02:aa:00:00:00:01", "name": "t"}); err != nil {
+		t.Errorf("set a server's own MAC again: %v", err)
+	}
+	if _, err := s.SetServer(ctx, ca, own["server"], eh.Props{"nic:0:mac": "02:aa:00:00:00:03"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetServer(ctx, cb, other["server"], eh.Props{"nic:0:mac": "02:aa:00:00:00:01"}); err != nil {
+		t.Errorf("a MAC no server uses any more: %v", err)
+	}
+}
+
 func TestGuestErrorsMapToWords(t *testing.T) {
 	for err, word := range map[error]string{
 		vmm.ErrUnavailable:           "system",

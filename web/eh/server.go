@@ -122,9 +122,12 @@ func serverRule(key string) (rule, error) {
 			return rule{check: checkMAC}, nil
 		case n == 0 && rest == "dhcp":
 			return rule{check: either("auto", checkIPv4)}, nil
-		case n == 0 && rest == "firewall:policy":
-			return rule{check: oneOf("accept", "reject")}, nil
-		case n == 0 && (rest == "firewall:accept" || rest == "firewall:reject" || rest == "block"):
+		// The firewall is applied live (Guests.Set), on either NIC.
+		case rest == "firewall:policy":
+			return rule{check: oneOf("accept", "reject"), live: true}, nil
+		case rest == "firewall:accept" || rest == "firewall:reject":
+			return rule{check: words(checkPortRule), live: true}, nil
+		case n == 0 && rest == "block":
 			return rule{check: words(checkPortRule)}, nil
 		case n == 1 && rest == "vlan":
 			return rule{check: checkUUID}, nil
@@ -228,7 +231,7 @@ func NewServer(in Props) (Props, error) {
 // UpdateServer validates a /servers/SERVER/set body against the stored
 // configuration current and returns the configuration to store and the keys
 // that changed (value "" = removed, for Guests.Set). On an active server
-// only name, cpu, persistent, tags, user:* and password/vnc:password may
+// only name, cpu, persistent, tags, user:*, password/vnc:password and nic:N:firewall:* may
 // change; any other changed key is a busy error naming it (a key sent with
 // its current value is not a change). current and in are not modified.
 func UpdateServer(current, in Props, active bool) (next, changed Props, err error) {

@@ -309,6 +309,9 @@ func TestUpdateServerRefuses(t *testing.T) {
 		{"active: bad live value is usage", Props{"cpu": "1"}, true, ErrUsage, "key cpu: 1 is out of range"},
 		{"active: long password", Props{"vnc:password": "123456789"}, true, ErrUsage, "key vnc:password: 9 characters"},
 		{"active: unknown key is usage", Props{"colour": "red"}, true, ErrUsage, "unknown server key colour"},
+		{"active: bad firewall list is usage", Props{"nic:0:firewall:accept": "tcp/22 ssh"}, true, ErrUsage, "key nic:0:firewall:accept"},
+		{"active: nic:0:block stays a stopped-server key", Props{"nic:0:block": "tcp/25"}, true, ErrBusy, "key nic:0:block cannot be changed"},
+		{"firewall of a NIC that is not there", Props{"nic:1:firewall:policy": "reject"}, false, ErrUsage, "needs nic:1:model"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -328,6 +331,21 @@ func TestUpdateServerRefuses(t *testing.T) {
 				t.Errorf("current modified by a refused update")
 			}
 		})
+	}
+}
+
+// TestUpdateServerFirewallLive: the firewall keys of either NIC change on
+// an active server (the guest layer applies them at once).
+func TestUpdateServerFirewallLive(t *testing.T) {
+	cur := stored(t, Props{"ide:0:0": drive1, "nic:0:model": "e1000", "nic:1:model": "e1000"})
+	in := Props{"nic:0:firewall:policy": "reject", "nic:0:firewall:accept": "TCP/22 udp/53-53 icmp", "nic:1:firewall:reject": "tcp"}
+	_, changed, err := UpdateServer(cur, in, true)
+	if err != nil {
+		t.Fatalf("firewall keys on an active server: %v", err)
+	}
+	want := Props{"nic:0:firewall:policy": "reject", "nic:0:firewall:accept": "tcp/22 udp/53 icmp", "nic:1:firewall:reject": "tcp"}
+	if !maps.Equal(changed, want) {
+		t.Errorf("changed = %q, want %q", changed, want)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"hearth/internal/ehkeys"
 )
 
 // A check validates one value and returns its canonical form; its error says
@@ -165,29 +167,11 @@ func checkMAC(v string) (string, error) {
 // checkPortRule accepts a firewall/block item: tcp/PORT, udp/PORT (or a
 // PORT-PORT range), or a bare protocol tcp, udp or icmp.
 func checkPortRule(v string) (string, error) {
-	proto, ports, hasPorts := strings.Cut(strings.ToLower(v), "/")
-	switch proto {
-	case "tcp", "udp":
-	case "icmp":
-		if hasPorts {
-			return "", fmt.Errorf("%s: icmp has no ports", quote(v))
-		}
-	default:
-		return "", fmt.Errorf("%s is not tcp/PORT, udp/PORT or icmp", quote(v))
+	r, err := ehkeys.ParsePortRule(v)
+	if err != nil {
+		return "", err
 	}
-	if !hasPorts {
-		return proto, nil
-	}
-	lo, hi, isRange := strings.Cut(ports, "-")
-	l, err1 := strconv.ParseUint(lo, 10, 16)
-	h, err2 := l, error(nil)
-	if isRange {
-		h, err2 = strconv.ParseUint(hi, 10, 16)
-	}
-	if err1 != nil || err2 != nil || l == 0 || h < l {
-		return "", fmt.Errorf("%s: ports must be 1–65535 (a range as LOW-HIGH)", quote(v))
-	}
-	return proto + "/" + ports, nil
+	return r.String(), nil
 }
 
 func checkSize(v string) (string, error) {
