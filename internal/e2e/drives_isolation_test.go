@@ -12,11 +12,11 @@ import (
 	"time"
 )
 
-// probeInit is an inittab line run once at every boot: it says whether an
+// liveMarkInit is an inittab line run once at every boot: it says whether an
 // earlier boot's write survived, writes in /etc, and tries to open
 // /hostdisk (a block device node for the host's loop0, when the test put
 // one on the drive), printing the error.
-const probeInit = `::once:/bin/sh -c 'test -e /etc/live-mark && echo seen-before; echo x > /etc/live-mark && sync && echo wrote-$((1+1)); ` +
+const liveMarkInit = `::once:/bin/sh -c 'test -e /etc/live-mark && echo seen-before; echo x > /etc/live-mark && sync && echo wrote-$((1+1)); ` +
 	`test -e /hostdisk && { head -c 1 /hostdisk > /dev/null 2> /tmp/err; echo dev-open-$?; cat /tmp/err; }; grep " / " /proc/mounts; echo probe-$((3+4))'`
 
 // driveImage is the image file of a drive in DATA.
@@ -56,7 +56,7 @@ func debugfsWrite(t *testing.T, img string, requests ...string) {
 // stop and start, and the library image is byte for byte what it was.
 func TestReadOnlyDrives(t *testing.T) {
 	h := startHearth(t)
-	lib := h.importImage(guestImage(t, probeInit), "32M")
+	lib := h.importImage(guestImage(t, liveMarkInit), "32M")
 	img := h.driveImage(lib)
 	before := fileSHA(t, img)
 	c := h.addUser("ro-"+randomHex(2), false)
@@ -109,7 +109,7 @@ func TestReadOnlyDrives(t *testing.T) {
 // leaves nothing running.
 func TestDriveWriteOnce(t *testing.T) {
 	h := startHearth(t)
-	lib := h.importImage(guestImage(t, probeInit), "32M")
+	lib := h.importImage(guestImage(t, liveMarkInit), "32M")
 	c := h.addUser("wo-"+randomHex(2), false)
 	d := c.driveFrom(t, lib, "32M")
 	c.post("/drives/"+d+"/set", "claim:type shared").must(t, 200)
@@ -137,7 +137,7 @@ func TestDriveWriteOnce(t *testing.T) {
 // its drive opens nothing: the host mounts tenant filesystems nodev.
 func TestUntrustedFilesystem(t *testing.T) {
 	h := startHearth(t)
-	lib := h.importImage(guestImage(t, probeInit), "32M")
+	lib := h.importImage(guestImage(t, liveMarkInit), "32M")
 	c := h.addUser("fs-"+randomHex(2), false)
 
 	damaged := c.driveFrom(t, lib, "32M")

@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// probeInit makes a guest report, every round, whether it reaches the host
+// reachInit makes a guest report, every round, whether it reaches the host
 // by ping (PING OK|NO), the API on the gateway (API OPEN|CLOSED: an HTTP
 // answer) and TCP port 2222 of peer (FW OPEN|CLOSED), each round numbered.
-func probeInit(gateway, apiPort, peer string) string {
+func reachInit(gateway, apiPort, peer string) string {
 	return fmt.Sprintf(`::once:/bin/sh -c 'i=0; while :; do i=$((i+1)); `+
 		`ping -c 1 -W 1 %[1]s >/dev/null 2>&1 && echo "round $i PING OK" || echo "round $i PING NO"; `+
 		`printf "GET / HTTP/1.0\r\n\r\n" | timeout 3 nc -w 2 %[1]s %[2]s 2>/dev/null | grep -q HTTP/ && echo "round $i API OPEN" || echo "round $i API CLOSED"; `+
@@ -74,7 +74,7 @@ func TestGuestIsolation(t *testing.T) {
 		t.Fatalf("listener has no address: %v", listener)
 	}
 
-	aliceLib := h.importImage(guestImage(t, probeInit(gateway, apiPort, peer)), "32M")
+	aliceLib := h.importImage(guestImage(t, reachInit(gateway, apiPort, peer)), "32M")
 	probe := alice.post("/servers/create", guestWithNIC("probe", alice.driveFrom(t, aliceLib, "32M"))).must(t, 200).props()["server"]
 	round := alice.waitProbe(t, probe, "PING", "OK", 0) // the network works...
 	alice.waitProbe(t, probe, "API", "CLOSED", round-1) // ...but not to the API
@@ -117,7 +117,7 @@ func TestGuestAPIFlag(t *testing.T) {
 		t.Skipf("port 2222 of the host is taken: %v", err)
 	}
 	defer l.Close()
-	lib := h.importImage(guestImage(t, probeInit(gateway, apiPort, gateway)), "32M")
+	lib := h.importImage(guestImage(t, reachInit(gateway, apiPort, gateway)), "32M")
 	probe := c.post("/servers/create", guestWithNIC("probe", c.driveFrom(t, lib, "32M"))).must(t, 200).props()["server"]
 	round := c.waitProbe(t, probe, "API", "OPEN", 0)
 	c.waitProbe(t, probe, "FW", "CLOSED", round-1)
