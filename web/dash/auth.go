@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"hearth/internal/ratelimit"
 	"hearth/web/eh"
 )
 
@@ -57,25 +58,32 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, http.StatusForbidden, f)
 		return
 	}
-	keys := []string{"addr " + clientHost(r), "login " + strings.ToLower(f.Login)}
-	if wait, blocked := d.limiter.Blocked(keys...); blocked {
-		f.Error = fmt.Sprintf("Too many failed logins. Try again in %s.", humanDuration(wait.Round(time.Second)))
-		d.log.Warn("login refused: rate limited", "login", f.Login, "remote", clientHost(r))
-		d.showLogin(w, r, http.StatusTooManyRequests, f)
-		return
-	}
 	secret := r.PostFormValue("secret")
 	if f.Login == "" || secret == "" {
 		f.Error = "Enter your user name (or UUID) and secret."
 		d.showLogin(w, r, http.StatusBadRequest, f)
 		return
 	}
+	login := strings.ToLower(f.Login)
+	attempts, wait, ok := ratelimit.BeginAll(
+		ratelimit.Limit{Failures: d.fromAddr, Key: clientHost(r) + " " + login},
+		ratelimit.Limit{Failures: d.perLogin, Key: login})
+	if !ok {
+		f.Error = "Too many failed logins. Try again in a moment."
+		if wait > 0 {
+			f.Error = fmt.Sprintf("Too many failed logins. Try again in %s.", humanDuration(wait.Round(time.Second)))
+		}
+		d.log.Warn("login refused: rate limited", "login", f.Login, "remote", clientHost(r))
+		d.showLogin(w, r, http.StatusTooManyRequests, f)
+		return
+	}
+	defer attempts.End() // no-op after Fail
 	user, err := d.backend.Authenticate(r.Context(), f.Login, secret)
 	if err != nil {
 		if !errors.Is(err, eh.ErrAuth) {
 			d.log.Error("login failed", "login", f.Login, "remote", clientHost(r), "err", err)
 		}
-		d.limiter.Fail(keys...)
+		attempts.Fail()
 		f.Error = "Wrong user name or secret."
 		d.showLogin(w, r, http.StatusUnauthorized, f)
 		return

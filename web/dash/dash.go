@@ -51,7 +51,8 @@ type Dashboard struct {
 	cfg      Config
 	backend  Backend
 	sessions *sessions
-	limiter  *ratelimit.Failures
+	fromAddr *ratelimit.Failures // failed logins per client address and login name
+	perLogin *ratelimit.Failures // failed logins per login name, from anywhere
 	host     *hostProbe
 	samples  *sampler
 	starts   *pendingStarts
@@ -62,8 +63,10 @@ type Dashboard struct {
 	stop     context.CancelFunc
 }
 
-// Failed logins: at most this many per client address and per login name
-// within the window, then refused until the oldest failure ages out.
+// Failed logins: at most loginMaxFailures per client address and login name
+// within the window, and four times that per login name from anywhere,
+// then refused until the oldest failure ages out. Keyed by the name too, so
+// one user's failures never lock out another user sharing the address.
 const (
 	loginMaxFailures = 5
 	loginWindow      = 5 * time.Minute
@@ -95,7 +98,8 @@ func New(cfg Config) (*Dashboard, error) {
 		cfg:      cfg,
 		backend:  cfg.Backend,
 		sessions: newSessions(cfg.IdleTimeout, cfg.Now),
-		limiter:  ratelimit.New(loginMaxFailures, loginWindow, cfg.Now),
+		fromAddr: ratelimit.New(loginMaxFailures, loginWindow, cfg.Now),
+		perLogin: ratelimit.New(4*loginMaxFailures, loginWindow, cfg.Now),
 		host:     &hostProbe{runtime: cfg.Runtime, kvmPath: "/dev/kvm", dataDir: cfg.DataDir, procDir: "/proc"},
 		samples:  newSampler(cfg.Now),
 		mux:      http.NewServeMux(),
