@@ -35,6 +35,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"hearth/console"
+	"hearth/internal/peerlimit"
 	"hearth/storage"
 	"hearth/storage/rootfs"
 	"hearth/vmm"
@@ -61,6 +62,11 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// maxConnsPerAddress caps the connections one client address holds open
+// on the API and dashboard port: far above what a browser (six per host)
+// or an API client opens, far below what starves the port.
+const maxConnsPerAddress = 128
 
 const usage = `usage:
   hearth [serve] [--listen ADDR] [--data DIR] [--containerd SOCKET] [--runtime NAME]
@@ -529,14 +535,17 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = peerlimit.Listen(ln, maxConnsPerAddress, logger.With("component", "http"))
 	scheme := "http"
 	if tlsCfg != nil {
 		ln, scheme = certs.NewListener(ln, tlsCfg), "https"
 	}
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
+		// Bodies and answers get their deadlines per request (web,
+		// internal/httpdeadline): uploads and downloads may take hours.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
 	}

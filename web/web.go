@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"hearth/internal/httpdeadline"
 	"hearth/web/api"
 	"hearth/web/eh"
 )
@@ -28,6 +29,9 @@ type Config struct {
 	// Session tells who a request's dashboard session belongs to, for the
 	// console websocket (nil: Basic auth only).
 	Session func(r *http.Request) (user string, ok bool)
+	// Deadlines bound how long a request's body may take to arrive and its
+	// answer to leave (zero: httpdeadline.Default).
+	Deadlines httpdeadline.Limits
 	// Logger receives what goes wrong outside a request's answer (a
 	// console viewer's session ending in error). Nil: slog.Default().
 	Logger *slog.Logger
@@ -48,6 +52,9 @@ func New(cfg Config) http.Handler {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	if h.deadlines = cfg.Deadlines; h.deadlines == (httpdeadline.Limits{}) {
+		h.deadlines = httpdeadline.Default
+	}
 	h.prefix = "/" + strings.Trim(cfg.Prefix, "/")
 	if h.prefix == "/" {
 		h.prefix = ""
@@ -56,13 +63,15 @@ func New(cfg Config) http.Handler {
 }
 
 type handler struct {
-	cfg    Config
-	log    *slog.Logger
-	api    http.Handler
-	prefix string
+	cfg       Config
+	deadlines httpdeadline.Limits
+	log       *slog.Logger
+	api       http.Handler
+	prefix    string
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.deadlines.Bound(w)
 	path := r.URL.Path
 	if path == "/health" || path == h.prefix+"/health" {
 		h.health(w, r)

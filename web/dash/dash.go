@@ -22,6 +22,7 @@ import (
 	"github.com/a-h/templ"
 
 	"hearth/assets"
+	"hearth/internal/httpdeadline"
 	"hearth/internal/ratelimit"
 	"hearth/web/eh"
 )
@@ -164,10 +165,10 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /ui/drives", d.page(d.drivesPage))
 	m.HandleFunc("GET /ui/drives/rows", d.page(d.driveRows))
 	m.HandleFunc("POST /ui/drives/new", d.page(d.createDrive))
-	m.HandleFunc("POST /ui/drives/upload", d.page(d.uploadDrive))
-	m.HandleFunc("GET /ui/drives/{id}/download", d.page(d.downloadDrive))
+	m.HandleFunc("POST /ui/drives/upload", streaming(d.page(d.uploadDrive)))
+	m.HandleFunc("GET /ui/drives/{id}/download", streaming(d.page(d.downloadDrive)))
 	m.HandleFunc("GET /ui/drives/{id}/info.json", d.page(d.driveJSON))
-	m.HandleFunc("POST /ui/drives/{id}/write/{offset}", d.page(d.writeDrive))
+	m.HandleFunc("POST /ui/drives/{id}/write/{offset}", streaming(d.page(d.writeDrive)))
 	m.HandleFunc("POST /ui/drives/{id}/resize", d.page(d.resizeDrive))
 	m.HandleFunc("POST /ui/drives/{id}/share", d.page(d.shareDrive))
 	m.HandleFunc("POST /ui/drives/{id}/destroy", d.page(d.destroyDrive))
@@ -382,4 +383,12 @@ func clientHost(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// streaming gives a handler that moves a drive's contents progress
+// deadlines instead of the fixed ones every request starts with.
+func streaming(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h(httpdeadline.Stream(w, r))
+	}
 }
