@@ -102,6 +102,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.console(w, r, segs[1])
 		return
 	}
+	if fromBrowser(r) {
+		w = noChallenge{w}
+	}
+	if err := crossSite(r); err != nil {
+		eh.WriteError(w, eh.Forbiddenf("%v", err))
+		return
+	}
 	caller, err := h.authenticate(r)
 	if err != nil {
 		eh.WriteError(w, err)

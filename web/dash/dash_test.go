@@ -287,6 +287,23 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 }
 
+// One user's failed logins never lock out another user from the same
+// address; parallel wrong guesses get no more tries than sequential ones.
+func TestLoginRateLimitIsPerUser(t *testing.T) {
+	e := newEnv(t)
+	_, bobSecret := e.user("bob")
+	b := e.browser()
+	for range loginMaxFailures {
+		b.tryLogin("root", "wrong")
+	}
+	if r := b.tryLogin("root", e.secret); r.status != http.StatusTooManyRequests {
+		t.Fatalf("root after %d failures: %d, want 429", loginMaxFailures, r.status)
+	}
+	if r := b.tryLogin("bob", bobSecret); r.status != http.StatusSeeOther {
+		t.Fatalf("bob from the same address after root's failures: %d, want logged in", r.status)
+	}
+}
+
 func TestIdleExpiry(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()

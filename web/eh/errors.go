@@ -66,6 +66,14 @@ func Usagef(format string, args ...any) *Error { return newf(ErrUsage, format, a
 // Authf is a 401 auth error: missing or wrong credentials.
 func Authf(format string, args ...any) *Error { return newf(ErrAuth, format, args) }
 
+// Forbiddenf is a 403 auth error: the credentials do not matter, the
+// request is refused (a browser sending it on behalf of another site).
+func Forbiddenf(format string, args ...any) *Error {
+	e := newf(ErrAuth, format, args)
+	e.Status = http.StatusForbidden
+	return e
+}
+
 // Billingf is a 402 billing error: the account may not have what it asked for.
 func Billingf(format string, args ...any) *Error { return newf(ErrBilling, format, args) }
 
@@ -109,7 +117,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	h.Set("Content-Type", textType)
 	h.Set("X-Elastic-Error", e.Word)
 	h.Del("X-Elastic-Output")
-	if e.Word == ErrAuth.Word {
+	if e.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="hearth"`)
 	}
 	body := e.Message + "\n"
