@@ -541,7 +541,7 @@ func serve(args []string, stderr io.Writer) error {
 		ln, scheme = certs.NewListener(ln, tlsCfg), "https"
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler: handler,
 		// Bodies and answers get their deadlines per request (web,
 		// internal/httpdeadline): uploads and downloads may take hours.
 		ReadHeaderTimeout: 10 * time.Second,
