@@ -36,6 +36,7 @@ import (
 
 	"hearth/console"
 	"hearth/internal/peerlimit"
+	"hearth/internal/ratelimit"
 	"hearth/storage"
 	"hearth/storage/rootfs"
 	"hearth/vmm"
@@ -409,6 +410,7 @@ func serve(args []string, stderr io.Writer) error {
 	logFormat := fs.String("log-format", env("HEARTH_LOG_FORMAT", "text"), "log line `format`: text or json (env HEARTH_LOG_FORMAT)")
 	logLevel := fs.String("log-level", env("HEARTH_LOG_LEVEL", "info"), "lowest `level` logged: debug, info, warn or error (env HEARTH_LOG_LEVEL)")
 	overcommit := fs.String("disk-overcommit", env("HEARTH_DISK_OVERCOMMIT", "4"), "thin provisioning `ratio`: drives may together be this many times the size of the filesystem of DATA/drives; past it creates and resizes answer 507 full; 0: no bound (env HEARTH_DISK_OVERCOMMIT)")
+	loginFailures := fs.String("login-failures", env("HEARTH_LOGIN_FAILURES", strconv.Itoa(ratelimit.LoginMaxFailures)), "`number` of failed logins (form or Basic auth) allowed per client address and user name in 5 minutes, 4× that per user name (env HEARTH_LOGIN_FAILURES)")
 	grace := fs.String("shutdown-grace", env("HEARTH_SHUTDOWN_GRACE", vmm.DefaultGracePeriod.String()), "`duration` a guest gets to power off after shutdown before it is killed (env HEARTH_SHUTDOWN_GRACE)")
 	var tlsFlags certs.Config
 	tlsFlags.RegisterFlags(fs)
@@ -434,6 +436,10 @@ func serve(args []string, stderr io.Writer) error {
 			return usagef("--dns %s: %v", *dns, err)
 		}
 		netOpts = append(netOpts, network.WithDNS(servers))
+	}
+	maxLoginFailures, err := strconv.Atoi(*loginFailures)
+	if err != nil || maxLoginFailures < 1 {
+		return usagef("--login-failures %s: want a whole number of at least 1", *loginFailures)
 	}
 	graceTime, err := time.ParseDuration(*grace)
 	if err != nil || graceTime < 0 {
@@ -510,7 +516,10 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	svc := api.New(store, apiOpts...)
 
+	// One limit on failed logins, whether through the form or Basic auth.
+	logins := ratelimit.NewLogins(maxLoginFailures, time.Now)
 	dashboard, err := dash.New(dash.Config{
+		Logins:  logins,
 		Backend: svc,
 		Runtime: runtimeInUse,
 		DataDir: store.Dir(),
@@ -522,6 +531,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	defer dashboard.Close()
 	handler := web.New(web.Config{
+		Logins:    logins,
 		API:       svc,
 		Runtime:   func() string { return runtimeInUse },
 		Prefix:    *prefix,

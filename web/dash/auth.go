@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"hearth/internal/ratelimit"
 	"hearth/web/eh"
 )
 
@@ -64,10 +63,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, http.StatusBadRequest, f)
 		return
 	}
-	login := strings.ToLower(f.Login)
-	attempts, wait, ok := ratelimit.BeginAll(
-		ratelimit.Limit{Failures: d.fromAddr, Key: clientHost(r) + " " + login},
-		ratelimit.Limit{Failures: d.perLogin, Key: login})
+	attempts, wait, ok := d.logins.Begin(clientHost(r), f.Login)
 	if !ok {
 		f.Error = "Too many failed logins. Try again in a moment."
 		if wait > 0 {

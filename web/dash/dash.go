@@ -43,6 +43,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// Logins limits failed logins (default: a limiter of its own).
+	Logins *ratelimit.Logins
 }
 
 // Dashboard serves the dashboard: mount it as the handler for every path
@@ -52,8 +54,7 @@ type Dashboard struct {
 	cfg      Config
 	backend  Backend
 	sessions *sessions
-	fromAddr *ratelimit.Failures // failed logins per client address and login name
-	perLogin *ratelimit.Failures // failed logins per login name, from anywhere
+	logins   *ratelimit.Logins
 	host     *hostProbe
 	samples  *sampler
 	starts   *pendingStarts
@@ -63,15 +64,6 @@ type Dashboard struct {
 	now      func() time.Time
 	stop     context.CancelFunc
 }
-
-// Failed logins: at most loginMaxFailures per client address and login name
-// within the window, and four times that per login name from anywhere,
-// then refused until the oldest failure ages out. Keyed by the name too, so
-// one user's failures never lock out another user sharing the address.
-const (
-	loginMaxFailures = 5
-	loginWindow      = 5 * time.Minute
-)
 
 // New builds the dashboard and starts its counter sampler; Close stops it.
 func New(cfg Config) (*Dashboard, error) {
@@ -87,6 +79,9 @@ func New(cfg Config) (*Dashboard, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logins == nil {
+		cfg.Logins = ratelimit.NewLogins(ratelimit.LoginMaxFailures, cfg.Now)
+	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "/"
 	}
@@ -99,8 +94,7 @@ func New(cfg Config) (*Dashboard, error) {
 		cfg:      cfg,
 		backend:  cfg.Backend,
 		sessions: newSessions(cfg.IdleTimeout, cfg.Now),
-		fromAddr: ratelimit.New(loginMaxFailures, loginWindow, cfg.Now),
-		perLogin: ratelimit.New(4*loginMaxFailures, loginWindow, cfg.Now),
+		logins:   cfg.Logins,
 		host:     &hostProbe{runtime: cfg.Runtime, kvmPath: "/dev/kvm", dataDir: cfg.DataDir, procDir: "/proc"},
 		samples:  newSampler(cfg.Now),
 		mux:      http.NewServeMux(),

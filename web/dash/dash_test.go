@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"hearth/internal/logtest"
+	"hearth/internal/ratelimit"
 	"hearth/storage"
 	"hearth/vmm"
 	"hearth/vmm/guest"
@@ -272,16 +273,16 @@ func TestLoginFormNeedsItsToken(t *testing.T) {
 func TestLoginRateLimit(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
-	for i := 0; i < loginMaxFailures; i++ {
+	for i := 0; i < ratelimit.LoginMaxFailures; i++ {
 		if r := b.tryLogin("root", "wrong"); r.status != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d", i, r.status)
 		}
 	}
 	r := b.tryLogin("root", e.secret)
 	if r.status != http.StatusTooManyRequests || !strings.Contains(r.body, "Too many failed logins") {
-		t.Fatalf("correct secret after %d failures: %d", loginMaxFailures, r.status)
+		t.Fatalf("correct secret after %d failures: %d", ratelimit.LoginMaxFailures, r.status)
 	}
-	e.clock.advance(loginWindow)
+	e.clock.advance(ratelimit.LoginWindow)
 	if r := b.tryLogin("root", e.secret); r.status != http.StatusSeeOther {
 		t.Fatalf("after the window: %d", r.status)
 	}
@@ -293,11 +294,11 @@ func TestLoginRateLimitIsPerUser(t *testing.T) {
 	e := newEnv(t)
 	_, bobSecret := e.user("bob")
 	b := e.browser()
-	for range loginMaxFailures {
+	for range ratelimit.LoginMaxFailures {
 		b.tryLogin("root", "wrong")
 	}
 	if r := b.tryLogin("root", e.secret); r.status != http.StatusTooManyRequests {
-		t.Fatalf("root after %d failures: %d, want 429", loginMaxFailures, r.status)
+		t.Fatalf("root after %d failures: %d, want 429", ratelimit.LoginMaxFailures, r.status)
 	}
 	if r := b.tryLogin("bob", bobSecret); r.status != http.StatusSeeOther {
 		t.Fatalf("bob from the same address after root's failures: %d, want logged in", r.status)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Error is an API error: an HTTP status, the X-Elastic-Error word naming its
@@ -16,6 +17,8 @@ type Error struct {
 	Message string // one line for humans; the response body
 	Key     string // the request key at fault, when there is one (for forms)
 	Err     error  // optional cause, reachable through errors.Unwrap
+	// RetryAfter, when set, is sent as Retry-After (seconds, rounded up).
+	RetryAfter time.Duration
 }
 
 // Error returns "word: message".
@@ -74,6 +77,15 @@ func Forbiddenf(format string, args ...any) *Error {
 	return e
 }
 
+// TooManyf is a 429 auth error: too many failed authentications; the
+// answer says when to try again (Retry-After, from wait).
+func TooManyf(wait time.Duration, format string, args ...any) *Error {
+	e := newf(ErrAuth, format, args)
+	e.Status = http.StatusTooManyRequests
+	e.RetryAfter = wait
+	return e
+}
+
 // Billingf is a 402 billing error: the account may not have what it asked for.
 func Billingf(format string, args ...any) *Error { return newf(ErrBilling, format, args) }
 
@@ -117,6 +129,9 @@ func WriteError(w http.ResponseWriter, err error) {
 	h.Set("Content-Type", textType)
 	h.Set("X-Elastic-Error", e.Word)
 	h.Del("X-Elastic-Output")
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
 	if e.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="hearth"`)
 	}
