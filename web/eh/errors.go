@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"hearth/internal/hostpath"
 )
 
 // Error is an API error: an HTTP status, the X-Elastic-Error word naming its
@@ -49,7 +51,7 @@ var (
 
 func newf(kind *Error, format string, args []any) *Error {
 	formatted := fmt.Errorf(format, args...)
-	e := &Error{Status: kind.Status, Word: kind.Word, Message: oneLine(formatted.Error())}
+	e := &Error{Status: kind.Status, Word: kind.Word, Message: oneLine(hostpath.Redact(formatted.Error()))}
 	if strings.Contains(format, "%w") {
 		e.Err = formatted // keeps the %w causes reachable for errors.Is/As
 	}
@@ -117,7 +119,7 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Status: ErrSystem.Status, Word: ErrSystem.Word, Message: oneLine(err.Error()), Err: err}
+	return &Error{Status: ErrSystem.Status, Word: ErrSystem.Word, Message: oneLine(hostpath.Redact(err.Error())), Err: err}
 }
 
 // WriteError answers with err's status, X-Elastic-Error word and one-line text
