@@ -35,6 +35,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"hearth/console"
+	"hearth/internal/hostpath"
 	"hearth/internal/peerlimit"
 	"hearth/internal/ratelimit"
 	"hearth/storage"
@@ -458,6 +459,7 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	hostpath.Register(*data)
 	store, err := storage.Open(*data, storage.WithSubnet(pool), storage.WithLogger(logger), storage.WithDiskOvercommit(overcommitRatio))
 	if err != nil {
 		if errors.Is(err, storage.ErrInvalid) {
