@@ -79,6 +79,7 @@ const usage = `usage:
   hearth user list [--data DIR]
   hearth user set NAME [limit:servers N] [limit:cpu MHZ] [limit:mem SIZE] [limit:drives SIZE]
                        [limit:ips N] [limit:vlans N] [--data DIR]     (a value of none removes a limit)
+  hearth user secret NAME [--data DIR]     (a new secret; the old one and the user's sessions end)
   hearth image import --name NAME [--size SIZE] [--data DIR] FILE
   hearth version
 `
@@ -109,7 +110,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return serve(args[1:], stderr)
 	case "user":
 		if len(args) < 2 {
-			return usagef("user: want add, list or set")
+			return usagef("user: want add, list, set or secret")
 		}
 		switch args[1] {
 		case "add":
@@ -118,8 +119,10 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			return userList(args[2:], stdout, stderr)
 		case "set":
 			return userSet(args[2:], stdout, stderr)
+		case "secret":
+			return userSecret(args[2:], stdout, stderr)
 		}
-		return usagef("user %s: want add, list or set", args[1])
+		return usagef("user %s: want add, list, set or secret", args[1])
 	case "image":
 		if len(args) < 2 || args[1] != "import" {
 			return usagef("image: want import")
@@ -196,6 +199,39 @@ func userAdd(args []string, stdout, stderr io.Writer) error {
 	u, secret, err := store.CreateUser(context.Background(), rest[0], *admin)
 	if err != nil {
 		return err
+	}
+	fmt.Fprintf(stdout, "user %s\nsecret %s\n", u.ID, secret)
+	return nil
+}
+
+// userSecret gives a user a new secret and prints it as user add does. The
+// old secret stops working and the user's dashboard sessions end; a first
+// admin's DATA/admin.credentials that named the old secret is removed, so
+// that no stale secret stays on disk or on the appliance's console banner.
+func userSecret(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("user secret", stderr)
+	data := dataFlag(fs)
+	rest, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usagef("user secret: want exactly one NAME")
+	}
+	store, err := openState(*data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	u, secret, err := store.RotateSecret(context.Background(), rest[0])
+	if err != nil {
+		return err
+	}
+	creds := filepath.Join(store.Dir(), adminCredentials)
+	if b, err := os.ReadFile(creds); err == nil && strings.Contains(string(b), "user "+u.ID+"\n") {
+		if err := os.Remove(creds); err != nil {
+			return fmt.Errorf("removing the stale %s: %w", creds, err)
+		}
 	}
 	fmt.Fprintf(stdout, "user %s\nsecret %s\n", u.ID, secret)
 	return nil
@@ -279,6 +315,10 @@ func userSet(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// adminCredentials is the file in DATA where the first admin's credentials
+// are written.
+const adminCredentials = "admin.credentials"
+
 // ensureAdmin creates the first admin when there are no users at all and
 // writes its credentials to DATA/admin.credentials (mode 0600). It logs the
 // path, never the secret.
@@ -291,7 +331,7 @@ func ensureAdmin(ctx context.Context, store *storage.Store, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("first admin: %w", err)
 	}
-	path := filepath.Join(store.Dir(), "admin.credentials")
+	path := filepath.Join(store.Dir(), adminCredentials)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte("user "+u.ID+"\nsecret "+secret+"\n"), 0o600); err != nil {
 		return fmt.Errorf("first admin: %w", err)
@@ -521,12 +561,13 @@ func serve(args []string, stderr io.Writer) error {
 	// One limit on failed logins, whether through the form or Basic auth.
 	logins := ratelimit.NewLogins(maxLoginFailures, time.Now)
 	dashboard, err := dash.New(dash.Config{
-		Logins:  logins,
-		Backend: svc,
-		Runtime: runtimeInUse,
-		DataDir: store.Dir(),
-		Secure:  tlsCfg != nil,
-		Logger:  logger,
+		Sessions: store,
+		Logins:   logins,
+		Backend:  svc,
+		Runtime:  runtimeInUse,
+		DataDir:  store.Dir(),
+		Secure:   tlsCfg != nil,
+		Logger:   logger,
 	})
 	if err != nil {
 		return err

@@ -84,14 +84,20 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, http.StatusUnauthorized, f)
 		return
 	}
-	sess := d.sessions.create(user.ID)
+	sess, err := d.sessions.create(r.Context(), user.ID)
+	if err != nil {
+		d.log.Error("starting a session", "login", f.Login, "err", err)
+		f.Error = "Hearth could not start your session. Try again in a moment."
+		d.showLogin(w, r, http.StatusInternalServerError, f)
+		return
+	}
 	setCookie(w, d.cfg.Secure, loginCookie, "", -1)
 	setCookie(w, d.cfg.Secure, sessionCookie, sess.id, 0)
 	http.Redirect(w, r, safeNext(f.Next), http.StatusSeeOther)
 }
 
 func (d *Dashboard) logout(rq *request) {
-	d.sessions.remove(rq.sess.id)
+	d.sessions.remove(rq.Context(), rq.sess.id)
 	setCookie(rq.w, d.cfg.Secure, sessionCookie, "", -1)
 	http.Redirect(rq.w, rq.Request, "/login?bye", http.StatusSeeOther)
 }

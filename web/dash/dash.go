@@ -37,6 +37,8 @@ type Config struct {
 	DataDir string
 	// Secure marks cookies Secure: set it when serving HTTPS.
 	Secure bool
+	// Sessions keeps the logged-in browsers (required: storage.Store).
+	Sessions SessionStore
 	// IdleTimeout ends sessions unused this long (default 30 minutes).
 	IdleTimeout time.Duration
 	// Logger reports what went wrong behind a page (default: discard).
@@ -70,6 +72,9 @@ func New(cfg Config) (*Dashboard, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("dash: no backend")
 	}
+	if cfg.Sessions == nil {
+		return nil, errors.New("dash: no session store")
+	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Minute
 	}
@@ -93,7 +98,7 @@ func New(cfg Config) (*Dashboard, error) {
 	d := &Dashboard{
 		cfg:      cfg,
 		backend:  cfg.Backend,
-		sessions: newSessions(cfg.IdleTimeout, cfg.Now),
+		sessions: newSessions(cfg.Sessions, cfg.IdleTimeout, cfg.Now, cfg.Logger),
 		logins:   cfg.Logins,
 		host:     &hostProbe{runtime: cfg.Runtime, kvmPath: "/dev/kvm", dataDir: cfg.DataDir, procDir: "/proc"},
 		samples:  newSampler(cfg.Now),
@@ -126,7 +131,7 @@ func (d *Dashboard) SessionCaller(r *http.Request) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	sess, ok := d.sessions.lookup(c.Value)
+	sess, ok := d.sessions.lookup(r.Context(), c.Value)
 	if !ok {
 		return "", false
 	}
@@ -219,13 +224,13 @@ func (d *Dashboard) page(h func(*request)) http.HandlerFunc {
 		c, err := r.Cookie(sessionCookie)
 		var ok bool
 		if err == nil {
-			rq.sess, ok = d.sessions.lookup(c.Value)
+			rq.sess, ok = d.sessions.lookup(r.Context(), c.Value)
 		}
 		if ok {
 			rq.user, err = d.backend.User(r.Context(), rq.sess.user)
 			switch {
 			case errors.Is(err, eh.ErrAuth) || errors.Is(err, eh.ErrMissing): // removed: the session goes with it
-				d.sessions.remove(rq.sess.id)
+				d.sessions.remove(r.Context(), rq.sess.id)
 				ok = false
 			case err != nil: // the store failed: keep the session, say so
 				d.log.Error("loading a session's user failed", "user", rq.sess.user, "err", err)
