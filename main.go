@@ -35,6 +35,9 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"hearth/console"
+	"hearth/internal/hostpath"
+	"hearth/internal/peerlimit"
+	"hearth/internal/ratelimit"
 	"hearth/storage"
 	"hearth/storage/rootfs"
 	"hearth/vmm"
@@ -62,6 +65,11 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// maxConnsPerAddress caps the connections one client address holds open
+// on the API and dashboard port: far above what a browser (six per host)
+// or an API client opens, far below what starves the port.
+const maxConnsPerAddress = 128
+
 const usage = `usage:
   hearth [serve] [--listen ADDR] [--data DIR] [--containerd SOCKET] [--runtime NAME]
                  [--tls auto] [--tls-cert FILE --tls-key FILE] [--vnc-listen IP] [--subnet CIDR] [--prefix PATH]
@@ -71,6 +79,7 @@ const usage = `usage:
   hearth user list [--data DIR]
   hearth user set NAME [limit:servers N] [limit:cpu MHZ] [limit:mem SIZE] [limit:drives SIZE]
                        [limit:ips N] [limit:vlans N] [--data DIR]     (a value of none removes a limit)
+  hearth user secret NAME [--data DIR]     (a new secret; the old one and the user's sessions end)
   hearth image import --name NAME [--size SIZE] [--data DIR] FILE
   hearth version
 `
@@ -101,7 +110,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return serve(args[1:], stderr)
 	case "user":
 		if len(args) < 2 {
-			return usagef("user: want add, list or set")
+			return usagef("user: want add, list, set or secret")
 		}
 		switch args[1] {
 		case "add":
@@ -110,8 +119,10 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			return userList(args[2:], stdout, stderr)
 		case "set":
 			return userSet(args[2:], stdout, stderr)
+		case "secret":
+			return userSecret(args[2:], stdout, stderr)
 		}
-		return usagef("user %s: want add, list or set", args[1])
+		return usagef("user %s: want add, list, set or secret", args[1])
 	case "image":
 		if len(args) < 2 || args[1] != "import" {
 			return usagef("image: want import")
@@ -188,6 +199,39 @@ func userAdd(args []string, stdout, stderr io.Writer) error {
 	u, secret, err := store.CreateUser(context.Background(), rest[0], *admin)
 	if err != nil {
 		return err
+	}
+	fmt.Fprintf(stdout, "user %s\nsecret %s\n", u.ID, secret)
+	return nil
+}
+
+// userSecret gives a user a new secret and prints it as user add does. The
+// old secret stops working and the user's dashboard sessions end; a first
+// admin's DATA/admin.credentials that named the old secret is removed, so
+// that no stale secret stays on disk or on the appliance's console banner.
+func userSecret(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("user secret", stderr)
+	data := dataFlag(fs)
+	rest, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usagef("user secret: want exactly one NAME")
+	}
+	store, err := openState(*data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	u, secret, err := store.RotateSecret(context.Background(), rest[0])
+	if err != nil {
+		return err
+	}
+	creds := filepath.Join(store.Dir(), adminCredentials)
+	if b, err := os.ReadFile(creds); err == nil && strings.Contains(string(b), "user "+u.ID+"\n") {
+		if err := os.Remove(creds); err != nil {
+			return fmt.Errorf("removing the stale %s: %w", creds, err)
+		}
 	}
 	fmt.Fprintf(stdout, "user %s\nsecret %s\n", u.ID, secret)
 	return nil
@@ -271,6 +315,10 @@ func userSet(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// adminCredentials is the file in DATA where the first admin's credentials
+// are written.
+const adminCredentials = "admin.credentials"
+
 // ensureAdmin creates the first admin when there are no users at all and
 // writes its credentials to DATA/admin.credentials (mode 0600). It logs the
 // path, never the secret.
@@ -283,7 +331,7 @@ func ensureAdmin(ctx context.Context, store *storage.Store, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("first admin: %w", err)
 	}
-	path := filepath.Join(store.Dir(), "admin.credentials")
+	path := filepath.Join(store.Dir(), adminCredentials)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte("user "+u.ID+"\nsecret "+secret+"\n"), 0o600); err != nil {
 		return fmt.Errorf("first admin: %w", err)
@@ -404,6 +452,7 @@ func serve(args []string, stderr io.Writer) error {
 	logFormat := fs.String("log-format", env("HEARTH_LOG_FORMAT", "text"), "log line `format`: text or json (env HEARTH_LOG_FORMAT)")
 	logLevel := fs.String("log-level", env("HEARTH_LOG_LEVEL", "info"), "lowest `level` logged: debug, info, warn or error (env HEARTH_LOG_LEVEL)")
 	overcommit := fs.String("disk-overcommit", env("HEARTH_DISK_OVERCOMMIT", "4"), "thin provisioning `ratio`: drives may together be this many times the size of the filesystem of DATA/drives; past it creates and resizes answer 507 full; 0: no bound (env HEARTH_DISK_OVERCOMMIT)")
+	loginFailures := fs.String("login-failures", env("HEARTH_LOGIN_FAILURES", strconv.Itoa(ratelimit.LoginMaxFailures)), "`number` of failed logins (form or Basic auth) allowed per client address and user name in 5 minutes, 4× that per user name (env HEARTH_LOGIN_FAILURES)")
 	grace := fs.String("shutdown-grace", env("HEARTH_SHUTDOWN_GRACE", vmm.DefaultGracePeriod.String()), "`duration` a guest gets to power off after shutdown before it is killed (env HEARTH_SHUTDOWN_GRACE)")
 	var tlsFlags certs.Config
 	tlsFlags.RegisterFlags(fs)
@@ -440,6 +489,10 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		netOpts = append(netOpts, network.WithDNS(servers))
 	}
+	maxLoginFailures, err := strconv.Atoi(*loginFailures)
+	if err != nil || maxLoginFailures < 1 {
+		return usagef("--login-failures %s: want a whole number of at least 1", *loginFailures)
+	}
 	graceTime, err := time.ParseDuration(*grace)
 	if err != nil || graceTime < 0 {
 		return usagef("--shutdown-grace %s: want a duration such as 60s", *grace)
@@ -457,6 +510,7 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	hostpath.Register(*data)
 	store, err := storage.Open(*data, storage.WithSubnet(pool), storage.WithLogger(logger), storage.WithDiskOvercommit(overcommitRatio))
 	if err != nil {
 		if errors.Is(err, storage.ErrInvalid) {
@@ -515,18 +569,23 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	svc := api.New(store, apiOpts...)
 
+	// One limit on failed logins, whether through the form or Basic auth.
+	logins := ratelimit.NewLogins(maxLoginFailures, time.Now)
 	dashboard, err := dash.New(dash.Config{
-		Backend: svc,
-		Runtime: runtimeInUse,
-		DataDir: store.Dir(),
-		Secure:  tlsCfg != nil,
-		Logger:  logger,
+		Sessions: store,
+		Logins:   logins,
+		Backend:  svc,
+		Runtime:  runtimeInUse,
+		DataDir:  store.Dir(),
+		Secure:   tlsCfg != nil,
+		Logger:   logger,
 	})
 	if err != nil {
 		return err
 	}
 	defer dashboard.Close()
 	handler := web.New(web.Config{
+		Logins:    logins,
 		API:       svc,
 		Runtime:   func() string { return runtimeInUse },
 		Prefix:    *prefix,
@@ -540,14 +599,17 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = peerlimit.Listen(ln, maxConnsPerAddress, logger.With("component", "http"))
 	scheme := "http"
 	if tlsCfg != nil {
 		ln, scheme = certs.NewListener(ln, tlsCfg), "https"
 	}
 	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
+		Handler: handler,
+		// Bodies and answers get their deadlines per request (web,
+		// internal/httpdeadline): uploads and downloads may take hours.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
 	}

@@ -89,6 +89,41 @@ func TestUserSetLimits(t *testing.T) {
 	}
 }
 
+// TestUserSecret: a new secret works, the old one does not, and a first
+// admin's credentials file naming the old one is removed.
+func TestUserSecret(t *testing.T) {
+	data := t.TempDir()
+	out, errOut, code := hearth(t, "user", "add", "admin", "--admin", "--data", data)
+	if code != 0 {
+		t.Fatalf("user add: %s", errOut)
+	}
+	creds := filepath.Join(data, "admin.credentials")
+	os.WriteFile(creds, []byte(out), 0o600) // as the first serve writes it
+	old := regexp.MustCompile(`secret (\w+)`).FindStringSubmatch(out)[1]
+	out, errOut, code = hearth(t, "user", "secret", "admin", "--data", data)
+	m := regexp.MustCompile(`^user ([0-9a-f-]{36})\nsecret ([0-9a-f]{64})\n$`).FindStringSubmatch(out)
+	if code != 0 || m == nil || m[2] == old {
+		t.Fatalf("user secret: %d %q %s", code, out, errOut)
+	}
+	store, err := openState(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.Authenticate(t.Context(), "admin", old); err == nil {
+		t.Error("the old secret still works")
+	}
+	if _, err := store.Authenticate(t.Context(), "admin", m[2]); err != nil {
+		t.Errorf("the new secret: %v", err)
+	}
+	if _, err := os.Stat(creds); !os.IsNotExist(err) {
+		t.Errorf("the stale admin.credentials is still there: %v", err)
+	}
+	if _, errOut, code := hearth(t, "user", "secret", "nobody", "--data", data); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Errorf("unknown user: %d %q", code, errOut)
+	}
+}
+
 func TestVersion(t *testing.T) {
 	out, _, code := hearth(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "hearth "+version+"\n") || !strings.Contains(out, "go go1.") {

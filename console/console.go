@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"hearth/internal/ratelimit"
 )
 
 // serverConsole is one server's terminal shown as a VNC desktop to any number of
@@ -195,6 +197,11 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 		c.updateStatus()
 	}()
 
+	select {
+	case c.m.pending <- struct{}{}:
+	default:
+		return fmt.Errorf("%w: %d handshakes already in progress, %s turned away", ErrBusy, cap(c.m.pending), addr)
+	}
 	if d, ok := conn.(deadliner); ok {
 		d.SetDeadline(time.Now().Add(handshakeTimeout))
 	}
@@ -202,10 +209,13 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 	c.mu.Lock()
 	name := desktopName(c.name, nil)
 	c.mu.Unlock()
-	if _, err := handshake(conn, br, handshakeConfig{
-		password: c.currentPassword, noAuth: noAuth, limiter: c.m.limiter, now: c.m.now, addr: addr,
-		name: name, width: c.screen.width, height: c.screen.height,
-	}); err != nil {
+	_, err := handshake(conn, br, handshakeConfig{
+		password: c.currentPassword, noAuth: noAuth, now: c.m.now, addr: addr,
+		limits: []ratelimit.Limit{{Failures: c.m.byAddr, Key: addr}, {Failures: c.m.byServer, Key: c.server}},
+		name:   name, width: c.screen.width, height: c.screen.height,
+	})
+	<-c.m.pending
+	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	if d, ok := conn.(deadliner); ok {
@@ -249,7 +259,7 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 			}
 		}
 	}()
-	err := readMessages(br, &session{c: c, v: v})
+	err = readMessages(br, &session{c: c, v: v})
 	close(stop)
 	<-writerDone
 	if err == io.EOF || isClosedError(err) {

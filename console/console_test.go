@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -112,6 +113,121 @@ func TestAuthRateLimit(t *testing.T) {
 	mu.Unlock()
 	if _, err := dialRFB(dialTCP(t, ep), "003.008", "secret"); err != nil {
 		t.Fatalf("a minute later: %v", err)
+	}
+}
+
+// guessAtOnce opens n connections from source, takes each through the
+// handshake to its challenge (or refusal), then answers every challenge
+// wrongly at the same moment. It returns how many guesses were evaluated
+// (answered "password check failed") and how many were refused unevaluated.
+func guessAtOnce(t *testing.T, ep Endpoint, source string, n int) (evaluated, refused int) {
+	t.Helper()
+	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	answer := make(chan struct{})
+	ready := make(chan bool, n) // true: got a challenge
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := dialer.Dial("tcp", net.JoinHostPort(ep.IP, strconv.Itoa(ep.Port)))
+			if err != nil {
+				t.Error(err)
+				ready <- false
+				return
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 16)
+			_, err = io.ReadFull(conn, buf[:12])
+			if err == nil {
+				_, err = conn.Write([]byte("RFB 003.008\n"))
+			}
+			if err == nil {
+				_, err = io.ReadFull(conn, buf[:1])
+			}
+			if err != nil || buf[0] == 0 { // zero security types: refused before any challenge
+				mu.Lock()
+				refused++
+				mu.Unlock()
+				ready <- false
+				return
+			}
+			io.ReadFull(conn, buf[:buf[0]])
+			conn.Write([]byte{secVNCAuth})
+			if _, err := io.ReadFull(conn, buf); err != nil {
+				t.Errorf("reading the challenge: %v", err)
+				ready <- false
+				return
+			}
+			ready <- true
+			<-answer
+			conn.Write(make([]byte, 16))
+			if _, err := io.ReadFull(conn, buf[:4]); err == nil && binary.BigEndian.Uint32(buf) == 1 {
+				mu.Lock()
+				evaluated++
+				mu.Unlock()
+			}
+		}()
+	}
+	for range n {
+		<-ready
+	}
+	close(answer)
+	wg.Wait()
+	return evaluated, refused
+}
+
+// However many connections guess in parallel, a source gets no more
+// guesses evaluated than the limit: each counts from before its challenge.
+func TestParallelGuessesAreLimited(t *testing.T) {
+	m := testRegistry(t, WithAuthLimit(5, time.Minute))
+	_, ep := attach(t, m, "s1", "secret")
+	evaluated, refused := guessAtOnce(t, ep, "127.0.0.1", 50)
+	if evaluated != 5 || refused != 45 {
+		t.Fatalf("50 parallel wrong guesses: %d evaluated, %d refused; want 5 and 45", evaluated, refused)
+	}
+	if _, err := dialRFB(dialTCP(t, ep), "003.008", "secret"); !errors.Is(err, errAuthFailed) {
+		t.Fatalf("right password after the burst: %v, want refused", err)
+	}
+}
+
+// Guesses from many addresses at one server are bounded too (4× the
+// per-address limit), and the server's other consoles are not affected.
+func TestGuessesPerServerAreLimited(t *testing.T) {
+	m := testRegistry(t, WithAuthLimit(2, time.Minute))
+	_, ep := attach(t, m, "s1", "secret")
+	_, other := attach(t, m, "s2", "secret")
+	total := 0
+	for i := 2; i <= 7; i++ {
+		evaluated, _ := guessAtOnce(t, ep, "127.0.0."+strconv.Itoa(i), 2)
+		total += evaluated
+	}
+	if total != 8 {
+		t.Fatalf("6 addresses × 2 wrong guesses: %d evaluated, want 8 (the per-server limit)", total)
+	}
+	if _, err := dialRFB(dialTCP(t, ep), "003.008", "secret"); !errors.Is(err, errAuthFailed) {
+		t.Fatalf("s1 from a fresh source after the per-server limit: %v, want refused", err)
+	}
+	if _, err := dialRFB(dialTCP(t, other), "003.008", "secret"); err != nil {
+		t.Fatalf("s2 from a fresh source: %v", err)
+	}
+}
+
+// Handshakes in progress are bounded on all consoles together.
+func TestPendingHandshakesAreBounded(t *testing.T) {
+	m := testRegistry(t, WithMaxPending(3))
+	_, ep := attach(t, m, "s1", "secret")
+	for range 3 { // silent clients: each holds a handshake slot
+		conn := dialTCP(t, ep)
+		if _, err := io.ReadFull(conn, make([]byte, 12)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := dialTCP(t, ep)
+	if n, err := conn.Read(make([]byte, 12)); err != io.EOF {
+		t.Fatalf("a fourth pending handshake: read %d bytes, %v; want closed at once", n, err)
 	}
 }
 

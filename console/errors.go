@@ -13,6 +13,8 @@ var (
 	ErrNoConsole = errors.New("console: server has no console")
 	// ErrBadToken: a console token is malformed, expired or for another server.
 	ErrBadToken = errors.New("console: bad console token")
+	// ErrBusy: too many handshakes are in progress; the connection was turned away.
+	ErrBusy = errors.New("console: too many pending handshakes")
 	// ErrClosed: the registry was closed.
 	ErrClosed = errors.New("console: registry closed")
 )

@@ -19,22 +19,25 @@ import (
 // checks console tokens, and serves viewers that other transports (the web
 // layer's websocket) bring in.
 type Registry struct {
-	listenIP  string // "" = no TCP ports, websocket only
-	basePort  int    // first port tried; 0 = let the kernel choose
-	portSpan  int
-	cols      int
-	rows      int
-	log       *slog.Logger
-	now       func() time.Time
-	limiter   *ratelimit.Failures
-	tokens    tokens
-	authMax   int
-	authSpan  time.Duration
-	tokenTTL  time.Duration
-	tokenKey  []byte
-	consoleMu sync.Mutex
-	consoles  map[string]*serverConsole
-	closed    bool
+	listenIP   string // "" = no TCP ports, websocket only
+	basePort   int    // first port tried; 0 = let the kernel choose
+	portSpan   int
+	cols       int
+	rows       int
+	log        *slog.Logger
+	now        func() time.Time
+	byAddr     *ratelimit.Failures // password guesses per source address
+	byServer   *ratelimit.Failures // password guesses per server, from anywhere
+	pending    chan struct{}       // one slot per handshake in progress
+	tokens     tokens
+	authMax    int
+	authSpan   time.Duration
+	maxPending int
+	tokenTTL   time.Duration
+	tokenKey   []byte
+	consoleMu  sync.Mutex
+	consoles   map[string]*serverConsole
+	closed     bool
 }
 
 // Option configures a Registry.
@@ -55,10 +58,17 @@ func WithLogger(l *slog.Logger) Option { return func(m *Registry) { m.log = l } 
 func WithClock(now func() time.Time) Option { return func(m *Registry) { m.now = now } }
 
 // WithAuthLimit refuses a source address after max failed VNC
-// authentications within window (default 5 per minute).
+// authentications within window (default 5 per minute), counting the
+// guesses in flight: parallel connections get no more challenges than that.
+// A server refuses password guesses from anywhere after 4×max failures
+// within window, which bounds guessing from many addresses at once.
 func WithAuthLimit(max int, window time.Duration) Option {
 	return func(m *Registry) { m.authMax, m.authSpan = max, window }
 }
+
+// WithMaxPending bounds the handshakes in progress on all consoles
+// together (default 64); a connection beyond them is closed at once.
+func WithMaxPending(n int) Option { return func(m *Registry) { m.maxPending = n } }
 
 // WithTokenKey sets the HMAC key for console tokens (default: random per
 // process, so tokens die with a restart, which their short life allows).
@@ -77,7 +87,7 @@ func NewRegistry(opts ...Option) *Registry {
 		basePort: 5900, portSpan: 1000,
 		cols: DefaultColumns, rows: DefaultRows,
 		log: slog.New(slog.DiscardHandler), now: time.Now,
-		authMax: 5, authSpan: time.Minute, tokenTTL: time.Minute,
+		authMax: 5, authSpan: time.Minute, maxPending: 64, tokenTTL: time.Minute,
 		consoles: map[string]*serverConsole{},
 	}
 	for _, o := range opts {
@@ -87,7 +97,9 @@ func NewRegistry(opts ...Option) *Registry {
 		m.tokenKey = make([]byte, 32)
 		rand.Read(m.tokenKey)
 	}
-	m.limiter = ratelimit.New(m.authMax, m.authSpan, m.now)
+	m.byAddr = ratelimit.New(m.authMax, m.authSpan, m.now)
+	m.byServer = ratelimit.New(4*m.authMax, m.authSpan, m.now)
+	m.pending = make(chan struct{}, m.maxPending)
 	m.tokens = tokens{key: m.tokenKey, now: m.now, ttl: m.tokenTTL}
 	return m
 }

@@ -85,12 +85,14 @@ func (v *viewer) wake() {
 type handshakeConfig struct {
 	password func() string // read when the client connects: a new password counts at once
 	noAuth   bool          // the connection already proved itself (a console token)
-	limiter  *ratelimit.Failures
-	addr     string           // source address, for the limiter
-	now      func() time.Time // the limiter's clock, to say until when a source is refused
-	name     string
-	width    int
-	height   int
+	// limits refuse a password guess before its challenge: per source
+	// address and per server (see Registry).
+	limits []ratelimit.Limit
+	addr   string           // source address, for the log and the refusal
+	now    func() time.Time // the limits' clock, to say until when a source is refused
+	name   string
+	width  int
+	height int
 }
 
 // rfbVersion is the minor version agreed with the client: 3, 7 or 8.
@@ -121,15 +123,25 @@ func handshake(w io.Writer, r *bufio.Reader, cfg handshakeConfig) (rfbVersion, e
 		io.WriteString(w, reason)
 		return version, cause
 	}
-	if cfg.limiter != nil {
-		if wait, blocked := cfg.limiter.Blocked(cfg.addr); blocked {
-			return fail("too many authentication failures; try again after "+cfg.now().Add(wait).UTC().Format(time.TimeOnly)+" UTC",
-				fmt.Errorf("%w: %s refused after repeated failures", ErrAuth, cfg.addr))
-		}
-	}
 	secType := byte(secVNCAuth)
 	if cfg.noAuth {
 		secType = secNone
+	}
+	// A guess counts from here, before its challenge is sent: parallel
+	// connections from one source get no more challenges than the limit
+	// lets it fail.
+	var attempts ratelimit.Attempts
+	if secType == secVNCAuth {
+		var wait time.Duration
+		var ok bool
+		if attempts, wait, ok = ratelimit.BeginAll(cfg.limits...); !ok {
+			reason := "too many authentication attempts in progress; try again later"
+			if wait > 0 {
+				reason = "too many authentication failures; try again after " + cfg.now().Add(wait).UTC().Format(time.TimeOnly) + " UTC"
+			}
+			return fail(reason, fmt.Errorf("%w: %s refused after repeated failures", ErrAuth, cfg.addr))
+		}
+		defer attempts.End() // no-op after Fail
 	}
 	if version >= 7 {
 		if _, err := w.Write([]byte{1, secType}); err != nil {
@@ -156,9 +168,7 @@ func handshake(w io.Writer, r *bufio.Reader, cfg handshakeConfig) (rfbVersion, e
 			return version, err
 		}
 		if !checkResponse(cfg.password(), challenge, response) {
-			if cfg.limiter != nil {
-				cfg.limiter.Fail(cfg.addr)
-			}
+			attempts.Fail()
 			w.Write([]byte{0, 0, 0, 1})
 			if version >= 8 {
 				const reason = "password check failed!"

@@ -86,7 +86,7 @@ func (u unitFile) one(t *testing.T, key string) string {
 func TestUnitsAreValidSystemdUnits(t *testing.T) {
 	root := t.TempDir()
 	install(t, root)
-	for _, name := range []string{"hearth.service", "hearth-firstboot.service"} {
+	for _, name := range []string{"hearth.service", "hearth-firstboot.service", "hearth-banner.path"} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
@@ -117,6 +117,9 @@ func TestUnitsAreValidSystemdUnits(t *testing.T) {
 	fb := readUnit(t, "hearth-firstboot.service")
 	if !strings.Contains(fb.one(t, "Unit.Before"), "hearth.service") || fb.one(t, "Service.Type") != "oneshot" {
 		t.Errorf("hearth-firstboot.service must be a oneshot ordered before hearth.service")
+	}
+	if p := readUnit(t, "hearth-banner.path"); p.one(t, "Path.PathChanged") != "/var/lib/hearth/admin.credentials" || p.one(t, "Path.Unit") != "hearth-firstboot.service" {
+		t.Errorf("hearth-banner.path must run hearth-firstboot.service when admin.credentials changes")
 	}
 }
 
@@ -226,13 +229,29 @@ func TestFirstBootPutsCredentialsOnTheBannerOnly(t *testing.T) {
 		t.Errorf("user list = %q, want the one admin user %s", users, creds.user)
 	}
 
-	// Later boots leave everything as it is.
+	// Later boots make no other admin and write the same banner.
 	out, err = firstBoot(t, root)
-	if err != nil || !strings.Contains(out, "nothing to do") {
+	if err != nil {
 		t.Errorf("second boot: %v\n%s", err, out)
 	}
 	if again, _ := os.ReadFile(issuePath); !bytes.Equal(again, issue) {
 		t.Errorf("second boot changed the banner:\n%s", again)
+	}
+	if users, _ := exec.Command(hearthBin, "user", "list", "--data", data).Output(); strings.Count(string(users), "\n") != 1 {
+		t.Errorf("user list after a second boot = %q, want the one admin", users)
+	}
+
+	// Once the admin's secret is changed, the banner (rewritten when
+	// hearth-banner.path sees admin.credentials go) shows it no more.
+	if out, err := exec.Command(hearthBin, "user", "secret", "admin", "--data", data).CombinedOutput(); err != nil {
+		t.Fatalf("user secret: %v\n%s", err, out)
+	}
+	if out, err := firstBoot(t, root); err != nil {
+		t.Fatalf("banner refresh: %v\n%s", err, out)
+	}
+	issue, _ = os.ReadFile(issuePath)
+	if strings.Contains(string(issue), creds.secret) || !strings.Contains(string(issue), `https://\4/`) || !strings.Contains(string(issue), "secret was changed") {
+		t.Errorf("banner after the admin's secret changed:\n%s\nwant the address, a note and no secret", issue)
 	}
 }
 

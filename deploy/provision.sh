@@ -51,9 +51,9 @@ install -m 0755 "$HEARTH_BINARY" /usr/local/bin/hearth
 /usr/local/bin/hearth version
 install -d -m 0755 /usr/local/lib/hearth
 install -m 0755 "$DEPLOY/hearth-firstboot" /usr/local/lib/hearth/
-install -m 0644 "$DEPLOY/hearth.service" "$DEPLOY/hearth-firstboot.service" /etc/systemd/system/
+install -m 0644 "$DEPLOY/hearth.service" "$DEPLOY/hearth-firstboot.service" "$DEPLOY/hearth-banner.path" /etc/systemd/system/
 install -m 0644 "$DEPLOY/default-hearth" /etc/default/hearth
-systemctl enable hearth.service hearth-firstboot.service
+systemctl enable hearth.service hearth-firstboot.service hearth-banner.path
 
 echo "provision: hostname $APPLIANCE_HOSTNAME"
 echo "$APPLIANCE_HOSTNAME" >/etc/hostname

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -176,6 +177,16 @@ func (s *Store) CreateDriveFrom(ctx context.Context, d Drive, fill func(path str
 	return d, nil
 }
 
+// tooBigForHost turns the filesystem's refusal of a file of size bytes
+// (EFBIG: ext4 with 4 KiB blocks stops just short of 16 TiB) into bad
+// input naming the size; other errors pass as they are.
+func tooBigForHost(size int64, err error) error {
+	if errors.Is(err, syscall.EFBIG) {
+		return fmt.Errorf("size %d bytes is more than the largest file the host's filesystem can hold: %w", size, ErrInvalid)
+	}
+	return err
+}
+
 func createImage(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -184,7 +195,7 @@ func createImage(path string, size int64) error {
 	if err := f.Truncate(size); err != nil {
 		f.Close()
 		os.Remove(path)
-		return err
+		return tooBigForHost(size, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -302,7 +313,7 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 				if isFull(err) {
 					return errFull("drive " + id)
 				}
-				return fmt.Errorf("storage: resize drive %s: %w", id, err)
+				return fmt.Errorf("storage: resize drive %s: %w", id, tooBigForHost(d.Size, err))
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE drives SET name = ?, size = ?, props = ? WHERE id = ?`, d.Name, d.Size, blob, id); err != nil {

@@ -72,3 +72,41 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("database write on a full disk: %v", err)
 	}
 }
+
+// TestDriveLargerThanTheHostFilesystemHolds: ext4 (4 KiB blocks) holds no
+// file of 16 TiB; asking for one is bad input naming the size, not a 500
+// with the image's host path.
+func TestDriveLargerThanTheHostFilesystemHolds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting an ext4 image needs root")
+	}
+	img, dir := filepath.Join(t.TempDir(), "ext4.img"), filepath.Join(t.TempDir(), "data")
+	os.MkdirAll(dir, 0o700)
+	for _, cmd := range [][]string{
+		{"truncate", "-s", "64M", img},
+		{"mkfs.ext4", "-q", "-b", "4096", img},
+		{"mount", "-o", "loop", img, dir},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Skipf("%v: %v %s", cmd, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-d", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	s, err := Open(dir, WithLogger(logtest.Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u := mustUser(t, s, "alice", false)
+	_, err = s.CreateDrive(context.Background(), Drive{Owner: u.ID, Name: "huge", Size: 16 << 40})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "size") || strings.Contains(err.Error(), dir) {
+		t.Fatalf("a 16 TiB drive on ext4: %v; want ErrInvalid naming the size and no host path", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "drives")); len(entries) != 0 {
+		t.Fatalf("a refused drive left %d files", len(entries))
+	}
+}

@@ -299,6 +299,15 @@ var migrations = []string{
 	-- No drive was ever encrypted: the cipher a client asked for was only recorded.
 	UPDATE drives SET props = json_set(props, '$."encryption:cipher"', 'none')
 		WHERE json_extract(props, '$."encryption:cipher"') NOT IN ('none');`,
+	// Dashboard sessions, so that a restart keeps people logged in. Only a
+	// hash of the id is kept: a copy of the database opens no session.
+	`CREATE TABLE sessions (
+		id_sha256 BLOB PRIMARY KEY,
+		user TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+		csrf TEXT NOT NULL,
+		last_seen INTEGER NOT NULL
+	);
+	CREATE INDEX sessions_user ON sessions(user);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

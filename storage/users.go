@@ -32,10 +32,7 @@ func (s *Store) CreateUser(ctx context.Context, name string, admin bool) (User, 
 	if err := checkUserName(name); err != nil {
 		return User{}, "", err
 	}
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	secret := hex.EncodeToString(raw)
-	sum := sha256.Sum256([]byte(secret))
+	secret, sum := newSecret()
 	u := User{ID: uuid.NewString(), Name: name, Admin: admin, Created: s.now()}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var n int
@@ -55,6 +52,14 @@ func (s *Store) CreateUser(ctx context.Context, name string, admin bool) (User, 
 		return User{}, "", err
 	}
 	return u, secret, nil
+}
+
+// newSecret returns a random secret (256 bits, hex) and the hash kept of it.
+func newSecret() (string, [sha256.Size]byte) {
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	secret := hex.EncodeToString(raw)
+	return secret, sha256.Sum256([]byte(secret))
 }
 
 func checkUserName(name string) error {

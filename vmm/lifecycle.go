@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"hearth/internal/hostpath"
 	"hearth/storage"
 	"hearth/vmm/guest"
 )
@@ -75,7 +76,7 @@ func (e busyError) Unwrap() error        { return e.error }
 func (m *Manager) dead(ctx context.Context, server string, reason error) {
 	m.log.Warn("server dead: its guest could not start", "server", server, "reason", reason)
 	m.store.ReleaseClaims(context.WithoutCancel(ctx), server)
-	if _, err := m.store.SetServerStatus(context.WithoutCancel(ctx), server, storage.StatusDead, time.Time{}, reason.Error()); err != nil {
+	if _, err := m.store.SetServerStatus(context.WithoutCancel(ctx), server, storage.StatusDead, time.Time{}, hostpath.Redact(reason.Error())); err != nil {
 		m.log.Error("recording dead", "server", server, "reason", reason, "err", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/httpdeadline"
 	"hearth/internal/logtest"
 	"hearth/storage"
 	"hearth/vmm"
@@ -35,13 +36,16 @@ type env struct {
 type envOption func(*envConfig)
 
 type envConfig struct {
-	guests bool
-	prefix string
-	store  []storage.Option
+	guests    bool
+	prefix    string
+	store     []storage.Option
+	deadlines httpdeadline.Limits
 }
 
 func withGuests() envOption         { return func(c *envConfig) { c.guests = true } }
 func withPrefix(p string) envOption { return func(c *envConfig) { c.prefix = p } }
+
+func withDeadlines(l httpdeadline.Limits) envOption { return func(c *envConfig) { c.deadlines = l } }
 
 // withStore adds options to the store's Open.
 func withStore(opts ...storage.Option) envOption {
@@ -66,7 +70,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		apiOpts = append(apiOpts, api.WithGuests(e.guests), api.WithConsoleLog(e.guests))
 	}
 	e.svc = api.New(store, apiOpts...)
-	e.srv = httptest.NewServer(New(Config{API: e.svc, Prefix: cfg.prefix, Runtime: func() string { return "test-runtime" }}))
+	e.srv = httptest.NewServer(New(Config{API: e.svc, Prefix: cfg.prefix, Deadlines: cfg.deadlines, Runtime: func() string { return "test-runtime" }}))
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -1,11 +1,15 @@
 package web
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
+	"hearth/internal/httpdeadline"
+	"hearth/internal/ratelimit"
 	"hearth/web/api"
 	"hearth/web/eh"
 )
@@ -28,6 +32,12 @@ type Config struct {
 	// Session tells who a request's dashboard session belongs to, for the
 	// console websocket (nil: Basic auth only).
 	Session func(r *http.Request) (user string, ok bool)
+	// Logins limits failed Basic authentications; the dashboard's login
+	// form shares it (nil: a limiter of the API's own).
+	Logins *ratelimit.Logins
+	// Deadlines bound how long a request's body may take to arrive and its
+	// answer to leave (zero: httpdeadline.Default).
+	Deadlines httpdeadline.Limits
 	// Logger receives what goes wrong outside a request's answer (a
 	// console viewer's session ending in error). Nil: slog.Default().
 	Logger *slog.Logger
@@ -48,6 +58,12 @@ func New(cfg Config) http.Handler {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	if h.logins = cfg.Logins; h.logins == nil {
+		h.logins = ratelimit.NewLogins(ratelimit.LoginMaxFailures, time.Now)
+	}
+	if h.deadlines = cfg.Deadlines; h.deadlines == (httpdeadline.Limits{}) {
+		h.deadlines = httpdeadline.Default
+	}
 	h.prefix = "/" + strings.Trim(cfg.Prefix, "/")
 	if h.prefix == "/" {
 		h.prefix = ""
@@ -56,13 +72,16 @@ func New(cfg Config) http.Handler {
 }
 
 type handler struct {
-	cfg    Config
-	log    *slog.Logger
-	api    http.Handler
-	prefix string
+	cfg       Config
+	logins    *ratelimit.Logins
+	deadlines httpdeadline.Limits
+	log       *slog.Logger
+	api       http.Handler
+	prefix    string
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.deadlines.Bound(w)
 	path := r.URL.Path
 	if path == "/health" || path == h.prefix+"/health" {
 		h.health(w, r)
@@ -93,6 +112,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.console(w, r, segs[1])
 		return
 	}
+	if fromBrowser(r) {
+		w = noChallenge{w}
+	}
+	if err := crossSite(r); err != nil {
+		eh.WriteError(w, eh.Forbiddenf("%v", err))
+		return
+	}
 	caller, err := h.authenticate(r)
 	if err != nil {
 		eh.WriteError(w, err)
@@ -111,13 +137,23 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.api.ServeHTTP(w, r2)
 }
 
-// authenticate checks HTTP Basic credentials: user UUID or name, secret key.
+// authenticate checks HTTP Basic credentials: user UUID or name, secret
+// key; failures are limited per address and name, and per name.
 func (h *handler) authenticate(r *http.Request) (api.Caller, error) {
 	login, secret, ok := r.BasicAuth()
 	if !ok {
 		return api.Caller{}, eh.Authf("HTTP Basic authentication required (user UUID or name, and secret key)")
 	}
-	return h.cfg.API.Authenticate(r.Context(), login, secret)
+	attempts, wait, ok := h.logins.Begin(clientHost(r.RemoteAddr), login)
+	if !ok {
+		return api.Caller{}, eh.TooManyf(wait, "too many failed authentications as %s; try again in %s", login, max(wait, time.Second).Round(time.Second))
+	}
+	defer attempts.End() // no-op after Fail
+	caller, err := h.cfg.API.Authenticate(r.Context(), login, secret)
+	if errors.Is(err, eh.ErrAuth) {
+		attempts.Fail()
+	}
+	return caller, err
 }
 
 func (h *handler) health(w http.ResponseWriter, r *http.Request) {

@@ -81,6 +81,7 @@ type hearth struct {
 	exited  chan struct{}
 	logs    logtest.Buffer // everything every run of this Hearth printed on stderr
 	secrets []string       // every secret handed out, none of which may be logged
+	exposed []string       // answers that named a host path (see client.do)
 
 	admin user
 }
@@ -289,6 +290,9 @@ func (h *hearth) checkLogs() {
 	logs := h.logs.String()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for _, e := range h.exposed {
+		h.t.Errorf("an answer names a host path: %s", e)
+	}
 	for _, s := range h.secrets {
 		if strings.Contains(logs, s) {
 			h.t.Errorf("a secret (%s…) appears in Hearth's log", s[:6])
@@ -533,7 +537,26 @@ func (c *client) do(method, path string, body io.Reader, header ...string) reply
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	c.h.noteHostPaths(method, path, string(b))
 	return reply{status: resp.StatusCode, word: resp.Header.Get("X-Elastic-Error"), body: string(b), header: resp.Header, err: err, took: time.Since(start)}
+}
+
+// noteHostPaths records an answer that names where Hearth keeps its state
+// (DATA, containerd's and runc's state): every error path of every test
+// is walked for them. Drive contents and guest console output are the
+// guest's business and are not checked.
+func (h *hearth) noteHostPaths(method, path, body string) {
+	if strings.Contains(path, "/read") || strings.HasSuffix(path, "/console") {
+		return
+	}
+	for _, p := range []string{h.data, "/run/containerd", "/var/lib/hearth", "/var/lib/containerd"} {
+		if p != "" && strings.Contains(body, p) {
+			h.mu.Lock()
+			h.exposed = append(h.exposed, fmt.Sprintf("%s %s: %.200q", method, path, body))
+			h.mu.Unlock()
+			return
+		}
+	}
 }
 
 func (c *client) get(path string) reply { return c.do("GET", path, nil) }

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -110,7 +111,9 @@ var securityMatrix = []access{
 // checks the websocket, path tricks, size limits and drive bounds, and
 // (in cleanup) that no secret was logged.
 func TestSecurityMatrix(t *testing.T) {
-	h := startHearth(t)
+	// The wrong-secret column fails once per row: far more than the login
+	// limit, which TestLoginLimits checks on its own.
+	h := startHearth(t, withArgs("--login-failures", "1000"))
 	lib := h.importLibrary("64M")
 	ownerC := h.addUser("owner-"+randomHex(2), false)
 	otherC := h.addUser("other-"+randomHex(2), false)
@@ -587,4 +590,36 @@ func TestFileModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLoginLimits: wrong Basic secrets for one user from one address are
+// refused with 429 after the limit (the right one too, until the window
+// passes), while another user from the same address gets in; parallel
+// guesses get no more evaluations than sequential ones.
+func TestLoginLimits(t *testing.T) {
+	h := startHearth(t)
+	alice, bob := h.addUser("alice-"+randomHex(2), false), h.addUser("bob-"+randomHex(2), false)
+	wrong := h.client(user{alice.u.id, strings.Repeat("0", 64)})
+	statuses := make(chan int, 20)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- wrong.get("/drives/list").status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	if counts[401] > 5 || counts[401]+counts[429] != 20 {
+		t.Fatalf("20 parallel wrong secrets: %v; want at most 5 × 401, the rest 429", counts)
+	}
+	if r := alice.get("/drives/list"); r.status != 429 {
+		t.Fatalf("the right secret after the burst: %d, want 429", r.status)
+	}
+	bob.get("/drives/list").must(t, 200)
 }

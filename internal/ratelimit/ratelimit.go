@@ -1,7 +1,10 @@
 // Package ratelimit slows down guessing: it counts failed attempts per key
-// (a source address, a login name) within a sliding window and refuses a key
-// that failed too often until its oldest failure ages out. The dashboard's
-// login form and the VNC password step share it.
+// (a source address, a login name, a server) within a sliding window and
+// refuses a key that failed too often until its oldest failure ages out.
+// An attempt counts against its keys from the moment it begins, so a burst
+// of parallel attempts cannot have more guesses evaluated than sequential
+// ones: with max 5, the sixth attempt in flight is refused before it gets
+// to guess. The dashboard's login form and the VNC password step share it.
 package ratelimit
 
 import (
@@ -13,19 +16,20 @@ import (
 // are swept, so guessing from many addresses cannot grow it without bound.
 const maxTracked = 4096
 
-// Failures counts failed attempts per key. Successes are not recorded.
+// Failures counts failed and in-flight attempts per key.
 type Failures struct {
 	mu       sync.Mutex
 	now      func() time.Time
 	max      int
 	window   time.Duration
 	failures map[string][]time.Time
+	inFlight map[string]int
 }
 
 // New returns a Failures that refuses a key after max failures within
 // window, reading the time from now.
 func New(max int, window time.Duration, now func() time.Time) *Failures {
-	return &Failures{now: now, max: max, window: window, failures: map[string][]time.Time{}}
+	return &Failures{now: now, max: max, window: window, failures: map[string][]time.Time{}, inFlight: map[string]int{}}
 }
 
 // recent drops key's failures older than the window; call with mu held.
@@ -45,25 +49,20 @@ func (l *Failures) recent(key string, now time.Time) []time.Time {
 	return times
 }
 
-// Blocked reports whether any of keys is refused, and how long until the
-// last of them may try again.
-func (l *Failures) Blocked(keys ...string) (wait time.Duration, blocked bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	for _, key := range keys {
-		times := l.recent(key, now)
-		if len(times) >= l.max {
-			if w := times[len(times)-l.max].Add(l.window).Sub(now); w > wait {
-				wait = w
-			}
-		}
-	}
-	return wait, wait > 0
+// Attempt is one guess in flight, begun by Begin; exactly one of Fail or
+// End finishes it (later calls do nothing).
+type Attempt struct {
+	l    *Failures
+	keys []string
+	done bool
 }
 
-// Fail records a failed attempt for every key.
-func (l *Failures) Fail(keys ...string) {
+// Begin starts an attempt for every key, unless one of them is refused: its
+// failures within the window plus its attempts in flight have reached max.
+// A refusal says how long until the key's oldest failure ages out (wait),
+// or wait 0 when attempts in flight alone fill the key, which may try again
+// as soon as one of them ends.
+func (l *Failures) Begin(keys ...string) (a *Attempt, wait time.Duration, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -72,7 +71,49 @@ func (l *Failures) Fail(keys ...string) {
 			l.recent(key, now)
 		}
 	}
+	refused := false
 	for _, key := range keys {
+		times := l.recent(key, now)
+		if len(times)+l.inFlight[key] < l.max {
+			continue
+		}
+		refused = true
+		if len(times) >= l.max {
+			wait = max(wait, times[len(times)-l.max].Add(l.window).Sub(now))
+		}
+	}
+	if refused {
+		return nil, wait, false
+	}
+	for _, key := range keys {
+		l.inFlight[key]++
+	}
+	return &Attempt{l: l, keys: keys}, 0, true
+}
+
+// Fail ends the attempt as a failure of each of its keys.
+func (a *Attempt) Fail() { a.finish(true) }
+
+// End ends the attempt without a failure: it succeeded, or it never got to
+// guess (the client went away).
+func (a *Attempt) End() { a.finish(false) }
+
+func (a *Attempt) finish(failed bool) {
+	l := a.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a.done {
+		return
+	}
+	a.done = true
+	now := l.now()
+	for _, key := range a.keys {
+		if l.inFlight[key]--; l.inFlight[key] <= 0 {
+			delete(l.inFlight, key)
+		}
+		if !failed {
+			continue
+		}
 		times := l.recent(key, now)
 		if len(times) >= l.max {
 			times = times[1:]
@@ -85,5 +126,42 @@ func (l *Failures) Fail(keys ...string) {
 func (l *Failures) tracked() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.failures)
+	return len(l.failures) + len(l.inFlight)
+}
+
+// Limit is a key of one Failures.
+type Limit struct {
+	Failures *Failures
+	Key      string
+}
+
+// Attempts are attempts begun together against several Limits.
+type Attempts []*Attempt
+
+// BeginAll begins an attempt against every limit, or none if one of them
+// refuses (with the longest wait, as Begin gives it).
+func BeginAll(limits ...Limit) (as Attempts, wait time.Duration, ok bool) {
+	for _, l := range limits {
+		a, w, began := l.Failures.Begin(l.Key)
+		if !began {
+			as.End()
+			return nil, w, false
+		}
+		as = append(as, a)
+	}
+	return as, 0, true
+}
+
+// Fail ends every attempt as a failure.
+func (as Attempts) Fail() {
+	for _, a := range as {
+		a.Fail()
+	}
+}
+
+// End ends every attempt not yet ended, without a failure.
+func (as Attempts) End() {
+	for _, a := range as {
+		a.End()
+	}
 }

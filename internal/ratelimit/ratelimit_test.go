@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -11,37 +12,96 @@ type clock struct{ t time.Time }
 func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
+// fail begins an attempt on keys and fails it.
+func fail(t *testing.T, l *Failures, keys ...string) {
+	t.Helper()
+	a, _, ok := l.Begin(keys...)
+	if !ok {
+		t.Fatalf("attempt on %v refused", keys)
+	}
+	a.Fail()
+}
+
 func TestBlocksAfterMaxFailuresUntilTheOldestAgesOut(t *testing.T) {
 	c := &clock{t: time.Unix(1000, 0)}
 	l := New(3, time.Minute, c.now)
-	for i := 0; i < 3; i++ {
-		if _, blocked := l.Blocked("a"); blocked {
-			t.Fatalf("blocked after %d failures", i)
-		}
-		l.Fail("a")
+	for range 3 {
+		fail(t, l, "a")
 		c.advance(10 * time.Second)
 	}
-	wait, blocked := l.Blocked("a", "b")
-	if !blocked || wait != 30*time.Second {
-		t.Fatalf("after 3 failures: blocked %v, wait %v; want 30s", blocked, wait)
+	if _, wait, ok := l.Begin("a", "b"); ok || wait != 30*time.Second {
+		t.Fatalf("after 3 failures: allowed %v, wait %v; want refused, 30s", ok, wait)
 	}
-	if _, blocked := l.Blocked("b"); blocked {
-		t.Fatal("another key is blocked")
+	if a, _, ok := l.Begin("b"); !ok {
+		t.Fatal("another key is refused")
+	} else {
+		a.End()
 	}
 	c.advance(30 * time.Second)
-	if _, blocked := l.Blocked("a"); blocked {
-		t.Fatal("still blocked once the oldest failure aged out")
+	if _, _, ok := l.Begin("a"); !ok {
+		t.Fatal("still refused once the oldest failure aged out")
+	}
+}
+
+func TestAttemptsInFlightCountUntilTheyEnd(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	l := New(2, time.Minute, c.now)
+	first, _, ok1 := l.Begin("a")
+	second, _, ok2 := l.Begin("a")
+	if !ok1 || !ok2 {
+		t.Fatal("the first two attempts were refused")
+	}
+	if _, wait, ok := l.Begin("a"); ok || wait != 0 {
+		t.Fatalf("a third attempt while two are in flight: allowed %v, wait %v; want refused, 0", ok, wait)
+	}
+	first.End()  // a success costs nothing
+	first.Fail() // and a finished attempt stays finished
+	third, _, ok := l.Begin("a")
+	if !ok {
+		t.Fatal("refused after an attempt in flight ended without failing")
+	}
+	second.Fail()
+	third.Fail()
+	if _, wait, ok := l.Begin("a"); ok || wait != time.Minute {
+		t.Fatalf("after two failures: allowed %v, wait %v; want refused for a minute", ok, wait)
+	}
+}
+
+// However many attempts run at once, no more than max get to guess.
+func TestParallelAttemptsCannotExceedMax(t *testing.T) {
+	l := New(5, time.Minute, time.Now)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	began := 0
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, _, ok := l.Begin("addr")
+			if !ok {
+				return
+			}
+			mu.Lock()
+			began++
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			a.Fail()
+		}()
+	}
+	wg.Wait()
+	if began > 5 {
+		t.Fatalf("%d of 50 parallel attempts got to guess; want at most 5", began)
 	}
 }
 
 func TestTableStaysBounded(t *testing.T) {
 	c := &clock{}
 	l := New(5, time.Minute, c.now)
-	for i := 0; i < 5000; i++ {
-		l.Fail(strconv.Itoa(i))
+	for i := range 5000 {
+		fail(t, l, strconv.Itoa(i))
 	}
 	c.advance(time.Minute)
-	l.Fail("late")
+	fail(t, l, "late")
 	if n := l.tracked(); n != 1 {
 		t.Fatalf("%d keys kept after their failures aged out", n)
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"hearth/internal/httpdeadline"
 	"hearth/storage"
 	"hearth/web/eh"
 )
@@ -277,11 +278,13 @@ func (k *call) drives() error {
 		}
 		return k.one(s.DriveInfo(ctx, c, id))
 	case k.path[2] == "read" && len(k.path) <= 5:
+		k.w, k.r = httpdeadline.Stream(k.w, k.r)
 		return k.read(id)
 	case k.path[2] == "write" && len(k.path) <= 4:
 		if err := k.change(false); err != nil {
 			return err
 		}
+		k.w, k.r = httpdeadline.Stream(k.w, k.r)
 		return k.write(id)
 	}
 	return k.notFound()

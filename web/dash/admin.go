@@ -196,6 +196,5 @@ func (d *Dashboard) removeUser(rq *request) {
 		d.failed(rq, "/ui/users", err)
 		return
 	}
-	d.sessions.removeUser(id)
 	d.done(rq, "/ui/users", "User removed.")
 }

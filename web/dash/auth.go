@@ -57,37 +57,47 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, http.StatusForbidden, f)
 		return
 	}
-	keys := []string{"addr " + clientHost(r), "login " + strings.ToLower(f.Login)}
-	if wait, blocked := d.limiter.Blocked(keys...); blocked {
-		f.Error = fmt.Sprintf("Too many failed logins. Try again in %s.", humanDuration(wait.Round(time.Second)))
-		d.log.Warn("login refused: rate limited", "login", f.Login, "remote", clientHost(r))
-		d.showLogin(w, r, http.StatusTooManyRequests, f)
-		return
-	}
 	secret := r.PostFormValue("secret")
 	if f.Login == "" || secret == "" {
 		f.Error = "Enter your user name (or UUID) and secret."
 		d.showLogin(w, r, http.StatusBadRequest, f)
 		return
 	}
+	attempts, wait, ok := d.logins.Begin(clientHost(r), f.Login)
+	if !ok {
+		f.Error = "Too many failed logins. Try again in a moment."
+		if wait > 0 {
+			f.Error = fmt.Sprintf("Too many failed logins. Try again in %s.", humanDuration(wait.Round(time.Second)))
+		}
+		d.log.Warn("login refused: rate limited", "login", f.Login, "remote", clientHost(r))
+		d.showLogin(w, r, http.StatusTooManyRequests, f)
+		return
+	}
+	defer attempts.End() // no-op after Fail
 	user, err := d.backend.Authenticate(r.Context(), f.Login, secret)
 	if err != nil {
 		if !errors.Is(err, eh.ErrAuth) {
 			d.log.Error("login failed", "login", f.Login, "remote", clientHost(r), "err", err)
 		}
-		d.limiter.Fail(keys...)
+		attempts.Fail()
 		f.Error = "Wrong user name or secret."
 		d.showLogin(w, r, http.StatusUnauthorized, f)
 		return
 	}
-	sess := d.sessions.create(user.ID)
+	sess, err := d.sessions.create(r.Context(), user.ID)
+	if err != nil {
+		d.log.Error("starting a session", "login", f.Login, "err", err)
+		f.Error = "Hearth could not start your session. Try again in a moment."
+		d.showLogin(w, r, http.StatusInternalServerError, f)
+		return
+	}
 	setCookie(w, d.cfg.Secure, loginCookie, "", -1)
 	setCookie(w, d.cfg.Secure, sessionCookie, sess.id, 0)
 	http.Redirect(w, r, safeNext(f.Next), http.StatusSeeOther)
 }
 
 func (d *Dashboard) logout(rq *request) {
-	d.sessions.remove(rq.sess.id)
+	d.sessions.remove(rq.Context(), rq.sess.id)
 	setCookie(rq.w, d.cfg.Secure, sessionCookie, "", -1)
 	http.Redirect(rq.w, rq.Request, "/login?bye", http.StatusSeeOther)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/a-h/templ"
 
 	"hearth/assets"
+	"hearth/internal/httpdeadline"
 	"hearth/internal/ratelimit"
 	"hearth/web/eh"
 )
@@ -36,12 +37,16 @@ type Config struct {
 	DataDir string
 	// Secure marks cookies Secure: set it when serving HTTPS.
 	Secure bool
+	// Sessions keeps the logged-in browsers (required: storage.Store).
+	Sessions SessionStore
 	// IdleTimeout ends sessions unused this long (default 30 minutes).
 	IdleTimeout time.Duration
 	// Logger reports what went wrong behind a page (default: discard).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// Logins limits failed logins (default: a limiter of its own).
+	Logins *ratelimit.Logins
 }
 
 // Dashboard serves the dashboard: mount it as the handler for every path
@@ -51,7 +56,7 @@ type Dashboard struct {
 	cfg      Config
 	backend  Backend
 	sessions *sessions
-	limiter  *ratelimit.Failures
+	logins   *ratelimit.Logins
 	host     *hostProbe
 	samples  *sampler
 	starts   *pendingStarts
@@ -62,17 +67,13 @@ type Dashboard struct {
 	stop     context.CancelFunc
 }
 
-// Failed logins: at most this many per client address and per login name
-// within the window, then refused until the oldest failure ages out.
-const (
-	loginMaxFailures = 5
-	loginWindow      = 5 * time.Minute
-)
-
 // New builds the dashboard and starts its counter sampler; Close stops it.
 func New(cfg Config) (*Dashboard, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("dash: no backend")
+	}
+	if cfg.Sessions == nil {
+		return nil, errors.New("dash: no session store")
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Minute
@@ -82,6 +83,9 @@ func New(cfg Config) (*Dashboard, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Logins == nil {
+		cfg.Logins = ratelimit.NewLogins(ratelimit.LoginMaxFailures, cfg.Now)
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "/"
@@ -94,8 +98,8 @@ func New(cfg Config) (*Dashboard, error) {
 	d := &Dashboard{
 		cfg:      cfg,
 		backend:  cfg.Backend,
-		sessions: newSessions(cfg.IdleTimeout, cfg.Now),
-		limiter:  ratelimit.New(loginMaxFailures, loginWindow, cfg.Now),
+		sessions: newSessions(cfg.Sessions, cfg.IdleTimeout, cfg.Now, cfg.Logger),
+		logins:   cfg.Logins,
 		host:     &hostProbe{runtime: cfg.Runtime, kvmPath: "/dev/kvm", dataDir: cfg.DataDir, procDir: "/proc"},
 		samples:  newSampler(cfg.Now),
 		mux:      http.NewServeMux(),
@@ -127,7 +131,7 @@ func (d *Dashboard) SessionCaller(r *http.Request) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	sess, ok := d.sessions.lookup(c.Value)
+	sess, ok := d.sessions.lookup(r.Context(), c.Value)
 	if !ok {
 		return "", false
 	}
@@ -160,10 +164,10 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /ui/drives", d.page(d.drivesPage))
 	m.HandleFunc("GET /ui/drives/rows", d.page(d.driveRows))
 	m.HandleFunc("POST /ui/drives/new", d.page(d.createDrive))
-	m.HandleFunc("POST /ui/drives/upload", d.page(d.uploadDrive))
-	m.HandleFunc("GET /ui/drives/{id}/download", d.page(d.downloadDrive))
+	m.HandleFunc("POST /ui/drives/upload", streaming(d.page(d.uploadDrive)))
+	m.HandleFunc("GET /ui/drives/{id}/download", streaming(d.page(d.downloadDrive)))
 	m.HandleFunc("GET /ui/drives/{id}/info.json", d.page(d.driveJSON))
-	m.HandleFunc("POST /ui/drives/{id}/write/{offset}", d.page(d.writeDrive))
+	m.HandleFunc("POST /ui/drives/{id}/write/{offset}", streaming(d.page(d.writeDrive)))
 	m.HandleFunc("POST /ui/drives/{id}/resize", d.page(d.resizeDrive))
 	m.HandleFunc("POST /ui/drives/{id}/share", d.page(d.shareDrive))
 	m.HandleFunc("POST /ui/drives/{id}/destroy", d.page(d.destroyDrive))
@@ -220,13 +224,13 @@ func (d *Dashboard) page(h func(*request)) http.HandlerFunc {
 		c, err := r.Cookie(sessionCookie)
 		var ok bool
 		if err == nil {
-			rq.sess, ok = d.sessions.lookup(c.Value)
+			rq.sess, ok = d.sessions.lookup(r.Context(), c.Value)
 		}
 		if ok {
 			rq.user, err = d.backend.User(r.Context(), rq.sess.user)
 			switch {
 			case errors.Is(err, eh.ErrAuth) || errors.Is(err, eh.ErrMissing): // removed: the session goes with it
-				d.sessions.remove(rq.sess.id)
+				d.sessions.remove(r.Context(), rq.sess.id)
 				ok = false
 			case err != nil: // the store failed: keep the session, say so
 				d.log.Error("loading a session's user failed", "user", rq.sess.user, "err", err)
@@ -378,4 +382,12 @@ func clientHost(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// streaming gives a handler that moves a drive's contents progress
+// deadlines instead of the fixed ones every request starts with.
+func streaming(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h(httpdeadline.Stream(w, r))
+	}
 }

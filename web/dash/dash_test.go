@@ -11,6 +11,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"hearth/internal/logtest"
+	"hearth/internal/ratelimit"
 	"hearth/storage"
 	"hearth/vmm"
 	"hearth/vmm/guest"
@@ -77,7 +80,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	svc := api.New(store, api.WithGuests(guests), api.WithConsoleLog(guests), api.WithLogger(logtest.Logger(t)))
-	d, err := New(Config{Backend: svc, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logger: logtest.Logger(t), Now: clk.now})
+	d, err := New(Config{Backend: svc, Sessions: store, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logger: logtest.Logger(t), Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,18 +275,89 @@ func TestLoginFormNeedsItsToken(t *testing.T) {
 func TestLoginRateLimit(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
-	for i := 0; i < loginMaxFailures; i++ {
+	for i := 0; i < ratelimit.LoginMaxFailures; i++ {
 		if r := b.tryLogin("root", "wrong"); r.status != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d", i, r.status)
 		}
 	}
 	r := b.tryLogin("root", e.secret)
 	if r.status != http.StatusTooManyRequests || !strings.Contains(r.body, "Too many failed logins") {
-		t.Fatalf("correct secret after %d failures: %d", loginMaxFailures, r.status)
+		t.Fatalf("correct secret after %d failures: %d", ratelimit.LoginMaxFailures, r.status)
 	}
-	e.clock.advance(loginWindow)
+	e.clock.advance(ratelimit.LoginWindow)
 	if r := b.tryLogin("root", e.secret); r.status != http.StatusSeeOther {
 		t.Fatalf("after the window: %d", r.status)
+	}
+}
+
+// One user's failed logins never lock out another user from the same
+// address; parallel wrong guesses get no more tries than sequential ones.
+func TestLoginRateLimitIsPerUser(t *testing.T) {
+	e := newEnv(t)
+	_, bobSecret := e.user("bob")
+	b := e.browser()
+	for range ratelimit.LoginMaxFailures {
+		b.tryLogin("root", "wrong")
+	}
+	if r := b.tryLogin("root", e.secret); r.status != http.StatusTooManyRequests {
+		t.Fatalf("root after %d failures: %d, want 429", ratelimit.LoginMaxFailures, r.status)
+	}
+	if r := b.tryLogin("bob", bobSecret); r.status != http.StatusSeeOther {
+		t.Fatalf("bob from the same address after root's failures: %d, want logged in", r.status)
+	}
+}
+
+// restart replaces the dashboard by a new one on the same store, as a
+// restart of Hearth does.
+func (e *env) restart() {
+	e.t.Helper()
+	e.srv.Close()
+	e.dash.Close()
+	d, err := New(Config{Backend: e.service, Sessions: e.store, Runtime: "io.containerd.runc.v2", DataDir: e.t.TempDir(), Logger: logtest.Logger(e.t), Now: e.clock.now})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { d.Close() })
+	e.dash, e.srv = d, httptest.NewServer(d)
+	e.t.Cleanup(e.srv.Close)
+}
+
+// Sessions outlive a restart of Hearth; the database holds only hashes of
+// their ids; a new secret ends the user's sessions.
+func TestSessionsSurviveRestartAndEndWithTheSecret(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	u, _ := url.Parse(e.srv.URL)
+	var id string
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			id = c.Value
+		}
+	}
+	e.restart()
+	if r := b.get("/ui/servers"); r.status != http.StatusOK {
+		t.Fatalf("the session after a restart: %d, want the page", r.status)
+	}
+	if _, err := e.store.Session(context.Background(), id); err != nil {
+		t.Fatalf("the session is not in the store: %v", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(e.store.Dir(), "hearth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wal, _ := os.ReadFile(filepath.Join(e.store.Dir(), "hearth.db-wal"))
+	if id == "" || bytes.Contains(append(raw, wal...), []byte(id)) {
+		t.Fatal("the session id is stored as it is, not hashed")
+	}
+	if _, _, err := e.store.RotateSecret(context.Background(), "root"); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.get("/ui/servers"); r.status != http.StatusSeeOther {
+		t.Fatalf("the session after a new secret: %d, want the login page", r.status)
+	}
+	if r := b.tryLogin("root", e.secret); r.status != http.StatusUnauthorized {
+		t.Fatalf("the old secret: %d, want 401", r.status)
 	}
 }
 

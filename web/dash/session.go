@@ -1,12 +1,17 @@
 package dash
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
+
+	"hearth/storage"
 )
 
 // Cookie names. The session cookie carries only a random identifier; the
@@ -23,26 +28,37 @@ type flash struct {
 	Message string
 }
 
-// session is one logged-in browser. Sessions live in memory: a restart of
-// Hearth logs everyone out, which is the safe direction to fail.
+// session is one logged-in browser.
 type session struct {
-	id       string
-	user     string // UUID of the logged-in user
-	csrf     string // synchronizer token for every state-changing request
-	lastSeen time.Time
-	flashes  []flash
+	id   string
+	user string // UUID of the logged-in user
+	csrf string // synchronizer token for every state-changing request
 }
 
-// sessions is the table of live sessions with idle expiry.
+// SessionStore keeps sessions where a restart of Hearth finds them again
+// (storage.Store, in SQLite); only hashes of their ids are kept.
+type SessionStore interface {
+	CreateSession(ctx context.Context, id string, sess storage.Session) error
+	Session(ctx context.Context, id string) (storage.Session, error)
+	TouchSession(ctx context.Context, id string, now time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+	DeleteIdleSessions(ctx context.Context, before time.Time) error
+}
+
+// sessions are the logged-in browsers, in the SessionStore, with idle
+// expiry; their flashes (messages for the next page) live in memory only.
 type sessions struct {
-	mu   sync.Mutex
-	byID map[string]*session
-	idle time.Duration
-	now  func() time.Time
+	store SessionStore
+	idle  time.Duration
+	now   func() time.Time
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	flashes map[string][]flash // by session id
 }
 
-func newSessions(idle time.Duration, now func() time.Time) *sessions {
-	return &sessions{byID: map[string]*session{}, idle: idle, now: now}
+func newSessions(store SessionStore, idle time.Duration, now func() time.Time, log *slog.Logger) *sessions {
+	return &sessions{store: store, idle: idle, now: now, log: log, flashes: map[string][]flash{}}
 }
 
 // randomToken returns 256 random bits, URL-safe.
@@ -52,76 +68,63 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create starts a session for user and returns its id.
-func (s *sessions) create(user string) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// create starts a session for user.
+func (s *sessions) create(ctx context.Context, user string) (session, error) {
 	now := s.now()
-	for id, old := range s.byID { // drop expired ones while we hold the lock anyway
-		if now.Sub(old.lastSeen) > s.idle {
-			delete(s.byID, id)
-		}
+	if err := s.store.DeleteIdleSessions(ctx, now.Add(-s.idle)); err != nil {
+		s.log.Warn("removing idle sessions", "err", err)
 	}
-	sess := &session{id: randomToken(), user: user, csrf: randomToken(), lastSeen: now}
-	s.byID[sess.id] = sess
-	return sess
+	sess := session{id: randomToken(), user: user, csrf: randomToken()}
+	if err := s.store.CreateSession(ctx, sess.id, storage.Session{User: user, CSRF: sess.csrf, LastSeen: now}); err != nil {
+		return session{}, err
+	}
+	return sess, nil
 }
 
 // lookup returns the live session with this id and marks it used; an idle
-// one is removed. The returned copy is safe to read without the lock.
-func (s *sessions) lookup(id string) (session, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.byID[id]
-	if !ok {
+// one is removed. A store that fails counts as no session (logged).
+func (s *sessions) lookup(ctx context.Context, id string) (session, bool) {
+	stored, err := s.store.Session(ctx, id)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.Error("loading a session", "err", err)
+		}
 		return session{}, false
 	}
 	now := s.now()
-	if now.Sub(sess.lastSeen) > s.idle {
-		delete(s.byID, id)
+	if now.Sub(stored.LastSeen) > s.idle {
+		s.remove(ctx, id)
 		return session{}, false
 	}
-	sess.lastSeen = now
-	return *sess, true
+	if err := s.store.TouchSession(ctx, id, now); err != nil {
+		s.log.Warn("recording a session's use", "err", err)
+	}
+	return session{id: id, user: stored.User, csrf: stored.CSRF}, true
 }
 
 // remove ends a session (logout, or its user was removed).
-func (s *sessions) remove(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.byID, id)
-}
-
-// removeUser ends every session of a user.
-func (s *sessions) removeUser(user string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, sess := range s.byID {
-		if sess.user == user {
-			delete(s.byID, id)
-		}
+func (s *sessions) remove(ctx context.Context, id string) {
+	if err := s.store.DeleteSession(ctx, id); err != nil {
+		s.log.Error("ending a session", "err", err)
 	}
+	s.mu.Lock()
+	delete(s.flashes, id)
+	s.mu.Unlock()
 }
 
 // addFlash queues a message for the next page of this session.
 func (s *sessions) addFlash(id string, f flash) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sess, ok := s.byID[id]; ok {
-		sess.flashes = append(sess.flashes, f)
-	}
+	s.flashes[id] = append(s.flashes[id], f)
 }
 
 // takeFlashes returns and clears the queued messages.
 func (s *sessions) takeFlashes(id string) []flash {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sess, ok := s.byID[id]
-	if !ok {
-		return nil
-	}
-	f := sess.flashes
-	sess.flashes = nil
+	f := s.flashes[id]
+	delete(s.flashes, id)
 	return f
 }
 

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
+
+	"hearth/internal/hostpath"
 )
 
 // Error is an API error: an HTTP status, the X-Elastic-Error word naming its
@@ -16,6 +19,8 @@ type Error struct {
 	Message string // one line for humans; the response body
 	Key     string // the request key at fault, when there is one (for forms)
 	Err     error  // optional cause, reachable through errors.Unwrap
+	// RetryAfter, when set, is sent as Retry-After (seconds, rounded up).
+	RetryAfter time.Duration
 }
 
 // Error returns "word: message".
@@ -46,7 +51,7 @@ var (
 
 func newf(kind *Error, format string, args []any) *Error {
 	formatted := fmt.Errorf(format, args...)
-	e := &Error{Status: kind.Status, Word: kind.Word, Message: oneLine(formatted.Error())}
+	e := &Error{Status: kind.Status, Word: kind.Word, Message: oneLine(hostpath.Redact(formatted.Error()))}
 	if strings.Contains(format, "%w") {
 		e.Err = formatted // keeps the %w causes reachable for errors.Is/As
 	}
@@ -65,6 +70,23 @@ func Usagef(format string, args ...any) *Error { return newf(ErrUsage, format, a
 
 // Authf is a 401 auth error: missing or wrong credentials.
 func Authf(format string, args ...any) *Error { return newf(ErrAuth, format, args) }
+
+// Forbiddenf is a 403 auth error: the credentials do not matter, the
+// request is refused (a browser sending it on behalf of another site).
+func Forbiddenf(format string, args ...any) *Error {
+	e := newf(ErrAuth, format, args)
+	e.Status = http.StatusForbidden
+	return e
+}
+
+// TooManyf is a 429 auth error: too many failed authentications; the
+// answer says when to try again (Retry-After, from wait).
+func TooManyf(wait time.Duration, format string, args ...any) *Error {
+	e := newf(ErrAuth, format, args)
+	e.Status = http.StatusTooManyRequests
+	e.RetryAfter = wait
+	return e
+}
 
 // Billingf is a 402 billing error: the account may not have what it asked for.
 func Billingf(format string, args ...any) *Error { return newf(ErrBilling, format, args) }
@@ -97,7 +119,7 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Status: ErrSystem.Status, Word: ErrSystem.Word, Message: oneLine(err.Error()), Err: err}
+	return &Error{Status: ErrSystem.Status, Word: ErrSystem.Word, Message: oneLine(hostpath.Redact(err.Error())), Err: err}
 }
 
 // WriteError answers with err's status, X-Elastic-Error word and one-line text
@@ -109,7 +131,10 @@ func WriteError(w http.ResponseWriter, err error) {
 	h.Set("Content-Type", textType)
 	h.Set("X-Elastic-Error", e.Word)
 	h.Del("X-Elastic-Output")
-	if e.Word == ErrAuth.Word {
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	if e.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="hearth"`)
 	}
 	body := e.Message + "\n"
