@@ -572,13 +572,14 @@ func serve(args []string, stderr io.Writer) error {
 	// One limit on failed logins, whether through the form or Basic auth.
 	logins := ratelimit.NewLogins(maxLoginFailures, time.Now)
 	dashboard, err := dash.New(dash.Config{
-		Sessions: store,
-		Logins:   logins,
-		Backend:  svc,
-		Runtime:  runtimeInUse,
-		DataDir:  store.Dir(),
-		Secure:   tlsCfg != nil,
-		Logger:   logger,
+		ConsoleToken: consoles.Token,
+		Sessions:     store,
+		Logins:       logins,
+		Backend:      svc,
+		Runtime:      runtimeInUse,
+		DataDir:      store.Dir(),
+		Secure:       tlsCfg != nil,
+		Logger:       logger,
 	})
 	if err != nil {
 		return err

@@ -29,7 +29,7 @@ type Registry struct {
 	byAddr     *ratelimit.Failures // password guesses per source address
 	byServer   *ratelimit.Failures // password guesses per server, from anywhere
 	pending    chan struct{}       // one slot per handshake in progress
-	tokens     tokens
+	tokens     *tokens
 	authMax    int
 	authSpan   time.Duration
 	maxPending int
@@ -74,7 +74,7 @@ func WithMaxPending(n int) Option { return func(m *Registry) { m.maxPending = n 
 // process, so tokens die with a restart, which their short life allows).
 func WithTokenKey(key []byte) Option { return func(m *Registry) { m.tokenKey = key } }
 
-// WithTokenTTL sets how long a console token is valid (default 60 s).
+// WithTokenTTL sets how long a console token is valid (default 30 s).
 func WithTokenTTL(d time.Duration) Option { return func(m *Registry) { m.tokenTTL = d } }
 
 // WithGeometry sets the guest terminal's size in cells (default 80×24, plus
@@ -87,7 +87,7 @@ func NewRegistry(opts ...Option) *Registry {
 		basePort: 5900, portSpan: 1000,
 		cols: DefaultColumns, rows: DefaultRows,
 		log: slog.New(slog.DiscardHandler), now: time.Now,
-		authMax: 5, authSpan: time.Minute, maxPending: 64, tokenTTL: time.Minute,
+		authMax: 5, authSpan: time.Minute, maxPending: 64, tokenTTL: 30 * time.Second,
 		consoles: map[string]*serverConsole{},
 	}
 	for _, o := range opts {
@@ -100,7 +100,7 @@ func NewRegistry(opts ...Option) *Registry {
 	m.byAddr = ratelimit.New(m.authMax, m.authSpan, m.now)
 	m.byServer = ratelimit.New(4*m.authMax, m.authSpan, m.now)
 	m.pending = make(chan struct{}, m.maxPending)
-	m.tokens = tokens{key: m.tokenKey, now: m.now, ttl: m.tokenTTL}
+	m.tokens = &tokens{key: m.tokenKey, now: m.now, ttl: m.tokenTTL, used: map[[16]byte]time.Time{}}
 	return m
 }
 
@@ -215,10 +215,10 @@ func (m *Registry) Detach(server string) {
 	}
 }
 
-// Token mints a console token for server: valid for the token TTL, for
-// that server only, it lets a viewer in without session or password
-// (CheckToken checks it).
-func (m *Registry) Token(server string) string { return m.tokens.mint(server) }
+// Token mints a console token for user on server: valid once, within the
+// token TTL, for that server and user only; it lets the user's viewer in
+// without the VNC password (CheckToken checks it).
+func (m *Registry) Token(server, user string) string { return m.tokens.mint(server, user) }
 
 // Close detaches every console.
 func (m *Registry) Close() error {

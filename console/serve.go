@@ -27,9 +27,11 @@ type Peer struct {
 // VNC password).
 func (m *Registry) HasConsole(server string) bool { return m.console(server) != nil }
 
-// CheckToken tells whether token is a console token minted by Token for
-// server that has not expired; if not, the error wraps ErrBadToken.
-func (m *Registry) CheckToken(server, token string) error { return m.tokens.check(server, token) }
+// CheckToken accepts, once, a console token minted by Token for server and
+// user that has not expired; otherwise the error wraps ErrBadToken.
+func (m *Registry) CheckToken(server, user, token string) error {
+	return m.tokens.check(server, user, token)
+}
 
 // Serve speaks RFB with one viewer of server's console over conn until
 // either side closes, and closes conn. It is how a transport other than

@@ -14,13 +14,19 @@ import (
 )
 
 // webBridge plays the web layer's console endpoint (web/consolews.go) for
-// the tests here: the owner, or anyone with a console token, gets an RFB
-// session over binary websocket messages.
+// the tests here: the owner, or the viewer with a console token of theirs
+// (subprotocol hearth-token.TOKEN), gets an RFB session over binary
+// websocket messages.
 func webBridge(m *Registry, owner bool) http.HandlerFunc {
 	upgrader := websocket.Upgrader{Subprotocols: []string{"binary"}}
 	return func(w http.ResponseWriter, r *http.Request) {
 		server := r.PathValue("server")
-		tokenOK := m.CheckToken(server, r.URL.Query().Get("token")) == nil
+		tokenOK := false
+		for _, p := range websocket.Subprotocols(r) {
+			if token, ok := strings.CutPrefix(p, "hearth-token."); ok {
+				tokenOK = m.CheckToken(server, tokenUser, token) == nil
+			}
+		}
 		if !owner && !tokenOK {
 			http.Error(w, "no session and no token", http.StatusUnauthorized)
 			return
@@ -104,20 +110,29 @@ func TestServe(t *testing.T) {
 	})
 }
 
+// tokenUser is the user the tests' console tokens are minted for.
+const tokenUser = "token-user"
+
 func TestTokens(t *testing.T) {
 	now := time.Now()
 	m := testRegistry(t, WithClock(func() time.Time { return now }))
 	attach(t, m, "s1", "pw")
-	good, other := m.Token("s1"), m.Token("s2")
-	if err := m.CheckToken("s1", good); err != nil {
+	good := m.Token("s1", tokenUser)
+	if err := m.CheckToken("s1", tokenUser, good); err != nil {
 		t.Fatalf("fresh token: %v", err)
+	}
+	if err := m.CheckToken("s1", tokenUser, good); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("the same token twice: %v, want ErrBadToken", err)
 	}
 	if !m.HasConsole("s1") || m.HasConsole("s2") {
 		t.Fatal("HasConsole disagrees with what is attached")
 	}
-	now = now.Add(61 * time.Second)
-	for name, token := range map[string]string{"expired": good, "another server's": other, "garbage": "abc"} {
-		if err := m.CheckToken("s1", token); !errors.Is(err, ErrBadToken) {
+	expired := m.Token("s1", tokenUser)
+	now = now.Add(31 * time.Second)
+	for name, token := range map[string]string{
+		"expired": expired, "another server's": m.Token("s2", tokenUser), "another user's": m.Token("s1", "someone"), "garbage": "abc",
+	} {
+		if err := m.CheckToken("s1", tokenUser, token); !errors.Is(err, ErrBadToken) {
 			t.Errorf("%s token: %v, want ErrBadToken", name, err)
 		}
 	}

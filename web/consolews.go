@@ -19,7 +19,7 @@ import (
 // servers (console.Registry has it): the token check, whether a server has
 // a console, and an RFB session over the upgraded connection.
 type Console interface {
-	CheckToken(server, token string) error
+	CheckToken(server, user, token string) error
 	HasConsole(server string) bool
 	Serve(conn io.ReadWriteCloser, server string, peer console.Peer) error
 }
@@ -41,34 +41,41 @@ const (
 // console serves [PREFIX]/servers/SERVER/vnc: RFB in binary websocket
 // frames, as noVNC speaks it.
 //
-// A request from someone who may use the server (its owner's or an admin's
-// Basic auth or dashboard session) gets the console and still proves the
-// VNC password. Anyone else needs a console token (?token=, minted by
-// console.Registry.Token) for this server; a valid token also stands in for
-// the password. Answers: 401 without either (or with a bad token), 403 for
-// a foreign Origin, 409 when the server has no console.
+// Only someone who may use the server (its owner's or an admin's Basic
+// auth or dashboard session) gets the console, and proves the VNC password
+// unless they bring a console token: minted by the dashboard for them and
+// this server (console.Registry.Token), good once and for seconds, sent as
+// the websocket subprotocol "hearth-token.TOKEN" (what a browser can send)
+// or the X-Hearth-Console-Token header — never in the URL, where logs and
+// browser history would keep it. Answers: 401 without a caller or with a
+// bad token, 400 for a token in the URL, 403 for a request from another
+// site, 409 when the server has no console.
 func (h *handler) console(w http.ResponseWriter, r *http.Request, server string) {
 	if h.cfg.Console == nil {
 		eh.WriteError(w, eh.Missingf("no console service on this host"))
 		return
 	}
-	owner, err := h.consoleOwner(r, server)
+	if r.URL.Query().Has("token") {
+		http.Error(w, "console: a console token goes in the Sec-WebSocket-Protocol (hearth-token.TOKEN) or X-Hearth-Console-Token header, never in the URL", http.StatusBadRequest)
+		return
+	}
+	caller, owner, err := h.consoleOwner(r, server)
 	if err != nil {
 		eh.WriteError(w, err)
 		return
 	}
+	if !owner {
+		http.Error(w, "console: a session or Basic auth of the server's owner is required", http.StatusUnauthorized)
+		return
+	}
 	server = strings.ToLower(server)
 	tokenOK := false
-	if token := r.URL.Query().Get("token"); token != "" {
-		if err := h.cfg.Console.CheckToken(server, token); err != nil {
+	if token := consoleToken(r); token != "" {
+		if err := h.cfg.Console.CheckToken(server, caller.ID, token); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
 		tokenOK = true
-	}
-	if !owner && !tokenOK {
-		http.Error(w, "console: a session, Basic auth or a console token is required", http.StatusUnauthorized)
-		return
 	}
 	if err := crossSite(r); err != nil {
 		http.Error(w, "console: "+err.Error(), http.StatusForbidden)
@@ -93,16 +100,16 @@ func (h *handler) console(w http.ResponseWriter, r *http.Request, server string)
 	}
 }
 
-// consoleOwner tells whether the request comes from someone who may use
+// consoleOwner tells who the request comes from and whether they may use
 // server's console (Basic auth or a dashboard session of its owner or an
 // admin). Wrong Basic credentials are an error; no credentials are not.
-func (h *handler) consoleOwner(r *http.Request, server string) (bool, error) {
+func (h *handler) consoleOwner(r *http.Request, server string) (api.Caller, bool, error) {
 	var caller api.Caller
 	var known bool
 	if _, _, ok := r.BasicAuth(); ok {
 		c, err := h.authenticate(r)
 		if err != nil {
-			return false, err
+			return api.Caller{}, false, err
 		}
 		caller, known = c, true
 	} else if h.cfg.Session != nil {
@@ -112,10 +119,27 @@ func (h *handler) consoleOwner(r *http.Request, server string) (bool, error) {
 		}
 	}
 	if !known {
-		return false, nil
+		return api.Caller{}, false, nil
 	}
 	_, err := h.cfg.API.ServerInfo(r.Context(), caller, server)
-	return err == nil, nil
+	return caller, err == nil, nil
+}
+
+// tokenProtocol prefixes the console token among the websocket
+// subprotocols a browser offers (it can set no other header).
+const tokenProtocol = "hearth-token."
+
+// consoleToken is the console token a request carries, or "".
+func consoleToken(r *http.Request) string {
+	if t := r.Header.Get("X-Hearth-Console-Token"); t != "" {
+		return t
+	}
+	for _, p := range websocket.Subprotocols(r) {
+		if t, ok := strings.CutPrefix(p, tokenProtocol); ok {
+			return t
+		}
+	}
+	return ""
 }
 
 // clientHost is the host part of a request's remote address.

@@ -96,10 +96,18 @@ func TestConsoleWebsocket(t *testing.T) {
 			t.Fatalf("security type %d offered to the owner, want 2 (VNC password)", sec)
 		}
 	})
-	t.Run("token stands in for the password", func(t *testing.T) {
-		conn, _, err := dialConsole(t, srv.URL, path+"?token="+reg.Token(id), srv.URL, nil)
+	t.Run("token stands in for the password, once", func(t *testing.T) {
+		token := reg.Token(id, alice.id)
+		withToken := func(r *http.Request) {
+			asAlice(r)
+			r.Header.Set("Sec-WebSocket-Protocol", "binary, hearth-token."+token)
+		}
+		conn, resp, err := dialConsole(t, srv.URL, path, srv.URL, withToken)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if p := resp.Header.Get("Sec-Websocket-Protocol"); p != "binary" {
+			t.Errorf("subprotocol %q, want binary", p)
 		}
 		sec, br := securityOffered(t, conn)
 		if sec != 1 {
@@ -119,20 +127,29 @@ func TestConsoleWebsocket(t *testing.T) {
 		if err := binary.Read(br, binary.BigEndian, &init); err != nil || init.Width == 0 || init.Height == 0 {
 			t.Fatalf("server init %+v: %v", init, err)
 		}
+		if _, resp, err := dialConsole(t, srv.URL, path, srv.URL, withToken); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("the same token again: %v (%v), want 401", err, resp)
+		}
 	})
-	expired := reg.Token(id)
+	expired := reg.Token(id, alice.id)
 	mu.Lock()
-	now = now.Add(61 * time.Second)
+	now = now.Add(31 * time.Second)
 	mu.Unlock()
+	token := func(t string) func(*http.Request) {
+		return func(r *http.Request) { asAlice(r); r.Header.Set("X-Hearth-Console-Token", t) }
+	}
 	for _, tc := range []struct {
 		name, path, origin string
 		set                func(*http.Request)
 		status             int
 	}{
 		{"no session no token", path, "", nil, http.StatusUnauthorized},
-		{"expired token", path + "?token=" + expired, "", nil, http.StatusUnauthorized},
-		{"token of another server", path + "?token=" + reg.Token(other), "", nil, http.StatusUnauthorized},
-		{"garbage token", path + "?token=abc", "", nil, http.StatusUnauthorized},
+		{"a token without a session", path, "", func(r *http.Request) { r.Header.Set("X-Hearth-Console-Token", reg.Token(id, alice.id)) }, http.StatusUnauthorized},
+		{"expired token", path, "", token(expired), http.StatusUnauthorized},
+		{"token of another server", path, "", token(reg.Token(other, alice.id)), http.StatusUnauthorized},
+		{"token of another user", path, "", token(reg.Token(id, "someone-else")), http.StatusUnauthorized},
+		{"garbage token", path, "", token("abc"), http.StatusUnauthorized},
+		{"token in the URL", path + "?token=" + reg.Token(id, alice.id), "", asAlice, http.StatusBadRequest},
 		{"foreign origin", path, "http://evil.example", asAlice, http.StatusForbidden},
 		{"no console", "/servers/" + other + "/vnc", "", asAlice, http.StatusConflict},
 	} {

@@ -13,14 +13,14 @@ import (
 
 // recordingConsole notes which servers the web root asked the console
 // service about; it has no consoles (so a request that gets that far is
-// answered 409) and accepts the token "tok-SERVER".
+// answered 409) and accepts the token "tok-SERVER-USER".
 type recordingConsole struct {
 	mu    sync.Mutex
 	calls []string
 }
 
-func (c *recordingConsole) CheckToken(server, token string) error {
-	if token != "tok-"+server {
+func (c *recordingConsole) CheckToken(server, user, token string) error {
+	if token != "tok-"+server+"-"+user {
 		return console.ErrBadToken
 	}
 	return nil
@@ -53,9 +53,8 @@ func (c *recordingConsole) last() string {
 }
 
 // TestConsoleRoute: /servers/S/vnc reaches the console service for the
-// server's owner or an admin (Basic auth or dashboard session), and for anyone
-// with a console token of that server; anyone else (unauthenticated included)
-// is answered 401.
+// server's owner or an admin (Basic auth or dashboard session); a console
+// token does not let anyone else in, and never travels in the URL.
 func TestConsoleRoute(t *testing.T) {
 	e := newEnv(t)
 	alice := e.user("alice", false)
@@ -86,12 +85,23 @@ func TestConsoleRoute(t *testing.T) {
 		{"owner session", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "s", Value: "alice-cookie"}) }, id, 409},
 		{"other session", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "s", Value: "bob-cookie"}) }, "", 401},
 		{"anonymous", func(r *http.Request) {}, "", 401},
-		{"anonymous with token", func(r *http.Request) { r.URL.RawQuery = "token=tok-" + id }, id, 409},
-		{"other basic with token", func(r *http.Request) {
+		{"anonymous with a token", func(r *http.Request) { r.Header.Set("X-Hearth-Console-Token", "tok-"+id+"-"+alice.id) }, "", 401},
+		{"other basic with the owner's token", func(r *http.Request) {
 			r.SetBasicAuth(bob.login, bob.secret)
-			r.URL.RawQuery = "token=tok-" + id
+			r.Header.Set("X-Hearth-Console-Token", "tok-"+id+"-"+alice.id)
+		}, "", 401},
+		{"owner with their token", func(r *http.Request) {
+			r.SetBasicAuth(alice.login, alice.secret)
+			r.Header.Set("X-Hearth-Console-Token", "tok-"+id+"-"+alice.id)
 		}, id, 409},
-		{"anonymous with a bad token", func(r *http.Request) { r.URL.RawQuery = "token=tok-other" }, "", 401},
+		{"owner with another user's token", func(r *http.Request) {
+			r.SetBasicAuth(alice.login, alice.secret)
+			r.Header.Set("X-Hearth-Console-Token", "tok-"+id+"-"+bob.id)
+		}, "", 401},
+		{"owner with a token in the URL", func(r *http.Request) {
+			r.SetBasicAuth(alice.login, alice.secret)
+			r.URL.RawQuery = "token=tok-" + id + "-" + alice.id
+		}, "", 400},
 		{"wrong secret", func(r *http.Request) { r.SetBasicAuth(alice.login, "wrong") }, "", 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

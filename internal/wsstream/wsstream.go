@@ -7,6 +7,7 @@ package wsstream
 import (
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -80,9 +81,18 @@ func (c *Conn) KeepAlive(interval, timeout time.Duration, stop <-chan struct{}) 
 }
 
 // Dial opens a websocket to url (ws:// or wss://) as noVNC does, offering
-// the "binary" subprotocol; header carries cookies, Basic auth or Origin.
+// the "binary" subprotocol, or those a Sec-WebSocket-Protocol in header
+// lists; header carries cookies, Basic auth or Origin.
 func Dial(url string, header http.Header) (*Conn, *http.Response, error) {
 	d := websocket.Dialer{Subprotocols: []string{"binary"}, HandshakeTimeout: 5 * time.Second}
+	if offered := header.Get("Sec-WebSocket-Protocol"); offered != "" { // the dialer sets the header itself
+		header = header.Clone()
+		header.Del("Sec-WebSocket-Protocol")
+		d.Subprotocols = nil
+		for _, p := range strings.Split(offered, ",") {
+			d.Subprotocols = append(d.Subprotocols, strings.TrimSpace(p))
+		}
+	}
 	ws, resp, err := d.Dial(url, header)
 	if err != nil {
 		return nil, resp, err

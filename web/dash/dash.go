@@ -37,6 +37,9 @@ type Config struct {
 	DataDir string
 	// Secure marks cookies Secure: set it when serving HTTPS.
 	Secure bool
+	// ConsoleToken mints a console token for a user on a server
+	// (console.Registry.Token); nil: the console page uses the password.
+	ConsoleToken func(server, user string) string
 	// Sessions keeps the logged-in browsers (required: storage.Store).
 	Sessions SessionStore
 	// IdleTimeout ends sessions unused this long (default 30 minutes).

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -80,7 +81,11 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	svc := api.New(store, api.WithGuests(guests), api.WithConsoleLog(guests), api.WithLogger(logtest.Logger(t)))
-	d, err := New(Config{Backend: svc, Sessions: store, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logger: logtest.Logger(t), Now: clk.now})
+	minted := 0
+	d, err := New(Config{Backend: svc, Sessions: store, ConsoleToken: func(server, user string) string {
+		minted++
+		return fmt.Sprintf("tok-%s-%s-%d", server, user, minted)
+	}, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logger: logtest.Logger(t), Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,9 +456,14 @@ func TestServerLifecycleThroughForms(t *testing.T) {
 	if !strings.Contains(live.body, "Activity") || !strings.Contains(live.body, `server &#34;web1&#34; created`) {
 		t.Fatalf("live server fragment lacks the activity log: %s", live.body)
 	}
-	var cj map[string]any
+	var cj, again map[string]any
 	if err := json.Unmarshal([]byte(b.get("/ui/servers/"+id+"/console.json").body), &cj); err != nil || cj["password"] != "pass1234" {
 		t.Fatalf("console.json: %v %v", cj, err)
+	}
+	// A console token for this user and server, a fresh one each time.
+	json.Unmarshal([]byte(b.get("/ui/servers/"+id+"/console.json").body), &again)
+	if tok, _ := cj["token"].(string); !strings.HasPrefix(tok, "tok-"+id+"-"+e.admin.ID+"-") || again["token"] == tok {
+		t.Fatalf("console.json tokens %v then %v: want a fresh token of this server and user each time", cj["token"], again["token"])
 	}
 
 	// A running server takes live keys; the page offers only those.

@@ -398,7 +398,8 @@ func (d *Dashboard) serverLive(rq *request) {
 	showFragment(rq, func(rq *request) (serverView, error) { return d.serverView(rq, rq.PathValue("id")) }, serverLive)
 }
 
-// serverConsoleJSON tells the console page what it needs to connect.
+// serverConsoleJSON tells the console page what it needs to connect: with
+// a fresh console token each time it is asked (one per connection).
 func (d *Dashboard) serverConsoleJSON(rq *request) {
 	info, err := d.backend.ServerInfo(rq.Context(), rq.user, rq.PathValue("id"))
 	if err != nil {
@@ -410,14 +411,19 @@ func (d *Dashboard) serverConsoleJSON(rq *request) {
 	if password == "" {
 		password = info["vnc:password"]
 	}
-	writeJSON(rq.w, http.StatusOK, map[string]any{
+	answer := map[string]any{
 		"server":      info["server"],
 		"name":        info["name"],
 		"status":      info["status"],
 		"password":    password,
 		"hasPassword": password != "",
 		"vncPort":     info["vnc:port"],
-	})
+	}
+	if d.cfg.ConsoleToken != nil && password != "" {
+		answer["token"] = d.cfg.ConsoleToken(info["server"], rq.user.ID)
+	}
+	rq.w.Header().Set("Cache-Control", "no-store")
+	writeJSON(rq.w, http.StatusOK, answer)
 }
 
 // consoleTail keeps the last lines of console output for the page, with

@@ -1,18 +1,18 @@
 // Hearth console page: noVNC connected to /servers/SERVER/vnc.
 //
-// URL parameters: server (required), token (a console token minted by the
-// dashboard: connects without the password while it is valid), name (shown
-// in the toolbar). For a logged-in owner the dashboard's
-// /ui/servers/SERVER/console.json supplies name and VNC password; without
-// it (a handed-out token URL, or no dashboard) the page asks for the
-// password. Reconnects with exponential back-off and gives up after
-// maxRetries; a wrong password asks again instead of retrying.
+// URL parameters: server (required), name (shown in the toolbar). For a
+// logged-in owner the dashboard's /ui/servers/SERVER/console.json supplies
+// the name, the VNC password and, fetched anew for every connection, a
+// console token (good once, for seconds) that the websocket carries as its
+// subprotocol "hearth-token.TOKEN", never in a URL; without the dashboard
+// the page asks for the password. Reconnects with exponential back-off and
+// gives up after maxRetries; a wrong password asks again instead of
+// retrying.
 import RFB from '/static/novnc/core/rfb.js';
 import KeyTable from '/static/novnc/core/input/keysym.js';
 
 const params = new URLSearchParams(location.search);
 const server = params.get('server') || '';
-let token = params.get('token') || '';
 let password = '';
 
 const $ = (id) => document.getElementById(id);
@@ -41,12 +41,21 @@ function setStatus(state, text) {
 function wsURL() {
   // location.host, not a fixed host: the Origin check compares the two.
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  let url = proto + '//' + location.host + '/servers/' + encodeURIComponent(server) + '/vnc';
-  if (token) url += '?token=' + encodeURIComponent(token);
-  return url;
+  return proto + '//' + location.host + '/servers/' + encodeURIComponent(server) + '/vnc';
 }
 
-function connect() {
+// consoleInfo asks the dashboard about the server: null without one (or
+// when not logged in), with the HTTP status.
+async function consoleInfo() {
+  try {
+    const r = await fetch('/ui/servers/' + encodeURIComponent(server) + '/console.json', { credentials: 'same-origin' });
+    return { status: r.status, info: r.ok ? await r.json() : null };
+  } catch (e) {
+    return { status: 0, info: null }; // no dashboard on this origin: the password will do
+  }
+}
+
+async function connect() {
   if (!server) {
     setStatus('failed', 'No server given (?server=UUID)');
     return;
@@ -56,9 +65,14 @@ function connect() {
   authFailed = false;
   $('login').hidden = true;
   setStatus('connecting', retries ? `Reconnecting (attempt ${retries + 1} of ${maxRetries + 1})…` : 'Connecting…');
+  // A token is good once: every connection gets a fresh one.
+  const { info } = await consoleInfo();
+  if (!wanted) return; // disconnected while asking
+  const protocols = ['binary'];
+  if (info && info.token) protocols.push('hearth-token.' + info.token);
   rfb = new RFB(screen, wsURL(), {
     shared: true,
-    wsProtocols: ['binary'],
+    wsProtocols: protocols,
     credentials: password ? { password } : undefined,
   });
   rfb.scaleViewport = $('scale').checked;
@@ -93,9 +107,6 @@ function connect() {
       setStatus('failed', 'Not connected: password needed');
       return;
     }
-    // A console token lives a minute: after the first failure, fall back
-    // to the session and the password.
-    if (token && retries > 0) token = '';
     scheduleRetry(e.detail.clean);
   });
 }
@@ -200,15 +211,7 @@ function note(html) {
 
 // start asks the dashboard what it knows of the server, then connects.
 async function start() {
-  let info = null;
-  let status = 0;
-  try {
-    const r = await fetch('/ui/servers/' + encodeURIComponent(server) + '/console.json', { credentials: 'same-origin' });
-    status = r.status;
-    if (r.ok) info = await r.json();
-  } catch (e) {
-    // No dashboard on this origin: the token or the password will do.
-  }
+  const { status, info } = await consoleInfo();
   if (info) {
     if (info.name) $('title').textContent = 'Console: ' + info.name;
     $('back').href = '/ui/servers/' + encodeURIComponent(server);
@@ -219,9 +222,8 @@ async function start() {
         encodeURIComponent(server) + '">server page</a> and start the server.');
       return;
     }
-    if (info.token && !token) token = info.token;
     if (info.password) password = info.password;
-  } else if (status === 401 && !token) {
+  } else if (status === 401) {
     setStatus('failed', 'Not logged in');
     note('Log in to use this console: <a href="/login?next=' +
       encodeURIComponent(location.pathname + location.search) + '">log in</a>.');
