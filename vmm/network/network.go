@@ -1,18 +1,21 @@
 // Package network wires each Hearth guest's NICs into the network namespace
 // its runtime made for it (runc creates a new one with the guest's init, owned
 // by the guest's user namespace) and joins them to a host bridge: the public
-// bridge (default hearth0, the gateway of Hearth's subnet, optionally NATed to
+// bridge (default hearth0 for the instance "hearth", the gateway of Hearth's subnet, optionally NATed to
 // the uplink) or a per-VLAN bridge that carries layer-2 traffic between the
 // guests of one VLAN and nothing else. Attach runs between the creation of
 // the guest's init and its start; the guest's ends of the veths vanish with
 // its namespace, and Detach removes the host ends should they remain.
 //
 // Everything it creates on the host carries a "hearth" prefix and is derived
-// from the guest id, so a restarted Hearth finds (and tears down) what an
-// earlier process created without keeping any state of its own:
+// from the Hearth instance and the guest id or VLAN (see Names), so a
+// restarted Hearth finds (and tears down) what an earlier process created
+// without keeping any state of its own, and never what another Hearth on
+// the host did:
 //
 //   - host end of NIC n: "hearth" + 8 hex digits of sha256(ID) + n;
-//   - VLAN bridge: "hearthv" + the first 8 hex digits of the VLAN UUID.
+//   - VLAN bridge: "hearthv" + the first 8 hex digits of the VLAN UUID
+//     (both hashed with the instance's name for an instance but "hearth").
 //
 // A DHCPv4 server (github.com/insomniacslk/dhcp) listens on the public
 // bridge alone (a socket bound to it with SO_BINDTODEVICE, never to every
@@ -73,8 +76,12 @@ type NICCounters struct{ RxBytes, RxPackets, TxBytes, TxPackets uint64 }
 // Option configures a Switch.
 type Option func(*Switch)
 
-// WithBridge names the public bridge (default "hearth0").
+// WithBridge names the public bridge (default: the instance's, see Names).
 func WithBridge(name string) Option { return func(m *Switch) { m.bridge = name } }
+
+// WithInstance names the Hearth instance whose devices the Switch makes and
+// finds (default "hearth"): see Names.
+func WithInstance(name string) Option { return func(m *Switch) { m.names = NamesOf(name) } }
 
 // WithGateway sets the public bridge's address and prefix, i.e. the guests'
 // gateway and Hearth's subnet (default 10.73.0.1/16).
@@ -102,6 +109,7 @@ func WithLeaseTime(d time.Duration) Option {
 // would lose but the DHCP leases, which Adopt registers again: devices are
 // found again by name.
 type Switch struct {
+	names   Names
 	bridge  string
 	gateway netip.Prefix
 	nat     bool
@@ -117,7 +125,7 @@ type Switch struct {
 
 // Public bridge defaults (appliance spec §5).
 const (
-	DefaultBridge  = "hearth0"
+	DefaultBridge  = "hearth0" // of the instance "hearth"
 	DefaultGateway = "10.73.0.1/16"
 )
 
@@ -126,7 +134,6 @@ const (
 // answering DHCP on it.
 func New(opts ...Option) (_ *Switch, err error) {
 	m := &Switch{
-		bridge:  DefaultBridge,
 		gateway: netip.MustParsePrefix(DefaultGateway),
 		log:     slog.New(slog.DiscardHandler),
 		dhcp:    &dhcpServer{leaseTime: DefaultLeaseTime, leases: map[string]lease{}},
@@ -139,6 +146,9 @@ func New(opts ...Option) (_ *Switch, err error) {
 	}
 	if !dnsSet {
 		m.dhcp.dns = HostResolvers()
+	}
+	if m.bridge == "" {
+		m.bridge = m.names.PublicBridge()
 	}
 	m.dhcp.bridge, m.dhcp.serverID, m.dhcp.log = m.bridge, m.gateway.Addr(), m.log
 	if m.dhcp.leaseTime < time.Minute || m.dhcp.leaseTime > 365*24*time.Hour {
@@ -378,7 +388,7 @@ func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns
 	if isVLANBridge(nic.Bridge) {
 		m.vlans[nic.Bridge] = true
 	}
-	name, owner, guestName := hostVeth(id, nic.Index), vethOwner(id, nic.Index), fmt.Sprintf("eth%d", nic.Index)
+	name, owner, guestName := m.names.hostVeth(id, nic.Index), m.names.vethOwner(id, nic.Index), fmt.Sprintf("eth%d", nic.Index)
 	old, err := netlink.LinkByName(name)
 	switch {
 	case err == nil && old.Attrs().Alias != owner:
@@ -460,13 +470,13 @@ func (m *Switch) Detach(ctx context.Context, id string) error {
 	}
 	var errs []error
 	bridges := map[int]bool{}
-	stem := vethStem(id)
+	stem := m.names.vethStem(id)
 	for _, l := range links {
 		a := l.Attrs()
 		if len(a.Name) != len(stem)+1 || !strings.HasPrefix(a.Name, stem) {
 			continue
 		}
-		if !strings.HasPrefix(a.Alias, ownerPrefix(id)) {
+		if !strings.HasPrefix(a.Alias, m.names.ownerPrefix(id)) {
 			m.log.Warn("network: detach keeps a veth of another guest", "server", id, "veth", a.Name, "owner", a.Alias)
 			continue
 		}
@@ -501,9 +511,9 @@ func (m *Switch) Counters(id string, index int) (NICCounters, error) {
 	if err := checkID(id); err != nil {
 		return NICCounters{}, err
 	}
-	name := hostVeth(id, index)
+	name := m.names.hostVeth(id, index)
 	l, err := netlink.LinkByName(name)
-	if err != nil || l.Attrs().Alias != vethOwner(id, index) || l.Attrs().Statistics == nil {
+	if err != nil || l.Attrs().Alias != m.names.vethOwner(id, index) || l.Attrs().Statistics == nil {
 		return NICCounters{}, fmt.Errorf("%w: guest %s nic:%d (%s)", ErrNotFound, id, index, name)
 	}
 	s := l.Attrs().Statistics

@@ -46,7 +46,7 @@ func newTestNet(t testing.TB, opts ...Option) *testNet {
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + rand.IntN(100)), byte(rand.IntN(256)), 0}), 24)
 	gw := netip.PrefixFrom(subnet.Addr().Next(), 24)
 	tn := &testNet{t: t, subnet: subnet}
-	opts = append([]Option{WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t))}, opts...)
+	opts = append([]Option{WithInstance(fmt.Sprintf("test%04x", rand.IntN(1<<16))), WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t))}, opts...)
 	m, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func (tn *testNet) newID() string {
 }
 
 func (tn *testNet) newVLAN() string {
-	br := VLANBridge(uuid.NewString())
+	br := tn.names.VLANBridge(uuid.NewString())
 	tn.vlans = append(tn.vlans, br)
 	return br
 }
@@ -154,7 +154,7 @@ func (tn *testNet) assertClean() {
 	for _, l := range links {
 		name := l.Attrs().Name
 		for _, id := range tn.ids {
-			if strings.HasPrefix(name, vethStem(id)) {
+			if strings.HasPrefix(name, tn.names.vethStem(id)) {
 				t.Errorf("veth %s of guest %s left behind", name, id)
 			}
 		}
@@ -446,7 +446,7 @@ func TestGuestEndTakesItsNICsAlong(t *testing.T) {
 	}
 	tn.stopGuest(pid)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := netlink.LinkByName(hostVeth(id, 0)); err != nil {
+		if _, err := netlink.LinkByName(tn.names.hostVeth(id, 0)); err != nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -509,7 +509,7 @@ func TestAttachRefusesAnotherGuestsDevice(t *testing.T) {
 	tn := newTestNet(t)
 	id := tn.newID()
 	// A device under the guest's veth name that Hearth did not make for it.
-	squatter := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostVeth(id, 0)}, PeerName: fmt.Sprintf("hearthq%08x", rand.Uint32())}
+	squatter := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: tn.names.hostVeth(id, 0)}, PeerName: fmt.Sprintf("hearthq%08x", rand.Uint32())}
 	if err := netlink.LinkAdd(squatter); err != nil {
 		t.Fatal(err)
 	}
