@@ -37,6 +37,9 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		if spec.IDMap, err = h.idMap(spec.IDSlot); err != nil {
 			return fmt.Errorf("guest %s: %w", spec.ID, err)
 		}
+		if err := h.checkHostIDs(spec); err != nil {
+			return err
+		}
 	}
 	g := &instance{spec: spec, console: guest.NewConsole()}
 	h.mu.Lock()
@@ -168,7 +171,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		}
 		taskOpts = append(taskOpts, client.WithRootFS([]mount.Mount{{Type: root.FS, Source: boot.Device, Options: options}}))
 	}
-	task, err := c.NewTask(ctx, creator, taskOpts...)
+	task, err := c.NewTask(ctx, creator, append(taskOpts, h.driver.TaskOptions(h.runcState())...)...)
 	if err != nil {
 		if strings.Contains(err.Error(), "failed to mount rootfs") {
 			return fmt.Errorf("the boot drive's %s root could not be mounted: %w", root.FS, guest.ErrBootDrive)

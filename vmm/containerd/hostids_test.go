@@ -1,0 +1,79 @@
+package containerd
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"hearth/vmm/guest"
+)
+
+func TestIDWindowsAreDisjointAndWithinHostIDs(t *testing.T) {
+	if ChooseIDBase("hearth") != DefaultIDBase {
+		t.Errorf("the instance hearth's window starts at %d, want %d (where guests were before instances)", ChooseIDBase("hearth"), DefaultIDBase)
+	}
+	if IDWindows < 32 {
+		t.Errorf("only %d windows of host ids", IDWindows)
+	}
+	last := uint64(windowBase(IDWindows-1)) + idWindow
+	if last > 1<<32-1 {
+		t.Errorf("the last window ends at %d, past the last host id", last)
+	}
+	for _, inst := range []string{"a", "test", "0123abcd", "e2e-2"} {
+		base := ChooseIDBase(inst)
+		if err := CheckIDBase(base); err != nil || base == DefaultIDBase {
+			t.Errorf("%s: base %d (%v): want a window but the instance hearth's", inst, base, err)
+		}
+	}
+	for _, bad := range []uint32{0, DefaultIDBase + 1, DefaultIDBase + idWindow/2, windowBase(IDWindows - 1) + idWindow} {
+		if err := CheckIDBase(bad); err == nil {
+			t.Errorf("CheckIDBase(%d) = nil, want an error", bad)
+		}
+	}
+	h := &Host{idBase: windowBase(3)}
+	if m, err := h.idMap(IDSlots - 1); err != nil || uint64(m.HostID)+uint64(m.Size) != uint64(windowBase(4)) {
+		t.Errorf("last slot maps %+v (%v), want the last block of the window", m, err)
+	}
+	if _, err := h.idMap(IDSlots); err == nil {
+		t.Error("a slot past the window was given host ids")
+	}
+}
+
+// TestHostIDUsers: processes whose user namespace maps ids of a range are
+// found from /proc, but the host's own identity map, zombies and processes
+// the caller says are its own.
+func TestHostIDUsers(t *testing.T) {
+	proc := t.TempDir()
+	process := func(pid, uidMap, state, cgroup string) {
+		dir := filepath.Join(proc, pid)
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "uid_map"), []byte(uidMap), 0o644)
+		os.WriteFile(filepath.Join(dir, "stat"), []byte(pid+" (init) "+state+" 1 1"), 0o644)
+		os.WriteFile(filepath.Join(dir, "cgroup"), []byte(cgroup), 0o644)
+	}
+	process("1", "         0          0 4294967295\n", "S", "0::/init.scope\n")
+	process("10", "         0    1000000      65536\n", "S", "0::/hearth/a\n")
+	process("11", "         0    1065536      65536\n", "S", "0::/hearth-x/b\n")
+	process("12", "         0    1065536      65536\n", "Z", "0::/hearth-x/b\n")
+	process("13", "         0     100000      65536\n", "S", "0::/user.slice\n")
+	process("14", "         0       1000          1\n         1    1131071          1\n", "S", "12:pids:/other\n1:name=systemd:/other\n")
+
+	found := func(users []IDUser) string {
+		var pids []string
+		for _, u := range users {
+			pids = append(pids, u.String())
+		}
+		return strings.Join(pids, "; ")
+	}
+	all := HostIDUsers(proc, DefaultIDBase, 2*guest.IDRange, nil)
+	if got := found(all); got != "pid 10 maps host ids 1000000-1065535 (cgroup /hearth/a); pid 11 maps host ids 1065536-1131071 (cgroup /hearth-x/b); pid 14 maps host ids 1131071-1131071 (cgroup /other)" {
+		t.Errorf("users of ids 1000000-1131071: %s", got)
+	}
+	if got := found(HostIDUsers(proc, DefaultIDBase, 2*guest.IDRange, inCgroupOf("/hearth"))); strings.Contains(got, "pid 10") || !strings.Contains(got, "pid 11") {
+		t.Errorf("users but the instance hearth's guests: %s (the instance hearth-x's are not its own)", got)
+	}
+	if got := found(HostIDUsers(proc, 2_000_000, guest.IDRange, nil)); got != "" {
+		t.Errorf("users of ids nobody maps: %s", got)
+	}
+}
