@@ -26,7 +26,7 @@ func TestIDWindowsAreDisjointAndWithinHostIDs(t *testing.T) {
 			t.Errorf("%s: base %d (%v): want a window but the instance hearth's", inst, base, err)
 		}
 	}
-	for _, bad := range []uint32{0, DefaultIDBase + 1, DefaultIDBase + idWindow/2, windowBase(IDWindows - 1) + idWindow} {
+	for _, bad := range []uint32{0, DefaultIDBase + 1, DefaultIDBase + idWindow/2, windowBase(IDWindows-1) + idWindow} {
 		if err := CheckIDBase(bad); err == nil {
 			t.Errorf("CheckIDBase(%d) = nil, want an error", bad)
 		}
