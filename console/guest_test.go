@@ -38,7 +38,8 @@ func TestGuestConsole(t *testing.T) {
 	ns := "hearth-test-console-" + hex.EncodeToString(suffix)
 	ctx := context.Background()
 	data := vmmtest.DataDir(t)
-	h, err := containerd.Open(ctx, data, containerd.WithNamespace(ns), containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(logtest.Logger(t)))
+	h, err := containerd.Open(ctx, data, containerd.WithNamespace(ns), containerd.WithRuntime(containerd.RuntimeRunc),
+		containerd.WithIDBase(containerd.IDWindowBase(vmmtest.IDWindow(t, containerd.IDWindows))), containerd.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

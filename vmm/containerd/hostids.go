@@ -55,15 +55,16 @@ func ChooseIDBase(instance string) uint32 {
 	first := 1 + int(binary.BigEndian.Uint32(sum[:4])%(IDWindows-1))
 	for i := range IDWindows - 1 {
 		w := 1 + (first-1+i)%(IDWindows-1)
-		base := windowBase(w)
+		base := IDWindowBase(w)
 		if len(HostIDUsers("/proc", uint64(base), idWindow, nil)) == 0 {
 			return base
 		}
 	}
-	return windowBase(first)
+	return IDWindowBase(first)
 }
 
-func windowBase(w int) uint32 { return uint32(DefaultIDBase + w*idWindow) }
+// IDWindowBase is the first host id of window w (0 to IDWindows-1).
+func IDWindowBase(w int) uint32 { return uint32(DefaultIDBase + w*idWindow) }
 
 // CheckIDBase refuses a base that is not the first id of a window.
 func CheckIDBase(base uint32) error {
@@ -158,10 +159,11 @@ func inCgroupOf(dir string) func(cgroups string) bool {
 }
 
 // checkHostIDs refuses to start a guest whose host ids a process outside
-// the guest's own cgroup maps: another Hearth's guest (their windows
-// overlap) or anything else that took them.
+// the instance's guests maps: another Hearth's guest (their windows
+// overlap) or anything else that took them. Among its own guests the
+// database keeps slots disjoint.
 func (h *Host) checkHostIDs(spec guest.Spec) error {
-	users := HostIDUsers("/proc", uint64(spec.IDMap.HostID), uint64(spec.IDMap.Size), inCgroupOf(h.cgroupsPath(spec.ID)))
+	users := HostIDUsers("/proc", uint64(spec.IDMap.HostID), uint64(spec.IDMap.Size), inCgroupOf("/"+h.namespace))
 	if len(users) == 0 {
 		return nil
 	}

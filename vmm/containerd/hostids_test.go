@@ -16,7 +16,7 @@ func TestIDWindowsAreDisjointAndWithinHostIDs(t *testing.T) {
 	if IDWindows < 32 {
 		t.Errorf("only %d windows of host ids", IDWindows)
 	}
-	last := uint64(windowBase(IDWindows-1)) + idWindow
+	last := uint64(IDWindowBase(IDWindows-1)) + idWindow
 	if last > 1<<32-1 {
 		t.Errorf("the last window ends at %d, past the last host id", last)
 	}
@@ -26,13 +26,13 @@ func TestIDWindowsAreDisjointAndWithinHostIDs(t *testing.T) {
 			t.Errorf("%s: base %d (%v): want a window but the instance hearth's", inst, base, err)
 		}
 	}
-	for _, bad := range []uint32{0, DefaultIDBase + 1, DefaultIDBase + idWindow/2, windowBase(IDWindows-1) + idWindow} {
+	for _, bad := range []uint32{0, DefaultIDBase + 1, DefaultIDBase + idWindow/2, IDWindowBase(IDWindows-1) + idWindow} {
 		if err := CheckIDBase(bad); err == nil {
 			t.Errorf("CheckIDBase(%d) = nil, want an error", bad)
 		}
 	}
-	h := &Host{idBase: windowBase(3)}
-	if m, err := h.idMap(IDSlots - 1); err != nil || uint64(m.HostID)+uint64(m.Size) != uint64(windowBase(4)) {
+	h := &Host{idBase: IDWindowBase(3)}
+	if m, err := h.idMap(IDSlots - 1); err != nil || uint64(m.HostID)+uint64(m.Size) != uint64(IDWindowBase(4)) {
 		t.Errorf("last slot maps %+v (%v), want the last block of the window", m, err)
 	}
 	if _, err := h.idMap(IDSlots); err == nil {

@@ -103,7 +103,8 @@ func newStack(t *testing.T) *env {
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
 	host, err := containerd.Open(ctx, data, containerd.WithNamespace("hearth-dash-"+hex.EncodeToString(suffix)),
-		containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(logtest.Logger(t)))
+		containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithIDBase(containerd.IDWindowBase(vmmtest.IDWindow(t, containerd.IDWindows))),
+		containerd.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
