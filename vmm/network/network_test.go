@@ -26,11 +26,12 @@ import (
 // testNet is one test's Switch with its own bridge and subnet.
 type testNet struct {
 	*Switch
-	t      testing.TB
-	subnet netip.Prefix
-	ids    []string
-	vlans  []string
-	guests []*exec.Cmd // stand-ins for guests' inits, each in a network namespace of its own
+	t        testing.TB
+	instance string // a Hearth instance of its own, as every test is
+	subnet   netip.Prefix
+	ids      []string
+	vlans    []string
+	guests   []*exec.Cmd // stand-ins for guests' inits, each in a network namespace of its own
 }
 
 func needRoot(t testing.TB) {
@@ -45,8 +46,8 @@ func newTestNet(t testing.TB, opts ...Option) *testNet {
 	needRoot(t)
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + rand.IntN(100)), byte(rand.IntN(256)), 0}), 24)
 	gw := netip.PrefixFrom(subnet.Addr().Next(), 24)
-	tn := &testNet{t: t, subnet: subnet}
-	opts = append([]Option{WithInstance(fmt.Sprintf("test%04x", rand.IntN(1<<16))), WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t))}, opts...)
+	tn := &testNet{t: t, subnet: subnet, instance: fmt.Sprintf("test%04x", rand.IntN(1<<16))}
+	opts = append([]Option{WithInstance(tn.instance), WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t))}, opts...)
 	m, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -395,7 +396,7 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 	if _, err := netlink.LinkByName(tn.Bridge()); err != nil {
 		t.Fatalf("Close removed the public bridge of a running guest: %v", err)
 	}
-	m2, err := New(WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(t)))
+	m2, err := New(WithInstance(tn.instance), WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -692,4 +693,35 @@ func TestDetachWhileTheGuestStillRuns(t *testing.T) {
 	}
 	tn.close()
 	tn.assertClean() // veths, bridges and rules are gone though the guest lives on
+}
+
+// TestInstancesKeepToTheirOwn: two Hearth instances on one host wiring a
+// guest of the same id (a copied DATA) and a VLAN of the same UUID get
+// devices of their own, and one's Detach and Close leave the other's alone.
+func TestInstancesKeepToTheirOwn(t *testing.T) {
+	t.Parallel()
+	a, b := newTestNet(t), newTestNet(t)
+	id, vlan := uuid.NewString(), uuid.NewString()
+	a.ids, b.ids = append(a.ids, id), append(b.ids, id)
+	brA, brB := a.names.VLANBridge(vlan), b.names.VLANBridge(vlan)
+	if brA == brB || a.names.hostVeth(id, 0) == b.names.hostVeth(id, 0) {
+		t.Fatalf("instances %s and %s share device names: %s, %s", a.instance, b.instance, brA, a.names.hostVeth(id, 0))
+	}
+	a.vlans, b.vlans = append(a.vlans, brA), append(b.vlans, brB)
+	a.attach(id, a.public(30), NIC{Index: 1, MAC: RandomMAC(), Bridge: brA})
+	b.attach(id, b.public(30), NIC{Index: 1, MAC: RandomMAC(), Bridge: brB})
+	a.detach(id)
+	a.close()
+	a.assertClean()
+	for _, nic := range []int{0, 1} {
+		if _, err := b.Counters(id, nic); err != nil {
+			t.Errorf("the other instance's nic:%d after one's Detach and Close: %v", nic, err)
+		}
+	}
+	if _, err := netlink.LinkByName(brB); err != nil {
+		t.Errorf("the other instance's VLAN bridge: %v", err)
+	}
+	b.detach(id)
+	b.close()
+	b.assertClean()
 }
