@@ -94,6 +94,14 @@ func (n Names) vethOwner(id string, index int) string {
 
 func (n Names) ownerPrefix(id string) string { return prefix + ":" + n.qualified(id) + ":" }
 
+// bridgeOwner is the alias that marks the instance's public bridge.
+func (n Names) bridgeOwner() string {
+	if n.instance == "" {
+		return prefix + ":" + legacyInstance
+	}
+	return prefix + ":" + n.instance
+}
+
 // qualified is id prefixed with the instance ("/" is in no guest id).
 func (n Names) qualified(id string) string {
 	if n.instance == "" {

@@ -178,6 +178,9 @@ func New(opts ...Option) (_ *Switch, err error) {
 			}
 		}()
 	}
+	if err := m.own(br); err != nil {
+		return nil, err
+	}
 	if err := netlink.AddrReplace(br, &netlink.Addr{IPNet: ipNet(g)}); err != nil {
 		return nil, fmt.Errorf("address %s on %s: %w", g, m.bridge, err)
 	}
@@ -213,6 +216,25 @@ func New(opts ...Option) (_ *Switch, err error) {
 	}
 	m.log.Info("network: public bridge", "bridge", m.bridge, "ip", g, "nat", g.Masked())
 	return m, nil
+}
+
+// own marks the public bridge as the instance's in its alias, refusing one
+// another instance marked (two Hearths given one --bridge): each would take
+// the other's gateway address away. A bridge from before instances has no
+// mark and is taken.
+func (m *Switch) own(br netlink.Link) error {
+	owner := m.names.bridgeOwner()
+	switch alias := br.Attrs().Alias; alias {
+	case owner:
+		return nil
+	case "":
+		if err := netlink.LinkSetAlias(br, owner); err != nil {
+			return fmt.Errorf("mark %s as the instance's: %w", m.bridge, err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: public bridge %s belongs to another Hearth (%s); give each Hearth its own --bridge", ErrConflict, m.bridge, alias)
+	}
 }
 
 // startDHCP (re)starts the DHCP server on the public bridge. Without it

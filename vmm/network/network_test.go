@@ -546,7 +546,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 	}
 	// A restart with another subnet replaces the rules and the bridge's address.
 	moved := netip.MustParsePrefix("10.99." + fmt.Sprint(rand.IntN(256)) + ".1/24")
-	crashed, err := New(WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true))
+	crashed, err := New(WithInstance(tn.instance), WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +561,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 		t.Errorf("bridge addresses after the move: %v %v, want only %s", addrs, err, moved)
 	}
 	// A restart with NAT off removes what the earlier runs installed.
-	off, err := New(WithBridge(tn.Bridge()), WithGateway(moved))
+	off, err := New(WithInstance(tn.instance), WithBridge(tn.Bridge()), WithGateway(moved))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -708,6 +708,9 @@ func TestInstancesKeepToTheirOwn(t *testing.T) {
 		t.Fatalf("instances %s and %s share device names: %s, %s", a.instance, b.instance, brA, a.names.hostVeth(id, 0))
 	}
 	a.vlans, b.vlans = append(a.vlans, brA), append(b.vlans, brB)
+	if _, err := New(WithInstance(b.instance), WithBridge(a.Bridge()), WithGateway(b.gateway0())); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), a.instance) {
+		t.Errorf("a second instance on the first's public bridge: %v, want ErrConflict naming the owner", err)
+	}
 	a.attach(id, a.public(30), NIC{Index: 1, MAC: RandomMAC(), Bridge: brA})
 	b.attach(id, b.public(30), NIC{Index: 1, MAC: RandomMAC(), Bridge: brB})
 	a.detach(id)
