@@ -1,11 +1,14 @@
 package containerd
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"hearth/internal/testguest"
 	"hearth/vmm/guest"
 )
 
@@ -75,5 +78,48 @@ func TestHostIDUsers(t *testing.T) {
 	}
 	if got := found(HostIDUsers(proc, 2_000_000, guest.IDRange, nil)); got != "" {
 		t.Errorf("users of ids nobody maps: %s", got)
+	}
+}
+
+// TestGuestRefusedWhileAnotherInstanceMapsItsIDs: two Hosts (two Hearths)
+// given the same window of host ids: the second's guest in the first's
+// slot does not start while the first's runs, and starts once it is gone;
+// a guest of the first in another slot is not held up by its own.
+func TestGuestRefusedWhileAnotherInstanceMapsItsIDs(t *testing.T) {
+	a, _ := openTestHost(t)
+	b, _ := openTestHost(t, WithIDBase(a.idBase))
+	ctx := context.Background()
+	spec := func(id string, slot int) guest.Spec {
+		return guest.Spec{ID: id, IDSlot: slot, Boot: guest.Disk{Image: testguest.Image(t, 32<<20)}}
+	}
+	first := guestID(t, 0)
+	if err := a.Start(ctx, spec(first, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx, spec(guestID(t, 1), 1)); err != nil {
+		t.Errorf("a second guest of the same instance: %v", err)
+	}
+	other := guestID(t, 2)
+	err := b.Start(ctx, spec(other, 0))
+	if !errors.Is(err, guest.ErrUnavailable) || !strings.Contains(err.Error(), "in use outside this Hearth") {
+		t.Fatalf("a guest on ids another instance's guest maps: %v, want refused", err)
+	}
+	if _, err := b.Status(ctx, other); !errors.Is(err, guest.ErrNotFound) {
+		t.Errorf("the refused guest left something behind: %v", err)
+	}
+	if err := a.Delete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx, spec(other, 0)); err != nil {
+		t.Errorf("once the other guest is gone: %v", err)
+	}
+	// Both Hosts' guests go before either checks for leaks: they share the
+	// test's directory.
+	for _, h := range []*Host{a, b} {
+		for _, g := range h.Guests(ctx) {
+			if err := h.Delete(ctx, g.Spec.ID); err != nil {
+				t.Errorf("delete %s: %v", g.Spec.ID, err)
+			}
+		}
 	}
 }
