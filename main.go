@@ -543,8 +543,11 @@ func resolveInstance(ctx context.Context, store *storage.Store, flagged string, 
 		}
 		return instance.FromData(store.Dir())
 	})
-	if err != nil || flagged == "" || flagged == recorded {
-		return recorded, err
+	if err != nil {
+		return "", err
+	}
+	if flagged == "" || flagged == recorded {
+		return recorded, instance.Check(recorded)
 	}
 	running, err := store.ServersByStatus(ctx, storage.StatusActive, storage.StatusPaused)
 	if err != nil {

@@ -59,14 +59,19 @@ func TestTwoInstances(t *testing.T) {
 		t.Errorf("the two instances' guests share host ids: %d and %d (%d ids each)", first, other, size)
 	}
 
-	// A third Hearth may not run as an instance already running.
+	// A third Hearth may not run as an instance already running, and is
+	// refused before it touches the host.
+	dup := "hearthd" + randomHex(4)
 	out, err := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data", vmmtest.DataDir(t),
-		"--instance", strings.TrimPrefix(a.namespace, "hearth-"), "--subnet", "10.251.0.0/24", "--bridge", "hearthdup0",
+		"--instance", strings.TrimPrefix(a.namespace, "hearth-"), "--subnet", "10.251.0.0/24", "--bridge", dup,
 		"--containerd", "/nonexistent.sock").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "another Hearth on this host runs as instance") {
 		t.Errorf("a second Hearth as instance %s: %v\n%s", a.namespace, err, out)
 	}
-	exec.Command("ip", "link", "del", "hearthdup0").Run() // were it made despite all
+	if exec.Command("ip", "link", "show", dup).Run() == nil {
+		t.Errorf("the refused Hearth made its bridge %s", dup)
+		exec.Command("ip", "link", "del", dup).Run()
+	}
 
 	for i, restarted := range guests {
 		kept := guests[1-i]

@@ -28,6 +28,9 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
+	if spec.ID == runcDirName { // DATA/run/ID would be runc's state
+		return fmt.Errorf("guest id %q is reserved: %w", spec.ID, guest.ErrInvalid)
+	}
 	if len(spec.NICs) > 0 && h.network == nil {
 		return fmt.Errorf("guest %s has NICs but Hearth has no network: %w", spec.ID, guest.ErrInvalid)
 	}
