@@ -402,6 +402,7 @@ func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns
 	}
 	if created && nic.Bridge == m.bridge { // someone deleted it under us
 		m.log.Warn("network: the public bridge was gone; created it again", "bridge", m.bridge)
+		m.logIf(m.own(br))
 		if err := netlink.AddrReplace(br, &netlink.Addr{IPNet: ipNet(m.gateway)}); err != nil {
 			return fmt.Errorf("address %s on %s: %w", m.gateway, m.bridge, err)
 		}
