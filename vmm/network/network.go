@@ -358,6 +358,13 @@ func (m *Switch) Adopt(id string, nics []NIC) error {
 	if err != nil {
 		return err
 	}
+	m.mu.Lock()
+	for _, nic := range nics {
+		if isVLANBridge(nic.Bridge) { // so that Detach and Close remove it once idle
+			m.vlans[nic.Bridge] = true
+		}
+	}
+	m.mu.Unlock()
 	m.dhcp.register(id, nics, macs)
 	return nil
 }
@@ -477,8 +484,9 @@ func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns
 
 // Detach drops the guest's DHCP leases and removes the host ends of its
 // veths that remain (the guest's namespace takes them along when it goes)
-// and a VLAN bridge whose last port went with them. Idempotent; it works
-// for guests attached by an earlier Hearth process.
+// and the VLAN bridges this Switch used (Attach, Adopt) that have no port
+// left. Idempotent; it works for guests attached by an earlier Hearth
+// process.
 func (m *Switch) Detach(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
@@ -513,7 +521,12 @@ func (m *Switch) Detach(ctx context.Context, id string) error {
 		if err != nil || !isVLANBridge(br.Attrs().Name) {
 			continue
 		}
-		errs = append(errs, m.deleteIdleVLAN(ctx, br.Attrs().Name))
+		m.vlans[br.Attrs().Name] = true
+	}
+	// A guest that ended took its veths along before Detach: its VLAN
+	// bridges are found among those this Switch used.
+	for name := range m.vlans {
+		errs = append(errs, m.deleteIdleVLAN(ctx, name))
 	}
 	return errors.Join(errs...)
 }

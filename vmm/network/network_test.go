@@ -455,6 +455,46 @@ func TestGuestEndTakesItsNICsAlong(t *testing.T) {
 		}
 	}
 	tn.detach(id)
+	if _, err := netlink.LinkByName(nics[1].Bridge); err == nil {
+		t.Error("the VLAN bridge outlived the Detach of its last guest")
+	}
+	tn.close()
+	tn.assertClean()
+}
+
+// TestAdoptedGuestsVLANGoesWithIt: after a restart of Hearth, the VLAN
+// bridge of an adopted guest that then ends goes at its Detach.
+func TestAdoptedGuestsVLANGoesWithIt(t *testing.T) {
+	t.Parallel()
+	tn := newTestNet(t)
+	id := tn.newID()
+	nics := []NIC{tn.public(27), {Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()}}
+	pid, _ := tn.newGuest()
+	if err := tn.Attach(context.Background(), id, pid, nics); err != nil {
+		t.Fatal(err)
+	}
+	tn.close() // Hearth stops; the guest runs on
+	m2, err := New(WithInstance(tn.instance), WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.Switch = m2
+	if err := tn.Adopt(id, nics); err != nil {
+		t.Fatal(err)
+	}
+	tn.stopGuest(pid)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := netlink.LinkByName(tn.names.hostVeth(id, 1)); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the host end of nic:1 outlived the guest's namespace")
+		}
+	}
+	tn.detach(id)
+	if _, err := netlink.LinkByName(nics[1].Bridge); err == nil {
+		t.Error("the adopted guest's VLAN bridge outlived its Detach")
+	}
 	tn.close()
 	tn.assertClean()
 }
