@@ -77,7 +77,8 @@ type hearth struct {
 	subnet    string
 	extra     []string
 	derived   bool   // no --bridge: the instance's own public bridge
-	namespace string // the instance's containerd namespace
+	instance  string // the instance's name
+	namespace string // its containerd namespace
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -136,7 +137,7 @@ func startHearth(t testing.TB, opts ...option) *hearth {
 	if i := slices.Index(h.extra, "--instance"); i >= 0 && i+1 < len(h.extra) {
 		name = h.extra[i+1]
 	}
-	h.namespace = instance.Prefixed(name)
+	h.instance, h.namespace = name, instance.Prefixed(name)
 	if h.derived {
 		h.bridge = network.NamesOf(name).PublicBridge()
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/vmm/network"
 	"hearth/vmm/vmmtest"
 )
 
@@ -18,6 +19,8 @@ type instanceGuest struct {
 	c   *client
 	id  string
 	pid string // its task's (init's) host pid
+
+	vlanBridge string // of its nic:1
 }
 
 // TestTwoInstances: two Hearths on one host (their own DATA, subnet and
@@ -29,6 +32,15 @@ type instanceGuest struct {
 // DATA), bridges and host ids are their own; a third Hearth may not claim
 // a running one's instance.
 func TestTwoInstances(t *testing.T) {
+	var vlanBridges []string
+	t.Cleanup(func() { // after the Hearths' own cleanups, which destroyed every server
+		for _, br := range vlanBridges {
+			if exec.Command("ip", "link", "show", br).Run() == nil {
+				t.Errorf("VLAN bridge %s outlived its last guest", br)
+				exec.Command("ip", "link", "del", br).Run()
+			}
+		}
+	})
 	a := startHearth(t)
 	b := startHearth(t, withDerivedNames())
 	if a.namespace == b.namespace || a.bridge == b.bridge {
@@ -38,6 +50,12 @@ func TestTwoInstances(t *testing.T) {
 		t.Errorf("derived public bridge %q: want hearth- and the instance, at most 15 characters", b.bridge)
 	}
 	guests := []*instanceGuest{startInstanceGuest(t, a), startInstanceGuest(t, b)}
+	for _, g := range guests {
+		vlanBridges = append(vlanBridges, g.vlanBridge)
+	}
+	if vlanBridges[0] == vlanBridges[1] {
+		t.Errorf("two instances' VLANs share the bridge %s", vlanBridges[0])
+	}
 
 	for _, g := range guests {
 		state := filepath.Join(g.h.data, "run", "runc", g.h.namespace, g.id, "state.json")
@@ -90,7 +108,10 @@ func startInstanceGuest(t *testing.T, h *hearth) *instanceGuest {
 	id := c.post("/servers/create", guestWithNIC("inst", c.driveFrom(t, lib, "32M"))+"nic:1:model virtio\nnic:1:vlan "+vlan+"\n").must(t, 200).props()["server"]
 	c.waitStatus(t, id, "active", time.Minute)
 	c.waitConsole(t, id, " # ", time.Minute)
-	g := &instanceGuest{h: h, c: c, id: id}
+	g := &instanceGuest{h: h, c: c, id: id, vlanBridge: network.NamesOf(h.instance).VLANBridge(vlan)}
+	if exec.Command("ip", "link", "show", g.vlanBridge).Run() != nil {
+		t.Errorf("%s: no VLAN bridge %s", h.namespace, g.vlanBridge)
+	}
 	task, ok := h.taskTable()[id]
 	if !ok || task.status != "RUNNING" {
 		t.Fatalf("%s: task of %s: %+v", h.namespace, id, task)
