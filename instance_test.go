@@ -66,14 +66,25 @@ func TestResolveInstance(t *testing.T) {
 		t.Errorf("a refused rename was recorded: %q", got)
 	}
 
-	if base, err := instanceIDBase(ctx, legacy, instance.Legacy); err != nil || base != containerd.DefaultIDBase {
-		t.Errorf("id base of the instance hearth: %d, %v; want %d", base, err, containerd.DefaultIDBase)
+	base, claim, err := instanceIDBase(ctx, legacy, instance.Legacy)
+	if err == nil {
+		claim.Close()
 	}
-	base, err := instanceIDBase(ctx, fresh, "tenant-a")
+	if err != nil && !errors.Is(err, containerd.ErrIDWindowInUse) || err == nil && base != containerd.DefaultIDBase {
+		t.Errorf("id base of the instance hearth: %d, %v; want %d (or in use by a Hearth serving it on this host)", base, err, containerd.DefaultIDBase)
+	}
+	base, claim, err = instanceIDBase(ctx, fresh, "tenant-a")
 	if err != nil || base == containerd.DefaultIDBase {
 		t.Fatalf("id base of tenant-a: %d, %v; want a window of its own", base, err)
 	}
-	if again, _ := instanceIDBase(ctx, fresh, "renamed"); again != base {
-		t.Errorf("the recorded id base moved from %d to %d", base, again)
+	if _, _, err := instanceIDBase(ctx, fresh, "tenant-a"); !errors.Is(err, containerd.ErrIDWindowInUse) {
+		t.Errorf("a second claim of tenant-a's window while it is held: %v, want ErrIDWindowInUse", err)
+	}
+	claim.Close()
+	again, claim, err := instanceIDBase(ctx, fresh, "renamed")
+	if err != nil || again != base {
+		t.Errorf("the recorded id base moved from %d to %d (%v)", base, again, err)
+	} else {
+		claim.Close()
 	}
 }

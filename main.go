@@ -415,10 +415,11 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer claim.Close()
-	idBase, err := instanceIDBase(ctx, store, name)
+	idBase, idClaim, err := instanceIDBase(ctx, store, name)
 	if err != nil {
 		return err
 	}
+	defer idClaim.Close()
 	logger.Info("instance", "instance", name, "namespace", instance.Prefixed(name), "ids_from", idBase)
 	netOpts = append(netOpts, network.WithInstance(name))
 
@@ -560,20 +561,31 @@ func resolveInstance(ctx context.Context, store *storage.Store, flagged string, 
 	return flagged, store.SetMeta(ctx, metaInstance, flagged)
 }
 
-// instanceIDBase is the first host id of the instance's window, chosen at
-// its first serve and kept in DATA: its servers keep their host ids.
-func instanceIDBase(ctx context.Context, store *storage.Store, name string) (uint32, error) {
+// instanceIDBase claims the instance's window of host ids for as long as
+// serve runs and returns its first id: chosen at the first serve and kept
+// in DATA, so that its servers keep their host ids.
+func instanceIDBase(ctx context.Context, store *storage.Store, name string) (uint32, io.Closer, error) {
+	var claim io.Closer
+	var chosen uint32
 	v, err := store.Meta(ctx, metaIDBase, func() (string, error) {
-		return strconv.FormatUint(uint64(containerd.ChooseIDBase(name)), 10), nil
+		var err error
+		chosen, claim, err = containerd.ClaimIDBase(name, 0)
+		return strconv.FormatUint(uint64(chosen), 10), err
 	})
 	if err != nil {
-		return 0, err
+		if claim != nil {
+			claim.Close()
+		}
+		return 0, nil, err
+	}
+	if claim != nil {
+		return chosen, claim, nil
 	}
 	base, err := strconv.ParseUint(v, 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("recorded host id base %q: %w", v, err)
+		return 0, nil, fmt.Errorf("recorded host id base %q: %w", v, err)
 	}
-	return uint32(base), containerd.CheckIDBase(uint32(base))
+	return containerd.ClaimIDBase(name, uint32(base))
 }
 
 // Keys of DATA's meta settings.

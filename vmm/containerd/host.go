@@ -64,7 +64,7 @@ func WithLogger(l *slog.Logger) Option { return func(h *Host) { h.log = l } }
 const DefaultIDBase = 1_000_000
 
 // WithIDBase sets the first host id of guests' user namespaces (default
-// DefaultIDBase): the start of the instance's window (ChooseIDBase); no
+// DefaultIDBase): the start of the instance's window (ClaimIDBase); no
 // guest gets a host id below it.
 func WithIDBase(base uint32) Option { return func(h *Host) { h.idBase = base } }
 

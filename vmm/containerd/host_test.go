@@ -31,8 +31,17 @@ func testNamespace(t testing.TB) string {
 }
 
 // testIDBase is the first host id of a window of host ids no other test
-// holds while this one runs: every test Host is an instance of its own.
-func testIDBase(t testing.TB) uint32 { return IDWindowBase(vmmtest.IDWindow(t, IDWindows)) }
+// (nor Hearth) holds while this one runs: every test Host is an instance of
+// its own.
+func testIDBase(t testing.TB) uint32 {
+	t.Helper()
+	base, claim, err := ClaimIDBase(testNamespace(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { claim.Close() })
+	return base
+}
 
 func needContainerd(t testing.TB) {
 	t.Helper()

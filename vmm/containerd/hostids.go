@@ -5,11 +5,15 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"hearth/vmm/guest"
 )
@@ -21,8 +25,8 @@ import (
 // each instance therefore gets a window of its own, IDSlots blocks long:
 // window 0 (from DefaultIDBase) is the instance "hearth"'s, the one every
 // Hearth used before instances, and any other instance takes one of the
-// IDWindows-1 others, chosen once (ChooseIDBase) and recorded in its
-// database. What the database cannot see, another Hearth's guests, is
+// IDWindows-1 others, chosen once (ClaimIDBase) and recorded in its
+// database, and claimed host-wide while it runs. What the database cannot see, another Hearth's guests, is
 // checked on the host itself: no guest starts while a process outside this
 // instance's guests maps one of its host ids (HostIDUsers), and at Open
 // such processes anywhere in the instance's window are logged.
@@ -42,29 +46,57 @@ const IDWindows = (1<<32 - DefaultIDBase) / idWindow
 // Hearth put its guests before instances.
 const legacyInstance = "hearth"
 
-// ChooseIDBase picks the first host id of a new instance's window: the
-// first window for the instance "hearth", else one derived from the name,
-// moved on past windows a running process's user namespace already maps
-// ids of (another Hearth's guests). The caller records it: a running
-// instance's window must not move.
-func ChooseIDBase(instance string) uint32 {
+// ClaimIDBase claims a window of host ids for instance until the Closer is
+// closed or the process ends: the window from base when base is not 0 (the
+// one the instance recorded), else a new instance's: the first window for
+// the instance "hearth", else one derived from the name, moved on past
+// windows another running Hearth has claimed or a running process's user
+// namespace maps ids of (another Hearth's guests). It returns the window's
+// first id, for the caller to record: a running instance's window must not
+// move. A claim is an abstract unix socket "@hearth/idwindow/N", so two
+// Hearths running at once never hold one window, however they end.
+func ClaimIDBase(instance string, base uint32) (uint32, io.Closer, error) {
+	if base != 0 {
+		if err := CheckIDBase(base); err != nil {
+			return 0, nil, err
+		}
+		c, err := claimIDWindow(base)
+		if err != nil {
+			return 0, nil, fmt.Errorf("%w: the window of host ids from %d is another running Hearth's (a rare clash of two instances' windows; stop one, or serve a copy of this DATA under another --instance before its first start)", err, base)
+		}
+		return base, c, nil
+	}
 	if instance == legacyInstance {
-		return DefaultIDBase
+		return ClaimIDBase(instance, DefaultIDBase)
 	}
 	sum := sha256.Sum256([]byte(instance))
 	first := 1 + int(binary.BigEndian.Uint32(sum[:4])%(IDWindows-1))
 	for i := range IDWindows - 1 {
-		w := 1 + (first-1+i)%(IDWindows-1)
-		base := IDWindowBase(w)
-		if len(HostIDUsers("/proc", uint64(base), idWindow, nil)) == 0 {
-			return base
+		base := idWindowBase(1 + (first-1+i)%(IDWindows-1))
+		if len(HostIDUsers("/proc", uint64(base), idWindow, nil)) > 0 {
+			continue
+		}
+		if c, err := claimIDWindow(base); err == nil {
+			return base, c, nil
 		}
 	}
-	return IDWindowBase(first)
+	return 0, nil, fmt.Errorf("every window of host ids is in use on this host: %w", guest.ErrUnavailable)
 }
 
-// IDWindowBase is the first host id of window w (0 to IDWindows-1).
-func IDWindowBase(w int) uint32 { return uint32(DefaultIDBase + w*idWindow) }
+// ErrIDWindowInUse: another running Hearth holds the window.
+var ErrIDWindowInUse = errors.New("window of host ids in use")
+
+func claimIDWindow(base uint32) (io.Closer, error) {
+	name := fmt.Sprintf("@hearth/idwindow/%d", (base-DefaultIDBase)/idWindow)
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, ErrIDWindowInUse
+	}
+	return c, err
+}
+
+// idWindowBase is the first host id of window w (0 to IDWindows-1).
+func idWindowBase(w int) uint32 { return uint32(DefaultIDBase + w*idWindow) }
 
 // CheckIDBase refuses a base that is not the first id of a window.
 func CheckIDBase(base uint32) error {

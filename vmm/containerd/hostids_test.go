@@ -13,29 +13,49 @@ import (
 )
 
 func TestIDWindowsAreDisjointAndWithinHostIDs(t *testing.T) {
-	if ChooseIDBase("hearth") != DefaultIDBase {
-		t.Errorf("the instance hearth's window starts at %d, want %d (where guests were before instances)", ChooseIDBase("hearth"), DefaultIDBase)
+	base, claim, err := ClaimIDBase("hearth", 0)
+	switch {
+	case errors.Is(err, ErrIDWindowInUse): // a Hearth serving the instance hearth on this host
+	case err != nil || base != DefaultIDBase:
+		t.Errorf("the instance hearth's window starts at %d (%v), want %d (where guests were before instances)", base, err, DefaultIDBase)
+	default:
+		claim.Close()
 	}
 	if IDWindows < 32 {
 		t.Errorf("only %d windows of host ids", IDWindows)
 	}
-	last := uint64(IDWindowBase(IDWindows-1)) + idWindow
+	last := uint64(idWindowBase(IDWindows-1)) + idWindow
 	if last > 1<<32-1 {
 		t.Errorf("the last window ends at %d, past the last host id", last)
 	}
-	for _, inst := range []string{"a", "test", "0123abcd", "e2e-2"} {
-		base := ChooseIDBase(inst)
+	held := map[uint32]string{}
+	for _, inst := range []string{"a", "test", "0123abcd", "e2e-2", "a"} {
+		base, claim, err := ClaimIDBase(inst, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { claim.Close() })
 		if err := CheckIDBase(base); err != nil || base == DefaultIDBase {
 			t.Errorf("%s: base %d (%v): want a window but the instance hearth's", inst, base, err)
 		}
+		if other, dup := held[base]; dup {
+			t.Errorf("%s got the window from %d that %s holds", inst, base, other)
+		}
+		held[base] = inst
+		if _, _, err := ClaimIDBase(inst, base); !errors.Is(err, ErrIDWindowInUse) {
+			t.Errorf("%s: a second claim of a held window: %v, want ErrIDWindowInUse", inst, err)
+		}
 	}
-	for _, bad := range []uint32{0, DefaultIDBase + 1, DefaultIDBase + idWindow/2, IDWindowBase(IDWindows-1) + idWindow} {
+	for _, bad := range []uint32{DefaultIDBase + 1, DefaultIDBase + idWindow/2, idWindowBase(IDWindows-1) + idWindow} {
 		if err := CheckIDBase(bad); err == nil {
 			t.Errorf("CheckIDBase(%d) = nil, want an error", bad)
 		}
+		if _, _, err := ClaimIDBase("a", bad); err == nil {
+			t.Errorf("ClaimIDBase of %d = nil, want an error", bad)
+		}
 	}
-	h := &Host{idBase: IDWindowBase(3)}
-	if m, err := h.idMap(IDSlots - 1); err != nil || uint64(m.HostID)+uint64(m.Size) != uint64(IDWindowBase(4)) {
+	h := &Host{idBase: idWindowBase(3)}
+	if m, err := h.idMap(IDSlots - 1); err != nil || uint64(m.HostID)+uint64(m.Size) != uint64(idWindowBase(4)) {
 		t.Errorf("last slot maps %+v (%v), want the last block of the window", m, err)
 	}
 	if _, err := h.idMap(IDSlots); err == nil {
