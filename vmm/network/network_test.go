@@ -136,6 +136,17 @@ func (tn *testNet) detach(id string) {
 	}
 }
 
+// restart replaces the Switch with a new one of the same instance, bridge
+// and gateway, as a restarted Hearth makes.
+func (tn *testNet) restart() {
+	tn.t.Helper()
+	m, err := New(WithInstance(tn.instance), WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(tn.t)))
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	tn.Switch = m
+}
+
 func (tn *testNet) close() {
 	tn.t.Helper()
 	if err := tn.Close(); err != nil {
@@ -396,11 +407,7 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 	if _, err := netlink.LinkByName(tn.Bridge()); err != nil {
 		t.Fatalf("Close removed the public bridge of a running guest: %v", err)
 	}
-	m2, err := New(WithInstance(tn.instance), WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.Switch = m2
+	tn.restart()
 	br, err := netlink.LinkByName(tn.Bridge())
 	if err != nil {
 		t.Fatal(err)
@@ -435,68 +442,43 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 }
 
 // TestGuestEndTakesItsNICsAlong: the host ends go with the guest's namespace;
-// Detach then has only the VLAN bridge and the DHCP lease to remove.
+// Detach then has only the VLAN bridge and the DHCP lease to remove, for a
+// guest adopted after a restart of Hearth too.
 func TestGuestEndTakesItsNICsAlong(t *testing.T) {
 	t.Parallel()
-	tn := newTestNet(t)
-	id := tn.newID()
-	nics := []NIC{tn.public(25), {Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()}}
-	pid, _ := tn.newGuest()
-	if err := tn.Attach(context.Background(), id, pid, nics); err != nil {
-		t.Fatal(err)
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%t", restart), func(t *testing.T) {
+			tn := newTestNet(t)
+			id := tn.newID()
+			nics := []NIC{tn.public(25), {Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()}}
+			pid, _ := tn.newGuest()
+			if err := tn.Attach(context.Background(), id, pid, nics); err != nil {
+				t.Fatal(err)
+			}
+			if restart {
+				tn.close() // Hearth stops; the guest runs on
+				tn.restart()
+				if err := tn.Adopt(id, nics); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tn.stopGuest(pid)
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if _, err := netlink.LinkByName(tn.names.hostVeth(id, 0)); err != nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the host end of nic:0 outlived the guest's namespace")
+				}
+			}
+			tn.detach(id)
+			if _, err := netlink.LinkByName(nics[1].Bridge); err == nil {
+				t.Error("the VLAN bridge outlived the Detach of its last guest")
+			}
+			tn.close()
+			tn.assertClean()
+		})
 	}
-	tn.stopGuest(pid)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := netlink.LinkByName(tn.names.hostVeth(id, 0)); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the host end of nic:0 outlived the guest's namespace")
-		}
-	}
-	tn.detach(id)
-	if _, err := netlink.LinkByName(nics[1].Bridge); err == nil {
-		t.Error("the VLAN bridge outlived the Detach of its last guest")
-	}
-	tn.close()
-	tn.assertClean()
-}
-
-// TestAdoptedGuestsVLANGoesWithIt: after a restart of Hearth, the VLAN
-// bridge of an adopted guest that then ends goes at its Detach.
-func TestAdoptedGuestsVLANGoesWithIt(t *testing.T) {
-	t.Parallel()
-	tn := newTestNet(t)
-	id := tn.newID()
-	nics := []NIC{tn.public(27), {Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()}}
-	pid, _ := tn.newGuest()
-	if err := tn.Attach(context.Background(), id, pid, nics); err != nil {
-		t.Fatal(err)
-	}
-	tn.close() // Hearth stops; the guest runs on
-	m2, err := New(WithInstance(tn.instance), WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.Switch = m2
-	if err := tn.Adopt(id, nics); err != nil {
-		t.Fatal(err)
-	}
-	tn.stopGuest(pid)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := netlink.LinkByName(tn.names.hostVeth(id, 1)); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the host end of nic:1 outlived the guest's namespace")
-		}
-	}
-	tn.detach(id)
-	if _, err := netlink.LinkByName(nics[1].Bridge); err == nil {
-		t.Error("the adopted guest's VLAN bridge outlived its Detach")
-	}
-	tn.close()
-	tn.assertClean()
 }
 
 func TestAttachRefusesTheHostsNamespace(t *testing.T) {
