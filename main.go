@@ -38,6 +38,7 @@ import (
 	"hearth/internal/hostpath"
 	"hearth/internal/peerlimit"
 	"hearth/internal/ratelimit"
+	"hearth/internal/instance"
 	"hearth/storage"
 	"hearth/storage/rootfs"
 	"hearth/vmm"
@@ -71,7 +72,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 const maxConnsPerAddress = 128
 
 const usage = `usage:
-  hearth [serve] [--listen ADDR] [--data DIR] [--containerd SOCKET] [--runtime NAME]
+  hearth [serve] [--listen ADDR] [--data DIR] [--instance NAME] [--containerd SOCKET] [--runtime NAME]
                  [--tls auto] [--tls-cert FILE --tls-key FILE] [--vnc-listen IP] [--subnet CIDR] [--prefix PATH]
                  [--bridge NAME] [--nat true] [--guest-api true] [--dns IP[,IP]] [--shutdown-grace DURATION]
                  [--disk-overcommit RATIO] [--log-format text|json] [--log-level LEVEL]
@@ -440,12 +441,13 @@ func serve(args []string, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	listen := fs.String("listen", env("HEARTH_LISTEN", ":8080"), "`address` of the API and dashboard (env HEARTH_LISTEN)")
 	data := dataFlag(fs)
+	instanceFlag := fs.String("instance", env("HEARTH_INSTANCE", ""), "`name` of this Hearth among several on the host; its containerd namespace, cgroups, bridges and firewall tables are named after it; empty: the name DATA was first served as, else hearth for /var/lib/hearth and a hash of DATA otherwise (env HEARTH_INSTANCE)")
 	containerdSocket := fs.String("containerd", env("HEARTH_CONTAINERD", ""), "`socket` of a running containerd; empty: start a private one in DATA/containerd (env HEARTH_CONTAINERD)")
 	runtimeName := fs.String("runtime", env("HEARTH_RUNTIME", "auto"), "containerd runtime: io.containerd.kata.v2, io.containerd.runc.v2 or auto (env HEARTH_RUNTIME)")
 	vncListen := fs.String("vnc-listen", env("HEARTH_VNC_LISTEN", ""), "`IP` where per-server VNC ports open; empty: the host's address; off: websocket consoles only (env HEARTH_VNC_LISTEN)")
 	subnet := fs.String("subnet", env("HEARTH_SUBNET", storage.DefaultSubnet.String()), "IPv4 `CIDR` of the guest address pool; its first address is the gateway (env HEARTH_SUBNET)")
 	prefix := fs.String("prefix", env("HEARTH_PREFIX", ""), "optional `path` prefix of the API, e.g. /api (env HEARTH_PREFIX)")
-	bridge := fs.String("bridge", env("HEARTH_BRIDGE", "hearth0"), "`name` of the public bridge nic:0 joins (env HEARTH_BRIDGE)")
+	bridge := fs.String("bridge", env("HEARTH_BRIDGE", ""), "`name` of the public bridge nic:0 joins; empty: the instance's, hearth0 for the instance hearth (env HEARTH_BRIDGE)")
 	nat := fs.String("nat", env("HEARTH_NAT", "false"), "`true`: NAT guests' outbound traffic to the host's uplink (env HEARTH_NAT)")
 	guestAPI := fs.String("guest-api", env("HEARTH_GUEST_API", "false"), "`true`: guests may reach the API port on the host, which is otherwise closed to them but for DHCP and ICMP (env HEARTH_GUEST_API)")
 	dns := fs.String("dns", env("HEARTH_DNS", ""), "DNS servers DHCP hands guests, `IP[,IP]`; empty: the host's resolvers but loopback ones (env HEARTH_DNS)")
@@ -471,7 +473,15 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--nat %s: want true or false", *nat)
 	}
-	netOpts := []network.Option{network.WithBridge(*bridge), network.WithNAT(natOn)}
+	if *instanceFlag != "" {
+		if err := instance.Check(*instanceFlag); err != nil {
+			return usagef("--instance: %v", err)
+		}
+	}
+	netOpts := []network.Option{network.WithNAT(natOn)}
+	if *bridge != "" {
+		netOpts = append(netOpts, network.WithBridge(*bridge))
+	}
 	if open, err := strconv.ParseBool(*guestAPI); err != nil {
 		return usagef("--guest-api %s: want true or false", *guestAPI)
 	} else if open {
@@ -522,6 +532,22 @@ func serve(args []string, stderr io.Writer) error {
 	if err := ensureAdmin(ctx, store, logger); err != nil {
 		return err
 	}
+	name, err := resolveInstance(ctx, store, *instanceFlag, logger)
+	if err != nil {
+		return err
+	}
+	claim, err := instance.Claim(name)
+	if err != nil {
+		return err
+	}
+	defer claim.Close()
+	idBase, idClaim, err := instanceIDBase(ctx, store, name)
+	if err != nil {
+		return err
+	}
+	defer idClaim.Close()
+	logger.Info("instance", "instance", name, "namespace", instance.Prefixed(name), "ids_from", idBase)
+	netOpts = append(netOpts, network.WithInstance(name), network.WithFilterTable(instance.Prefixed(name)))
 
 	tlsFlags.DataDir, tlsFlags.Logger = store.Dir(), logger
 	tlsCfg, err := tlsFlags.TLSConfig()
@@ -544,8 +570,10 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	consoles := console.NewRegistry(console.WithListen(*vncListen), console.WithLogger(logger))
 	defer consoles.Close()
-	hostOpts := []containerd.Option{containerd.WithContainerd(*containerdSocket), containerd.WithRuntime(*runtimeName), containerd.WithLogger(logger)}
-	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithLogger(logger)}
+	hostOpts := []containerd.Option{containerd.WithContainerd(*containerdSocket), containerd.WithRuntime(*runtimeName), containerd.WithLogger(logger),
+		containerd.WithNamespace(instance.Prefixed(name)), containerd.WithIDBase(idBase)}
+	managerOpts := []vmm.ManagerOption{vmm.WithConsoles(consoles), vmm.WithGracePeriod(graceTime), vmm.WithLogger(logger),
+		vmm.WithNetworkNames(network.NamesOf(name))}
 	netm, err := network.New(append(netOpts,
 		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithLogger(logger))...)
 	if err != nil {
@@ -632,6 +660,74 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// resolveInstance names this Hearth (see package instance): --instance
+// when given, else the name DATA was served as before, else the default
+// for DATA, which for a database from before instances (one that has
+// servers and no instance recorded) is "hearth", the names it ran under.
+// The name is recorded. A rename is refused while servers run: their
+// guests, named after the old instance, would be neither adopted nor
+// stopped, and started a second time.
+func resolveInstance(ctx context.Context, store *storage.Store, flagged string, log *slog.Logger) (string, error) {
+	recorded, err := store.Meta(ctx, metaInstance, func() (string, error) {
+		if flagged != "" {
+			return flagged, nil
+		}
+		servers, err := store.ServersByStatus(ctx, storage.StatusStopped, storage.StatusActive, storage.StatusPaused, storage.StatusDead)
+		if err != nil || len(servers) > 0 {
+			return instance.Legacy, err
+		}
+		return instance.FromData(store.Dir())
+	})
+	if err != nil {
+		return "", err
+	}
+	if flagged == "" || flagged == recorded {
+		return recorded, instance.Check(recorded)
+	}
+	running, err := store.ServersByStatus(ctx, storage.StatusActive, storage.StatusPaused)
+	if err != nil {
+		return "", err
+	}
+	if len(running) > 0 {
+		return "", usagef("--instance %s: DATA was served as instance %s, whose %d running servers would be left behind; stop them first (or serve it as %s)", flagged, recorded, len(running), recorded)
+	}
+	log.Warn("instance renamed", "from", recorded, "to", flagged)
+	return flagged, store.SetMeta(ctx, metaInstance, flagged)
+}
+
+// instanceIDBase claims the instance's window of host ids for as long as
+// serve runs and returns its first id: chosen at the first serve and kept
+// in DATA, so that its servers keep their host ids.
+func instanceIDBase(ctx context.Context, store *storage.Store, name string) (uint32, io.Closer, error) {
+	var claim io.Closer
+	var chosen uint32
+	v, err := store.Meta(ctx, metaIDBase, func() (string, error) {
+		var err error
+		chosen, claim, err = containerd.ClaimIDBase(name, 0)
+		return strconv.FormatUint(uint64(chosen), 10), err
+	})
+	if err != nil {
+		if claim != nil {
+			claim.Close()
+		}
+		return 0, nil, err
+	}
+	if claim != nil {
+		return chosen, claim, nil
+	}
+	base, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0, nil, fmt.Errorf("recorded host id base %q: %w", v, err)
+	}
+	return containerd.ClaimIDBase(name, uint32(base))
+}
+
+// Keys of DATA's meta settings.
+const (
+	metaInstance = "instance"
+	metaIDBase   = "idbase"
+)
 
 // notifyReady tells systemd (Type=notify) that Hearth is serving.
 func notifyReady(log *slog.Logger) {

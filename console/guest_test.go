@@ -38,7 +38,13 @@ func TestGuestConsole(t *testing.T) {
 	ns := "hearth-test-console-" + hex.EncodeToString(suffix)
 	ctx := context.Background()
 	data := vmmtest.DataDir(t)
-	h, err := containerd.Open(ctx, data, containerd.WithNamespace(ns), containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(logtest.Logger(t)))
+	idBase, claim, err := containerd.ClaimIDBase(ns, 0) // host ids of its own, as every Hearth's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer claim.Close()
+	h, err := containerd.Open(ctx, data, containerd.WithNamespace(ns), containerd.WithRuntime(containerd.RuntimeRunc),
+		containerd.WithIDBase(idBase), containerd.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

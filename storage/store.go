@@ -335,19 +335,38 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 func (s *Store) loadHostID(ctx context.Context) (string, error) {
-	var id string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'host'`).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			id = uuid.NewString()
-			_, err = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('host', ?)`, id)
-		}
-		return err
-	})
+	id, err := s.Meta(ctx, "host", func() (string, error) { return uuid.NewString(), nil })
 	if err != nil {
 		return "", fmt.Errorf("storage: host id: %w", err)
 	}
 	return id, nil
+}
+
+// Meta returns the value recorded under key, first recording the value
+// init gives when there is none: a setting made once for the life of DATA
+// (the host id, the Hearth instance and its window of host ids).
+func (s *Store) Meta(ctx context.Context, key string, init func() (string, error)) (string, error) {
+	var value string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&value)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if value, err = init(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, key, value)
+		return err
+	})
+	return value, err
+}
+
+// SetMeta records value under key, replacing what was.
+func (s *Store) SetMeta(ctx context.Context, key, value string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+		return err
+	})
 }
 
 // sqliteFull is SQLITE_FULL: the disk holding the database is full.

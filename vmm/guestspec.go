@@ -121,7 +121,7 @@ func (m *Manager) nics(ctx context.Context, srv storage.Server) ([]guest.NIC, er
 				nic.Gateway = m.store.Gateway()
 			}
 		} else {
-			nic.Bridge = network.VLANBridge(cfg[p+"vlan"])
+			nic.Bridge = m.names.VLANBridge(cfg[p+"vlan"])
 		}
 		nics = append(nics, nic)
 	}

@@ -10,6 +10,7 @@ import (
 	"hearth/console"
 	"hearth/storage"
 	"hearth/vmm/guest"
+	"hearth/vmm/network"
 )
 
 // DefaultGracePeriod is how long Shutdown waits for a guest to power off
@@ -33,6 +34,7 @@ type Manager struct {
 	store    *storage.Store
 	consoles *console.Registry
 	bridge   string
+	names    network.Names
 	grace    time.Duration
 	powerOff syscall.Signal
 	log      *slog.Logger
@@ -69,6 +71,10 @@ func WithConsoles(c *console.Registry) ManagerOption { return func(m *Manager) {
 
 // WithPublicBridge names the bridge nic:0 joins (default "hearth0").
 func WithPublicBridge(name string) ManagerOption { return func(m *Manager) { m.bridge = name } }
+
+// WithNetworkNames names the VLAN bridges nic:1 joins after the Hearth
+// instance's (default: those of the instance "hearth").
+func WithNetworkNames(n network.Names) ManagerOption { return func(m *Manager) { m.names = n } }
 
 // WithLogger sets where the Manager logs (default: nowhere).
 func WithLogger(l *slog.Logger) ManagerOption { return func(m *Manager) { m.log = l } }

@@ -313,7 +313,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // guestPidsMax reads pids.max of the cgroup of a server's task.
 func (h *hearth) guestPidsMax(t testing.TB, id string) string {
-	out, err := exec.Command("ctr", "--address", h.containerdSocket(), "-n", "hearth", "tasks", "ls").Output()
+	out, err := h.ctr("tasks", "ls")
 	if err != nil {
 		t.Fatalf("ctr tasks ls: %v", err)
 	}

@@ -22,8 +22,10 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/instance"
 	"hearth/internal/logtest"
 	"hearth/internal/testguest"
+	"hearth/vmm/network"
 	"hearth/vmm/vmmtest"
 )
 
@@ -69,11 +71,14 @@ type user struct{ id, secret string }
 // hearth is one appliance under test: a data directory that outlives
 // restarts of the `hearth serve` process running on it.
 type hearth struct {
-	t      testing.TB
-	data   string
-	bridge string
-	subnet string
-	extra  []string
+	t         testing.TB
+	data      string
+	bridge    string
+	subnet    string
+	extra     []string
+	derived   bool   // no --bridge: the instance's own public bridge
+	instance  string // the instance's name
+	namespace string // its containerd namespace
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -93,6 +98,10 @@ func withData(dir string) option { return func(h *hearth) { h.data = dir } }
 
 // withSubnet sets the guest address pool.
 func withSubnet(cidr string) option { return func(h *hearth) { h.subnet = cidr } }
+
+// withDerivedNames runs Hearth without --bridge: its public bridge is the
+// one its instance derives.
+func withDerivedNames() option { return func(h *hearth) { h.derived = true } }
 
 // withArgs adds serve flags.
 func withArgs(args ...string) option { return func(h *hearth) { h.extra = append(h.extra, args...) } }
@@ -122,6 +131,17 @@ func startHearth(t testing.TB, opts ...option) *hearth {
 	for _, o := range opts {
 		o(h)
 	}
+	name, err := instance.FromData(h.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.Index(h.extra, "--instance"); i >= 0 && i+1 < len(h.extra) {
+		name = h.extra[i+1]
+	}
+	h.instance, h.namespace = name, instance.Prefixed(name)
+	if h.derived {
+		h.bridge = network.NamesOf(name).PublicBridge()
+	}
 	h.start()
 	cred, err := os.ReadFile(filepath.Join(h.data, "admin.credentials"))
 	if err != nil {
@@ -139,7 +159,7 @@ func startHearth(t testing.TB, opts ...option) *hearth {
 
 func (h *hearth) args() []string {
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--data", h.data, "--subnet", h.subnet, "--vnc-listen", "127.0.0.1"}
-	if hasFlag("bridge") {
+	if hasFlag("bridge") && !h.derived {
 		args = append(args, "--bridge", h.bridge)
 	}
 	if hasFlag("shutdown-grace") {
@@ -152,7 +172,10 @@ func (h *hearth) args() []string {
 func (h *hearth) start() {
 	h.t.Helper()
 	cmd := exec.Command(binary, h.args()...)
-	cmd.Env = append(os.Environ(), "HEARTH_BRIDGE="+h.bridge)
+	cmd.Env = os.Environ()
+	if !h.derived {
+		cmd.Env = append(cmd.Env, "HEARTH_BRIDGE="+h.bridge)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		h.t.Fatal(err)
@@ -439,18 +462,34 @@ func (h *hearth) containerdSocket() string {
 	return filepath.Join(h.data, "containerd", "containerd.sock")
 }
 
+// ctr runs ctr on the private containerd, in the instance's namespace.
+func (h *hearth) ctr(args ...string) ([]byte, error) {
+	return exec.Command("ctr", append([]string{"--address", h.containerdSocket(), "-n", h.namespace}, args...)...).Output()
+}
+
 // tasks lists the containerd tasks of Hearth's namespace as "ID STATUS"
 // (RUNNING, PAUSED, STOPPED, CREATED...).
 func (h *hearth) tasks() []string {
-	out, err := exec.Command("ctr", "--address", h.containerdSocket(), "-n", "hearth", "tasks", "ls").Output()
+	var tasks []string
+	for id, t := range h.taskTable() {
+		tasks = append(tasks, id+" "+t.status)
+	}
+	return tasks
+}
+
+type taskRow struct{ pid, status string }
+
+// taskTable is `ctr tasks ls` by task id.
+func (h *hearth) taskTable() map[string]taskRow {
+	out, err := h.ctr("tasks", "ls")
 	if err != nil {
 		h.t.Logf("ctr tasks ls: %v", err)
 		return nil
 	}
-	var tasks []string
+	tasks := map[string]taskRow{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
 		if f := strings.Fields(line); len(f) == 3 {
-			tasks = append(tasks, f[0]+" "+f[2])
+			tasks[f[0]] = taskRow{pid: f[1], status: f[2]}
 		}
 	}
 	return tasks
@@ -458,7 +497,7 @@ func (h *hearth) tasks() []string {
 
 // containers lists the containerd containers of Hearth's namespace.
 func (h *hearth) containers() []string {
-	out, err := exec.Command("ctr", "--address", h.containerdSocket(), "-n", "hearth", "containers", "ls", "-q").Output()
+	out, err := h.ctr("containers", "ls", "-q")
 	if err != nil {
 		h.t.Logf("ctr containers ls: %v", err)
 		return nil

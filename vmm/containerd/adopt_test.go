@@ -26,13 +26,14 @@ func TestHelperHost(t *testing.T) {
 	if arg == "" {
 		t.Skip("helper process for TestReadoptAfterKill")
 	}
-	f := strings.Split(arg, ",") // data, namespace, id=image...
-	h, err := Open(context.Background(), f[0], WithNamespace(f[1]), WithRuntime(RuntimeRunc))
+	f := strings.Split(arg, ",") // data, namespace, id base, id=image...
+	base, _ := strconv.ParseUint(f[2], 10, 32)
+	h, err := Open(context.Background(), f[0], WithNamespace(f[1]), WithRuntime(RuntimeRunc), WithIDBase(uint32(base)))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	for _, guestImage := range f[2:] {
+	for _, guestImage := range f[3:] {
 		id, img, _ := strings.Cut(guestImage, "=")
 		if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: img}}); err != nil {
 			fmt.Println("error", err)
@@ -48,7 +49,7 @@ func TestHelperHost(t *testing.T) {
 
 func TestReadoptAfterKill(t *testing.T) {
 	needContainerd(t)
-	data, ns := vmmtest.DataDir(t), testNamespace(t)
+	data, ns, base := vmmtest.DataDir(t), testNamespace(t), testIDBase(t)
 	// A writable drive boots one guest at a time (its root is grown and
 	// mounted by the host): one image each.
 	running, ended := guestID(t, 0), guestID(t, 1)
@@ -59,7 +60,7 @@ func TestReadoptAfterKill(t *testing.T) {
 	t.Cleanup(func() {
 		if h == nil {
 			var err error
-			if h, err = Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc)); err != nil {
+			if h, err = Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithIDBase(base)); err != nil {
 				t.Errorf("cleanup: %v", err)
 				return
 			}
@@ -74,7 +75,7 @@ func TestReadoptAfterKill(t *testing.T) {
 	})
 
 	helper := exec.Command(os.Args[0], "-test.run=^TestHelperHost$", "-test.v")
-	helper.Env = append(os.Environ(), "HEARTH_VMM_HELPER="+strings.Join(append([]string{data, ns}, guests...), ","))
+	helper.Env = append(os.Environ(), "HEARTH_VMM_HELPER="+strings.Join(append([]string{data, ns, strconv.FormatUint(uint64(base), 10)}, guests...), ","))
 	out, _ := helper.StdoutPipe()
 	helper.Stderr = os.Stderr
 	if err := helper.Start(); err != nil {
@@ -112,7 +113,7 @@ func TestReadoptAfterKill(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // the running guest prints while away
 
-	h, err = Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t)))
+	h, err = Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithIDBase(base), WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestReadoptAfterKill(t *testing.T) {
 	if s := states[running]; s.State != guest.Running || s.Started.IsZero() || s.Spec.Boot.Image == "" {
 		t.Errorf("running guest re-adopted as %+v", s)
 	}
-	if m := states[running].Spec.IDMap; m.HostID != DefaultIDBase || m.Size != guest.IDRange {
+	if m := states[running].Spec.IDMap; m.HostID != base || m.Size != guest.IDRange {
 		t.Errorf("re-adopted guest's id mapping %+v", m)
 	}
 	if s := states[ended]; s.State != guest.Stopped || s.ExitStatus != 128+9 {

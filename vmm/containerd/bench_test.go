@@ -124,7 +124,7 @@ func BenchmarkReadopt50(b *testing.B) {
 	img := testguest.Image(b, 32<<20)
 	ctx := context.Background()
 	open := func() *Host {
-		h, err := Open(ctx, data, WithNamespace(ns), WithRuntime(RuntimeRunc))
+		h, err := Open(ctx, data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithIDBase(testIDBase(b)))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -44,7 +44,7 @@ func debianLogin(t *testing.T, readOnly bool) {
 	if err := h.Start(ctx, guest.Spec{ID: id, Hostname: "deb", IDSlot: 7, Boot: guest.Disk{Image: img, ReadOnly: readOnly}}); err != nil {
 		t.Fatal(err)
 	}
-	if uid := initUID(t, h, id); uid != DefaultIDBase+7*guest.IDRange {
+	if uid := initUID(t, h, id); uid != h.idBase+7*guest.IDRange {
 		t.Errorf("systemd runs as host uid %d", uid)
 	}
 	c, _ := h.Console(id)
@@ -67,7 +67,7 @@ func debianLogin(t *testing.T, readOnly bool) {
 	}
 	out := c.Backlog()
 	out = out[bytes.LastIndex(out, []byte("in-42")):]
-	if f := strings.Fields(string(out[:bytes.Index(out, []byte("done-42"))])); len(f) < 4 || f[1] != "0" || f[2] != strconv.Itoa(DefaultIDBase+7*guest.IDRange) || f[3] != "65536" {
+	if f := strings.Fields(string(out[:bytes.Index(out, []byte("done-42"))])); len(f) < 4 || f[1] != "0" || f[2] != strconv.Itoa(int(h.idBase)+7*guest.IDRange) || f[3] != "65536" {
 		t.Errorf("uid_map in the guest: %q", f)
 	}
 	t.Logf("after login:\n%s", out)

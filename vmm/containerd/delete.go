@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
@@ -72,6 +73,10 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	delete(h.guests, id)
 	last := len(h.guests) == 0
 	removeCgroups(h.namespace, id, last)
+	if last { // runc leaves its (empty) root; under h.mu, so no Start is under way
+		os.Remove(h.runcRoot())
+		os.Remove(h.runcState())
+	}
 	h.mu.Unlock()
 	return errors.Join(errs...)
 }

@@ -15,7 +15,10 @@
 // (re-adoption from container labels), start.go (a guest's creation, with
 // its undo stack), control.go (signal, pause, resume, cpu), status.go,
 // delete.go, exits.go (containerd's exit events), sweep.go (what an
-// interrupted start or delete left), orphans.go (shims containerd forgot),
+// interrupted start or delete left), orphans.go (shims containerd forgot,
+// and runc's state, kept per instance under DATA/run/runc), hostids.go
+// (the instance's window of host ids, checked against the host's user
+// namespaces),
 // spec.go (the OCI spec), rootfs.go (the boot drive's root: found, grown,
 // mounted idmapped), devices.go (device nodes made for guest root),
 // cgroups.go (the guest's cgroup, delegated), loop.go (loop devices and

@@ -44,7 +44,9 @@ func WithContainerd(socket string) Option { return func(h *Host) { h.socket = so
 // WithRuntime picks the runtime: RuntimeAuto (default), RuntimeRunc or RuntimeKata.
 func WithRuntime(name string) Option { return func(h *Host) { h.runtimeName = name } }
 
-// WithNamespace sets the containerd namespace (default "hearth"; tests use their own).
+// WithNamespace sets the containerd namespace (default "hearth"; tests use
+// their own), which is the instance's: it also names the guests' cgroup
+// parent (/NAMESPACE) and runc's state (DATA/run/runc/NAMESPACE).
 func WithNamespace(ns string) Option { return func(h *Host) { h.namespace = ns } }
 
 // WithNetwork wires guests' NICs; without it a guest with NICs is refused.
@@ -57,11 +59,13 @@ func WithLogger(l *slog.Logger) Option { return func(h *Host) { h.log = l } }
 // (guest.Spec.IDSlot) maps guest ids 0…65535 to DefaultIDBase + N×65536
 // onward. It lies above the ids a host hands its own users and daemons
 // (and the 100000… ranges useradd puts in /etc/subuid for the first few
-// users), so guest root never is a host user.
+// users), so guest root never is a host user. It starts the instance
+// "hearth"'s window of host ids; other instances' follow (hostids.go).
 const DefaultIDBase = 1_000_000
 
 // WithIDBase sets the first host id of guests' user namespaces (default
-// DefaultIDBase); no guest gets a host id below it.
+// DefaultIDBase): the start of the instance's window (ClaimIDBase); no
+// guest gets a host id below it.
 func WithIDBase(base uint32) Option { return func(h *Host) { h.idBase = base } }
 
 // WithClock sets the clock that stamps start times (default time.Now).
@@ -187,6 +191,9 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 	}
 	h.reapOrphans()
 	h.sweepRunDir(ctx)
+	if rt.SharesHostKernel() {
+		h.logForeignIDUsers()
+	}
 	h.events.Add(1)
 	go h.followExits()
 	return h, nil
@@ -285,8 +292,8 @@ func searchableByGuests(dirs ...string) error {
 // idMap is the host ids of the guest with id slot slot.
 func (h *Host) idMap(slot int) (guest.IDMap, error) {
 	first := uint64(h.idBase) + uint64(slot)*guest.IDRange
-	if first+guest.IDRange > 1<<32 {
-		return guest.IDMap{}, fmt.Errorf("id slot %d is past the last host id: %w", slot, guest.ErrInvalid)
+	if slot < 0 || slot >= IDSlots || first+guest.IDRange > 1<<32 {
+		return guest.IDMap{}, fmt.Errorf("id slot %d is past the instance's %d: %w", slot, IDSlots, guest.ErrInvalid)
 	}
 	return guest.IDMap{HostID: uint32(first), Size: guest.IDRange}, nil
 }

@@ -30,6 +30,19 @@ func testNamespace(t testing.TB) string {
 	return "hearth-test-" + hex.EncodeToString(b)
 }
 
+// testIDBase is the first host id of a window of host ids no other test
+// (nor Hearth) holds while this one runs: every test Host is an instance of
+// its own.
+func testIDBase(t testing.TB) uint32 {
+	t.Helper()
+	base, claim, err := ClaimIDBase(testNamespace(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { claim.Close() })
+	return base
+}
+
 func needContainerd(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
@@ -50,7 +63,7 @@ func openTestHost(t testing.TB, opts ...Option) (*Host, string) {
 	needContainerd(t)
 	data := vmmtest.DataDir(t)
 	ns := testNamespace(t)
-	h, err := Open(context.Background(), data, append([]Option{WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t))}, opts...)...)
+	h, err := Open(context.Background(), data, append([]Option{WithNamespace(ns), WithRuntime(RuntimeRunc), WithIDBase(testIDBase(t)), WithLogger(logtest.Logger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +183,13 @@ func TestGuestLifecycle(t *testing.T) {
 	st, err := h.Status(context.Background(), id)
 	if err != nil || st.State != guest.Running || st.Spec.SMP != 1 || st.Started.IsZero() {
 		t.Fatalf("status %+v, %v", st, err)
+	}
+	// runc's state is the instance's, under DATA, not in the host-wide default.
+	if _, err := os.Stat(filepath.Join(h.runDir, "runc", h.namespace, id, "state.json")); err != nil {
+		t.Errorf("runc state not under DATA/run/runc: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join("/run/containerd/runc", h.namespace, id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("runc state in the host-wide /run/containerd/runc: %v", err)
 	}
 
 	// The quota follows cpu, live.

@@ -355,7 +355,7 @@ func TestManagerAfterHostReboot(t *testing.T) {
 
 	// "Reboot": the tasks go, the containers stay.
 	open := func() *Host {
-		h, err := Open(ctx, data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t)))
+		h, err := Open(ctx, data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithIDBase(h.idBase), WithLogger(logtest.Logger(t)))
 		if err != nil {
 			t.Fatal(err)
 		}

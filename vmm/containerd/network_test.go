@@ -78,7 +78,7 @@ func TestGuestNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err = Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithNetwork(netm), WithLogger(logtest.Logger(t)))
+	h, err = Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithIDBase(h.idBase), WithNetwork(netm), WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestInterruptedStartReleased(t *testing.T) {
 	}
 	h.Close() // as if Hearth had died here
 
-	h2, err := Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t)))
+	h2, err := Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithIDBase(h.idBase), WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,11 +18,19 @@ import (
 // bundle, the bundle directory (which makes the next NewTask of the id fail
 // with "file exists"). reapOrphan removes them.
 
-// runcRoot is where containerd's runc shim keeps each container's runc state
-// (containerd's default: Hearth sets no other). A state directory outliving
-// its shim makes the next start of the id fail with "container with given ID
+// runcDirName is the directory under DATA/run where runc keeps the
+// instance's containers' state (runc's --root is DATA/run/runc/NAMESPACE),
+// instead of runc's host-wide default /run/containerd/runc, which every
+// Hearth on the host would share and reap. A state directory outliving its
+// shim makes the next start of the id fail with "container with given ID
 // already exists".
-const runcRoot = "/run/containerd/runc"
+const runcDirName = "runc"
+
+// runcState is the directory runc's root is the namespace's folder of.
+func (h *Host) runcState() string { return filepath.Join(h.runDir, runcDirName) }
+
+// runcRoot is the --root of runc for this Host's guests.
+func (h *Host) runcRoot() string { return filepath.Join(h.runcState(), h.namespace) }
 
 // taskBundle is the task's bundle directory in the private daemon's state.
 func (h *Host) taskBundle(id string) string {
@@ -77,7 +85,7 @@ func (h *Host) reapOrphan(id string, shimPids []int) {
 	for _, pid := range shimPids {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	root := filepath.Join(runcRoot, h.namespace)
+	root := h.runcRoot()
 	if _, err := os.Stat(filepath.Join(root, id)); err == nil {
 		if out, err := exec.Command("runc", "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
 			h.log.Warn("runc delete of a stale container", "server", id, "err", err, "output", string(bytes.TrimSpace(out)))
@@ -113,7 +121,7 @@ func (h *Host) reapOrphans() {
 	if h.daemon != nil {
 		dirs, _ = os.ReadDir(filepath.Dir(h.taskBundle("x")))
 	}
-	states, _ := os.ReadDir(filepath.Join(runcRoot, h.namespace))
+	states, _ := os.ReadDir(h.runcRoot())
 	for _, d := range append(dirs, states...) {
 		if id := d.Name(); d.IsDir() && !reaped[id] && !known(id) {
 			reaped[id] = true

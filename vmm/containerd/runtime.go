@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/oci"
 
 	"hearth/vmm/guest"
@@ -34,6 +35,10 @@ type Driver interface {
 	// idmapped, device nodes and a cgroup owned by guest root. Where a VM
 	// is the boundary (Kata) the runtime mounts the root in the VM.
 	SharesHostKernel() bool
+	// TaskOptions are the runtime's options of a guest's task; stateDir is
+	// where the instance keeps its runtime's state (DATA/run/runc), so that
+	// no two Hearths on a host share it.
+	TaskOptions(stateDir string) []client.NewTaskOpts
 }
 
 // drivers lists the drivers by runtime name.

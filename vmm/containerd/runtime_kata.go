@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 
@@ -60,6 +61,9 @@ func (k kataDriver) Probe() error {
 // was closed unmerged), and the root is the drive itself, hot-plugged as a
 // block device and mounted by the VM's kernel.
 func (kataDriver) SharesHostKernel() bool { return false }
+
+// TaskOptions: none; Kata keeps its state per sandbox under its own paths.
+func (kataDriver) TaskOptions(string) []client.NewTaskOpts { return nil }
 
 // SpecOpts size the VM by annotations alone. Kata sizes a VM as
 // default_vcpus + the container's CPU quota and default_memory + its memory

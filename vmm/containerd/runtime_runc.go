@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os/exec"
 
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/contrib/apparmor"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -31,6 +33,25 @@ func (runcDriver) Probe() error {
 }
 
 func (runcDriver) SharesHostKernel() bool { return true }
+
+// TaskOptions move runc's state from its host-wide default
+// (/run/containerd/runc/NAMESPACE) to stateDir/NAMESPACE: the runc shim
+// takes the root from its options (containerd's runc Options.Root) and
+// records them in the task's bundle, so the shim's own cleanup after a
+// crash finds the state there too.
+func (runcDriver) TaskOptions(stateDir string) []client.NewTaskOpts {
+	return []client.NewTaskOpts{func(_ context.Context, _ *client.Client, ti *client.TaskInfo) error {
+		if ti.Options == nil {
+			ti.Options = &options.Options{}
+		}
+		opts, ok := ti.Options.(*options.Options)
+		if !ok {
+			return fmt.Errorf("runc task options are a %T", ti.Options)
+		}
+		opts.Root = stateDir
+		return nil
+	}}
+}
 
 // apparmorProfile is the name containerd's default AppArmor profile is
 // loaded under for guests.

@@ -29,6 +29,9 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
+	if spec.ID == runcDirName { // DATA/run/ID would be runc's state
+		return fmt.Errorf("guest id %q is reserved: %w", spec.ID, guest.ErrInvalid)
+	}
 	if len(spec.NICs) > 0 && h.network == nil {
 		return fmt.Errorf("guest %s has NICs but Hearth has no network: %w", spec.ID, guest.ErrInvalid)
 	}
@@ -37,6 +40,9 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	if unprivileged {
 		if spec.IDMap, err = h.idMap(spec.IDSlot); err != nil {
 			return fmt.Errorf("guest %s: %w", spec.ID, err)
+		}
+		if err := h.checkHostIDs(spec); err != nil {
+			return err
 		}
 	}
 	g := &instance{spec: spec, console: guest.NewConsole()}
@@ -177,7 +183,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	if !unprivileged { // the runtime mounts the root (Kata: in its VM)
 		taskOpts = append(taskOpts, client.WithRootFS(runtimeRootMounts(root.FS, boot.Device, spec.Boot.ReadOnly)))
 	}
-	task, err := c.NewTask(ctx, creator, taskOpts...)
+	task, err := c.NewTask(ctx, creator, append(taskOpts, h.driver.TaskOptions(h.runcState())...)...)
 	if err != nil {
 		if strings.Contains(err.Error(), "failed to mount rootfs") {
 			return fmt.Errorf("the boot drive's %s root could not be mounted: %w", root.FS, guest.ErrBootDrive)

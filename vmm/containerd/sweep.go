@@ -42,7 +42,7 @@ func (h *Host) sweepRunDir(ctx context.Context) {
 	entries, _ := os.ReadDir(h.runDir)
 	for _, e := range entries {
 		id := e.Name()
-		if _, known := h.guests[id]; known || !e.IsDir() || !guest.ValidID(id) {
+		if _, known := h.guests[id]; known || !e.IsDir() || !guest.ValidID(id) || id == runcDirName {
 			continue
 		}
 		dir := filepath.Join(h.runDir, id)

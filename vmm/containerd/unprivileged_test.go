@@ -60,8 +60,8 @@ func TestUnprivilegedGuests(t *testing.T) {
 			t.Fatal(err)
 		}
 		maps[i] = st.Spec.IDMap
-		if maps[i].HostID < DefaultIDBase || maps[i].Size != guest.IDRange {
-			t.Errorf("guest %d maps to %+v, want %d ids from %d on", i, maps[i], guest.IDRange, DefaultIDBase)
+		if maps[i].HostID < f.host.idBase || maps[i].Size != guest.IDRange {
+			t.Errorf("guest %d maps to %+v, want %d ids from %d on", i, maps[i], guest.IDRange, f.host.idBase)
 		}
 		if uid := initUID(t, f.host, ids[i]); uid != maps[i].HostID {
 			t.Errorf("guest %d: init runs as host uid %d, want %d", i, uid, maps[i].HostID)
@@ -131,7 +131,7 @@ func TestSweepLeftoverRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
-	h, err := Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithLogger(logtest.Logger(t)))
+	h, err := Open(context.Background(), data, WithNamespace(ns), WithRuntime(RuntimeRunc), WithIDBase(testIDBase(t)), WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

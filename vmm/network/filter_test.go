@@ -348,7 +348,7 @@ func TestTwoInstancesKeepTheirOwnTables(t *testing.T) {
 		t.Fatal("closing one instance removed the other's tables")
 	}
 	out, err := exec.Command("nft", "list", "table", "bridge", one.filter.name).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), hostVeth(id, 0)) {
+	if err != nil || !strings.Contains(string(out), one.names.hostVeth(id, 0)) {
 		t.Errorf("the first instance's port rules: %v\n%s", err, out)
 	}
 	one.detach(id)

@@ -21,10 +21,54 @@ const (
 	maxNICs = 10
 )
 
-// VLANBridge is the name of the bridge of VLAN vlan (a UUID): "hearthv" and
-// the UUID's first 8 hex digits, so an administrator can tell which VLAN a
-// bridge belongs to.
-func VLANBridge(vlan string) string {
+// Names derives the names of one Hearth instance's devices on the host from
+// the instance's name, so that several Hearths on one host never take (or
+// tear down) each other's bridges and veths. Every name starts "hearth" and
+// stays within the kernel's 15 characters:
+//
+//   - public bridge (the default; --bridge overrides it): "hearth0" for the
+//     instance "hearth", else "hearth-" + the instance name when that fits,
+//     else "hearth-" + 8 hex digits of sha256(instance);
+//   - VLAN bridge: "hearthv" + 8 hex digits: the VLAN UUID's first 8 for the
+//     instance "hearth" (an administrator can tell the VLAN), else those of
+//     sha256(instance/VLAN);
+//   - host end of NIC n: "hearth" + 8 hex digits of sha256(ID) (instance
+//     "hearth") or of sha256(instance/ID) (any other) + n, with the owner
+//     written in its alias ("hearth:ID:n", "hearth:instance/ID:n") so that a
+//     hash collision is detected, never a takeover.
+//
+// The instance "hearth" (the zero Names too) keeps the names every Hearth
+// used before instances existed, so an upgraded appliance finds its running
+// guests' devices again.
+type Names struct{ instance string }
+
+// legacyInstance is the instance whose names are those of Hearth before instances.
+const legacyInstance = "hearth"
+
+// NamesOf returns the names of instance's devices ("" is the instance "hearth").
+func NamesOf(instance string) Names {
+	if instance == legacyInstance {
+		instance = ""
+	}
+	return Names{instance: instance}
+}
+
+// PublicBridge is the default name of the instance's public bridge.
+func (n Names) PublicBridge() string {
+	switch {
+	case n.instance == "":
+		return DefaultBridge
+	case len(prefix)+1+len(n.instance) < unix.IFNAMSIZ:
+		return prefix + "-" + n.instance
+	}
+	return prefix + "-" + hash8(n.instance)
+}
+
+// VLANBridge is the name of the bridge of VLAN vlan (a UUID).
+func (n Names) VLANBridge(vlan string) string {
+	if n.instance != "" {
+		return vlanPrefix + hash8(n.instance+"/"+vlan)
+	}
 	hexDigits := strings.ToLower(strings.ReplaceAll(vlan, "-", ""))
 	if len(hexDigits) > 8 {
 		hexDigits = hexDigits[:8]
@@ -32,24 +76,45 @@ func VLANBridge(vlan string) string {
 	return vlanPrefix + hexDigits
 }
 
-// hostVeth is the host end of NIC index of guest id: "hearth", 8 hex digits
-// of the id's SHA-256 and the index, 15 characters (the kernel's limit).
-func hostVeth(id string, index int) string {
-	return vethStem(id) + fmt.Sprint(index)
+// hostVeth is the host end of NIC index of guest id: the stem and the
+// index, 15 characters.
+func (n Names) hostVeth(id string, index int) string {
+	return n.vethStem(id) + fmt.Sprint(index)
 }
 
-func vethStem(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return prefix + hex.EncodeToString(sum[:4])
+func (n Names) vethStem(id string) string {
+	return prefix + hash8(n.qualified(id))
 }
 
 // vethOwner is the alias written on a host veth so that a hash collision
 // between two ids is detected instead of one guest taking over another's NIC.
-func vethOwner(id string, index int) string {
-	return ownerPrefix(id) + fmt.Sprint(index)
+func (n Names) vethOwner(id string, index int) string {
+	return n.ownerPrefix(id) + fmt.Sprint(index)
 }
 
-func ownerPrefix(id string) string { return prefix + ":" + id + ":" }
+func (n Names) ownerPrefix(id string) string { return prefix + ":" + n.qualified(id) + ":" }
+
+// bridgeOwner is the alias that marks the instance's public bridge.
+func (n Names) bridgeOwner() string {
+	if n.instance == "" {
+		return prefix + ":" + legacyInstance
+	}
+	return prefix + ":" + n.instance
+}
+
+// qualified is id prefixed with the instance ("/" is in no guest id).
+func (n Names) qualified(id string) string {
+	if n.instance == "" {
+		return id
+	}
+	return n.instance + "/" + id
+}
+
+// hash8 is 8 hex digits of s's SHA-256.
+func hash8(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
+}
 
 // tableName is what WithFilterTable accepts: safe in nft's syntax unquoted.
 var tableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)

@@ -42,19 +42,74 @@ func TestValidMAC(t *testing.T) {
 }
 
 func TestDeviceNames(t *testing.T) {
-	if got := VLANBridge("5CA19F42-1111-4222-8333-444455556666"); got != "hearthv5ca19f42" {
+	legacy := NamesOf("hearth")
+	if legacy != (Names{}) {
+		t.Errorf("the instance hearth has names %+v, want the zero Names (those before instances)", legacy)
+	}
+	if got := legacy.VLANBridge("5CA19F42-1111-4222-8333-444455556666"); got != "hearthv5ca19f42" {
 		t.Errorf("VLANBridge = %q, want hearthv5ca19f42", got)
 	}
+	if got := legacy.PublicBridge(); got != DefaultBridge {
+		t.Errorf("PublicBridge of the instance hearth = %q, want %q", got, DefaultBridge)
+	}
 	id := "3fa85f64-5717-4562-b3fc-2c963f66afa6"
-	v0, v1 := hostVeth(id, 0), hostVeth(id, 1)
+	v0, v1 := legacy.hostVeth(id, 0), legacy.hostVeth(id, 1)
 	if len(v0) != 15 || !strings.HasPrefix(v0, "hearth") || v0[:14] != v1[:14] || v0 == v1 || v0[14] != '0' {
 		t.Errorf("host veths %q, %q: want hearth + 8 hex digits + index, 15 characters", v0, v1)
 	}
-	if hostVeth(id, 0) != v0 || hostVeth("another", 0) == v0 {
+	if legacy.hostVeth(id, 0) != v0 || legacy.hostVeth("another", 0) == v0 {
 		t.Error("host veth names must be a function of the id")
 	}
-	if isVLANBridge(v0) || isVLANBridge(DefaultBridge) || !isVLANBridge(VLANBridge(id)) {
+	if legacy.hostVeth(id, 0) != "hearth"+hash8(id)+"0" || legacy.vethOwner(id, 0) != "hearth:"+id+":0" {
+		t.Errorf("the instance hearth's veth %s (%s) changed from before instances", v0, legacy.vethOwner(id, 0))
+	}
+	if isVLANBridge(v0) || isVLANBridge(DefaultBridge) || !isVLANBridge(legacy.VLANBridge(id)) {
 		t.Error("veth and public bridge names must not look like VLAN bridges")
+	}
+}
+
+// TestInstanceNames: every name an instance derives is a valid device
+// name of at most 15 characters, stable, of its own family (public bridge,
+// VLAN bridge, veth), and different from every other instance's.
+func TestInstanceNames(t *testing.T) {
+	instances := []string{"hearth", "a", "test", "e2e-1", "abcd1234", "abcd12345", "0123456789abcdef0123456789abcdef", "8f3a9c01"}
+	id, vlan := "3fa85f64-5717-4562-b3fc-2c963f66afa6", "5ca19f42-1111-4222-8333-444455556666"
+	seen := map[string]string{}
+	for _, inst := range instances {
+		n := NamesOf(inst)
+		if NamesOf(inst) != n || n.PublicBridge() != NamesOf(inst).PublicBridge() {
+			t.Errorf("%s: names are not stable", inst)
+		}
+		names := map[string]string{
+			"public bridge": n.PublicBridge(),
+			"VLAN bridge":   n.VLANBridge(vlan),
+			"veth 0":        n.hostVeth(id, 0),
+			"veth 9":        n.hostVeth(id, maxNICs-1),
+		}
+		for what, name := range names {
+			if !validIfName(name) || len(name) > 15 || !strings.HasPrefix(name, "hearth") {
+				t.Errorf("%s: %s %q: want a device name of at most 15 characters starting hearth", inst, what, name)
+			}
+			if other, dup := seen[name]; dup {
+				t.Errorf("%s: %s %q is also %s", inst, what, name, other)
+			}
+			seen[name] = inst + " " + what
+		}
+		if br := n.PublicBridge(); isVLANBridge(br) || len(br) == 15 && br[6] != '-' {
+			t.Errorf("%s: public bridge %q could be taken for a VLAN bridge or a veth", inst, br)
+		}
+		if v := n.hostVeth(id, 0); isVLANBridge(v) || v[6] == '-' {
+			t.Errorf("%s: veth %q could be taken for a bridge", inst, v)
+		}
+		if !isVLANBridge(n.VLANBridge(vlan)) {
+			t.Errorf("%s: VLAN bridge %q is not named like one", inst, n.VLANBridge(vlan))
+		}
+		if inst != "hearth" && strings.HasPrefix(n.vethOwner(id, 0), NamesOf("hearth").ownerPrefix(id)) {
+			t.Errorf("%s: veth owner %q would pass for the instance hearth's", inst, n.vethOwner(id, 0))
+		}
+	}
+	if got := NamesOf("test").PublicBridge(); got != "hearth-test" {
+		t.Errorf("public bridge of the instance test = %q, want hearth-test (readable where it fits)", got)
 	}
 }
 

@@ -1,18 +1,21 @@
 // Package network wires each Hearth guest's NICs into the network namespace
 // its runtime made for it (runc creates a new one with the guest's init, owned
 // by the guest's user namespace) and joins them to a host bridge: the public
-// bridge (default hearth0, the gateway of Hearth's subnet, optionally NATed to
+// bridge (default hearth0 for the instance "hearth", the gateway of Hearth's subnet, optionally NATed to
 // the uplink) or a per-VLAN bridge that carries layer-2 traffic between the
 // guests of one VLAN and nothing else. Attach runs between the creation of
 // the guest's init and its start; the guest's ends of the veths vanish with
 // its namespace, and Detach removes the host ends should they remain.
 //
 // Everything it creates on the host carries a "hearth" prefix and is derived
-// from the guest id, so a restarted Hearth finds (and tears down) what an
-// earlier process created without keeping any state of its own:
+// from the Hearth instance and the guest id or VLAN (see Names), so a
+// restarted Hearth finds (and tears down) what an earlier process created
+// without keeping any state of its own, and never what another Hearth on
+// the host did:
 //
 //   - host end of NIC n: "hearth" + 8 hex digits of sha256(ID) + n;
-//   - VLAN bridge: "hearthv" + the first 8 hex digits of the VLAN UUID.
+//   - VLAN bridge: "hearthv" + the first 8 hex digits of the VLAN UUID
+//     (both hashed with the instance's name for an instance but "hearth").
 //
 // A DHCPv4 server (github.com/insomniacslk/dhcp) listens on the public
 // bridge alone (a socket bound to it with SO_BINDTODEVICE, never to every
@@ -87,8 +90,12 @@ type NICCounters struct{ RxBytes, RxPackets, TxBytes, TxPackets uint64 }
 // Option configures a Switch.
 type Option func(*Switch)
 
-// WithBridge names the public bridge (default "hearth0").
+// WithBridge names the public bridge (default: the instance's, see Names).
 func WithBridge(name string) Option { return func(m *Switch) { m.bridge = name } }
+
+// WithInstance names the Hearth instance whose devices the Switch makes and
+// finds (default "hearth"): see Names.
+func WithInstance(name string) Option { return func(m *Switch) { m.names = NamesOf(name) } }
 
 // WithGateway sets the public bridge's address and prefix, i.e. the guests'
 // gateway and Hearth's subnet (default 10.73.0.1/16).
@@ -125,6 +132,7 @@ func WithLeaseTime(d time.Duration) Option {
 // would lose but the DHCP leases, which Adopt registers again: devices are
 // found again by name.
 type Switch struct {
+	names   Names
 	bridge  string
 	gateway netip.Prefix
 	nat     bool
@@ -141,7 +149,7 @@ type Switch struct {
 
 // Public bridge defaults (appliance spec §5).
 const (
-	DefaultBridge  = "hearth0"
+	DefaultBridge  = "hearth0" // of the instance "hearth"
 	DefaultGateway = "10.73.0.1/16"
 )
 
@@ -150,7 +158,6 @@ const (
 // answering DHCP on it.
 func New(opts ...Option) (_ *Switch, err error) {
 	m := &Switch{
-		bridge:  DefaultBridge,
 		gateway: netip.MustParsePrefix(DefaultGateway),
 		log:     slog.New(slog.DiscardHandler),
 		dhcp:    &dhcpServer{leaseTime: DefaultLeaseTime, leases: map[string]lease{}},
@@ -164,6 +171,9 @@ func New(opts ...Option) (_ *Switch, err error) {
 	}
 	if !dnsSet {
 		m.dhcp.dns = HostResolvers()
+	}
+	if m.bridge == "" {
+		m.bridge = m.names.PublicBridge()
 	}
 	m.dhcp.bridge, m.dhcp.serverID, m.dhcp.log = m.bridge, m.gateway.Addr(), m.log
 	if m.dhcp.leaseTime < time.Minute || m.dhcp.leaseTime > 365*24*time.Hour {
@@ -195,6 +205,9 @@ func New(opts ...Option) (_ *Switch, err error) {
 				m.logIf(deleteBridge(ctx, m.bridge))
 			}
 		}()
+	}
+	if err := m.own(br); err != nil {
+		return nil, err
 	}
 	if err := netlink.AddrReplace(br, &netlink.Addr{IPNet: ipNet(g)}); err != nil {
 		return nil, fmt.Errorf("address %s on %s: %w", g, m.bridge, err)
@@ -243,6 +256,25 @@ func New(opts ...Option) (_ *Switch, err error) {
 	}
 	m.log.Info("network: public bridge", "bridge", m.bridge, "ip", g, "nat", g.Masked())
 	return m, nil
+}
+
+// own marks the public bridge as the instance's in its alias, refusing one
+// another instance marked (two Hearths given one --bridge): each would take
+// the other's gateway address away. A bridge from before instances has no
+// mark and is taken.
+func (m *Switch) own(br netlink.Link) error {
+	owner := m.names.bridgeOwner()
+	switch alias := br.Attrs().Alias; alias {
+	case owner:
+		return nil
+	case "":
+		if err := netlink.LinkSetAlias(br, owner); err != nil {
+			return fmt.Errorf("mark %s as the instance's: %w", m.bridge, err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: public bridge %s belongs to another Hearth (%s); give each Hearth its own --bridge", ErrConflict, m.bridge, alias)
+	}
 }
 
 // startDHCP (re)starts the DHCP server on the public bridge. Without it
@@ -373,7 +405,7 @@ func (m *Switch) Adopt(id string, nics []NIC) error {
 		if err := m.filterPort(id, nic, macs[i]); err != nil {
 			return fmt.Errorf("guest %s nic:%d: %w", id, nic.Index, err)
 		}
-		if isVLANBridge(nic.Bridge) {
+		if isVLANBridge(nic.Bridge) { // so that Detach and Close remove it once idle
 			m.vlans[nic.Bridge] = true
 		}
 	}
@@ -393,8 +425,8 @@ func (m *Switch) SetFirewall(id string, nic NIC) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	name := hostVeth(id, nic.Index)
-	if l, err := netlink.LinkByName(name); err != nil || l.Attrs().Alias != vethOwner(id, nic.Index) {
+	name := m.names.hostVeth(id, nic.Index)
+	if l, err := netlink.LinkByName(name); err != nil || l.Attrs().Alias != m.names.vethOwner(id, nic.Index) {
 		return fmt.Errorf("%w: guest %s nic:%d (%s)", ErrNotFound, id, nic.Index, name)
 	}
 	return m.filterPort(id, nic, macs[0])
@@ -407,7 +439,7 @@ func (m *Switch) filterPort(id string, nic NIC, mac net.HardwareAddr) error {
 		if err := m.filter.closeHost(nic.Bridge); err != nil {
 			return err
 		}
-		return m.filter.setPort(vethOwner(id, nic.Index), hostVeth(id, nic.Index), nic, mac, nic.Bridge == m.bridge)
+		return m.filter.setPort(m.names.vethOwner(id, nic.Index), m.names.hostVeth(id, nic.Index), nic, mac, nic.Bridge == m.bridge)
 	}
 	err := load()
 	if err != nil && m.filter.setup(m.bridge) == nil {
@@ -457,6 +489,7 @@ func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns
 	}
 	if created && nic.Bridge == m.bridge { // someone deleted it under us
 		m.log.Warn("network: the public bridge was gone; created it again", "bridge", m.bridge)
+		m.logIf(m.own(br))
 		if err := netlink.AddrReplace(br, &netlink.Addr{IPNet: ipNet(m.gateway)}); err != nil {
 			return fmt.Errorf("address %s on %s: %w", m.gateway, m.bridge, err)
 		}
@@ -465,7 +498,7 @@ func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns
 	if isVLANBridge(nic.Bridge) {
 		m.vlans[nic.Bridge] = true
 	}
-	name, owner, guestName := hostVeth(id, nic.Index), vethOwner(id, nic.Index), fmt.Sprintf("eth%d", nic.Index)
+	name, owner, guestName := m.names.hostVeth(id, nic.Index), m.names.vethOwner(id, nic.Index), fmt.Sprintf("eth%d", nic.Index)
 	old, err := netlink.LinkByName(name)
 	switch {
 	case err == nil && old.Attrs().Alias != owner:
@@ -536,8 +569,9 @@ func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns
 
 // Detach drops the guest's DHCP leases and removes the host ends of its
 // veths that remain (the guest's namespace takes them along when it goes)
-// and a VLAN bridge whose last port went with them. Idempotent; it works
-// for guests attached by an earlier Hearth process.
+// and the VLAN bridges this Switch used (Attach, Adopt) that have no port
+// left. Idempotent; it works for guests attached by an earlier Hearth
+// process.
 func (m *Switch) Detach(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
@@ -547,19 +581,19 @@ func (m *Switch) Detach(ctx context.Context, id string) error {
 	m.dhcp.unregister(id)
 
 	// Its veths may have gone with its namespace already; its rules not.
-	errs := []error{m.filter.dropPorts(ownerPrefix(id))}
+	errs := []error{m.filter.dropPorts(m.names.ownerPrefix(id))}
 	links, err := listLinks()
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	bridges := map[int]bool{}
-	stem := vethStem(id)
+	stem := m.names.vethStem(id)
 	for _, l := range links {
 		a := l.Attrs()
 		if len(a.Name) != len(stem)+1 || !strings.HasPrefix(a.Name, stem) {
 			continue
 		}
-		if !strings.HasPrefix(a.Alias, ownerPrefix(id)) {
+		if !strings.HasPrefix(a.Alias, m.names.ownerPrefix(id)) {
 			m.log.Warn("network: detach keeps a veth of another guest", "server", id, "veth", a.Name, "owner", a.Alias)
 			continue
 		}
@@ -573,7 +607,12 @@ func (m *Switch) Detach(ctx context.Context, id string) error {
 		if err != nil || !isVLANBridge(br.Attrs().Name) {
 			continue
 		}
-		errs = append(errs, m.deleteIdleVLAN(ctx, br.Attrs().Name))
+		m.vlans[br.Attrs().Name] = true
+	}
+	// A guest that ended took its veths along before Detach: its VLAN
+	// bridges are found among those this Switch used.
+	for name := range m.vlans {
+		errs = append(errs, m.deleteIdleVLAN(ctx, name))
 	}
 	return errors.Join(errs...)
 }
@@ -594,9 +633,9 @@ func (m *Switch) Counters(id string, index int) (NICCounters, error) {
 	if err := checkID(id); err != nil {
 		return NICCounters{}, err
 	}
-	name := hostVeth(id, index)
+	name := m.names.hostVeth(id, index)
 	l, err := netlink.LinkByName(name)
-	if err != nil || l.Attrs().Alias != vethOwner(id, index) || l.Attrs().Statistics == nil {
+	if err != nil || l.Attrs().Alias != m.names.vethOwner(id, index) || l.Attrs().Statistics == nil {
 		return NICCounters{}, fmt.Errorf("%w: guest %s nic:%d (%s)", ErrNotFound, id, index, name)
 	}
 	s := l.Attrs().Statistics

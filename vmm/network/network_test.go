@@ -26,11 +26,12 @@ import (
 // testNet is one test's Switch with its own bridge and subnet.
 type testNet struct {
 	*Switch
-	t      testing.TB
-	subnet netip.Prefix
-	ids    []string
-	vlans  []string
-	guests []*exec.Cmd // stand-ins for guests' inits, each in a network namespace of its own
+	t        testing.TB
+	instance string // a Hearth instance of its own, as every test is
+	subnet   netip.Prefix
+	ids      []string
+	vlans    []string
+	guests   []*exec.Cmd // stand-ins for guests' inits, each in a network namespace of its own
 }
 
 func needRoot(t testing.TB) {
@@ -45,8 +46,8 @@ func newTestNet(t testing.TB, opts ...Option) *testNet {
 	needRoot(t)
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + rand.IntN(100)), byte(rand.IntN(256)), 0}), 24)
 	gw := netip.PrefixFrom(subnet.Addr().Next(), 24)
-	tn := &testNet{t: t, subnet: subnet}
-	opts = append([]Option{WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t)),
+	tn := &testNet{t: t, subnet: subnet, instance: fmt.Sprintf("test%04x", rand.IntN(1<<16))}
+	opts = append([]Option{WithInstance(tn.instance), WithBridge(fmt.Sprintf("hearthp%08x", rand.Uint32())), WithGateway(gw), WithLogger(logtest.Logger(t)),
 		WithFilterTable(fmt.Sprintf("hearthtest%08x", rand.Uint32()))}, opts...)
 	m, err := New(opts...)
 	if err != nil {
@@ -109,7 +110,7 @@ func (tn *testNet) newID() string {
 }
 
 func (tn *testNet) newVLAN() string {
-	br := VLANBridge(uuid.NewString())
+	br := tn.names.VLANBridge(uuid.NewString())
 	tn.vlans = append(tn.vlans, br)
 	return br
 }
@@ -136,6 +137,17 @@ func (tn *testNet) detach(id string) {
 	}
 }
 
+// restart replaces the Switch with a new one of the same instance, bridge
+// and gateway, as a restarted Hearth makes.
+func (tn *testNet) restart() {
+	tn.t.Helper()
+	m, err := New(WithInstance(tn.instance), WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(tn.t)), WithFilterTable(tn.filter.name))
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	tn.Switch = m
+}
+
 func (tn *testNet) close() {
 	tn.t.Helper()
 	if err := tn.Close(); err != nil {
@@ -155,7 +167,7 @@ func (tn *testNet) assertClean() {
 	for _, l := range links {
 		name := l.Attrs().Name
 		for _, id := range tn.ids {
-			if strings.HasPrefix(name, vethStem(id)) {
+			if strings.HasPrefix(name, tn.names.vethStem(id)) {
 				t.Errorf("veth %s of guest %s left behind", name, id)
 			}
 		}
@@ -406,11 +418,7 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 	if !hasTable(t, tn.filter.name) {
 		t.Error("Close removed the filter rules of a running guest")
 	}
-	m2, err := New(WithBridge(tn.Bridge()), WithGateway(tn.gateway0()), WithLogger(logtest.Logger(t)), WithFilterTable(tn.filter.name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.Switch = m2
+	tn.restart()
 	br, err := netlink.LinkByName(tn.Bridge())
 	if err != nil {
 		t.Fatal(err)
@@ -433,7 +441,7 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 	}
 	for _, index := range []int{0, 1} {
 		out, err := exec.Command("nft", "list", "chain", "bridge", tn.filter.name, chainPorts).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), vethOwner(id, index)) || !strings.Contains(string(out), "jump "+hostVeth(id, index)) {
+		if err != nil || !strings.Contains(string(out), tn.names.vethOwner(id, index)) || !strings.Contains(string(out), "jump "+tn.names.hostVeth(id, index)) {
 			t.Errorf("port rules of nic:%d after Adopt: %v\n%s", index, err, out)
 		}
 	}
@@ -455,28 +463,43 @@ func TestAttachAgainAndAfterRestart(t *testing.T) {
 }
 
 // TestGuestEndTakesItsNICsAlong: the host ends go with the guest's namespace;
-// Detach then has only the VLAN bridge and the DHCP lease to remove.
+// Detach then has only the VLAN bridge and the DHCP lease to remove, for a
+// guest adopted after a restart of Hearth too.
 func TestGuestEndTakesItsNICsAlong(t *testing.T) {
 	t.Parallel()
-	tn := newTestNet(t)
-	id := tn.newID()
-	nics := []NIC{tn.public(25), {Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()}}
-	pid, _ := tn.newGuest()
-	if err := tn.Attach(context.Background(), id, pid, nics); err != nil {
-		t.Fatal(err)
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%t", restart), func(t *testing.T) {
+			tn := newTestNet(t)
+			id := tn.newID()
+			nics := []NIC{tn.public(25), {Index: 1, MAC: RandomMAC(), Bridge: tn.newVLAN()}}
+			pid, _ := tn.newGuest()
+			if err := tn.Attach(context.Background(), id, pid, nics); err != nil {
+				t.Fatal(err)
+			}
+			if restart {
+				tn.close() // Hearth stops; the guest runs on
+				tn.restart()
+				if err := tn.Adopt(id, nics); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tn.stopGuest(pid)
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if _, err := netlink.LinkByName(tn.names.hostVeth(id, 0)); err != nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the host end of nic:0 outlived the guest's namespace")
+				}
+			}
+			tn.detach(id)
+			if _, err := netlink.LinkByName(nics[1].Bridge); err == nil {
+				t.Error("the VLAN bridge outlived the Detach of its last guest")
+			}
+			tn.close()
+			tn.assertClean()
+		})
 	}
-	tn.stopGuest(pid)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := netlink.LinkByName(hostVeth(id, 0)); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the host end of nic:0 outlived the guest's namespace")
-		}
-	}
-	tn.detach(id)
-	tn.close()
-	tn.assertClean()
 }
 
 func TestAttachRefusesTheHostsNamespace(t *testing.T) {
@@ -530,7 +553,7 @@ func TestAttachRefusesAnotherGuestsDevice(t *testing.T) {
 	tn := newTestNet(t)
 	id := tn.newID()
 	// A device under the guest's veth name that Hearth did not make for it.
-	squatter := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostVeth(id, 0)}, PeerName: fmt.Sprintf("hearthq%08x", rand.Uint32())}
+	squatter := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: tn.names.hostVeth(id, 0)}, PeerName: fmt.Sprintf("hearthq%08x", rand.Uint32())}
 	if err := netlink.LinkAdd(squatter); err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +589,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 	}
 	// A restart with another subnet replaces the rules and the bridge's address.
 	moved := netip.MustParsePrefix("10.99." + fmt.Sprint(rand.IntN(256)) + ".1/24")
-	crashed, err := New(WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true), WithFilterTable(tn.filter.name))
+	crashed, err := New(WithInstance(tn.instance), WithBridge(tn.Bridge()), WithGateway(moved), WithNAT(true), WithFilterTable(tn.filter.name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +604,7 @@ func TestNATRulesFollowTheFlag(t *testing.T) {
 		t.Errorf("bridge addresses after the move: %v %v, want only %s", addrs, err, moved)
 	}
 	// A restart with NAT off removes what the earlier runs installed.
-	off, err := New(WithBridge(tn.Bridge()), WithGateway(moved), WithFilterTable(tn.filter.name))
+	off, err := New(WithInstance(tn.instance), WithBridge(tn.Bridge()), WithGateway(moved), WithFilterTable(tn.filter.name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -713,4 +736,38 @@ func TestDetachWhileTheGuestStillRuns(t *testing.T) {
 	}
 	tn.close()
 	tn.assertClean() // veths, bridges and rules are gone though the guest lives on
+}
+
+// TestInstancesKeepToTheirOwn: two Hearth instances on one host wiring a
+// guest of the same id (a copied DATA) and a VLAN of the same UUID get
+// devices of their own, and one's Detach and Close leave the other's alone.
+func TestInstancesKeepToTheirOwn(t *testing.T) {
+	t.Parallel()
+	a, b := newTestNet(t), newTestNet(t)
+	id, vlan := uuid.NewString(), uuid.NewString()
+	a.ids, b.ids = append(a.ids, id), append(b.ids, id)
+	brA, brB := a.names.VLANBridge(vlan), b.names.VLANBridge(vlan)
+	if brA == brB || a.names.hostVeth(id, 0) == b.names.hostVeth(id, 0) {
+		t.Fatalf("instances %s and %s share device names: %s, %s", a.instance, b.instance, brA, a.names.hostVeth(id, 0))
+	}
+	a.vlans, b.vlans = append(a.vlans, brA), append(b.vlans, brB)
+	if _, err := New(WithInstance(b.instance), WithBridge(a.Bridge()), WithGateway(b.gateway0())); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), a.instance) {
+		t.Errorf("a second instance on the first's public bridge: %v, want ErrConflict naming the owner", err)
+	}
+	a.attach(id, a.public(30), NIC{Index: 1, MAC: RandomMAC(), Bridge: brA})
+	b.attach(id, b.public(30), NIC{Index: 1, MAC: RandomMAC(), Bridge: brB})
+	a.detach(id)
+	a.close()
+	a.assertClean()
+	for _, nic := range []int{0, 1} {
+		if _, err := b.Counters(id, nic); err != nil {
+			t.Errorf("the other instance's nic:%d after one's Detach and Close: %v", nic, err)
+		}
+	}
+	if _, err := netlink.LinkByName(brB); err != nil {
+		t.Errorf("the other instance's VLAN bridge: %v", err)
+	}
+	b.detach(id)
+	b.close()
+	b.assertClean()
 }

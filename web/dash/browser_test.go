@@ -102,8 +102,14 @@ func newStack(t *testing.T) *env {
 	t.Cleanup(func() { store.Close() })
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
-	host, err := containerd.Open(ctx, data, containerd.WithNamespace("hearth-dash-"+hex.EncodeToString(suffix)),
-		containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithLogger(logtest.Logger(t)))
+	ns := "hearth-dash-" + hex.EncodeToString(suffix)
+	idBase, claim, err := containerd.ClaimIDBase(ns, 0) // host ids of its own, as every Hearth's
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { claim.Close() })
+	host, err := containerd.Open(ctx, data, containerd.WithNamespace(ns),
+		containerd.WithRuntime(containerd.RuntimeRunc), containerd.WithIDBase(idBase), containerd.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,34 @@
+package containerd
+
+import (
+	"context"
+	"testing"
+
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/client"
+)
+
+// TestRuncStateIsTheInstances: a runc guest's task options put runc's root
+// in the directory given (DATA/run/runc), keeping options set before; Kata
+// takes none.
+func TestRuncStateIsTheInstances(t *testing.T) {
+	info := &client.TaskInfo{Options: &options.Options{IoUid: 7}}
+	for _, opt := range (runcDriver{}).TaskOptions("/data/run/runc") {
+		if err := opt(context.Background(), nil, info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o := info.Options.(*options.Options); o.Root != "/data/run/runc" || o.IoUid != 7 {
+		t.Errorf("runc task options %+v, want Root /data/run/runc and IoUid kept", o)
+	}
+	fresh := &client.TaskInfo{}
+	for _, opt := range (runcDriver{}).TaskOptions("/d") {
+		opt(context.Background(), nil, fresh)
+	}
+	if o, ok := fresh.Options.(*options.Options); !ok || o.Root != "/d" {
+		t.Errorf("runc task options without earlier ones: %+v", fresh.Options)
+	}
+	if opts := newKataDriver().TaskOptions("/d"); len(opts) != 0 {
+		t.Errorf("Kata got %d task options", len(opts))
+	}
+}
