@@ -36,9 +36,9 @@ import (
 
 	"hearth/console"
 	"hearth/internal/hostpath"
+	"hearth/internal/instance"
 	"hearth/internal/peerlimit"
 	"hearth/internal/ratelimit"
-	"hearth/internal/instance"
 	"hearth/storage"
 	"hearth/storage/rootfs"
 	"hearth/vmm"
