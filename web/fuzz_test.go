@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -87,4 +88,67 @@ func FuzzAPI(f *testing.F) {
 			t.Fatalf("%s %q: unexpected status %d %q", method, path, w.Code, w.Body.String())
 		}
 	})
+}
+
+// FuzzAuth sends arbitrary credentials, browser headers and paths through
+// the whole handler, console websocket path included: whatever comes in,
+// the answer is a known status, never a 5xx, never a server's data without
+// the right secret, and never the secret itself.
+func FuzzAuth(f *testing.F) {
+	store, err := storage.Open(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer store.Close()
+	u, secret, err := store.CreateUser(context.Background(), "fuzz", false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := New(Config{API: api.New(store), Console: &recordingConsole{}})
+	for _, seed := range []struct{ path, authorization, origin, site string }{
+		{"/servers/list", "Basic " + basic(u.ID, secret), "", ""},
+		{"/drives/info", "Basic " + basic("fuzz", "wrong"), "", ""},
+		{"/resources/ip/create", "Basic " + basic(u.ID, secret), "https://evil.example", "cross-site"},
+		{"/servers/x/vnc", "Basic " + basic(u.ID, secret), "http://hearth.test", "same-origin"},
+		{"/servers/x/vnc?token=abc", "", "", ""},
+		{"/drives/list", "Bearer abc", "null", "same-site"},
+		{"/drives/list", "Basic !!!", "", "none"},
+		{"/health", "", "", ""},
+	} {
+		f.Add(seed.path, seed.authorization, seed.origin, seed.site)
+	}
+	f.Fuzz(func(t *testing.T, path, authorization, origin, site string) {
+		req, err := http.NewRequest("GET", "http://hearth.test/", http.NoBody)
+		if err != nil {
+			return
+		}
+		if p, q, ok := strings.Cut(path, "?"); ok {
+			req.URL.Path, req.URL.RawQuery = "/"+strings.TrimPrefix(p, "/"), q
+		} else {
+			req.URL.Path = "/" + strings.TrimPrefix(path, "/")
+		}
+		for k, v := range map[string]string{"Authorization": authorization, "Origin": origin, "Sec-Fetch-Site": site} {
+			if v != "" {
+				req.Header.Set(k, v)
+			}
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code >= 500 || w.Code < 200 {
+			t.Fatalf("GET %q (Authorization %q, Origin %q, Sec-Fetch-Site %q): status %d %q", path, authorization, origin, site, w.Code, w.Body.String())
+		}
+		if strings.Contains(w.Body.String(), secret) {
+			t.Fatalf("GET %q: the answer holds the user's secret", path)
+		}
+		if w.Code == 200 && !strings.Contains(authorization, basic(u.ID, secret)) && !strings.Contains(authorization, basic("fuzz", secret)) &&
+			req.URL.Path != "/health" && !strings.HasPrefix(req.URL.Path, "/static") {
+			if strings.HasPrefix(strings.TrimLeft(req.URL.Path, "/"), "servers") || strings.HasPrefix(strings.TrimLeft(req.URL.Path, "/"), "drives") {
+				t.Fatalf("GET %q answered 200 without the right secret (Authorization %q)", path, authorization)
+			}
+		}
+	})
+}
+
+func basic(login, secret string) string {
+	return base64.StdEncoding.EncodeToString([]byte(login + ":" + secret))
 }

@@ -8,12 +8,18 @@
 package ratelimit
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
 
-// maxTracked bounds the table: beyond it, keys whose failures all aged out
-// are swept, so guessing from many addresses cannot grow it without bound.
+// maxTracked bounds the table: when it is full, keys whose failures all
+// aged out are swept, and if that frees too little the keys that failed
+// least recently are forgotten, down to three quarters, so that a spray of
+// new keys (random login names) can neither grow it without bound nor make
+// each check sweep it: a sweep comes at most once per maxTracked/4 new keys.
+// Forgetting lets a key guess again early, but only after thousands of
+// other keys failed in between.
 const maxTracked = 4096
 
 // Failures counts failed and in-flight attempts per key.
@@ -49,6 +55,29 @@ func (l *Failures) recent(key string, now time.Time) []time.Time {
 	return times
 }
 
+// makeRoom keeps the table under maxTracked keys; call with mu held.
+func (l *Failures) makeRoom(now time.Time) {
+	if len(l.failures) < maxTracked {
+		return
+	}
+	for key := range l.failures {
+		l.recent(key, now)
+	}
+	keep := maxTracked * 3 / 4
+	if len(l.failures) <= keep {
+		return
+	}
+	keys := make([]string, 0, len(l.failures))
+	for key := range l.failures {
+		keys = append(keys, key)
+	}
+	last := func(key string) time.Time { times := l.failures[key]; return times[len(times)-1] }
+	slices.SortFunc(keys, func(a, b string) int { return last(a).Compare(last(b)) })
+	for _, key := range keys[:len(keys)-keep] {
+		delete(l.failures, key)
+	}
+}
+
 // Attempt is one guess in flight, begun by Begin; exactly one of Fail or
 // End finishes it (later calls do nothing).
 type Attempt struct {
@@ -66,11 +95,7 @@ func (l *Failures) Begin(keys ...string) (a *Attempt, wait time.Duration, ok boo
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if len(l.failures) >= maxTracked {
-		for key := range l.failures {
-			l.recent(key, now)
-		}
-	}
+	l.makeRoom(now)
 	refused := false
 	for _, key := range keys {
 		times := l.recent(key, now)

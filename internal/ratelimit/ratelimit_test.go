@@ -101,8 +101,26 @@ func TestTableStaysBounded(t *testing.T) {
 		fail(t, l, strconv.Itoa(i))
 	}
 	c.advance(time.Minute)
-	fail(t, l, "late")
-	if n := l.tracked(); n != 1 {
-		t.Fatalf("%d keys kept after their failures aged out", n)
+	// The next sweep (the table filling up again) drops every aged key.
+	fresh := maxTracked / 4
+	for i := range fresh {
+		fail(t, l, "late"+strconv.Itoa(i))
+	}
+	if n := l.tracked(); n != fresh {
+		t.Fatalf("%d keys kept, want only the %d that failed within the window", n, fresh)
+	}
+}
+
+// A spray of new keys (random login names) keeps the table bounded and
+// never makes a check sweep it each time.
+func TestSprayOfNewKeysStaysBounded(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	l := New(5, time.Hour, c.now)
+	for i := range 20 * maxTracked {
+		fail(t, l, "spray"+strconv.Itoa(i))
+		c.advance(time.Millisecond)
+		if n := l.tracked(); n > maxTracked {
+			t.Fatalf("%d keys tracked after %d new ones; want at most %d", n, i+1, maxTracked)
+		}
 	}
 }
