@@ -142,7 +142,7 @@ func firewall(cfg map[string]string, p string) (guest.Firewall, error) {
 	for _, l := range []struct {
 		key  string
 		list *[]ehkeys.PortRule
-	}{{"firewall:accept", &fw.Accept}, {"firewall:reject", &fw.Refuse}} {
+	}{{"firewall:accept", &fw.Accept}, {"firewall:reject", &fw.Refuse}, {"block", &fw.Block}} {
 		if *l.list, err = ehkeys.ParsePortRules(cfg[p+l.key]); err != nil {
 			return fw, fmt.Errorf("key %s%s: %v: %w", p, l.key, err, ErrInvalid)
 		}

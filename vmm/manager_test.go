@@ -386,6 +386,12 @@ func TestManagerSetFirewall(t *testing.T) {
 	if got := fwOf(); got.Reject || len(got.Refuse) != 2 || got.Refuse[1].Proto != "icmp" {
 		t.Errorf("firewall after a live change %+v, want policy accept refusing udp/53 and icmp", got)
 	}
+	if err := f.Set(ctx, f.m, id, map[string]string{"nic:0:block": "tcp/25 tcp/5900"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fwOf(); len(got.Block) != 2 || got.Block[0].String() != "tcp/25" {
+		t.Errorf("firewall after nic:0:block %+v, want tcp/25 and tcp/5900 blocked", got)
+	}
 }
 
 // TestManagerRaces runs every lifecycle call of a few servers at once: each

@@ -52,7 +52,7 @@ func (m *Manager) Set(ctx context.Context, server string, update func(ctx contex
 }
 
 // apply makes stored live changes of a running server take effect: cpu (and
-// smp) change the CPU quota at once, nic:N:firewall:* the NIC's filter,
+// smp) change the CPU quota at once, nic:N:firewall:* and nic:0:block the NIC's filter,
 // password the console's, name its title.
 // A guest that has ended meanwhile keeps them in its stored configuration
 // only, which its next start uses. The caller holds the server's lock.
@@ -104,12 +104,13 @@ func (m *Manager) apply(ctx context.Context, server string, changed map[string]s
 	return nil
 }
 
-// firewallChanges are the NICs whose firewall keys changed.
+// firewallChanges are the NICs whose firewall keys (nic:N:firewall:*,
+// nic:0:block) changed.
 func firewallChanges(changed map[string]string) map[int]bool {
 	nics := map[int]bool{}
 	for k := range changed {
 		var n int
-		if rest, ok := strings.CutPrefix(k, "nic:"); ok && strings.Contains(rest, ":firewall:") {
+		if rest, ok := strings.CutPrefix(k, "nic:"); ok && (strings.Contains(rest, ":firewall:") || strings.HasSuffix(rest, ":block")) {
 			if _, err := fmt.Sscanf(rest, "%d:", &n); err == nil {
 				nics[n] = true
 			}

@@ -12,10 +12,13 @@ type Firewall struct {
 	Reject bool `json:",omitempty"`
 	// Accept and Refuse are nic:N:firewall:accept and nic:N:firewall:reject.
 	Accept, Refuse []PortRule `json:",omitempty"`
+	// Block is nic:0:block, the provider's list of blocked ports (EH
+	// trial accounts): dropped whatever the policy and lists say.
+	Block []PortRule `json:",omitempty"`
 }
 
 // PortRule is one item of a firewall port list.
 type PortRule = ehkeys.PortRule
 
 // filters reports whether fw stops anything at all.
-func (fw Firewall) filters() bool { return fw.Reject || len(fw.Refuse) > 0 }
+func (fw Firewall) filters() bool { return fw.Reject || len(fw.Refuse) > 0 || len(fw.Block) > 0 }

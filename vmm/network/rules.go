@@ -146,9 +146,15 @@ func portMatch(r PortRule) [][]expr.Any {
 // firewallRules is the chain a NIC's inbound traffic passes (inet family,
 // forward): replies to the guest's own connections always get through;
 // policy reject accepts the accept list and drops the rest, policy accept
-// drops the reject list and lets the rest through.
+// drops the reject list and lets the rest through; the block list is
+// dropped before either.
 func firewallRules(fw Firewall) [][]expr.Any {
 	rules := [][]expr.Any{established()}
+	for _, item := range fw.Block {
+		for _, m := range portMatch(item) {
+			rules = append(rules, nftRule(m, []expr.Any{verdict(expr.VerdictDrop)}))
+		}
+	}
 	list, kind := fw.Refuse, expr.VerdictDrop
 	if fw.Reject {
 		list, kind = fw.Accept, expr.VerdictAccept

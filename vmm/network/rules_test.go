@@ -167,6 +167,8 @@ func TestFirewallRules(t *testing.T) {
 	reply := packet{l4proto: protoTCP, th: ports(80, 40000), ctState: expr.CtStateBitESTABLISHED}
 	reject := firewallRules(Firewall{Reject: true, Accept: []PortRule{{Proto: "tcp", Low: 22, End: 22}, {Proto: "udp", Low: 1000, End: 2000}, {Proto: "icmp"}}})
 	accept := firewallRules(Firewall{Refuse: []PortRule{{Proto: "tcp", Low: 25, End: 25}, {Proto: "udp"}}})
+	// nic:0:block wins over the policy and the lists.
+	blocked := firewallRules(Firewall{Reject: true, Accept: []PortRule{{Proto: "tcp", Low: 22, End: 22}, {Proto: "tcp", Low: 80, End: 80}}, Block: []PortRule{{Proto: "tcp", Low: 22, End: 22}}})
 	for _, c := range []struct {
 		name  string
 		rules [][]expr.Any
@@ -183,6 +185,9 @@ func TestFirewallRules(t *testing.T) {
 		{"accept: listed tcp port", accept, tcp(25), "drop"},
 		{"accept: other tcp port", accept, tcp(80), "continue"},
 		{"accept: every udp port", accept, udp(53), "drop"},
+		{"block: a blocked port the accept list names", blocked, tcp(22), "drop"},
+		{"block: another accepted port", blocked, tcp(80), "accept"},
+		{"block: replies to the guest", blocked, reply, "accept"},
 		{"accept: replies to the guest", accept, packet{l4proto: protoUDP, th: ports(53, 40000), ctState: expr.CtStateBitESTABLISHED}, "accept"},
 	} {
 		if got := eval(t, c.rules, c.p); got != c.want {
@@ -191,6 +196,9 @@ func TestFirewallRules(t *testing.T) {
 	}
 	if (Firewall{}).filters() || (Firewall{Accept: []PortRule{{Proto: "tcp"}}}).filters() {
 		t.Error("a firewall that stops nothing filters")
+	}
+	if !(Firewall{Block: []PortRule{{Proto: "tcp", Low: 25, End: 25}}}).filters() {
+		t.Error("a block list alone does not filter")
 	}
 }
 

@@ -127,8 +127,8 @@ func serverRule(key string) (rule, error) {
 			return rule{check: oneOf("accept", "reject"), live: true}, nil
 		case rest == "firewall:accept" || rest == "firewall:reject":
 			return rule{check: words(checkPortRule), live: true}, nil
-		case n == 0 && rest == "block":
-			return rule{check: words(checkPortRule)}, nil
+		case n == 0 && rest == "block": // enforced like the firewall keys, before them
+			return rule{check: words(checkPortRule), live: true}, nil
 		case n == 1 && rest == "vlan":
 			return rule{check: checkUUID}, nil
 		}

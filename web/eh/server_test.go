@@ -310,7 +310,7 @@ func TestUpdateServerRefuses(t *testing.T) {
 		{"active: long password", Props{"vnc:password": "123456789"}, true, ErrUsage, "key vnc:password: 9 characters"},
 		{"active: unknown key is usage", Props{"colour": "red"}, true, ErrUsage, "unknown server key colour"},
 		{"active: bad firewall list is usage", Props{"nic:0:firewall:accept": "tcp/22 ssh"}, true, ErrUsage, "key nic:0:firewall:accept"},
-		{"active: nic:0:block stays a stopped-server key", Props{"nic:0:block": "tcp/25"}, true, ErrBusy, "key nic:0:block cannot be changed"},
+		{"active: bad block list is usage", Props{"nic:0:block": "tcp/25 smtp"}, true, ErrUsage, "key nic:0:block"},
 		{"firewall of a NIC that is not there", Props{"nic:1:firewall:policy": "reject"}, false, ErrUsage, "needs nic:1:model"},
 	}
 	for _, tt := range tests {
