@@ -235,10 +235,38 @@ func (s *Store) ResourceUsers(ctx context.Context, typ, id string) ([]string, er
 	return s.serverIDs(ctx, "resource users", `SELECT id FROM servers WHERE json_extract(config, '$."`+resourceKey[typ]+`"') = ? ORDER BY id`, id)
 }
 
-// ServersWithMAC lists the servers whose nic:0:mac or nic:1:mac is mac
-// (as stored: lower case).
-func (s *Store) ServersWithMAC(ctx context.Context, mac string) ([]string, error) {
-	return s.serverIDs(ctx, "servers with MAC", `SELECT id FROM servers WHERE json_extract(config, '$."nic:0:mac"') = ?1 OR json_extract(config, '$."nic:1:mac"') = ?1 ORDER BY id`, mac)
+// KeyError is a refusal caused by one configuration key (for a form to
+// show it next to the field); Err wraps the sentinel.
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string { return e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// checkMACs refuses a configuration of server whose nic:0:mac or nic:1:mac
+// another server has (whoever owns it): a MAC is a NIC's identity on the
+// bridge (DHCP, anti-spoofing). Run inside the write transaction, so two
+// requests racing for one MAC cannot both have it.
+func checkMACs(ctx context.Context, tx *sql.Tx, server string, config map[string]string) error {
+	for _, key := range []string{"nic:0:mac", "nic:1:mac"} {
+		mac := strings.ToLower(config[key])
+		if mac == "" {
+			continue
+		}
+		var other string
+		err := tx.QueryRowContext(ctx, `SELECT id FROM servers WHERE id != ?1 AND (lower(json_extract(config, '$."nic:0:mac"')) = ?2 OR lower(json_extract(config, '$."nic:1:mac"')) = ?2) LIMIT 1`,
+			server, mac).Scan(&other)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("storage: servers with MAC %s: %w", mac, err)
+		}
+		return &KeyError{Key: key, Err: fmt.Errorf("key %s: MAC %s is already used by another server: %w", key, mac, ErrBusy)}
+	}
+	return nil
 }
 
 // serverIDs runs a query of server ids.

@@ -81,6 +81,9 @@ func (s *Store) CreateServer(ctx context.Context, owner string, config map[strin
 		return Server{}, err
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkMACs(ctx, tx, srv.ID, srv.Config); err != nil {
+			return err
+		}
 		if err := checkLimits(ctx, tx, owner, Amounts{LimitServers: 1,
 			LimitCPU: configInt(srv.Config, "cpu"), LimitMem: configInt(srv.Config, "mem")}); err != nil {
 			return err
@@ -157,6 +160,9 @@ func (s *Store) UpdateServer(ctx context.Context, id string, fn func(*Server) er
 			return err
 		}
 		if err := checkStatus(srv.Status); err != nil {
+			return err
+		}
+		if err := checkMACs(ctx, tx, srv.ID, srv.Config); err != nil {
 			return err
 		}
 		if err := checkLimits(ctx, tx, srv.Owner, Amounts{

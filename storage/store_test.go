@@ -739,3 +739,36 @@ func validUUID(s string) bool {
 	_, err := uuid.Parse(s)
 	return len(s) == 36 && err == nil && strings.ToLower(s) == s
 }
+
+// TestMACRace: servers created at once with one MAC: exactly one gets it,
+// the others are ErrBusy naming the key (the check runs in the write
+// transaction).
+func TestMACRace(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	u := mustUser(t, s, "alice", false)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.CreateServer(context.Background(), u.ID, map[string]string{"name": "s", "nic:0:model": "virtio", "nic:0:mac": "02:00:00:00:00:aa"})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	created := 0
+	for err := range errs {
+		var ke *KeyError
+		switch {
+		case err == nil:
+			created++
+		case !errors.Is(err, ErrBusy) || !errors.As(err, &ke) || ke.Key != "nic:0:mac":
+			t.Errorf("a racing create: %v, want ErrBusy naming nic:0:mac", err)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d servers got the MAC, want 1", created)
+	}
+}

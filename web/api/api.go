@@ -122,6 +122,9 @@ func apiError(err error) error {
 	if errors.As(err, &e) {
 		return e
 	}
+	if ke := (*storage.KeyError)(nil); errors.As(err, &ke) {
+		return atKey(ke.Key, apiError(ke.Err).(*eh.Error))
+	}
 	switch {
 	case errors.Is(err, vmm.ErrUnavailable):
 		return eh.Systemf("no guest runtime: %w", err)

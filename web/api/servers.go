@@ -297,18 +297,6 @@ func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin 
 					return atKey(k, eh.Busyf("key nic:0:dhcp: static IP %s is already used by server %s", v, u))
 				}
 			}
-		case (k == "nic:0:mac" || k == "nic:1:mac") && v != "":
-			// A MAC is the NIC's identity on the bridge (DHCP, anti-spoofing):
-			// one server's only, whoever owns the other.
-			users, err := s.store.ServersWithMAC(ctx, v)
-			if err != nil {
-				return apiError(err)
-			}
-			for _, u := range users {
-				if u != server {
-					return atKey(k, eh.Busyf("key %s: MAC %s is already used by another server", k, v))
-				}
-			}
 		case k == "nic:1:vlan" && v != "":
 			r, err := s.store.Resource(ctx, storage.ResourceVLAN, v)
 			if errors.Is(err, storage.ErrNotFound) || err == nil && r.Owner != owner {
