@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -622,4 +623,60 @@ func TestLoginLimits(t *testing.T) {
 		t.Fatalf("the right secret after the burst: %d, want 429", r.status)
 	}
 	bob.get("/drives/list").must(t, 200)
+}
+
+// TestSlowClients: a client that trickles its headers (slowloris) is cut
+// off by the header timeout, and one address gets no more than its share
+// of connections, against the real binary.
+func TestSlowClients(t *testing.T) {
+	h := startHearth(t)
+	addr := strings.TrimPrefix(strings.TrimPrefix(h.url(), "http://"), "https://")
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Slowloris: a header byte every second, for up to a minute.
+	slow := dial()
+	fmt.Fprint(slow, "GET /drives/list HTTP/1.1\r\nHost: hearth\r\nX-Slow: ")
+	cut := false
+	for range 60 {
+		if _, err := slow.Write([]byte("a")); err != nil {
+			cut = true
+			break
+		}
+		slow.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := slow.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			cut = true // closed (after a 408, or at once)
+			break
+		}
+	}
+	if !cut {
+		t.Fatal("a client trickling its headers for a minute was not cut off")
+	}
+	// Connections per address: past the cap, a new one is closed at once.
+	var held []net.Conn
+	for range 128 {
+		held = append(held, dial())
+	}
+	extra := dial()
+	extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := extra.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("connection 129 from one address: read %d bytes, %v; want it closed", n, err)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	// Once they are gone, the address is served again.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.anonymous().get("/health").status != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("the address is not served again after its connections closed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
