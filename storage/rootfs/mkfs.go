@@ -169,7 +169,7 @@ func copyRaw(ctx context.Context, src, out *os.File, k kind, o *options) (Result
 			return Result{}, err
 		}
 		srcSize = info.Size()
-		if err := copySparse(ctx, src, out, srcSize); err != nil {
+		if err := CopySparse(ctx, src, out, srcSize); err != nil {
 			return Result{}, err
 		}
 	}

@@ -56,10 +56,10 @@ func fill(r io.Reader, buf []byte) (int, error) {
 	return n, nil
 }
 
-// copySparse copies the first n bytes of src to dst, skipping holes
+// CopySparse copies the first n bytes of src to dst, skipping holes
 // (SEEK_DATA/SEEK_HOLE) and all-zero blocks, so a downloaded, fully
 // allocated image becomes sparse too.
-func copySparse(ctx context.Context, src, dst *os.File, n int64) error {
+func CopySparse(ctx context.Context, src, dst *os.File, n int64) error {
 	buf := make([]byte, mib)
 	fd := int(src.Fd())
 	for off := int64(0); off < n; {

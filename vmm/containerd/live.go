@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"hearth/storage/rootfs"
 	"hearth/vmm/guest"
 )
 
@@ -117,4 +119,45 @@ func overlayOptions(lower, upper, work string) [][2]string {
 		{"metacopy", "off"},
 		{"index", "off"},
 	}
+}
+
+// Under Kata the guest's own kernel mounts the root, so there is no host
+// mount to lay an overlay on: a read-only boot drive boots from a
+// throwaway copy instead, DATA/run/ID/live/disk.img, a reflink where the
+// filesystem of DATA has them (xfs, btrfs: instant, no space) and else a
+// sparse copy of the drive's data; the guest writes to the copy, which goes
+// with the run directory at stop, delete and crash recovery.
+const liveDiskName = "disk.img"
+
+// liveCopy makes the throwaway copy of the drive image at src for the
+// guest whose run directory is guestDir and returns its path.
+func liveCopy(ctx context.Context, src, guestDir string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", fmt.Errorf("%w: cannot open the drive: %w", guest.ErrBootDrive, errors.Unwrap(err))
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(guestDir, liveDirName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, liveDiskName)
+	out, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil {
+		if err := out.Truncate(st.Size()); err != nil {
+			return "", fmt.Errorf("live copy of the boot drive: %w", err)
+		}
+		if err := rootfs.CopySparse(ctx, in, out, st.Size()); err != nil {
+			return "", fmt.Errorf("live copy of the boot drive: %w", err)
+		}
+	}
+	return path, out.Close()
 }

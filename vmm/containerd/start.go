@@ -21,7 +21,8 @@ import (
 
 // Start creates the guest and starts its init: boot drive (root found,
 // grown, on a loop device and, under runc, checked and mounted idmapped —
-// a read-only one as a live system, see live.go), disks on loop
+// a read-only one as a live system, under Kata from a throwaway copy: see
+// live.go), disks on loop
 // devices, device nodes and cgroup owned by guest root, network namespace,
 // container, task, console. A boot drive without a usable root gives an
 // error wrapping guest.ErrBootDrive.
@@ -85,7 +86,14 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 			h.log.Error("removing a failed start's run directory", "server", spec.ID, "err", err)
 		}
 	})
-	boot, hold, err := attachLoop(spec.Boot.Image, bootLoop(root, spec.Boot.ReadOnly))
+	image, readOnly := spec.Boot.Image, spec.Boot.ReadOnly
+	if !unprivileged && readOnly { // Kata: a live system boots from a throwaway copy (live.go)
+		if image, err = liveCopy(ctx, image, filepath.Join(h.runDir, spec.ID)); err != nil {
+			return fmt.Errorf("guest %s: %w", spec.ID, err)
+		}
+		readOnly = false
+	}
+	boot, hold, err := attachLoop(image, bootLoop(root, readOnly))
 	if err != nil {
 		return err
 	}
@@ -181,7 +189,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, spec.ID)))...)
 	var taskOpts []client.NewTaskOpts
 	if !unprivileged { // the runtime mounts the root (Kata: in its VM)
-		taskOpts = append(taskOpts, client.WithRootFS(runtimeRootMounts(root.FS, boot.Device, spec.Boot.ReadOnly)))
+		taskOpts = append(taskOpts, client.WithRootFS(runtimeRootMounts(root.FS, boot.Device, readOnly)))
 	}
 	task, err := c.NewTask(ctx, creator, append(taskOpts, h.driver.TaskOptions(h.runcState())...)...)
 	if err != nil {
