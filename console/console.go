@@ -197,10 +197,8 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 		c.updateStatus()
 	}()
 
-	select {
-	case c.m.pending <- struct{}{}:
-	default:
-		return fmt.Errorf("%w: %d handshakes already in progress, %s turned away", ErrBusy, cap(c.m.pending), addr)
+	if err := c.m.beginHandshake(addr); err != nil {
+		return err
 	}
 	if d, ok := conn.(deadliner); ok {
 		d.SetDeadline(time.Now().Add(handshakeTimeout))
@@ -214,7 +212,7 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 		limits: []ratelimit.Limit{{Failures: c.m.byAddr, Key: addr}, {Failures: c.m.byServer, Key: c.server}},
 		name:   name, width: c.screen.width, height: c.screen.height,
 	})
-	<-c.m.pending
+	c.m.endHandshake(addr)
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}

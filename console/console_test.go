@@ -215,19 +215,41 @@ func TestGuessesPerServerAreLimited(t *testing.T) {
 	}
 }
 
-// Handshakes in progress are bounded on all consoles together.
+// Handshakes in progress are bounded per source address (a quarter of the
+// total) and on all consoles together.
 func TestPendingHandshakesAreBounded(t *testing.T) {
-	m := testRegistry(t, WithMaxPending(3))
+	m := testRegistry(t, WithMaxPending(8))
 	_, ep := attach(t, m, "s1", "secret")
-	for range 3 { // silent clients: each holds a handshake slot
-		conn := dialTCP(t, ep)
-		if _, err := io.ReadFull(conn, make([]byte, 12)); err != nil {
+	silent := func(source string) net.Conn { // a client that never answers holds a slot
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+		conn, err := d.Dial("tcp", net.JoinHostPort(ep.IP, strconv.Itoa(ep.Port)))
+		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		return conn
 	}
-	conn := dialTCP(t, ep)
-	if n, err := conn.Read(make([]byte, 12)); err != io.EOF {
-		t.Fatalf("a fourth pending handshake: read %d bytes, %v; want closed at once", n, err)
+	turnedAway := func(conn net.Conn) bool {
+		n, err := conn.Read(make([]byte, 12))
+		return n == 0 && err == io.EOF
+	}
+	for range 2 {
+		if turnedAway(silent("127.0.0.1")) {
+			t.Fatal("one of the first two handshakes of an address was turned away")
+		}
+	}
+	if !turnedAway(silent("127.0.0.1")) {
+		t.Fatal("a third handshake in progress from one address was not turned away")
+	}
+	for _, source := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3", "127.0.0.4", "127.0.0.4"} {
+		if turnedAway(silent(source)) {
+			t.Fatalf("a handshake from %s was turned away before the total was reached", source)
+		}
+	}
+	if !turnedAway(silent("127.0.0.5")) {
+		t.Fatal("a ninth handshake in progress was not turned away")
 	}
 }
 

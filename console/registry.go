@@ -29,6 +29,8 @@ type Registry struct {
 	byAddr     *ratelimit.Failures // password guesses per source address
 	byServer   *ratelimit.Failures // password guesses per server, from anywhere
 	pending    chan struct{}       // one slot per handshake in progress
+	pendingMu  sync.Mutex
+	pendingBy  map[string]int // handshakes in progress per source address
 	tokens     *tokens
 	authMax    int
 	authSpan   time.Duration
@@ -67,8 +69,35 @@ func WithAuthLimit(max int, window time.Duration) Option {
 }
 
 // WithMaxPending bounds the handshakes in progress on all consoles
-// together (default 64); a connection beyond them is closed at once.
+// together (default 64), and from one source address to a quarter of that;
+// a connection beyond either is closed at once.
 func WithMaxPending(n int) Option { return func(m *Registry) { m.maxPending = n } }
+
+// beginHandshake takes a handshake slot for addr, or says why not; the
+// caller gives it back with endHandshake.
+func (m *Registry) beginHandshake(addr string) error {
+	m.pendingMu.Lock()
+	defer m.pendingMu.Unlock()
+	if perAddr := max(1, cap(m.pending)/4); m.pendingBy[addr] >= perAddr {
+		return fmt.Errorf("%w: %d handshakes from %s already in progress", ErrBusy, perAddr, addr)
+	}
+	select {
+	case m.pending <- struct{}{}:
+	default:
+		return fmt.Errorf("%w: %d handshakes already in progress, %s turned away", ErrBusy, cap(m.pending), addr)
+	}
+	m.pendingBy[addr]++
+	return nil
+}
+
+func (m *Registry) endHandshake(addr string) {
+	m.pendingMu.Lock()
+	defer m.pendingMu.Unlock()
+	<-m.pending
+	if m.pendingBy[addr]--; m.pendingBy[addr] <= 0 {
+		delete(m.pendingBy, addr)
+	}
+}
 
 // WithTokenKey sets the HMAC key for console tokens (default: random per
 // process, so tokens die with a restart, which their short life allows).
@@ -99,7 +128,7 @@ func NewRegistry(opts ...Option) *Registry {
 	}
 	m.byAddr = ratelimit.New(m.authMax, m.authSpan, m.now)
 	m.byServer = ratelimit.New(4*m.authMax, m.authSpan, m.now)
-	m.pending = make(chan struct{}, m.maxPending)
+	m.pending, m.pendingBy = make(chan struct{}, m.maxPending), map[string]int{}
 	m.tokens = &tokens{key: m.tokenKey, now: m.now, ttl: m.tokenTTL, used: map[[16]byte]time.Time{}}
 	return m
 }
