@@ -118,27 +118,28 @@ func TestAuthRateLimit(t *testing.T) {
 
 // guessAtOnce opens n connections from source, takes each through the
 // handshake to its challenge (or refusal), then answers every challenge
-// wrongly at the same moment. It returns how many guesses were evaluated
-// (answered "password check failed") and how many were refused unevaluated.
+// given so far wrongly at the same moment (and any given later at once).
+// It returns how many guesses were evaluated (answered "password check
+// failed") and how many were refused unevaluated.
 func guessAtOnce(t *testing.T, ep Endpoint, source string, n int) (evaluated, refused int) {
 	t.Helper()
 	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	answer := make(chan struct{})
-	ready := make(chan bool, n) // true: got a challenge
+	progress := make(chan struct{}, 2*n) // a connection got its challenge, or ended
 	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { progress <- struct{}{} }()
 			conn, err := dialer.Dial("tcp", net.JoinHostPort(ep.IP, strconv.Itoa(ep.Port)))
 			if err != nil {
 				t.Error(err)
-				ready <- false
 				return
 			}
 			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn.SetDeadline(time.Now().Add(20 * time.Second))
 			buf := make([]byte, 16)
 			_, err = io.ReadFull(conn, buf[:12])
 			if err == nil {
@@ -151,17 +152,15 @@ func guessAtOnce(t *testing.T, ep Endpoint, source string, n int) (evaluated, re
 				mu.Lock()
 				refused++
 				mu.Unlock()
-				ready <- false
 				return
 			}
 			io.ReadFull(conn, buf[:buf[0]])
 			conn.Write([]byte{secVNCAuth})
 			if _, err := io.ReadFull(conn, buf); err != nil {
 				t.Errorf("reading the challenge: %v", err)
-				ready <- false
 				return
 			}
-			ready <- true
+			progress <- struct{}{}
 			<-answer
 			conn.Write(make([]byte, 16))
 			if _, err := io.ReadFull(conn, buf[:4]); err == nil && binary.BigEndian.Uint32(buf) == 1 {
@@ -171,8 +170,14 @@ func guessAtOnce(t *testing.T, ep Endpoint, source string, n int) (evaluated, re
 			}
 		}()
 	}
-	for range n {
-		<-ready
+	// Answer once nothing has moved for a moment: every connection then
+	// has its challenge, its refusal, or waits behind the guesses in flight.
+	for quiet := false; !quiet; {
+		select {
+		case <-progress:
+		case <-time.After(500 * time.Millisecond):
+			quiet = true
+		}
 	}
 	close(answer)
 	wg.Wait()

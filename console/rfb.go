@@ -2,6 +2,7 @@ package console
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -134,7 +135,12 @@ func handshake(w io.Writer, r *bufio.Reader, cfg handshakeConfig) (rfbVersion, e
 	if secType == secVNCAuth {
 		var wait time.Duration
 		var ok bool
-		if attempts, wait, ok = ratelimit.BeginAll(cfg.limits...); !ok {
+		// A guess waits while the source's other guesses in flight fill
+		// its limit, for as long as the handshake may take.
+		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+		attempts, wait, ok = ratelimit.BeginAll(ctx, cfg.limits...)
+		cancel()
+		if !ok {
 			reason := "too many authentication attempts in progress; try again later"
 			if wait > 0 {
 				reason = "too many authentication failures; try again after " + cfg.now().Add(wait).UTC().Format(time.TimeOnly) + " UTC"

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"strings"
 	"time"
 )
@@ -29,7 +30,7 @@ func NewLogins(max int, now func() time.Time) *Logins {
 }
 
 // Begin starts a login attempt of login from addr, as BeginAll does.
-func (l *Logins) Begin(addr, login string) (Attempts, time.Duration, bool) {
+func (l *Logins) Begin(ctx context.Context, addr, login string) (Attempts, time.Duration, bool) {
 	login = strings.ToLower(login)
-	return BeginAll(Limit{l.fromAddr, addr + " " + login}, Limit{l.perLogin, login})
+	return BeginAll(ctx, Limit{l.fromAddr, addr + " " + login}, Limit{l.perLogin, login})
 }

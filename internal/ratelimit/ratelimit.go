@@ -3,11 +3,14 @@
 // refuses a key that failed too often until its oldest failure ages out.
 // An attempt counts against its keys from the moment it begins, so a burst
 // of parallel attempts cannot have more guesses evaluated than sequential
-// ones: with max 5, the sixth attempt in flight is refused before it gets
-// to guess. The dashboard's login form and the VNC password step share it.
+// ones: with max 5, a sixth attempt waits until one in flight ends, and is
+// refused if that one failed the fifth time. Honest clients that send many
+// requests at once thus queue for the microseconds a check takes instead
+// of being refused. The dashboard's login form and the VNC password step share it.
 package ratelimit
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -30,12 +33,13 @@ type Failures struct {
 	window   time.Duration
 	failures map[string][]time.Time
 	inFlight map[string]int
+	ended    chan struct{} // closed (and replaced) whenever an attempt ends
 }
 
 // New returns a Failures that refuses a key after max failures within
 // window, reading the time from now.
 func New(max int, window time.Duration, now func() time.Time) *Failures {
-	return &Failures{now: now, max: max, window: window, failures: map[string][]time.Time{}, inFlight: map[string]int{}}
+	return &Failures{now: now, max: max, window: window, failures: map[string][]time.Time{}, inFlight: map[string]int{}, ended: make(chan struct{})}
 }
 
 // recent drops key's failures older than the window; call with mu held.
@@ -86,34 +90,52 @@ type Attempt struct {
 	done bool
 }
 
-// Begin starts an attempt for every key, unless one of them is refused: its
-// failures within the window plus its attempts in flight have reached max.
-// A refusal says how long until the key's oldest failure ages out (wait),
-// or wait 0 when attempts in flight alone fill the key, which may try again
-// as soon as one of them ends.
-func (l *Failures) Begin(keys ...string) (a *Attempt, wait time.Duration, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	l.makeRoom(now)
-	refused := false
-	for _, key := range keys {
-		times := l.recent(key, now)
-		if len(times)+l.inFlight[key] < l.max {
-			continue
+// Begin starts an attempt for every key. A key whose failures within the
+// window reached max refuses it, with how long until the oldest of them
+// ages out (wait). A key whose failures and attempts in flight together
+// reached max makes Begin wait until one of those ends, as long as ctx
+// lets it (then it is refused with wait 0).
+func (l *Failures) Begin(ctx context.Context, keys ...string) (a *Attempt, wait time.Duration, ok bool) {
+	for {
+		l.mu.Lock()
+		a, wait, busy := l.tryBegin(keys)
+		ended := l.ended
+		l.mu.Unlock()
+		if a != nil || !busy {
+			return a, wait, a != nil
 		}
-		refused = true
-		if len(times) >= l.max {
-			wait = max(wait, times[len(times)-l.max].Add(l.window).Sub(now))
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			return nil, 0, false
 		}
 	}
-	if refused {
+}
+
+// tryBegin is Begin without waiting: busy says that only attempts in
+// flight stand in the way. Call with mu held.
+func (l *Failures) tryBegin(keys []string) (a *Attempt, wait time.Duration, busy bool) {
+	now := l.now()
+	l.makeRoom(now)
+	for _, key := range keys {
+		times := l.recent(key, now)
+		switch {
+		case len(times) >= l.max:
+			wait = max(wait, times[len(times)-l.max].Add(l.window).Sub(now))
+		case len(times)+l.inFlight[key] >= l.max:
+			busy = true
+		}
+	}
+	if wait > 0 {
 		return nil, wait, false
+	}
+	if busy {
+		return nil, 0, true
 	}
 	for _, key := range keys {
 		l.inFlight[key]++
 	}
-	return &Attempt{l: l, keys: keys}, 0, true
+	return &Attempt{l: l, keys: keys}, 0, false
 }
 
 // Fail ends the attempt as a failure of each of its keys.
@@ -131,6 +153,10 @@ func (a *Attempt) finish(failed bool) {
 		return
 	}
 	a.done = true
+	defer func() {
+		close(l.ended)
+		l.ended = make(chan struct{})
+	}()
 	now := l.now()
 	for _, key := range a.keys {
 		if l.inFlight[key]--; l.inFlight[key] <= 0 {
@@ -163,11 +189,12 @@ type Limit struct {
 // Attempts are attempts begun together against several Limits.
 type Attempts []*Attempt
 
-// BeginAll begins an attempt against every limit, or none if one of them
-// refuses (with the longest wait, as Begin gives it).
-func BeginAll(limits ...Limit) (as Attempts, wait time.Duration, ok bool) {
+// BeginAll begins an attempt against every limit, in order, or none if
+// one of them refuses (as Begin does; the order is the same for every
+// caller, so waits cannot deadlock).
+func BeginAll(ctx context.Context, limits ...Limit) (as Attempts, wait time.Duration, ok bool) {
 	for _, l := range limits {
-		a, w, began := l.Failures.Begin(l.Key)
+		a, w, began := l.Failures.Begin(ctx, l.Key)
 		if !began {
 			as.End()
 			return nil, w, false

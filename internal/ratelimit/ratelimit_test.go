@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"testing"
@@ -9,13 +10,15 @@ import (
 
 type clock struct{ t time.Time }
 
+var ctx = context.Background()
+
 func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 // fail begins an attempt on keys and fails it.
 func fail(t *testing.T, l *Failures, keys ...string) {
 	t.Helper()
-	a, _, ok := l.Begin(keys...)
+	a, _, ok := l.Begin(ctx, keys...)
 	if !ok {
 		t.Fatalf("attempt on %v refused", keys)
 	}
@@ -29,16 +32,16 @@ func TestBlocksAfterMaxFailuresUntilTheOldestAgesOut(t *testing.T) {
 		fail(t, l, "a")
 		c.advance(10 * time.Second)
 	}
-	if _, wait, ok := l.Begin("a", "b"); ok || wait != 30*time.Second {
+	if _, wait, ok := l.Begin(ctx, "a", "b"); ok || wait != 30*time.Second {
 		t.Fatalf("after 3 failures: allowed %v, wait %v; want refused, 30s", ok, wait)
 	}
-	if a, _, ok := l.Begin("b"); !ok {
+	if a, _, ok := l.Begin(ctx, "b"); !ok {
 		t.Fatal("another key is refused")
 	} else {
 		a.End()
 	}
 	c.advance(30 * time.Second)
-	if _, _, ok := l.Begin("a"); !ok {
+	if _, _, ok := l.Begin(ctx, "a"); !ok {
 		t.Fatal("still refused once the oldest failure aged out")
 	}
 }
@@ -46,24 +49,32 @@ func TestBlocksAfterMaxFailuresUntilTheOldestAgesOut(t *testing.T) {
 func TestAttemptsInFlightCountUntilTheyEnd(t *testing.T) {
 	c := &clock{t: time.Unix(1000, 0)}
 	l := New(2, time.Minute, c.now)
-	first, _, ok1 := l.Begin("a")
-	second, _, ok2 := l.Begin("a")
+	first, _, ok1 := l.Begin(ctx, "a")
+	second, _, ok2 := l.Begin(ctx, "a")
 	if !ok1 || !ok2 {
 		t.Fatal("the first two attempts were refused")
 	}
-	if _, wait, ok := l.Begin("a"); ok || wait != 0 {
-		t.Fatalf("a third attempt while two are in flight: allowed %v, wait %v; want refused, 0", ok, wait)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, wait, ok := l.Begin(done, "a"); ok || wait != 0 {
+		t.Fatalf("a third attempt while two are in flight, not waiting: allowed %v, wait %v; want refused, 0", ok, wait)
 	}
-	first.End()  // a success costs nothing
-	first.Fail() // and a finished attempt stays finished
-	third, _, ok := l.Begin("a")
-	if !ok {
-		t.Fatal("refused after an attempt in flight ended without failing")
+	// A third attempt waits for one in flight to end; a success frees its place.
+	third := make(chan *Attempt)
+	go func() { a, _, _ := l.Begin(ctx, "a"); third <- a }()
+	first.End()
+	first.Fail() // a finished attempt stays finished
+	a := <-third
+	if a == nil {
+		t.Fatal("the waiting attempt was refused after one in flight ended without failing")
 	}
+	// Two failures: a waiting attempt is refused with the wait.
+	fourth := make(chan time.Duration)
+	go func() { _, wait, _ := l.Begin(ctx, "a"); fourth <- wait }()
 	second.Fail()
-	third.Fail()
-	if _, wait, ok := l.Begin("a"); ok || wait != time.Minute {
-		t.Fatalf("after two failures: allowed %v, wait %v; want refused for a minute", ok, wait)
+	a.Fail()
+	if wait := <-fourth; wait != time.Minute {
+		t.Fatalf("a waiting attempt after two failures: wait %v, want a minute", wait)
 	}
 }
 
@@ -77,7 +88,7 @@ func TestParallelAttemptsCannotExceedMax(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a, _, ok := l.Begin("addr")
+			a, _, ok := l.Begin(ctx, "addr")
 			if !ok {
 				return
 			}

@@ -63,7 +63,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, http.StatusBadRequest, f)
 		return
 	}
-	attempts, wait, ok := d.logins.Begin(clientHost(r), f.Login)
+	attempts, wait, ok := d.logins.Begin(r.Context(), clientHost(r), f.Login)
 	if !ok {
 		f.Error = "Too many failed logins. Try again in a moment."
 		if wait > 0 {
