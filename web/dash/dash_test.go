@@ -851,3 +851,49 @@ func TestStaticAndSecurityHeaders(t *testing.T) {
 		t.Fatalf("root: %d", r.status)
 	}
 }
+
+// A server needs a name (the form says so next to the field, and renaming
+// to nothing is refused the same way); a name the user already has comes
+// back once with a warning, and the same form sent again creates a second.
+func TestServerNameRequiredAndDuplicateWarned(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	form := func(name string, extra ...string) url.Values {
+		f := url.Values{"name": {name}, "size": {"small"}, "source": {"blank"}, "drivesize": {"64M"}, "nic0": {"auto"}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			f.Set(extra[i], extra[i+1])
+		}
+		return f
+	}
+	count := func() int {
+		servers, _ := e.service.ServersInfo(context.Background(), e.admin)
+		return len(servers)
+	}
+	r := b.post("/ui/servers/new", form("  "))
+	if r.status != http.StatusBadRequest || errorNextTo(r.body, "name") != "Give the server a name." ||
+		!regexp.MustCompile(`id="name"[^>]*aria-invalid="true"[^>]*aria-describedby="name-hint name-error"`).MatchString(r.body) {
+		t.Fatalf("empty name: %d, next to name %q", r.status, errorNextTo(r.body, "name"))
+	}
+	if r := b.post("/ui/servers/new", form("web1")); r.status != http.StatusSeeOther {
+		t.Fatalf("create web1: %d %s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(b.post("/ui/servers/new", form("other")).location, "/ui/servers/")
+	r = b.post("/ui/servers/new", form("Web1"))
+	warning := regexp.MustCompile(`id="name-warning"[^>]*>([^<]*)<`).FindStringSubmatch(r.body)
+	if r.status != http.StatusConflict || warning == nil || !strings.Contains(html.UnescapeString(warning[1]), "You already have a server named Web1") ||
+		!strings.Contains(r.body, `name="duplicate" value="Web1"`) || count() != 2 {
+		t.Fatalf("duplicate name: %d, warning %q, %d servers", r.status, warning, count())
+	}
+	if r := b.post("/ui/servers/new", form("Web1", "duplicate", "Web1")); r.status != http.StatusSeeOther || count() != 3 {
+		t.Fatalf("duplicate name sent again: %d, %d servers", r.status, count())
+	}
+	// The confirmation covers that name only.
+	if r := b.post("/ui/servers/new", form("other", "duplicate", "Web1")); r.status != http.StatusConflict || count() != 3 {
+		t.Fatalf("another duplicate with a stale confirmation: %d, %d servers", r.status, count())
+	}
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"name": {""}})
+	if info, _ := e.service.ServerInfo(context.Background(), e.admin, id); r.status != http.StatusBadRequest || errorNextTo(r.body, "name") == "" || info["name"] != "other" {
+		t.Fatalf("renamed to nothing: %d, next to name %q, name now %q", r.status, errorNextTo(r.body, "name"), info["name"])
+	}
+}

@@ -282,6 +282,9 @@ func (d *Dashboard) setServer(rq *request) {
 	opts := d.formOptions(rq)
 	current := newServerForm(v.Info, opts)
 	f := readServerForm(rq.Request, current, v.Editable)
+	if f.Name == "" {
+		f.Errors["name"] = "Give the server a name."
+	}
 	before, err := current.props()
 	if err != nil {
 		d.showError(rq, v.Name, "servers", err)
@@ -347,9 +350,14 @@ type createForm struct {
 	Password   string
 	Persistent bool
 	Start      bool
-	Errors     formErrors
-	Options    formOptions
-	Presets    []sizePreset
+	// NameTaken: the caller already has a server with this name; the form
+	// comes back once with a warning and takes the same name the second time
+	// (Duplicate carries the name the warning was about).
+	NameTaken bool
+	Duplicate string
+	Errors    formErrors
+	Options   formOptions
+	Presets   []sizePreset
 }
 
 func (d *Dashboard) newServerPage(rq *request) {
@@ -371,7 +379,7 @@ func (d *Dashboard) readCreateForm(rq *request) createForm {
 	return createForm{
 		Name: get("name"), Size: get("size"), CPU: get("cpu"), Mem: get("mem"), Source: get("source"),
 		DriveSize: get("drivesize"), NIC0: get("nic0"), VLAN: get("vlan"), Password: r.PostFormValue("password"),
-		Persistent: get("persistent") == "true", Start: get("start") == "true",
+		Persistent: get("persistent") == "true", Start: get("start") == "true", Duplicate: get("duplicate"),
 		Errors: formErrors{}, Options: d.formOptions(rq), Presets: sizePresets,
 	}
 }
@@ -383,6 +391,11 @@ func (d *Dashboard) createServer(rq *request) {
 	ctx := rq.Context()
 	f := d.readCreateForm(rq)
 	config := eh.Props{"name": f.Name, "smp": "auto", "persistent": strconv.FormatBool(f.Persistent)}
+	if f.Name == "" {
+		f.Errors["name"] = "Give the server a name."
+	} else if f.Duplicate != f.Name {
+		f.NameTaken = d.ownServerNamed(rq, f.Name)
+	}
 	if f.Size == "custom" {
 		config["cpu"], config["mem"] = f.CPU, f.Mem
 	} else {
@@ -427,7 +440,7 @@ func (d *Dashboard) createServer(rq *request) {
 	case conversion == "" && size < sourceSize:
 		f.Errors["drivesize"] = fmt.Sprintf("The drive must hold the image: at least %s.", humanBytes(uint64(sourceSize)))
 	}
-	if len(f.Errors) > 0 {
+	if len(f.Errors) > 0 || f.NameTaken {
 		d.showCreate(rq, f)
 		return
 	}
@@ -466,8 +479,26 @@ func (d *Dashboard) createServer(rq *request) {
 	d.done(rq, "/ui/servers/"+made.Server, msg)
 }
 
+// ownServerNamed reports whether the caller already owns a server called
+// name (ignoring case); a failed lookup reports none, costing only the warning.
+func (d *Dashboard) ownServerNamed(rq *request, name string) bool {
+	infos, err := d.backend.ServersInfo(rq.Context(), rq.user)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(infos, func(p eh.Props) bool {
+		return p["user"] == rq.user.ID && strings.EqualFold(p["name"], name)
+	})
+}
+
+// showCreate shows the create form again: 400 with the errors next to
+// their fields, or 409 when only the name's duplicate warning stopped it.
 func (d *Dashboard) showCreate(rq *request, f createForm) {
-	rq.w.WriteHeader(http.StatusBadRequest)
+	status := http.StatusBadRequest
+	if len(f.Errors) == 0 {
+		status = http.StatusConflict
+	}
+	rq.w.WriteHeader(status)
 	render(rq.w, rq.Request, createServerPage(d.pageData(rq, "Create server", "servers"), f))
 }
 
