@@ -897,3 +897,49 @@ func TestServerNameRequiredAndDuplicateWarned(t *testing.T) {
 		t.Fatalf("renamed to nothing: %d, next to name %q, name now %q", r.status, errorNextTo(r.body, "name"), info["name"])
 	}
 }
+
+// Drives and VLANs need a name in their create forms too, and a name the
+// user already has is warned about once, next to the field.
+func TestDriveAndVLANNamesRequiredAndDuplicateWarned(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	ctx := context.Background()
+	count := func(typ string) int {
+		if typ == "drive" {
+			l, _ := e.service.DrivesInfo(ctx, e.admin)
+			return len(l)
+		}
+		l, _ := e.service.ResourcesInfo(ctx, e.admin, typ)
+		return len(l)
+	}
+	for _, tc := range []struct{ typ, path, field string }{
+		{"drive", "/ui/drives/new", "name"},
+		{"vlan", "/ui/resources/vlan/new", "vlan-name"},
+	} {
+		form := func(name string, extra ...string) url.Values {
+			f := url.Values{"name": {name}, "size": {"1M"}}
+			if len(extra) == 2 {
+				f.Set(extra[0], extra[1])
+			}
+			return f
+		}
+		r := b.post(tc.path, form(" "))
+		if r.status != http.StatusBadRequest || !strings.Contains(errorNextTo(r.body, tc.field), "Give the") ||
+			!regexp.MustCompile(`id="`+tc.field+`"[^>]*aria-invalid="true"`).MatchString(r.body) || count(tc.typ) != 0 {
+			t.Fatalf("%s without a name: %d, next to it %q, %d made", tc.typ, r.status, errorNextTo(r.body, tc.field), count(tc.typ))
+		}
+		if r := b.post(tc.path, form("backend")); r.status != http.StatusSeeOther {
+			t.Fatalf("%s backend: %d %s", tc.typ, r.status, r.body)
+		}
+		r = b.post(tc.path, form("Backend"))
+		warning := regexp.MustCompile(`id="` + tc.field + `-warning"[^>]*>([^<]*)<`).FindStringSubmatch(r.body)
+		if r.status != http.StatusConflict || warning == nil || !strings.Contains(warning[1], "You already have a") ||
+			!regexp.MustCompile(`id="`+tc.field+`"[^>]*aria-describedby="`+tc.field+`-warning"`).MatchString(r.body) || count(tc.typ) != 1 {
+			t.Fatalf("%s duplicate: %d, warning %q, %d made", tc.typ, r.status, warning, count(tc.typ))
+		}
+		if r := b.post(tc.path, form("Backend", "duplicate", "Backend")); r.status != http.StatusSeeOther || count(tc.typ) != 2 {
+			t.Fatalf("%s duplicate sent again: %d, %d made", tc.typ, r.status, count(tc.typ))
+		}
+	}
+}

@@ -480,14 +480,17 @@ func (d *Dashboard) createServer(rq *request) {
 }
 
 // ownServerNamed reports whether the caller already owns a server called
-// name (ignoring case); a failed lookup reports none, costing only the warning.
+// name; a failed lookup reports none, costing only the warning.
 func (d *Dashboard) ownServerNamed(rq *request, name string) bool {
 	infos, err := d.backend.ServersInfo(rq.Context(), rq.user)
-	if err != nil {
-		return false
-	}
-	return slices.ContainsFunc(infos, func(p eh.Props) bool {
-		return p["user"] == rq.user.ID && strings.EqualFold(p["name"], name)
+	return err == nil && ownNamed(infos, rq.user.ID, name)
+}
+
+// ownNamed reports whether one of objects, owned by user, is called name
+// (ignoring case): the duplicate the create forms warn about.
+func ownNamed(objects []eh.Props, user, name string) bool {
+	return slices.ContainsFunc(objects, func(p eh.Props) bool {
+		return p["user"] == user && strings.EqualFold(p["name"], name)
 	})
 }
 
