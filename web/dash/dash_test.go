@@ -943,3 +943,41 @@ func TestDriveAndVLANNamesRequiredAndDuplicateWarned(t *testing.T) {
 		}
 	}
 }
+
+// A drive attached to a running server is shown with that server and not
+// offered (nor taken) as another server's boot drive; a library image is
+// offered to copy, even to the admin who owns it, never to boot directly.
+func TestInUseDrivesNotOfferedForBoot(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	lib, err := e.store.CreateDrive(ctx, storage.Drive{Owner: e.admin.ID, Name: "busybox", Size: 4 << 20, Library: true,
+		Props: map[string]string{"readers": storage.Everyone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.login("root", e.secret)
+	r := b.post("/ui/servers/new", url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"},
+		"drivesize": {"64M"}, "nic0": {"none"}, "start": {"true"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create web1: %d %s", r.status, r.body)
+	}
+	web1, _ := e.service.ServerInfo(ctx, e.admin, strings.TrimPrefix(r.location, "/ui/servers/"))
+	if web1["status"] != "active" {
+		t.Fatalf("web1 is %s", web1["status"])
+	}
+	boot := web1["ide:0:0"]
+	page := b.get("/ui/servers/new").body
+	if !regexp.MustCompile(`<option value="use:` + boot + `" disabled>web1 boot \([^)]*\) — in use by web1</option>`).MatchString(page) {
+		t.Errorf("the running server's drive is not greyed with its server: %s", page)
+	}
+	if !strings.Contains(page, `value="lib:`+lib.ID+`"`) || strings.Contains(page, `value="use:`+lib.ID+`"`) || strings.Contains(page, `value="drive:`+lib.ID+`"`) {
+		t.Errorf("the library image is not offered only as a copy")
+	}
+	servers, _ := e.service.ServersInfo(ctx, e.admin)
+	r = b.post("/ui/servers/new", url.Values{"name": {"web2"}, "size": {"small"}, "source": {"use:" + boot}, "nic0": {"none"}, "start": {"true"}})
+	after, _ := e.service.ServersInfo(ctx, e.admin)
+	if msg := errorNextTo(r.body, "source"); r.status != http.StatusBadRequest || msg != "web1 boot is attached to running server web1 — stop web1 first, or boot from a copy of it." || !regexp.MustCompile(`id="source"[^>]*aria-invalid="true"[^>]*aria-describedby="source-hint source-error"`).MatchString(r.body) || len(after) != len(servers) {
+		t.Fatalf("booting another server from web1's drive: %d, next to source %q, %d servers before, %d after", r.status, msg, len(servers), len(after))
+	}
+}

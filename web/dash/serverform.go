@@ -18,11 +18,17 @@ import (
 type option struct {
 	Value string
 	Label string
+	Name  string // a drive's name, for messages
+	// InUse names the running servers a drive is attached to: such a drive
+	// is shown greyed with them, never offered to boot another server.
+	InUse string
 }
 
-// formOptions are the choices the server forms offer: the caller's drives,
-// the library (images admins published: the only default), drives other
-// users share with the caller (labelled with their owner), static IPs and VLANs.
+// formOptions are the choices the server forms offer: the caller's drives
+// (marked with the running servers they are attached to), the library
+// (images admins published: the only default, always copied — an admin's
+// own library image is not among their drives), drives other users share
+// with the caller (labelled with their owner), static IPs and VLANs.
 type formOptions struct {
 	Drives  []option
 	Library []option
@@ -36,6 +42,12 @@ type formOptions struct {
 func (d *Dashboard) formOptions(rq *request) formOptions {
 	ctx := rq.Context()
 	o := formOptions{sizes: map[string]int64{}, gzipped: map[string]bool{}}
+	serverNames := map[string]string{}
+	if servers, err := d.backend.ServersInfo(ctx, rq.user); err == nil {
+		for _, p := range servers {
+			serverNames[p["server"]] = p["name"]
+		}
+	}
 	add := func(list *[]option, p eh.Props, note string) {
 		id := p["drive"]
 		size, _ := strconv.ParseInt(p["size"], 10, 64)
@@ -45,21 +57,32 @@ func (d *Dashboard) formOptions(rq *request) formOptions {
 		if label == "" {
 			label = shortID(id)
 		}
-		*list = append(*list, option{Value: id, Label: label + " (" + humanBytes(uint64(size)) + ")" + note})
-	}
-	if drives, err := d.backend.DrivesInfo(ctx, rq.user); err == nil {
-		for _, p := range drives {
-			if p["user"] == rq.user.ID {
-				add(&o.Drives, p, "")
-			}
+		opt := option{Value: id, Name: label, Label: label + " (" + humanBytes(uint64(size)) + ")" + note}
+		var users []string
+		for _, s := range claimedServers(p["claimed"], serverNames) {
+			users = append(users, s.Name)
 		}
+		if len(users) > 0 {
+			opt.InUse = strings.Join(users, ", ")
+			opt.Label += " — in use by " + opt.InUse
+		}
+		*list = append(*list, opt)
 	}
+	library := map[string]bool{}
 	if shared, err := d.backend.SharedDrives(ctx, rq.user); err == nil {
 		for _, sd := range shared {
 			if sd.Image {
+				library[sd.Props["drive"]] = true
 				add(&o.Library, sd.Props, "")
 			} else {
 				add(&o.Shared, sd.Props, " — shared by "+sd.Owner)
+			}
+		}
+	}
+	if drives, err := d.backend.DrivesInfo(ctx, rq.user); err == nil {
+		for _, p := range drives {
+			if p["user"] == rq.user.ID && !library[p["drive"]] {
+				add(&o.Drives, p, "")
 			}
 		}
 	}
@@ -428,6 +451,11 @@ func (d *Dashboard) createServer(rq *request) {
 		}
 	case "use":
 		attach = id
+		for _, o := range f.Options.Drives {
+			if o.Value == id && o.InUse != "" {
+				f.Errors["source"] = fmt.Sprintf("%s is attached to running server %s — stop %s first, or boot from a copy of it.", o.Name, o.InUse, o.InUse)
+			}
+		}
 	case "blank":
 	default:
 		f.Errors["source"] = "Choose an image or an empty drive."
