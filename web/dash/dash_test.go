@@ -981,3 +981,66 @@ func TestInUseDrivesNotOfferedForBoot(t *testing.T) {
 		t.Fatalf("booting another server from web1's drive: %d, next to source %q, %d servers before, %d after", r.status, msg, len(servers), len(after))
 	}
 }
+
+// Destroy asks on a page of its own, offering to delete the boot drive too
+// (ticked when the create form made it), and the flash says what it did.
+func TestDestroyOffersTheBootDrive(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.browser()
+	b.login("root", e.secret)
+	r := b.post("/ui/servers/new", url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"},
+		"drivesize": {"64M"}, "nic0": {"none"}, "start": {"true"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create web1: %d %s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(r.location, "/ui/servers/")
+	web1, _ := e.service.ServerInfo(ctx, e.admin, id)
+	boot := web1["ide:0:0"]
+	if page := b.get("/ui/servers/" + id).body; !strings.Contains(page, `href="/ui/servers/`+id+`/destroy?back=%2Fui%2Fservers%2F`+id+`"`) {
+		t.Fatalf("the server page has no destroy link: %s", page)
+	}
+	ask := b.get("/ui/servers/" + id + "/destroy?back=/ui/servers/" + id)
+	if ask.status != http.StatusOK || !strings.Contains(ask.body, "Destroy server web1?") ||
+		!regexp.MustCompile(`<input type="checkbox" name="deletedrive" value="`+boot+`" checked>`).MatchString(ask.body) ||
+		!strings.Contains(ask.body, "Also delete its boot drive web1 boot (64 MiB)") {
+		t.Fatalf("destroy page: %d %s", ask.status, ask.body)
+	}
+	// Only the server's own boot drive goes with it.
+	other, err := e.service.CreateDrive(ctx, e.admin, eh.Props{"name": "data", "size": "1M"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = b.post("/ui/servers/"+id+"/destroy", url.Values{"confirmed": {"yes"}, "deletedrive": {other["drive"]}})
+	if _, err := e.service.ServerInfo(ctx, e.admin, id); err != nil || r.status != http.StatusSeeOther {
+		t.Fatalf("destroy with another drive: %d, server %v", r.status, err)
+	}
+	r = b.post("/ui/servers/"+id+"/destroy", url.Values{"confirmed": {"yes"}, "deletedrive": {boot}, "back": {"/ui/servers/" + id}})
+	if r.status != http.StatusSeeOther || r.location != "/ui/servers" {
+		t.Fatalf("destroy: %d %q", r.status, r.location)
+	}
+	if flash := b.get("/ui/servers").body; !strings.Contains(flash, "Server web1 and its boot drive web1 boot destroyed.") {
+		t.Errorf("flash after destroy does not say what it did: %s", flash)
+	}
+	if _, err := e.service.DriveInfo(ctx, e.admin, boot); err == nil {
+		t.Error("the boot drive is still there")
+	}
+
+	// A drive the server booted from as it was is offered unticked, and kept.
+	r = b.post("/ui/servers/new", url.Values{"name": {"db"}, "size": {"small"}, "source": {"use:" + other["drive"]}, "nic0": {"none"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create db: %d %s", r.status, r.body)
+	}
+	id = strings.TrimPrefix(r.location, "/ui/servers/")
+	ask = b.post("/ui/servers/"+id+"/destroy", nil)
+	if !regexp.MustCompile(`<input type="checkbox" name="deletedrive" value="` + other["drive"] + `">`).MatchString(ask.body) {
+		t.Fatalf("destroy page for db: %s", ask.body)
+	}
+	b.post("/ui/servers/"+id+"/destroy", url.Values{"confirmed": {"yes"}})
+	if flash := b.get("/ui/servers").body; !strings.Contains(flash, "Server db destroyed.") {
+		t.Errorf("flash after destroy: %s", flash)
+	}
+	if _, err := e.service.DriveInfo(ctx, e.admin, other["drive"]); err != nil {
+		t.Errorf("the drive was not kept: %v", err)
+	}
+}
