@@ -1044,3 +1044,54 @@ func TestDestroyOffersTheBootDrive(t *testing.T) {
 		t.Errorf("the drive was not kept: %v", err)
 	}
 }
+
+// The create form starts with a generated VNC password the owner can read
+// and change, so a first server has a console; a longer one is never cut by
+// the browser (no maxlength) but refused next to the field, kept as typed.
+func TestConsoleOnByDefault(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.browser()
+	b.login("root", e.secret)
+	passwordOf := func(body string) string {
+		m := regexp.MustCompile(`<input id="password" name="password" type="text" value="([^"]*)"[^>]*>`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no visible password field: %s", body)
+		}
+		if strings.Contains(m[0], "maxlength") {
+			t.Errorf("the password field cuts what is pasted: %s", m[0])
+		}
+		return html.UnescapeString(m[1])
+	}
+	first, second := passwordOf(b.get("/ui/servers/new").body), passwordOf(b.get("/ui/servers/new").body)
+	if !regexp.MustCompile(`^[`+vncPasswordChars+`]{8}$`).MatchString(first) || first == second {
+		t.Fatalf("generated passwords %q and %q: want 8 random characters each time", first, second)
+	}
+	form := url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"}, "drivesize": {"64M"}, "nic0": {"none"}, "start": {"true"}, "password": {first}}
+	r := b.post("/ui/servers/new", form)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(r.location, "/ui/servers/")
+	if info, _ := e.service.ServerInfo(ctx, e.admin, id); info["password"] != first || info["vnc"] != "auto" {
+		t.Fatalf("created server's console: password %q vnc %q", info["password"], info["vnc"])
+	}
+	if page := b.get(r.location).body; !strings.Contains(page, `href="/static/console/?server=`+id+`"`) {
+		t.Error("the new server has no Console button")
+	}
+
+	form.Set("name", "web2")
+	form.Set("password", "123456789")
+	r = b.post("/ui/servers/new", form)
+	if msg := errorNextTo(r.body, "password"); r.status != http.StatusBadRequest || !strings.Contains(msg, "9 characters; VNC allows at most 8") ||
+		passwordOf(r.body) != "123456789" || !regexp.MustCompile(`id="password"[^>]*aria-invalid="true"[^>]*aria-describedby="password-hint password-error"`).MatchString(r.body) {
+		t.Fatalf("9-character password: %d, next to it %q", r.status, msg)
+	}
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"password": {"abcdefghij"}})
+	if msg := errorNextTo(r.body, "password"); r.status != http.StatusBadRequest || !strings.Contains(msg, "10 characters") || passwordOf(r.body) != "abcdefghij" {
+		t.Fatalf("10-character password on the server page: %d, next to it %q", r.status, msg)
+	}
+	if info, _ := e.service.ServerInfo(ctx, e.admin, id); info["password"] != first {
+		t.Fatalf("password changed to %q", info["password"])
+	}
+}

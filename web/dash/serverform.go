@@ -1,6 +1,7 @@
 package dash
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -308,6 +309,7 @@ func (d *Dashboard) setServer(rq *request) {
 	if f.Name == "" {
 		f.Errors["name"] = "Give the server a name."
 	}
+	checkVNCPassword(f.Errors, f.Password)
 	before, err := current.props()
 	if err != nil {
 		d.showError(rq, v.Name, "servers", err)
@@ -383,8 +385,31 @@ type createForm struct {
 	Presets   []sizePreset
 }
 
+// vncPasswordChars are the characters of generated VNC passwords: 32 (so a
+// random byte maps without bias), none easily mistaken for another.
+const vncPasswordChars = "abcdefghijkmnpqrstuvwxyz23456789"
+
+// newVNCPassword makes the create form's console password: the longest VNC
+// authentication uses, shown to the owner, who may change it.
+func newVNCPassword() string {
+	b := make([]byte, eh.MaxPasswordLength)
+	rand.Read(b) // never fails (crypto/rand)
+	for i := range b {
+		b[i] = vncPasswordChars[int(b[i])%len(vncPasswordChars)]
+	}
+	return string(b)
+}
+
+// checkVNCPassword says, in the form's words, why a password cannot be
+// used (the API refuses the same, never cutting it).
+func checkVNCPassword(errs formErrors, password string) {
+	if n := len(password); n > eh.MaxPasswordLength {
+		errs["password"] = fmt.Sprintf("This password has %d characters; VNC allows at most %d. Shorten it (nothing is cut for you).", n, eh.MaxPasswordLength)
+	}
+}
+
 func (d *Dashboard) newServerPage(rq *request) {
-	f := createForm{Size: "small", NIC0: "auto", DriveSize: "10G", Persistent: true, Start: true,
+	f := createForm{Size: "small", NIC0: "auto", DriveSize: "10G", Persistent: true, Start: true, Password: newVNCPassword(),
 		Errors: formErrors{}, Options: d.formOptions(rq), Presets: sizePresets}
 	if src := rq.URL.Query().Get("source"); src != "" {
 		f.Source = src
@@ -440,6 +465,7 @@ func (d *Dashboard) createServer(rq *request) {
 	if f.Password != "" {
 		config["vnc"], config["password"] = "auto", f.Password
 	}
+	checkVNCPassword(f.Errors, f.Password)
 	// The boot drive: a new one imaged from source (or blank), or, with
 	// "use:", one of the caller's drives attached as it is.
 	source, sourceSize, conversion, attach := "", int64(0), "", ""
