@@ -1095,3 +1095,33 @@ func TestConsoleOnByDefault(t *testing.T) {
 		t.Fatalf("password changed to %q", info["password"])
 	}
 }
+
+// A first-time user learns where the first credentials are, and where
+// images come from while the library is empty.
+func TestFirstRunHints(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	login := b.get("/login").body
+	if !strings.Contains(login, "<code>DATA/admin.credentials</code>") || !strings.Contains(login, "on its console, above the login prompt") {
+		t.Errorf("the login page does not say where the first credentials are: %s", login)
+	}
+	b.login("root", e.secret)
+	page := b.get("/ui/servers/new").body
+	if !strings.Contains(page, `id="no-images"`) || !strings.Contains(page, "<code>hearth image import --name debian12 FILE</code>") ||
+		!strings.Contains(page, `<a href="/ui/drives">Drives</a>`) {
+		t.Errorf("the create form without library images does not say where images come from: %s", page)
+	}
+	alice, secret := e.user("alice")
+	ab := e.browser()
+	ab.login(alice.Name, secret)
+	if page := ab.get("/ui/servers/new").body; !strings.Contains(page, "Ask an admin to import one") {
+		t.Errorf("a user is told to import images themselves: %s", page)
+	}
+	if _, err := e.store.CreateDrive(context.Background(), storage.Drive{Owner: e.admin.ID, Name: "busybox", Size: 4 << 20, Library: true,
+		Props: map[string]string{"readers": storage.Everyone}}); err != nil {
+		t.Fatal(err)
+	}
+	if page := b.get("/ui/servers/new").body; strings.Contains(page, `id="no-images"`) {
+		t.Error("the empty state stays with a library image")
+	}
+}

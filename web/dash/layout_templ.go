@@ -1245,7 +1245,7 @@ func loginPage(f loginForm) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 94, "\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required autofocus></div><div class=\"field\"><label for=\"secret\">Secret key</label> <input id=\"secret\" name=\"secret\" type=\"password\" autocomplete=\"current-password\" required> <span class=\"hint\">The same credentials as the API (HTTP Basic).</span></div><button class=\"btn btn-primary\" type=\"submit\">Log in</button></form></div></main></body></html>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 94, "\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required autofocus></div><div class=\"field\"><label for=\"secret\">Secret key</label> <input id=\"secret\" name=\"secret\" type=\"password\" autocomplete=\"current-password\" required> <span class=\"hint\">The same credentials as the API (HTTP Basic).</span></div><button class=\"btn btn-primary\" type=\"submit\">Log in</button></form><div class=\"first-run muted small\"><p><strong>First time here?</strong> The first admin's name and secret key are in <code>DATA/admin.credentials</code> on the Hearth host (DATA is the <code>--data</code> directory, <code>/var/lib/hearth</code> by default). The Hearth appliance also shows them on its console, above the login prompt.</p><p>An admin adds other users on the Users page, or with <code>hearth user add NAME</code>.</p></div></div></main></body></html>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
