@@ -45,11 +45,19 @@ function step(s) { console.log('step: ' + s); }
       [...sel.options].find((o) => o.textContent.startsWith(name)).value, libraryName);
     await page.selectOption('#source', source);
     await page.selectOption('#nic0', 'none');
-    await page.fill('#password', 'pw123456');
+    // Console on by default: a generated password, shown; a longer one
+    // pasted is kept as typed and refused next to the field, never cut.
+    const generated = await page.inputValue('#password');
+    if (!/^[a-z2-9]{8}$/.test(generated)) throw new Error('no generated VNC password in the create form: ' + JSON.stringify(generated));
+    await page.fill('#password', 'pw1234567');
     await page.fill('#drivesize', 'lots');
     await page.click('form button[type=submit]:has-text("Create server")');
     await page.waitForSelector('#drivesize-error');
+    await page.waitForSelector('#password-error:has-text("9 characters")');
+    if (await page.inputValue('#password') !== 'pw1234567') throw new Error('the long password was cut');
+    if (await page.getAttribute('#password', 'aria-invalid') !== 'true') throw new Error('the password field is not marked invalid');
     await page.screenshot({ path: outDir + '/02-create-server-error.png', fullPage: true });
+    await page.fill('#password', generated);
     await page.fill('#drivesize', '64M');
     await page.screenshot({ path: outDir + '/02-create-server.png', fullPage: true });
     await page.click('form button[type=submit]:has-text("Create server")');
