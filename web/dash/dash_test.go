@@ -110,6 +110,18 @@ func (e *env) user(name string) (api.Caller, string) {
 	return api.Caller{ID: u.ID, Name: u.Name}, secret
 }
 
+// emptyLibraryImage publishes an empty 4 MiB drive to everyone's library,
+// as `hearth image import` would publish an image, owned by the admin.
+func (e *env) emptyLibraryImage(name string) storage.Drive {
+	e.t.Helper()
+	d, err := e.store.CreateDrive(context.Background(), storage.Drive{Owner: e.admin.ID, Name: name, Size: 4 << 20, Library: true,
+		Props: map[string]string{"readers": storage.Everyone}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
 // browser is one client with its cookies and the CSRF token of its session.
 type browser struct {
 	e    *env
@@ -767,11 +779,7 @@ func TestUsersPage(t *testing.T) {
 func TestCreateFromLibraryStartsAfterImaging(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	lib, err := e.store.CreateDrive(ctx, storage.Drive{Owner: e.admin.ID, Name: "busybox", Size: 4 << 20, Library: true,
-		Props: map[string]string{"readers": storage.Everyone}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lib := e.emptyLibraryImage("busybox")
 	alice, secret := e.user("alice")
 	b := e.browser()
 	b.login(alice.Name, secret)
@@ -950,11 +958,7 @@ func TestDriveAndVLANNamesRequiredAndDuplicateWarned(t *testing.T) {
 func TestInUseDrivesNotOfferedForBoot(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	lib, err := e.store.CreateDrive(ctx, storage.Drive{Owner: e.admin.ID, Name: "busybox", Size: 4 << 20, Library: true,
-		Props: map[string]string{"readers": storage.Everyone}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lib := e.emptyLibraryImage("busybox")
 	b := e.browser()
 	b.login("root", e.secret)
 	r := b.post("/ui/servers/new", url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"},
@@ -1117,10 +1121,7 @@ func TestFirstRunHints(t *testing.T) {
 	if page := ab.get("/ui/servers/new").body; !strings.Contains(page, "Ask an admin to import one") {
 		t.Errorf("a user is told to import images themselves: %s", page)
 	}
-	if _, err := e.store.CreateDrive(context.Background(), storage.Drive{Owner: e.admin.ID, Name: "busybox", Size: 4 << 20, Library: true,
-		Props: map[string]string{"readers": storage.Everyone}}); err != nil {
-		t.Fatal(err)
-	}
+	e.emptyLibraryImage("busybox")
 	if page := b.get("/ui/servers/new").body; strings.Contains(page, `id="no-images"`) {
 		t.Error("the empty state stays with a library image")
 	}
