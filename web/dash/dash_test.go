@@ -196,6 +196,23 @@ func (b *browser) tryLogin(login, secret string) response {
 	return b.post("/login", url.Values{"token": {token[1]}, "login": {login}, "secret": {secret}, "csrf": nil})
 }
 
+// createStarted creates a running server through the create form (the
+// browser logged in as the admin), with an empty 64 MiB boot drive (NAME
+// boot) and no network, and returns its info.
+func (b *browser) createStarted(name string) eh.Props {
+	b.e.t.Helper()
+	r := b.post("/ui/servers/new", url.Values{"name": {name}, "size": {"small"}, "source": {"blank"},
+		"drivesize": {"64M"}, "nic0": {"none"}, "start": {"true"}})
+	if r.status != http.StatusSeeOther {
+		b.e.t.Fatalf("create %s: %d %s", name, r.status, r.body)
+	}
+	info, err := b.e.service.ServerInfo(context.Background(), b.e.admin, strings.TrimPrefix(r.location, "/ui/servers/"))
+	if err != nil || info["status"] != "active" {
+		b.e.t.Fatalf("%s after create: %v %v", name, info, err)
+	}
+	return info
+}
+
 // errorNextTo returns the message shown next to a form field.
 func errorNextTo(body, field string) string {
 	m := regexp.MustCompile(`id="` + regexp.QuoteMeta(field) + `-error">([^<]*)<`).FindStringSubmatch(body)
@@ -961,16 +978,7 @@ func TestInUseDrivesNotOfferedForBoot(t *testing.T) {
 	lib := e.emptyLibraryImage("busybox")
 	b := e.browser()
 	b.login("root", e.secret)
-	r := b.post("/ui/servers/new", url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"},
-		"drivesize": {"64M"}, "nic0": {"none"}, "start": {"true"}})
-	if r.status != http.StatusSeeOther {
-		t.Fatalf("create web1: %d %s", r.status, r.body)
-	}
-	web1, _ := e.service.ServerInfo(ctx, e.admin, strings.TrimPrefix(r.location, "/ui/servers/"))
-	if web1["status"] != "active" {
-		t.Fatalf("web1 is %s", web1["status"])
-	}
-	boot := web1["ide:0:0"]
+	boot := b.createStarted("web1")["ide:0:0"]
 	page := b.get("/ui/servers/new").body
 	if !regexp.MustCompile(`<option value="use:` + boot + `" disabled>web1 boot \([^)]*\) — in use by web1</option>`).MatchString(page) {
 		t.Errorf("the running server's drive is not greyed with its server: %s", page)
@@ -979,7 +987,7 @@ func TestInUseDrivesNotOfferedForBoot(t *testing.T) {
 		t.Errorf("the library image is not offered only as a copy")
 	}
 	servers, _ := e.service.ServersInfo(ctx, e.admin)
-	r = b.post("/ui/servers/new", url.Values{"name": {"web2"}, "size": {"small"}, "source": {"use:" + boot}, "nic0": {"none"}, "start": {"true"}})
+	r := b.post("/ui/servers/new", url.Values{"name": {"web2"}, "size": {"small"}, "source": {"use:" + boot}, "nic0": {"none"}, "start": {"true"}})
 	after, _ := e.service.ServersInfo(ctx, e.admin)
 	if msg := errorNextTo(r.body, "source"); r.status != http.StatusBadRequest || msg != "web1 boot is attached to running server web1 — stop web1 first, or boot from a copy of it." || !regexp.MustCompile(`id="source"[^>]*aria-invalid="true"[^>]*aria-describedby="source-hint source-error"`).MatchString(r.body) || len(after) != len(servers) {
 		t.Fatalf("booting another server from web1's drive: %d, next to source %q, %d servers before, %d after", r.status, msg, len(servers), len(after))
@@ -993,14 +1001,8 @@ func TestDestroyOffersTheBootDrive(t *testing.T) {
 	ctx := context.Background()
 	b := e.browser()
 	b.login("root", e.secret)
-	r := b.post("/ui/servers/new", url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"},
-		"drivesize": {"64M"}, "nic0": {"none"}, "start": {"true"}})
-	if r.status != http.StatusSeeOther {
-		t.Fatalf("create web1: %d %s", r.status, r.body)
-	}
-	id := strings.TrimPrefix(r.location, "/ui/servers/")
-	web1, _ := e.service.ServerInfo(ctx, e.admin, id)
-	boot := web1["ide:0:0"]
+	web1 := b.createStarted("web1")
+	id, boot := web1["server"], web1["ide:0:0"]
 	if page := b.get("/ui/servers/" + id).body; !strings.Contains(page, `href="/ui/servers/`+id+`/destroy?back=%2Fui%2Fservers%2F`+id+`"`) {
 		t.Fatalf("the server page has no destroy link: %s", page)
 	}
@@ -1015,7 +1017,7 @@ func TestDestroyOffersTheBootDrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = b.post("/ui/servers/"+id+"/destroy", url.Values{"confirmed": {"yes"}, "deletedrive": {other["drive"]}})
+	r := b.post("/ui/servers/"+id+"/destroy", url.Values{"confirmed": {"yes"}, "deletedrive": {other["drive"]}})
 	if _, err := e.service.ServerInfo(ctx, e.admin, id); err != nil || r.status != http.StatusSeeOther {
 		t.Fatalf("destroy with another drive: %d, server %v", r.status, err)
 	}
