@@ -25,7 +25,7 @@ function step(s) { console.log('step: ' + s); }
     page.on('console', (m) => console.log('browser console: ' + m.text()));
     page.setDefaultTimeout(30000);
     page.on('pageerror', (e) => errors.push(e.message));
-    page.on('dialog', (d) => d.accept()); // destroy confirmations
+    page.on('dialog', (d) => d.accept()); // confirmations asked by the script
 
     step('log in');
     await page.goto(base + '/ui/servers');
@@ -145,6 +145,16 @@ function step(s) { console.log('step: ' + s); }
     await mobile.goto(base + '/ui/drives');
     await mobile.screenshot({ path: outDir + '/11-drives-tablet.png', fullPage: true });
     await phone.close();
+
+    step('destroy web1 from its page, with its boot drive');
+    await page.goto(serverURL);
+    await page.click('.page-head a:has-text("Destroy")');
+    await page.waitForURL('**/destroy?back=*');
+    if (!(await page.isChecked('input[name=deletedrive]'))) throw new Error('deleting the wizard-made boot drive is not offered ticked');
+    await page.screenshot({ path: outDir + '/12-destroy.png', fullPage: true });
+    await page.click('button:has-text("Destroy server")');
+    await page.waitForURL(base + '/ui/servers');
+    await page.waitForSelector('.flash-ok:has-text("Server web1 and its boot drive web1 boot destroyed.")');
 
     step('log out');
     await page.click('button:has-text("Log out")');
