@@ -921,6 +921,20 @@ func TestServerNameRequiredAndDuplicateWarned(t *testing.T) {
 	if info, _ := e.service.ServerInfo(context.Background(), e.admin, id); r.status != http.StatusBadRequest || errorNextTo(r.body, "name") == "" || info["name"] != "other" {
 		t.Fatalf("renamed to nothing: %d, next to name %q, name now %q", r.status, errorNextTo(r.body, "name"), info["name"])
 	}
+	// Renaming to a name the user has is warned about the same way.
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"name": {"WEB1"}, "cpu": {"1500"}})
+	if info, _ := e.service.ServerInfo(context.Background(), e.admin, id); r.status != http.StatusConflict ||
+		!strings.Contains(r.body, `id="name-warning"`) || !strings.Contains(r.body, `name="duplicate" value="WEB1"`) || info["name"] != "other" {
+		t.Fatalf("renamed to a name in use: %d, name now %q", r.status, info["name"])
+	}
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"name": {"WEB1"}, "cpu": {"1500"}, "duplicate": {"WEB1"}})
+	if info, _ := e.service.ServerInfo(context.Background(), e.admin, id); r.status != http.StatusSeeOther || info["name"] != "WEB1" || info["cpu"] != "1500" {
+		t.Fatalf("renamed to a name in use, sent again: %d, now %v", r.status, info)
+	}
+	// Its own name is no duplicate (the other two servers are web1 and Web1).
+	if r := b.post("/ui/servers/"+id+"/set", url.Values{"name": {"WEB1"}, "cpu": {"1600"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("saved with its own name: %d", r.status)
+	}
 }
 
 // Drives and VLANs need a name in their create forms too, and a name the

@@ -178,6 +178,7 @@ type serverForm struct {
 	BootDevice                          string // device key of the boot drive
 	BootDrive                           string // its drive UUID
 	Extra                               string // other configuration keys, KEY VALUE lines
+	NameTaken                           bool   // renamed to a name its owner has: warned once
 	Errors                              formErrors
 	Options                             formOptions
 }
@@ -308,6 +309,11 @@ func (d *Dashboard) setServer(rq *request) {
 	f := readServerForm(rq.Request, current, v.Editable)
 	if f.Name == "" {
 		f.Errors["name"] = "Give the server a name."
+	} else if f.Name != current.Name && strings.TrimSpace(rq.PostFormValue("duplicate")) != f.Name {
+		if others, err := d.backend.ServersInfo(rq.Context(), rq.user); err == nil {
+			others = slices.DeleteFunc(others, func(p eh.Props) bool { return p["server"] == id })
+			f.NameTaken = ownNamed(others, v.Info["user"], f.Name)
+		}
 	}
 	checkVNCPassword(f.Errors, f.Password)
 	before, err := current.props()
@@ -332,14 +338,18 @@ func (d *Dashboard) setServer(rq *request) {
 			}
 		}
 	}
-	if len(f.Errors) == 0 && len(changes) > 0 {
+	if len(f.Errors) == 0 && !f.NameTaken && len(changes) > 0 {
 		if _, err := d.backend.SetServer(rq.Context(), rq.user, id, changes); err != nil {
 			f.Errors.placeError(err, serverFormFields...)
 		}
 	}
-	if len(f.Errors) > 0 {
+	if len(f.Errors) > 0 || f.NameTaken {
 		v.Form = f
-		rq.w.WriteHeader(http.StatusBadRequest)
+		status := http.StatusBadRequest
+		if len(f.Errors) == 0 { // only the duplicate name's warning
+			status = http.StatusConflict
+		}
+		rq.w.WriteHeader(status)
 		render(rq.w, rq.Request, serverPage(d.pageData(rq, v.Name, "servers"), v))
 		return
 	}

@@ -1628,7 +1628,7 @@ func serverConfig(p pageData, v serverView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = textField("name", "Name", v.Form.Name, v.Form.Errors["name"], "", true).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = nameField("name", "Name", "server", v.Form.Name, v.Form.Errors["name"], "", v.Form.NameTaken).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
