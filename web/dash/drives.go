@@ -181,11 +181,7 @@ func (d *Dashboard) showDrivesWithForm(rq *request, f driveForm) {
 		return
 	}
 	v.Create = f
-	status := http.StatusBadRequest
-	if len(f.Errors) == 0 { // only the duplicate name's warning
-		status = http.StatusConflict
-	}
-	rq.w.WriteHeader(status)
+	rq.w.WriteHeader(f.Errors.status())
 	render(rq.w, rq.Request, drivesPage(d.pageData(rq, "Drives", "drives"), v))
 }
 

@@ -147,6 +147,15 @@ func fieldFor(err error) string {
 	return "extra"
 }
 
+// status is the answer to a form shown again: 400 with errors next to
+// their fields, or 409 when only a name's duplicate warning stopped it.
+func (fe formErrors) status() int {
+	if len(fe) == 0 {
+		return http.StatusConflict
+	}
+	return http.StatusBadRequest
+}
+
 // placeError files an operation's error under the field it names, when
 // the form shows that field; otherwise at the top of the form.
 func (fe formErrors) placeError(err error, fields ...string) {
@@ -345,11 +354,7 @@ func (d *Dashboard) setServer(rq *request) {
 	}
 	if len(f.Errors) > 0 || f.NameTaken {
 		v.Form = f
-		status := http.StatusBadRequest
-		if len(f.Errors) == 0 { // only the duplicate name's warning
-			status = http.StatusConflict
-		}
-		rq.w.WriteHeader(status)
+		rq.w.WriteHeader(f.Errors.status())
 		render(rq.w, rq.Request, serverPage(d.pageData(rq, v.Name, "servers"), v))
 		return
 	}
@@ -558,14 +563,10 @@ func ownNamed(objects []eh.Props, user, name string) bool {
 	})
 }
 
-// showCreate shows the create form again: 400 with the errors next to
-// their fields, or 409 when only the name's duplicate warning stopped it.
+// showCreate shows the create form again, with its errors or the name's
+// duplicate warning.
 func (d *Dashboard) showCreate(rq *request, f createForm) {
-	status := http.StatusBadRequest
-	if len(f.Errors) == 0 {
-		status = http.StatusConflict
-	}
-	rq.w.WriteHeader(status)
+	rq.w.WriteHeader(f.Errors.status())
 	render(rq.w, rq.Request, createServerPage(d.pageData(rq, "Create server", "servers"), f))
 }
 
