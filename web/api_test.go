@@ -761,3 +761,35 @@ func TestEncodedSlashes(t *testing.T) {
 	}
 	c.get("/api/drives/%6Cist").expect(t, 200) // an encoded letter is still the letter
 }
+
+// Names: missing is accepted (basingse creates servers and drives without
+// one, CS-1 VLANs with an empty body), empty is 400 usage naming the key,
+// on create and on set, in text and JSON alike.
+func TestNameGivenNeverEmpty(t *testing.T) {
+	e := newEnv(t)
+	c := e.user("alice", false)
+	for _, tc := range []struct{ create, rest string }{
+		{"/servers/create/stopped", "cpu 500\nmem 256\n"},
+		{"/drives/create", "size 1M\n"},
+		{"/resources/vlan/create", ""},
+	} {
+		id := c.post(tc.create, tc.rest).expect(t, 200).props(t)
+		c.post(tc.create, "name \n"+tc.rest).expectError(t, 400, "usage", "key name")
+		c.asJSON().post(tc.create, `{"name": "  "}`).expectError(t, 400, "usage", "key name")
+		named := c.post(tc.create, "name web1\n"+tc.rest).expect(t, 200).props(t)
+		var set string
+		for _, k := range []string{"server", "drive", "resource"} {
+			if named[k] != "" {
+				set = strings.Replace(tc.create, "create", named[k]+"/set", 1)
+				set = strings.TrimSuffix(set, "/stopped")
+			}
+		}
+		c.post(set, "name \n").expectError(t, 400, "usage", "key name")
+		if got := c.post(set, "name web2\n").expect(t, 200).props(t)["name"]; got != "web2" {
+			t.Errorf("%s: renamed to %q", set, got)
+		}
+		if len(id) == 0 {
+			t.Errorf("%s without a name: empty answer", tc.create)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package dash
 
 import (
+	"cmp"
 	"net/http"
 	"sort"
 	"strings"
@@ -19,6 +20,7 @@ type resourcesView struct {
 	UsedBy           map[string][]serverRef
 	Errors           formErrors // "ip" / "vlan": the create form's error
 	IPName, VLANName string
+	VLANNameTaken    bool // the caller has a VLAN named VLANName: warned once
 }
 
 var resourceTypes = map[string]string{"ip": "static IP", "vlan": "VLAN"}
@@ -75,16 +77,34 @@ func (d *Dashboard) createResource(rq *request) {
 	if name != "" {
 		props["name"] = name
 	}
-	p, err := d.backend.CreateResource(rq.Context(), rq.user, typ, props)
-	if err != nil {
+	// A VLAN is chosen by name in the server forms: it needs one, and a
+	// second VLAN of the same name is created only when asked twice.
+	var err error
+	taken := false
+	if typ == "vlan" {
+		if name == "" {
+			err = eh.Usagef("Give the VLAN a name.")
+		} else if strings.TrimSpace(rq.PostFormValue("duplicate")) != name {
+			vlans, lerr := d.backend.ResourcesInfo(rq.Context(), rq.user, typ)
+			taken = lerr == nil && ownNamed(vlans, rq.user.ID, name)
+		}
+	}
+	var p eh.Props
+	if err == nil && !taken {
+		p, err = d.backend.CreateResource(rq.Context(), rq.user, typ, props)
+	}
+	if err != nil || taken {
 		v, verr := d.resourcesView(rq)
 		if verr != nil {
-			d.failed(rq, "/ui/resources", err)
+			d.failed(rq, "/ui/resources", cmp.Or(err, verr))
 			return
 		}
-		v.Errors[typ] = errMessage(err)
-		v.IPName, v.VLANName = rq.PostFormValue("name"), rq.PostFormValue("name")
-		rq.w.WriteHeader(eh.AsError(err).Status)
+		status := http.StatusConflict
+		if err != nil {
+			v.Errors[typ], status = errMessage(err), eh.AsError(err).Status
+		}
+		v.IPName, v.VLANName, v.VLANNameTaken = name, name, taken
+		rq.w.WriteHeader(status)
 		render(rq.w, rq.Request, resourcesPage(d.pageData(rq, "Network", "resources"), v))
 		return
 	}

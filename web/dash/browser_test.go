@@ -31,7 +31,8 @@ import (
 // server from a library image (the busybox test guest), sees it become
 // active without reloading, opens the console and types into the guest's
 // shell, finds the output on the server page, stops the server, uploads a
-// drive with a progress bar and logs out. Screenshots go to
+// drive with a progress bar, destroys the server with its boot drive and
+// logs out. Screenshots go to
 // test-artifacts/dashboard/.
 func TestBrowser(t *testing.T) {
 	node, err := exec.LookPath("node")
@@ -84,7 +85,7 @@ func TestBrowser(t *testing.T) {
 	ctx := context.Background()
 	servers, _ := e.service.ServersInfo(ctx, user)
 	drives, _ := e.service.DrivesInfo(ctx, user)
-	if len(servers) != 2 || servers[0]["status"] != "stopped" || servers[1]["status"] != "stopped" || len(drives) != 2 {
+	if len(servers) != 1 || servers[0]["name"] != "db1" || servers[0]["status"] != "stopped" || len(drives) != 1 || drives[0]["name"] != "uploaded" {
 		t.Fatalf("after the browser run: servers %v, drives %v", servers, drives)
 	}
 }

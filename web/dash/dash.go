@@ -162,6 +162,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /ui/servers/{id}/live", d.page(d.serverLive))
 	m.HandleFunc("GET /ui/servers/{id}/console.json", d.page(d.serverConsoleJSON))
 	m.HandleFunc("POST /ui/servers/{id}/set", d.page(d.setServer))
+	m.HandleFunc("GET /ui/servers/{id}/destroy", d.page(d.confirmDestroy))
 	m.HandleFunc("POST /ui/servers/{id}/{action}", d.page(d.serverAction))
 
 	m.HandleFunc("GET /ui/drives", d.page(d.drivesPage))
@@ -355,8 +356,13 @@ func (d *Dashboard) failed(rq *request, back string, err error) {
 }
 
 // backTo returns the form's "back" field when it is a dashboard path, else def.
-func backTo(r *http.Request, def string) string {
-	b := r.PostFormValue("back")
+func backTo(r *http.Request, def string) string { return dashPath(r.PostFormValue("back"), def) }
+
+// backQuery is backTo for a link's ?back= (a page reached by GET).
+func backQuery(r *http.Request, def string) string { return dashPath(r.URL.Query().Get("back"), def) }
+
+// dashPath returns b when it is a dashboard path (never another site), else def.
+func dashPath(b, def string) string {
 	if strings.HasPrefix(b, "/ui/") && !strings.HasPrefix(b, "//") {
 		return b
 	}

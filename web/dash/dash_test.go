@@ -110,6 +110,18 @@ func (e *env) user(name string) (api.Caller, string) {
 	return api.Caller{ID: u.ID, Name: u.Name}, secret
 }
 
+// emptyLibraryImage publishes an empty 4 MiB drive to everyone's library,
+// as `hearth image import` would publish an image, owned by the admin.
+func (e *env) emptyLibraryImage(name string) storage.Drive {
+	e.t.Helper()
+	d, err := e.store.CreateDrive(context.Background(), storage.Drive{Owner: e.admin.ID, Name: name, Size: 4 << 20, Library: true,
+		Props: map[string]string{"readers": storage.Everyone}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
 // browser is one client with its cookies and the CSRF token of its session.
 type browser struct {
 	e    *env
@@ -182,6 +194,23 @@ func (b *browser) tryLogin(login, secret string) response {
 		b.e.t.Fatalf("login page has no form token: %s", page.body)
 	}
 	return b.post("/login", url.Values{"token": {token[1]}, "login": {login}, "secret": {secret}, "csrf": nil})
+}
+
+// createStarted creates a running server through the create form (the
+// browser logged in as the admin), with an empty 64 MiB boot drive (NAME
+// boot) and no network, and returns its info.
+func (b *browser) createStarted(name string) eh.Props {
+	b.e.t.Helper()
+	r := b.post("/ui/servers/new", url.Values{"name": {name}, "size": {"small"}, "source": {"blank"},
+		"drivesize": {"64M"}, "nic0": {"none"}, "start": {"true"}})
+	if r.status != http.StatusSeeOther {
+		b.e.t.Fatalf("create %s: %d %s", name, r.status, r.body)
+	}
+	info, err := b.e.service.ServerInfo(context.Background(), b.e.admin, strings.TrimPrefix(r.location, "/ui/servers/"))
+	if err != nil || info["status"] != "active" {
+		b.e.t.Fatalf("%s after create: %v %v", name, info, err)
+	}
+	return info
 }
 
 // errorNextTo returns the message shown next to a form field.
@@ -767,11 +796,7 @@ func TestUsersPage(t *testing.T) {
 func TestCreateFromLibraryStartsAfterImaging(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	lib, err := e.store.CreateDrive(ctx, storage.Drive{Owner: e.admin.ID, Name: "busybox", Size: 4 << 20, Library: true,
-		Props: map[string]string{"readers": storage.Everyone}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lib := e.emptyLibraryImage("busybox")
 	alice, secret := e.user("alice")
 	b := e.browser()
 	b.login(alice.Name, secret)
@@ -849,5 +874,271 @@ func TestStaticAndSecurityHeaders(t *testing.T) {
 	}
 	if r := b.get("/"); r.status != http.StatusSeeOther {
 		t.Fatalf("root: %d", r.status)
+	}
+}
+
+// A server needs a name (the form says so next to the field, and renaming
+// to nothing is refused the same way); a name the user already has comes
+// back once with a warning, and the same form sent again creates a second.
+func TestServerNameRequiredAndDuplicateWarned(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	form := func(name string, extra ...string) url.Values {
+		f := url.Values{"name": {name}, "size": {"small"}, "source": {"blank"}, "drivesize": {"64M"}, "nic0": {"auto"}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			f.Set(extra[i], extra[i+1])
+		}
+		return f
+	}
+	count := func() int {
+		servers, _ := e.service.ServersInfo(context.Background(), e.admin)
+		return len(servers)
+	}
+	r := b.post("/ui/servers/new", form("  "))
+	if r.status != http.StatusBadRequest || errorNextTo(r.body, "name") != "Give the server a name." ||
+		!regexp.MustCompile(`id="name"[^>]*aria-invalid="true"[^>]*aria-describedby="name-hint name-error"`).MatchString(r.body) {
+		t.Fatalf("empty name: %d, next to name %q", r.status, errorNextTo(r.body, "name"))
+	}
+	if r := b.post("/ui/servers/new", form("web1")); r.status != http.StatusSeeOther {
+		t.Fatalf("create web1: %d %s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(b.post("/ui/servers/new", form("other")).location, "/ui/servers/")
+	r = b.post("/ui/servers/new", form("Web1"))
+	warning := regexp.MustCompile(`id="name-warning"[^>]*>([^<]*)<`).FindStringSubmatch(r.body)
+	if r.status != http.StatusConflict || warning == nil || !strings.Contains(html.UnescapeString(warning[1]), "You already have a server named Web1") ||
+		!strings.Contains(r.body, `name="duplicate" value="Web1"`) || count() != 2 {
+		t.Fatalf("duplicate name: %d, warning %q, %d servers", r.status, warning, count())
+	}
+	if r := b.post("/ui/servers/new", form("Web1", "duplicate", "Web1")); r.status != http.StatusSeeOther || count() != 3 {
+		t.Fatalf("duplicate name sent again: %d, %d servers", r.status, count())
+	}
+	// The confirmation covers that name only.
+	if r := b.post("/ui/servers/new", form("other", "duplicate", "Web1")); r.status != http.StatusConflict || count() != 3 {
+		t.Fatalf("another duplicate with a stale confirmation: %d, %d servers", r.status, count())
+	}
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"name": {""}})
+	if info, _ := e.service.ServerInfo(context.Background(), e.admin, id); r.status != http.StatusBadRequest || errorNextTo(r.body, "name") == "" || info["name"] != "other" {
+		t.Fatalf("renamed to nothing: %d, next to name %q, name now %q", r.status, errorNextTo(r.body, "name"), info["name"])
+	}
+	// Renaming to a name the user has is warned about the same way.
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"name": {"WEB1"}, "cpu": {"1500"}})
+	if info, _ := e.service.ServerInfo(context.Background(), e.admin, id); r.status != http.StatusConflict ||
+		!strings.Contains(r.body, `id="name-warning"`) || !strings.Contains(r.body, `name="duplicate" value="WEB1"`) || info["name"] != "other" {
+		t.Fatalf("renamed to a name in use: %d, name now %q", r.status, info["name"])
+	}
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"name": {"WEB1"}, "cpu": {"1500"}, "duplicate": {"WEB1"}})
+	if info, _ := e.service.ServerInfo(context.Background(), e.admin, id); r.status != http.StatusSeeOther || info["name"] != "WEB1" || info["cpu"] != "1500" {
+		t.Fatalf("renamed to a name in use, sent again: %d, now %v", r.status, info)
+	}
+	// Its own name is no duplicate (the other two servers are web1 and Web1).
+	if r := b.post("/ui/servers/"+id+"/set", url.Values{"name": {"WEB1"}, "cpu": {"1600"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("saved with its own name: %d", r.status)
+	}
+}
+
+// Drives and VLANs need a name in their create forms too, and a name the
+// user already has is warned about once, next to the field.
+func TestDriveAndVLANNamesRequiredAndDuplicateWarned(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	ctx := context.Background()
+	count := func(typ string) int {
+		if typ == "drive" {
+			l, _ := e.service.DrivesInfo(ctx, e.admin)
+			return len(l)
+		}
+		l, _ := e.service.ResourcesInfo(ctx, e.admin, typ)
+		return len(l)
+	}
+	for _, tc := range []struct{ typ, path, field string }{
+		{"drive", "/ui/drives/new", "name"},
+		{"vlan", "/ui/resources/vlan/new", "vlan-name"},
+	} {
+		form := func(name string, extra ...string) url.Values {
+			f := url.Values{"name": {name}, "size": {"1M"}}
+			if len(extra) == 2 {
+				f.Set(extra[0], extra[1])
+			}
+			return f
+		}
+		r := b.post(tc.path, form(" "))
+		if r.status != http.StatusBadRequest || !strings.Contains(errorNextTo(r.body, tc.field), "Give the") ||
+			!regexp.MustCompile(`id="`+tc.field+`"[^>]*aria-invalid="true"`).MatchString(r.body) || count(tc.typ) != 0 {
+			t.Fatalf("%s without a name: %d, next to it %q, %d made", tc.typ, r.status, errorNextTo(r.body, tc.field), count(tc.typ))
+		}
+		if r := b.post(tc.path, form("backend")); r.status != http.StatusSeeOther {
+			t.Fatalf("%s backend: %d %s", tc.typ, r.status, r.body)
+		}
+		r = b.post(tc.path, form("Backend"))
+		warning := regexp.MustCompile(`id="` + tc.field + `-warning"[^>]*>([^<]*)<`).FindStringSubmatch(r.body)
+		if r.status != http.StatusConflict || warning == nil || !strings.Contains(warning[1], "You already have a") ||
+			!regexp.MustCompile(`id="`+tc.field+`"[^>]*aria-describedby="`+tc.field+`-warning"`).MatchString(r.body) || count(tc.typ) != 1 {
+			t.Fatalf("%s duplicate: %d, warning %q, %d made", tc.typ, r.status, warning, count(tc.typ))
+		}
+		if r := b.post(tc.path, form("Backend", "duplicate", "Backend")); r.status != http.StatusSeeOther || count(tc.typ) != 2 {
+			t.Fatalf("%s duplicate sent again: %d, %d made", tc.typ, r.status, count(tc.typ))
+		}
+	}
+}
+
+// A drive attached to a running server is shown with that server and not
+// offered (nor taken) as another server's boot drive; a library image is
+// offered to copy, even to the admin who owns it, never to boot directly.
+func TestInUseDrivesNotOfferedForBoot(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	lib := e.emptyLibraryImage("busybox")
+	b := e.browser()
+	b.login("root", e.secret)
+	boot := b.createStarted("web1")["ide:0:0"]
+	page := b.get("/ui/servers/new").body
+	if !regexp.MustCompile(`<option value="use:` + boot + `" disabled>web1 boot \([^)]*\) — in use by web1</option>`).MatchString(page) {
+		t.Errorf("the running server's drive is not greyed with its server: %s", page)
+	}
+	if !strings.Contains(page, `value="lib:`+lib.ID+`"`) || strings.Contains(page, `value="use:`+lib.ID+`"`) || strings.Contains(page, `value="drive:`+lib.ID+`"`) {
+		t.Errorf("the library image is not offered only as a copy")
+	}
+	servers, _ := e.service.ServersInfo(ctx, e.admin)
+	r := b.post("/ui/servers/new", url.Values{"name": {"web2"}, "size": {"small"}, "source": {"use:" + boot}, "nic0": {"none"}, "start": {"true"}})
+	after, _ := e.service.ServersInfo(ctx, e.admin)
+	if msg := errorNextTo(r.body, "source"); r.status != http.StatusBadRequest || msg != "web1 boot is attached to running server web1 — stop web1 first, or boot from a copy of it." || !regexp.MustCompile(`id="source"[^>]*aria-invalid="true"[^>]*aria-describedby="source-hint source-error"`).MatchString(r.body) || len(after) != len(servers) {
+		t.Fatalf("booting another server from web1's drive: %d, next to source %q, %d servers before, %d after", r.status, msg, len(servers), len(after))
+	}
+}
+
+// Destroy asks on a page of its own, offering to delete the boot drive too
+// (ticked when the create form made it), and the flash says what it did.
+func TestDestroyOffersTheBootDrive(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.browser()
+	b.login("root", e.secret)
+	web1 := b.createStarted("web1")
+	id, boot := web1["server"], web1["ide:0:0"]
+	if page := b.get("/ui/servers/" + id).body; !strings.Contains(page, `href="/ui/servers/`+id+`/destroy?back=%2Fui%2Fservers%2F`+id+`"`) {
+		t.Fatalf("the server page has no destroy link: %s", page)
+	}
+	ask := b.get("/ui/servers/" + id + "/destroy?back=/ui/servers/" + id)
+	if ask.status != http.StatusOK || !strings.Contains(ask.body, "Destroy server web1?") ||
+		!regexp.MustCompile(`<input type="checkbox" name="deletedrive" value="`+boot+`" checked>`).MatchString(ask.body) ||
+		!strings.Contains(ask.body, "Also delete its boot drive web1 boot (64 MiB)") {
+		t.Fatalf("destroy page: %d %s", ask.status, ask.body)
+	}
+	// Only the server's own boot drive goes with it.
+	other, err := e.service.CreateDrive(ctx, e.admin, eh.Props{"name": "data", "size": "1M"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := b.post("/ui/servers/"+id+"/destroy", url.Values{"confirmed": {"yes"}, "deletedrive": {other["drive"]}})
+	if _, err := e.service.ServerInfo(ctx, e.admin, id); err != nil || r.status != http.StatusSeeOther {
+		t.Fatalf("destroy with another drive: %d, server %v", r.status, err)
+	}
+	r = b.post("/ui/servers/"+id+"/destroy", url.Values{"confirmed": {"yes"}, "deletedrive": {boot}, "back": {"/ui/servers/" + id}})
+	if r.status != http.StatusSeeOther || r.location != "/ui/servers" {
+		t.Fatalf("destroy: %d %q", r.status, r.location)
+	}
+	if flash := b.get("/ui/servers").body; !strings.Contains(flash, "Server web1 and its boot drive web1 boot destroyed.") {
+		t.Errorf("flash after destroy does not say what it did: %s", flash)
+	}
+	if _, err := e.service.DriveInfo(ctx, e.admin, boot); err == nil {
+		t.Error("the boot drive is still there")
+	}
+
+	// A drive the server booted from as it was is offered unticked, and kept.
+	r = b.post("/ui/servers/new", url.Values{"name": {"db"}, "size": {"small"}, "source": {"use:" + other["drive"]}, "nic0": {"none"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create db: %d %s", r.status, r.body)
+	}
+	id = strings.TrimPrefix(r.location, "/ui/servers/")
+	ask = b.post("/ui/servers/"+id+"/destroy", nil)
+	if !regexp.MustCompile(`<input type="checkbox" name="deletedrive" value="` + other["drive"] + `">`).MatchString(ask.body) {
+		t.Fatalf("destroy page for db: %s", ask.body)
+	}
+	b.post("/ui/servers/"+id+"/destroy", url.Values{"confirmed": {"yes"}})
+	if flash := b.get("/ui/servers").body; !strings.Contains(flash, "Server db destroyed.") {
+		t.Errorf("flash after destroy: %s", flash)
+	}
+	if _, err := e.service.DriveInfo(ctx, e.admin, other["drive"]); err != nil {
+		t.Errorf("the drive was not kept: %v", err)
+	}
+}
+
+// The create form starts with a generated VNC password the owner can read
+// and change, so a first server has a console; a longer one is never cut by
+// the browser (no maxlength) but refused next to the field, kept as typed.
+func TestConsoleOnByDefault(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.browser()
+	b.login("root", e.secret)
+	passwordOf := func(body string) string {
+		m := regexp.MustCompile(`<input id="password" name="password" type="text" value="([^"]*)"[^>]*>`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no visible password field: %s", body)
+		}
+		if strings.Contains(m[0], "maxlength") {
+			t.Errorf("the password field cuts what is pasted: %s", m[0])
+		}
+		return html.UnescapeString(m[1])
+	}
+	first, second := passwordOf(b.get("/ui/servers/new").body), passwordOf(b.get("/ui/servers/new").body)
+	if !regexp.MustCompile(`^[`+vncPasswordChars+`]{8}$`).MatchString(first) || first == second {
+		t.Fatalf("generated passwords %q and %q: want 8 random characters each time", first, second)
+	}
+	form := url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"}, "drivesize": {"64M"}, "nic0": {"none"}, "start": {"true"}, "password": {first}}
+	r := b.post("/ui/servers/new", form)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(r.location, "/ui/servers/")
+	if info, _ := e.service.ServerInfo(ctx, e.admin, id); info["password"] != first || info["vnc"] != "auto" {
+		t.Fatalf("created server's console: password %q vnc %q", info["password"], info["vnc"])
+	}
+	if page := b.get(r.location).body; !strings.Contains(page, `href="/static/console/?server=`+id+`"`) {
+		t.Error("the new server has no Console button")
+	}
+
+	form.Set("name", "web2")
+	form.Set("password", "123456789")
+	r = b.post("/ui/servers/new", form)
+	if msg := errorNextTo(r.body, "password"); r.status != http.StatusBadRequest || !strings.Contains(msg, "9 characters; VNC allows at most 8") ||
+		passwordOf(r.body) != "123456789" || !regexp.MustCompile(`id="password"[^>]*aria-invalid="true"[^>]*aria-describedby="password-hint password-error"`).MatchString(r.body) {
+		t.Fatalf("9-character password: %d, next to it %q", r.status, msg)
+	}
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"password": {"abcdefghij"}})
+	if msg := errorNextTo(r.body, "password"); r.status != http.StatusBadRequest || !strings.Contains(msg, "10 characters") || passwordOf(r.body) != "abcdefghij" {
+		t.Fatalf("10-character password on the server page: %d, next to it %q", r.status, msg)
+	}
+	if info, _ := e.service.ServerInfo(ctx, e.admin, id); info["password"] != first {
+		t.Fatalf("password changed to %q", info["password"])
+	}
+}
+
+// A first-time user learns where the first credentials are, and where
+// images come from while the library is empty.
+func TestFirstRunHints(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	login := b.get("/login").body
+	if !strings.Contains(login, "<code>DATA/admin.credentials</code>") || !strings.Contains(login, "on its console, above the login prompt") {
+		t.Errorf("the login page does not say where the first credentials are: %s", login)
+	}
+	b.login("root", e.secret)
+	page := b.get("/ui/servers/new").body
+	if !strings.Contains(page, `id="no-images"`) || !strings.Contains(page, "<code>hearth image import --name debian12 FILE</code>") ||
+		!strings.Contains(page, `<a href="/ui/drives">Drives</a>`) {
+		t.Errorf("the create form without library images does not say where images come from: %s", page)
+	}
+	alice, secret := e.user("alice")
+	ab := e.browser()
+	ab.login(alice.Name, secret)
+	if page := ab.get("/ui/servers/new").body; !strings.Contains(page, "Ask an admin to import one") {
+		t.Errorf("a user is told to import images themselves: %s", page)
+	}
+	e.emptyLibraryImage("busybox")
+	if page := b.get("/ui/servers/new").body; strings.Contains(page, `id="no-images"`) {
+		t.Error("the empty state stays with a library image")
 	}
 }

@@ -45,9 +45,10 @@ type drivesView struct {
 
 // driveForm is the create-drive form with its errors.
 type driveForm struct {
-	Name   string
-	Size   string
-	Errors formErrors
+	Name      string
+	Size      string
+	NameTaken bool // the caller has a drive of this name: warned once
+	Errors    formErrors
 }
 
 // imagingPercent reads an imaging value ("45%"); queued or idle is 0.
@@ -141,6 +142,20 @@ func (d *Dashboard) driveJSON(rq *request) {
 // X-Hearth-Fetch) and gets the new drive's properties back as JSON.
 func (d *Dashboard) createDrive(rq *request) {
 	f := driveForm{Name: strings.TrimSpace(rq.PostFormValue("name")), Size: strings.TrimSpace(rq.PostFormValue("size")), Errors: formErrors{}}
+	// The form (not the upload script, which names drives after their
+	// file) warns once about a name the caller already has.
+	if !rq.fetch() && f.Name != "" && strings.TrimSpace(rq.PostFormValue("duplicate")) != f.Name {
+		drives, err := d.backend.DrivesInfo(rq.Context(), rq.user)
+		if f.NameTaken = err == nil && ownNamed(drives, rq.user.ID, f.Name); f.NameTaken {
+			d.showDrivesWithForm(rq, f)
+			return
+		}
+	}
+	if f.Name == "" && !rq.fetch() {
+		f.Errors["name"] = "Give the drive a name."
+		d.showDrivesWithForm(rq, f)
+		return
+	}
 	p, err := d.backend.CreateDrive(rq.Context(), rq.user, eh.Props{"name": f.Name, "size": f.Size})
 	if err != nil {
 		if rq.fetch() {
@@ -166,7 +181,7 @@ func (d *Dashboard) showDrivesWithForm(rq *request, f driveForm) {
 		return
 	}
 	v.Create = f
-	rq.w.WriteHeader(http.StatusBadRequest)
+	rq.w.WriteHeader(f.Errors.status())
 	render(rq.w, rq.Request, drivesPage(d.pageData(rq, "Drives", "drives"), v))
 }
 

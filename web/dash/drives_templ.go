@@ -105,7 +105,7 @@ func drivesPage(p pageData, v drivesView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = textField("name", "Name", v.Create.Name, v.Create.Errors["name"], "", true).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = nameField("name", "Name", "drive", v.Create.Name, v.Create.Errors["name"], "", v.Create.NameTaken).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -97,3 +97,12 @@ func sizeInput(n int64) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// describedBy lists a field's hint (when it has one) and its message
+// (error or warning) for aria-describedby.
+func describedBy(id string, hint bool, message string) string {
+	if hint {
+		return id + "-hint " + id + "-" + message
+	}
+	return id + "-" + message
+}

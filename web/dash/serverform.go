@@ -1,6 +1,7 @@
 package dash
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,11 +19,17 @@ import (
 type option struct {
 	Value string
 	Label string
+	Name  string // a drive's name, for messages
+	// InUse names the running servers a drive is attached to: such a drive
+	// is shown greyed with them, never offered to boot another server.
+	InUse string
 }
 
-// formOptions are the choices the server forms offer: the caller's drives,
-// the library (images admins published: the only default), drives other
-// users share with the caller (labelled with their owner), static IPs and VLANs.
+// formOptions are the choices the server forms offer: the caller's drives
+// (marked with the running servers they are attached to), the library
+// (images admins published: the only default, always copied — an admin's
+// own library image is not among their drives), drives other users share
+// with the caller (labelled with their owner), static IPs and VLANs.
 type formOptions struct {
 	Drives  []option
 	Library []option
@@ -36,6 +43,12 @@ type formOptions struct {
 func (d *Dashboard) formOptions(rq *request) formOptions {
 	ctx := rq.Context()
 	o := formOptions{sizes: map[string]int64{}, gzipped: map[string]bool{}}
+	serverNames := map[string]string{}
+	if servers, err := d.backend.ServersInfo(ctx, rq.user); err == nil {
+		for _, p := range servers {
+			serverNames[p["server"]] = p["name"]
+		}
+	}
 	add := func(list *[]option, p eh.Props, note string) {
 		id := p["drive"]
 		size, _ := strconv.ParseInt(p["size"], 10, 64)
@@ -45,21 +58,32 @@ func (d *Dashboard) formOptions(rq *request) formOptions {
 		if label == "" {
 			label = shortID(id)
 		}
-		*list = append(*list, option{Value: id, Label: label + " (" + humanBytes(uint64(size)) + ")" + note})
-	}
-	if drives, err := d.backend.DrivesInfo(ctx, rq.user); err == nil {
-		for _, p := range drives {
-			if p["user"] == rq.user.ID {
-				add(&o.Drives, p, "")
-			}
+		opt := option{Value: id, Name: label, Label: label + " (" + humanBytes(uint64(size)) + ")" + note}
+		var users []string
+		for _, s := range claimedServers(p["claimed"], serverNames) {
+			users = append(users, s.Name)
 		}
+		if len(users) > 0 {
+			opt.InUse = strings.Join(users, ", ")
+			opt.Label += " — in use by " + opt.InUse
+		}
+		*list = append(*list, opt)
 	}
+	library := map[string]bool{}
 	if shared, err := d.backend.SharedDrives(ctx, rq.user); err == nil {
 		for _, sd := range shared {
 			if sd.Image {
+				library[sd.Props["drive"]] = true
 				add(&o.Library, sd.Props, "")
 			} else {
 				add(&o.Shared, sd.Props, " — shared by "+sd.Owner)
+			}
+		}
+	}
+	if drives, err := d.backend.DrivesInfo(ctx, rq.user); err == nil {
+		for _, p := range drives {
+			if p["user"] == rq.user.ID && !library[p["drive"]] {
+				add(&o.Drives, p, "")
 			}
 		}
 	}
@@ -123,6 +147,15 @@ func fieldFor(err error) string {
 	return "extra"
 }
 
+// status is the answer to a form shown again: 400 with errors next to
+// their fields, or 409 when only a name's duplicate warning stopped it.
+func (fe formErrors) status() int {
+	if len(fe) == 0 {
+		return http.StatusConflict
+	}
+	return http.StatusBadRequest
+}
+
 // placeError files an operation's error under the field it names, when
 // the form shows that field; otherwise at the top of the form.
 func (fe formErrors) placeError(err error, fields ...string) {
@@ -154,6 +187,7 @@ type serverForm struct {
 	BootDevice                          string // device key of the boot drive
 	BootDrive                           string // its drive UUID
 	Extra                               string // other configuration keys, KEY VALUE lines
+	NameTaken                           bool   // renamed to a name its owner has: warned once
 	Errors                              formErrors
 	Options                             formOptions
 }
@@ -282,6 +316,15 @@ func (d *Dashboard) setServer(rq *request) {
 	opts := d.formOptions(rq)
 	current := newServerForm(v.Info, opts)
 	f := readServerForm(rq.Request, current, v.Editable)
+	if f.Name == "" {
+		f.Errors["name"] = "Give the server a name."
+	} else if f.Name != current.Name && strings.TrimSpace(rq.PostFormValue("duplicate")) != f.Name {
+		if others, err := d.backend.ServersInfo(rq.Context(), rq.user); err == nil {
+			others = slices.DeleteFunc(others, func(p eh.Props) bool { return p["server"] == id })
+			f.NameTaken = ownNamed(others, v.Info["user"], f.Name)
+		}
+	}
+	checkVNCPassword(f.Errors, f.Password)
 	before, err := current.props()
 	if err != nil {
 		d.showError(rq, v.Name, "servers", err)
@@ -304,14 +347,14 @@ func (d *Dashboard) setServer(rq *request) {
 			}
 		}
 	}
-	if len(f.Errors) == 0 && len(changes) > 0 {
+	if len(f.Errors) == 0 && !f.NameTaken && len(changes) > 0 {
 		if _, err := d.backend.SetServer(rq.Context(), rq.user, id, changes); err != nil {
 			f.Errors.placeError(err, serverFormFields...)
 		}
 	}
-	if len(f.Errors) > 0 {
+	if len(f.Errors) > 0 || f.NameTaken {
 		v.Form = f
-		rq.w.WriteHeader(http.StatusBadRequest)
+		rq.w.WriteHeader(f.Errors.status())
 		render(rq.w, rq.Request, serverPage(d.pageData(rq, v.Name, "servers"), v))
 		return
 	}
@@ -347,13 +390,41 @@ type createForm struct {
 	Password   string
 	Persistent bool
 	Start      bool
-	Errors     formErrors
-	Options    formOptions
-	Presets    []sizePreset
+	// NameTaken: the caller already has a server with this name; the form
+	// comes back once with a warning and takes the same name the second time
+	// (Duplicate carries the name the warning was about).
+	NameTaken bool
+	Duplicate string
+	Errors    formErrors
+	Options   formOptions
+	Presets   []sizePreset
+}
+
+// vncPasswordChars are the characters of generated VNC passwords: 32 (so a
+// random byte maps without bias), none easily mistaken for another.
+const vncPasswordChars = "abcdefghijkmnpqrstuvwxyz23456789"
+
+// newVNCPassword makes the create form's console password: the longest VNC
+// authentication uses, shown to the owner, who may change it.
+func newVNCPassword() string {
+	b := make([]byte, eh.MaxPasswordLength)
+	rand.Read(b) // never fails (crypto/rand)
+	for i := range b {
+		b[i] = vncPasswordChars[int(b[i])%len(vncPasswordChars)]
+	}
+	return string(b)
+}
+
+// checkVNCPassword says, in the form's words, why a password cannot be
+// used (the API refuses the same, never cutting it).
+func checkVNCPassword(errs formErrors, password string) {
+	if n := len(password); n > eh.MaxPasswordLength {
+		errs["password"] = fmt.Sprintf("This password has %d characters; VNC allows at most %d. Shorten it (nothing is cut for you).", n, eh.MaxPasswordLength)
+	}
 }
 
 func (d *Dashboard) newServerPage(rq *request) {
-	f := createForm{Size: "small", NIC0: "auto", DriveSize: "10G", Persistent: true, Start: true,
+	f := createForm{Size: "small", NIC0: "auto", DriveSize: "10G", Persistent: true, Start: true, Password: newVNCPassword(),
 		Errors: formErrors{}, Options: d.formOptions(rq), Presets: sizePresets}
 	if src := rq.URL.Query().Get("source"); src != "" {
 		f.Source = src
@@ -371,7 +442,7 @@ func (d *Dashboard) readCreateForm(rq *request) createForm {
 	return createForm{
 		Name: get("name"), Size: get("size"), CPU: get("cpu"), Mem: get("mem"), Source: get("source"),
 		DriveSize: get("drivesize"), NIC0: get("nic0"), VLAN: get("vlan"), Password: r.PostFormValue("password"),
-		Persistent: get("persistent") == "true", Start: get("start") == "true",
+		Persistent: get("persistent") == "true", Start: get("start") == "true", Duplicate: get("duplicate"),
 		Errors: formErrors{}, Options: d.formOptions(rq), Presets: sizePresets,
 	}
 }
@@ -383,6 +454,11 @@ func (d *Dashboard) createServer(rq *request) {
 	ctx := rq.Context()
 	f := d.readCreateForm(rq)
 	config := eh.Props{"name": f.Name, "smp": "auto", "persistent": strconv.FormatBool(f.Persistent)}
+	if f.Name == "" {
+		f.Errors["name"] = "Give the server a name."
+	} else if f.Duplicate != f.Name {
+		f.NameTaken = d.ownServerNamed(rq, f.Name)
+	}
 	if f.Size == "custom" {
 		config["cpu"], config["mem"] = f.CPU, f.Mem
 	} else {
@@ -404,6 +480,7 @@ func (d *Dashboard) createServer(rq *request) {
 	if f.Password != "" {
 		config["vnc"], config["password"] = "auto", f.Password
 	}
+	checkVNCPassword(f.Errors, f.Password)
 	// The boot drive: a new one imaged from source (or blank), or, with
 	// "use:", one of the caller's drives attached as it is.
 	source, sourceSize, conversion, attach := "", int64(0), "", ""
@@ -415,6 +492,11 @@ func (d *Dashboard) createServer(rq *request) {
 		}
 	case "use":
 		attach = id
+		for _, o := range f.Options.Drives {
+			if o.Value == id && o.InUse != "" {
+				f.Errors["source"] = fmt.Sprintf("%s is attached to running server %s — stop %s first, or boot from a copy of it.", o.Name, o.InUse, o.InUse)
+			}
+		}
 	case "blank":
 	default:
 		f.Errors["source"] = "Choose an image or an empty drive."
@@ -427,7 +509,7 @@ func (d *Dashboard) createServer(rq *request) {
 	case conversion == "" && size < sourceSize:
 		f.Errors["drivesize"] = fmt.Sprintf("The drive must hold the image: at least %s.", humanBytes(uint64(sourceSize)))
 	}
-	if len(f.Errors) > 0 {
+	if len(f.Errors) > 0 || f.NameTaken {
 		d.showCreate(rq, f)
 		return
 	}
@@ -466,8 +548,25 @@ func (d *Dashboard) createServer(rq *request) {
 	d.done(rq, "/ui/servers/"+made.Server, msg)
 }
 
+// ownServerNamed reports whether the caller already owns a server called
+// name; a failed lookup reports none, costing only the warning.
+func (d *Dashboard) ownServerNamed(rq *request, name string) bool {
+	infos, err := d.backend.ServersInfo(rq.Context(), rq.user)
+	return err == nil && ownNamed(infos, rq.user.ID, name)
+}
+
+// ownNamed reports whether one of objects, owned by user, is called name
+// (ignoring case): the duplicate the create forms warn about.
+func ownNamed(objects []eh.Props, user, name string) bool {
+	return slices.ContainsFunc(objects, func(p eh.Props) bool {
+		return p["user"] == user && strings.EqualFold(p["name"], name)
+	})
+}
+
+// showCreate shows the create form again, with its errors or the name's
+// duplicate warning.
 func (d *Dashboard) showCreate(rq *request, f createForm) {
-	rq.w.WriteHeader(http.StatusBadRequest)
+	rq.w.WriteHeader(f.Errors.status())
 	render(rq.w, rq.Request, createServerPage(d.pageData(rq, "Create server", "servers"), f))
 }
 

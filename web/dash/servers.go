@@ -3,6 +3,7 @@ package dash
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -233,8 +234,8 @@ func (d *Dashboard) showError(rq *request, title, nav string, err error) {
 	render(rq.w, rq.Request, errorPage(d.pageData(rq, title, nav), e.Message))
 }
 
-// serverAction runs a lifecycle button. Destroy asks for confirmation first
-// when the form does not carry it (the script asks in a dialog instead).
+// serverAction runs a lifecycle button. Destroy goes through its
+// confirmation page (destroyServer).
 func (d *Dashboard) serverAction(rq *request) {
 	id, action := rq.PathValue("id"), rq.PathValue("action")
 	if _, ok := actionLabels[action]; !ok {
@@ -248,27 +249,107 @@ func (d *Dashboard) serverAction(rq *request) {
 		d.failed(rq, "/ui/servers", err)
 		return
 	}
-	if action == "destroy" && rq.PostFormValue("confirmed") != "yes" {
-		render(rq.w, rq.Request, confirmPage(d.pageData(rq, "Destroy server", "servers"), confirmation{
-			Question: "Destroy server " + info["name"] + "?",
-			Detail:   "The server is stopped if it runs and its definition is deleted. Its drives are kept.",
-			Action:   "/ui/servers/" + id + "/destroy",
-			Button:   "Destroy server",
-			Back:     back,
-		}))
+	if action == "destroy" {
+		d.destroyServer(rq, info, back)
 		return
 	}
 	if err := d.backend.ServerAction(rq.Context(), rq.user, id, action); err != nil {
 		d.failed(rq, back, err)
 		return
 	}
-	if action == "destroy" {
-		d.starts.set(id, "")
-		if back == "/ui/servers/"+id {
-			back = "/ui/servers"
+	d.done(rq, back, "Server "+info["name"]+" "+actionDone[action]+".")
+}
+
+// confirmDestroy is the destroy button's page (GET): the same question a
+// destroy form without confirmation gets.
+func (d *Dashboard) confirmDestroy(rq *request) {
+	info, err := d.backend.ServerInfo(rq.Context(), rq.user, rq.PathValue("id"))
+	if err != nil {
+		d.showError(rq, "Destroy server", "servers", err)
+		return
+	}
+	d.askDestroy(rq, info, backQuery(rq.Request, "/ui/servers/"+info["server"]))
+}
+
+// wizardBootDrive is the name the create form gives a server's boot drive.
+func wizardBootDrive(server string) string { return server + " boot" }
+
+// deletableBootDrive returns the server's boot drive when the caller could
+// delete it with the server: a drive of the server's owner, not a library
+// image (those are only ever copied).
+func (d *Dashboard) deletableBootDrive(rq *request, info eh.Props) (eh.Props, bool) {
+	dev, ok := ehkeys.BootDevice(info)
+	if !ok {
+		return nil, false
+	}
+	p, err := d.backend.DriveInfo(rq.Context(), rq.user, dev.Drive)
+	if err != nil || p["user"] != info["user"] {
+		return nil, false
+	}
+	if shared, err := d.backend.SharedDrives(rq.Context(), rq.user); err == nil &&
+		slices.ContainsFunc(shared, func(sd api.SharedDrive) bool { return sd.Image && sd.Props["drive"] == dev.Drive }) {
+		return nil, false
+	}
+	return p, true
+}
+
+// askDestroy asks before destroying a server, offering to delete its boot
+// drive too: ticked when the create form made it ("NAME boot").
+func (d *Dashboard) askDestroy(rq *request, info eh.Props, back string) {
+	c := confirmation{
+		Question: "Destroy server " + info["name"] + "?",
+		Detail:   "The server is stopped if it runs and its definition is deleted. Its drives are kept unless you tick below.",
+		Action:   "/ui/servers/" + info["server"] + "/destroy",
+		Button:   "Destroy server",
+		Back:     back,
+	}
+	if p, ok := d.deletableBootDrive(rq, info); ok {
+		c.Check = &confirmCheck{
+			Name:    "deletedrive",
+			Value:   p["drive"],
+			Label:   "Also delete its boot drive " + p["name"] + " (" + humanSize(p["size"]) + ")",
+			Hint:    "Its data is deleted for good.",
+			Checked: p["name"] == wizardBootDrive(info["name"]),
 		}
 	}
-	d.done(rq, back, "Server "+info["name"]+" "+actionDone[action]+".")
+	render(rq.w, rq.Request, confirmPage(d.pageData(rq, "Destroy server", "servers"), c))
+}
+
+// destroyServer destroys a server once confirmed and, when asked, its boot
+// drive; the flash says what was deleted and what was kept.
+func (d *Dashboard) destroyServer(rq *request, info eh.Props, back string) {
+	id := info["server"]
+	if rq.PostFormValue("confirmed") != "yes" {
+		d.askDestroy(rq, info, back)
+		return
+	}
+	var drive eh.Props
+	if want := rq.PostFormValue("deletedrive"); want != "" {
+		p, ok := d.deletableBootDrive(rq, info)
+		if !ok || p["drive"] != want {
+			d.failed(rq, back, eh.Usagef("Only the server's own boot drive can be deleted with it; nothing was destroyed."))
+			return
+		}
+		drive = p
+	}
+	if err := d.backend.ServerAction(rq.Context(), rq.user, id, "destroy"); err != nil {
+		d.failed(rq, back, err)
+		return
+	}
+	d.starts.set(id, "")
+	if back == "/ui/servers/"+id {
+		back = "/ui/servers"
+	}
+	msg := "Server " + info["name"] + " destroyed."
+	if drive != nil {
+		if err := d.backend.DestroyDrive(rq.Context(), rq.user, drive["drive"]); err != nil {
+			d.log.Warn("destroying a server's boot drive failed", "user", rq.user.ID, "server", id, "drive", drive["drive"], "err", err)
+			msg += " Its boot drive " + drive["name"] + " was kept: " + errMessage(err)
+		} else {
+			msg = "Server " + info["name"] + " and its boot drive " + drive["name"] + " destroyed."
+		}
+	}
+	d.done(rq, back, msg)
 }
 
 // configStatus is what decides the configuration form's shape: whether the
@@ -289,6 +370,14 @@ type confirmation struct {
 	Action   string
 	Button   string
 	Back     string
+	Check    *confirmCheck // an option of the action, or nil
+}
+
+// confirmCheck is a checkbox on a confirmation page.
+type confirmCheck struct {
+	Name, Value string
+	Label, Hint string
+	Checked     bool
 }
 
 // serverView is the server page.

@@ -11,7 +11,7 @@ const AllUsers = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 func driveRule(key string) (rule, error) {
 	switch key {
 	case "name":
-		return rule{check: line(MaxNameLength)}, nil
+		return rule{check: line(MaxNameLength), nonEmpty: true}, nil
 	case "size":
 		return rule{check: checkSize}, nil
 	case "claim:type":
@@ -102,7 +102,8 @@ var drives = &schema{
 // store: size in bytes (suffixes resolved), lower-case UUIDs, defaults tier
 // disk and encryption:cipher none (Hearth keeps drives as plain image files;
 // any other cipher is refused, never recorded as if it held). size is
-// required, name is not (one EH client created drives without it).
+// required; name may be missing (one EH client created drives without it)
+// but not given empty.
 func NewDrive(in Props) (Props, error) {
 	return drives.create(in)
 }

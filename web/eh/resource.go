@@ -5,7 +5,7 @@ package eh
 func resourceRule(key string) (rule, error) {
 	switch key {
 	case "name":
-		return rule{check: line(MaxNameLength)}, nil
+		return rule{check: line(MaxNameLength), nonEmpty: true}, nil
 	case "tags":
 		return rule{check: words(nil)}, nil
 	}
@@ -27,7 +27,8 @@ var resources = &schema{kind: "resource", rule: resourceRule, readOnly: resource
 
 // NewResource validates the body of /resources/ip/create or
 // /resources/vlan/create (name, tags, user:*, all optional; CS-1 sends an
-// empty body) and returns the properties to store.
+// empty body; a name given must not be empty) and returns the properties
+// to store.
 func NewResource(in Props) (Props, error) {
 	return resources.create(in)
 }

@@ -25,6 +25,11 @@ type rule struct {
 	canonical  string // stored under this key instead (an input alias); "" = the key itself
 	live       bool   // may change while the server is active
 	createOnly bool   // may be given at creation only (a later equal value is accepted)
+	// nonEmpty: when given, the value must not be empty. Missing is still
+	// accepted on create (real clients create nameless objects, which are
+	// named by their UUID), but an empty name given on purpose, or a name
+	// removed by set, is refused: it leaves an object nobody can tell apart.
+	nonEmpty bool
 }
 
 // A schema is the key set of one object type.
@@ -85,6 +90,9 @@ func (s *schema) apply(current, in Props, active bool) (next, changed Props, err
 			if nv, err = r.check(v); err != nil {
 				return nil, nil, usageKey(k, "key %s: %v", k, err)
 			}
+		}
+		if r.nonEmpty && strings.TrimSpace(nv) == "" && (creating || current[ck] != "") {
+			return nil, nil, usageKey(k, "key %s cannot be empty: give the %s a %s", k, s.kind, k)
 		}
 		if prev, ok := given[ck]; ok && values[ck] != nv {
 			return nil, nil, usageKey(k, "keys %s and %s disagree (%s vs %s)", prev, k, quote(values[ck]), quote(nv))

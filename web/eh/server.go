@@ -61,7 +61,7 @@ func checkBoot(v string) (string, error) {
 func serverRule(key string) (rule, error) {
 	switch key {
 	case "name":
-		return rule{check: line(MaxNameLength), live: true}, nil
+		return rule{check: line(MaxNameLength), live: true, nonEmpty: true}, nil
 	case "cpu":
 		return rule{check: intRange(MinCPU, MaxCPU, "MHz"), live: true}, nil
 	case "persistent":
@@ -221,8 +221,9 @@ var servers = &schema{
 // NewServer validates the body of /servers/create[/stopped] and returns the
 // configuration to store: canonical keys (password, vnc), normalised values
 // (lower-case UUIDs and MACs), defaults smp auto and persistent false. cpu and
-// mem are required; name is not (a real EH-2 client created servers without
-// one, so the caller should give nameless servers a name such as their UUID).
+// mem are required; name may be missing (a real EH-2 client created servers
+// without one, so the caller should give nameless servers a name such as
+// their UUID) but not given empty.
 // Errors are usage errors naming the key.
 func NewServer(in Props) (Props, error) {
 	return servers.create(in)

@@ -415,3 +415,48 @@ func TestServerOutputKey(t *testing.T) {
 		}
 	}
 }
+
+// A name may be missing on create (real clients create nameless servers,
+// drives and VLANs) but never given empty, nor removed by set; a client
+// echoing back the empty name of a nameless object changes nothing.
+func TestNameGivenNeverEmpty(t *testing.T) {
+	creates := map[string]func(Props) (Props, error){
+		"server":   func(p Props) (Props, error) { p["cpu"], p["mem"] = "500", "256"; return NewServer(p) },
+		"drive":    func(p Props) (Props, error) { p["size"] = "1G"; return NewDrive(p) },
+		"resource": NewResource,
+	}
+	updates := map[string]func(cur, in Props) (Props, Props, error){
+		"server":   func(cur, in Props) (Props, Props, error) { return UpdateServer(cur, in, false) },
+		"drive":    UpdateDrive,
+		"resource": UpdateResource,
+	}
+	for kind, create := range creates {
+		if _, err := create(Props{}); err != nil {
+			t.Errorf("%s without a name: %v", kind, err)
+		}
+		for _, empty := range []string{"", "   "} {
+			_, err := create(Props{"name": empty})
+			if !errors.Is(err, ErrUsage) || AsError(err).Key != "name" || !strings.Contains(err.Error(), "key name cannot be empty") {
+				t.Errorf("%s with name %q: %v, want usage naming key name", kind, empty, err)
+			}
+		}
+		cur, err := create(Props{"name": "web1"})
+		if err != nil {
+			t.Fatalf("%s named web1: %v", kind, err)
+		}
+		update := updates[kind]
+		if _, _, err := update(cur, Props{"name": ""}); !errors.Is(err, ErrUsage) || AsError(err).Key != "name" {
+			t.Errorf("%s renamed to empty: %v, want usage naming key name", kind, err)
+		}
+		if _, changed, err := update(cur, Props{"name": "web2"}); err != nil || changed["name"] != "web2" {
+			t.Errorf("%s renamed to web2: %v %v", kind, changed, err)
+		}
+		nameless, err := create(Props{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, changed, err := update(nameless, Props{"name": ""}); err != nil || len(changed) != 0 {
+			t.Errorf("%s: echoing an empty name back: changed %v, %v", kind, changed, err)
+		}
+	}
+}

@@ -25,7 +25,7 @@ function step(s) { console.log('step: ' + s); }
     page.on('console', (m) => console.log('browser console: ' + m.text()));
     page.setDefaultTimeout(30000);
     page.on('pageerror', (e) => errors.push(e.message));
-    page.on('dialog', (d) => d.accept()); // destroy confirmations
+    page.on('dialog', (d) => d.accept()); // confirmations asked by the script
 
     step('log in');
     await page.goto(base + '/ui/servers');
@@ -45,11 +45,19 @@ function step(s) { console.log('step: ' + s); }
       [...sel.options].find((o) => o.textContent.startsWith(name)).value, libraryName);
     await page.selectOption('#source', source);
     await page.selectOption('#nic0', 'none');
-    await page.fill('#password', 'pw123456');
+    // Console on by default: a generated password, shown; a longer one
+    // pasted is kept as typed and refused next to the field, never cut.
+    const generated = await page.inputValue('#password');
+    if (!/^[a-z2-9]{8}$/.test(generated)) throw new Error('no generated VNC password in the create form: ' + JSON.stringify(generated));
+    await page.fill('#password', 'pw1234567');
     await page.fill('#drivesize', 'lots');
     await page.click('form button[type=submit]:has-text("Create server")');
     await page.waitForSelector('#drivesize-error');
+    await page.waitForSelector('#password-error:has-text("9 characters")');
+    if (await page.inputValue('#password') !== 'pw1234567') throw new Error('the long password was cut');
+    if (await page.getAttribute('#password', 'aria-invalid') !== 'true') throw new Error('the password field is not marked invalid');
     await page.screenshot({ path: outDir + '/02-create-server-error.png', fullPage: true });
+    await page.fill('#password', generated);
     await page.fill('#drivesize', '64M');
     await page.screenshot({ path: outDir + '/02-create-server.png', fullPage: true });
     await page.click('form button[type=submit]:has-text("Create server")');
@@ -137,6 +145,16 @@ function step(s) { console.log('step: ' + s); }
     await mobile.goto(base + '/ui/drives');
     await mobile.screenshot({ path: outDir + '/11-drives-tablet.png', fullPage: true });
     await phone.close();
+
+    step('destroy web1 from its page, with its boot drive');
+    await page.goto(serverURL);
+    await page.click('.page-head a:has-text("Destroy")');
+    await page.waitForURL('**/destroy?back=*');
+    if (!(await page.isChecked('input[name=deletedrive]'))) throw new Error('deleting the wizard-made boot drive is not offered ticked');
+    await page.screenshot({ path: outDir + '/12-destroy.png', fullPage: true });
+    await page.click('button:has-text("Destroy server")');
+    await page.waitForURL(base + '/ui/servers');
+    await page.waitForSelector('.flash-ok:has-text("Server web1 and its boot drive web1 boot destroyed.")');
 
     step('log out');
     await page.click('button:has-text("Log out")');
