@@ -588,7 +588,7 @@ func (h *hearth) noteHostPaths(method, path, body string) {
 	if strings.Contains(path, "/read") || strings.HasSuffix(path, "/console") {
 		return
 	}
-	for _, p := range []string{h.data, "/run/containerd", "/var/lib/hearth", "/var/lib/containerd"} {
+	for _, p := range []string{h.data, "/run/containerd", "/var/lib/containerd"} { // the login page names the default DATA, /var/lib/hearth, on purpose
 		if p != "" && strings.Contains(body, p) {
 			h.mu.Lock()
 			h.exposed = append(h.exposed, fmt.Sprintf("%s %s: %.200q", method, path, body))
