@@ -2,7 +2,6 @@ package web
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"hearth/console"
+	"hearth/internal/peerlimit"
 	"hearth/internal/wsstream"
 	"hearth/web/api"
 	"hearth/web/eh"
@@ -94,7 +94,7 @@ func (h *handler) console(w http.ResponseWriter, r *http.Request, server string)
 	stop := make(chan struct{})
 	defer close(stop)
 	go conn.KeepAlive(pingInterval, pingTimeout, stop)
-	remote := clientHost(r.RemoteAddr)
+	remote := peerlimit.Host(r.RemoteAddr)
 	if err := h.cfg.Console.Serve(conn, server, console.Peer{Addr: remote, Via: "web", TokenChecked: tokenOK}); err != nil {
 		h.log.Warn("console viewer ended with an error", "server", server, "remote", remote, "err", err)
 	}
@@ -140,13 +140,4 @@ func consoleToken(r *http.Request) string {
 		}
 	}
 	return ""
-}
-
-// clientHost is the host part of a request's remote address.
-func clientHost(remoteAddr string) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		return remoteAddr
-	}
-	return host
 }

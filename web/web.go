@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"hearth/internal/httpdeadline"
+	"hearth/internal/peerlimit"
 	"hearth/internal/ratelimit"
 	"hearth/web/api"
 	"hearth/web/eh"
@@ -144,7 +145,7 @@ func (h *handler) authenticate(r *http.Request) (api.Caller, error) {
 	if !ok {
 		return api.Caller{}, eh.Authf("HTTP Basic authentication required (user UUID or name, and secret key)")
 	}
-	attempts, wait, ok := h.logins.Begin(r.Context(), clientHost(r.RemoteAddr), login)
+	attempts, wait, ok := h.logins.Begin(r.Context(), peerlimit.Host(r.RemoteAddr), login)
 	if !ok {
 		return api.Caller{}, eh.TooManyf(wait, "too many failed authentications as %s; try again in %s", login, max(wait, time.Second).Round(time.Second))
 	}

@@ -34,7 +34,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		host := remoteHost(c)
+		host := Host(c.RemoteAddr().String())
 		l.mu.Lock()
 		admitted := l.open[host] < l.max
 		if admitted {
@@ -65,10 +65,12 @@ func (l *Listener) release(host string) {
 	}
 }
 
-func remoteHost(c net.Conn) string {
-	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+// Host is the host part of a remote address ("host:port"): what a peer is
+// known by here, and in the web layer's rate limits and logs.
+func Host(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
-		return c.RemoteAddr().String()
+		return remoteAddr
 	}
 	return host
 }

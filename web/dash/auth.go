@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"hearth/internal/peerlimit"
 	"hearth/web/eh"
 )
 
@@ -63,13 +64,13 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, http.StatusBadRequest, f)
 		return
 	}
-	attempts, wait, ok := d.logins.Begin(r.Context(), clientHost(r), f.Login)
+	attempts, wait, ok := d.logins.Begin(r.Context(), peerlimit.Host(r.RemoteAddr), f.Login)
 	if !ok {
 		f.Error = "Too many failed logins. Try again in a moment."
 		if wait > 0 {
 			f.Error = fmt.Sprintf("Too many failed logins. Try again in %s.", humanDuration(wait.Round(time.Second)))
 		}
-		d.log.Warn("login refused: rate limited", "login", f.Login, "remote", clientHost(r))
+		d.log.Warn("login refused: rate limited", "login", f.Login, "remote", peerlimit.Host(r.RemoteAddr))
 		d.showLogin(w, r, http.StatusTooManyRequests, f)
 		return
 	}
@@ -77,7 +78,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	user, err := d.backend.Authenticate(r.Context(), f.Login, secret)
 	if err != nil {
 		if !errors.Is(err, eh.ErrAuth) {
-			d.log.Error("login failed", "login", f.Login, "remote", clientHost(r), "err", err)
+			d.log.Error("login failed", "login", f.Login, "remote", peerlimit.Host(r.RemoteAddr), "err", err)
 		}
 		attempts.Fail()
 		f.Error = "Wrong user name or secret."

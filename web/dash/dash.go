@@ -13,7 +13,6 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -382,15 +381,6 @@ func render(w http.ResponseWriter, r *http.Request, c templ.Component) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	}
 	_ = c.Render(r.Context(), w)
-}
-
-// clientHost is the address a login attempt came from, for rate limiting.
-func clientHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // streaming gives a handler that moves a drive's contents progress
