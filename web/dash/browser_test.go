@@ -25,15 +25,11 @@ import (
 )
 
 // TestBrowser drives the whole appliance in Debian's Chromium through
-// playwright-core (testdata/browser.js): the dashboard, the API service, the
-// guest layer (runc under a private containerd), the consoles and the one
-// port's handler, wired as `hearth serve` wires them. It logs in, creates a
-// server from a library image (the busybox test guest), sees it become
-// active without reloading, opens the console and types into the guest's
-// shell, finds the output on the server page, stops the server, uploads a
-// drive with a progress bar, destroys the server with its boot drive and
-// logs out. Screenshots go to
-// test-artifacts/dashboard/.
+// playwright-core: the dashboard, the API service, the guest layer (runc
+// under a private containerd), the consoles and the one port's handler,
+// wired as `hearth serve` wires them. Each scenario (browserScenarios) is a
+// script in testdata/browser/ run with a user of its own, then checked from
+// the service's side. Screenshots go to test-artifacts/dashboard/SCENARIO/.
 func TestBrowser(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -67,27 +63,57 @@ func TestBrowser(t *testing.T) {
 
 	e := newStack(t)
 	lib := e.libraryImage(testguest.Image(t, 32<<20))
-	user, secret := e.user("alice")
-	if _, err := e.service.CreateServer(context.Background(), user, eh.Props{"name": "db1", "cpu": "4000", "mem": "4096",
-		"persistent": "true"}, false); err != nil { // a stopped neighbour in the list
-		t.Fatal(err)
+	for _, sc := range browserScenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			dir := filepath.Join(out, sc.name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			user, secret := e.user("u-" + sc.name)
+			if sc.before != nil {
+				sc.before(t, e, user)
+			}
+			script := filepath.Join("testdata/browser", sc.name+".js")
+			output, err := exec.Command(node, script, e.srv.URL, user.Name, secret, lib.Name, dir).CombinedOutput()
+			t.Logf("%s:\n%s", script, output)
+			if err != nil {
+				t.Fatalf("browser scenario failed: %v", err)
+			}
+			if !strings.HasSuffix(strings.TrimSpace(string(output)), "ok") {
+				t.Fatalf("%s did not finish", script)
+			}
+			if sc.after != nil {
+				sc.after(t, e, user)
+			}
+		})
 	}
+}
 
-	cmd := exec.Command(node, "testdata/browser.js", e.srv.URL, user.Name, secret, lib.Name, out)
-	output, err := cmd.CombinedOutput()
-	t.Logf("browser.js:\n%s", output)
-	if err != nil {
-		t.Fatalf("browser test failed: %v", err)
-	}
-	if !strings.HasSuffix(strings.TrimSpace(string(output)), "ok") {
-		t.Fatal("browser.js did not finish")
-	}
-	ctx := context.Background()
-	servers, _ := e.service.ServersInfo(ctx, user)
-	drives, _ := e.service.DrivesInfo(ctx, user)
-	if len(servers) != 1 || servers[0]["name"] != "db1" || servers[0]["status"] != "stopped" || len(drives) != 1 || drives[0]["name"] != "uploaded" {
-		t.Fatalf("after the browser run: servers %v, drives %v", servers, drives)
-	}
+// browserScenario is one script of testdata/browser/ with what the service
+// must hold before it runs and after it has finished.
+type browserScenario struct {
+	name          string
+	before, after func(t *testing.T, e *env, user api.Caller)
+}
+
+var browserScenarios = []browserScenario{
+	{
+		name: "first-server",
+		before: func(t *testing.T, e *env, user api.Caller) {
+			if _, err := e.service.CreateServer(context.Background(), user, eh.Props{"name": "db1", "cpu": "4000", "mem": "4096",
+				"persistent": "true"}, false); err != nil { // a stopped neighbour in the list
+				t.Fatal(err)
+			}
+		},
+		after: func(t *testing.T, e *env, user api.Caller) {
+			ctx := context.Background()
+			servers, _ := e.service.ServersInfo(ctx, user)
+			drives, _ := e.service.DrivesInfo(ctx, user)
+			if len(servers) != 1 || servers[0]["name"] != "db1" || servers[0]["status"] != "stopped" || len(drives) != 1 || drives[0]["name"] != "uploaded" {
+				t.Fatalf("after the browser run: servers %v, drives %v", servers, drives)
+			}
+		},
+	},
 }
 
 // newStack is newEnv with the real guest layer and consoles behind the API,
