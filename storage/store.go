@@ -418,9 +418,28 @@ type Event struct {
 }
 
 func (s *Store) event(ctx context.Context, tx *sql.Tx, object, kind, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if who, ok := ctx.Value(actorKey{}).(string); ok && who != "" {
+		msg += " — by " + who
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO events (time, object, kind, message) VALUES (?, ?, ?, ?)`,
-		s.now().UnixNano(), object, kind, fmt.Sprintf(format, args...))
+		s.now().UnixNano(), object, kind, msg)
 	return err
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx naming who asked for the changes made with it: the
+// events they record say "— by who". Changes Hearth makes by itself (a
+// guest's exit, a kill at the end of a grace period) carry no actor.
+func WithActor(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, actorKey{}, who)
+}
+
+// Record adds an event that goes with no other change: a request, or
+// something a guest did.
+func (s *Store) Record(ctx context.Context, object, kind, message string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.event(ctx, tx, object, kind, "%s", message) })
 }
 
 // Events returns the latest events, newest first: of one object, or of all

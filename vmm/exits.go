@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"hearth/internal/ehkeys"
 	"hearth/storage"
 	"hearth/vmm/guest"
 )
@@ -45,12 +46,19 @@ func (m *Manager) guestExited(e guest.Exit) {
 		}
 		switch {
 		case e.Status == exitRebooted && !askedToPowerOff:
+			m.record(e.ID, "server.exit", "the guest rebooted itself")
 			m.rebooted(ctx, e.ID)
 			return
 		case e.Status == exitPoweredOff:
 			m.log.Info("guest powered off", "server", e.ID)
+			if !askedToPowerOff {
+				m.record(e.ID, "server.exit", "the guest powered itself off")
+			}
 		default:
 			m.log.Info("guest exited", "server", e.ID, "status", e.Status)
+			if !askedToPowerOff {
+				m.record(e.ID, "server.exit", "the guest died: "+exitReason(e.Status))
+			}
 		}
 		if err := m.stop(ctx, e.ID); err != nil {
 			m.log.Error("stopping after exit", "server", e.ID, "err", err)
@@ -66,6 +74,7 @@ func (m *Manager) guestExited(e guest.Exit) {
 func (m *Manager) rebooted(ctx context.Context, server string) {
 	if n := m.countReboot(server); n > maxReboots {
 		m.log.Warn("guest reboots in a loop: stopping it", "server", server, "reboots", n, "within", rebootWindow)
+		m.record(server, "server.exit", fmt.Sprintf("stopped: the guest rebooted itself %d times within %s", n, rebootWindow))
 		if err := m.stop(ctx, server); err != nil {
 			m.log.Error("stopping a guest in a reboot loop", "server", server, "err", err)
 		}
@@ -108,4 +117,21 @@ func (m *Manager) countReboot(server string) int {
 	}
 	m.reboots[server] = append(recent, now)
 	return len(m.reboots[server])
+}
+
+// exitReason says in words why a guest's init ended: the signal that killed
+// it, or the status it exited with.
+func exitReason(status uint32) string {
+	if status > 128 && status < 128+65 {
+		return "its init was killed by " + ehkeys.SignalName(syscall.Signal(status-128))
+	}
+	return fmt.Sprintf("its init exited with status %d", status)
+}
+
+// record adds to the server's activity log what Hearth saw or did by itself;
+// a failure to record costs only a log line.
+func (m *Manager) record(server, kind, message string) {
+	if err := m.store.Record(context.Background(), server, kind, message); err != nil {
+		m.log.Error("recording an event", "server", server, "kind", kind, "err", err)
+	}
 }

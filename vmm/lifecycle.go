@@ -26,8 +26,11 @@ func (m *Manager) Start(ctx context.Context, server string) error {
 	return m.start(ctx, srv)
 }
 
-// start makes and starts the guest of srv and records the outcome.
+// start makes and starts the guest of srv and records the outcome; the
+// server is Starting meanwhile.
 func (m *Manager) start(ctx context.Context, srv storage.Server) error {
+	m.setTransient(srv.ID, Transient{State: Starting})
+	defer m.setTransient(srv.ID, Transient{})
 	spec, err := m.guestSpec(ctx, srv)
 	if err != nil {
 		if !errors.Is(err, storage.ErrBusy) && !errors.Is(err, ErrBusy) && !errors.Is(err, ErrUnavailable) {
@@ -134,6 +137,7 @@ func (m *Manager) stop(ctx context.Context, server string) error {
 // ended records that a server's guest is gone (already deleted from the Host).
 func (m *Manager) ended(ctx context.Context, server string) error {
 	ctx = context.WithoutCancel(ctx)
+	m.setTransient(server, Transient{})
 	m.detachConsole(server)
 	m.mu.Lock()
 	delete(m.reboots, server)
@@ -175,6 +179,7 @@ func (m *Manager) Reset(ctx context.Context, server string) error {
 		return err
 	}
 	m.wake(server)
+	m.setTransient(server, Transient{})
 	m.detachConsole(server)
 	m.store.ReleaseClaims(context.WithoutCancel(ctx), server)
 	return m.start(ctx, srv)

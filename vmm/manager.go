@@ -45,6 +45,7 @@ type Manager struct {
 	waiters      map[string][]chan struct{} // Shutdown's: closed when the guest asked to power off is gone
 	lastConsoles map[string]*guest.Console  // the consoles of guests that ended, until the server's next start or destruction
 	reboots      map[string][]time.Time     // when each server's guest rebooted itself lately (the reboot-loop bound)
+	transients   map[string]Transient       // servers starting or shutting down now
 }
 
 // serverLock is a server's lifecycle lock; users counts the calls holding or
@@ -79,7 +80,8 @@ func WithNetworkNames(n network.Names) ManagerOption { return func(m *Manager) {
 // WithLogger sets where the Manager logs (default: nowhere).
 func WithLogger(l *slog.Logger) ManagerOption { return func(m *Manager) { m.log = l } }
 
-// WithClock sets the clock the reboot-loop bound counts with (default time.Now).
+// WithClock sets the clock the reboot-loop bound and shutdown deadlines count
+// with (default time.Now).
 func WithClock(now func() time.Time) ManagerOption { return func(m *Manager) { m.now = now } }
 
 // NewManager starts following the backend's guest exits and reconciles the
@@ -99,6 +101,7 @@ func NewManager(ctx context.Context, backend Backend, store *storage.Store, opts
 		waiters:      map[string][]chan struct{}{},
 		lastConsoles: map[string]*guest.Console{},
 		reboots:      map[string][]time.Time{},
+		transients:   map[string]Transient{},
 	}
 	for _, opt := range opts {
 		opt(m)

@@ -12,8 +12,9 @@ import (
 )
 
 // Shutdown asks the guest to power off and returns; the guest's exit then
-// stops the server as any exit does. A guest still running after the grace
-// period is killed.
+// stops the server as any exit does. Until then the server is ShuttingDown.
+// A guest still running after the grace period is killed, and the
+// activity log says so.
 func (m *Manager) Shutdown(ctx context.Context, server string) error {
 	defer m.lock(server)()
 	srv, err := m.store.Server(ctx, server)
@@ -40,6 +41,7 @@ func (m *Manager) Shutdown(ctx context.Context, server string) error {
 		return err
 	}
 	m.log.Info("asked the guest to power off", "server", server, "signal", ehkeys.SignalName(sig))
+	m.setTransient(server, Transient{State: ShuttingDown, Deadline: m.now().Add(m.grace)})
 	go func() {
 		select {
 		case <-exited:
@@ -54,6 +56,7 @@ func (m *Manager) Shutdown(ctx context.Context, server string) error {
 			return
 		}
 		m.log.Warn("the guest did not power off within the grace period: killing it", "server", server, "grace", m.grace, "signal", ehkeys.SignalName(sig))
+		m.record(server, "server.kill", fmt.Sprintf("killed: the guest did not power off within the %s grace period (asked with %s)", seconds(m.grace), ehkeys.SignalName(sig)))
 		if err := m.stop(context.Background(), server); err != nil {
 			m.log.Error("kill after grace period", "server", server, "err", err)
 		}
@@ -117,4 +120,12 @@ func (m *Manager) cancelWait(server string, ch chan struct{}) {
 	if len(m.waiters[server]) == 0 {
 		delete(m.waiters, server)
 	}
+}
+
+// seconds writes a whole number of seconds as "60 s", anything else as Go does.
+func seconds(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return fmt.Sprintf("%d s", d/time.Second)
+	}
+	return d.String()
 }
