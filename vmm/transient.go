@@ -10,7 +10,7 @@ const (
 	Starting = "starting"
 	// ShuttingDown: the guest was asked to power off and is still there;
 	// the status stays active until it is gone, at the latest at Deadline.
-	ShuttingDown = "shutting down"
+	ShuttingDown = "shutting-down"
 )
 
 // Transient is what is happening to a server now, between two statuses.

@@ -204,6 +204,14 @@ type fakeGuests struct {
 	startErr error // the guest fails to boot: dead with this error
 	refuse   error // the start is refused: the server stays as it was
 	calls    []string
+	passing  map[string]vmm.Transient // what Transient reports, by server
+}
+
+func (g *fakeGuests) Transient(id string) (vmm.Transient, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t, ok := g.passing[id]
+	return t, ok
 }
 
 func (g *fakeGuests) record(call, id string) {

@@ -50,6 +50,10 @@ type Guests interface {
 	// Destroy removes a server (any status), stopping its guest first if it
 	// has one, in one step no other call of the server runs between.
 	Destroy(ctx context.Context, server string) error
+	// Transient reports what is happening to a server between two
+	// statuses (starting, shutting down until a deadline); false when
+	// nothing is.
+	Transient(server string) (vmm.Transient, bool)
 }
 
 // ConsoleLog gives what a server's guest printed on its console.
@@ -64,6 +68,15 @@ type Caller struct {
 	ID    string
 	Name  string
 	Admin bool
+}
+
+// asking returns ctx whose changes the activity log attributes to the caller.
+func (c Caller) asking(ctx context.Context) context.Context {
+	who := c.Name
+	if who == "" {
+		who = c.ID
+	}
+	return storage.WithActor(ctx, who)
 }
 
 // Service is the API's operations layer.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"hearth/internal/ehkeys"
+	"hearth/internal/hostpath"
 	"hearth/storage"
 	"hearth/web/eh"
 )
@@ -46,6 +47,14 @@ func (s *Service) serverProps(ctx context.Context, srv storage.Server, full bool
 	p := shownProps(srv, s.runtime(ctx, srv))
 	if full {
 		p["host"] = s.store.HostID()
+	}
+	if s.guests != nil {
+		if t, ok := s.guests.Transient(srv.ID); ok {
+			p[eh.KeyState] = t.State
+			if !t.Deadline.IsZero() {
+				p[eh.KeyDeadline] = strconv.FormatInt(t.Deadline.Unix(), 10)
+			}
+		}
 	}
 	return p
 }
@@ -134,6 +143,7 @@ func (s *Service) serverInfo(ctx context.Context, c Caller, id string, full bool
 // behind; a guest that fails to boot leaves the server dead with its reason
 // under error, and that info is the answer.
 func (s *Service) CreateServer(ctx context.Context, c Caller, config eh.Props, start bool) (eh.Props, error) {
+	ctx = c.asking(ctx)
 	next, err := eh.NewServer(config)
 	if err != nil {
 		return nil, err
@@ -176,6 +186,7 @@ func (s *Service) CreateServer(ctx context.Context, c Caller, config eh.Props, s
 // is decided, and the change stored and applied, under the server's
 // lifecycle lock (Guests.Set), so a start cannot run in between.
 func (s *Service) SetServer(ctx context.Context, c Caller, id string, changes eh.Props) (eh.Props, error) {
+	ctx = c.asking(ctx)
 	srv, err := s.server(ctx, c, id)
 	if err != nil {
 		return nil, err
@@ -351,21 +362,55 @@ func (s *Service) ServerAction(ctx context.Context, c Caller, id, action string)
 	if s.guests == nil {
 		return errNoGuests(action)
 	}
+	ctx = c.asking(ctx)
+	if err := s.store.Record(ctx, srv.ID, "server.request", actionRequested[action]); err != nil {
+		s.log.Error("recording a request", "user", c.ID, "server", srv.ID, "action", action, "err", err)
+	}
+	err = s.runAction(ctx, srv.ID, action)
+	if err != nil && !s.failureRecorded(ctx, srv.ID, action) {
+		if rerr := s.store.Record(ctx, srv.ID, "server.error", action+" failed: "+hostpath.Redact(eh.AsError(err).Message)); rerr != nil {
+			s.log.Error("recording a failure", "user", c.ID, "server", srv.ID, "action", action, "err", rerr)
+		}
+	}
+	return err
+}
+
+// actionRequested is how the activity log words each request.
+var actionRequested = map[string]string{
+	ActionStart: "start requested", ActionStop: "stop (power cut) requested", ActionShutdown: "shutdown requested",
+	ActionReset: "reset requested", ActionPause: "pause requested", ActionResume: "resume requested",
+	ActionDestroy: "destroy requested",
+}
+
+// failureRecorded reports whether a failed action's outcome is in the
+// activity log already: a start that left the server dead recorded why
+// with its status.
+func (s *Service) failureRecorded(ctx context.Context, server, action string) bool {
+	if action != ActionStart {
+		return false
+	}
+	cur, err := s.store.Server(ctx, server)
+	return err == nil && cur.Status == storage.StatusDead
+}
+
+// runAction has the guest layer run a lifecycle action, in API words.
+func (s *Service) runAction(ctx context.Context, server, action string) error {
+	var err error
 	switch action {
 	case ActionStart:
-		err = s.guests.Start(ctx, srv.ID)
+		err = s.guests.Start(ctx, server)
 	case ActionStop:
-		err = s.guests.Stop(ctx, srv.ID)
+		err = s.guests.Stop(ctx, server)
 	case ActionShutdown:
-		err = s.guests.Shutdown(ctx, srv.ID)
+		err = s.guests.Shutdown(ctx, server)
 	case ActionReset:
-		err = s.guests.Reset(ctx, srv.ID)
+		err = s.guests.Reset(ctx, server)
 	case ActionPause:
-		err = s.guests.Pause(ctx, srv.ID)
+		err = s.guests.Pause(ctx, server)
 	case ActionResume:
-		err = s.guests.Resume(ctx, srv.ID)
+		err = s.guests.Resume(ctx, server)
 	case ActionDestroy:
-		err = s.guests.Destroy(ctx, srv.ID)
+		err = s.guests.Destroy(ctx, server)
 	}
 	return apiError(err)
 }

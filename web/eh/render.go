@@ -245,7 +245,7 @@ func AppendJSONArray(b []byte, objs []Props) []byte {
 // else (drive and device I/O counters, persistent, ...) is a string.
 func JSONNumber(key, value string) bool {
 	switch key {
-	case "cpu", "mem", "size", "started", "smp:cores", "smp",
+	case "cpu", "mem", "size", "started", "smp:cores", "smp", KeyDeadline,
 		"rx", "tx", "rx:bytes", "tx:bytes", "rx:packets", "tx:packets":
 	default:
 		if !isNICCounter(key) {

@@ -37,6 +37,7 @@ type schema struct {
 	kind       string                                    // "server", "drive", "resource", for messages
 	rule       func(key string) (rule, error)            // errUnknownKey when the key is not known at all
 	readOnly   func(key string) bool                     // output keys a client may echo back unchanged
+	passing    func(key string) bool                     // output keys of a passing state: echoed back with any value, ignored
 	required   []string                                  // present on creation, never removed
 	defaults   Props                                     // filled in on creation and when removed
 	cleanup    func(removed string, next Props) []string // dependent keys that go with a removed key
@@ -71,8 +72,8 @@ func (s *schema) apply(current, in Props, active bool) (next, changed Props, err
 		r, err := s.rule(k)
 		if errors.Is(err, errUnknownKey) {
 			if s.readOnly(k) {
-				if current != nil && current[k] == v {
-					continue // echoing an output key back unchanged is harmless
+				if current != nil && (current[k] == v || s.passing != nil && s.passing(k)) {
+					continue // echoing an output key back unchanged is harmless (a passing state may have passed since)
 				}
 				return nil, nil, usageKey(k, "key %s is read-only", k)
 			}

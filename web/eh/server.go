@@ -136,10 +136,25 @@ func serverRule(key string) (rule, error) {
 	return rule{}, errUnknownKey
 }
 
+// Hearth's keys of server info for a passing state, beside a status that
+// stays one of the reference's for existing clients.
+const (
+	// KeyState is what is happening to the server now: starting (its
+	// status is still stopped or dead) or shutting-down (still active).
+	KeyState = "hearth:state"
+	// KeyDeadline is, while shutting down, when a guest still running is
+	// killed: Unix seconds, like started.
+	KeyDeadline = "hearth:deadline"
+)
+
+// serverPassing lists the keys of a passing state: a client may echo them
+// back with whatever value it last saw.
+func serverPassing(key string) bool { return key == KeyState || key == KeyDeadline }
+
 // serverReadOnly lists the output keys of server info (§4.3 and the aliases).
 func serverReadOnly(key string) bool {
 	switch key {
-	case "server", "started", "error", "host", "smp:cores", "vnc:port",
+	case "server", "started", "error", "host", "smp:cores", "vnc:port", KeyState, KeyDeadline,
 		"rx", "tx", "rx:bytes", "tx:bytes", "rx:packets", "tx:packets":
 		return true
 	}
@@ -212,6 +227,7 @@ var servers = &schema{
 	kind:       "server",
 	rule:       serverRule,
 	readOnly:   serverReadOnly,
+	passing:    serverPassing,
 	required:   []string{"cpu", "mem"}, // not name: basingse (EH-2, 2014) creates servers without one
 	defaults:   Props{"smp": "auto", "persistent": "false"},
 	cleanup:    serverCleanup,
