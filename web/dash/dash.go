@@ -162,6 +162,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /ui/servers/{id}/console.json", d.page(d.serverConsoleJSON))
 	m.HandleFunc("POST /ui/servers/{id}/set", d.page(d.setServer))
 	m.HandleFunc("GET /ui/servers/{id}/destroy", d.page(d.confirmDestroy))
+	m.HandleFunc("GET /ui/servers/{id}/stop", d.page(d.confirmStop))
 	m.HandleFunc("POST /ui/servers/{id}/{action}", d.page(d.serverAction))
 
 	m.HandleFunc("GET /ui/drives", d.page(d.drivesPage))
@@ -330,12 +331,23 @@ func (d *Dashboard) pageData(rq *request, title, nav string) pageData {
 // done ends a successful action: JSON for the script, else a flash and a
 // redirect to back.
 func (d *Dashboard) done(rq *request, back, msg string) {
+	d.announce(rq, back, flash{Kind: "ok", Message: msg})
+}
+
+// announce ends a successful action with its flash, which may wait for a
+// state to come (Await).
+func (d *Dashboard) announce(rq *request, back string, f flash) {
 	if rq.fetch() {
-		writeJSON(rq.w, http.StatusOK, map[string]string{"message": msg, "redirect": back})
+		writeJSON(rq.w, http.StatusOK, struct {
+			Message  string      `json:"message"`
+			Kind     string      `json:"kind"`
+			Redirect string      `json:"redirect"`
+			Await    *awaitFlash `json:"await,omitempty"`
+		}{f.Message, f.Kind, back, f.Await})
 		return
 	}
-	if msg != "" {
-		d.sessions.addFlash(rq.sess.id, flash{Kind: "ok", Message: msg})
+	if f.Message != "" {
+		d.sessions.addFlash(rq.sess.id, f)
 	}
 	http.Redirect(rq.w, rq.Request, back, http.StatusSeeOther)
 }

@@ -511,10 +511,20 @@ func TestServerLifecycleThroughForms(t *testing.T) {
 		t.Fatalf("mem on a running server: %d, error next to mem %q", r.status, errorNextTo(r.body, "mem"))
 	}
 
-	for _, action := range []string{"pause", "resume", "stop"} {
+	for _, action := range []string{"pause", "resume"} {
 		if r := b.post("/ui/servers/"+id+"/"+action, url.Values{"back": {"/ui/servers"}}); r.status != http.StatusSeeOther || r.location != "/ui/servers" {
 			t.Fatalf("%s: %d %q", action, r.status, r.location)
 		}
+	}
+	// Stop (a power cut) asks first when the form does not say it was confirmed.
+	if r := b.post("/ui/servers/"+id+"/stop", url.Values{"back": {"/ui/servers"}}); r.status != http.StatusOK || !strings.Contains(r.body, "Stop server web2 now?") {
+		t.Fatalf("stop without confirmation: %d", r.status)
+	}
+	if info, _ = e.service.ServerInfo(context.Background(), e.admin, id); info["status"] != "active" {
+		t.Fatalf("stop without confirmation stopped the server: %s", info["status"])
+	}
+	if r := b.post("/ui/servers/"+id+"/stop", url.Values{"back": {"/ui/servers"}, "confirmed": {"yes"}}); r.status != http.StatusSeeOther || r.location != "/ui/servers" {
+		t.Fatalf("stop: %d %q", r.status, r.location)
 	}
 	info, _ = e.service.ServerInfo(context.Background(), e.admin, id)
 	if info["status"] != "stopped" {
@@ -820,7 +830,7 @@ func TestCreateFromLibraryStartsAfterImaging(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server did not start after imaging: %v (note %q)", info, e.dash.starts.note(id))
+			t.Fatalf("server did not start after imaging: %v (pending start %+v)", info, e.dash.starts.get(id))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -2,6 +2,7 @@ package dash
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -29,7 +30,7 @@ type serverRow struct {
 	Uptime  string
 	Drives  []driveRef
 	Console bool // a VNC password is set
-	Note    string
+	State   serverState
 }
 
 // driveRef links to a drive by name.
@@ -39,18 +40,6 @@ type driveRef struct {
 	Name     string
 	Imaging  string // "", "queued" or "NN%"
 	Progress int
-}
-
-// serverActions lists the lifecycle buttons that make sense in a status.
-func serverActions(status string) []string {
-	switch status {
-	case "active":
-		return []string{"shutdown", "stop", "reset", "pause"}
-	case "paused":
-		return []string{"resume", "stop"}
-	default:
-		return []string{"start"}
-	}
 }
 
 var actionLabels = map[string]string{
@@ -151,7 +140,7 @@ func (d *Dashboard) newServerRow(p eh.Props, n names, now time.Time) serverRow {
 		Address: address(p),
 		Drives:  attachedDrives(p, n),
 		Console: p["password"] != "" || p["vnc:password"] != "",
-		Note:    d.starts.note(p["server"]),
+		State:   d.stateOf(p, now),
 	}
 	if p["cpu"] != "" {
 		row.CPU = p["cpu"] + " MHz"
@@ -234,8 +223,9 @@ func (d *Dashboard) showError(rq *request, title, nav string, err error) {
 	render(rq.w, rq.Request, errorPage(d.pageData(rq, title, nav), e.Message))
 }
 
-// serverAction runs a lifecycle button. Destroy goes through its
-// confirmation page (destroyServer).
+// serverAction runs a lifecycle button. Destroy and Stop go through their
+// confirmation pages (destroyServer, askStop); a shutdown's flash follows
+// the server until it has stopped.
 func (d *Dashboard) serverAction(rq *request) {
 	id, action := rq.PathValue("id"), rq.PathValue("action")
 	if _, ok := actionLabels[action]; !ok {
@@ -249,12 +239,21 @@ func (d *Dashboard) serverAction(rq *request) {
 		d.failed(rq, "/ui/servers", err)
 		return
 	}
-	if action == "destroy" {
+	switch {
+	case action == "destroy":
 		d.destroyServer(rq, info, back)
+		return
+	case action == "stop" && rq.PostFormValue("confirmed") != "yes":
+		d.askStop(rq, info, back)
 		return
 	}
 	if err := d.backend.ServerAction(rq.Context(), rq.user, id, action); err != nil {
 		d.failed(rq, back, err)
+		return
+	}
+	if a, ok := awaited[action]; ok {
+		d.announce(rq, back, flash{Kind: "info", Message: fmt.Sprintf(a.pending, info["name"]),
+			Await: &awaitFlash{Server: id, States: a.states, Done: fmt.Sprintf(a.done, info["name"])}})
 		return
 	}
 	d.done(rq, back, "Server "+info["name"]+" "+actionDone[action]+".")
@@ -336,7 +335,7 @@ func (d *Dashboard) destroyServer(rq *request, info eh.Props, back string) {
 		d.failed(rq, back, err)
 		return
 	}
-	d.starts.set(id, "")
+	d.starts.set(id, pendingStart{})
 	if back == "/ui/servers/"+id {
 		back = "/ui/servers"
 	}
@@ -391,8 +390,6 @@ type serverView struct {
 	Form     serverForm
 	Stats    []liveStat
 	Console  string
-	Note     string
-	Error    string // why the server is dead
 	CSRF     string
 	Runtime  []kv
 	Editable bool // stopped: everything; otherwise the live keys only
@@ -424,16 +421,15 @@ func (d *Dashboard) serverView(rq *request, id string) (serverView, error) {
 	}
 	d.samples.record([]api.ServerCounters{counters})
 	n := d.lookupNames(ctx, rq.user)
+	row := d.newServerRow(info, n, d.now())
 	v := serverView{
 		ID:       id,
 		Name:     info["name"],
 		Status:   info["status"],
-		Row:      d.newServerRow(info, n, d.now()),
+		Row:      row,
 		Info:     info,
-		Actions:  serverActions(info["status"]),
+		Actions:  serverActions(row.State.State),
 		Stats:    liveStats(d.samples.history(id), counters),
-		Note:     d.starts.note(id),
-		Error:    info["error"],
 		CSRF:     rq.sess.csrf,
 		Editable: info["status"] == "stopped" || info["status"] == "dead",
 	}

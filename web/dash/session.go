@@ -24,8 +24,18 @@ const (
 
 // flash is a one-time message shown on the next page the session renders.
 type flash struct {
-	Kind    string // "ok" or "error"
+	Kind    string // "ok", "info" or "error"
 	Message string
+	// Await, when set, makes the flash follow a server until a state its
+	// action announced has come (a shutdown, until stopped).
+	Await *awaitFlash
+}
+
+// awaitFlash is what a flash waits for, as the page's script reads it.
+type awaitFlash struct {
+	Server string `json:"server"`
+	States string `json:"states"` // space-separated serverState.State values
+	Done   string `json:"done"`   // the message once one has come (or the server is gone)
 }
 
 // session is one logged-in browser.

@@ -9,8 +9,8 @@ import (
 
 // pendingStarts starts servers whose boot drive is still being imaged: the
 // create page makes the drive, starts imaging it and creates the server
-// stopped, and the server starts once the copy has finished. The server page
-// shows the state (waiting, or why the start failed).
+// stopped, and the server starts once the copy has finished. The list and the
+// server page show it starting meanwhile, or why the start failed.
 type pendingStarts struct {
 	ctx     context.Context
 	backend Backend
@@ -18,18 +18,24 @@ type pendingStarts struct {
 	poll    time.Duration
 
 	mu    sync.Mutex
-	state map[string]string // server id → note for its page
+	state map[string]pendingStart // by server id
 	wg    sync.WaitGroup
 }
 
+// pendingStart is where a start the dashboard makes stands.
+type pendingStart struct {
+	waiting bool   // for the boot drive's copy to finish
+	failure string // why the start could not be made
+}
+
 func newPendingStarts(ctx context.Context, b Backend, log *slog.Logger) *pendingStarts {
-	return &pendingStarts{ctx: ctx, backend: b, log: log, poll: time.Second, state: map[string]string{}}
+	return &pendingStarts{ctx: ctx, backend: b, log: log, poll: time.Second, state: map[string]pendingStart{}}
 }
 
 // add waits, in the background, for drive to finish imaging and then starts
 // server as caller.
 func (p *pendingStarts) add(caller User, server, drive string) {
-	p.set(server, "Waiting for the boot drive to finish imaging; the server starts then.")
+	p.set(server, pendingStart{waiting: true})
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -38,7 +44,7 @@ func (p *pendingStarts) add(caller User, server, drive string) {
 		for {
 			info, err := p.backend.DriveInfo(p.ctx, caller, drive)
 			if err != nil {
-				p.set(server, "Not started: the boot drive could not be read: "+errMessage(err))
+				p.set(server, pendingStart{failure: "its boot drive could not be read: " + errMessage(err)})
 				return
 			}
 			if _, imaging := info["imaging"]; !imaging {
@@ -53,25 +59,26 @@ func (p *pendingStarts) add(caller User, server, drive string) {
 		}
 		if err := p.backend.ServerAction(p.ctx, caller, server, "start"); err != nil {
 			p.log.Error("starting a server after imaging failed", "user", caller.ID, "server", server, "drive", drive, "err", err)
-			p.set(server, "Imaging finished, but the server could not be started: "+errMessage(err))
+			p.set(server, pendingStart{failure: "its boot drive was copied, but " + errMessage(err)})
 			return
 		}
-		p.set(server, "")
+		p.set(server, pendingStart{})
 	}()
 }
 
-func (p *pendingStarts) set(server, note string) {
+// set records where a server's start stands; the zero pendingStart forgets it.
+func (p *pendingStarts) set(server string, st pendingStart) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if note == "" {
+	if st == (pendingStart{}) {
 		delete(p.state, server)
 		return
 	}
-	p.state[server] = note
+	p.state[server] = st
 }
 
-// note returns what the server page should say about a pending start.
-func (p *pendingStarts) note(server string) string {
+// get returns where a start the dashboard makes for the server stands.
+func (p *pendingStarts) get(server string) pendingStart {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.state[server]
