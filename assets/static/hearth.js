@@ -1,22 +1,110 @@
 // Hearth dashboard script: progressive enhancement only. Every page works
 // without it; with it, status updates live (short polling of server-rendered
-// fragments), action buttons run in place, destructive ones ask first, and
-// drive uploads go in chunks with a progress bar.
+// fragments), action buttons run in place, destructive ones ask first,
+// flashes follow the state they announce, and drive uploads go in chunks
+// with a progress bar.
 (function () {
   'use strict';
 
   var csrf = document.body ? document.body.getAttribute('data-csrf') : '';
 
   // ---- flash messages ------------------------------------------------------
+  // Flashes overlay the bottom corner (nothing moves under the pointer) and
+  // stay until closed or replaced by the next action's news. One that
+  // awaits a state ([data-await-server]) is never replaced: it follows the
+  // server's row or page head ([data-server][data-state]) after every
+  // refresh, "Shutting down web1… (42 s left)", then says its data-done
+  // message once the server is in one of the awaited states, or gone.
 
-  function flash(kind, message) {
+  function closable(div) {
+    if (div.querySelector('.flash-close')) return;
+    var x = document.createElement('button');
+    x.type = 'button';
+    x.className = 'flash-close';
+    x.setAttribute('aria-label', 'Dismiss');
+    x.textContent = '×';
+    x.addEventListener('click', function () { div.remove(); });
+    div.appendChild(x);
+  }
+
+  function flashText(div, text) {
+    var span = div.querySelector('.flash-text');
+    if (!span) {
+      span = document.createElement('span');
+      span.className = 'flash-text';
+      while (div.firstChild) span.appendChild(div.firstChild);
+      div.appendChild(span);
+    }
+    if (span.textContent !== text) span.textContent = text;
+  }
+
+  function flash(kind, message, await_) {
     var box = document.querySelector('.flashes');
     if (!box || !message) return;
     var div = document.createElement('div');
     div.className = 'flash flash-' + kind;
-    div.textContent = message;
+    if (await_) {
+      div.setAttribute('data-await-server', await_.server);
+      div.setAttribute('data-await', await_.states);
+      div.setAttribute('data-done', await_.done);
+    }
+    flashText(div, message);
+    closable(div);
+    box.querySelectorAll('.flash:not([data-await-server])').forEach(function (old) { old.remove(); });
     box.appendChild(div);
-    setTimeout(function () { div.remove(); }, kind === 'error' ? 12000 : 5000);
+    settleFlashes(false);
+  }
+
+  function doneFlash(div) {
+    flashText(div, div.getAttribute('data-done'));
+    div.className = 'flash flash-ok';
+    div.removeAttribute('data-await-server');
+  }
+
+  // settleFlashes brings awaiting flashes up to date with what the page
+  // shows; listed: the page's server list was just refreshed, so a server
+  // missing from it is gone.
+  function settleFlashes(listed) {
+    document.querySelectorAll('.flashes .flash[data-await-server]').forEach(function (div) {
+      if (!div.hasAttribute('data-message')) div.setAttribute('data-message', div.querySelector('.flash-text').textContent);
+      var id = div.getAttribute('data-await-server');
+      var el = document.querySelector('[data-server="' + id + '"][data-state]');
+      if (!el) {
+        if (listed) doneFlash(div);
+        return;
+      }
+      var state = el.getAttribute('data-state');
+      if (div.getAttribute('data-await').split(' ').indexOf(state) >= 0) {
+        doneFlash(div);
+        return;
+      }
+      var left = el.getAttribute('data-state-left');
+      flashText(div, div.getAttribute('data-message') + (left ? ' (' + left + ')' : ''));
+    });
+  }
+
+  // A server page whose server is gone sends the browser to the list,
+  // carrying the flashes that waited for it (now done).
+  var CARRIED = 'hearth-flashes';
+
+  function leaveForList() {
+    var carried = [];
+    document.querySelectorAll('.flashes .flash[data-await-server]').forEach(function (div) {
+      carried.push(div.getAttribute('data-done'));
+    });
+    try { sessionStorage.setItem(CARRIED, JSON.stringify(carried)); } catch (e) { /* private mode */ }
+    location.href = '/ui/servers';
+  }
+
+  function setupFlashes() {
+    document.querySelectorAll('.flashes .flash').forEach(function (div) {
+      flashText(div, div.textContent);
+      closable(div);
+    });
+    var carried = null;
+    try { carried = JSON.parse(sessionStorage.getItem(CARRIED) || 'null'); sessionStorage.removeItem(CARRIED); } catch (e) { /* none */ }
+    (carried || []).forEach(function (m) { flash('ok', m); });
+    settleFlashes(false);
   }
 
   // ---- live regions: [data-live=URL][data-interval=ms] ----------------------
@@ -57,7 +145,10 @@
     return fetch(region.url, { credentials: 'same-origin', headers: { 'X-Hearth-Fetch': '1' } })
       .then(function (res) {
         if (res.status === 401) { location.href = '/login?next=' + encodeURIComponent(location.pathname); return null; }
-        if (res.status === 404) { location.reload(); return null; }
+        if (res.status === 404) {
+          if (/^\/ui\/servers\/[^/]+\/live$/.test(region.url)) leaveForList(); else location.reload();
+          return null;
+        }
         return res.ok ? res.text() : null;
       })
       .then(function (html) {
@@ -69,6 +160,7 @@
         morph(region.el, fresh);
         enhance(region.el);
         syncConfig();
+        settleFlashes(region.url === '/ui/servers/rows');
       })
       .catch(function () { /* offline for a moment: try again next tick */ })
       .then(function () { region.busy = false; });
@@ -148,7 +240,7 @@
         if (ans.error) {
           flash('error', ans.error);
         } else {
-          flash('ok', ans.message);
+          flash(ans.kind || 'ok', ans.message, ans.await);
           // The object this page shows is gone (destroyed): go up a level.
           if (ans.redirect && location.pathname.indexOf(ans.redirect + '/') === 0) {
             location.href = ans.redirect;
@@ -273,6 +365,7 @@
   }
 
   function init() {
+    setupFlashes();
     enhance(document);
     watchConfig();
     startLive();

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"hearth/console"
 	"hearth/internal/logtest"
@@ -89,6 +91,9 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
+// browserGrace is the shutdown grace period of the browser tests' appliance.
+const browserGrace = 12 * time.Second
+
 // browserScenario is one script of testdata/browser/ with what the service
 // must hold before it runs and after it has finished.
 type browserScenario struct {
@@ -114,6 +119,77 @@ var browserScenarios = []browserScenario{
 			}
 		},
 	},
+	{
+		name: "states",
+		before: func(t *testing.T, e *env, user api.Caller) {
+			ctx := context.Background()
+			// web1's guest ignores its power-off signal (the busybox init has
+			// no handler for SIGWINCH), so a shutdown lasts the grace period.
+			made, err := e.service.CreateServerWithDrive(ctx, user, api.ServerWithDrive{
+				Config: eh.Props{"name": "web1", "cpu": "1000", "mem": "256", "persistent": "true", "shutdown:signal": "SIGWINCH"},
+				Source: e.library(t, user), DriveName: "web1 boot", DriveSize: 64 << 20,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.waitImaged(t, user, made.Drive)
+			// empty1 boots from a drive without a filesystem: its start fails.
+			if _, err := e.service.CreateServerWithDrive(ctx, user, api.ServerWithDrive{
+				Config:    eh.Props{"name": "empty1", "cpu": "1000", "mem": "256", "persistent": "true"},
+				DriveName: "empty1 boot", DriveSize: 16 << 20,
+			}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		after: func(t *testing.T, e *env, user api.Caller) {
+			ctx := context.Background()
+			servers, _ := e.service.ServersInfo(ctx, user)
+			status := map[string]string{}
+			for _, p := range servers {
+				status[p["name"]] = p["status"]
+				if p["name"] == "web1" {
+					events, _ := e.service.Events(ctx, user, p["server"], 50)
+					if !slices.ContainsFunc(events, func(ev storage.Event) bool { return ev.Kind == "server.kill" }) {
+						t.Errorf("web1's events lack the kill at the end of the grace period: %+v", events)
+					}
+				}
+			}
+			if status["web1"] != "stopped" || status["empty1"] != "dead" {
+				t.Errorf("after the browser run: %v", status)
+			}
+		},
+	},
+}
+
+// library returns the library image every scenario's user may copy.
+func (e *env) library(t *testing.T, user api.Caller) string {
+	shared, err := e.service.SharedDrives(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sd := range shared {
+		if sd.Image {
+			return sd.Props["drive"]
+		}
+	}
+	t.Fatal("no library image")
+	return ""
+}
+
+// waitImaged returns once a drive's copy has finished.
+func (e *env) waitImaged(t *testing.T, user api.Caller, drive string) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		p, err := e.service.DriveInfo(context.Background(), user, drive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p["imaging"] == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drive %s still imaging after a minute: %s", drive, p["imaging"])
+		}
+	}
 }
 
 // newStack is newEnv with the real guest layer and consoles behind the API,
@@ -141,7 +217,9 @@ func newStack(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	consoles := console.NewRegistry(console.WithListen("127.0.0.1"), console.WithBasePort(0), console.WithLogger(logtest.Logger(t)))
-	manager, err := vmm.NewManager(ctx, host, store, vmm.WithConsoles(consoles), vmm.WithLogger(logtest.Logger(t)))
+	// A short grace period, so the states scenario sees a shutdown end in a kill.
+	manager, err := vmm.NewManager(ctx, host, store, vmm.WithConsoles(consoles), vmm.WithLogger(logtest.Logger(t)),
+		vmm.WithGracePeriod(browserGrace))
 	if err != nil {
 		t.Fatal(err)
 	}

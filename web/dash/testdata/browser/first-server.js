@@ -69,7 +69,8 @@ scenario(async ({ base, libraryName, outDir, context, page, step, logIn, newPage
 
   step('stop it and see the status change live');
   await page.goto(serverURL);
-  await page.click('.page-head form[action$="/stop"] button');
+  await page.click('.page-head a:has-text("Stop")'); // a power cut: asked first
+  await page.click('button:has-text("Stop server")');
   await page.waitForSelector('.page-head .badge-stopped');
   await page.waitForSelector('.flash-ok:has-text("stopped")');
 
