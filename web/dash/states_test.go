@@ -132,3 +132,27 @@ func section(page, marker string) string {
 	}
 	return rest
 }
+
+// TestPendingStartShown: a server the dashboard starts once its boot drive
+// is copied is "starting" meanwhile, and "start failed" with the reason when
+// that start could not be made.
+func TestPendingStartShown(t *testing.T) {
+	e := newEnv(t)
+	srv, err := e.service.CreateServer(context.Background(), e.admin, eh.Props{"name": "web1", "cpu": "1000", "mem": "256"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := srv["server"]
+	b := e.browser()
+	b.login("root", e.secret)
+	e.dash.starts.set(id, pendingStart{waiting: true})
+	row := section(b.get("/ui/servers/rows").body, `id="server-`+id+`"`)
+	if !strings.Contains(row, `data-state="starting"`) || !strings.Contains(row, `>starting</span>`) || !strings.Contains(row, "waiting for its boot drive to be copied") || strings.Contains(row, "/start") {
+		t.Errorf("row while waiting to start:\n%s", row)
+	}
+	e.dash.starts.set(id, pendingStart{failure: "its boot drive could not be read: gone"})
+	head := section(b.get("/ui/servers/"+id).body, `class="page-head"`)
+	if !strings.Contains(head, `>start failed</span>`) || !strings.Contains(head, "<strong>Start failed:</strong> its boot drive could not be read: gone") {
+		t.Errorf("page head after the pending start failed:\n%s", head)
+	}
+}

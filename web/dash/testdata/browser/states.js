@@ -74,7 +74,7 @@ scenario(async ({ base, login, page, step, shot, logIn, newPage }) => {
   await page.waitForSelector('.flashes .flash-error');
   const row = page.locator('tr:has-text("empty1")');
   await row.locator('.badge-start-failed:has-text("start failed")').waitFor();
-  const why = (await row.locator('td[data-label=Status] .sub').textContent()).trim();
+  const why = (await row.locator('td[data-label=Status] .state-detail').textContent()).trim();
   if (!why || /\/(var|tmp|srv)\//.test(why)) throw new Error('start failure reason: ' + JSON.stringify(why));
   console.log('start failed: ' + why);
   await shot('05-start-failed-list');
