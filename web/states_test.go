@@ -27,12 +27,12 @@ func TestServerPassingState(t *testing.T) {
 	e.guests.mu.Lock()
 	e.guests.passing = map[string]vmm.Transient{id: {State: vmm.ShuttingDown, Deadline: deadline}}
 	e.guests.mu.Unlock()
-	info := c.get("/servers/" + id + "/info").expect(t, 200)
+	info := c.get("/servers/"+id+"/info").expect(t, 200)
 	got := info.props(t)
 	if got["status"] != "active" || got["hearth:state"] != "shutting-down" || got["hearth:deadline"] != "1900000000" {
 		t.Errorf("shutting down: status %q, hearth:state %q, hearth:deadline %q", got["status"], got["hearth:state"], got["hearth:deadline"])
 	}
-	if j := c.asJSON().get("/servers/" + id + "/info").expect(t, 200).body; !strings.Contains(j, `"hearth:deadline":1900000000`) || !strings.Contains(j, `"hearth:state":"shutting-down"`) {
+	if j := c.asJSON().get("/servers/"+id+"/info").expect(t, 200).body; !strings.Contains(j, `"hearth:deadline":1900000000`) || !strings.Contains(j, `"hearth:state":"shutting-down"`) {
 		t.Errorf("JSON info: %s", j)
 	}
 	e.guests.mu.Lock()

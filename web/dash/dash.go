@@ -161,8 +161,8 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /ui/servers/{id}/live", d.page(d.serverLive))
 	m.HandleFunc("GET /ui/servers/{id}/console.json", d.page(d.serverConsoleJSON))
 	m.HandleFunc("POST /ui/servers/{id}/set", d.page(d.setServer))
-	m.HandleFunc("GET /ui/servers/{id}/destroy", d.page(d.confirmDestroy))
-	m.HandleFunc("GET /ui/servers/{id}/stop", d.page(d.confirmStop))
+	m.HandleFunc("GET /ui/servers/{id}/destroy", d.page(d.confirming("Destroy server", d.askDestroy)))
+	m.HandleFunc("GET /ui/servers/{id}/stop", d.page(d.confirming("Stop server", d.askStop)))
 	m.HandleFunc("POST /ui/servers/{id}/{action}", d.page(d.serverAction))
 
 	m.HandleFunc("GET /ui/drives", d.page(d.drivesPage))

@@ -259,15 +259,17 @@ func (d *Dashboard) serverAction(rq *request) {
 	d.done(rq, back, "Server "+info["name"]+" "+actionDone[action]+".")
 }
 
-// confirmDestroy is the destroy button's page (GET): the same question a
-// destroy form without confirmation gets.
-func (d *Dashboard) confirmDestroy(rq *request) {
-	info, err := d.backend.ServerInfo(rq.Context(), rq.user, rq.PathValue("id"))
-	if err != nil {
-		d.showError(rq, "Destroy server", "servers", err)
-		return
+// confirming is the page (GET) of a button that asks first (Destroy, Stop):
+// the same question ask puts to its form sent without confirmation.
+func (d *Dashboard) confirming(title string, ask func(rq *request, info eh.Props, back string)) func(*request) {
+	return func(rq *request) {
+		info, err := d.backend.ServerInfo(rq.Context(), rq.user, rq.PathValue("id"))
+		if err != nil {
+			d.showError(rq, title, "servers", err)
+			return
+		}
+		ask(rq, info, backQuery(rq.Request, "/ui/servers/"+info["server"]))
 	}
-	d.askDestroy(rq, info, backQuery(rq.Request, "/ui/servers/"+info["server"]))
 }
 
 // wizardBootDrive is the name the create form gives a server's boot drive.

@@ -75,18 +75,8 @@ var awaited = map[string]struct{ pending, states, done string }{
 	"shutdown": {"Shutting down server %s…", "stopped", "Server %s shut down."},
 }
 
-// confirmStop is the Stop button's page (GET): Stop cuts the power, so it
-// asks first, as a stop form sent without confirmation does.
-func (d *Dashboard) confirmStop(rq *request) {
-	info, err := d.backend.ServerInfo(rq.Context(), rq.user, rq.PathValue("id"))
-	if err != nil {
-		d.showError(rq, "Stop server", "servers", err)
-		return
-	}
-	d.askStop(rq, info, backQuery(rq.Request, "/ui/servers/"+info["server"]))
-}
-
-// askStop asks before a power cut, pointing at the clean way.
+// askStop asks before a power cut (Stop's page, and a stop form sent
+// without confirmation), pointing at the clean way.
 func (d *Dashboard) askStop(rq *request, info eh.Props, back string) {
 	render(rq.w, rq.Request, confirmPage(d.pageData(rq, "Stop server", "servers"), confirmation{
 		Question: "Stop server " + info["name"] + " now?",

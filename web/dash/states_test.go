@@ -70,6 +70,11 @@ func TestShutdownShownAsItHappens(t *testing.T) {
 		t.Errorf("fetched shutdown answer %+v %v", ans, err)
 	}
 
+	// Stop's page asks first, offering the way back.
+	if ask := b.get("/ui/servers/" + id + "/stop?back=%2Fui%2Fservers"); ask.status != http.StatusOK || !strings.Contains(ask.body, "Stop server web1 now?") ||
+		!strings.Contains(ask.body, `name="confirmed" value="yes"`) || !strings.Contains(ask.body, `<a class="btn" href="/ui/servers">Cancel</a>`) {
+		t.Errorf("stop's page: %d\n%s", ask.status, section(ask.body, "<main"))
+	}
 	if err := e.service.ServerAction(ctx, e.admin, id, "stop"); err != nil { // the guest is gone
 		t.Fatal(err)
 	}
