@@ -458,7 +458,7 @@ func TestDashboardSession(t *testing.T) {
 		t.Errorf("session cookie %q: HttpOnly %v, SameSite %v", session.Name, session.HttpOnly, session.SameSite)
 	}
 	post := func(path, origin, csrf string) int {
-		form := url.Values{}
+		form := url.Values{"confirmed": {"yes"}} // Stop asks first otherwise
 		if csrf != "" {
 			form.Set("csrf", csrf)
 		}
