@@ -27,7 +27,10 @@
     div.appendChild(x);
   }
 
-  function flashText(div, text) {
+  // flashText sets a flash's message and, apart, a count that changes every
+  // refresh: hidden from screen readers, so the live region announces the
+  // message and its end, not every tick.
+  function flashText(div, text, count) {
     var span = div.querySelector('.flash-text');
     if (!span) {
       span = document.createElement('span');
@@ -35,7 +38,18 @@
       while (div.firstChild) span.appendChild(div.firstChild);
       div.appendChild(span);
     }
-    if (span.textContent !== text) span.textContent = text;
+    var msg = span.firstChild && span.firstChild.nodeType === Node.TEXT_NODE ? span.firstChild : null;
+    if (!msg) { msg = document.createTextNode(''); span.insertBefore(msg, span.firstChild); }
+    if (msg.nodeValue !== text) msg.nodeValue = text;
+    var tick = span.querySelector('.flash-count');
+    if (!count) { if (tick) tick.remove(); return; }
+    if (!tick) {
+      tick = document.createElement('span');
+      tick.className = 'flash-count';
+      tick.setAttribute('aria-hidden', 'true');
+      span.appendChild(tick);
+    }
+    if (tick.textContent !== ' (' + count + ')') tick.textContent = ' (' + count + ')';
   }
 
   function flash(kind, message, await_) {
@@ -66,7 +80,7 @@
   // missing from it is gone.
   function settleFlashes(listed) {
     document.querySelectorAll('.flashes .flash[data-await-server]').forEach(function (div) {
-      if (!div.hasAttribute('data-message')) div.setAttribute('data-message', div.querySelector('.flash-text').textContent);
+      if (!div.hasAttribute('data-message')) div.setAttribute('data-message', div.querySelector('.flash-text').firstChild.nodeValue);
       var id = div.getAttribute('data-await-server');
       var el = document.querySelector('[data-server="' + id + '"][data-state]');
       if (!el) {
@@ -78,8 +92,7 @@
         doneFlash(div);
         return;
       }
-      var left = el.getAttribute('data-state-left');
-      flashText(div, div.getAttribute('data-message') + (left ? ' (' + left + ')' : ''));
+      flashText(div, div.getAttribute('data-message'), el.getAttribute('data-state-left'));
     });
   }
 
