@@ -125,6 +125,53 @@
     if (cfg) cfg.addEventListener('input', function () { cfg.dirty = true; });
   }
 
+  // ---- form problems ------------------------------------------------------
+  // A refused form says what is wrong at its top (the error summary, as the
+  // server renders it for forms sent without this script), marks the field
+  // at fault, and moves focus to the summary so a screen reader reads it.
+
+  var problemCount = 0;
+
+  function clearProblem(form) {
+    var old = form.querySelector('[data-error-summary][data-scripted]');
+    if (old) old.remove();
+    form.querySelectorAll('[data-scripted-invalid]').forEach(function (el) {
+      el.removeAttribute('aria-invalid');
+      el.removeAttribute('aria-describedby');
+      el.removeAttribute('data-scripted-invalid');
+    });
+  }
+
+  function formProblem(form, message, input) {
+    clearProblem(form);
+    var box = document.createElement('div');
+    box.className = 'error-summary';
+    box.id = 'problem-' + (++problemCount);
+    box.setAttribute('role', 'alert');
+    box.setAttribute('tabindex', '-1');
+    box.setAttribute('data-error-summary', '');
+    box.setAttribute('data-scripted', '');
+    var title = document.createElement('h2');
+    title.className = 'error-summary-title';
+    title.textContent = 'There is a problem';
+    var text = document.createElement('p');
+    text.textContent = message;
+    box.appendChild(title);
+    box.appendChild(text);
+    form.insertBefore(box, form.firstChild);
+    if (input && !input.hasAttribute('aria-invalid')) {
+      input.setAttribute('aria-invalid', 'true');
+      input.setAttribute('aria-describedby', box.id);
+      input.setAttribute('data-scripted-invalid', '');
+    }
+    box.focus();
+  }
+
+  // textInput is the one field an inline form (resize, rename) is about.
+  function textInput(form) {
+    return form.querySelector('input[type=text], input:not([type])');
+  }
+
   // ---- enhanced forms: [data-enhance] --------------------------------------
   // Sent with fetch; the answer is JSON {message|error, redirect}. A hidden
   // input with data-confirm asks first and then carries "yes".
@@ -145,9 +192,12 @@
     })
       .then(function (res) { return res.json().catch(function () { return { error: 'Unexpected answer (' + res.status + ')' }; }); })
       .then(function (ans) {
-        if (ans.error) {
+        if (ans.error && textInput(form)) {
+          formProblem(form, ans.error, textInput(form));
+        } else if (ans.error) {
           flash('error', ans.error);
         } else {
+          clearProblem(form);
           flash('ok', ans.message);
           // The object this page shows is gone (destroyed): go up a level.
           if (ans.redirect && location.pathname.indexOf(ans.redirect + '/') === 0) {
@@ -204,7 +254,11 @@
     return fetch(url, { method: 'POST', credentials: 'same-origin', headers: h, body: body })
       .then(function (res) {
         return res.json().catch(function () { return {}; }).then(function (ans) {
-          if (!res.ok) throw new Error(ans.error || ('HTTP ' + res.status));
+          if (!res.ok) {
+            var err = new Error(ans.error || ('HTTP ' + res.status));
+            err.field = ans.field;
+            throw err;
+          }
           return ans;
         });
       });
@@ -219,7 +273,8 @@
     form.addEventListener('submit', function (ev) {
       ev.preventDefault();
       var file = form.elements.file.files[0];
-      if (!file) { flash('error', 'Choose an image file first.'); return; }
+      if (!file) { formProblem(form, 'Image file: choose an image file first.', form.elements.file); return; }
+      clearProblem(form);
       var name = form.elements.name.value.trim() || file.name;
       var size = form.elements.size.value.trim() || String(roundUpMiB(file.size));
       var compress = typeof CompressionStream !== 'undefined';
@@ -266,13 +321,16 @@
         })
         .catch(function (e) {
           text.textContent = 'Upload failed: ' + e.message;
-          flash('error', 'Upload failed: ' + e.message + (drive ? ' (the drive was created; destroy it or upload again)' : ''));
+          var at = { name: form.elements.name, size: form.elements.size }[e.field];
+          formProblem(form, 'Upload failed: ' + e.message + (drive ? ' (the drive was created; destroy it or upload again)' : ''), at);
         })
         .then(function () { button.disabled = false; });
     });
   }
 
   function init() {
+    var summary = document.querySelector('[data-error-summary]');
+    if (summary && document.activeElement !== summary) summary.focus();
     enhance(document);
     watchConfig();
     startLive();

@@ -101,7 +101,7 @@ func (d *Dashboard) createResource(rq *request) {
 		}
 		status := http.StatusConflict
 		if err != nil {
-			v.Errors[typ], status = errMessage(err), eh.AsError(err).Status
+			v.Errors[typ], status = fieldMessage(err), eh.AsError(err).Status
 		}
 		v.IPName, v.VLANName, v.VLANNameTaken = name, name, taken
 		rq.w.WriteHeader(status)
@@ -191,7 +191,7 @@ func (d *Dashboard) createUser(rq *request) {
 		return
 	}
 	if err != nil {
-		v.Name, v.Admin, v.Error = name, admin, errMessage(err)
+		v.Name, v.Admin, v.Error = name, admin, fieldMessage(err)
 		rq.w.WriteHeader(eh.AsError(err).Status)
 	} else {
 		v.Created = &createdUser{User: u, Secret: secret}
