@@ -34,20 +34,27 @@
       return;
     }
     if (from.nodeType === Node.ELEMENT_NODE) {
+      var marked = from.hasAttribute('data-scripted-invalid'); // a form problem the script marked stays
       Array.prototype.slice.call(from.attributes).forEach(function (a) {
-        if (!to.hasAttribute(a.name)) from.removeAttribute(a.name);
+        if (!to.hasAttribute(a.name) && !(marked && scriptedAttrs.indexOf(a.name) >= 0)) from.removeAttribute(a.name);
       });
       Array.prototype.forEach.call(to.attributes, function (a) {
         if (from.getAttribute(a.name) !== a.value) from.setAttribute(a.name, a.value);
       });
     }
-    var have = from.childNodes, want = to.childNodes;
+    // The script's own error summaries are not the server's to remove.
+    var have = Array.prototype.filter.call(from.childNodes, function (n) {
+      return !(n.nodeType === Node.ELEMENT_NODE && n.hasAttribute('data-scripted'));
+    });
+    var want = to.childNodes;
     for (var i = 0; i < want.length; i++) {
       if (i < have.length) morph(have[i], want[i]);
       else from.appendChild(want[i].cloneNode(true));
     }
-    while (have.length > want.length) from.removeChild(from.lastChild);
+    for (var j = want.length; j < have.length; j++) from.removeChild(have[j]);
   }
+
+  var scriptedAttrs = ['aria-invalid', 'aria-describedby', 'data-scripted-invalid'];
 
   var regions = [];
 

@@ -103,7 +103,11 @@ func (d *Dashboard) createResource(rq *request) {
 		if err != nil {
 			v.Errors[typ], status = fieldMessage(err), eh.AsError(err).Status
 		}
-		v.IPName, v.VLANName, v.VLANNameTaken = name, name, taken
+		if typ == "ip" { // what was typed goes back into the form it was typed in
+			v.IPName = name
+		} else {
+			v.VLANName, v.VLANNameTaken = name, taken
+		}
 		rq.w.WriteHeader(status)
 		render(rq.w, rq.Request, resourcesPage(d.pageData(rq, "Network", "resources"), v))
 		return

@@ -83,6 +83,9 @@ func TestFormsSummarizeErrors(t *testing.T) {
 	refused(t, "create VLAN", r, "vlan-problems", "vlan-name", strings.Repeat("v", eh.MaxNameLength+1), "Name of the new VLAN: Longer than 256 bytes")
 	r = b.post("/ui/resources/ip/new", url.Values{"name": {strings.Repeat("i", eh.MaxNameLength+1)}})
 	refused(t, "reserve IP", r, "ip-problems", "ip-name", strings.Repeat("i", eh.MaxNameLength+1), "Name of the new IP: Longer than 256 bytes")
+	if vlan := regexp.MustCompile(`<input[^>]*id="vlan-name"[^>]*>`).FindString(r.body); strings.Contains(vlan, "iiii") || strings.Contains(vlan, "aria-invalid") {
+		t.Errorf("reserve IP: the VLAN form got the IP form's input or error: %s", vlan)
+	}
 
 	alice, _ := e.user("alice")
 	r = b.post("/ui/users/"+alice.ID+"/limits", url.Values{"limit:mem": {"plenty"}})
