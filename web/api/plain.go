@@ -9,28 +9,32 @@ import (
 	"hearth/web/eh"
 )
 
-// sentinels are the class errors storage and vmm wrap their refusals
-// around. Their words are for code (errors.Is), not for the person reading
-// the refusal: plain takes them off the end of the message.
-var sentinels = []error{
-	storage.ErrNotFound, storage.ErrExists, storage.ErrBusy, storage.ErrInvalid, storage.ErrFull,
-	storage.ErrAuth, storage.ErrTooLarge, storage.ErrLimit,
-	vmm.ErrUnavailable, vmm.ErrNotFound, vmm.ErrRunning, vmm.ErrNotRunning, vmm.ErrBusy,
-	vmm.ErrInvalid, vmm.ErrBootDrive,
+// tails is the message table's one rule: what the text of each sentinel
+// that storage and vmm wrap their refusals around becomes at the end of a
+// message. Most say nothing a person needs — the X-Elastic-Error word says
+// it — and go ("web1 boot is attached to running server web1 — stop web1
+// first: busy"); "not found" and "already exists" finish the sentence
+// ("drive x: not found" → "drive x not found"). Sentinels not listed (no
+// capacity left, bad credentials, no guest runtime) stay as they read.
+var tails = []struct {
+	err     error
+	becomes string
+}{
+	{storage.ErrNotFound, " not found"}, {storage.ErrExists, " already exists"},
+	{storage.ErrBusy, ""}, {storage.ErrInvalid, ""}, {storage.ErrTooLarge, ""}, {storage.ErrLimit, ""},
+	{vmm.ErrRunning, ""}, {vmm.ErrNotRunning, ""}, {vmm.ErrBusy, ""}, {vmm.ErrInvalid, ""}, {vmm.ErrBootDrive, ""},
 }
 
-// plain is err's text as a person reads it: storage and vmm word their
-// refusals as sentences ending in ": " and the sentinel they wrap ("web1
-// boot is attached to running server web1 — stop web1 first: busy"); plain
-// drops that tail, which the API says with its X-Elastic-Error word instead.
-// A message that is nothing but a sentinel stays as it is.
+// plain is err's text as a person reads it: tails applied to its end, as
+// often as wrapping repeated them. A message that is nothing but a sentinel
+// stays as it is.
 func plain(err error) string {
 	msg := err.Error()
-	for trimmed := true; trimmed; {
-		trimmed = false
-		for _, s := range sentinels {
-			if rest, ok := strings.CutSuffix(msg, ": "+s.Error()); ok && rest != "" {
-				msg, trimmed = rest, true
+	for again := true; again; {
+		again = false
+		for _, t := range tails {
+			if rest, ok := strings.CutSuffix(msg, ": "+t.err.Error()); ok && rest != "" {
+				msg, again = rest+t.becomes, t.becomes == ""
 			}
 		}
 	}

@@ -27,12 +27,12 @@ func TestPlainMessages(t *testing.T) {
 			http.StatusConflict, "busy", "web1 boot is attached to running server web1 — stop web1 first"},
 		{fmt.Errorf("size 16 TiB is more than the largest file the host's filesystem can hold: %w", storage.ErrInvalid),
 			http.StatusBadRequest, "usage", "size 16 TiB is more than the largest file the host's filesystem can hold"},
-		{fmt.Errorf("drive x: %w", storage.ErrNotFound), http.StatusNotFound, "missing", "drive x"},
+		{fmt.Errorf("drive x: %w", storage.ErrNotFound), http.StatusNotFound, "missing", "drive x not found"},
 		{fmt.Errorf("offset 9 is past the end of d (8 B): %w", storage.ErrTooLarge), http.StatusBadRequest, "usage", "offset 9 is past the end of d (8 B)"},
 		{fmt.Errorf("server web1 is already active: %w", vmm.ErrRunning), http.StatusConflict, "busy", "server web1 is already active"},
 		{fmt.Errorf("server web1 is stopped, not active: %w", vmm.ErrNotRunning), http.StatusConflict, "busy", "server web1 is stopped, not active"},
 		{fmt.Errorf("server web1 has no boot drive: %w", vmm.ErrBootDrive), http.StatusInternalServerError, "failed", "server web1 has no boot drive"},
-		{fmt.Errorf("address pool 10.0.0.0/30: %w", storage.ErrFull), http.StatusInsufficientStorage, "full", "address pool 10.0.0.0/30"},
+		{fmt.Errorf("address pool 10.0.0.0/30: %w", storage.ErrFull), http.StatusInsufficientStorage, "full", "address pool 10.0.0.0/30: no capacity left"},
 		// a wrapped sentinel twice over loses both; a bare sentinel keeps its word
 		{fmt.Errorf("%w: %w", fmt.Errorf("imaging stopped: %w", storage.ErrBusy), storage.ErrBusy), http.StatusConflict, "busy", "imaging stopped"},
 		{storage.ErrBusy, http.StatusConflict, "busy", "busy"},
@@ -43,9 +43,9 @@ func TestPlainMessages(t *testing.T) {
 		if e.Status != tc.status || e.Word != tc.word || e.Message != tc.want {
 			t.Errorf("%v: %d %s %q, want %d %s %q", tc.err, e.Status, e.Word, e.Message, tc.status, tc.word, tc.want)
 		}
-		for _, s := range sentinels {
-			if errors.Is(tc.err, s) && !errors.Is(e, s) {
-				t.Errorf("%v: the cause %v is lost (errors.Is)", tc.err, s)
+		for _, tail := range tails {
+			if errors.Is(tc.err, tail.err) && !errors.Is(e, tail.err) {
+				t.Errorf("%v: the cause %v is lost (errors.Is)", tc.err, tail.err)
 			}
 		}
 		for _, tail := range []string{": busy", ": invalid argument", ": not found", ": beyond the end of the drive", ": guest is running"} {
