@@ -40,7 +40,7 @@ func (s *Store) CreateUser(ctx context.Context, name string, admin bool) (User, 
 			return err
 		}
 		if n > 0 {
-			return fmt.Errorf("user name %q: %w", name, ErrExists)
+			return fmt.Errorf("%q: %w", name, ErrExists)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, secret_sha256, admin, created) VALUES (?, ?, ?, ?, ?)`,
 			u.ID, u.Name, sum[:], admin, u.Created.Unix()); err != nil {
