@@ -199,7 +199,7 @@ func userAdd(args []string, stdout, stderr io.Writer) error {
 	defer store.Close()
 	u, secret, err := store.CreateUser(context.Background(), rest[0], *admin)
 	if err != nil {
-		return err
+		return fmt.Errorf("user name: %w", err) // storage words the refusal for a form's name field
 	}
 	fmt.Fprintf(stdout, "user %s\nsecret %s\n", u.ID, secret)
 	return nil

@@ -18,6 +18,8 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
+
+	"hearth/internal/units"
 )
 
 // Drive is a block device image owned by a user.
@@ -182,7 +184,7 @@ func (s *Store) CreateDriveFrom(ctx context.Context, d Drive, fill func(path str
 // input naming the size; other errors pass as they are.
 func tooBigForHost(size int64, err error) error {
 	if errors.Is(err, syscall.EFBIG) {
-		return fmt.Errorf("size %d bytes is more than the largest file the host's filesystem can hold: %w", size, ErrInvalid)
+		return fmt.Errorf("size %s is more than the largest file the host's filesystem can hold: %w", units.Size(size), ErrInvalid)
 	}
 	return err
 }
@@ -280,7 +282,7 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 			return err
 		}
 		if d.Imaging != "" {
-			return fmt.Errorf("drive %s is imaging: %w", id, ErrBusy)
+			return imaging(d)
 		}
 		oldSize, oldName, oldProps := d.Size, d.Name, maps.Clone(d.Props)
 		if err := fn(&d); err != nil {
@@ -298,9 +300,9 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 		}
 		if d.Size != oldSize {
 			if len(d.Claimed) > 0 {
-				return fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
+				return inUse(ctx, tx, d, d.Owner)
 			}
-			if err := imagedFrom(ctx, tx, id); err != nil { // the job was sized against it
+			if err := imagedFrom(ctx, tx, d); err != nil { // the job was sized against it
 				return err
 			}
 			if err := checkLimits(ctx, tx, d.Owner, Amounts{LimitDrives: d.Size - oldSize}); err != nil {
@@ -331,13 +333,13 @@ func (s *Store) UpdateDrive(ctx context.Context, id string, fn func(*Drive) erro
 }
 
 // imagedFrom is ErrBusy when an imaging job queued or running is to copy
-// drive id: its size and contents must stay what the job was started with.
-func imagedFrom(ctx context.Context, tx *sql.Tx, id string) error {
-	var target string
-	err := tx.QueryRowContext(ctx, `SELECT id FROM drives WHERE imaging != '' AND imaging_source = ? LIMIT 1`, id).Scan(&target)
+// drive d: its size and contents must stay what the job was started with.
+func imagedFrom(ctx context.Context, tx *sql.Tx, d Drive) error {
+	var target Drive
+	err := tx.QueryRowContext(ctx, `SELECT id, name FROM drives WHERE imaging != '' AND imaging_source = ? LIMIT 1`, d.ID).Scan(&target.ID, &target.Name)
 	switch {
 	case err == nil:
-		return fmt.Errorf("drive %s is being imaged into drive %s: %w", id, target, ErrBusy)
+		return fmt.Errorf("%s is being imaged into %s — try again when the copy has finished: %w", d.Label(), target.Label(), ErrBusy)
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	}
@@ -360,12 +362,12 @@ func (s *Store) DeleteDrive(ctx context.Context, id string) error {
 			return err
 		}
 		if d.Imaging != "" {
-			return fmt.Errorf("drive %s is imaging: %w", id, ErrBusy)
+			return imaging(d)
 		}
 		if len(d.Claimed) > 0 {
-			return fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
+			return inUse(ctx, tx, d, d.Owner)
 		}
-		if err := imagedFrom(ctx, tx, id); err != nil {
+		if err := imagedFrom(ctx, tx, d); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM drives WHERE id = ?`, id); err != nil {
@@ -405,10 +407,10 @@ func (s *Store) OpenDrive(ctx context.Context, id string, off, n int64) (*DriveR
 	}
 	d, err := s.Drive(ctx, id)
 	if err == nil && d.Imaging != "" {
-		err = fmt.Errorf("drive %s is imaging: %w", id, ErrBusy)
+		err = imaging(d)
 	}
 	if err == nil && (off < 0 || n < 0 || off > d.Size) {
-		err = fmt.Errorf("offset %d is past the end of drive %s (size %d): %w", off, id, d.Size, ErrTooLarge)
+		err = fmt.Errorf("offset %d is past the end of %s (%d bytes): %w", off, d.Label(), d.Size, ErrTooLarge)
 	}
 	var f *os.File
 	if err == nil {
@@ -472,13 +474,13 @@ func (s *Store) WriteDrive(ctx context.Context, id string, off int64, r io.Reade
 		return 0, err
 	}
 	if d.Imaging != "" {
-		return 0, fmt.Errorf("drive %s is imaging: %w", id, ErrBusy)
+		return 0, imaging(d)
 	}
 	if len(d.Claimed) > 0 {
-		return 0, fmt.Errorf("drive %s is in use (claimed %s): %w", id, strings.Join(d.Claimed, " "), ErrBusy)
+		return 0, inUse(ctx, s.db, d, d.Owner)
 	}
 	if off < 0 || off > d.Size {
-		return 0, fmt.Errorf("drive %s: write at %d: %w (size %d)", id, off, ErrTooLarge, d.Size)
+		return 0, fmt.Errorf("offset %d is past the end of %s (%d bytes): %w", off, d.Label(), d.Size, ErrTooLarge)
 	}
 	f, err := os.OpenFile(s.DrivePath(id), os.O_WRONLY, 0)
 	if err != nil {
@@ -496,7 +498,7 @@ func (s *Store) WriteDrive(ctx context.Context, id string, off int64, r io.Reade
 	}
 	var one [1]byte
 	if k, _ := io.ReadFull(r, one[:]); k > 0 {
-		return written, fmt.Errorf("drive %s: data beyond byte %d: %w (size %d)", id, d.Size, ErrTooLarge, d.Size)
+		return written, fmt.Errorf("the data is larger than %s (%s): %w", d.Label(), units.Size(d.Size), ErrTooLarge)
 	}
 	return written, nil
 }
@@ -605,18 +607,23 @@ func (s *Store) Claim(ctx context.Context, server string) error {
 				return err
 			}
 			if d.Imaging != "" {
-				return fmt.Errorf("%s: drive %s is imaging: %w", dev, id, ErrBusy)
+				return fmt.Errorf("%s: %w", dev, imaging(d))
 			}
 			if d.Exclusive() && len(d.Claimed) > 0 {
-				return fmt.Errorf("%s: drive %s is exclusive and claimed by %s: %w", dev, id, strings.Join(d.Claimed, " "), ErrBusy)
+				return inUseAs(ctx, tx, d, dev, srv.Owner)
 			}
 			readOnly := AttachedReadOnly(srv.Config, dev, d, srv.Owner, admin)
 			writer, err := s.writer(ctx, tx, d)
 			if err != nil {
 				return err
 			}
-			if !readOnly && writer != "" {
-				return fmt.Errorf("%s: drive %s is already attached writable to server %s: %w", dev, id, writer, ErrBusy)
+			if !readOnly && writer.ID != "" {
+				who := "running server " + writer.Label()
+				if writer.Owner != srv.Owner {
+					who = "a running server of another user"
+				}
+				return fmt.Errorf("%s (%s) is already attached writable to %s — attach it with %s:media cdrom to only read it: %w",
+					d.Label(), dev, who, dev, ErrBusy)
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO claims (drive, server, device) VALUES (?, ?, ?)`, id, server, dev); err != nil {
 				return fmt.Errorf("storage: claim: %w", err)
@@ -626,39 +633,40 @@ func (s *Store) Claim(ctx context.Context, server string) error {
 	})
 }
 
-// writer is the server whose claim attaches drive d writable, "" if none.
-func (s *Store) writer(ctx context.Context, tx *sql.Tx, d Drive) (string, error) {
+// writer is the server whose claim attaches drive d writable, the zero
+// Server if none.
+func (s *Store) writer(ctx context.Context, tx *sql.Tx, d Drive) (Server, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT server, device FROM claims WHERE drive = ?`, d.ID)
 	if err != nil {
-		return "", fmt.Errorf("storage: claims of drive %s: %w", d.ID, err)
+		return Server{}, fmt.Errorf("storage: claims of drive %s: %w", d.ID, err)
 	}
 	var claims [][2]string
 	for rows.Next() {
 		var c [2]string
 		if err := rows.Scan(&c[0], &c[1]); err != nil {
 			rows.Close()
-			return "", err
+			return Server{}, err
 		}
 		claims = append(claims, c)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return "", err
+		return Server{}, err
 	}
 	for _, c := range claims {
 		srv, err := scanServer(tx.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM servers WHERE id = ?`, c[0]))
 		if err != nil {
-			return "", fmt.Errorf("storage: server %s claiming drive %s: %w", c[0], d.ID, err)
+			return Server{}, fmt.Errorf("storage: server %s claiming drive %s: %w", c[0], d.ID, err)
 		}
 		admin, err := s.isAdmin(ctx, tx, srv.Owner)
 		if err != nil {
-			return "", err
+			return Server{}, err
 		}
 		if !AttachedReadOnly(srv.Config, c[1], d, srv.Owner, admin) {
-			return srv.ID, nil
+			return srv, nil
 		}
 	}
-	return "", nil
+	return Server{}, nil
 }
 
 // ReleaseClaims drops every claim of a server (idempotent).

@@ -10,11 +10,12 @@ import (
 	"io"
 	"math"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"hearth/internal/units"
 )
 
 // Imaging conversions (the optional last element of /drives/D/image/SOURCE/CONV).
@@ -81,11 +82,11 @@ func (s *Store) CloneDrive(ctx context.Context, source string, d Drive) (Drive, 
 	}
 	switch {
 	case src.Imaging != "":
-		return Drive{}, fmt.Errorf("source drive %s is imaging: %w", source, ErrBusy)
+		return Drive{}, imaging(src)
 	case d.Size == 0:
 		d.Size = src.Size
 	case d.Size < src.Size:
-		return Drive{}, fmt.Errorf("size %d is smaller than source drive %s (%d bytes): %w", d.Size, source, src.Size, ErrInvalid)
+		return Drive{}, fmt.Errorf("%s is smaller than %s (%s): %w", units.Size(d.Size), src.Label(), units.Size(src.Size), ErrInvalid)
 	}
 	created, err := s.CreateDrive(ctx, d)
 	if err != nil {
@@ -121,15 +122,15 @@ func (s *Store) startImaging(ctx context.Context, target, source, conversion str
 		}
 		switch {
 		case d.Imaging != "":
-			return fmt.Errorf("drive %s is already imaging: %w", target, ErrBusy)
+			return imaging(d)
 		case len(d.Claimed) > 0:
-			return fmt.Errorf("drive %s is in use (claimed %s): %w", target, strings.Join(d.Claimed, " "), ErrBusy)
+			return inUse(ctx, tx, d, d.Owner)
 		case src.Imaging != "":
-			return fmt.Errorf("source drive %s is imaging: %w", source, ErrBusy)
+			return imaging(src)
 		case conversion == ConvertNone && src.Size > d.Size:
-			return fmt.Errorf("drive %s (%d bytes) is smaller than source %s (%d bytes): %w", target, d.Size, source, src.Size, ErrInvalid)
+			return fmt.Errorf("%s (%s) is smaller than %s (%s): %w", d.Label(), units.Size(d.Size), src.Label(), units.Size(src.Size), ErrInvalid)
 		}
-		if err := imagedFrom(ctx, tx, target); err != nil {
+		if err := imagedFrom(ctx, tx, d); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE drives SET imaging = 'queued', imaging_source = ?, imaging_conversion = ? WHERE id = ?`,
@@ -342,9 +343,9 @@ func (s *Store) copySource(ctx context.Context, target, source, conversion strin
 	case err != nil:
 		return fmt.Errorf("source drive: %w", err)
 	case src.Imaging != "":
-		return fmt.Errorf("source drive %s is imaging: %w", source, ErrBusy)
+		return imaging(src)
 	case conversion == ConvertNone && src.Size > size:
-		return fmt.Errorf("source drive %s (%d bytes) is larger than the drive (%d bytes): %w", source, src.Size, size, ErrInvalid)
+		return fmt.Errorf("%s (%s) is larger than the drive (%s): %w", src.Label(), units.Size(src.Size), units.Size(size), ErrInvalid)
 	}
 	return s.copyImage(ctx, target, source, conversion, size, p)
 }

@@ -291,17 +291,19 @@ func (s *Store) serverIDs(ctx context.Context, what, q string, args ...any) ([]s
 // refers to is ErrBusy naming the server.
 func (s *Store) DeleteResource(ctx context.Context, typ, id string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM resources WHERE type = ? AND id = ?`, typ, id).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
+		r, err := scanResource(tx.QueryRowContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE type = ? AND id = ?`, typ, id))
+		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%s %s: %w", typ, id, ErrNotFound)
 		}
-		var srv string
-		err := tx.QueryRowContext(ctx, `SELECT id FROM servers WHERE json_extract(config, '$."`+resourceKey[typ]+`"') = ? LIMIT 1`, id).Scan(&srv)
+		if err != nil {
+			return err
+		}
+		srv := Server{}
+		var config string
+		err = tx.QueryRowContext(ctx, `SELECT id, config FROM servers WHERE json_extract(config, '$."`+resourceKey[typ]+`"') = ? LIMIT 1`, id).Scan(&srv.ID, &config)
 		if err == nil {
-			return fmt.Errorf("%s %s is used by server %s (%s): %w", typ, id, srv, resourceKey[typ], ErrBusy)
+			srv.Config, _ = decodeProps(config) // a config that cannot be read names the server by UUID
+			return fmt.Errorf("%s is used by server %s (%s) — change that server's network first: %w", r.Label(), srv.Label(), resourceKey[typ], ErrBusy)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err

@@ -345,7 +345,7 @@ func TestClaimsWriteOnce(t *testing.T) {
 		t.Fatalf("one writer beside read-only attachments: %v", err)
 	}
 	second, _ := s.CreateServer(ctx, admin.ID, map[string]string{"block:1": lib.ID})
-	if err := s.Claim(ctx, second.ID); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), lib.ID) || !strings.Contains(err.Error(), writer.ID) {
+	if err := s.Claim(ctx, second.ID); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), lib.Name+" (block:1)") || !strings.Contains(err.Error(), "running server "+writer.ID) {
 		t.Fatalf("second writer: %v, want busy naming the drive and the writer", err)
 	}
 

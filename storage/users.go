@@ -40,7 +40,7 @@ func (s *Store) CreateUser(ctx context.Context, name string, admin bool) (User, 
 			return err
 		}
 		if n > 0 {
-			return fmt.Errorf("user name %q: %w", name, ErrExists)
+			return fmt.Errorf("%q: %w", name, ErrExists)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, secret_sha256, admin, created) VALUES (?, ?, ?, ?, ?)`,
 			u.ID, u.Name, sum[:], admin, u.Created.Unix()); err != nil {
@@ -65,14 +65,14 @@ func newSecret() (string, [sha256.Size]byte) {
 func checkUserName(name string) error {
 	switch {
 	case name == "":
-		return fmt.Errorf("user name: empty: %w", ErrInvalid)
+		return fmt.Errorf("must not be empty: %w", ErrInvalid)
 	case len(name) > 64:
-		return fmt.Errorf("user name %q: longer than 64 characters: %w", name, ErrInvalid)
+		return fmt.Errorf("%q is longer than 64 characters: %w", name, ErrInvalid)
 	case strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == ':' || r == 0x7f }):
-		return fmt.Errorf("user name %q: spaces, colons and control characters are not allowed: %w", name, ErrInvalid)
+		return fmt.Errorf("%q: a user name has no spaces, colons or control characters: %w", name, ErrInvalid)
 	}
 	if _, err := uuid.Parse(name); err == nil {
-		return fmt.Errorf("user name %q: must not be a UUID: %w", name, ErrInvalid)
+		return fmt.Errorf("%q looks like a UUID: logins take either, so a name must not be one: %w", name, ErrInvalid)
 	}
 	return nil
 }

@@ -51,7 +51,7 @@ func (m *Manager) guestSpec(ctx context.Context, srv storage.Server) (guest.Spec
 		spec.Disks = append(spec.Disks, guest.Disk{Device: name, Image: d.Path, ReadOnly: d.ReadOnly})
 	}
 	if spec.Boot.Image == "" {
-		return spec, fmt.Errorf("server %s has no boot drive (key boot, or a drive on ide/scsi/block): %w", srv.ID, ErrBootDrive)
+		return spec, fmt.Errorf("server %s has no boot drive (key boot, or a drive on ide/scsi/block): %w", srv.Label(), ErrBootDrive)
 	}
 	// The server keeps its block of host ids for life: the files its guest
 	// writes keep their owners across restarts.

@@ -21,7 +21,7 @@ func (m *Manager) Start(ctx context.Context, server string) error {
 		return err
 	}
 	if storage.Running(srv.Status) {
-		return fmt.Errorf("server %s is %s: %w", server, srv.Status, ErrRunning)
+		return fmt.Errorf("server %s is already %s: %w", srv.Label(), srv.Status, ErrRunning)
 	}
 	return m.start(ctx, srv)
 }
@@ -94,7 +94,7 @@ func (m *Manager) Stop(ctx context.Context, server string) error {
 		return err
 	}
 	if _, err := m.backend.Status(ctx, server); err != nil && !storage.Running(srv.Status) {
-		return fmt.Errorf("server %s is %s: %w", server, srv.Status, ErrNotRunning)
+		return fmt.Errorf("server %s is already %s: %w", srv.Label(), srv.Status, ErrNotRunning)
 	}
 	return m.stop(ctx, server)
 }
@@ -173,7 +173,7 @@ func (m *Manager) Reset(ctx context.Context, server string) error {
 		return err
 	}
 	if !storage.Running(srv.Status) {
-		return fmt.Errorf("server %s is %s, not active: %w", server, srv.Status, ErrNotRunning)
+		return fmt.Errorf("server %s is %s, not active: %w", srv.Label(), srv.Status, ErrNotRunning)
 	}
 	if err := m.backend.Delete(ctx, server); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
@@ -217,11 +217,12 @@ func (m *Manager) Resume(ctx context.Context, server string) error {
 // expect checks, under the server's lock, that the server exists and its
 // guest is in state want (which the message calls what).
 func (m *Manager) expect(ctx context.Context, server string, want guest.State, what string) error {
-	if _, err := m.store.Server(ctx, server); err != nil {
+	srv, err := m.store.Server(ctx, server)
+	if err != nil {
 		return err
 	}
 	if got := m.guestState(ctx, server); got != want {
-		return fmt.Errorf("server %s is %s, not %s: %w", server, got, what, ErrNotRunning)
+		return fmt.Errorf("server %s is %s, not %s: %w", srv.Label(), got, what, ErrNotRunning)
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ func (m *Manager) Shutdown(ctx context.Context, server string) error {
 	}
 	st, err := m.backend.Status(ctx, server)
 	if err != nil || st.State == guest.Stopped {
-		return fmt.Errorf("server %s: %w", server, ErrNotRunning)
+		return fmt.Errorf("server %s is not running: %w", srv.Label(), ErrNotRunning)
 	}
 	sig, err := m.powerOffSignal(srv, st)
 	if err != nil {

@@ -314,10 +314,10 @@ func TestImagingBusy(t *testing.T) {
 	if got := <-copying; got != dst {
 		t.Fatalf("imaging job for %s, want %s", got, dst)
 	}
-	c.post("/drives/"+dst+"/image/"+src, "").expectError(t, 409, "busy", "imaging")
-	c.post("/drives/"+dst+"/set", "name x").expectError(t, 409, "busy", "imaging")
-	c.post("/drives/"+dst+"/destroy", "").expectError(t, 409, "busy", "imaging")
-	c.post("/drives/"+dst+"/write", "x").expectError(t, 409, "busy", "imaging")
+	c.post("/drives/"+dst+"/image/"+src, "").expectError(t, 409, "busy", "dst is being imaged")
+	c.post("/drives/"+dst+"/set", "name x").expectError(t, 409, "busy", "dst is being imaged")
+	c.post("/drives/"+dst+"/destroy", "").expectError(t, 409, "busy", "dst is being imaged")
+	c.post("/drives/"+dst+"/write", "x").expectError(t, 409, "busy", "dst is being imaged")
 	close(release)
 	waitImaged(t, c, dst)
 }
@@ -381,7 +381,7 @@ func TestServers(t *testing.T) {
 			if d["claimed"] != e.store.HostID()+":guest:"+id+":ide:0:0" {
 				t.Errorf("claimed %q", d["claimed"])
 			}
-			c.post("/drives/"+drive+"/destroy", "").expectError(t, 409, "busy", "in use")
+			c.post("/drives/"+drive+"/destroy", "").expectError(t, 409, "busy", "boot is attached to running server web — stop web first")
 			c.post("/servers/"+id+"/start", "").expectError(t, 409, "busy", "already")
 			// Set on an active server: live keys apply, others are busy, nothing partial.
 			s = c.post("/servers/"+id+"/set", "cpu 1500\nname web2\ntags a b\nuser:x y\npassword newpw").expect(t, 200).props(t)
@@ -553,13 +553,13 @@ func TestResources(t *testing.T) {
 			c.post("/resources/ip/"+ip["resource"]+"/set", "colour red").expectError(t, 400, "usage", "colour")
 			// A server using both.
 			srv := c.post("/servers/create/stopped", fmt.Sprintf("name s\ncpu 1000\nmem 512\nnic:0:model e1000\nnic:0:dhcp %s\nnic:1:model virtio\nnic:1:vlan %s", ip["resource"], vlan["resource"])).expect(t, 200).props(t)
-			c.post("/servers/create/stopped", "name t\ncpu 1000\nmem 512\nnic:0:model e1000\nnic:0:dhcp "+ip["resource"]).expectError(t, 409, "busy", srv["server"])
+			c.post("/servers/create/stopped", "name t\ncpu 1000\nmem 512\nnic:0:model e1000\nnic:0:dhcp "+ip["resource"]).expectError(t, 409, "busy", "static IP "+ip["resource"]+" is already used by server s")
 			c.post("/servers/"+srv["server"]+"/start", "").expect(t, 204)
 			if s := c.get("/servers/" + srv["server"] + "/info").props(t); s["nic:0:dhcp:ip"] != ip["resource"] {
 				t.Errorf("static address not shown: %v", s)
 			}
-			c.post("/resources/ip/"+ip["resource"]+"/destroy", "").expectError(t, 409, "busy", srv["server"])
-			c.post("/resources/vlan/"+vlan["resource"]+"/destroy", "").expectError(t, 409, "busy", srv["server"])
+			c.post("/resources/ip/"+ip["resource"]+"/destroy", "").expectError(t, 409, "busy", "static IP "+ip["resource"]+" is used by server s")
+			c.post("/resources/vlan/"+vlan["resource"]+"/destroy", "").expectError(t, 409, "busy", "VLAN renamed is used by server s")
 			c.post("/servers/"+srv["server"]+"/destroy", "").expect(t, 204)
 			c.post("/resources/ip/"+ip["resource"]+"/destroy", "").expect(t, 204)
 			c.get("/resources/vlan/"+vlan["resource"]+"/destroy").expect(t, 204) // CloudSigma GET
@@ -692,7 +692,7 @@ func TestDoubleDriveReference(t *testing.T) {
 	a := c.post("/servers/create/stopped", "name a\ncpu 1000\nmem 512\npersistent true\nide:0:0 "+d).expect(t, 200).props(t)["server"]
 	b := c.post("/servers/create/stopped", "name b\ncpu 1000\nmem 512\npersistent true\nide:0:0 "+d).expect(t, 200).props(t)["server"]
 	c.post("/servers/"+a+"/start", "").expect(t, 204)
-	c.post("/servers/"+b+"/start", "").expectError(t, 409, "busy", "exclusive")
+	c.post("/servers/"+b+"/start", "").expectError(t, 409, "busy", "d (ide:0:0) is attached to running server a — stop a first")
 	if r := c.get("/servers/" + b + "/info").props(t); r["status"] != "stopped" {
 		t.Errorf("refused start changed status: %v", r["status"])
 	}

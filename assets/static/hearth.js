@@ -135,20 +135,27 @@
       return;
     }
     if (from.nodeType === Node.ELEMENT_NODE) {
+      var marked = from.hasAttribute('data-scripted-invalid'); // a form problem the script marked stays
       Array.prototype.slice.call(from.attributes).forEach(function (a) {
-        if (!to.hasAttribute(a.name)) from.removeAttribute(a.name);
+        if (!to.hasAttribute(a.name) && !(marked && scriptedAttrs.indexOf(a.name) >= 0)) from.removeAttribute(a.name);
       });
       Array.prototype.forEach.call(to.attributes, function (a) {
         if (from.getAttribute(a.name) !== a.value) from.setAttribute(a.name, a.value);
       });
     }
-    var have = from.childNodes, want = to.childNodes;
+    // The script's own error summaries are not the server's to remove.
+    var have = Array.prototype.filter.call(from.childNodes, function (n) {
+      return !(n.nodeType === Node.ELEMENT_NODE && n.hasAttribute('data-scripted'));
+    });
+    var want = to.childNodes;
     for (var i = 0; i < want.length; i++) {
       if (i < have.length) morph(have[i], want[i]);
       else from.appendChild(want[i].cloneNode(true));
     }
-    while (have.length > want.length) from.removeChild(from.lastChild);
+    for (var j = want.length; j < have.length; j++) from.removeChild(have[j]);
   }
+
+  var scriptedAttrs = ['aria-invalid', 'aria-describedby', 'data-scripted-invalid'];
 
   var regions = [];
 
@@ -230,6 +237,53 @@
     if (cfg) cfg.addEventListener('input', function () { cfg.dirty = true; });
   }
 
+  // ---- form problems ------------------------------------------------------
+  // A refused form says what is wrong at its top (the error summary, as the
+  // server renders it for forms sent without this script), marks the field
+  // at fault, and moves focus to the summary so a screen reader reads it.
+
+  var problemCount = 0;
+
+  function clearProblem(form) {
+    var old = form.querySelector('[data-error-summary][data-scripted]');
+    if (old) old.remove();
+    form.querySelectorAll('[data-scripted-invalid]').forEach(function (el) {
+      el.removeAttribute('aria-invalid');
+      el.removeAttribute('aria-describedby');
+      el.removeAttribute('data-scripted-invalid');
+    });
+  }
+
+  function formProblem(form, message, input) {
+    clearProblem(form);
+    var box = document.createElement('div');
+    box.className = 'error-summary';
+    box.id = 'problem-' + (++problemCount);
+    box.setAttribute('role', 'alert');
+    box.setAttribute('tabindex', '-1');
+    box.setAttribute('data-error-summary', '');
+    box.setAttribute('data-scripted', '');
+    var title = document.createElement('h2');
+    title.className = 'error-summary-title';
+    title.textContent = 'There is a problem';
+    var text = document.createElement('p');
+    text.textContent = message;
+    box.appendChild(title);
+    box.appendChild(text);
+    form.insertBefore(box, form.firstChild);
+    if (input && !input.hasAttribute('aria-invalid')) {
+      input.setAttribute('aria-invalid', 'true');
+      input.setAttribute('aria-describedby', box.id);
+      input.setAttribute('data-scripted-invalid', '');
+    }
+    box.focus();
+  }
+
+  // textInput is the one field an inline form (resize, rename) is about.
+  function textInput(form) {
+    return form.querySelector('input[type=text], input:not([type])');
+  }
+
   // ---- enhanced forms: [data-enhance] --------------------------------------
   // Sent with fetch; the answer is JSON {message|error, redirect}. A hidden
   // input with data-confirm asks first and then carries "yes".
@@ -250,9 +304,12 @@
     })
       .then(function (res) { return res.json().catch(function () { return { error: 'Unexpected answer (' + res.status + ')' }; }); })
       .then(function (ans) {
-        if (ans.error) {
+        if (ans.error && textInput(form)) {
+          formProblem(form, ans.error, textInput(form));
+        } else if (ans.error) {
           flash('error', ans.error);
         } else {
+          clearProblem(form);
           flash(ans.kind || 'ok', ans.message, ans.await);
           // The object this page shows is gone (destroyed): go up a level.
           if (ans.redirect && location.pathname.indexOf(ans.redirect + '/') === 0) {
@@ -309,7 +366,11 @@
     return fetch(url, { method: 'POST', credentials: 'same-origin', headers: h, body: body })
       .then(function (res) {
         return res.json().catch(function () { return {}; }).then(function (ans) {
-          if (!res.ok) throw new Error(ans.error || ('HTTP ' + res.status));
+          if (!res.ok) {
+            var err = new Error(ans.error || ('HTTP ' + res.status));
+            err.field = ans.field;
+            throw err;
+          }
           return ans;
         });
       });
@@ -324,7 +385,8 @@
     form.addEventListener('submit', function (ev) {
       ev.preventDefault();
       var file = form.elements.file.files[0];
-      if (!file) { flash('error', 'Choose an image file first.'); return; }
+      if (!file) { formProblem(form, 'Image file: choose an image file first.', form.elements.file); return; }
+      clearProblem(form);
       var name = form.elements.name.value.trim() || file.name;
       var size = form.elements.size.value.trim() || String(roundUpMiB(file.size));
       var compress = typeof CompressionStream !== 'undefined';
@@ -371,7 +433,8 @@
         })
         .catch(function (e) {
           text.textContent = 'Upload failed: ' + e.message;
-          flash('error', 'Upload failed: ' + e.message + (drive ? ' (the drive was created; destroy it or upload again)' : ''));
+          var at = { name: form.elements.name, size: form.elements.size }[e.field];
+          formProblem(form, 'Upload failed: ' + e.message + (drive ? ' (the drive was created; destroy it or upload again)' : ''), at);
         })
         .then(function () { button.disabled = false; });
     });
@@ -379,6 +442,8 @@
 
   function init() {
     setupFlashes();
+    var summary = document.querySelector('[data-error-summary]');
+    if (summary && document.activeElement !== summary) summary.focus();
     enhance(document);
     watchConfig();
     startLive();

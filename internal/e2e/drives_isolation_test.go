@@ -114,17 +114,18 @@ func TestDriveWriteOnce(t *testing.T) {
 	d := c.driveFrom(t, lib, "32M")
 	c.post("/drives/"+d+"/set", "claim:type shared").must(t, 200)
 
+	name := c.get("/drives/"+d+"/info").must(t, 200).props()["name"]
 	first := c.post("/servers/create", guestConfig("writer", d)).must(t, 200).props()["server"]
 	c.waitStatus(t, first, "active", 30*time.Second)
 	r := c.post("/servers/create", guestConfig("second-writer", d))
-	if r.status != 409 || !strings.Contains(r.body, d) {
-		t.Errorf("second writable attachment: %d %s, want 409 busy naming drive %s", r.status, r.body, d)
+	if r.status != 409 || !strings.Contains(r.body, name+" (ide:0:0) is already attached writable to running server writer") {
+		t.Errorf("second writable attachment: %d %s, want 409 busy naming drive %s and server writer", r.status, r.body, name)
 	}
 
 	// The same through start of an existing stopped server.
 	later := c.post("/servers/create/stopped", guestConfig("later-writer", d)).must(t, 200).props()["server"]
-	if r := c.post("/servers/"+later+"/start", ""); r.status != 409 || !strings.Contains(r.body, d) {
-		t.Errorf("start of a second writer: %d %s, want 409 naming drive %s", r.status, r.body, d)
+	if r := c.post("/servers/"+later+"/start", ""); r.status != 409 || !strings.Contains(r.body, name) {
+		t.Errorf("start of a second writer: %d %s, want 409 naming drive %s", r.status, r.body, name)
 	}
 	if p := c.get("/servers/"+later+"/info").must(t, 200).props(); p["status"] != "stopped" {
 		t.Errorf("refused server is %s, want stopped", p["status"])

@@ -126,7 +126,8 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 
 // apiError turns a storage or guest error into the API's: errors that are
 // already *eh.Error pass unchanged; the sentinels of storage and vmm map to
-// their words; anything else is 500 failed with its text.
+// their words, with the plain text of the refusal (see plain); anything else
+// is 500 failed with its text.
 func apiError(err error) error {
 	if err == nil {
 		return nil
@@ -142,22 +143,22 @@ func apiError(err error) error {
 	case errors.Is(err, vmm.ErrUnavailable):
 		return eh.Systemf("no guest runtime: %w", err)
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, vmm.ErrNotFound):
-		return eh.Missingf("%w", err)
+		return classed(eh.Missingf, err)
 	case errors.Is(err, storage.ErrBusy), errors.Is(err, vmm.ErrBusy),
 		errors.Is(err, vmm.ErrRunning), errors.Is(err, vmm.ErrNotRunning):
-		return eh.Busyf("%w", err)
+		return classed(eh.Busyf, err)
 	case errors.Is(err, storage.ErrInvalid), errors.Is(err, storage.ErrTooLarge), errors.Is(err, vmm.ErrInvalid):
-		return eh.Usagef("%w", err)
+		return classed(eh.Usagef, err)
 	case errors.Is(err, storage.ErrLimit):
-		return eh.Billingf("%w", err)
+		return classed(eh.Billingf, err)
 	case errors.Is(err, storage.ErrFull):
-		return eh.Fullf("%w", err)
+		return classed(eh.Fullf, err)
 	case errors.Is(err, storage.ErrAuth):
 		return eh.Authf("bad credentials")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return eh.Failedf("request ended before the operation did: %w", err)
 	}
-	return eh.Failedf("%w", err)
+	return classed(eh.Failedf, err)
 }
 
 // errNoGuests is the answer to a lifecycle call when no runtime is wired.

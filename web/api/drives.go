@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"hearth/internal/units"
 	"hearth/storage"
 	"hearth/web/eh"
 )
@@ -309,7 +310,7 @@ func (s *Service) WriteDrive(ctx context.Context, c Caller, id string, offset in
 		return err
 	}
 	if offset > d.Size {
-		return eh.Usagef("offset %d is past the end of drive %s (size %d)", offset, d.ID, d.Size)
+		return eh.Usagef("offset %d is past the end of %s (%s)", offset, d.Label(), units.Size(d.Size))
 	}
 	body = bodyReader{body}
 	if gzipped {
@@ -326,7 +327,7 @@ func (s *Service) WriteDrive(ctx context.Context, c Caller, id string, offset in
 			return eh.Usagef("%v", be)
 		}
 		if errors.Is(err, storage.ErrTooLarge) {
-			return eh.Usagef("data reaches past the end of drive %s (size %d bytes, write at offset %d)", d.ID, d.Size, offset)
+			return eh.Usagef("the data reaches past the end of %s (%s; written at offset %d)", d.Label(), units.Size(d.Size), offset)
 		}
 		return apiError(err)
 	}

@@ -77,7 +77,7 @@ func TestDriveCallsUnderContention(t *testing.T) {
 		switch {
 		case action == "destroy" && a.status == 204:
 			destroyed[id] = true
-		case action == "destroy" && a.status == 409 && (strings.Contains(a.body, " is imaging") || strings.Contains(a.body, " is being imaged into ")):
+		case action == "destroy" && a.status == 409 && (strings.Contains(a.body, " is being imaged — ") || strings.Contains(a.body, " is being imaged into ")):
 		case action == "destroy":
 			t.Errorf("destroy %s: %d %q %v (busy only while imaging to or from it)", id, a.status, a.body, a.err)
 		case a.err != nil:

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"hearth/internal/httpdeadline"
+	"hearth/internal/units"
 	"hearth/storage"
 	"hearth/web/eh"
 )
@@ -392,7 +393,7 @@ func (k *call) write(id string) error {
 			return err
 		}
 		if off+k.r.ContentLength > d.Size {
-			return eh.Usagef("%d bytes at offset %d reach past the end of drive %s (size %d)", k.r.ContentLength, off, d.ID, d.Size)
+			return eh.Usagef("%s at offset %d reach past the end of %s (%s)", units.Size(k.r.ContentLength), off, d.Label(), units.Size(d.Size))
 		}
 	}
 	body := http.MaxBytesReader(k.w, k.r.Body, MaxWriteBody)

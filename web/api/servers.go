@@ -285,7 +285,7 @@ func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin 
 			return apiError(err)
 		}
 		if d.Owner != owner && !ownerAdmin && config[dev+":media"] != "cdrom" {
-			return atKey(dev, eh.Usagef("key %s: drive %s is not yours to write; attach it with %s:media cdrom, or image a copy of it", dev, id, dev))
+			return atKey(dev, eh.Usagef("key %s: %s is not yours to write; attach it with %s:media cdrom, or image a copy of it", dev, d.Label(), dev))
 		}
 	}
 	for _, k := range keys {
@@ -305,7 +305,7 @@ func (s *Service) checkReferences(ctx context.Context, owner string, ownerAdmin 
 			}
 			for _, u := range users {
 				if u != server {
-					return atKey(k, eh.Busyf("key nic:0:dhcp: static IP %s is already used by server %s", v, u))
+					return atKey(k, eh.Busyf("key nic:0:dhcp: static IP %s is already used by server %s", v, s.serverLabel(ctx, u)))
 				}
 			}
 		case k == "nic:1:vlan" && v != "":
@@ -342,15 +342,15 @@ func (s *Service) ServerAction(ctx context.Context, c Caller, id, action string)
 	switch action {
 	case ActionStart:
 		if storage.Running(status) {
-			return eh.Busyf("server %s is already %s", srv.ID, status)
+			return eh.Busyf("server %s is already %s", srv.Label(), status)
 		}
 	case ActionStop, ActionShutdown, ActionReset, ActionPause:
 		if status != storage.StatusActive && !(status == storage.StatusPaused && action != ActionPause) {
-			return eh.Busyf("server %s is %s, not active", srv.ID, status)
+			return eh.Busyf("server %s is %s, not active", srv.Label(), status)
 		}
 	case ActionResume:
 		if status != storage.StatusPaused {
-			return eh.Busyf("server %s is %s, not paused", srv.ID, status)
+			return eh.Busyf("server %s is %s, not paused", srv.Label(), status)
 		}
 	case ActionDestroy:
 		if !storage.Running(status) && s.guests == nil {

@@ -70,7 +70,7 @@ func (s *Service) CreateUser(ctx context.Context, caller Caller, name string, ad
 	case errors.Is(err, storage.ErrExists):
 		return Caller{}, "", atKey("name", eh.Busyf("key name: a user called %s exists already", name))
 	case errors.Is(err, storage.ErrInvalid):
-		return Caller{}, "", atKey("name", eh.Usagef("key name: %v", err))
+		return Caller{}, "", atKey("name", eh.Usagef("key name: %s", plain(err)))
 	case err != nil:
 		return Caller{}, "", apiError(err)
 	}

@@ -16,7 +16,7 @@ type accountView struct {
 	Rows     []limitRow
 	Editable bool // the viewer is an admin: the limits are a form
 	CSRF     string
-	Errors   formErrors // limit:NAME → message
+	Errors   formErrors // limit:NAME → message; "" the form as a whole
 }
 
 // limitRow is one limit of the account page.
@@ -108,10 +108,7 @@ func (d *Dashboard) setLimits(rq *request) {
 			return
 		}
 		e := eh.AsError(err)
-		v.Errors[e.Key] = e.Message
-		if e.Key == "" {
-			v.Errors["form"] = e.Message
-		}
+		v.Errors[e.Key] = fieldMessage(err) // "" (no key): the form as a whole
 		for i, r := range v.Rows {
 			v.Rows[i].Input = rq.PostFormValue(r.Key)
 		}

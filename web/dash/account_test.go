@@ -34,7 +34,7 @@ func TestAccountUsageAndLimits(t *testing.T) {
 		t.Fatalf("set limits: %d %s", r.status, r.body)
 	}
 	if r := admin.post("/ui/users/"+alice.ID+"/limits", url.Values{"limit:cpu": {"lots"}}); r.status != http.StatusBadRequest ||
-		!strings.Contains(errorNextTo(r.body, "limit:cpu"), "limit:cpu") {
+		errorNextTo(r.body, "limit:cpu") != `"lots" is not a number of MHz (or none)` {
 		t.Fatalf("bad limit: %d %q", r.status, errorNextTo(r.body, "limit:cpu"))
 	}
 

@@ -101,9 +101,13 @@ func (d *Dashboard) createResource(rq *request) {
 		}
 		status := http.StatusConflict
 		if err != nil {
-			v.Errors[typ], status = errMessage(err), eh.AsError(err).Status
+			v.Errors[typ], status = fieldMessage(err), eh.AsError(err).Status
 		}
-		v.IPName, v.VLANName, v.VLANNameTaken = name, name, taken
+		if typ == "ip" { // what was typed goes back into the form it was typed in
+			v.IPName = name
+		} else {
+			v.VLANName, v.VLANNameTaken = name, taken
+		}
 		rq.w.WriteHeader(status)
 		render(rq.w, rq.Request, resourcesPage(d.pageData(rq, "Network", "resources"), v))
 		return
@@ -191,7 +195,7 @@ func (d *Dashboard) createUser(rq *request) {
 		return
 	}
 	if err != nil {
-		v.Name, v.Admin, v.Error = name, admin, errMessage(err)
+		v.Name, v.Admin, v.Error = name, admin, fieldMessage(err)
 		rq.w.WriteHeader(eh.AsError(err).Status)
 	} else {
 		v.Created = &createdUser{User: u, Secret: secret}

@@ -72,6 +72,9 @@ func TestBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 			user, secret := e.user("u-" + sc.name)
+			if sc.admin {
+				user, secret = e.adminUser("u-" + sc.name + "-admin")
+			}
 			if sc.before != nil {
 				sc.before(t, e, user)
 			}
@@ -98,6 +101,7 @@ const browserGrace = 12 * time.Second
 // must hold before it runs and after it has finished.
 type browserScenario struct {
 	name          string
+	admin         bool // the scenario's user is an admin (users and limits forms)
 	before, after func(t *testing.T, e *env, user api.Caller)
 }
 
@@ -159,6 +163,24 @@ var browserScenarios = []browserScenario{
 			}
 		},
 	},
+	{
+		name:  "forms",
+		admin: true,
+		after: func(t *testing.T, e *env, user api.Caller) {
+			// Refused forms made nothing: the one server created for real and its boot drive.
+			ctx := context.Background()
+			servers, _ := e.service.ServersInfo(ctx, user)
+			drives, _ := e.service.DrivesInfo(ctx, user)
+			resources, _ := e.service.ResourcesInfo(ctx, user, "")
+			servers, drives, resources = ownedBy(user, servers), ownedBy(user, drives), ownedBy(user, resources) // an admin sees everyone's
+			if len(servers) != 1 || servers[0]["name"] != "web1" || len(drives) != 1 || drives[0]["name"] != "web1 boot" || len(resources) != 0 {
+				t.Fatalf("after the forms run: servers %v, drives %v, resources %v", servers, drives, resources)
+			}
+			if err := e.service.ServerAction(ctx, user, servers[0]["server"], api.ActionDestroy); err != nil {
+				t.Fatal(err)
+			}
+		},
+	},
 }
 
 // library returns the library image every scenario's user may copy.
@@ -190,6 +212,27 @@ func (e *env) waitImaged(t *testing.T, user api.Caller, drive string) {
 			t.Fatalf("drive %s still imaging after a minute: %s", drive, p["imaging"])
 		}
 	}
+}
+
+// ownedBy keeps the objects of user.
+func ownedBy(user api.Caller, objects []eh.Props) []eh.Props {
+	var out []eh.Props
+	for _, p := range objects {
+		if p["user"] == user.ID {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// adminUser adds an admin and returns it with its secret.
+func (e *env) adminUser(name string) (api.Caller, string) {
+	e.t.Helper()
+	u, secret, err := e.store.CreateUser(context.Background(), name, true)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return api.Caller{ID: u.ID, Name: u.Name, Admin: true}, secret
 }
 
 // newStack is newEnv with the real guest layer and consoles behind the API,

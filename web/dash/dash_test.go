@@ -610,8 +610,8 @@ func TestOtherUsersObjectsAreMissing(t *testing.T) {
 	if r := b.get("/ui/drives/" + drv["drive"] + "/download"); r.status != http.StatusNotFound {
 		t.Fatalf("alice downloads root's drive: %d", r.status)
 	}
-	if r := b.get("/ui/users"); r.status == http.StatusOK {
-		t.Fatal("alice opens the users page")
+	if r := b.get("/ui/users"); r.status != http.StatusForbidden || !strings.Contains(r.body, "Only an admin manages users.") {
+		t.Fatalf("alice opens the users page: %d, want 403 saying only an admin manages users", r.status)
 	}
 	mine, err := e.service.CreateServer(ctx, alice, eh.Props{"name": "alices-box", "cpu": "1000", "mem": "256"}, false)
 	if err != nil {

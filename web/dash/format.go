@@ -5,26 +5,12 @@ import (
 	"strconv"
 	"time"
 
+	"hearth/internal/units"
 	"hearth/web/eh"
 )
 
 // humanBytes renders a byte count with binary units, as sizes are given.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	v := float64(n) / float64(div)
-	if v >= 100 || v == float64(uint64(v)) {
-		return fmt.Sprintf("%.0f %ciB", v, "KMGTP"[exp])
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[exp])
-}
+func humanBytes(n uint64) string { return units.Bytes(n) }
 
 // humanSize renders a decimal byte string ("10737418240") as "10 GiB"; other
 // text is returned as it is.

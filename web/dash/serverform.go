@@ -159,10 +159,13 @@ func (fe formErrors) status() int {
 // placeError files an operation's error under the field it names, when
 // the form shows that field; otherwise at the top of the form.
 func (fe formErrors) placeError(err error, fields ...string) {
-	msg := errMessage(err)
 	field := fieldFor(err)
 	if !slices.Contains(fields, field) {
 		field = ""
+	}
+	msg := errMessage(err)
+	if field != "" && field != "extra" { // "extra" holds many keys: its message names the key
+		msg = fieldMessage(err)
 	}
 	if _, taken := fe[field]; !taken {
 		fe[field] = msg
@@ -505,7 +508,7 @@ func (d *Dashboard) createServer(rq *request) {
 	switch {
 	case attach != "":
 	case err != nil:
-		f.Errors["drivesize"] = errMessage(err)
+		f.Errors["drivesize"] = fieldMessage(err)
 	case conversion == "" && size < sourceSize:
 		f.Errors["drivesize"] = fmt.Sprintf("The drive must hold the image: at least %s.", humanBytes(uint64(sourceSize)))
 	}
@@ -531,9 +534,9 @@ func (d *Dashboard) createServer(rq *request) {
 		case step == nil || step.Step == api.StepServer:
 			f.Errors.placeError(err, createFormFields...)
 		case step.Step == api.StepDrive:
-			f.Errors["drivesize"] = errMessage(err)
+			f.Errors["drivesize"] = fieldMessage(err)
 		default:
-			f.Errors["source"] = errMessage(err)
+			f.Errors["source"] = fieldMessage(err)
 		}
 		d.showCreate(rq, f)
 		return

@@ -219,8 +219,12 @@ func (d *Dashboard) showError(rq *request, title, nav string, err error) {
 	if e.Status >= 500 {
 		d.log.Error("dashboard page failed", "user", rq.user.ID, "path", rq.URL.Path, "err", err)
 	}
-	rq.w.WriteHeader(e.Status)
-	render(rq.w, rq.Request, errorPage(d.pageData(rq, title, nav), e.Message))
+	status, msg := e.Status, e.Message
+	if status == http.StatusUnauthorized { // the session is valid: the refusal is of this user, not of the login
+		status, msg = http.StatusForbidden, forbiddenText(msg)
+	}
+	rq.w.WriteHeader(status)
+	render(rq.w, rq.Request, errorPage(d.pageData(rq, title, nav), msg))
 }
 
 // serverAction runs a lifecycle button. Destroy and Stop go through their

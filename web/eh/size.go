@@ -31,24 +31,24 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	if digits == "" {
-		return 0, Usagef("size %q: expected bytes or a number with K, M, G or T", s)
+		return 0, Usagef("%q is not a size: expected bytes or a number with K, M, G or T (10G, 512M)", s)
 	}
 	var n int64
 	for i := 0; i < len(digits); i++ {
 		c := digits[i]
 		if !isDigit(c) {
 			if strings.HasPrefix(digits, "-") {
-				return 0, Usagef("size %q: must not be negative", s)
+				return 0, Usagef("%q: a size must not be negative", s)
 			}
-			return 0, Usagef("size %q: expected bytes or a number with K, M, G or T", s)
+			return 0, Usagef("%q is not a size: expected bytes or a number with K, M, G or T (10G, 512M)", s)
 		}
 		if n > (math.MaxInt64-int64(c-'0'))/10 {
-			return 0, Usagef("size %q: too large", s)
+			return 0, Usagef("%q is too large a size", s)
 		}
 		n = n*10 + int64(c-'0')
 	}
 	if n > math.MaxInt64>>shift {
-		return 0, Usagef("size %q: too large", s)
+		return 0, Usagef("%q is too large a size", s)
 	}
 	return n << shift, nil
 }

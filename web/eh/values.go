@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"hearth/internal/ehkeys"
+	"hearth/internal/units"
 )
 
 // A check validates one value and returns its canonical form; its error says
@@ -179,8 +180,11 @@ func checkSize(v string) (string, error) {
 	if err != nil {
 		return "", errors.New(AsError(err).Message)
 	}
-	if n < 1 || n > MaxDriveSize {
-		return "", fmt.Errorf("%d bytes is out of range 1–%d", n, int64(MaxDriveSize))
+	if n < 1 {
+		return "", errors.New("a drive holds at least 1 byte")
+	}
+	if n > MaxDriveSize {
+		return "", fmt.Errorf("%s is too large: the largest drive is %s", units.Size(n), units.Size(MaxDriveSize))
 	}
 	return strconv.FormatInt(n, 10), nil
 }
