@@ -182,7 +182,7 @@ type serverForm struct {
 	Persistent                          bool
 	VNC                                 string // "auto" once a password enables VNC
 	NIC0                                string // "none", "auto" or a static IP
-	NICModel                            string
+	NICModel                            string // as recorded, never read from the form (nicModelNote)
 	VLAN                                string // "" or a VLAN UUID
 	BootDevice                          string // device key of the boot drive
 	BootDrive                           string // its drive UUID
@@ -286,7 +286,6 @@ func readServerForm(r *http.Request, current serverForm, editable bool) serverFo
 	str("mem", &f.Mem)
 	str("tags", &f.Tags)
 	str("nic0", &f.NIC0)
-	str("nicmodel", &f.NICModel)
 	str("vlan", &f.VLAN)
 	str("bootdrive", &f.BootDrive)
 	if r.PostForm.Has("password") {
