@@ -28,8 +28,9 @@ import (
 // playwright-core: the dashboard, the API service, the guest layer (runc
 // under a private containerd), the consoles and the one port's handler,
 // wired as `hearth serve` wires them. Each scenario (browserScenarios) is a
-// script in testdata/browser/ run with a user of its own, then checked from
-// the service's side. Screenshots go to test-artifacts/dashboard/SCENARIO/.
+// script in testdata/browser/ run with a user of its own (and the first
+// admin's credentials in its environment), then checked from the service's
+// side. Screenshots go to test-artifacts/dashboard/SCENARIO/.
 func TestBrowser(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -74,7 +75,9 @@ func TestBrowser(t *testing.T) {
 				sc.before(t, e, user)
 			}
 			script := filepath.Join("testdata/browser", sc.name+".js")
-			output, err := exec.Command(node, script, e.srv.URL, user.Name, secret, lib.Name, dir).CombinedOutput()
+			cmd := exec.Command(node, script, e.srv.URL, user.Name, secret, lib.Name, dir)
+			cmd.Env = append(os.Environ(), "HEARTH_ADMIN_LOGIN="+e.admin.Name, "HEARTH_ADMIN_SECRET="+e.secret)
+			output, err := cmd.CombinedOutput()
 			t.Logf("%s:\n%s", script, output)
 			if err != nil {
 				t.Fatalf("browser scenario failed: %v", err)
@@ -111,6 +114,17 @@ var browserScenarios = []browserScenario{
 			drives, _ := e.service.DrivesInfo(ctx, user)
 			if len(servers) != 1 || servers[0]["name"] != "db1" || servers[0]["status"] != "stopped" || len(drives) != 1 || drives[0]["name"] != "uploaded" {
 				t.Fatalf("after the browser run: servers %v, drives %v", servers, drives)
+			}
+		},
+	},
+	{
+		// Every page, logged out, as a user and as an admin, at desktop and
+		// phone widths, checked with axe-core: zero violations.
+		name: "accessibility",
+		after: func(t *testing.T, e *env, user api.Caller) {
+			servers, _ := e.service.ServersInfo(context.Background(), user)
+			if len(servers) != 0 {
+				t.Fatalf("after the browser run: servers %v left", servers)
 			}
 		},
 	},
