@@ -169,7 +169,8 @@ func newStack(t *testing.T) *env {
 		consoles.Close()
 	})
 	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(logtest.Logger(t)))
-	d, err := New(Config{Backend: svc, Sessions: store, Runtime: host.Name(), DataDir: data, Logger: logtest.Logger(t)})
+	d, err := New(Config{Backend: svc, Sessions: store, Runtime: host.Name(), DataDir: data, Logger: logtest.Logger(t),
+		NoNetwork: "This test appliance has no guest network."}) // containerd.Open above has no WithNetwork
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,3 +127,52 @@ func TestNICModelNotOffered(t *testing.T) {
 		t.Fatalf("after a rename from the page: %v; want the recorded model kept", info)
 	}
 }
+
+// A Hearth whose guest network could not be set up offers no NIC: the
+// forms select No network and grey the rest with the reason, and a NIC sent
+// anyway is refused next to its field instead of leaving a server that
+// cannot start.
+func TestNoNetworkNotOffered(t *testing.T) {
+	e := newEnv(t)
+	const why = "This Hearth has no guest network."
+	e.dash.cfg.NoNetwork = why
+	b := e.browser()
+	b.login("root", e.secret)
+	vlan, err := e.service.CreateResource(context.Background(), e.admin, "vlan", eh.Props{"name": "backend"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := b.get("/ui/servers/new")
+	for _, want := range []string{`<option value="auto" disabled>Automatic address</option>`, `<option value="none" selected>No network</option>`,
+		`<span class="hint" id="nic0-hint">` + why, `<span class="hint" id="vlan-hint">` + why, `<option value="` + vlan["resource"] + `" disabled>`} {
+		if !strings.Contains(create.body, want) {
+			t.Errorf("the create form without a network lacks %s", want)
+		}
+	}
+
+	form := url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"}, "drivesize": {"64M"}, "nic0": {"auto"}, "vlan": {vlan["resource"]}}
+	r := b.post("/ui/servers/new", form)
+	if r.status != http.StatusBadRequest || !strings.Contains(errorNextTo(r.body, "nic0"), why) || !strings.Contains(errorNextTo(r.body, "vlan"), why) {
+		t.Fatalf("create with NICs and no network: %d, next to nic0 %q, vlan %q", r.status, errorNextTo(r.body, "nic0"), errorNextTo(r.body, "vlan"))
+	}
+	if servers, _ := e.service.ServersInfo(context.Background(), e.admin); len(servers) != 0 {
+		t.Fatalf("a refused create left servers: %v", servers)
+	}
+	form.Set("nic0", "none")
+	form.Del("vlan")
+	r = b.post("/ui/servers/new", form)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create with no network: %d %s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(r.location, "/ui/servers/")
+	r = b.post("/ui/servers/"+id+"/set", url.Values{"nic0": {"auto"}})
+	if r.status != http.StatusBadRequest || !strings.Contains(errorNextTo(r.body, "nic0"), why) {
+		t.Fatalf("adding a NIC without a network: %d, next to nic0 %q", r.status, errorNextTo(r.body, "nic0"))
+	}
+	if info, _ := e.service.ServerInfo(context.Background(), e.admin, id); info["nic:0:model"] != "" {
+		t.Fatalf("a refused NIC was stored: %v", info)
+	}
+	if r := b.post("/ui/servers/"+id+"/set", url.Values{"name": {"web2"}, "nic0": {"none"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("rename without a network: %d %s", r.status, r.body)
+	}
+}
