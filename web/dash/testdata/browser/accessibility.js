@@ -46,6 +46,7 @@ scenario(async (t) => {
     await p.waitForSelector('#login-error');
   });
   await visitAt(out, 'not found', '/no/such/page', 'h1');
+  await visitAt(out, 'console logged out', '/static/console/?server=00000000-0000-0000-0000-000000000000', '#note:not([hidden])');
   await out[1].context().close();
 
   step('a user with nothing yet');
@@ -123,6 +124,15 @@ scenario(async (t) => {
     await p.click('a:has-text("Console")');
     await p.waitForURL('**/static/console/?server=*');
     await p.waitForSelector('#status[data-state=connected]');
+  });
+
+  await both(user, 'console without a password', async (p) => {
+    await p.goto(db);
+    await p.fill('#password', '');
+    await p.click('button:has-text("Save configuration")');
+    await p.waitForSelector('.flash-ok');
+    await p.goto(base + '/static/console/?server=' + db.split('/').pop());
+    await p.waitForSelector('#note:not([hidden])');
   });
 
   step('an admin');
