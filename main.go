@@ -71,6 +71,10 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 // or an API client opens, far below what starves the port.
 const maxConnsPerAddress = 128
 
+// noNetworkReason is what the dashboard's forms say when the guest network
+// could not be set up: a server with a NIC would not start.
+const noNetworkReason = "This Hearth has no guest network (it could not be set up; the host's log says why), so servers cannot have a network interface."
+
 const usage = `usage:
   hearth [serve] [--listen ADDR] [--data DIR] [--instance NAME] [--containerd SOCKET] [--runtime NAME]
                  [--tls auto] [--tls-cert FILE --tls-key FILE] [--vnc-listen IP] [--subnet CIDR] [--prefix PATH]
@@ -576,8 +580,10 @@ func serve(args []string, stderr io.Writer) error {
 		vmm.WithNetworkNames(network.NamesOf(name))}
 	netm, err := network.New(append(netOpts,
 		network.WithGateway(netip.PrefixFrom(store.Gateway(), store.Subnet().Bits())), network.WithLogger(logger))...)
+	noNetwork := ""
 	if err != nil {
 		logger.Warn("guest network unavailable; guests without NICs still run", "err", err)
+		noNetwork = noNetworkReason
 	} else {
 		defer netm.Close()
 		hostOpts = append(hostOpts, containerd.WithNetwork(netm))
@@ -606,6 +612,7 @@ func serve(args []string, stderr io.Writer) error {
 		Backend:      svc,
 		Runtime:      runtimeInUse,
 		DataDir:      store.Dir(),
+		NoNetwork:    noNetwork,
 		Secure:       tlsCfg != nil,
 		Logger:       logger,
 	})

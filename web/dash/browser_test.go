@@ -30,8 +30,9 @@ import (
 // playwright-core: the dashboard, the API service, the guest layer (runc
 // under a private containerd), the consoles and the one port's handler,
 // wired as `hearth serve` wires them. Each scenario (browserScenarios) is a
-// script in testdata/browser/ run with a user of its own, then checked from
-// the service's side. Screenshots go to test-artifacts/dashboard/SCENARIO/.
+// script in testdata/browser/ run with a user of its own (and the first
+// admin's credentials in its environment), then checked from the service's
+// side. Screenshots go to test-artifacts/dashboard/SCENARIO/.
 func TestBrowser(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -79,7 +80,9 @@ func TestBrowser(t *testing.T) {
 				sc.before(t, e, user)
 			}
 			script := filepath.Join("testdata/browser", sc.name+".js")
-			output, err := exec.Command(node, script, e.srv.URL, user.Name, secret, lib.Name, dir).CombinedOutput()
+			cmd := exec.Command(node, script, e.srv.URL, user.Name, secret, lib.Name, dir)
+			cmd.Env = append(os.Environ(), "HEARTH_ADMIN_LOGIN="+e.admin.Name, "HEARTH_ADMIN_SECRET="+e.secret)
+			output, err := cmd.CombinedOutput()
 			t.Logf("%s:\n%s", script, output)
 			if err != nil {
 				t.Fatalf("browser scenario failed: %v", err)
@@ -181,6 +184,17 @@ var browserScenarios = []browserScenario{
 			}
 		},
 	},
+	{
+		// Every page, logged out, as a user and as an admin, at desktop and
+		// phone widths, checked with axe-core: zero violations.
+		name: "accessibility",
+		after: func(t *testing.T, e *env, user api.Caller) {
+			servers, _ := e.service.ServersInfo(context.Background(), user)
+			if len(servers) != 0 {
+				t.Fatalf("after the browser run: servers %v left", servers)
+			}
+		},
+	},
 }
 
 // library returns the library image every scenario's user may copy.
@@ -276,7 +290,8 @@ func newStack(t *testing.T) *env {
 		consoles.Close()
 	})
 	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(logtest.Logger(t)))
-	d, err := New(Config{Backend: svc, Sessions: store, Runtime: host.Name(), DataDir: data, Logger: logtest.Logger(t)})
+	d, err := New(Config{Backend: svc, Sessions: store, Runtime: host.Name(), DataDir: data, Logger: logtest.Logger(t),
+		NoNetwork: "This test appliance has no guest network."}) // containerd.Open above has no WithNetwork
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,9 @@ type Config struct {
 	Runtime string
 	// DataDir is where drive images live; the header shows its free space.
 	DataDir string
+	// NoNetwork says why guests can have no NIC (the guest network could not
+	// be set up); "" when they can. The forms then offer no network only.
+	NoNetwork string
 	// Secure marks cookies Secure: set it when serving HTTPS.
 	Secure bool
 	// ConsoleToken mints a console token for a user on a server

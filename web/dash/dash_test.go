@@ -76,6 +76,7 @@ func newEnv(t testing.TB) *env {
 		NICs:  map[int]guest.NICCounters{0: {RxBytes: 1 << 20, TxBytes: 3 << 10}},
 		Disks: map[string]guest.DiskCounters{"ide:0:0": {ReadBytes: 40 << 10, WriteBytes: 4 << 10}},
 	}
+	backend.FixedUsage = &guest.Usage{CPUNanos: 3e9, MemoryBytes: 48 << 20}
 	guests, err := vmm.NewManager(context.Background(), backend, store, vmm.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)

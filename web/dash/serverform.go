@@ -36,13 +36,16 @@ type formOptions struct {
 	Shared  []option
 	IPs     []option
 	VLANs   []option
-	sizes   map[string]int64 // drive id → size in bytes
-	gzipped map[string]bool  // drive id → holds gzip data (library format gzip)
+	// NoNetwork: why no NIC can be honoured (Config.NoNetwork); the forms
+	// grey the networks with it.
+	NoNetwork string
+	sizes     map[string]int64 // drive id → size in bytes
+	gzipped   map[string]bool  // drive id → holds gzip data (library format gzip)
 }
 
 func (d *Dashboard) formOptions(rq *request) formOptions {
 	ctx := rq.Context()
-	o := formOptions{sizes: map[string]int64{}, gzipped: map[string]bool{}}
+	o := formOptions{sizes: map[string]int64{}, gzipped: map[string]bool{}, NoNetwork: d.cfg.NoNetwork}
 	serverNames := map[string]string{}
 	if servers, err := d.backend.ServersInfo(ctx, rq.user); err == nil {
 		for _, p := range servers {
@@ -185,7 +188,7 @@ type serverForm struct {
 	Persistent                          bool
 	VNC                                 string // "auto" once a password enables VNC
 	NIC0                                string // "none", "auto" or a static IP
-	NICModel                            string
+	NICModel                            string // as recorded, never read from the form (nicModelNote)
 	VLAN                                string // "" or a VLAN UUID
 	BootDevice                          string // device key of the boot drive
 	BootDrive                           string // its drive UUID
@@ -289,7 +292,6 @@ func readServerForm(r *http.Request, current serverForm, editable bool) serverFo
 	str("mem", &f.Mem)
 	str("tags", &f.Tags)
 	str("nic0", &f.NIC0)
-	str("nicmodel", &f.NICModel)
 	str("vlan", &f.VLAN)
 	str("bootdrive", &f.BootDrive)
 	if r.PostForm.Has("password") {
@@ -328,6 +330,7 @@ func (d *Dashboard) setServer(rq *request) {
 		}
 	}
 	checkVNCPassword(f.Errors, f.Password)
+	checkNetwork(f.Errors, opts.NoNetwork, f.NIC0 != current.NIC0 && f.NIC0 != "none", f.VLAN != current.VLAN && f.VLAN != "")
 	before, err := current.props()
 	if err != nil {
 		d.showError(rq, v.Name, "servers", err)
@@ -429,6 +432,9 @@ func checkVNCPassword(errs formErrors, password string) {
 func (d *Dashboard) newServerPage(rq *request) {
 	f := createForm{Size: "small", NIC0: "auto", DriveSize: "10G", Persistent: true, Start: true, Password: newVNCPassword(),
 		Errors: formErrors{}, Options: d.formOptions(rq), Presets: sizePresets}
+	if f.Options.NoNetwork != "" {
+		f.NIC0 = "none"
+	}
 	if src := rq.URL.Query().Get("source"); src != "" {
 		f.Source = src
 	} else if len(f.Options.Library) > 0 {
@@ -484,6 +490,7 @@ func (d *Dashboard) createServer(rq *request) {
 		config["vnc"], config["password"] = "auto", f.Password
 	}
 	checkVNCPassword(f.Errors, f.Password)
+	checkNetwork(f.Errors, f.Options.NoNetwork, f.NIC0 != "none", f.VLAN != "")
 	// The boot drive: a new one imaged from source (or blank), or, with
 	// "use:", one of the caller's drives attached as it is.
 	source, sourceSize, conversion, attach := "", int64(0), "", ""

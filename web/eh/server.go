@@ -154,7 +154,7 @@ func serverPassing(key string) bool { return key == KeyState || key == KeyDeadli
 // serverReadOnly lists the output keys of server info (§4.3 and the aliases).
 func serverReadOnly(key string) bool {
 	switch key {
-	case "server", "started", "error", "host", "smp:cores", "vnc:port", KeyState, KeyDeadline,
+	case "server", "started", "error", "host", "smp:cores", "vnc:port", "cpu:usage", "mem:usage", KeyState, KeyDeadline,
 		"rx", "tx", "rx:bytes", "tx:bytes", "rx:packets", "tx:packets":
 		return true
 	}
@@ -257,9 +257,15 @@ func UpdateServer(current, in Props, active bool) (next, changed Props, err erro
 
 // ServerOutputKey reports whether key is one server info emits that is not
 // stored configuration: identity, status and runtime keys, counters, and the
-// output aliases vnc:password and vnc:ip (stored as password and vnc).
+// output aliases vnc:password and vnc:ip (stored as password and vnc). Any
+// key that is no configuration key counts, so a runtime key the schema does
+// not list is never taken for something a client could set.
 func ServerOutputKey(key string) bool {
-	return key == "vnc:password" || key == "vnc:ip" || serverReadOnly(key)
+	if key == "vnc:password" || key == "vnc:ip" || serverReadOnly(key) {
+		return true
+	}
+	_, err := serverRule(key)
+	return err != nil
 }
 
 // LiveServerKey reports whether key may be set on an active server.

@@ -172,6 +172,8 @@ func TestNewServerRefuses(t *testing.T) {
 		{"read-only runtime address", minimal(Props{"nic:0:dhcp:ip": "1.2.3.4"}), "key nic:0:dhcp:ip is read-only"},
 		{"read-only rx", minimal(Props{"rx": "5"}), "key rx is read-only"},
 		{"read-only smp:cores", minimal(Props{"smp:cores": "1"}), "key smp:cores is read-only"},
+		{"read-only cpu:usage", minimal(Props{"cpu:usage": "1"}), "key cpu:usage is read-only"},
+		{"read-only mem:usage", minimal(Props{"mem:usage": "1"}), "key mem:usage is read-only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,6 +302,7 @@ func TestUpdateServerRefuses(t *testing.T) {
 		{"unknown key", Props{"name": "x", "colour": "red"}, false, ErrUsage, "unknown server key colour"},
 		{"bad value", Props{"cpu": "fast"}, false, ErrUsage, "key cpu"},
 		{"changed server id", Props{"server": drive2}, false, ErrUsage, "key server is read-only"},
+		{"runtime counter", Props{"cpu:usage": "5"}, true, ErrUsage, "key cpu:usage is read-only"},
 		{"active: mem", Props{"mem": "2048"}, true, ErrBusy, "key mem cannot be changed while the server is active; stop it first"},
 		{"active: smp", Props{"smp": "2"}, true, ErrBusy, "key smp cannot be changed"},
 		{"active: shutdown:signal", Props{"shutdown:signal": "SIGPWR"}, true, ErrBusy, "key shutdown:signal cannot be changed"},
@@ -406,7 +409,8 @@ func TestErrorKey(t *testing.T) {
 func TestServerOutputKey(t *testing.T) {
 	info := ServerInfo(stored(t, Props{"ide:0:0": drive1, "password": "pw", "vnc": "auto", "nic:0:model": "e1000"}),
 		Props{"started": "1", "nic:0:ip": "10.1.0.2", "nic:0:mac": "02:00:00:00:00:01", "nic:0:rx:bytes": "1", "nic:0:tx:bytes": "1",
-			"nic:0:rx:packets": "1", "nic:0:tx:packets": "1", "ide:0:0:read:bytes": "1", "smp:cores": "1", "vnc:ip": "10.0.0.1", "vnc:port": "5900"})
+			"nic:0:rx:packets": "1", "nic:0:tx:packets": "1", "ide:0:0:read:bytes": "1", "smp:cores": "1", "vnc:ip": "10.0.0.1", "vnc:port": "5900",
+			"cpu:usage": "1", "mem:usage": "1", "hdb:read:bytes": "1"})
 	for k := range info {
 		_, err := serverRule(k)
 		isConfig := err == nil && k != "vnc:password" && k != "vnc:ip"
