@@ -51,7 +51,7 @@ func TestRuntimeCountersNotEditable(t *testing.T) {
 
 	for _, status := range []string{"active", "stopped"} {
 		if status == "stopped" {
-			if r := b.post("/ui/servers/"+id+"/stop", url.Values{"back": {"/ui/servers"}}); r.status != http.StatusSeeOther {
+			if r := b.post("/ui/servers/"+id+"/stop", url.Values{"back": {"/ui/servers"}, "confirmed": {"yes"}}); r.status != http.StatusSeeOther {
 				t.Fatalf("stop: %d", r.status)
 			}
 		}
