@@ -104,12 +104,18 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	}
 	var rootDir, init string
 	if unprivileged {
-		// The host kernel is about to mount a filesystem a tenant wrote.
-		checked := h.now()
-		if err := rootfs.Check(ctx, boot.Device, root.FS, spec.Boot.ReadOnly); err != nil {
-			return fmt.Errorf("%w: %w", guest.ErrBootDrive, err)
+		// The host kernel is about to mount a filesystem a tenant wrote:
+		// checked, unless nothing has written it since it was found clean.
+		if h.checked.Unchanged(spec.Boot.Image, root, spec.Boot.ReadOnly) {
+			h.log.Debug("boot drive unchanged since found clean: not checked again", "server", spec.ID, "fs", root.FS)
+		} else {
+			checked := h.now()
+			if err := rootfs.Check(ctx, boot.Device, root.FS, spec.Boot.ReadOnly); err != nil {
+				return fmt.Errorf("%w: %w", guest.ErrBootDrive, err)
+			}
+			h.checked.Passed(spec.Boot.Image, root, spec.Boot.ReadOnly)
+			h.log.Debug("boot drive checked", "server", spec.ID, "fs", root.FS, "took", h.now().Sub(checked))
 		}
-		h.log.Debug("boot drive checked", "server", spec.ID, "fs", root.FS, "took", h.now().Sub(checked))
 		rootDir = filepath.Join(h.runDir, spec.ID, rootDirName)
 		mountBoot := func() error { return mountRoot(root.FS, boot.Device, rootDir, false, spec.IDMap) }
 		if spec.Boot.ReadOnly {
@@ -122,6 +128,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		}
 		rollback.push(func() { unmountRoot(rootDir) })
 		if !spec.Boot.ReadOnly {
+			g.hostRoot = root
 			if err := rootfs.GrowMounted(ctx, root, rootDir); err != nil {
 				h.log.Warn("the root filesystem could not be grown; it boots at its size", "server", spec.ID, "err", err)
 			}
