@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -134,6 +135,8 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 			}
 		}
 		init = guestInit(rootDir)
+		// Known before the container is made, it is recorded with it.
+		h.notePowerOff(g, initKind(rootDir))
 	} else {
 		init = deviceInit(boot.Device, root.FS)
 	}
@@ -219,7 +222,9 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		}
 		rollback.push(func() { h.network.Detach(context.WithoutCancel(ctx), spec.ID) })
 	}
-	h.recordPowerOff(ctx, g, task.Pid())
+	if !unprivileged {
+		h.recordPowerOff(ctx, g, task.Pid())
+	}
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start guest %s: %w", spec.ID, h.unavailable(err))
 	}
@@ -250,6 +255,9 @@ func (g *instance) labels() (map[string]string, error) {
 		labelSpec:    string(spec),
 		labelLoops:   string(loops),
 		labelStarted: g.started.UTC().Format(time.RFC3339Nano),
+	}
+	if g.powerOff != 0 {
+		labels[labelPowerOff] = strconv.Itoa(int(g.powerOff))
 	}
 	return labels, nil
 }
