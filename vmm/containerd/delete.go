@@ -89,7 +89,11 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 // check it while nothing else writes the drive.
 func (h *Host) noteUnmounted(g *instance, unmountErr error) {
 	boot := g.loops[0]
-	if g.hostRoot.FS == "" || unmountErr != nil || loopBacking(boot.Device) == boot.File {
+	if g.hostRoot.FS == "" || unmountErr != nil {
+		return
+	}
+	if loopBacking(boot.Device) == boot.File {
+		h.log.Info("boot drive still held after its guest: its next start checks it", "server", g.spec.ID)
 		return
 	}
 	if err := h.checked.Unmounted(g.spec.Boot.Image, g.hostRoot); err != nil {
