@@ -89,6 +89,7 @@ type Host struct {
 	idBase          uint32
 	cgroups         cgroupLayout
 	checked         *rootfs.Checked // boot drives not to check again: unchanged since found clean
+	userns          usernsCache     // the user namespaces idmapped roots are mounted with
 
 	daemon    *daemon
 	client    *client.Client
@@ -252,6 +253,7 @@ func (h *Host) close() error {
 	}
 	h.guests = map[string]*instance{}
 	h.mu.Unlock()
+	h.userns.close()
 	var err error
 	if h.client != nil {
 		err = h.client.Close()

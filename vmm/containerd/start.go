@@ -118,10 +118,11 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 			h.log.Debug("boot drive checked", "server", spec.ID, "fs", root.FS, "took", h.now().Sub(checked))
 		}
 		rootDir = filepath.Join(h.runDir, spec.ID, rootDirName)
-		mountBoot := func() error { return mountRoot(root.FS, boot.Device, rootDir, false, spec.IDMap) }
+		idmap := func(mfd int) error { return h.userns.idmap(mfd, spec.IDMap) }
+		mountBoot := func() error { return mountRoot(root.FS, boot.Device, rootDir, false, idmap) }
 		if spec.Boot.ReadOnly {
 			mountBoot = func() error {
-				return mountLive(root.FS, boot.Device, filepath.Join(h.runDir, spec.ID), rootDir, spec.IDMap)
+				return mountLive(root.FS, boot.Device, filepath.Join(h.runDir, spec.ID), rootDir, idmap)
 			}
 		}
 		if err := mountBoot(); err != nil {
