@@ -46,6 +46,15 @@ type checkedState struct {
 // that moves once per tick (10 ms at HZ=100).
 const ctimeMargin = 30 * time.Millisecond
 
+// margin is ctimeMargin, or 2 s for a change time without nanoseconds: a
+// filesystem that keeps whole seconds only (ext4 with 128-byte inodes).
+func margin(ctime int64) time.Duration {
+	if ctime%int64(time.Second) == 0 {
+		return 2 * time.Second
+	}
+	return ctimeMargin
+}
+
 // NewChecked returns an empty record.
 func NewChecked() *Checked { return &Checked{seen: map[fileID]checkedState{}} }
 
@@ -84,7 +93,8 @@ func (c *Checked) Passed(path string, root Root, readOnly bool) {
 // filesystem is really gone (its loop device released), not just detached
 // — when its ext4 superblock says it was unmounted clean: no journal to
 // replay, no error recorded. It waits out ctimeMargin when the unmount has
-// just written the image.
+// just written the image (where times keep whole seconds only, it records
+// nothing then: the next start checks).
 func (c *Checked) Unmounted(path string, root Root) error {
 	if root.FS != FSExt4 {
 		return nil
@@ -97,7 +107,7 @@ func (c *Checked) Unmounted(path string, root Root) error {
 	if err != nil {
 		return err
 	}
-	if wait := ctimeMargin - age(st.ctime); wait > 0 {
+	if wait := margin(st.ctime) - age(st.ctime); wait > 0 && wait <= ctimeMargin {
 		time.Sleep(wait)
 	}
 	c.record(path, root, true)
@@ -112,7 +122,7 @@ func (c *Checked) record(path string, root Root, writable bool) {
 	if err != nil {
 		return
 	}
-	if age(st.ctime) < ctimeMargin {
+	if age(st.ctime) < margin(st.ctime) {
 		c.forget(path)
 		return
 	}

@@ -173,3 +173,15 @@ func TestCheckedUnmounted(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckedMargin: a change time without nanoseconds (a filesystem that
+// keeps whole seconds) needs seconds, not milliseconds, before a later
+// change is sure to look different.
+func TestCheckedMargin(t *testing.T) {
+	if m := margin(int64(1_700_000_000 * time.Second)); m < time.Second {
+		t.Errorf("whole-second change time: margin %v, want at least a second", m)
+	}
+	if m := margin(int64(1_700_000_000*time.Second) + 123_456_789); m != ctimeMargin {
+		t.Errorf("nanosecond change time: margin %v, want %v", m, ctimeMargin)
+	}
+}
