@@ -65,6 +65,7 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	if len(g.loops) > 0 {
 		// A start right after (reset, reboot) must find the drive free.
 		waitLoopCleared(g.loops[0])
+		h.noteUnmounted(g, errs[0])
 	}
 	if len(g.spec.NICs) > 0 && h.network != nil {
 		errs = append(errs, h.network.Detach(ctx, id))
@@ -79,4 +80,23 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 	}
 	h.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// noteUnmounted records a writable root Hearth mounted as clean once the
+// host kernel has really let go of it — its unmount succeeded and the boot
+// loop device (autoclear) is released, so no superblock lives on — and its
+// superblock says it was unmounted clean; the next start then need not
+// check it while nothing else writes the drive.
+func (h *Host) noteUnmounted(g *instance, unmountErr error) {
+	boot := g.loops[0]
+	if g.hostRoot.FS == "" || unmountErr != nil {
+		return
+	}
+	if loopBacking(boot.Device) == boot.File {
+		h.log.Info("boot drive still held after its guest: its next start checks it", "server", g.spec.ID)
+		return
+	}
+	if err := h.checked.Unmounted(g.spec.Boot.Image, g.hostRoot); err != nil {
+		h.log.Info("boot drive not left clean: its next start checks it", "server", g.spec.ID, "err", err)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
+	"hearth/storage/rootfs"
 	"hearth/vmm/guest"
 )
 
@@ -87,6 +88,8 @@ type Host struct {
 	coreMHz         float64
 	idBase          uint32
 	cgroups         cgroupLayout
+	checked         *rootfs.Checked // boot drives not to check again: unchanged since found clean
+	userns          usernsCache     // the user namespaces idmapped roots are mounted with
 
 	daemon    *daemon
 	client    *client.Client
@@ -102,8 +105,11 @@ type Host struct {
 }
 
 type instance struct {
-	spec      guest.Spec
-	loops     []loopDevice
+	spec  guest.Spec
+	loops []loopDevice
+	// hostRoot is the boot drive's root when Hearth mounted it writable
+	// (runc); zero otherwise, and after adoption.
+	hostRoot  rootfs.Root
 	started   time.Time
 	powerOff  syscall.Signal // what its init powers off on; 0 = not known
 	console   *guest.Console
@@ -133,6 +139,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 		idBase:    DefaultIDBase,
 		guests:    make(map[string]*instance),
 		kick:      make(chan struct{}, 1),
+		checked:   rootfs.NewChecked(),
 	}
 	for _, opt := range opts {
 		opt(h)
@@ -246,6 +253,7 @@ func (h *Host) close() error {
 	}
 	h.guests = map[string]*instance{}
 	h.mu.Unlock()
+	h.userns.close()
 	var err error
 	if h.client != nil {
 		err = h.client.Close()

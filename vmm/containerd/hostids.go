@@ -123,18 +123,38 @@ func (u IDUser) String() string {
 // Processes of the host's own user namespace map every id one to one and
 // are skipped; so are zombies.
 func HostIDUsers(proc string, first, size uint64, ours func(cgroups string) bool) []IDUser {
-	maps, _ := filepath.Glob(filepath.Join(proc, "[0-9]*", "uid_map"))
+	entries, _ := os.ReadDir(proc)
+	// The processes of one user namespace share its map: it is read once
+	// per namespace (most processes are in the host's own), not once per
+	// process, which on a busy host made this scan tens of milliseconds of
+	// every start.
+	type found struct {
+		hit IDUser
+		ok  bool
+	}
+	byNamespace := map[string]found{}
 	var users []IDUser
-	for _, path := range maps {
-		b, err := os.ReadFile(path)
-		if err != nil {
+	for _, e := range entries {
+		if name := e.Name(); name[0] < '0' || name[0] > '9' {
 			continue
 		}
-		hit, ok := overlap(b, first, size)
-		if !ok {
+		dir := filepath.Join(proc, e.Name())
+		ns, nsErr := os.Readlink(filepath.Join(dir, "ns", "user"))
+		f, seen := byNamespace[ns]
+		if nsErr != nil || !seen {
+			b, err := os.ReadFile(filepath.Join(dir, "uid_map"))
+			if err != nil {
+				continue
+			}
+			f.hit, f.ok = overlap(b, first, size)
+			if nsErr == nil {
+				byNamespace[ns] = f
+			}
+		}
+		if !f.ok {
 			continue
 		}
-		dir := filepath.Dir(path)
+		hit := f.hit
 		stat, _ := os.ReadFile(filepath.Join(dir, "stat"))
 		if i := bytes.LastIndexByte(stat, ')'); i < 0 || bytes.HasPrefix(stat[i+1:], []byte(" Z")) {
 			continue
@@ -143,7 +163,7 @@ func HostIDUsers(proc string, first, size uint64, ours func(cgroups string) bool
 		if ours != nil && ours(string(cgroups)) {
 			continue
 		}
-		hit.PID, _ = strconv.Atoi(filepath.Base(dir))
+		hit.PID, _ = strconv.Atoi(e.Name())
 		if line, _, _ := strings.Cut(string(cgroups), "\n"); line != "" {
 			hit.Cgroup = line[strings.LastIndexByte(line, ':')+1:]
 		}

@@ -81,6 +81,13 @@ func TestHostIDUsers(t *testing.T) {
 	process("12", "         0    1065536      65536\n", "Z", "0::/hearth-x/b\n")
 	process("13", "         0     100000      65536\n", "S", "0::/user.slice\n")
 	process("14", "         0       1000          1\n         1    1131071          1\n", "S", "12:pids:/other\n1:name=systemd:/other\n")
+	// Two processes of one user namespace (read once): each is still told
+	// apart by its own cgroup.
+	for pid, cgroup := range map[string]string{"15": "0::/hearth/c\n", "16": "0::/other2\n"} {
+		process(pid, "         0    1000000      65536\n", "S", cgroup)
+		os.MkdirAll(filepath.Join(proc, pid, "ns"), 0o755)
+		os.Symlink("user:[4026532777]", filepath.Join(proc, pid, "ns", "user"))
+	}
 
 	found := func(users []IDUser) string {
 		var pids []string
@@ -90,10 +97,11 @@ func TestHostIDUsers(t *testing.T) {
 		return strings.Join(pids, "; ")
 	}
 	all := HostIDUsers(proc, DefaultIDBase, 2*guest.IDRange, nil)
-	if got := found(all); got != "pid 10 maps host ids 1000000-1065535 (cgroup /hearth/a); pid 11 maps host ids 1065536-1131071 (cgroup /hearth-x/b); pid 14 maps host ids 1131071-1131071 (cgroup /other)" {
+	if got := found(all); got != "pid 10 maps host ids 1000000-1065535 (cgroup /hearth/a); pid 11 maps host ids 1065536-1131071 (cgroup /hearth-x/b); pid 14 maps host ids 1131071-1131071 (cgroup /other); pid 15 maps host ids 1000000-1065535 (cgroup /hearth/c); pid 16 maps host ids 1000000-1065535 (cgroup /other2)" {
 		t.Errorf("users of ids 1000000-1131071: %s", got)
 	}
-	if got := found(HostIDUsers(proc, DefaultIDBase, 2*guest.IDRange, inCgroupOf("/hearth"))); strings.Contains(got, "pid 10") || !strings.Contains(got, "pid 11") {
+	if got := found(HostIDUsers(proc, DefaultIDBase, 2*guest.IDRange, inCgroupOf("/hearth"))); strings.Contains(got, "pid 10") || !strings.Contains(got, "pid 11") ||
+		strings.Contains(got, "pid 15") || !strings.Contains(got, "pid 16") {
 		t.Errorf("users but the instance hearth's guests: %s (the instance hearth-x's are not its own)", got)
 	}
 	if got := found(HostIDUsers(proc, 2_000_000, guest.IDRange, nil)); got != "" {

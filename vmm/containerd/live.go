@@ -35,7 +35,7 @@ const liveDirName = "live"
 
 // mountLive mounts the read-only filesystem fs on dev as a live root at
 // rootDir, its layers under guestDir/live.
-func mountLive(fs, dev, guestDir, rootDir string, idmap guest.IDMap) (err error) {
+func mountLive(fs, dev, guestDir, rootDir string, idmap func(mfd int) error) (err error) {
 	live := filepath.Join(guestDir, liveDirName)
 	lower, upper, work := filepath.Join(live, "lower"), filepath.Join(live, "upper"), filepath.Join(live, "work")
 	if err := mountRoot(fs, dev, lower, true, idmap); err != nil {

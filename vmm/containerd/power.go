@@ -142,16 +142,23 @@ func detectPowerOff(pid uint32) (kind string, sig syscall.Signal) {
 	return kind, powerOffSignal[kind]
 }
 
-// recordPowerOff finds what the created (not yet started) init of g, process
-// pid, powers off on and records it with the guest, for Status and for a
-// Hearth that re-adopts it.
-func (h *Host) recordPowerOff(ctx context.Context, g *instance, pid uint32) {
-	kind, sig := detectPowerOff(pid)
+// notePowerOff sets what g's init, of the given kind, powers off on.
+func (h *Host) notePowerOff(g *instance, kind string) {
+	sig := powerOffSignal[kind]
 	h.mu.Lock()
 	g.powerOff = sig
 	h.mu.Unlock()
 	h.log.Info("guest init", "server", g.spec.ID, "init", kind, "poweroff", ehkeys.SignalName(sig))
-	if _, err := g.container.SetLabels(ctx, map[string]string{labelPowerOff: strconv.Itoa(int(sig))}); err != nil {
+}
+
+// recordPowerOff finds what the created (not yet started) init of g, process
+// pid, powers off on and records it with the guest, for Status and for a
+// Hearth that re-adopts it: for a guest whose root the host does not mount
+// (Kata), whose init is only seen through its process.
+func (h *Host) recordPowerOff(ctx context.Context, g *instance, pid uint32) {
+	kind, _ := detectPowerOff(pid)
+	h.notePowerOff(g, kind)
+	if _, err := g.container.SetLabels(ctx, map[string]string{labelPowerOff: strconv.Itoa(int(g.powerOff))}); err != nil {
 		h.log.Warn("recording the power-off signal for re-adoption", "server", g.spec.ID, "err", err)
 	}
 }

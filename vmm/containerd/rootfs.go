@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
@@ -60,10 +59,10 @@ func bootLoop(root rootfs.Root, readOnly bool) loopConfig {
 // mountRoot mounts the filesystem fs on the block device dev at dir:
 // nodev (a tenant's device nodes open nothing on the host; suid stays, so
 // su and sudo work in the guest), read-only for a read-only drive, and,
-// when idmap is set, idmapped so that the guest's ids are the ids on the
-// drive (nothing is ever chowned). The mount is made detached and moved
+// when idmap is not nil, idmapped by it (usernsCache.idmap) so that the
+// guest's ids are the ids on the drive (nothing is ever chowned). The mount is made detached and moved
 // into place whole, so dir never shows a half-made mount.
-func mountRoot(fs, dev, dir string, readOnly bool, idmap guest.IDMap) error {
+func mountRoot(fs, dev, dir string, readOnly bool, idmap func(mfd int) error) error {
 	fsfd, err := unix.Fsopen(fs, unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("mount the %s root: %w", fs, err)
@@ -97,15 +96,8 @@ func mountRoot(fs, dev, dir string, readOnly bool, idmap guest.IDMap) error {
 		return fmt.Errorf("mount the %s root: %w", fs, err)
 	}
 	defer unix.Close(mfd)
-	if idmap.Size > 0 {
-		ids := fmt.Sprintf("0:%d:%d", idmap.HostID, idmap.Size)
-		userns, err := mount.GetUsernsFD(ids, ids)
-		if err != nil {
-			return fmt.Errorf("user namespace for the root's id mapping: %w", err)
-		}
-		defer userns.Close()
-		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns.Fd())}
-		if err := unix.MountSetattr(mfd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+	if idmap != nil {
+		if err := idmap(mfd); err != nil {
 			return fmt.Errorf("%w: the %s root cannot be idmapped: %w", guest.ErrBootDrive, fs, err)
 		}
 	}

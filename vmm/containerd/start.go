@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,17 +105,24 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	}
 	var rootDir, init string
 	if unprivileged {
-		// The host kernel is about to mount a filesystem a tenant wrote.
-		checked := h.now()
-		if err := rootfs.Check(ctx, boot.Device, root.FS, spec.Boot.ReadOnly); err != nil {
-			return fmt.Errorf("%w: %w", guest.ErrBootDrive, err)
+		// The host kernel is about to mount a filesystem a tenant wrote:
+		// checked, unless nothing has written it since it was found clean.
+		if h.checked.Unchanged(spec.Boot.Image, root, spec.Boot.ReadOnly) {
+			h.log.Debug("boot drive unchanged since found clean: not checked again", "server", spec.ID, "fs", root.FS)
+		} else {
+			checked := h.now()
+			if err := rootfs.Check(ctx, boot.Device, root.FS, spec.Boot.ReadOnly); err != nil {
+				return fmt.Errorf("%w: %w", guest.ErrBootDrive, err)
+			}
+			h.checked.Passed(spec.Boot.Image, root, spec.Boot.ReadOnly)
+			h.log.Debug("boot drive checked", "server", spec.ID, "fs", root.FS, "took", h.now().Sub(checked))
 		}
-		h.log.Debug("boot drive checked", "server", spec.ID, "fs", root.FS, "took", h.now().Sub(checked))
 		rootDir = filepath.Join(h.runDir, spec.ID, rootDirName)
-		mountBoot := func() error { return mountRoot(root.FS, boot.Device, rootDir, false, spec.IDMap) }
+		idmap := func(mfd int) error { return h.userns.idmap(mfd, spec.IDMap) }
+		mountBoot := func() error { return mountRoot(root.FS, boot.Device, rootDir, false, idmap) }
 		if spec.Boot.ReadOnly {
 			mountBoot = func() error {
-				return mountLive(root.FS, boot.Device, filepath.Join(h.runDir, spec.ID), rootDir, spec.IDMap)
+				return mountLive(root.FS, boot.Device, filepath.Join(h.runDir, spec.ID), rootDir, idmap)
 			}
 		}
 		if err := mountBoot(); err != nil {
@@ -122,11 +130,14 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		}
 		rollback.push(func() { unmountRoot(rootDir) })
 		if !spec.Boot.ReadOnly {
+			g.hostRoot = root
 			if err := rootfs.GrowMounted(ctx, root, rootDir); err != nil {
 				h.log.Warn("the root filesystem could not be grown; it boots at its size", "server", spec.ID, "err", err)
 			}
 		}
 		init = guestInit(rootDir)
+		// Known before the container is made, it is recorded with it.
+		h.notePowerOff(g, initKind(rootDir))
 	} else {
 		init = deviceInit(boot.Device, root.FS)
 	}
@@ -212,7 +223,9 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		}
 		rollback.push(func() { h.network.Detach(context.WithoutCancel(ctx), spec.ID) })
 	}
-	h.recordPowerOff(ctx, g, task.Pid())
+	if !unprivileged {
+		h.recordPowerOff(ctx, g, task.Pid())
+	}
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start guest %s: %w", spec.ID, h.unavailable(err))
 	}
@@ -243,6 +256,9 @@ func (g *instance) labels() (map[string]string, error) {
 		labelSpec:    string(spec),
 		labelLoops:   string(loops),
 		labelStarted: g.started.UTC().Format(time.RFC3339Nano),
+	}
+	if g.powerOff != 0 {
+		labels[labelPowerOff] = strconv.Itoa(int(g.powerOff))
 	}
 	return labels, nil
 }

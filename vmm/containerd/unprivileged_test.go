@@ -17,6 +17,7 @@ import (
 
 	"hearth/internal/logtest"
 	"hearth/internal/testguest"
+	"hearth/storage/rootfs"
 	"hearth/vmm/guest"
 	"hearth/vmm/vmmtest"
 )
@@ -237,6 +238,41 @@ func TestDamagedBootDrive(t *testing.T) {
 		if !strings.Contains(msg, "deleted/unused inode") || strings.Contains(msg, data) || strings.Contains(msg, filepath.Dir(img)) || strings.Contains(msg, "\n") {
 			t.Errorf("read-only %t: reason %q", ro, msg)
 		}
+	}
+}
+
+// TestDriveWrittenAfterCleanStop: a writable boot drive the guest left
+// clean is started again without a check — and once anything writes the
+// image (here debugfs, as an API write would), right after the stop, the
+// next start checks it and finds the damage.
+func TestDriveWrittenAfterCleanStop(t *testing.T) {
+	h, _ := openTestHost(t)
+	img := testguest.Image(t, 32<<20)
+	root, err := rootfs.FindRoot(context.Background(), img, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := guestID(t, 0)
+	spec := guest.Spec{ID: id, Boot: guest.Disk{Image: img}}
+	for range 2 {
+		if err := h.Start(context.Background(), spec); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := h.Console(id)
+		c.Write([]byte("echo written > /written; sync; echo done-$((1+1))\n"))
+		waitConsole(t, c, "done-2")
+		if err := h.Delete(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+		if !h.checked.Unchanged(img, root, false) {
+			t.Fatal("a drive the host unmounted clean is not recorded unchanged")
+		}
+	}
+	if out, err := exec.Command("debugfs", "-w", "-R", "clri /etc", img).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs: %v: %s", err, out)
+	}
+	if err := h.Start(context.Background(), spec); !errors.Is(err, guest.ErrBootDrive) || !strings.Contains(err.Error(), "deleted/unused inode") {
+		t.Fatalf("start after the drive was damaged: %v, want ErrBootDrive naming the damage", err)
 	}
 }
 
