@@ -41,6 +41,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -62,6 +63,8 @@ var (
 	ErrUnsafePath = errors.New("unsafe path in archive")
 	// ErrTooSmall: the requested size cannot hold the content.
 	ErrTooSmall = errors.New("size too small for the image content")
+	// ErrOtherFormat: the source is not of a format WithFormats allows.
+	ErrOtherFormat = errors.New("not the format asked for")
 
 	// Errors of FindRoot, Grow and KernelSupports. Their messages, and the
 	// detail wrapped around them, name no host path, so a caller can show
@@ -137,6 +140,7 @@ type options struct {
 	log      *slog.Logger
 	tempDir  string
 	progress func(done, total int64)
+	formats  []Format
 }
 
 // WithSize makes the image exactly size bytes instead of the content's size
@@ -163,6 +167,40 @@ func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir 
 // converted; a directory, nothing at all. fn runs on Import's goroutine.
 func WithProgress(fn func(done, total int64)) Option {
 	return func(o *options) { o.progress = fn }
+}
+
+// WithFormats makes Import refuse, with ErrOtherFormat, a source that is
+// none of formats, as soon as it knows (raw images and qcow2 at once, tar
+// archives once unpacked), before it makes a filesystem.
+func WithFormats(formats ...Format) Option {
+	return func(o *options) { o.formats = formats }
+}
+
+// expect checks the source's format against WithFormats.
+func (o *options) expect(f Format) error {
+	if len(o.formats) == 0 || slices.Contains(o.formats, f) {
+		return nil
+	}
+	return fmt.Errorf("the file is %s: %w", f.Describe(), ErrOtherFormat)
+}
+
+// Describe names the format in words, with its article ("a qcow2 image").
+func (f Format) Describe() string {
+	switch f {
+	case FormatTar:
+		return "a root-filesystem tarball"
+	case FormatOCI:
+		return "an OCI image"
+	case FormatDockerArchive:
+		return "a docker-save archive"
+	case FormatExt4, FormatXFS, FormatBtrfs:
+		return "a raw " + string(f) + " filesystem image"
+	case FormatDisk:
+		return "a raw disk image"
+	case FormatQcow2:
+		return "a qcow2 image"
+	}
+	return string(f)
 }
 
 // Import reads the image at src (a file, or a directory holding an OCI image
@@ -245,6 +283,11 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 	if err != nil {
 		return Result{}, err
 	}
+	if kind.format != FormatTar {
+		if err := o.expect(kind.format); err != nil {
+			return Result{}, err
+		}
+	}
 	in := o.reading(f, info.Size())
 	switch kind.format {
 	case FormatExt4, FormatXFS, FormatBtrfs, FormatDisk:
@@ -264,6 +307,9 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 	}
 	if layout {
 		return importLayout(ctx, unpacked, work, out, o, res)
+	}
+	if err := o.expect(FormatTar); err != nil {
+		return Result{}, err
 	}
 	res.Format, res.Layers = FormatTar, 1
 	return finish(ctx, unpacked, out, o, res)
@@ -373,6 +419,9 @@ func importLayout(ctx context.Context, dir, work string, out *os.File, o *option
 		return Result{}, err
 	}
 	defer img.Close()
+	if err := o.expect(img.format); err != nil {
+		return Result{}, err
+	}
 	tree := filepath.Join(work, "rootfs")
 	if err := applyLayers(ctx, img, tree, o); err != nil {
 		return Result{}, err

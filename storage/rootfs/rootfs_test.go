@@ -688,3 +688,36 @@ func TestTempDir(t *testing.T) {
 		t.Errorf("left %v after remove", left)
 	}
 }
+
+// TestImportFormats: WithFormats lets the formats named through and refuses
+// the others, naming what the file is.
+func TestImportFormats(t *testing.T) {
+	needTools(t)
+	tarball := writeFile(t, tarBytes(t, dir("etc"), file("etc/hostname", "x\n")))
+	_, ext4, err := importFile(t, tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oci := writeFile(t, ociLayout(t, ociImage{layers: layeredImage(t)}).tar(t))
+	for _, tc := range []struct {
+		name, src string
+		allow     []Format
+		refused   string // "" when it imports
+	}{
+		{"tarball as tarball", tarball, []Format{FormatTar}, ""},
+		{"tarball as raw", tarball, []Format{FormatExt4, FormatDisk}, "the file is a root-filesystem tarball"},
+		{"ext4 as tarball", ext4, []Format{FormatTar}, "the file is a raw ext4 filesystem image"},
+		{"oci as tarball", oci, []Format{FormatTar}, "the file is an OCI image"},
+		{"oci as image", oci, []Format{FormatOCI, FormatDockerArchive}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := importFile(t, tc.src, WithFormats(tc.allow...))
+			switch {
+			case tc.refused == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.refused != "" && (!errors.Is(err, ErrOtherFormat) || !strings.Contains(err.Error(), tc.refused)):
+				t.Errorf("err = %v, want ErrOtherFormat saying %q", err, tc.refused)
+			}
+		})
+	}
+}
