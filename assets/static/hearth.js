@@ -126,6 +126,19 @@
     if (cfg) cfg.addEventListener('input', function () { cfg.dirty = true; });
   }
 
+  // swapFromPage replaces the element matching selector with its copy in
+  // this page fetched again (a part of the page that is not live).
+  function swapFromPage(selector) {
+    return fetch(location.href, { credentials: 'same-origin' })
+      .then(function (res) { return res.ok ? res.text() : null; })
+      .then(function (html) {
+        var fresh = html && new DOMParser().parseFromString(html, 'text/html').querySelector(selector);
+        var here = document.querySelector(selector);
+        if (fresh && here) here.replaceWith(fresh);
+      })
+      .catch(function () {});
+  }
+
   // ---- enhanced forms: [data-enhance] --------------------------------------
   // Sent with fetch; the answer is JSON {message|error, redirect}. A hidden
   // input with data-confirm asks first and then carries "yes".
@@ -350,7 +363,7 @@
           progress.say(100, st.text);
           flash('ok', st.text);
           form.reset();
-          return refreshAll();
+          return Promise.all([refreshAll(), swapFromPage('[data-library]')]);
         })
         .catch(function (e) {
           progress.say(0, 'Import failed: ' + e.message);

@@ -131,7 +131,7 @@ func (s *Service) Import(ctx context.Context, st *StagedImport, progress func(do
 		return Imported{}, importError(st.opts.File, err)
 	}
 	what := res.Format.Describe()
-	if res.Content != res.Format {
+	if res.Format == rootfs.FormatQcow2 { // archives all become ext4: said only of what a qcow2 held
 		what += " holding " + res.Content.Describe()
 	}
 	if res.Compression != "" {
@@ -143,14 +143,22 @@ func (s *Service) Import(ctx context.Context, st *StagedImport, progress func(do
 
 // importError says what is wrong with an imported file, plainly.
 func importError(file string, err error) error {
+	// The detail without the sentinel's words, which the sentence says.
+	detail := func(sentinel error) string {
+		return strings.TrimSuffix(err.Error(), ": "+sentinel.Error())
+	}
 	switch {
 	case errors.Is(err, rootfs.ErrUnknownFormat):
-		return eh.Usagef("%s is not an image Hearth can import (a root-filesystem tarball, an OCI or docker save archive, a raw disk or filesystem image, or a qcow2 image): %v", file, err)
+		d := detail(rootfs.ErrUnknownFormat)
+		if strings.Contains(d, "not a tar archive") { // the list of what it is not, said better
+			d = "it is no root-filesystem tarball, OCI or docker save archive, raw disk or filesystem image, or qcow2 image"
+		}
+		return eh.Usagef("%s is not an image Hearth can import: %s", file, d)
 	case errors.Is(err, rootfs.ErrOtherFormat):
-		return eh.Usagef("%s is not the format chosen: %v; choose its format or let Hearth detect it", file, err)
-	case errors.Is(err, rootfs.ErrInvalidImage), errors.Is(err, rootfs.ErrUnsafePath):
-		return eh.Usagef("%s is damaged or incomplete: %v", file, err)
-	case errors.Is(err, rootfs.ErrUnsupported), errors.Is(err, rootfs.ErrTooSmall):
+		return eh.Usagef("%s is not the format chosen: %s; choose its format, or let Hearth detect it", file, detail(rootfs.ErrOtherFormat))
+	case errors.Is(err, rootfs.ErrInvalidImage):
+		return eh.Usagef("%s is damaged or incomplete: %s", file, detail(rootfs.ErrInvalidImage))
+	case errors.Is(err, rootfs.ErrUnsafePath), errors.Is(err, rootfs.ErrUnsupported), errors.Is(err, rootfs.ErrTooSmall):
 		return eh.Usagef("%s cannot be imported: %v", file, err)
 	}
 	return apiError(err)
