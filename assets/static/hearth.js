@@ -305,7 +305,8 @@
           return next(0);
         })
         .then(function () {
-          progress.say(100, 'Uploaded ' + humanBytes(file.size) + ' into drive ' + name + '.');
+          progress.say(100, 'Uploaded ' + humanBytes(file.size) + ' into drive ' + name +
+            (wire < file.size ? ', sent compressed as ' + humanBytes(wire) : '') + '.');
           flash('ok', 'Uploaded ' + file.name + ' into drive ' + name + '.');
           form.reset();
           return refreshAll();

@@ -74,6 +74,12 @@ scenario(async ({ base, outDir, context, page, step, logIn, newPage, admin, file
   await page.click(failedRow + ' button:has-text("Dismiss")');
   await page.waitForSelector(failedRow, { state: 'detached' });
 
+  step('a compressible drive upload says it went compressed');
+  await page.setInputFiles('#upload-file', { name: 'zeros.img', mimeType: 'application/octet-stream', buffer: Buffer.alloc(6 << 20) });
+  await page.fill('#upload-name', 'zeros');
+  await page.click('form[data-upload] button[type=submit]');
+  await page.waitForSelector('form[data-upload] [data-upload-text]:has-text("Uploaded 6.0 MiB into drive zeros, sent compressed as")');
+
   step('phone width');
   const phone = await newPage({ width: 390, height: 844 });
   await phone.goto(base + '/ui/drives');
