@@ -70,23 +70,26 @@ func (e *env) runDirEmpty() {
 	}
 }
 
-func needImportTools(t *testing.T) {
+// importEnv is a dashboard with the admin logged in, and the busybox
+// tarball to import; it skips without the tools imports need.
+func importEnv(t *testing.T) (*env, *browser, []byte) {
 	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
 		t.Skip("imports need mkfs.ext4 (e2fsprogs)")
 	}
-}
-
-func TestImportFormats(t *testing.T) {
-	needImportTools(t)
 	e := newEnv(t)
 	b := e.browser()
 	b.login("root", e.secret)
-	if r := b.get("/ui/drives"); !strings.Contains(r.body, "Import an image into the library") {
-		t.Fatal("the admin's drives page has no import form")
-	}
 	tarball, err := os.ReadFile(testguest.Tarball(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	return e, b, tarball
+}
+
+func TestImportFormats(t *testing.T) {
+	e, b, tarball := importEnv(t)
+	if r := b.get("/ui/drives"); !strings.Contains(r.body, "Import an image into the library") {
+		t.Fatal("the admin's drives page has no import form")
 	}
 	raw := testguest.Image(t, 64<<20)
 	cases := []struct{ name, format, file, what string }{
@@ -95,6 +98,7 @@ func TestImportFormats(t *testing.T) {
 		{"busybox-raw", "raw", "busybox.img", "a raw ext4 filesystem image"},
 	}
 	files := map[string][]byte{"busybox.tar": tarball}
+	var err error
 	if files["busybox.img"], err = os.ReadFile(raw); err != nil {
 		t.Fatal(err)
 	}
@@ -135,14 +139,7 @@ func TestImportFormats(t *testing.T) {
 }
 
 func TestImportWithoutScript(t *testing.T) {
-	needImportTools(t)
-	e := newEnv(t)
-	b := e.browser()
-	b.login("root", e.secret)
-	tarball, err := os.ReadFile(testguest.Tarball(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, b, tarball := importEnv(t)
 	r := b.importForm(map[string]string{"format": ""}, "debian-12.tar", tarball, false)
 	if r.status != http.StatusSeeOther || r.location != "/ui/drives" {
 		t.Fatalf("import: %d %s", r.status, r.body)
@@ -164,14 +161,7 @@ func TestImportWithoutScript(t *testing.T) {
 }
 
 func TestImportErrors(t *testing.T) {
-	needImportTools(t)
-	e := newEnv(t)
-	b := e.browser()
-	b.login("root", e.secret)
-	tarball, err := os.ReadFile(testguest.Tarball(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, b, tarball := importEnv(t)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(tarball)
