@@ -209,7 +209,9 @@
         var ans = {};
         try { ans = JSON.parse(xhr.responseText); } catch (e) { /* not JSON: the status says it */ }
         if (xhr.status < 200 || xhr.status >= 300) {
-          reject(new Error(ans.error || ('HTTP ' + xhr.status)));
+          var err = new Error(ans.error || ('HTTP ' + xhr.status));
+          err.field = ans.field; // the form field at fault, when the answer names one
+          reject(err);
           return;
         }
         resolve(ans);
