@@ -389,15 +389,8 @@ func imageImport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts = append(opts, rootfs.WithLogger(logger), rootfs.WithTempDir(store.RunDir()))
-	var res rootfs.Result
-	props := map[string]string{"readers": storage.Everyone, "claim:type": "shared", "media": "disk"}
-	d, err := store.CreateDriveFrom(ctx, storage.Drive{Owner: admin.ID, Name: *name, Props: props, Library: true},
-		func(path string) error {
-			var err error
-			res, err = rootfs.Import(ctx, rest[0], path, opts...)
-			return err
-		})
+	opts = append(opts, rootfs.WithLogger(logger))
+	d, res, err := store.ImportImage(ctx, admin.ID, *name, rest[0], opts...)
 	if err != nil {
 		return fmt.Errorf("image import %s: %w", rest[0], err)
 	}
@@ -533,6 +526,11 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	// Imports and uploads a killed process left (those of a `hearth image
+	// import` running beside hold their lock and stay).
+	if err := rootfs.RemoveStale(store.RunDir()); err != nil {
+		logger.Warn("leftovers of interrupted imports not removed", "dir", store.RunDir(), "err", err)
+	}
 	if err := ensureAdmin(ctx, store, logger); err != nil {
 		return err
 	}

@@ -1,8 +1,9 @@
 // Hearth dashboard script: progressive enhancement only. Every page works
 // without it; with it, status updates live (short polling of server-rendered
 // fragments), action buttons run in place, destructive ones ask first,
-// flashes follow the state they announce, and drive uploads go in chunks
-// with a progress bar.
+// flashes follow the state they announce, drive uploads go in chunks and
+// library imports in one request, with a progress bar that moves as the
+// bytes leave.
 (function () {
   'use strict';
 
@@ -284,6 +285,19 @@
     return form.querySelector('input[type=text], input:not([type])');
   }
 
+  // swapFromPage replaces the element matching selector with its copy in
+  // this page fetched again (a part of the page that is not live).
+  function swapFromPage(selector) {
+    return fetch(location.href, { credentials: 'same-origin' })
+      .then(function (res) { return res.ok ? res.text() : null; })
+      .then(function (html) {
+        var fresh = html && new DOMParser().parseFromString(html, 'text/html').querySelector(selector);
+        var here = document.querySelector(selector);
+        if (fresh && here) here.replaceWith(fresh);
+      })
+      .catch(function () {});
+  }
+
   // ---- enhanced forms: [data-enhance] --------------------------------------
   // Sent with fetch; the answer is JSON {message|error, redirect}. A hidden
   // input with data-confirm asks first and then carries "yes".
@@ -335,17 +349,50 @@
     root.querySelectorAll('[data-scroll-end]').forEach(function (el) { el.scrollTop = el.scrollHeight; });
   }
 
-  // ---- drive upload: form[data-upload] --------------------------------------
-  // Creates the drive, then sends the file in 4 MiB chunks to
-  // /ui/drives/ID/write/OFFSET, each gzip-compressed where the browser has
-  // CompressionStream.
+  // ---- uploads: form[data-upload] (a drive) and form[data-import] (a library image)
+  // Both send with XMLHttpRequest, whose upload progress events move the bar
+  // as the bytes leave, and share the progress box and its wording.
+
+  // send POSTs body and resolves with the JSON answer; onProgress(loaded,
+  // total) follows the upload.
+  function send(url, body, headers, onProgress) {
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      xhr.open('POST', url);
+      xhr.setRequestHeader('X-Hearth-Fetch', '1');
+      xhr.setRequestHeader('X-CSRF-Token', csrf);
+      Object.keys(headers || {}).forEach(function (k) { xhr.setRequestHeader(k, headers[k]); });
+      if (onProgress) {
+        xhr.upload.addEventListener('progress', function (e) {
+          if (e.lengthComputable) onProgress(e.loaded, e.total);
+        });
+      }
+      xhr.addEventListener('load', function () {
+        var ans = {};
+        try { ans = JSON.parse(xhr.responseText); } catch (e) { /* not JSON: the status says it */ }
+        if (xhr.status < 200 || xhr.status >= 300) {
+          var err = new Error(ans.error || ('HTTP ' + xhr.status));
+          err.field = ans.field; // the form field at fault, when the answer names one
+          reject(err);
+          return;
+        }
+        resolve(ans);
+      });
+      xhr.addEventListener('error', function () { reject(new Error('the connection failed')); });
+      xhr.addEventListener('abort', function () { reject(new Error('cancelled')); });
+      xhr.send(body);
+    });
+  }
 
   var CHUNK = 4 << 20;
 
+  // gzip resolves with the compressed blob, or null where the browser cannot
+  // compress or compressing does not make it smaller (random or already
+  // compressed data): that chunk is sent as it is.
   function gzip(blob) {
     if (typeof CompressionStream === 'undefined') return Promise.resolve(null);
     var stream = blob.stream().pipeThrough(new CompressionStream('gzip'));
-    return new Response(stream).blob();
+    return new Response(stream).blob().then(function (z) { return z.size < blob.size ? z : null; });
   }
 
   function roundUpMiB(n) {
@@ -360,26 +407,30 @@
     return (i === 0 ? n : n.toFixed(1)) + ' ' + units[i];
   }
 
-  function postJSON(url, body, headers) {
-    var h = { 'X-Hearth-Fetch': '1', 'X-CSRF-Token': csrf };
-    Object.keys(headers || {}).forEach(function (k) { h[k] = headers[k]; });
-    return fetch(url, { method: 'POST', credentials: 'same-origin', headers: h, body: body })
-      .then(function (res) {
-        return res.json().catch(function () { return {}; }).then(function (ans) {
-          if (!res.ok) {
-            var err = new Error(ans.error || ('HTTP ' + res.status));
-            err.field = ans.field;
-            throw err;
-          }
-          return ans;
-        });
-      });
-  }
-
-  function setupUpload(form) {
+  // progressBox drives a form's [data-upload-progress] box.
+  function progressBox(form) {
     var box = form.querySelector('[data-upload-progress]');
     var bar = box.querySelector('progress');
     var text = box.querySelector('[data-upload-text]');
+    var started = 0;
+    return {
+      start: function (what) { box.hidden = false; bar.value = 0; text.textContent = what; started = Date.now(); },
+      say: function (pct, what) { bar.value = pct; text.textContent = what; },
+      // sent reports done of total bytes (wire: bytes that went on the
+      // wire, when fewer than done, as compression made them).
+      sent: function (done, total, wire) {
+        var pct = total > 0 ? Math.floor(done / total * 100) : 100;
+        var secs = (Date.now() - started) / 1000;
+        bar.value = pct;
+        text.textContent = humanBytes(done) + ' of ' + humanBytes(total) + ' (' + pct + '%)' +
+          (wire < done ? ', ' + humanBytes(wire) + ' sent compressed' : '') +
+          (secs > 0.5 ? ', ' + humanBytes(done / secs) + '/s' : '');
+      }
+    };
+  }
+
+  function setupUpload(form) {
+    var progress = progressBox(form);
     var button = form.querySelector('button[type=submit]');
 
     form.addEventListener('submit', function (ev) {
@@ -389,14 +440,10 @@
       clearProblem(form);
       var name = form.elements.name.value.trim() || file.name;
       var size = form.elements.size.value.trim() || String(roundUpMiB(file.size));
-      var compress = typeof CompressionStream !== 'undefined';
       button.disabled = true;
-      box.hidden = false;
-      bar.value = 0;
-      text.textContent = 'Creating drive ' + name + '…';
+      progress.start('Creating drive ' + name + '…');
 
-      var started = Date.now();
-      var sent = 0;
+      var wire = 0; // bytes sent, compressed or not
       var drive;
 
       function next(offset) {
@@ -405,36 +452,91 @@
         return gzip(piece).then(function (zipped) {
           var headers = { 'Content-Type': 'application/octet-stream' };
           if (zipped) headers['Content-Encoding'] = 'gzip';
-          return postJSON('/ui/drives/' + drive + '/write/' + offset, zipped || piece, headers).then(function () {
-            sent += zipped ? zipped.size : piece.size;
-            var done = Math.min(file.size, offset + piece.size);
-            bar.value = Math.round(done / file.size * 100);
-            var secs = (Date.now() - started) / 1000;
-            text.textContent = humanBytes(done) + ' of ' + humanBytes(file.size) + ' (' + bar.value + '%)' +
-              (compress ? ', ' + humanBytes(sent) + ' sent compressed' : '') +
-              (secs > 0 ? ', ' + humanBytes(done / secs) + '/s' : '');
+          var body = zipped || piece;
+          return send('/ui/drives/' + drive + '/write/' + offset, body, headers, function (loaded, total) {
+            // The chunk's share of the file, in the proportion sent.
+            progress.sent(offset + piece.size * loaded / total, file.size, wire + loaded);
+          }).then(function () {
+            wire += body.size;
+            progress.sent(offset + piece.size, file.size, wire);
             return next(offset + piece.size);
           });
         });
       }
 
-      var body = new URLSearchParams({ name: name, size: size });
-      postJSON('/ui/drives/new', body)
+      send('/ui/drives/new', new URLSearchParams({ name: name, size: size }))
         .then(function (ans) {
           drive = ans.drive;
           return next(0);
         })
         .then(function () {
-          bar.value = 100;
-          text.textContent = 'Uploaded ' + humanBytes(file.size) + ' into drive ' + name + '.';
+          progress.say(100, 'Uploaded ' + humanBytes(file.size) + ' into drive ' + name +
+            (wire < file.size ? ', sent compressed as ' + humanBytes(wire) : '') + '.');
           flash('ok', 'Uploaded ' + file.name + ' into drive ' + name + '.');
           form.reset();
           return refreshAll();
         })
         .catch(function (e) {
-          text.textContent = 'Upload failed: ' + e.message;
+          progress.say(0, 'Upload failed: ' + e.message);
           var at = { name: form.elements.name, size: form.elements.size }[e.field];
           formProblem(form, 'Upload failed: ' + e.message + (drive ? ' (the drive was created; destroy it or upload again)' : ''), at);
+        })
+        .then(function () { button.disabled = false; });
+    });
+  }
+
+  // An import sends the form (its file last) in one request, then follows
+  // the conversion on the server until the image is ready or has failed.
+  function setupImport(form) {
+    var progress = progressBox(form);
+    var button = form.querySelector('button[type=submit]');
+
+    function follow(job) {
+      return new Promise(function (resolve, reject) {
+        function poll() {
+          fetch('/ui/library/imports/' + job, { credentials: 'same-origin', headers: { 'X-Hearth-Fetch': '1' } })
+            .then(function (res) { return res.json(); })
+            .then(function (st) {
+              if (st.error) { reject(new Error(st.error)); return; }
+              if (st.state === 'ready') { resolve(st); return; }
+              if (st.state === 'failed') { reject(new Error(st.text)); return; }
+              progress.say(st.progress, 'Uploaded; the server is ' + st.text + '…');
+              refreshAll();
+              setTimeout(poll, 1000);
+            })
+            .catch(function () { setTimeout(poll, 2000); });
+        }
+        poll();
+      });
+    }
+
+    form.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var file = form.elements.file.files[0];
+      if (!file) { formProblem(form, 'Image file: choose an image file first.', form.elements.file); return; }
+      if (!form.elements.name.value.trim()) { formProblem(form, 'Name: give the library image a name.', form.elements.name); return; }
+      clearProblem(form);
+      button.disabled = true;
+      progress.start('Uploading ' + file.name + '…');
+      send(form.action, new FormData(form), {}, function (loaded, total) {
+        // The multipart envelope is a few hundred bytes: scale it away.
+        progress.sent(file.size * loaded / total, file.size, Infinity);
+      })
+        .then(function (ans) {
+          progress.say(0, ans.message);
+          refreshAll();
+          return follow(ans.job);
+        })
+        .then(function (st) {
+          progress.say(100, st.text);
+          flash('ok', st.text);
+          form.reset();
+          return Promise.all([refreshAll(), swapFromPage('[data-library]')]);
+        })
+        .catch(function (e) {
+          progress.say(0, 'Import failed: ' + e.message);
+          formProblem(form, 'Import failed: ' + e.message, form.elements[e.field]);
+          return refreshAll();
         })
         .then(function () { button.disabled = false; });
     });
@@ -448,6 +550,7 @@
     watchConfig();
     startLive();
     document.querySelectorAll('form[data-upload]').forEach(setupUpload);
+    document.querySelectorAll('form[data-import]').forEach(setupImport);
   }
 
   if (document.readyState === 'loading') {

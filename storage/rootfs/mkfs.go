@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -148,18 +149,19 @@ func treeHasInit(tree string) (bool, error) {
 
 // copyRaw copies a raw filesystem or disk image, compressed or not, into
 // out, leaving holes where the source has holes or zero blocks, and sizes it.
-func copyRaw(ctx context.Context, src, out *os.File, k kind, o *options) (Result, error) {
+// Data is read through in (src, or src reporting progress).
+func copyRaw(ctx context.Context, src *os.File, in io.ReaderAt, out *os.File, k kind, o *options) (Result, error) {
 	var srcSize int64
 	if k.compression != "" {
-		rc, _, err := decompress(bufio.NewReaderSize(src, readBuf))
+		rc, _, err := decompress(bufio.NewReaderSize(io.NewSectionReader(in, 0, 1<<62), readBuf))
 		if err != nil {
 			return Result{}, err
 		}
 		defer rc.Close()
-		in := &readErr{r: rc}
-		if srcSize, err = writeSparse(ctx, out, in, 0, make([]byte, mib)); err != nil {
-			if in.err != nil && ctx.Err() == nil {
-				return Result{}, fmt.Errorf("%s: %w: %w", k.compression, in.err, ErrInvalidImage)
+		data := &readErr{r: rc}
+		if srcSize, err = writeSparse(ctx, out, data, 0, make([]byte, mib)); err != nil {
+			if data.err != nil && ctx.Err() == nil {
+				return Result{}, fmt.Errorf("%s: %w: %w", k.compression, data.err, ErrInvalidImage)
 			}
 			return Result{}, err
 		}
@@ -169,7 +171,7 @@ func copyRaw(ctx context.Context, src, out *os.File, k kind, o *options) (Result
 			return Result{}, err
 		}
 		srcSize = info.Size()
-		if err := CopySparse(ctx, src, out, srcSize); err != nil {
+		if err := copySparse(ctx, src, in, out, srcSize); err != nil {
 			return Result{}, err
 		}
 	}

@@ -36,10 +36,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -61,6 +63,8 @@ var (
 	ErrUnsafePath = errors.New("unsafe path in archive")
 	// ErrTooSmall: the requested size cannot hold the content.
 	ErrTooSmall = errors.New("size too small for the image content")
+	// ErrOtherFormat: the source is not of a format WithFormats allows.
+	ErrOtherFormat = errors.New("not the format asked for")
 
 	// Errors of FindRoot, Grow and KernelSupports. Their messages, and the
 	// detail wrapped around them, name no host path, so a caller can show
@@ -132,9 +136,11 @@ type Result struct {
 type Option func(*options)
 
 type options struct {
-	size    int64
-	log     *slog.Logger
-	tempDir string
+	size     int64
+	log      *slog.Logger
+	tempDir  string
+	progress func(done, total int64)
+	formats  []Format
 }
 
 // WithSize makes the image exactly size bytes instead of the content's size
@@ -153,6 +159,49 @@ func WithLogger(log *slog.Logger) Option {
 // WithTempDir sets where the temporary tree is unpacked. The default is the
 // destination's directory, so the space used is the data volume's.
 func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir } }
+
+// WithProgress receives, as Import goes, how much of the source file it has
+// read: done of total bytes (the file's size). Reading a file ends before
+// Import's last steps (mkfs.ext4, e2fsck, resize2fs), so done reaching
+// total is not the end. A qcow2 image reports nothing until it is
+// converted; a directory, nothing at all. fn runs on Import's goroutine.
+func WithProgress(fn func(done, total int64)) Option {
+	return func(o *options) { o.progress = fn }
+}
+
+// WithFormats makes Import refuse, with ErrOtherFormat, a source that is
+// none of formats, as soon as it knows (raw images and qcow2 at once, tar
+// archives once unpacked), before it makes a filesystem.
+func WithFormats(formats ...Format) Option {
+	return func(o *options) { o.formats = formats }
+}
+
+// expect checks the source's format against WithFormats.
+func (o *options) expect(f Format) error {
+	if len(o.formats) == 0 || slices.Contains(o.formats, f) {
+		return nil
+	}
+	return fmt.Errorf("the file is %s: %w", f.Describe(), ErrOtherFormat)
+}
+
+// Describe names the format in words, with its article ("a qcow2 image").
+func (f Format) Describe() string {
+	switch f {
+	case FormatTar:
+		return "a root-filesystem tarball"
+	case FormatOCI:
+		return "an OCI image"
+	case FormatDockerArchive:
+		return "a docker-save archive"
+	case FormatExt4, FormatXFS, FormatBtrfs:
+		return "a raw " + string(f) + " filesystem image"
+	case FormatDisk:
+		return "a raw disk image"
+	case FormatQcow2:
+		return "a qcow2 image"
+	}
+	return string(f)
+}
 
 // Import reads the image at src (a file, or a directory holding an OCI image
 // layout or an unpacked `docker save`), recognises its format by content and
@@ -213,25 +262,15 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 	if err != nil {
 		return Result{}, err
 	}
-	work, err := os.MkdirTemp(o.tempDir, tempPrefix)
+	work, remove, err := TempDir(o.tempDir)
 	if err != nil {
-		return Result{}, fmt.Errorf("temporary tree: %w", err)
-	}
-	// The lock tells RemoveStale, run by another process, that this tree
-	// is in use; closing the directory releases it.
-	lock, err := os.Open(work)
-	if err == nil {
-		defer lock.Close()
-		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
+		return Result{}, err
 	}
 	defer func() {
-		if err := os.RemoveAll(work); err != nil {
+		if err := remove(); err != nil {
 			o.log.Warn("could not remove a temporary tree", "dir", work, "err", err)
 		}
 	}()
-	if err != nil {
-		return Result{}, fmt.Errorf("lock temporary tree: %w", err)
-	}
 	if info.IsDir() {
 		return importLayout(ctx, src, work, out, o, Result{})
 	}
@@ -244,16 +283,22 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 	if err != nil {
 		return Result{}, err
 	}
+	if kind.format != FormatTar {
+		if err := o.expect(kind.format); err != nil {
+			return Result{}, err
+		}
+	}
+	in := o.reading(f, info.Size())
 	switch kind.format {
 	case FormatExt4, FormatXFS, FormatBtrfs, FormatDisk:
-		return copyRaw(ctx, f, out, kind, o)
+		return copyRaw(ctx, f, in, out, kind, o)
 	case FormatQcow2:
 		return convertQcow2(ctx, f, out, o)
 	}
 	// A tar: unpack it, then see whether it was a container image.
 	res := Result{Compression: kind.compression}
 	unpacked := filepath.Join(work, "archive")
-	if err := unpackFile(ctx, f, unpacked, o); err != nil {
+	if err := unpackFile(ctx, in, unpacked, o); err != nil {
 		return Result{}, err
 	}
 	layout, err := isImageLayout(unpacked)
@@ -263,12 +308,77 @@ func importInto(ctx context.Context, src string, out *os.File, o *options) (Resu
 	if layout {
 		return importLayout(ctx, unpacked, work, out, o, res)
 	}
+	if err := o.expect(FormatTar); err != nil {
+		return Result{}, err
+	}
 	res.Format, res.Layers = FormatTar, 1
 	return finish(ctx, unpacked, out, o, res)
 }
 
 // tempPrefix names Import's temporary trees.
 const tempPrefix = ".hearth-import-"
+
+// TempDir makes a private temporary directory in dir (the directory given
+// to WithTempDir) of the kind Import unpacks into: until remove, which
+// deletes it with its contents, it holds a lock that keeps RemoveStale away;
+// after a crash RemoveStale clears it. Callers keep files there that must
+// not outlive a failure, such as an upload waiting to be imported.
+func TempDir(dir string) (path string, remove func() error, err error) {
+	path, err = os.MkdirTemp(dir, tempPrefix)
+	if err != nil {
+		return "", nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	// The lock tells RemoveStale, run by another process, that this
+	// directory is in use; closing it releases the lock.
+	lock, err := os.Open(path)
+	if err == nil {
+		if err = unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+			lock.Close()
+		}
+	}
+	if err != nil {
+		os.RemoveAll(path)
+		return "", nil, fmt.Errorf("lock temporary directory: %w", err)
+	}
+	remove = func() error {
+		err := os.RemoveAll(path)
+		lock.Close()
+		return err
+	}
+	return path, remove, nil
+}
+
+// reading returns f, as a reader at offsets, reporting to WithProgress how
+// far into its total bytes it has been read.
+func (o *options) reading(f *os.File, total int64) io.ReaderAt {
+	if o.progress == nil {
+		return f
+	}
+	return &progressReaderAt{r: f, total: total, report: o.progress}
+}
+
+// progressReaderAt reports the furthest offset read.
+type progressReaderAt struct {
+	r      io.ReaderAt
+	total  int64
+	done   int64
+	report func(done, total int64)
+}
+
+func (p *progressReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.r.ReadAt(b, off)
+	p.reached(off + int64(n))
+	return n, err
+}
+
+// reached notes that everything before end is done with: read, or a hole
+// skipped.
+func (p *progressReaderAt) reached(end int64) {
+	if end > p.done {
+		p.done = min(end, p.total)
+		p.report(p.done, p.total)
+	}
+}
 
 // RemoveStale removes from dir (the directory given to WithTempDir) the
 // temporary trees of imports that were killed before they could clean up
@@ -309,6 +419,9 @@ func importLayout(ctx context.Context, dir, work string, out *os.File, o *option
 		return Result{}, err
 	}
 	defer img.Close()
+	if err := o.expect(img.format); err != nil {
+		return Result{}, err
+	}
 	tree := filepath.Join(work, "rootfs")
 	if err := applyLayers(ctx, img, tree, o); err != nil {
 		return Result{}, err

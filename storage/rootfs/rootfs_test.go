@@ -625,3 +625,99 @@ func TestImportMounts(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestImportProgress follows the reading of a gzip tarball and of a raw
+// ext4 image: done grows, never past the file's size, and reaches it.
+func TestImportProgress(t *testing.T) {
+	needTools(t)
+	data, err := os.ReadFile(testguest.Tarball(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarball := writeFile(t, gzipBytes(t, data))
+	_, ext4, err := importFile(t, tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{"tarball": tarball, "ext4": ext4} {
+		t.Run(name, func(t *testing.T) {
+			info, err := os.Stat(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var last int64
+			var calls int
+			_, _, err = importFile(t, src, WithProgress(func(done, total int64) {
+				calls++
+				if total != info.Size() || done < last || done > total {
+					t.Errorf("progress %d of %d after %d; the file is %d bytes", done, total, last, info.Size())
+				}
+				last = done
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if last != info.Size() || calls < 2 {
+				t.Errorf("progress ended at %d of %d bytes after %d reports", last, info.Size(), calls)
+			}
+		})
+	}
+}
+
+// TestTempDir: a temporary directory is kept from RemoveStale while it is
+// held and goes with its contents on remove.
+func TestTempDir(t *testing.T) {
+	dir := t.TempDir()
+	path, remove, err := TempDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(path, "upload"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveStale(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(path, "upload")); err != nil {
+		t.Errorf("RemoveStale removed a held directory: %v", err)
+	}
+	if err := remove(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left %v after remove", left)
+	}
+}
+
+// TestImportFormats: WithFormats lets the formats named through and refuses
+// the others, naming what the file is.
+func TestImportFormats(t *testing.T) {
+	needTools(t)
+	tarball := writeFile(t, tarBytes(t, dir("etc"), file("etc/hostname", "x\n")))
+	_, ext4, err := importFile(t, tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oci := writeFile(t, ociLayout(t, ociImage{layers: layeredImage(t)}).tar(t))
+	for _, tc := range []struct {
+		name, src string
+		allow     []Format
+		refused   string // "" when it imports
+	}{
+		{"tarball as tarball", tarball, []Format{FormatTar}, ""},
+		{"tarball as raw", tarball, []Format{FormatExt4, FormatDisk}, "the file is a root-filesystem tarball"},
+		{"ext4 as tarball", ext4, []Format{FormatTar}, "the file is a raw ext4 filesystem image"},
+		{"oci as tarball", oci, []Format{FormatTar}, "the file is an OCI image"},
+		{"oci as image", oci, []Format{FormatOCI, FormatDockerArchive}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := importFile(t, tc.src, WithFormats(tc.allow...))
+			switch {
+			case tc.refused == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.refused != "" && (!errors.Is(err, ErrOtherFormat) || !strings.Contains(err.Error(), tc.refused)):
+				t.Errorf("err = %v, want ErrOtherFormat saying %q", err, tc.refused)
+			}
+		})
+	}
+}

@@ -60,12 +60,18 @@ func fill(r io.Reader, buf []byte) (int, error) {
 // (SEEK_DATA/SEEK_HOLE) and all-zero blocks, so a downloaded, fully
 // allocated image becomes sparse too.
 func CopySparse(ctx context.Context, src, dst *os.File, n int64) error {
+	return copySparse(ctx, src, src, dst, n)
+}
+
+// copySparse is CopySparse finding src's holes by its descriptor and
+// reading its data through in.
+func copySparse(ctx context.Context, src *os.File, in io.ReaderAt, dst *os.File, n int64) error {
 	buf := make([]byte, mib)
 	fd := int(src.Fd())
 	for off := int64(0); off < n; {
 		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
-			return nil // only a hole is left
+			break // only a hole is left
 		}
 		if err != nil {
 			data = off // no SEEK_DATA here: read everything
@@ -74,10 +80,13 @@ func CopySparse(ctx context.Context, src, dst *os.File, n int64) error {
 		if err != nil || hole > n {
 			hole = n
 		}
-		if _, err := writeSparse(ctx, dst, io.NewSectionReader(src, data, hole-data), data, buf); err != nil {
+		if _, err := writeSparse(ctx, dst, io.NewSectionReader(in, data, hole-data), data, buf); err != nil {
 			return err
 		}
 		off = hole
+	}
+	if p, ok := in.(*progressReaderAt); ok { // the holes count as read
+		p.reached(n)
 	}
 	return nil
 }

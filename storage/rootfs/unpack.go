@@ -72,7 +72,7 @@ func (u *unpacker) close() error {
 
 // unpackFile unpacks the tar in f, compressed or not, into a new directory
 // dir.
-func unpackFile(ctx context.Context, f *os.File, dir string, o *options) error {
+func unpackFile(ctx context.Context, f io.ReaderAt, dir string, o *options) error {
 	rc, _, err := decompress(bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), readBuf))
 	if err != nil {
 		return err

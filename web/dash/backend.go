@@ -22,6 +22,7 @@ type Backend interface {
 	Servers
 	Drives
 	Resources
+	Library
 	// Events returns what happened to a server or drive the caller may
 	// see, newest first.
 	Events(ctx context.Context, caller User, object string, limit int) ([]storage.Event, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -81,7 +82,13 @@ func TestBrowser(t *testing.T) {
 			}
 			script := filepath.Join("testdata/browser", sc.name+".js")
 			cmd := exec.Command(node, script, e.srv.URL, user.Name, secret, lib.Name, dir)
-			cmd.Env = append(os.Environ(), "HEARTH_ADMIN_LOGIN="+e.admin.Name, "HEARTH_ADMIN_SECRET="+e.secret)
+			// The admin's login, and the scenario's input files (lib.js: t.admin, t.files).
+			extra := map[string]any{"admin": map[string]string{"login": e.admin.Name, "secret": e.secret}}
+			if sc.files != nil {
+				extra["files"] = sc.files(t)
+			}
+			blob, _ := json.Marshal(extra)
+			cmd.Env = append(os.Environ(), "HEARTH_SCENARIO="+string(blob))
 			output, err := cmd.CombinedOutput()
 			t.Logf("%s:\n%s", script, output)
 			if err != nil {
@@ -106,6 +113,9 @@ type browserScenario struct {
 	name          string
 	admin         bool // the scenario's user is an admin (users and limits forms)
 	before, after func(t *testing.T, e *env, user api.Caller)
+	// files makes the scenario's input files: name → path (or, for a file
+	// that cannot be made here, name → "skip: why").
+	files func(t *testing.T) map[string]string
 }
 
 var browserScenarios = []browserScenario{
@@ -192,6 +202,42 @@ var browserScenarios = []browserScenario{
 			servers, _ := e.service.ServersInfo(context.Background(), user)
 			if len(servers) != 0 {
 				t.Fatalf("after the browser run: servers %v left", servers)
+			}
+		},
+	},
+	{
+		name: "import",
+		files: func(t *testing.T) map[string]string {
+			files := map[string]string{"tarball": testguest.Tarball(t)}
+			qemuImg, err := exec.LookPath("qemu-img")
+			if err != nil {
+				files["qcow2"] = "skip: qemu-img (Debian's qemu-utils) is not installed"
+				return files
+			}
+			qcow2 := filepath.Join(t.TempDir(), "guest.qcow2")
+			if out, err := exec.Command(qemuImg, "convert", "-f", "raw", "-O", "qcow2", testguest.Image(t, 32<<20), qcow2).CombinedOutput(); err != nil {
+				t.Fatalf("qemu-img convert: %v: %s", err, out)
+			}
+			files["qcow2"] = qcow2
+			return files
+		},
+		after: func(t *testing.T, e *env, user api.Caller) {
+			ctx := context.Background()
+			shared, _ := e.service.SharedDrives(ctx, user)
+			images := map[string]bool{}
+			for _, sd := range shared {
+				images[sd.Props["name"]] = sd.Image
+			}
+			servers, _ := e.service.ServersInfo(ctx, user)
+			if !images["imported-tar"] || len(servers) != 1 || servers[0]["name"] != "from-import" || servers[0]["status"] != "active" {
+				t.Fatalf("after the browser run: library %v, servers %v", images, servers)
+			}
+			if _, err := exec.LookPath("qemu-img"); err == nil && !images["imported-qcow2"] {
+				t.Errorf("library %v: the qcow2 image is missing", images)
+			}
+			e.runDirEmpty()
+			if err := e.service.ServerAction(ctx, user, servers[0]["server"], "destroy"); err != nil {
+				t.Error(err)
 			}
 		},
 	},

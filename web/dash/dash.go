@@ -65,6 +65,7 @@ type Dashboard struct {
 	host     *hostProbe
 	samples  *sampler
 	starts   *pendingStarts
+	imports  *imports
 	mux      *http.ServeMux
 	static   http.Handler
 	log      *slog.Logger
@@ -114,15 +115,18 @@ func New(cfg Config) (*Dashboard, error) {
 		stop:     cancel,
 	}
 	d.starts = newPendingStarts(ctx, d.backend, d.log)
+	d.imports = newImports(ctx, d.backend, d.log, d.now)
 	d.routes()
 	go d.samples.run(ctx, d.backend, d.log)
 	return d, nil
 }
 
-// Close stops the background work (counter sampling, starts waiting for imaging).
+// Close stops the background work (counter sampling, starts waiting for
+// imaging, imports, which are abandoned and leave nothing behind).
 func (d *Dashboard) Close() error {
 	d.stop()
 	d.starts.wait()
+	d.imports.wait()
 	return nil
 }
 
@@ -178,6 +182,9 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /ui/drives/{id}/resize", d.page(d.resizeDrive))
 	m.HandleFunc("POST /ui/drives/{id}/share", d.page(d.shareDrive))
 	m.HandleFunc("POST /ui/drives/{id}/destroy", d.page(d.destroyDrive))
+	m.HandleFunc("POST /ui/library/import", streaming(d.page(d.importImage)))
+	m.HandleFunc("GET /ui/library/imports/{id}", d.page(d.importJSON))
+	m.HandleFunc("POST /ui/library/imports/{id}/dismiss", d.page(d.dismissImport))
 
 	m.HandleFunc("GET /ui/resources", d.page(d.resourcesPage))
 	m.HandleFunc("POST /ui/resources/{type}/new", d.page(d.createResource))

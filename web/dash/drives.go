@@ -3,7 +3,6 @@ package dash
 import (
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"sort"
 	"strconv"
@@ -41,6 +40,8 @@ type drivesView struct {
 	ShowOwner bool
 	CSRF      string
 	Create    driveForm
+	CanImport bool           // an admin: the import form shows
+	Imports   []importStatus // imports running or failed (admins)
 }
 
 // driveForm is the create-drive form with its errors.
@@ -101,7 +102,10 @@ func (d *Dashboard) drivesView(rq *request) (drivesView, error) {
 		r.Progress = imagingPercent(r.Imaging)
 		return r
 	}
-	v := drivesView{ShowOwner: rq.user.Admin, CSRF: rq.sess.csrf, Create: driveForm{Size: "10G", Errors: formErrors{}}}
+	v := drivesView{ShowOwner: rq.user.Admin, CSRF: rq.sess.csrf, Create: driveForm{Size: "10G", Errors: formErrors{}}, CanImport: rq.user.Admin}
+	if rq.user.Admin {
+		v.Imports = d.imports.shown()
+	}
 	for _, p := range infos {
 		v.Rows = append(v.Rows, row(p))
 	}
@@ -211,25 +215,10 @@ func (d *Dashboard) writeDrive(rq *request) {
 // into a new drive.
 func (d *Dashboard) uploadDrive(rq *request) {
 	ctx := rq.Context()
-	mr, err := rq.MultipartReader()
+	fields, file, err := formUntilFile(rq)
 	if err != nil {
-		d.failed(rq, "/ui/drives", eh.Usagef("upload: %v", err))
+		d.failed(rq, "/ui/drives", err)
 		return
-	}
-	fields := map[string]string{}
-	var file *multipart.Part
-	for file == nil {
-		part, err := mr.NextPart()
-		if err != nil {
-			d.failed(rq, "/ui/drives", eh.Usagef("upload: no file was sent"))
-			return
-		}
-		if part.FormName() == "file" {
-			file = part
-			break
-		}
-		v, _ := io.ReadAll(io.LimitReader(part, 4096))
-		fields[part.FormName()] = strings.TrimSpace(string(v))
 	}
 	name := fields["name"]
 	if name == "" {

@@ -86,8 +86,10 @@ scenario(async ({ base, libraryName, outDir, context, page, step, logIn, newPage
   await page.click('form[data-upload] button[type=submit]');
   await page.waitForSelector('[data-upload-progress]:not([hidden])');
   const seen = new Set();
+  let saidCompressed = false;
   for (let i = 0; i < 200; i++) {
     seen.add(await page.$eval('[data-upload-progress] progress', (p) => p.value));
+    saidCompressed = saidCompressed || (await page.textContent('[data-upload-text]')).includes('compressed');
     if (await page.$('text=Uploaded 9.0 MiB into drive uploaded.')) break;
     await page.waitForTimeout(20);
   }
@@ -95,6 +97,9 @@ scenario(async ({ base, libraryName, outDir, context, page, step, logIn, newPage
   await page.waitForSelector('td.name:has-text("uploaded")');
   console.log('progress values seen: ' + [...seen].sort((a, b) => a - b).join(' '));
   if (![...seen].some((v) => v > 0 && v < 100)) throw new Error('no upload progress between 0 and 100% was shown');
+  // Smooth: the bar moves within a 4 MiB chunk, not only at the two chunk ends.
+  if ([...seen].filter((v) => v > 0 && v < 100).length < 4) throw new Error('the upload progress moved in chunk steps only');
+  if (saidCompressed) throw new Error('random data was said to be sent compressed');
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
   await page.screenshot({ path: outDir + '/06-drives.png', fullPage: true });
 

@@ -2,17 +2,19 @@
 // (browser_test.go) with Debian's Chromium through playwright-core. Every
 // scenario is a file beside this one, started as
 //   node SCENARIO.js BASE_URL LOGIN SECRET LIBRARY_DRIVE_NAME OUT_DIR
-// with a user of its own, and calls scenario(async (t) => { ... }).
+// with a user of its own (and HEARTH_SCENARIO in its environment: the
+// admin's login and its input files), and calls scenario(async (t) => { ... }).
 // Each step prints "step: ..." so a failure says where it stopped; pages'
 // script errors and accessibility violations (t.axe) fail the run; a
-// finished run prints "ok". The appliance's first admin is in the
-// environment (HEARTH_ADMIN_LOGIN, HEARTH_ADMIN_SECRET) as t.admin.
+// finished run prints "ok".
 'use strict';
 const { chromium } = require('playwright-core');
 const axeSource = require('axe-core').source;
 
 const [base, login, secret, libraryName, outDir] = process.argv.slice(2);
-const admin = { login: process.env.HEARTH_ADMIN_LOGIN, secret: process.env.HEARTH_ADMIN_SECRET };
+// The admin's login ({login, secret}) and the scenario's input files
+// (name → path, or "skip: why"), from TestBrowser.
+const { admin, files = {} } = JSON.parse(process.env.HEARTH_SCENARIO || '{}');
 
 // axeRules are the rule sets every page must pass: WCAG 2.0, 2.1 and 2.2
 // at levels A and AA, and axe's best practices (landmarks, one h1, ...).
@@ -59,10 +61,11 @@ function scenario(body) {
       const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
       page = watch(await context.newPage());
       const t = {
-        base, login, secret, admin, libraryName, outDir, browser, context, page, step,
+        base, login, secret, libraryName, outDir, browser, context, page, step, admin, files,
         // shot saves a full-page screenshot as OUT_DIR/NAME.png.
         shot: (name, p = page) => p.screenshot({ path: outDir + '/' + name + '.png', fullPage: true }),
-        // logIn signs the scenario's user (or who) in through the login form.
+        // logIn signs the scenario's user (or who: t.admin) in through the
+        // login form.
         logIn: async (p = page, who = { login, secret }) => {
           await p.goto(base + '/ui/servers');
           await p.waitForURL('**/login?next=*');
