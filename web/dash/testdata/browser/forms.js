@@ -90,10 +90,10 @@ scenario(async ({ base, login, libraryName, outDir, page, step, logIn, newPage, 
   await page.click('button:has-text("Upload")');
   const uploadProblem = await page.waitForSelector('form[data-upload] [data-error-summary]');
   await refused(page, 'upload', await uploadProblem.getAttribute('id'), 'upload-file', null, 'Image file: choose an image file first.');
-  const resize = page.locator('tr:has-text("web1 boot") form.inline-resize');
+  const resize = page.locator(`tr:has-text("web1 boot"):has-text("${login}") form.inline-resize`);
   await resize.locator('input[name=size]').fill('128M');
   await resize.locator('button').click();
-  const resizeProblem = await page.waitForSelector('tr:has-text("web1 boot") form.inline-resize [data-error-summary]');
+  const resizeProblem = await page.waitForSelector(`tr:has-text("web1 boot"):has-text("${login}") form.inline-resize [data-error-summary]`);
   const resizeInput = await resize.locator('input[name=size]').getAttribute('id');
   await refused(page, 'resize', await resizeProblem.getAttribute('id'), resizeInput, '128M', 'web1 boot is attached to running server web1 — stop web1 first');
   await shot('05-drives');
