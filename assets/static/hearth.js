@@ -68,6 +68,7 @@
         Array.prototype.forEach.call(region.el.attributes, function (a) { fresh.setAttribute(a.name, a.value); });
         morph(region.el, fresh);
         enhance(region.el);
+        region.el.dispatchEvent(new Event('hearth:refreshed', { bubbles: true }));
         syncConfig();
       })
       .catch(function () { /* offline for a moment: try again next tick */ })

@@ -155,7 +155,7 @@ func newStack(t *testing.T) *env {
 		consoles.Close()
 	})
 	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(logtest.Logger(t)))
-	d, err := New(Config{Backend: svc, Sessions: store, Runtime: host.Name(), DataDir: data, Logger: logtest.Logger(t)})
+	d, err := New(Config{Backend: svc, Sessions: store, History: store, Runtime: host.Name(), DataDir: data, Logger: logtest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
