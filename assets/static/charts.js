@@ -37,9 +37,13 @@
     if (readout) readout.textContent = '';
   }
 
+  // lastTime is the time of the newest slot with a value (the step in
+  // progress has none yet), or of the last slot.
   function lastTime(el) {
     var from = parseInt(el.getAttribute('data-from'), 10), step = parseInt(el.getAttribute('data-step'), 10);
-    return from + (slots(el).length - 1) * step;
+    var values = slots(el), i = values.length - 1;
+    while (i > 0 && values[i] === '') i--;
+    return from + (values[i] === '' ? values.length - 1 : i) * step;
   }
 
   function setup(el) {

@@ -114,6 +114,8 @@ var browserScenarios = []browserScenario{
 			}
 		},
 	},
+	{name: "graphs", before: graphsBefore},
+	{name: "console-phone", before: consolePhoneBefore},
 }
 
 // newStack is newEnv with the real guest layer and consoles behind the API,

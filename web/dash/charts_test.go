@@ -59,3 +59,35 @@ func TestServerPageGraphsHistory(t *testing.T) {
 		t.Errorf("24 h peak: want %q", want)
 	}
 }
+
+// BenchmarkServerLive measures the server page's live fragment an open page
+// fetches every 2.5 s, for a running server with a full history: the last
+// hour's 360 readings per graph from SQLite, drawn and rendered, over real
+// HTTP.
+func BenchmarkServerLive(b *testing.B) {
+	e := newEnv(b)
+	br := e.browser()
+	if r := br.tryLogin("root", e.secret); r.status != http.StatusSeeOther {
+		b.Fatalf("login: %d", r.status)
+	}
+	br.get("/ui/servers")
+	id := br.createStarted("web1")["server"]
+	now := e.clock.now()
+	var readings []storage.ServerSample
+	for ago := 25 * time.Hour; ago >= 0; ago -= sampleEvery {
+		readings = append(readings, storage.ServerSample{Server: id, Sample: storage.Sample{Time: now.Add(-ago), Rx: float64(ago % 7919),
+			Tx: 10, Read: 5, Write: 1, Usage: true, CPU: 1e8, Memory: 1 << 20}})
+	}
+	if err := e.store.RecordSamples(context.Background(), readings); err != nil {
+		b.Fatal(err)
+	}
+	for _, rng := range chartRanges {
+		b.Run(rng.Name, func(b *testing.B) {
+			for b.Loop() {
+				if r := br.get("/ui/servers/" + id + "/live?range=" + rng.Name); r.status != http.StatusOK {
+					b.Fatalf("live: %d", r.status)
+				}
+			}
+		})
+	}
+}

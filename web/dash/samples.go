@@ -286,7 +286,11 @@ func newSparkline(name, span string, values []float64, from time.Time, step time
 		return sp
 	}
 	sp.Peak = "peak " + format(peak) + " at " + clockUTC(from.Add(time.Duration(peakAt)*step))
-	sp.Label = fmt.Sprintf("%s: %s UTC, from %s to %s UTC", name, sp.Peak, sp.Axis[0], sp.Axis[2])
+	sp.Label = fmt.Sprintf("%s: %s UTC, from %s to %s", name, sp.Peak, sp.Axis[0], sp.Axis[2])
+	if peak == 0 {
+		sp.Peak = format(0) + " throughout"
+		sp.Label = fmt.Sprintf("%s: %s, from %s to %s", name, sp.Peak, sp.Axis[0], sp.Axis[2])
+	}
 	var line, area strings.Builder
 	x := func(i int) float64 { return float64(i) * 100 / float64(max(n-1, 1)) }
 	y := func(v float64) float64 {

@@ -3,6 +3,7 @@ package dash
 import (
 	"context"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,16 @@ func TestLiveStats(t *testing.T) {
 	}
 	if stats := liveStats(nil, chartRanges[0], from, now, api.ServerCounters{}); len(stats) != 4 || !stats[0].Spark.Empty || stats[0].Now != "—" {
 		t.Errorf("without cpu and memory reported and no history: %+v", stats)
+	}
+}
+
+func TestSparklineOfNothing(t *testing.T) {
+	from := time.Unix(1_800_000_000, 0)
+	sp := newSparkline("Disk read", "last hour", []float64{0, 0, 0}, from, 10*time.Second, rateText)
+	if sp.Empty || sp.Peak != "0 B/s throughout" || !strings.Contains(sp.Label, "Disk read: 0 B/s throughout") {
+		t.Fatalf("an idle graph: %+v", sp)
+	}
+	if sp := newSparkline("Disk read", "last hour", []float64{math.NaN(), 5, math.NaN()}, from, 10*time.Second, rateText); !sp.Empty {
+		t.Fatalf("one reading drew a graph: %+v", sp)
 	}
 }
