@@ -72,6 +72,7 @@ func (c *serverConsole) setDesktopSize(v *viewer, width, height int) {
 	s.mu.Unlock()
 	v.wake()
 	if changed {
+		c.updateStatus() // the status line's text, cut to the old width, gets the new one
 		c.resizeGuest(cols, rows)
 	}
 }

@@ -84,6 +84,8 @@ func TestViewerSizesTheTerminal(t *testing.T) {
 		t.Fatalf("the other viewer saw %+v", got)
 	}
 	waitResizes(t, stream, "48x42", "100x29")
+	// The status line, cut to 48 columns before, has its whole text again.
+	waitStatus(t, c, func(s string) bool { return strings.HasSuffix(s, "(vnc)") && len([]rune(s)) > 48 })
 
 	// Out of bounds: refused, nothing changes.
 	phone.setDesktopSize(100, 50)
@@ -118,5 +120,20 @@ func TestViewerSizesTheTerminal(t *testing.T) {
 	}
 	if next.width != 640 || next.height != 400 {
 		t.Fatalf("next viewer's desktop %d×%d, want 640×400", next.width, next.height)
+	}
+}
+
+// waitStatus waits until the console's status line, trimmed, satisfies ok.
+func waitStatus(t *testing.T, c *serverConsole, ok func(string) bool) {
+	t.Helper()
+	status := func() string {
+		c.screen.mu.Lock()
+		defer c.screen.mu.Unlock()
+		return strings.TrimSpace(string(c.screen.status))
+	}
+	for deadline := time.Now().Add(10 * time.Second); !ok(status()); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("status line %q", status())
+		}
 	}
 }
