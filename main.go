@@ -606,6 +606,7 @@ func serve(args []string, stderr io.Writer) error {
 	dashboard, err := dash.New(dash.Config{
 		ConsoleToken: consoles.Token,
 		Sessions:     store,
+		History:      store,
 		Logins:       logins,
 		Backend:      svc,
 		Runtime:      runtimeInUse,

@@ -25,6 +25,13 @@ type rfbClient struct {
 	encodings     map[int32]int // rectangles received per encoding
 	discardRaw    bool          // skip Raw pixel data undecoded (benchmarks measure the bridge, not this client)
 	clipboard     [][]byte      // extended ServerCutText payloads received
+	sizes         []sizeSeen    // desktop size rectangles received
+}
+
+// sizeSeen is a DesktopSize (reason and status -1) or ExtendedDesktopSize
+// rectangle a test client received.
+type sizeSeen struct {
+	reason, status, width, height int
 }
 
 // extendedCut sends an extended ClientCutText.
@@ -133,6 +140,20 @@ func (c *rfbClient) setEncodings(encs ...int32) {
 	c.rw.Write(b)
 }
 
+// setDesktopSize asks for a desktop of one screen of width×height.
+func (c *rfbClient) setDesktopSize(width, height int) {
+	b := []byte{251, 0}
+	b = binary.BigEndian.AppendUint16(b, uint16(width))
+	b = binary.BigEndian.AppendUint16(b, uint16(height))
+	b = append(b, 1, 0)
+	b = binary.BigEndian.AppendUint32(b, 0) // screen id
+	b = binary.BigEndian.AppendUint32(b, 0) // at 0,0
+	b = binary.BigEndian.AppendUint16(b, uint16(width))
+	b = binary.BigEndian.AppendUint16(b, uint16(height))
+	b = binary.BigEndian.AppendUint32(b, 0) // flags
+	c.rw.Write(b)
+}
+
 func (c *rfbClient) requestUpdate(incremental bool) {
 	b := []byte{3, 0, 0, 0, 0, 0}
 	if incremental {
@@ -192,6 +213,25 @@ func (c *rfbClient) readUpdate() error {
 		r := image.Rect(x, y, x+int(binary.BigEndian.Uint16(rh[4:])), y+int(binary.BigEndian.Uint16(rh[6:])))
 		enc := int32(binary.BigEndian.Uint32(rh[8:]))
 		c.encodings[enc]++
+		if enc == encDesktopSize || enc == encExtendedDesktopSize {
+			seen := sizeSeen{reason: -1, status: -1, width: r.Dx(), height: r.Dy()}
+			if enc == encExtendedDesktopSize {
+				seen.reason, seen.status = r.Min.X, r.Min.Y
+				var layout [4 + 16]byte // one screen
+				if _, err := io.ReadFull(c.br, layout[:]); err != nil {
+					return err
+				}
+				if layout[0] != 1 || int(binary.BigEndian.Uint16(layout[12:])) != r.Dx() || int(binary.BigEndian.Uint16(layout[14:])) != r.Dy() {
+					return fmt.Errorf("screen layout %x for a %dx%d desktop", layout, r.Dx(), r.Dy())
+				}
+			}
+			c.sizes = append(c.sizes, seen)
+			if seen.status <= 0 {
+				c.width, c.height = seen.width, seen.height
+				c.fb = make([]uint32, c.width*c.height)
+			}
+			continue
+		}
 		if !r.In(image.Rect(0, 0, c.width, c.height)) && enc >= 0 {
 			return fmt.Errorf("rectangle %v outside the framebuffer", r)
 		}

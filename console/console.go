@@ -204,13 +204,14 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 		d.SetDeadline(time.Now().Add(handshakeTimeout))
 	}
 	br := bufio.NewReader(conn)
+	width, height := c.screen.size()
 	c.mu.Lock()
 	name := desktopName(c.name, nil)
 	c.mu.Unlock()
 	_, err := handshake(conn, br, handshakeConfig{
 		password: c.currentPassword, noAuth: noAuth, now: c.m.now, addr: addr,
 		limits: []ratelimit.Limit{{Failures: c.m.byAddr, Key: addr}, {Failures: c.m.byServer, Key: c.server}},
-		name:   name, width: c.screen.width, height: c.screen.height,
+		name:   name, width: width, height: height,
 	})
 	c.m.endHandshake(addr)
 	if err != nil {
@@ -221,11 +222,12 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 	}
 
 	v := newViewer(addr + " (" + via + ")")
+	v.width, v.height = width, height
 	c.mu.Lock()
 	c.conns[conn] = v.label
 	c.mu.Unlock()
 	c.screen.addViewer(v)
-	defer c.screen.removeViewer(v)
+	defer c.viewerLeft(v)
 	c.updateStatus()
 
 	stop := make(chan struct{})
@@ -330,7 +332,7 @@ func (s *session) setEncodings(encs []int32) {
 	sc := s.c.screen
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	s.v.enc.zrle, s.v.copyRect, s.v.desktopName = false, false, false
+	s.v.enc.zrle, s.v.copyRect, s.v.desktopName, s.v.desktopSize = false, false, false, false
 	for _, e := range encs {
 		switch e {
 		case encExtendedClipboard:
@@ -348,6 +350,15 @@ func (s *session) setEncodings(encs []int32) {
 			s.v.copyRect = true
 		case encDesktopName:
 			s.v.desktopName = true
+		case encDesktopSize:
+			s.v.desktopSize = true
+		case encExtendedDesktopSize:
+			if !s.v.extDesktopSize {
+				// The current size, so that the viewer knows it may ask for another.
+				s.v.extDesktopSize = true
+				s.v.size = sizeNews{pending: true, reason: resizeByServer}
+				s.v.wake()
+			}
 		}
 	}
 }
@@ -430,6 +441,8 @@ func providedText(compressed []byte) ([]byte, error) {
 	text = bytes.ReplaceAll(text, []byte("\r\n"), []byte("\r"))
 	return bytes.ReplaceAll(text, []byte("\n"), []byte("\r")), nil
 }
+
+func (s *session) setDesktopSize(width, height int) { s.c.setDesktopSize(s.v, width, height) }
 
 func (s *session) write(b []byte) { s.c.typeIn(b) }
 

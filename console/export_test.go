@@ -21,6 +21,18 @@ func DialTestViewer(conn io.ReadWriter, password string) (*TestViewer, error) {
 	return &TestViewer{c}, nil
 }
 
+// SetDesktopSize asks for a desktop of width×height pixels, as noVNC does
+// for its window, and waits for the answer.
+func (v *TestViewer) SetDesktopSize(t *testing.T, width, height int) {
+	t.Helper()
+	v.c.setEncodings(encZRLE, encCopyRect, encExtendedDesktopSize)
+	v.c.readSize(t) // the current size: now it may ask
+	v.c.setDesktopSize(width, height)
+	if got := v.c.readSize(t); got != (sizeSeen{resizeByViewer, resizeDone, width, height}) {
+		t.Fatalf("asked for %d×%d: %+v", width, height, got)
+	}
+}
+
 // Type sends s as key presses; '\n' is Return.
 func (v *TestViewer) Type(s string) {
 	for _, r := range s {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,21 @@ type fakeStream struct {
 	input   bytes.Buffer
 	echo    bool
 	typed   chan struct{} // signalled on every Write
+	sizes   []string      // the terminal sizes set, "COLSxROWS"
+}
+
+// Resize records the size, as a pty would take it.
+func (f *fakeStream) Resize(cols, rows int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sizes = append(f.sizes, fmt.Sprintf("%dx%d", cols, rows))
+	return nil
+}
+
+func (f *fakeStream) resizes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.sizes...)
 }
 
 func newFakeStream() *fakeStream {

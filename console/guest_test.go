@@ -98,5 +98,11 @@ func TestGuestConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.CheckFramebuffer(t, m, id)
+
+	// The viewer's window sizes the guest's terminal: 100 columns of 8 px
+	// and 30 rows of 16 px less the status line.
+	v.SetDesktopSize(t, 800, 480)
+	v.Type("stty size\n")
+	console.WaitScreen(t, m, id, "\n29 100")
 	m.Detach(id)
 }

@@ -65,8 +65,13 @@ type viewer struct {
 	out         []byte // the last update, reused: only the viewer's writer builds and sends updates
 	messages    []byte // other server messages waiting for the writer (extended clipboard)
 	extClip     bool   // the client speaks the extended clipboard
-	label       string
-	wakeCh      chan struct{}
+	// The client follows desktop size changes (and may ask for one:
+	// extended) and what it has yet to be told.
+	extDesktopSize, desktopSize bool
+	size                        sizeNews
+	width, height               int // the size its handshake announced
+	label                       string
+	wakeCh                      chan struct{}
 }
 
 func newViewer(label string) *viewer {
@@ -228,6 +233,7 @@ type messageHandler interface {
 	keyEvent(down bool, sym uint32)
 	cutText(text []byte)
 	extendedCutText(payload []byte)
+	setDesktopSize(width, height int)
 }
 
 // readMessages reads client-to-server messages until an error, handing
@@ -302,6 +308,19 @@ func readMessages(r *bufio.Reader, h messageHandler) error {
 			} else {
 				h.cutText(text)
 			}
+		case 251: // SetDesktopSize: the screens' layout follows; we have one screen
+			if _, err := io.ReadFull(r, buf[:7]); err != nil {
+				return err
+			}
+			w, hgt := int(binary.BigEndian.Uint16(buf[1:])), int(binary.BigEndian.Uint16(buf[3:]))
+			screens := int(buf[5])
+			if _, err := r.Discard(screens * 16); err != nil {
+				return err
+			}
+			if screens == 0 {
+				w, hgt = 0, 0 // no screen: an invalid layout
+			}
+			h.setDesktopSize(w, hgt)
 		default:
 			return fmt.Errorf("%w: unknown client message type %d", ErrProtocol, kind)
 		}
@@ -312,11 +331,14 @@ func readMessages(r *bufio.Reader, h messageHandler) error {
 // client has not asked or nothing changed. The screen's mutex is held. The
 // result is valid until the next call for v.
 func (s *screen) updateLocked(v *viewer) []byte {
-	if !v.requested || v.damage.empty() {
+	if v.damage.margins && s.width == s.cols*cellWidth && s.height == s.rows*cellHeight {
+		v.damage.margins = false // the cells fill the framebuffer
+	}
+	if !v.requested || (v.damage.empty() && !v.size.pending) {
 		return nil
 	}
 	b := append(v.out[:0], 0, 0, 0, 0)
-	n := 0
+	b, n := s.appendSizeNews(b, v)
 	d := &v.damage
 	if d.name {
 		if v.desktopName {
@@ -358,6 +380,8 @@ func (s *screen) updateLocked(v *viewer) []byte {
 		}
 		row = end
 	}
+	b, m := s.appendMargins(b, v)
+	n += m
 	v.requested = false
 	binary.BigEndian.PutUint16(b[2:], uint16(n))
 	v.out = b

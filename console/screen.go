@@ -35,10 +35,11 @@ type damage struct {
 	copyRows int
 	rows     []span
 	name     bool // the desktop name changed
+	margins  bool // the framebuffer beyond the cells (after a resize to a size cells do not fill)
 }
 
 func (d *damage) empty() bool {
-	if d.copyRows != 0 || d.name {
+	if d.copyRows != 0 || d.name || d.margins {
 		return false
 	}
 	for _, s := range d.rows {
@@ -60,6 +61,7 @@ func (d *damage) mark(row, lo, hi int) {
 
 func (d *damage) markAll(cols int) {
 	d.copyRows = 0
+	d.margins = true
 	for i := range d.rows {
 		d.rows[i] = span{0, cols}
 	}
@@ -82,41 +84,35 @@ func (d *damage) scroll(n, termRows, cols int) {
 // screen is a terminal emulator drawn into a framebuffer. It tells its
 // viewers which regions changed, so each can send only those.
 type screen struct {
-	mu        sync.Mutex
-	vt        vt10x.Terminal
-	cols      int
-	termRows  int // rows of the guest's terminal
-	rows      int // termRows plus the status line
-	width     int // framebuffer pixels
-	height    int
-	fb        []uint32 // 0x00RRGGBB per pixel
-	shadow    []vt10x.Glyph
-	next      []vt10x.Glyph // the grid being compared with shadow, kept to spare garbage
-	status    []rune
-	name      string
-	utf8Carry []byte
-	clamp     paramClamp
-	replies   []byte
-	viewers   map[*viewer]struct{}
+	mu       sync.Mutex
+	vt       vt10x.Terminal
+	cols     int
+	termRows int // rows of the guest's terminal
+	rows     int // termRows plus the status line
+	width    int // framebuffer pixels: the cells, and a blank margin when a viewer asked for a size they do not fill
+	height   int
+	// The size the screen starts with and returns to when no viewer is left.
+	defaultWidth, defaultHeight int
+	fb                          []uint32 // 0x00RRGGBB per pixel
+	shadow                      []vt10x.Glyph
+	next                        []vt10x.Glyph // the grid being compared with shadow, kept to spare garbage
+	status                      []rune
+	name                        string
+	utf8Carry                   []byte
+	clamp                       paramClamp
+	replies                     []byte
+	viewers                     map[*viewer]struct{}
 }
 
 func newScreen(cols, termRows int, name string) *screen {
 	s := &screen{
-		cols:     cols,
-		termRows: termRows,
-		rows:     termRows + 1,
-		width:    cols * cellWidth,
-		height:   (termRows + 1) * cellHeight,
-		name:     name,
-		viewers:  map[*viewer]struct{}{},
+		defaultWidth:  cols * cellWidth,
+		defaultHeight: (termRows + 1) * cellHeight,
+		name:          name,
+		viewers:       map[*viewer]struct{}{},
 	}
+	s.allocLocked(cols, termRows, s.defaultWidth, s.defaultHeight)
 	s.vt = vt10x.New(vt10x.WithSize(cols, termRows), vt10x.WithWriter(replyWriter{s}))
-	s.fb = make([]uint32, s.width*s.height)
-	s.shadow = make([]vt10x.Glyph, cols*s.rows)
-	for i := range s.shadow {
-		s.shadow[i].Mode = invalidMark
-	}
-	s.status = make([]rune, cols)
 	s.refreshLocked()
 	return s
 }
@@ -348,19 +344,28 @@ func (s *screen) setStatus(text, name string) {
 	s.refreshLocked()
 }
 
-// addViewer registers v; its first update is the whole screen.
+// addViewer registers v; its first update is the whole screen, after the
+// news of a size change since its handshake announced one.
 func (s *screen) addViewer(v *viewer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v.damage.rows = make([]span, s.rows)
 	v.damage.markAll(s.cols)
+	if v.width != 0 && (v.width != s.width || v.height != s.height) {
+		v.size = sizeNews{pending: true, reason: resizeByServer}
+	}
 	s.viewers[v] = struct{}{}
 }
 
-func (s *screen) removeViewer(v *viewer) {
+// removeViewer forgets v. With the last viewer gone the screen returns to
+// its default size, which a native viewer connecting next expects; it
+// then returns true and the terminal's new size.
+func (s *screen) removeViewer(v *viewer) (resized bool, cols, rows int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.viewers, v)
+	resized = len(s.viewers) == 0 && s.resizeLocked(s.defaultWidth, s.defaultHeight, nil)
+	return resized, s.cols, s.termRows
 }
 
 // text returns the terminal's characters, one line per row, for tests and logs.

@@ -308,6 +308,20 @@ var migrations = []string{
 		last_seen INTEGER NOT NULL
 	);
 	CREATE INDEX sessions_user ON sessions(user);`,
+	// Servers' activity history for the dashboard's graphs (see samples.go):
+	// rates per second, one tier per resolution, bounded per server.
+	`CREATE TABLE samples (
+		server TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+		tier INTEGER NOT NULL,
+		time INTEGER NOT NULL,
+		cpu REAL,
+		memory REAL,
+		rx REAL NOT NULL,
+		tx REAL NOT NULL,
+		read REAL NOT NULL,
+		write REAL NOT NULL,
+		PRIMARY KEY (server, tier, time)
+	) WITHOUT ROWID;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

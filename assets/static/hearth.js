@@ -180,6 +180,7 @@
         Array.prototype.forEach.call(region.el.attributes, function (a) { fresh.setAttribute(a.name, a.value); });
         morph(region.el, fresh);
         enhance(region.el);
+        region.el.dispatchEvent(new Event('hearth:refreshed', { bubbles: true }));
         syncConfig();
         settleFlashes(region.url === '/ui/servers/rows');
       })

@@ -70,6 +70,7 @@ func (h *Host) adoptOne(ctx context.Context, c client.Container) (*instance, err
 		return nil, err
 	}
 	g.task, g.io = task, task.IO()
+	g.console.SetResizer(h.ptyResizer(task))
 	st, err := task.Status(ctx)
 	if err != nil {
 		return nil, err

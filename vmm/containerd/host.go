@@ -314,6 +314,19 @@ func (h *Host) opContext(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(namespaces.WithNamespace(context.WithoutCancel(ctx), h.namespace), opTimeout)
 }
 
+// ptyResizer sets the size of a task's terminal (TIOCSWINSZ on the pty
+// its shim holds), for the guest's console.
+func (h *Host) ptyResizer(task client.Task) func(cols, rows int) error {
+	return func(cols, rows int) error {
+		ctx, cancel := h.opContext(context.Background())
+		defer cancel()
+		if err := task.Resize(ctx, uint32(cols), uint32(rows)); err != nil {
+			return fmt.Errorf("resize the terminal of guest %s: %w", task.ID(), h.unavailable(err))
+		}
+		return nil
+	}
+}
+
 // unavailable marks errors that mean containerd cannot be reached.
 func (h *Host) unavailable(err error) error {
 	if errdefs.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) {

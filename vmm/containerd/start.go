@@ -213,6 +213,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	h.mu.Lock()
 	g.task = task
 	h.mu.Unlock()
+	g.console.SetResizer(h.ptyResizer(task))
 	rollback.push(func() {
 		task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
 		g.io.Cancel()

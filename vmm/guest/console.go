@@ -27,6 +27,8 @@ type Console struct {
 
 	inR *io.PipeReader // read by containerd's copy into the stdin FIFO
 	inW *io.PipeWriter
+
+	resize func(cols, rows int) error // the backend's, once the guest's terminal exists
 }
 
 // NewConsole returns a console for one guest; the backend feeds Output with
@@ -70,6 +72,30 @@ func (c *Console) Write(p []byte) (int, error) {
 		err = fmt.Errorf("console input: %w", ErrNotRunning)
 	}
 	return n, err
+}
+
+// SetResizer tells the console how the backend resizes the guest's
+// terminal; Resize fails until it is set.
+func (c *Console) SetResizer(resize func(cols, rows int) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resize = resize
+}
+
+// Resize sets the size of the guest's terminal (console.Resizer): the
+// kernel tells the guest's foreground process (SIGWINCH), as a terminal
+// window's resize does.
+func (c *Console) Resize(cols, rows int) error {
+	c.mu.Lock()
+	resize := c.resize
+	c.mu.Unlock()
+	if resize == nil {
+		return fmt.Errorf("resize console: %w", ErrNotRunning)
+	}
+	if cols <= 0 || rows <= 0 || cols > 0xffff || rows > 0xffff {
+		return fmt.Errorf("resize console to %dx%d: %w", cols, rows, ErrInvalid)
+	}
+	return resize(cols, rows)
 }
 
 // Input is what is typed into the guest: the backend copies it to the

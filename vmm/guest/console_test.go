@@ -3,6 +3,7 @@ package guest
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -39,5 +40,20 @@ func TestConsoleRing(t *testing.T) {
 	c.CloseInput()
 	if _, err := c.Write([]byte("x")); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("write after close: %v", err)
+	}
+}
+
+func TestConsoleResize(t *testing.T) {
+	c := NewConsole()
+	if err := c.Resize(80, 24); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("resize before the guest's terminal exists: %v", err)
+	}
+	var got []int
+	c.SetResizer(func(cols, rows int) error { got = append(got, cols, rows); return nil })
+	if err := c.Resize(48, 42); err != nil || !slices.Equal(got, []int{48, 42}) {
+		t.Fatalf("resize: %v, backend got %v", err, got)
+	}
+	if err := c.Resize(0, 24); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("resize to 0 columns: %v", err)
 	}
 }

@@ -241,6 +241,8 @@ var browserScenarios = []browserScenario{
 			}
 		},
 	},
+	{name: "graphs", before: graphsBefore},
+	{name: "console-phone", before: consolePhoneBefore},
 }
 
 // library returns the library image every scenario's user may copy.
@@ -336,7 +338,7 @@ func newStack(t *testing.T) *env {
 		consoles.Close()
 	})
 	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(logtest.Logger(t)))
-	d, err := New(Config{Backend: svc, Sessions: store, Runtime: host.Name(), DataDir: data, Logger: logtest.Logger(t),
+	d, err := New(Config{Backend: svc, Sessions: store, History: store, Runtime: host.Name(), DataDir: data, Logger: logtest.Logger(t),
 		NoNetwork: "This test appliance has no guest network."}) // containerd.Open above has no WithNetwork
 	if err != nil {
 		t.Fatal(err)

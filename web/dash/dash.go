@@ -44,6 +44,9 @@ type Config struct {
 	ConsoleToken func(server, user string) string
 	// Sessions keeps the logged-in browsers (required: storage.Store).
 	Sessions SessionStore
+	// History keeps the servers' counter history the server page graphs
+	// (required: storage.Store).
+	History HistoryStore
 	// IdleTimeout ends sessions unused this long (default 30 minutes).
 	IdleTimeout time.Duration
 	// Logger reports what went wrong behind a page (default: discard).
@@ -81,6 +84,9 @@ func New(cfg Config) (*Dashboard, error) {
 	if cfg.Sessions == nil {
 		return nil, errors.New("dash: no session store")
 	}
+	if cfg.History == nil {
+		return nil, errors.New("dash: no history store")
+	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Minute
 	}
@@ -107,7 +113,7 @@ func New(cfg Config) (*Dashboard, error) {
 		sessions: newSessions(cfg.Sessions, cfg.IdleTimeout, cfg.Now, cfg.Logger),
 		logins:   cfg.Logins,
 		host:     &hostProbe{runtime: cfg.Runtime, kvmPath: "/dev/kvm", dataDir: cfg.DataDir, procDir: "/proc"},
-		samples:  newSampler(cfg.Now),
+		samples:  newSampler(cfg.History, cfg.Now, cfg.Logger),
 		mux:      http.NewServeMux(),
 		static:   http.StripPrefix("/static/", http.FileServerFS(static)),
 		log:      cfg.Logger,
@@ -117,7 +123,7 @@ func New(cfg Config) (*Dashboard, error) {
 	d.starts = newPendingStarts(ctx, d.backend, d.log)
 	d.imports = newImports(ctx, d.backend, d.log, d.now)
 	d.routes()
-	go d.samples.run(ctx, d.backend, d.log)
+	go d.samples.run(ctx, d.backend)
 	return d, nil
 }
 
@@ -257,7 +263,6 @@ func (d *Dashboard) page(h func(*request)) http.HandlerFunc {
 			d.notLoggedIn(rq)
 			return
 		}
-		d.samples.noteCaller(rq.user)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if !sameOrigin(r) {
 				d.refuse(rq, http.StatusForbidden, "This request came from another site and was refused.")

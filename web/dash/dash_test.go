@@ -83,7 +83,7 @@ func newEnv(t testing.TB) *env {
 	}
 	svc := api.New(store, api.WithGuests(guests), api.WithConsoleLog(guests), api.WithLogger(logtest.Logger(t)))
 	minted := 0
-	d, err := New(Config{Backend: svc, Sessions: store, ConsoleToken: func(server, user string) string {
+	d, err := New(Config{Backend: svc, Sessions: store, History: store, ConsoleToken: func(server, user string) string {
 		minted++
 		return fmt.Sprintf("tok-%s-%s-%d", server, user, minted)
 	}, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logger: logtest.Logger(t), Now: clk.now})
@@ -348,7 +348,7 @@ func (e *env) restart() {
 	e.t.Helper()
 	e.srv.Close()
 	e.dash.Close()
-	d, err := New(Config{Backend: e.service, Sessions: e.store, Runtime: "io.containerd.runc.v2", DataDir: e.t.TempDir(), Logger: logtest.Logger(e.t), Now: e.clock.now})
+	d, err := New(Config{Backend: e.service, Sessions: e.store, History: e.store, Runtime: "io.containerd.runc.v2", DataDir: e.t.TempDir(), Logger: logtest.Logger(e.t), Now: e.clock.now})
 	if err != nil {
 		e.t.Fatal(err)
 	}

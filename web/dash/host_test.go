@@ -6,9 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"hearth/web/api"
 	"hearth/web/eh"
 )
 
@@ -78,9 +76,6 @@ func TestFormatting(t *testing.T) {
 	if got := fieldFor(eh.Busyf("server is busy")); got != "" {
 		t.Errorf("fieldFor without a key = %q", got)
 	}
-	if s := newSparkline([]float64{0, 5, 10}, func(v float64) string { return "" }); s.Empty || s.Line != "0.0,29.0 50.0,15.5 100.0,2.0" {
-		t.Errorf("sparkline %+v", s)
-	}
 }
 
 func TestImagingProgressRendering(t *testing.T) {
@@ -100,46 +95,5 @@ func TestImagingProgressRendering(t *testing.T) {
 	imagingProgress("boot", "", 0).Render(context.Background(), &b)
 	if b.Len() != 0 {
 		t.Fatalf("idle: %q", b.String())
-	}
-}
-
-func TestLiveStats(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	hist := []counterSample{
-		{at: t0, values: map[string]uint64{"rx": 0, "cpu": 0, "mem": 100 << 20}},
-		{at: t0.Add(5 * time.Second), values: map[string]uint64{"rx": 5 << 20, "cpu": 2_500_000_000, "mem": 120 << 20}},
-	}
-	stats := liveStats(hist, api.ServerCounters{RxBytes: 5242880, CPUNanos: 2500000000, MemoryBytes: 125829120, UsageKnown: true})
-	got := map[string]liveStat{}
-	for _, s := range stats {
-		got[s.Label] = s
-	}
-	if s := got["Network in"]; s.Rate != "1 MiB/s" || s.Total != "5 MiB total" || s.Spark.Empty != true {
-		t.Errorf("network in: %+v", s)
-	}
-	if s := got["CPU"]; s.Rate != "50% of a core" {
-		t.Errorf("cpu: %+v", s)
-	}
-	if s := got["Memory used"]; s.Rate != "120 MiB" || s.Spark.Empty {
-		t.Errorf("memory: %+v", s)
-	}
-	if stats := liveStats(nil, api.ServerCounters{}); len(stats) != 4 {
-		t.Errorf("without cpu and memory reported: %d tiles, want the 4 I/O ones", len(stats))
-	}
-}
-
-func TestSamplerForgetsStaleHistories(t *testing.T) {
-	c := &clock{}
-	s := newSampler(c.now)
-	s.record([]api.ServerCounters{{Server: "a", Active: true}, {Server: "b", Active: true}})
-	c.advance(sampleEvery)
-	s.record([]api.ServerCounters{{Server: "a", Active: true}, {Server: "b"}})
-	if len(s.history("a")) != 2 || len(s.history("b")) != 0 {
-		t.Fatalf("histories a %d, b %d", len(s.history("a")), len(s.history("b")))
-	}
-	c.advance(sampleKeep*sampleEvery + time.Second)
-	s.forgetStale()
-	if len(s.history("a")) != 0 {
-		t.Fatal("a server not seen for the whole history window kept its history")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/a-h/templ"
 
 	"hearth/internal/ehkeys"
+	"hearth/storage"
 	"hearth/web/api"
 	"hearth/web/eh"
 )
@@ -168,9 +169,6 @@ func (d *Dashboard) serverList(rq *request) (serverList, error) {
 	infos, err := d.backend.ServersInfo(ctx, rq.user)
 	if err != nil {
 		return serverList{}, err
-	}
-	if counters, err := d.backend.ServersCounters(ctx, rq.user); err == nil {
-		d.samples.record(counters)
 	}
 	n := d.lookupNames(ctx, rq.user)
 	now := d.now()
@@ -395,6 +393,7 @@ type serverView struct {
 	Actions  []string
 	Form     serverForm
 	Stats    []liveStat
+	Range    chartRange // of history the graphs show
 	Console  string
 	CSRF     string
 	Runtime  []kv
@@ -425,7 +424,6 @@ func (d *Dashboard) serverView(rq *request, id string) (serverView, error) {
 	if err != nil {
 		return serverView{}, err
 	}
-	d.samples.record([]api.ServerCounters{counters})
 	n := d.lookupNames(ctx, rq.user)
 	row := d.newServerRow(info, n, d.now())
 	v := serverView{
@@ -435,9 +433,19 @@ func (d *Dashboard) serverView(rq *request, id string) (serverView, error) {
 		Row:      row,
 		Info:     info,
 		Actions:  serverActions(row.State.State),
-		Stats:    liveStats(d.samples.history(id), counters),
 		CSRF:     rq.sess.csrf,
 		Editable: info["status"] == "stopped" || info["status"] == "dead",
+	}
+	v.Range = chartRangeNamed(rq.URL.Query().Get("range"))
+	if storage.Running(v.Status) {
+		tier := storage.SampleTiers[v.Range.Tier]
+		now := d.now()
+		from := now.Truncate(tier.Step).Add(tier.Step - tier.Keep)
+		hist, err := d.cfg.History.Samples(ctx, id, v.Range.Tier, from)
+		if err != nil {
+			d.log.Warn("reading counter history", "server", id, "err", err)
+		}
+		v.Stats = liveStats(hist, v.Range, from, now, counters)
 	}
 	if out, err := d.backend.ServerConsole(ctx, rq.user, id); err == nil {
 		v.Console = consoleTail(out)

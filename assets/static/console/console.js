@@ -8,6 +8,13 @@
 // the page asks for the password. Reconnects with exponential back-off and
 // gives up after maxRetries; a wrong password asks again instead of
 // retrying.
+//
+// A window too small for the 80×24 desktop at its own size (a phone) asks
+// the console for a desktop the size of the window instead (noVNC's
+// resizeSession: SetDesktopSize): the console gives its terminal the 8×16
+// pixel cells that fit and resizes the guest's terminal to match, so text
+// keeps its size instead of shrinking to a few pixels. Larger windows keep
+// 80×24, scaled to fit.
 import RFB from '/static/novnc/core/rfb.js';
 import KeyTable from '/static/novnc/core/input/keysym.js';
 
@@ -20,6 +27,9 @@ const screen = $('screen');
 const maxRetries = 8;
 const firstDelay = 1000;
 const maxDelay = 30000;
+// The default desktop: 80×24 cells of 8×16 pixels and the status line.
+const defaultWidth = 80 * 8;
+const defaultHeight = 25 * 16;
 
 let rfb = null;
 let retries = 0;
@@ -36,6 +46,19 @@ function setStatus(state, text) {
   s.textContent = text;
   $('connect').hidden = state === 'connected' || state === 'connecting';
   $('disconnect').hidden = !$('connect').hidden;
+}
+
+// layoutScreen decides whether this window sizes the guest's terminal and
+// then gives the screen a whole number of pixels: noVNC asks again for as
+// long as the desktop differs from the screen's size, and a fractional
+// height (under a toolbar of fractional height) would keep it asking.
+function layoutScreen() {
+  const avail = Math.floor(window.innerHeight - screen.getBoundingClientRect().top);
+  const fit = screen.clientWidth < defaultWidth || avail < defaultHeight;
+  screen.style.flex = fit ? 'none' : '';
+  screen.style.height = fit ? avail + 'px' : '';
+  if (rfb) rfb.resizeSession = fit;
+  return fit;
 }
 
 function wsURL() {
@@ -76,6 +99,7 @@ async function connect() {
     credentials: password ? { password } : undefined,
   });
   rfb.scaleViewport = $('scale').checked;
+  layoutScreen();
   rfb.background = '#111';
   rfb.addEventListener('connect', () => {
     retries = 0;
@@ -159,7 +183,27 @@ $('fullscreen').addEventListener('click', () => {
   if (document.fullscreenElement) document.exitFullscreen();
   else document.documentElement.requestFullscreen();
 });
-$('cad').addEventListener('click', () => { if (rfb) { rfb.sendCtrlAltDel(); rfb.focus(); } });
+window.addEventListener('resize', layoutScreen);
+// The toolbar wraps and panels come and go above the screen.
+const above = new ResizeObserver(layoutScreen);
+for (const id of ['bar', 'paste', 'login', 'note']) above.observe($(id));
+
+// A text console has no Ctrl-Alt-Del of its own: the keys reach the guest's
+// terminal as xterm's Ctrl-Alt-Delete sequence, which the program reading
+// it interprets (a shell ignores it); the guest's init is not signalled.
+let sentTimer = 0;
+function sentNote(text) {
+  $('sent').textContent = text;
+  clearTimeout(sentTimer);
+  sentTimer = setTimeout(() => { $('sent').textContent = ''; }, 15000);
+}
+$('cad').addEventListener('click', () => {
+  if (!rfb) return;
+  rfb.sendCtrlAltDel();
+  rfb.focus();
+  sentNote('Ctrl-Alt-Del was typed into the terminal: the program reading it decides what it means (a shell ignores it). ' +
+    'It does not restart the guest; Reset on the server page does.');
+});
 
 const specialKeys = {
   esc: [KeyTable.XK_Escape, 'Escape'],
