@@ -31,8 +31,7 @@ type NICState struct {
 }
 
 // Observe describes a running (or paused) server's guest; false when it has
-// none. Disks are keyed as the backend counts them: the boot drive by its
-// device key (ide:0:0), the other drives by their name in the guest (hdb).
+// none. Disks are keyed by the server's device keys (ide:0:0).
 func (m *Manager) Observe(ctx context.Context, server string) (Observation, bool) {
 	st, err := m.backend.Status(ctx, server)
 	if err != nil || st.State == guest.Stopped {

@@ -28,7 +28,7 @@ func (h *Host) Counters(ctx context.Context, id string) (guest.Counters, error) 
 			break
 		}
 		if d, err := l.counters(); err == nil {
-			c.Disks[devices[i].Device] = d
+			c.Disks[devices[i].CounterKey()] = d
 		}
 	}
 	if h.network != nil {

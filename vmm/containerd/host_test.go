@@ -345,7 +345,7 @@ func TestGuestDisks(t *testing.T) {
 	os.WriteFile(ro, bytes.Repeat([]byte("cdrom-data "), 1<<16), 0o600)
 	id := guestID(t, 0)
 	err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Device: "hda", Image: img}, Disks: []guest.Disk{
-		{Device: "sdb", Image: rw}, {Device: "hdc", Image: ro, ReadOnly: true},
+		{Device: "sdb", Key: "scsi:0:1", Image: rw}, {Device: "hdc", Image: ro, ReadOnly: true},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -360,8 +360,10 @@ func TestGuestDisks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cnt.Disks["sdb"].WriteBytes == 0 || cnt.Disks["hdc"].ReadBytes == 0 {
-		t.Errorf("disk counters did not move: %+v", cnt.Disks)
+	// Counters are named by the server's device key (a guest an older
+	// Hearth recorded without one: by its device name).
+	if cnt.Disks["scsi:0:1"].WriteBytes == 0 || cnt.Disks["hdc"].ReadBytes == 0 {
+		t.Errorf("disk counters did not move, or are not named by the device key: %+v", cnt.Disks)
 	}
 	if err := h.Delete(context.Background(), id); err != nil {
 		t.Fatal(err)

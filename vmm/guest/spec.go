@@ -56,9 +56,20 @@ type IDMap struct {
 
 // Disk is a drive image attached to a guest.
 type Disk struct {
-	Device   string `json:"dev"` // name under /dev in the guest, e.g. "sdb"
-	Image    string `json:"img"` // image file on the host
-	ReadOnly bool   `json:"ro"`  // e.g. a cdrom
+	Device   string `json:"dev"`           // name under /dev in the guest, e.g. "sdb"
+	Key      string `json:"key,omitempty"` // the server's device key, e.g. "ide:0:1": what its counters are named by
+	Image    string `json:"img"`           // image file on the host
+	ReadOnly bool   `json:"ro"`            // e.g. a cdrom
+}
+
+// CounterKey is what the disk's counters are named by in server info: its
+// device key (ide:0:1), or, for a guest an older Hearth recorded without
+// one, its device name.
+func (d Disk) CounterKey() string {
+	if d.Key != "" {
+		return d.Key
+	}
+	return d.Device
 }
 
 var (

@@ -165,7 +165,17 @@ function askPassword(reason) {
 
 $('login').addEventListener('submit', (e) => {
   e.preventDefault();
-  password = $('password').value;
+  // No maxlength on the field: a browser would cut a pasted longer
+  // password silently, and the guess would fail for a reason nobody sees.
+  const typed = $('password').value;
+  if (typed.length > 8) {
+    $('loginerror').textContent = 'A VNC password has at most 8 characters; this one has ' + typed.length + '.';
+    $('password').setAttribute('aria-invalid', 'true');
+    $('password').focus();
+    return;
+  }
+  $('password').removeAttribute('aria-invalid');
+  password = typed;
   $('login').hidden = true;
   if (rfb && !authFailed) {
     rfb.sendCredentials({ password });
