@@ -62,6 +62,7 @@
       div.setAttribute('data-await-server', await_.server);
       div.setAttribute('data-await', await_.states);
       div.setAttribute('data-done', await_.done);
+      if (await_.failed) div.setAttribute('data-failed', await_.failed);
     }
     flashText(div, message);
     closable(div);
@@ -76,6 +77,14 @@
     div.removeAttribute('data-await-server');
   }
 
+  // failedFlash ends a flash whose awaited state will not come (a start
+  // that failed, or the server gone) with its data-failed message.
+  function failedFlash(div) {
+    flashText(div, div.getAttribute('data-failed'));
+    div.className = 'flash flash-error';
+    div.removeAttribute('data-await-server');
+  }
+
   // settleFlashes brings awaiting flashes up to date with what the page
   // shows; listed: the page's server list was just refreshed, so a server
   // missing from it is gone.
@@ -84,13 +93,18 @@
       if (!div.hasAttribute('data-message')) div.setAttribute('data-message', div.querySelector('.flash-text').firstChild.nodeValue);
       var id = div.getAttribute('data-await-server');
       var el = document.querySelector('[data-server="' + id + '"][data-state]');
+      var failed = div.getAttribute('data-failed');
       if (!el) {
-        if (listed) doneFlash(div);
+        if (listed) (failed ? failedFlash : doneFlash)(div);
         return;
       }
       var state = el.getAttribute('data-state');
       if (div.getAttribute('data-await').split(' ').indexOf(state) >= 0) {
         doneFlash(div);
+        return;
+      }
+      if (failed && state === 'start-failed') {
+        failedFlash(div);
         return;
       }
       flashText(div, div.getAttribute('data-message'), el.getAttribute('data-state-left'));
@@ -104,7 +118,8 @@
   function leaveForList() {
     var carried = [];
     document.querySelectorAll('.flashes .flash[data-await-server]').forEach(function (div) {
-      carried.push(div.getAttribute('data-done'));
+      var failed = div.getAttribute('data-failed');
+      carried.push(failed ? { kind: 'error', message: failed } : { kind: 'ok', message: div.getAttribute('data-done') });
     });
     try { sessionStorage.setItem(CARRIED, JSON.stringify(carried)); } catch (e) { /* private mode */ }
     location.href = '/ui/servers';
@@ -117,7 +132,7 @@
     });
     var carried = null;
     try { carried = JSON.parse(sessionStorage.getItem(CARRIED) || 'null'); sessionStorage.removeItem(CARRIED); } catch (e) { /* none */ }
-    (carried || []).forEach(function (m) { flash('ok', m); });
+    (carried || []).forEach(function (m) { flash(m.kind, m.message); });
     settleFlashes(false);
   }
 

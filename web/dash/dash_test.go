@@ -472,7 +472,9 @@ func TestServerLifecycleThroughForms(t *testing.T) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Hearth-Fetch", "1")
 	req.Header.Set("X-CSRF-Token", b.csrf)
-	if r := b.do(req); r.status != http.StatusOK || !strings.Contains(r.body, `"message":"Server web1 started."`) {
+	// The flash waits for the server to be running (or to fail to start).
+	if r := b.do(req); r.status != http.StatusOK || !strings.Contains(r.body, `"message":"Starting server web1…"`) ||
+		!strings.Contains(r.body, `"states":"active","done":"Server web1 started.","failed":"Server web1 could not start: its page says why."`) {
 		t.Fatalf("fetch start: %d %s", r.status, r.body)
 	}
 	rows := b.get("/ui/servers/rows")

@@ -548,14 +548,22 @@ func (d *Dashboard) createServer(rq *request) {
 		d.showCreate(rq, f)
 		return
 	}
-	switch {
-	case made.Imaging && f.Start:
+	back := "/ui/servers/" + made.Server
+	if made.Imaging && f.Start {
 		d.starts.add(rq.user, made.Server, made.Drive)
-		msg += " Its boot drive is being imaged; it starts when the copy is done."
-	case made.Started:
-		msg += " It is starting."
 	}
-	d.done(rq, "/ui/servers/"+made.Server, msg)
+	if msg != "" && (made.Started || made.Imaging && f.Start) {
+		// The flash stays until the server is running (or could not start).
+		a, _ := awaitFor("start", made.Server, f.Name)
+		a.Message = msg + " Starting it…"
+		if made.Imaging {
+			a.Message = msg + " It starts when its boot drive has been copied…"
+		}
+		a.Await.Done = msg + " It is running."
+		d.announce(rq, back, a)
+		return
+	}
+	d.done(rq, back, msg)
 }
 
 // ownServerNamed reports whether the caller already owns a server called

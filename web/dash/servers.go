@@ -2,7 +2,6 @@ package dash
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -253,9 +252,8 @@ func (d *Dashboard) serverAction(rq *request) {
 		d.failed(rq, back, err)
 		return
 	}
-	if a, ok := awaited[action]; ok {
-		d.announce(rq, back, flash{Kind: "info", Message: fmt.Sprintf(a.pending, info["name"]),
-			Await: &awaitFlash{Server: id, States: a.states, Done: fmt.Sprintf(a.done, info["name"])}})
+	if f, ok := awaitFor(action, id, info["name"]); ok {
+		d.announce(rq, back, f)
 		return
 	}
 	d.done(rq, back, "Server "+info["name"]+" "+actionDone[action]+".")

@@ -36,6 +36,9 @@ type awaitFlash struct {
 	Server string `json:"server"`
 	States string `json:"states"` // space-separated serverState.State values
 	Done   string `json:"done"`   // the message once one has come (or the server is gone)
+	// Failed, when set, is the message (an error) once the server is in
+	// the start-failed state, or gone, instead of Done.
+	Failed string `json:"failed,omitempty"`
 }
 
 // session is one logged-in browser.

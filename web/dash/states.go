@@ -1,6 +1,7 @@
 package dash
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -70,9 +71,24 @@ func serverActions(state string) []string {
 
 // awaited lists the actions whose end comes after the request: the flash
 // announcing one stays, following the server's state, until one of states
-// (or the server's removal) has come, and then says done (%s: its name).
-var awaited = map[string]struct{ pending, states, done string }{
-	"shutdown": {"Shutting down server %s…", "stopped", "Server %s shut down."},
+// (or the server's removal) has come, and then says done (%s: its name) —
+// or failed, where set, when the server's start failed or it is gone.
+var awaited = map[string]struct{ pending, states, done, failed string }{
+	"shutdown": {"Shutting down server %s…", "stopped", "Server %s shut down.", ""},
+	"start":    {"Starting server %s…", "active", "Server %s started.", "Server %s could not start: its page says why."},
+}
+
+// awaitFor is the awaiting flash of action on the server id named name.
+func awaitFor(action, id, name string) (flash, bool) {
+	a, ok := awaited[action]
+	if !ok {
+		return flash{}, false
+	}
+	f := flash{Kind: "info", Message: fmt.Sprintf(a.pending, name), Await: &awaitFlash{Server: id, States: a.states, Done: fmt.Sprintf(a.done, name)}}
+	if a.failed != "" {
+		f.Await.Failed = fmt.Sprintf(a.failed, name)
+	}
+	return f, true
 }
 
 // askStop asks before a power cut (Stop's page, and a stop form sent

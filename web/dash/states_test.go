@@ -161,3 +161,29 @@ func TestPendingStartShown(t *testing.T) {
 		t.Errorf("page head after the pending start failed:\n%s", head)
 	}
 }
+
+// TestCreateFlashWaitsForRunning: the flash of a server created with "Start
+// it" stays until the server is running, and says so if its start fails.
+func TestCreateFlashWaitsForRunning(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	r := b.post("/ui/servers/new", url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"},
+		"drivesize": {"64M"}, "nic0": {"none"}, "start": {"true"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(r.location, "/ui/servers/")
+	page := b.get(r.location).body
+	want := `<div class="flash flash-info" data-await-server="` + id + `" data-await="active" data-done="Server web1 created. It is running." ` +
+		`data-failed="Server web1 could not start: its page says why.">Server web1 created. Starting it…</div>`
+	if !strings.Contains(page, want) {
+		t.Errorf("the page after create-and-start lacks the awaiting flash:\n%s", section(page, `class="flashes"`))
+	}
+	// Created without starting: a plain flash, nothing to wait for.
+	r = b.post("/ui/servers/new", url.Values{"name": {"db1"}, "size": {"small"}, "source": {"blank"},
+		"drivesize": {"64M"}, "nic0": {"none"}})
+	if page := b.get(r.location).body; !strings.Contains(page, `<div class="flash flash-ok">Server db1 created.</div>`) {
+		t.Errorf("the page after create lacks the plain flash:\n%s", section(page, `class="flashes"`))
+	}
+}

@@ -44,6 +44,8 @@ scenario(async ({ base, libraryName, outDir, context, page, step, logIn, newPage
 
   step('see it become active without reloading');
   await page.waitForSelector('.page-head .badge-active', { timeout: 60000 });
+  // The create flash waited for it and now says it is running.
+  await page.waitForSelector('.flash-ok:has-text("Server web1 created. It is running.")');
   await page.waitForTimeout(6000); // a few counter samples for the sparklines
   await page.screenshot({ path: outDir + '/03-server-active.png', fullPage: true });
 

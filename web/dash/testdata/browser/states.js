@@ -20,6 +20,7 @@ scenario(async ({ base, login, page, step, shot, logIn, newPage }) => {
   const serverURL = page.url();
   await page.click('.page-head button:has-text("Start")');
   await page.waitForSelector('.page-head .badge-active', { timeout: 60000 });
+  await page.waitForSelector('.flashes .flash-ok:has-text("Server web1 started.")'); // the start's flash waited for it
 
   step('shut it down: shutting down (N s left), the flash waiting with it');
   const y = await page.evaluate(() => document.querySelector('.grid-2').getBoundingClientRect().top);
@@ -55,6 +56,7 @@ scenario(async ({ base, login, page, step, shot, logIn, newPage }) => {
   step('Stop asks first');
   await page.click('.page-head button:has-text("Start")');
   await page.waitForSelector('.page-head .badge-active', { timeout: 60000 });
+  await page.waitForSelector('.flashes .flash-ok:has-text("Server web1 started.")'); // the start's flash waited for it
   await page.click('.page-head a:has-text("Stop")');
   await page.waitForURL('**/stop?back=*');
   await page.waitForSelector('h1:has-text("Stop server web1 now?")');
