@@ -40,6 +40,7 @@ type drivesView struct {
 	ShowOwner bool
 	CSRF      string
 	Create    driveForm
+	Resize    resizeForm     // a resize refused without the script: shown in its row
 	CanImport bool           // an admin: the import form shows
 	Imports   []importStatus // imports running or failed (admins)
 }
@@ -50,6 +51,14 @@ type driveForm struct {
 	Size      string
 	NameTaken bool // the caller has a drive of this name: warned once
 	Errors    formErrors
+}
+
+// resizeForm is a drive row's resize form refused: the size as typed and
+// why (under "size").
+type resizeForm struct {
+	Drive  string
+	Size   string
+	Errors formErrors
 }
 
 // imagingPercent reads an imaging value ("45%"); queued or idle is 0.
@@ -279,6 +288,20 @@ func (d *Dashboard) resizeDrive(rq *request) {
 	id := rq.PathValue("id")
 	size := strings.TrimSpace(rq.PostFormValue("size"))
 	p, err := d.backend.SetDrive(rq.Context(), rq.user, id, eh.Props{"size": size})
+	if err != nil && !rq.fetch() {
+		// Without the script the page comes back with the refusal in the
+		// drive's row, as the script shows it: one field, so every reason is
+		// the size's.
+		v, verr := d.drivesView(rq)
+		if verr != nil {
+			d.showError(rq, "Drives", "drives", verr)
+			return
+		}
+		v.Resize = resizeForm{Drive: id, Size: size, Errors: formErrors{"size": fieldMessage(err)}}
+		rq.w.WriteHeader(eh.AsError(err).Status)
+		render(rq.w, rq.Request, drivesPage(d.pageData(rq, "Drives", "drives"), v))
+		return
+	}
 	if err != nil {
 		d.failed(rq, "/ui/drives", err)
 		return

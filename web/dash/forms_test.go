@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -115,5 +116,34 @@ func TestUsersPageForbidden(t *testing.T) {
 		if r.status != http.StatusForbidden || !strings.Contains(r.body, "Only an admin manages users. Your own usage and limits are on the Account page.") {
 			t.Errorf("non-admin on the users page: %d %s", r.status, plainText(r.body))
 		}
+	}
+}
+
+// TestResizeRefusedWithoutScript: a resize refused without the script
+// comes back in the drive's row as the script shows it — an error summary
+// in the row's form, the size as typed, the field marked — with the
+// refusal's status, and the drive keeps its size.
+func TestResizeRefusedWithoutScript(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("root", e.secret)
+	info := b.createStarted("web1")
+	drive := info["ide:0:0"]
+	r := b.post("/ui/drives/"+drive+"/resize", url.Values{"size": {"128M"}})
+	if r.status != http.StatusConflict {
+		t.Fatalf("resize of a drive in use: %d, want 409", r.status)
+	}
+	row := section(r.body, `id="drive-`+drive+`"`)
+	for _, want := range []string{
+		`id="resize-problems-` + drive + `" role="alert"`,
+		`New size of web1 boot: web1 boot is attached to running server web1 — stop web1 first`,
+		`value="128M" size="7" aria-invalid="true" aria-describedby="resize-problems-` + drive + `"`,
+	} {
+		if !strings.Contains(row, want) {
+			t.Errorf("the drive's row lacks %q:\n%s", want, row)
+		}
+	}
+	if p, _ := e.service.DriveInfo(context.Background(), e.admin, drive); p["size"] != strconv.Itoa(64<<20) {
+		t.Errorf("the refused resize changed the drive: size %s", p["size"])
 	}
 }
