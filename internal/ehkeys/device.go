@@ -89,6 +89,35 @@ func parseDevice(key string) (d deviceKey, ok bool, err error) {
 	return d, false, nil
 }
 
+// Address is where a device key attaches its drive: the bus kind (ide, ata,
+// scsi or block), the bus number (0 for ata, scsi and block) and the unit
+// (block:N's N).
+type Address struct {
+	Kind      string
+	Bus, Unit int
+}
+
+// DeviceAddress parses a device key into its Address; the error names the
+// grammar of the bus, or says key is no device key at all.
+func DeviceAddress(key string) (Address, error) {
+	d, ok, err := parseDevice(key)
+	switch {
+	case err != nil:
+		return Address{}, err
+	case !ok:
+		return Address{}, fmt.Errorf("not a device key; devices are ide:B:U, ata:0:U, scsi:0:U or block:N")
+	}
+	return Address{Kind: deviceBuses[d.kind].prefix, Bus: d.bus, Unit: d.unit}, nil
+}
+
+// CompareDeviceKeys orders two valid device keys as Devices does (ide, ata,
+// scsi, block; by bus and unit): negative when a comes first.
+func CompareDeviceKeys(a, b string) int {
+	da, _, _ := parseDevice(a)
+	db, _, _ := parseDevice(b)
+	return da.order() - db.order()
+}
+
 // IsDeviceKey reports whether key names a drive device within range:
 // ide:B:U (B, U 0–1), ata:0:U (U 0–5), scsi:0:U (U 0–7) or block:N (N 0–7).
 func IsDeviceKey(key string) bool {
@@ -109,11 +138,7 @@ func Devices(config map[string]string) []Device {
 			ds = append(ds, Device{Key: k, Drive: v, Media: media})
 		}
 	}
-	slices.SortFunc(ds, func(a, b Device) int {
-		da, _, _ := parseDevice(a.Key)
-		db, _, _ := parseDevice(b.Key)
-		return da.order() - db.order()
-	})
+	slices.SortFunc(ds, func(a, b Device) int { return CompareDeviceKeys(a.Key, b.Key) })
 	return ds
 }
 

@@ -54,3 +54,21 @@ func TestLetters(t *testing.T) {
 		}
 	}
 }
+
+func TestDeviceAddress(t *testing.T) {
+	for key, want := range map[string]Address{
+		"ide:1:0": {"ide", 1, 0}, "ata:0:5": {"ata", 0, 5}, "scsi:0:7": {"scsi", 0, 7}, "block:3": {"block", 0, 3},
+	} {
+		if got, err := DeviceAddress(key); err != nil || got != want {
+			t.Errorf("DeviceAddress(%s) = %+v, %v; want %+v", key, got, err, want)
+		}
+	}
+	for _, key := range []string{"ide:2:0", "ata:1:0", "scsi:0:8", "block:8", "nic:0", "ide:0", ""} {
+		if got, err := DeviceAddress(key); err == nil {
+			t.Errorf("DeviceAddress(%q) = %+v, want an error", key, got)
+		}
+	}
+	if CompareDeviceKeys("block:0", "ide:1:1") <= 0 || CompareDeviceKeys("ide:0:1", "ide:1:0") >= 0 {
+		t.Error("CompareDeviceKeys does not order ide before block, bus before unit")
+	}
+}
