@@ -47,10 +47,15 @@
 //   - Accelerator: -accel kvm with -cpu host where the caller found
 //     /dev/kvm usable, else -accel tcg with QEMU's default CPU.
 //
-// The QMP client wraps github.com/digitalocean/go-qemu's qmp.SocketMonitor.
-// That monitor's reader blocks on an undelivered event, and with it every
-// command's answer, so Client reads the events from the start and hands the
-// power-state ones (SHUTDOWN, RESET, POWERDOWN, STOP, RESUME) to
-// subscribers without blocking. Its commands are not cancellable, so a
-// command abandoned by its context completes in the background.
+// The QMP client (Client) speaks QMP through monitor, a qmp.Monitor of
+// go-qemu's interface and types written here because go-qemu's own
+// qmp.SocketMonitor races (see monitor). monitor's reader blocks on an
+// undelivered event, and with it every command's answer, so Client reads the
+// events from the start and hands the power-state ones (SHUTDOWN, RESET,
+// POWERDOWN, STOP, RESUME) to subscribers without blocking. A command
+// abandoned by its context completes in the background.
+//
+// Measured with QEMU 7.2 (Debian 1:7.2+dfsg-7+deb12u18): QEMU removes its
+// QMP socket when it exits but leaves the VNC socket (and unlinks a stale one
+// at the next start), so the driver removes RunDir at stop.
 package qemu
