@@ -65,7 +65,8 @@ func blank(t *testing.T, dir, name string, size int64) string {
 
 // startQEMU runs Command(vm) with Env(vm) and connects QMP; cleanup kills
 // QEMU (runDir's cleanup removes the sockets a killed QEMU leaves).
-func startQEMU(t *testing.T, vm VM) *running {
+// prefix runs before QEMU's argv (ip netns exec NS, which execs QEMU).
+func startQEMU(t *testing.T, vm VM, prefix ...string) *running {
 	t.Helper()
 	if _, err := exec.LookPath(Binary); err != nil {
 		t.Skipf("%s not installed (Debian package %s): %v", Binary, Package, err)
@@ -74,6 +75,7 @@ func startQEMU(t *testing.T, vm VM) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	argv = append(prefix, argv...)
 	r := &running{vm: vm, out: &syncBuffer{}, exited: make(chan struct{})}
 	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Env = append(os.Environ(), Env(vm)...)
@@ -322,6 +324,43 @@ func TestQEMURestart(t *testing.T) {
 	second := startQEMU(t, vm)
 	if s, err := second.client.Status(ctx); err != nil || !s.Running {
 		t.Errorf("Status of the second QEMU = %+v, %v", s, err)
+	}
+}
+
+// TestQEMUNICs starts a VM with a NIC of each model on taps in a
+// throwaway network namespace and reads each NIC's MAC back from QEMU.
+func TestQEMUNICs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("tap devices need root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skipf("needs ip (iproute2): %v", err)
+	}
+	ns := fmt.Sprintf("hqemu%x", time.Now().UnixNano()&0xffffff)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	vm := VM{Name: "qemu-nics", SMP: 1, Mem: 64, RunDir: runDir(t)}
+	for i, model := range []string{"e1000", "rtl8139", "virtio"} {
+		tap := fmt.Sprintf("tap%d", i)
+		ip("-n", ns, "tuntap", "add", "dev", tap, "mode", "tap")
+		vm.NICs = append(vm.NICs, NIC{Index: i, Model: model, MAC: fmt.Sprintf("02:00:00:00:00:0%d", i), Tap: tap})
+	}
+	r := startQEMU(t, vm, "ip", "netns", "exec", ns)
+	ctx := context.Background()
+	for _, n := range vm.NICs {
+		var mac string
+		path := fmt.Sprintf("/machine/peripheral/nic%d", n.Index)
+		if err := r.client.run(ctx, &mac, "qom-get", map[string]string{"path": path, "property": "mac"}); err != nil {
+			t.Errorf("nic:%d (%s): %v", n.Index, n.Model, err)
+		} else if mac != n.MAC {
+			t.Errorf("nic:%d (%s) has MAC %s, want %s", n.Index, n.Model, mac, n.MAC)
+		}
 	}
 }
 
