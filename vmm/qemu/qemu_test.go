@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,37 +13,20 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"hearth/internal/logtest"
 )
 
 // These tests run the real QEMU (Debian's qemu-system-x86) on blank
 // drives: SeaBIOS finds nothing to boot and waits, which is all QMP needs.
 
-// syncBuffer is QEMU's stdout and stderr, read while QEMU writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type running struct {
 	vm     VM
 	cmd    *exec.Cmd
-	out    *syncBuffer
-	exited chan struct{} // closed when QEMU has exited (cmd.ProcessState set)
+	out    *logtest.Buffer // QEMU's stdout and stderr
+	exited chan struct{}   // closed when QEMU has exited (cmd.ProcessState set)
 	client *Client
 }
 
@@ -76,7 +58,7 @@ func startQEMU(t *testing.T, vm VM, prefix ...string) *running {
 		t.Fatal(err)
 	}
 	argv = append(prefix, argv...)
-	r := &running{vm: vm, out: &syncBuffer{}, exited: make(chan struct{})}
+	r := &running{vm: vm, out: &logtest.Buffer{}, exited: make(chan struct{})}
 	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Env = append(os.Environ(), Env(vm)...)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
