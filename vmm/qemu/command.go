@@ -67,7 +67,7 @@ var nicDevices = map[string]string{"e1000": "e1000", "rtl8139": "rtl8139", "virt
 
 var (
 	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$`)
-	macPattern  = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
+	macPattern  = regexp.MustCompile(`^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$`)
 	tapPattern  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 )
 
@@ -113,7 +113,7 @@ func (vm VM) Validate() error {
 		case nicDevices[n.Model] == "":
 			return bad("key %s:model: %q is not e1000, rtl8139 or virtio", key, n.Model)
 		case !macPattern.MatchString(n.MAC):
-			return bad("key %s:mac: %q is not a lower-case MAC address", key, n.MAC)
+			return bad("key %s:mac: %q is not a MAC address", key, n.MAC)
 		case !tapPattern.MatchString(n.Tap):
 			return bad("%s: tap %q is not an interface name", key, n.Tap)
 		}

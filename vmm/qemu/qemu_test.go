@@ -159,6 +159,12 @@ func TestQEMU(t *testing.T) {
 		{Key: "ata:0:1", Image: blank(t, dir, "ata.img", 1<<20)},
 		{Key: "scsi:0:2", Image: blank(t, dir, "library.img", 1<<20), ReadOnly: true},
 		{Key: "block:0", Image: blank(t, dir, "vd.img", 1<<20)},
+		// A CD and a read-only disk on every bus kind QEMU must accept.
+		{Key: "ide:0:1", Image: blank(t, dir, "ide-ro.img", 1<<20), ReadOnly: true},
+		{Key: "ata:0:0", Image: blank(t, dir, "ata.iso", 1<<20), CDROM: true},
+		{Key: "scsi:0:3", Image: blank(t, dir, "scsi.iso", 1<<20), CDROM: true},
+		{Key: "block:1", Image: blank(t, dir, "vd.iso", 1<<20), CDROM: true},
+		{Key: "block:2", Image: blank(t, dir, "vd-ro.img", 1<<20), ReadOnly: true},
 	}, Boot: []string{"ide:1:0", "ide:0:0"}}
 	r := startQEMU(t, vm)
 	ctx := context.Background()
@@ -172,7 +178,11 @@ func TestQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"ata:0:1", "block:0", "ide:0:0", "ide:1:0", "scsi:0:2"}
+	var want []string
+	for _, d := range vm.Drives {
+		want = append(want, d.Key)
+	}
+	slices.Sort(want)
 	if got := slices.Sorted(maps.Keys(stats)); !slices.Equal(got, want) {
 		t.Errorf("BlockStats keys %v, want %v", got, want)
 	}
@@ -197,8 +207,8 @@ func TestQEMU(t *testing.T) {
 				layers = append(layers, path)
 			}
 		}
-		if len(layers) != 1 {
-			t.Errorf("throwaway layers in %s: %v, want one, deleted", dir, layers)
+		if len(layers) != 3 { // scsi:0:2, ide:0:1, block:2
+			t.Errorf("throwaway layers in %s: %v, want three, deleted", dir, layers)
 		}
 	})
 
@@ -356,5 +366,78 @@ func TestQEMUKVM(t *testing.T) {
 	r := startQEMU(t, VM{Name: "qemu-kvm", SMP: 2, Mem: 64, KVM: true, RunDir: runDir(t)})
 	if s, err := r.client.Status(context.Background()); err != nil || !s.Running {
 		t.Errorf("Status under KVM = %+v, %v", s, err)
+	}
+}
+
+// bootSector is a disk whose boot sector writes msg to COM1 and halts.
+func bootSector(t *testing.T, dir, name, msg string) string {
+	t.Helper()
+	code := []byte{
+		0xfc,       // cld
+		0x31, 0xc0, // xor ax, ax
+		0x8e, 0xd8, // mov ds, ax
+		0xbe, 0x16, 0x7c, // mov si, 0x7c16 (msg)
+		0xac,       // next: lodsb
+		0x84, 0xc0, // test al, al
+		0x74, 0x06, // jz halt
+		0xba, 0xf8, 0x03, // mov dx, 0x3f8 (COM1)
+		0xee,       // out dx, al
+		0xeb, 0xf5, // jmp next
+		0xf4,       // halt: hlt
+		0xeb, 0xfd, // jmp halt
+	}
+	sector := make([]byte, 512)
+	copy(sector, append(code, msg+"\r\n\x00"...))
+	sector[510], sector[511] = 0x55, 0xaa
+	path := blank(t, dir, name, 1<<20)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(sector, 0); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// waitOutput waits until QEMU's stdout holds want n times.
+func waitOutput(t *testing.T, r *running, want string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for strings.Count(r.out.String(), want) < n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("serial console never showed %q %d times:\n%s", want, n, r.out)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestQEMUBootOrderAndSerial boots the first device of the boot order
+// (block:0 before ide:0:0, both bootable) and reads its serial output on
+// QEMU's stdout; a Reset boots it again.
+func TestQEMUBootOrderAndSerial(t *testing.T) {
+	dir := runDir(t)
+	vm := VM{Name: "qemu-boot", SMP: 1, Mem: 64, RunDir: dir, Drives: []Drive{
+		{Key: "ide:0:0", Image: bootSector(t, dir, "ide.img", "booted ide:0:0")},
+		{Key: "block:0", Image: bootSector(t, dir, "vd.img", "booted block:0"), ReadOnly: true},
+	}, Boot: []string{"block:0", "ide:0:0"}}
+	r := startQEMU(t, vm)
+	waitOutput(t, r, "booted block:0\r\n", 1)
+	if err := r.client.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, r, "booted block:0\r\n", 2)
+	if strings.Contains(r.out.String(), "ide:0:0") {
+		t.Errorf("booted ide:0:0, which is second in the boot order:\n%s", r.out)
+	}
+	stats, err := r.client.BlockStats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := stats["block:0"]; s.ReadRequests == 0 || s.ReadBytes < 512 {
+		t.Errorf("block:0 counters after two boots: %+v", s)
 	}
 }
