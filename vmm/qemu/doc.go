@@ -2,8 +2,8 @@
 // the QEMU command line of a VM described in ElasticHosts' terms (Command),
 // and a QMP client to drive and watch the running QEMU (Client). It starts
 // no process itself: the VM driver runs Command's argv with Env inside the
-// VM's container, then connects to RunDir/qmp.sock. It imports only
-// internal/ehkeys and vmm/guest (for guest.ErrInvalid).
+// VM's container, then connects to RunDir/qmp.sock. Of Hearth it imports
+// only internal/ehkeys and vmm/guest (for guest.ErrInvalid).
 //
 // Decisions the command line embodies:
 //
