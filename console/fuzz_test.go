@@ -40,7 +40,7 @@ func FuzzHandshake(f *testing.F) {
 		var out bytes.Buffer
 		version, err := handshake(&out, br, handshakeConfig{
 			password: func() string { return "pw" }, noAuth: !passwordStep,
-			name: "fuzz", width: sc.width, height: sc.height,
+			serverInit: func() ([]byte, error) { return appendServerInit(nil, screenInit(sc.width, sc.height), "fuzz"), nil },
 		})
 		if want, ok := wellFormedTokenHandshake(in); ok && !passwordStep && err != nil {
 			t.Fatalf("well-formed %d.%d token handshake %q failed: %v", 3, want, in, err)
