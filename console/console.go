@@ -25,7 +25,7 @@ import (
 type serverConsole struct {
 	m       *Registry
 	server  string
-	stream  Stream // nil for a relay
+	stream  Stream // nil for a relay, and so is screen
 	screen  *screen
 	dial    Dialer          // nil for a terminal
 	life    context.Context // ends when the console closes: cuts upstream dials
@@ -236,7 +236,9 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 	}
 	if c.dial == nil {
 		width, height = c.screen.size()
-		serverInit = func() ([]byte, error) { return appendServerInit(nil, screenInit(width, height), name), nil }
+		serverInit = func() ([]byte, error) {
+			return appendServerInit(nil, initFixed(width, height, serverPixelFormat), name), nil
+		}
 	}
 	_, err := handshake(conn, br, handshakeConfig{
 		password: c.currentPassword, noAuth: noAuth, now: c.m.now, addr: addr,

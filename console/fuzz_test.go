@@ -40,7 +40,9 @@ func FuzzHandshake(f *testing.F) {
 		var out bytes.Buffer
 		version, err := handshake(&out, br, handshakeConfig{
 			password: func() string { return "pw" }, noAuth: !passwordStep,
-			serverInit: func() ([]byte, error) { return appendServerInit(nil, screenInit(sc.width, sc.height), "fuzz"), nil },
+			serverInit: func() ([]byte, error) {
+				return appendServerInit(nil, initFixed(sc.width, sc.height, serverPixelFormat), "fuzz"), nil
+			},
 		})
 		if want, ok := wellFormedTokenHandshake(in); ok && !passwordStep && err != nil {
 			t.Fatalf("well-formed %d.%d token handshake %q failed: %v", 3, want, in, err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -101,17 +100,8 @@ func (d *fakeDisplay) serve(conn net.Conn) {
 	d.mu.Lock()
 	d.shared = append(d.shared, shared)
 	d.mu.Unlock()
-	conn.Write(appendServerInit(nil, displayInit(640, 480), "QEMU"))
+	conn.Write(appendServerInit(nil, initFixed(640, 480, displayFormat), "QEMU"))
 	io.Copy(conn, r)
-}
-
-// displayInit is the fixed part of the fake display's ServerInit.
-func displayInit(width, height int) [serverInitLen]byte {
-	var fixed [serverInitLen]byte
-	binary.BigEndian.PutUint16(fixed[0:], uint16(width))
-	binary.BigEndian.PutUint16(fixed[2:], uint16(height))
-	copy(fixed[4:], displayFormat.marshal())
-	return fixed
 }
 
 // hangUp closes every connection the display has, as a QEMU that exits.

@@ -216,13 +216,13 @@ func appendServerInit(b []byte, fixed [serverInitLen]byte, name string) []byte {
 	return append(b, name...)
 }
 
-// screenInit is the fixed part of ServerInit for a width×height desktop
-// in the server's pixel format.
-func screenInit(width, height int) [serverInitLen]byte {
+// initFixed is the fixed part of ServerInit for a width×height desktop
+// in pixel format pf.
+func initFixed(width, height int, pf pixelFormat) [serverInitLen]byte {
 	var fixed [serverInitLen]byte
 	binary.BigEndian.PutUint16(fixed[0:], uint16(width))
 	binary.BigEndian.PutUint16(fixed[2:], uint16(height))
-	copy(fixed[4:], serverPixelFormat.marshal())
+	copy(fixed[4:], pf.marshal())
 	return fixed
 }
 
