@@ -79,6 +79,7 @@ func TestRelayQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var native *rfbClient
 	for via, rw := range map[string]io.ReadWriter{"vnc": conn, "web": ws} {
 		c, err := dialRFB(rw, "003.008", "secret")
 		if err != nil {
@@ -93,7 +94,23 @@ func TestRelayQEMU(t *testing.T) {
 		if c.name != "my vm" {
 			t.Errorf("%s: desktop name %q after updates, want the server's", via, c.name)
 		}
+		if via == "vnc" {
+			native = c
+		}
 	}
+	// A viewer's SetDesktopSize is QEMU's to answer, and the answer the
+	// viewer's: std VGA takes no size from a viewer (QEMU 7.2 answers
+	// status 3, and the text mode stays).
+	native.setEncodings(encRaw, encDesktopSize, encExtendedDesktopSize)
+	native.setDesktopSize(1024, 768)
+	native.requestUpdate(true)
+	for !slices.ContainsFunc(native.sizes, func(s sizeSeen) bool { return s.reason == resizeByViewer }) {
+		if err := native.readUpdate(); err != nil {
+			t.Fatalf("waiting for QEMU's answer to SetDesktopSize, sizes %+v: %v", native.sizes, err)
+		}
+		native.requestUpdate(true)
+	}
+	t.Logf("QEMU's answer to SetDesktopSize 1024×768: %+v", native.sizes[len(native.sizes)-1])
 }
 
 // waitVGAText asks for updates until the desktop is VGA text mode
