@@ -229,16 +229,16 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 	name := desktopName(c.name, nil)
 	c.mu.Unlock()
 	var width, height int
-	var up *upstream
-	serverInit := func() (init []byte, err error) {
-		up, init, err = c.dialUpstream(name)
-		return init, err
-	}
-	if c.dial == nil {
+	if c.screen != nil {
 		width, height = c.screen.size()
-		serverInit = func() ([]byte, error) {
-			return appendServerInit(nil, initFixed(width, height, serverPixelFormat), name), nil
+	}
+	var up *upstream // a relay's connection to its display
+	serverInit := func() (init []byte, err error) {
+		if c.dial != nil {
+			up, init, err = c.dialUpstream(name)
+			return init, err
 		}
+		return appendServerInit(nil, initFixed(width, height, serverPixelFormat), name), nil
 	}
 	_, err := handshake(conn, br, handshakeConfig{
 		password: c.currentPassword, noAuth: noAuth, now: c.m.now, addr: addr,

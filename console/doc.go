@@ -22,8 +22,10 @@
 //     then copies bytes both ways untouched until either side closes:
 //     input, pointer, encodings, updates and resolution changes
 //     (DesktopSize, ExtendedDesktopSize) are between the viewer and QEMU.
-//     Each viewer has its own connection to the display; the display
-//     hanging up (QEMU exits) closes its viewers.
+//     Each viewer has its own connection to the display (QEMU 7.2 takes 32
+//     at once unless started with -vnc …,connections=N: the next viewer is
+//     closed after its handshake, and the log says ErrUpstream); the
+//     display hanging up (QEMU exits) closes its viewers.
 //
 // Detach, SetPassword, Rename, Endpoint and Serve treat both kinds alike.
 package console

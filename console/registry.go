@@ -15,9 +15,10 @@ import (
 )
 
 // Registry keeps the consoles of all running servers that have a VNC
-// password, terminal (Attach) or relay (AttachRelay): it opens their TCP ports, applies password changes, mints and
-// checks console tokens, and serves viewers that other transports (the web
-// layer's websocket) bring in.
+// password, terminal (Attach) or relay (AttachRelay): it opens their TCP
+// ports, applies password changes, mints and checks console tokens, and
+// serves viewers that other transports (the web layer's websocket) bring
+// in.
 type Registry struct {
 	listenIP   string // "" = no TCP ports, websocket only
 	basePort   int    // first port tried; 0 = let the kernel choose
