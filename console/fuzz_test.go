@@ -125,3 +125,35 @@ func FuzzScreen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzClientHandshake feeds arbitrary display bytes to the relay's side of
+// the handshake with QEMU: it must fail cleanly with ErrProtocol or EOF,
+// never panic or over-allocate, and take only what it asked for: a display
+// that answers as QEMU does gives its fixed ServerInit back.
+func FuzzClientHandshake(f *testing.F) {
+	qemuLike := func(name string) []byte {
+		b := append([]byte("RFB 003.008\n"), 1, secNone, 0, 0, 0, 0)
+		return appendServerInit(b, initFixed(720, 400, serverPixelFormat), name)
+	}
+	f.Add(qemuLike("QEMU"))
+	f.Add(append([]byte("RFB 003.008\n"), 2, secVNCAuth, secNone, 0, 0, 0, 1, 0, 0, 0, 4, 'n', 'o', 'p', 'e'))
+	f.Add(append([]byte("RFB 003.008\n"), 0, 0, 0, 0, 3, 'b', 'y', 'e'))
+	f.Add([]byte("RFB 003.003\n\x00\x00\x00\x01"))
+	f.Add(append([]byte("RFB 003.008\n"), 1, secNone, 0, 0, 0, 0, 0, 2, 0, 2, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var out bytes.Buffer
+		fixed, err := clientHandshake(&out, bufio.NewReader(bytes.NewReader(in)))
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrProtocol) {
+				t.Fatalf("error %v (%T) is none of EOF, ErrProtocol", err, err)
+			}
+			return
+		}
+		if !bytes.Contains(in, fixed[:]) {
+			t.Fatalf("ServerInit's fixed part %x is not in the display's bytes", fixed)
+		}
+		if want := "RFB 003.008\n\x01\x01"; out.String() != want {
+			t.Fatalf("relay sent %q, want %q", out.String(), want)
+		}
+	})
+}
