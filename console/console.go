@@ -19,13 +19,16 @@ import (
 	"hearth/internal/ratelimit"
 )
 
-// serverConsole is one server's terminal shown as a VNC desktop to any number of
-// viewers, over its own TCP port and over websockets.
+// serverConsole is one server's desktop shown to any number of viewers,
+// over its own TCP port and over websockets: its terminal drawn by Hearth
+// (stream, screen), or a display that speaks RFB itself, relayed (dial).
 type serverConsole struct {
 	m       *Registry
 	server  string
-	stream  Stream
+	stream  Stream // nil for a relay, and so is screen
 	screen  *screen
+	dial    Dialer          // nil for a terminal
+	life    context.Context // ends when the console closes: cuts upstream dials
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the stream reader ends
 	input   chan []byte   // keys, paste and query answers on their way to the guest
@@ -44,7 +47,7 @@ type serverConsole struct {
 func newConsole(m *Registry, server, name string, s Stream, password string) *serverConsole {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &serverConsole{
-		m: m, server: server, stream: s, name: name, password: password,
+		m: m, server: server, stream: s, name: name, password: password, life: ctx,
 		screen: newScreen(m.cols, m.rows, desktopName(name, nil)),
 		cancel: cancel, done: make(chan struct{}), input: make(chan []byte, inputQueue),
 		conns: map[io.Closer]string{},
@@ -180,6 +183,24 @@ type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 // network), so it does not hold its connection forever.
 const writeTimeout = time.Minute
 
+// stallGuard writes to a viewer within writeTimeout, when its connection
+// has write deadlines.
+type stallGuard struct{ w io.Writer }
+
+func (g stallGuard) Write(p []byte) (int, error) {
+	if wd, ok := g.w.(writeDeadliner); ok {
+		wd.SetWriteDeadline(time.Now().Add(writeTimeout))
+	}
+	return g.w.Write(p)
+}
+
+// setLabel records who a connection that passed its handshake is.
+func (c *serverConsole) setLabel(conn io.Closer, label string) {
+	c.mu.Lock()
+	c.conns[conn] = label
+	c.mu.Unlock()
+}
+
 // serve speaks RFB with one viewer until either side closes.
 func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth bool) error {
 	defer conn.Close()
@@ -204,28 +225,44 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 		d.SetDeadline(time.Now().Add(handshakeTimeout))
 	}
 	br := bufio.NewReader(conn)
-	width, height := c.screen.size()
 	c.mu.Lock()
 	name := desktopName(c.name, nil)
 	c.mu.Unlock()
+	var width, height int
+	if c.screen != nil {
+		width, height = c.screen.size()
+	}
+	var up *upstream // a relay's connection to its display
+	serverInit := func() (init []byte, err error) {
+		if c.dial != nil {
+			up, init, err = c.dialUpstream(name)
+			return init, err
+		}
+		return appendServerInit(nil, initFixed(width, height, serverPixelFormat), name), nil
+	}
 	_, err := handshake(conn, br, handshakeConfig{
 		password: c.currentPassword, noAuth: noAuth, now: c.m.now, addr: addr,
-		limits: []ratelimit.Limit{{Failures: c.m.byAddr, Key: addr}, {Failures: c.m.byServer, Key: c.server}},
-		name:   name, width: width, height: height,
+		limits:     []ratelimit.Limit{{Failures: c.m.byAddr, Key: addr}, {Failures: c.m.byServer, Key: c.server}},
+		serverInit: serverInit,
 	})
 	c.m.endHandshake(addr)
 	if err != nil {
+		if up != nil {
+			up.Close()
+		}
 		return fmt.Errorf("handshake: %w", err)
 	}
 	if d, ok := conn.(deadliner); ok {
 		d.SetDeadline(time.Time{})
 	}
+	if up != nil {
+		c.setLabel(conn, addr+" ("+via+")")
+		return up.relay(conn, br)
+	}
 
 	v := newViewer(addr + " (" + via + ")")
 	v.width, v.height = width, height
-	c.mu.Lock()
-	c.conns[conn] = v.label
-	c.mu.Unlock()
+	c.setLabel(conn, v.label)
 	c.screen.addViewer(v)
 	defer c.viewerLeft(v)
 	c.updateStatus()
@@ -249,10 +286,7 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 				if len(m) == 0 {
 					continue
 				}
-				if wd, ok := conn.(writeDeadliner); ok {
-					wd.SetWriteDeadline(time.Now().Add(writeTimeout))
-				}
-				if _, err := conn.Write(m); err != nil {
+				if _, err := (stallGuard{conn}).Write(m); err != nil {
 					conn.Close() // ends the reader too
 					return
 				}
@@ -262,10 +296,7 @@ func (c *serverConsole) serve(conn io.ReadWriteCloser, addr, via string, noAuth 
 	err = readMessages(br, &session{c: c, v: v})
 	close(stop)
 	<-writerDone
-	if err == io.EOF || isClosedError(err) {
-		return nil
-	}
-	return err
+	return quiet(err)
 }
 
 func isClosedError(err error) bool {
@@ -274,8 +305,12 @@ func isClosedError(err error) bool {
 }
 
 // updateStatus shows the connected viewers on the status line and in the
-// desktop name, so that each viewer knows who else watches.
+// desktop name, so that each viewer knows who else watches. A relayed
+// display is the guest's own: Hearth draws nothing on it.
 func (c *serverConsole) updateStatus() {
+	if c.screen == nil {
+		return
+	}
 	c.mu.Lock()
 	var labels []string
 	for _, l := range c.conns {

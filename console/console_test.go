@@ -761,11 +761,18 @@ func TestDetachLeavesNothing(t *testing.T) {
 		for c.readUpdate() == nil {
 		}
 	}
+	waitGoroutines(t, before)
+}
+
+// waitGoroutines waits until no more goroutines run than before, and
+// fails with their stacks if that does not happen.
+func waitGoroutines(t *testing.T, before int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after Detach, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -15,6 +15,9 @@ var (
 	ErrBadToken = errors.New("console: bad console token")
 	// ErrBusy: too many handshakes are in progress; the connection was turned away.
 	ErrBusy = errors.New("console: too many pending handshakes")
+	// ErrUpstream: a relay console's display (QEMU's VNC server) could not
+	// be reached, or broke RFB in its handshake.
+	ErrUpstream = errors.New("console: display unreachable")
 	// ErrClosed: the registry was closed.
 	ErrClosed = errors.New("console: registry closed")
 )

@@ -40,7 +40,9 @@ func FuzzHandshake(f *testing.F) {
 		var out bytes.Buffer
 		version, err := handshake(&out, br, handshakeConfig{
 			password: func() string { return "pw" }, noAuth: !passwordStep,
-			name: "fuzz", width: sc.width, height: sc.height,
+			serverInit: func() ([]byte, error) {
+				return appendServerInit(nil, initFixed(sc.width, sc.height, serverPixelFormat), "fuzz"), nil
+			},
 		})
 		if want, ok := wellFormedTokenHandshake(in); ok && !passwordStep && err != nil {
 			t.Fatalf("well-formed %d.%d token handshake %q failed: %v", 3, want, in, err)
@@ -120,6 +122,38 @@ func FuzzScreen(f *testing.F) {
 			v.requested = true
 			sc.updateLocked(v)
 			sc.mu.Unlock()
+		}
+	})
+}
+
+// FuzzClientHandshake feeds arbitrary display bytes to the relay's side of
+// the handshake with QEMU: it must fail cleanly with ErrProtocol or EOF,
+// never panic or over-allocate, and take only what it asked for: a display
+// that answers as QEMU does gives its fixed ServerInit back.
+func FuzzClientHandshake(f *testing.F) {
+	qemuLike := func(name string) []byte {
+		b := append([]byte("RFB 003.008\n"), 1, secNone, 0, 0, 0, 0)
+		return appendServerInit(b, initFixed(720, 400, serverPixelFormat), name)
+	}
+	f.Add(qemuLike("QEMU"))
+	f.Add(append([]byte("RFB 003.008\n"), 2, secVNCAuth, secNone, 0, 0, 0, 1, 0, 0, 0, 4, 'n', 'o', 'p', 'e'))
+	f.Add(append([]byte("RFB 003.008\n"), 0, 0, 0, 0, 3, 'b', 'y', 'e'))
+	f.Add([]byte("RFB 003.003\n\x00\x00\x00\x01"))
+	f.Add(append([]byte("RFB 003.008\n"), 1, secNone, 0, 0, 0, 0, 0, 2, 0, 2, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var out bytes.Buffer
+		fixed, err := clientHandshake(&out, bufio.NewReader(bytes.NewReader(in)))
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrProtocol) {
+				t.Fatalf("error %v (%T) is none of EOF, ErrProtocol", err, err)
+			}
+			return
+		}
+		if !bytes.Contains(in, fixed[:]) {
+			t.Fatalf("ServerInit's fixed part %x is not in the display's bytes", fixed)
+		}
+		if want := "RFB 003.008\n\x01\x01"; out.String() != want {
+			t.Fatalf("relay sent %q, want %q", out.String(), want)
 		}
 	})
 }

@@ -15,9 +15,10 @@ import (
 )
 
 // Registry keeps the consoles of all running servers that have a VNC
-// password: it opens their TCP ports, applies password changes, mints and
-// checks console tokens, and serves viewers that other transports (the web
-// layer's websocket) bring in.
+// password, terminal (Attach) or relay (AttachRelay): it opens their TCP
+// ports, applies password changes, mints and checks console tokens, and
+// serves viewers that other transports (the web layer's websocket) bring
+// in.
 type Registry struct {
 	listenIP   string // "" = no TCP ports, websocket only
 	basePort   int    // first port tried; 0 = let the kernel choose
@@ -137,6 +138,22 @@ func NewRegistry(opts ...Option) *Registry {
 // s, protected by password, and returns its native VNC endpoint. A console
 // already attached for server is replaced (its viewers are cut).
 func (m *Registry) Attach(server, name string, s Stream, password string) (Endpoint, error) {
+	return m.attach(server, password, func() *serverConsole { return newConsole(m, server, name, s, password) })
+}
+
+// AttachRelay opens the console of server (shown as name) on a display
+// that speaks RFB itself, such as a VM's QEMU (-vnc unix:PATH), which dial
+// reaches; see Dialer. Viewers authenticate with password or a console
+// token exactly as on a terminal's console, and each viewer then gets its
+// own connection to the display. The rest of the API (Detach, SetPassword,
+// Rename, Endpoint, Serve) treats both kinds of console alike.
+func (m *Registry) AttachRelay(server, name string, dial Dialer, password string) (Endpoint, error) {
+	return m.attach(server, password, func() *serverConsole { return newRelayConsole(m, server, name, dial, password) })
+}
+
+// attach replaces server's console with the one create makes, once the
+// password is known to be usable, and opens its port.
+func (m *Registry) attach(server, password string, create func() *serverConsole) (Endpoint, error) {
 	if password == "" {
 		return Endpoint{}, fmt.Errorf("%w: server %s has no VNC password", ErrNoConsole, server)
 	}
@@ -144,7 +161,7 @@ func (m *Registry) Attach(server, name string, s Stream, password string) (Endpo
 		return Endpoint{}, fmt.Errorf("server %s: %w", server, err)
 	}
 	m.Detach(server)
-	c := newConsole(m, server, name, s, password)
+	c := create()
 	if m.listenIP != "" {
 		l, err := m.listen()
 		if err != nil {

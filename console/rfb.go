@@ -96,9 +96,9 @@ type handshakeConfig struct {
 	limits []ratelimit.Limit
 	addr   string           // source address, for the log and the refusal
 	now    func() time.Time // the limits' clock, to say until when a source is refused
-	name   string
-	width  int
-	height int
+	// serverInit gives the ServerInit message once the client is in
+	// (after its ClientInit): a relay reaches its upstream only then.
+	serverInit func() ([]byte, error)
 }
 
 // rfbVersion is the minor version agreed with the client: 3, 7 or 8.
@@ -197,13 +197,33 @@ func handshake(w io.Writer, r *bufio.Reader, cfg handshakeConfig) (rfbVersion, e
 	if _, err := r.ReadByte(); err != nil { // ClientInit: shared or not, we always share
 		return version, err
 	}
-	init := binary.BigEndian.AppendUint16(nil, uint16(cfg.width))
-	init = binary.BigEndian.AppendUint16(init, uint16(cfg.height))
-	init = append(init, serverPixelFormat.marshal()...)
-	init = binary.BigEndian.AppendUint32(init, uint32(len(cfg.name)))
-	init = append(init, cfg.name...)
+	init, err := cfg.serverInit()
+	if err != nil {
+		return version, err
+	}
 	_, err = w.Write(init)
 	return version, err
+}
+
+// serverInitLen is the fixed part of ServerInit (RFC 6143 §7.3.2): width,
+// height and pixel format; the desktop name's length and the name follow.
+const serverInitLen = 2 + 2 + 16
+
+// appendServerInit appends a ServerInit: the fixed part, then name.
+func appendServerInit(b []byte, fixed [serverInitLen]byte, name string) []byte {
+	b = append(b, fixed[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(name)))
+	return append(b, name...)
+}
+
+// initFixed is the fixed part of ServerInit for a width×height desktop
+// in pixel format pf.
+func initFixed(width, height int, pf pixelFormat) [serverInitLen]byte {
+	var fixed [serverInitLen]byte
+	binary.BigEndian.PutUint16(fixed[0:], uint16(width))
+	binary.BigEndian.PutUint16(fixed[2:], uint16(height))
+	copy(fixed[4:], pf.marshal())
+	return fixed
 }
 
 // parseVersion reads "RFB xxx.yyy\n". Unknown 3.x minors count as 3.3 (RFC 6143 §7.1.1).
