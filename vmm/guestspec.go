@@ -18,7 +18,14 @@ import (
 // cpu, smp, mem, hostname, and the server's slot of host ids.
 func (m *Manager) guestSpec(ctx context.Context, srv storage.Server) (guest.Spec, error) {
 	cfg := srv.Config
-	spec := guest.Spec{ID: srv.ID, Hostname: dnsName(cfg["name"], srv.ID)}
+	spec := guest.Spec{ID: srv.ID, Hostname: dnsName(cfg["name"], srv.ID), Type: guest.TypeContainer}
+	switch t := guest.Type(cfg["type"]); t {
+	case "", guest.TypeContainer:
+	case guest.TypeVM:
+		spec.Type = t
+	default:
+		return spec, fmt.Errorf("key type: %q is not container or vm: %w", t, ErrInvalid)
+	}
 	var err error
 	if spec.CPU, err = atoiKey(cfg, "cpu"); err != nil {
 		return spec, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -116,7 +117,7 @@ func TestManagerLifecycle(t *testing.T) {
 		t.Fatalf("after start: row %s started %v, guest %+v %v", srv.Status, srv.Started, st, err)
 	}
 	spec := st.Spec
-	if spec.Hostname != "web-server-1" || spec.CPU != 1500 || spec.SMP != 2 || spec.Mem != 256 || spec.Boot.Device != "ide:0:0" {
+	if spec.Hostname != "web-server-1" || spec.CPU != 1500 || spec.SMP != 2 || spec.Mem != 256 || spec.Boot.Device != "ide:0:0" || spec.VM() {
 		t.Errorf("spec %+v", spec)
 	}
 	disks := map[string]bool{} // device → read-only
@@ -531,5 +532,30 @@ func TestManagerObserve(t *testing.T) {
 	}
 	if _, ok := f.m.Observe(ctx, id); ok {
 		t.Error("a stopped server observed")
+	}
+}
+
+// TestManagerGuestType: the server key type reaches the guest as its Type
+// (a server without one is a container); a value the API never stores is
+// refused naming the key.
+func TestManagerGuestType(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for typ, want := range map[string]guest.Type{"": guest.TypeContainer, "container": guest.TypeContainer, "vm": guest.TypeVM} {
+		cfg := map[string]string{"ide:0:0": f.drive(nil), "cpu": "1000", "mem": "256"}
+		if typ != "" {
+			cfg["type"] = typ
+		}
+		id := f.Server(cfg)
+		if err := f.m.Start(ctx, id); err != nil {
+			t.Fatalf("type %q: %v", typ, err)
+		}
+		if st, err := f.backend.Status(ctx, id); err != nil || st.Spec.Type != want {
+			t.Errorf("type %q: guest type %q (%v), want %q", typ, st.Spec.Type, err, want)
+		}
+	}
+	id := f.Server(map[string]string{"ide:0:0": f.drive(nil), "cpu": "1000", "mem": "256", "type": "lxc"})
+	if err := f.m.Start(ctx, id); !errors.Is(err, vmm.ErrInvalid) || !strings.Contains(err.Error(), "key type") {
+		t.Errorf("type lxc: %v, want ErrInvalid naming the key", err)
 	}
 }

@@ -25,13 +25,14 @@ type NICCounters = network.NICCounters
 // Spec is what a guest is made of. A backend records it with the guest, so
 // a restarted Hearth knows every guest it adopts.
 type Spec struct {
-	ID       string `json:"id"`       // container id: the server UUID
-	Hostname string `json:"hostname"` // DNS-safe; empty = ID
-	CPU      int    `json:"cpu"`      // MHz of host CPU time
-	SMP      int    `json:"smp"`      // vCPUs; 0 = CPU / core MHz, rounded up
-	Mem      int64  `json:"mem"`      // memory limit in MiB; 0 = none
-	Boot     Disk   `json:"boot"`     // root filesystem (ext4, xfs, btrfs, or a partitioned disk); Device only names its counters
-	Disks    []Disk `json:"disks"`    // further drives, block devices in the guest
+	ID       string `json:"id"`             // container id: the server UUID
+	Type     Type   `json:"type,omitempty"` // what runs the guest; "" (a guest an older Hearth recorded) = TypeContainer
+	Hostname string `json:"hostname"`       // DNS-safe; empty = ID
+	CPU      int    `json:"cpu"`            // MHz of host CPU time
+	SMP      int    `json:"smp"`            // vCPUs; 0 = CPU / core MHz, rounded up
+	Mem      int64  `json:"mem"`            // memory limit in MiB; 0 = none
+	Boot     Disk   `json:"boot"`           // root filesystem (ext4, xfs, btrfs, or a partitioned disk); Device only names its counters
+	Disks    []Disk `json:"disks"`          // further drives, block devices in the guest
 	NICs     []NIC  `json:"nics"`
 	// IDSlot is the server's block of host ids (storage.Store.IDSlot): the
 	// backend maps the guest's user namespace to it, so two servers' guests
@@ -43,6 +44,17 @@ type Spec struct {
 	// a guest without a user namespace (Kata: the VM is the boundary).
 	IDMap IDMap `json:"idmap"`
 }
+
+// Type is what kind of guest a server runs: the server key type.
+type Type string
+
+const (
+	TypeContainer Type = "container" // a system container: the guest's root is a drive's filesystem
+	TypeVM        Type = "vm"        // a full virtual machine: QEMU boots the drives itself
+)
+
+// VM reports whether the guest is a full virtual machine.
+func (g Spec) VM() bool { return g.Type == TypeVM }
 
 // IDRange is the number of user and group ids each guest gets: the 16-bit
 // range a stock distribution uses (as Incus's isolated idmaps).
@@ -86,6 +98,8 @@ func (g Spec) Validate() error {
 	switch {
 	case !idPattern.MatchString(g.ID):
 		return bad("id %q: letters, digits, '_', '.', '-' only, at most 76", g.ID)
+	case g.Type != "" && g.Type != TypeContainer && g.Type != TypeVM:
+		return bad("type %q: container or vm", g.Type)
 	case g.Hostname != "" && !hostPattern.MatchString(g.Hostname):
 		return bad("hostname %q is not DNS-safe", g.Hostname)
 	case g.CPU < 0:

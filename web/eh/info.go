@@ -29,6 +29,9 @@ func ServerInfo(stored, runtime Props) Props {
 	for k, v := range stored {
 		out[k] = v
 	}
+	if out["type"] == "" { // stored before Hearth had the key
+		out["type"] = TypeContainer
+	}
 	if pw := stored["password"]; pw != "" {
 		out["vnc:password"] = pw
 	}

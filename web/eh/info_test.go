@@ -24,6 +24,12 @@ func TestServerInfoStopped(t *testing.T) {
 	if got := ServerInfo(s, nil); got["vnc:ip"] != "192.0.2.9" {
 		t.Errorf("vnc:ip = %q, want the configured address", got["vnc:ip"])
 	}
+	// A server stored before the type key existed is a container.
+	old := s.Clone()
+	delete(old, "type")
+	if got := ServerInfo(old, nil)["type"]; got != "container" {
+		t.Errorf("type of a server stored without one = %q, want container", got)
+	}
 	// No VNC configured: no vnc:ip, no password aliases.
 	bare := stored(t, nil)
 	if got := ServerInfo(bare, nil); got["vnc:ip"] != "" || got["vnc:password"] != "" {

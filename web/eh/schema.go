@@ -5,6 +5,12 @@ import (
 	"strings"
 )
 
+// Values of the server key type: what kind of guest runs the server.
+const (
+	TypeContainer = "container" // a system container (runc, or Kata's VM around it): the default
+	TypeVM        = "vm"        // a full virtual machine (QEMU): firmware, bootloader, VGA
+)
+
 // Validation ranges (the reference gives none; clients used 500–20000 MHz and
 // 256–24576 MB, these bounds leave room on both sides).
 const (

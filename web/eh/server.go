@@ -90,8 +90,8 @@ func serverRule(key string) (rule, error) {
 		return rule{check: words(checkUUID)}, nil
 	case "parent":
 		return rule{check: checkUUID}, nil
-	case "type":
-		return rule{check: oneOf("vm")}, nil
+	case "type": // Hearth's guest type; EH's servers were all "vm"
+		return rule{check: oneOf(TypeContainer, TypeVM)}, nil
 	case "description":
 		return rule{check: text(MaxTextLength)}, nil
 	case "use":
@@ -229,7 +229,7 @@ var servers = &schema{
 	readOnly:   serverReadOnly,
 	passing:    serverPassing,
 	required:   []string{"cpu", "mem"}, // not name: basingse (EH-2, 2014) creates servers without one
-	defaults:   Props{"smp": "auto", "persistent": "false"},
+	defaults:   Props{"smp": "auto", "persistent": "false", "type": TypeContainer},
 	cleanup:    serverCleanup,
 	consistent: serverConsistent,
 }

@@ -26,7 +26,8 @@ func TestNewServer(t *testing.T) {
 		in   Props
 		want Props // keys checked (besides the minimal ones); "" = must be absent
 	}{
-		{"defaults", minimal(nil), Props{"smp": "auto", "persistent": "false"}},
+		{"defaults", minimal(nil), Props{"smp": "auto", "persistent": "false", "type": "container"}},
+		{"type VM", minimal(Props{"type": "VM"}), Props{"type": "vm"}},
 		{"smp count", minimal(Props{"smp": "4"}), Props{"smp": "4"}},
 		{"smp AUTO", minimal(Props{"smp": "AUTO"}), Props{"smp": "auto"}},
 		{"persistent TRUE", minimal(Props{"persistent": "TRUE"}), Props{"persistent": "true"}},
@@ -162,7 +163,7 @@ func TestNewServerRefuses(t *testing.T) {
 		{"firewall without nic", minimal(Props{"nic:0:firewall:policy": "accept"}), "needs nic:0:model"},
 		{"avoid not uuids", minimal(Props{"avoid:drives": drive1 + " nope"}), `key avoid:drives: "nope" is not a UUID`},
 		{"parent not uuid", minimal(Props{"parent": "x"}), "key parent"},
-		{"type", minimal(Props{"type": "container"}), `key type: "container" is not one of vm`},
+		{"type", minimal(Props{"type": "kvm"}), `key type: "kvm" is not one of container, vm`},
 		{"name with newline", minimal(Props{"name": "a\nb"}), "key name: must be one line"},
 		{"name too long", minimal(Props{"name": strings.Repeat("n", 257)}), "key name: longer than 256 bytes"},
 		{"user: alone", minimal(Props{"user:": "x"}), "unknown server key user:"},
@@ -276,13 +277,13 @@ func TestUpdateWithoutCurrent(t *testing.T) {
 }
 
 func TestUpdateServerDefaults(t *testing.T) {
-	cur := stored(t, Props{"smp": "4", "persistent": "true"})
-	next, changed, err := UpdateServer(cur, Props{"smp": "", "persistent": ""}, false)
+	cur := stored(t, Props{"smp": "4", "persistent": "true", "type": "vm"})
+	next, changed, err := UpdateServer(cur, Props{"smp": "", "persistent": "", "type": ""}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Props{"smp": "auto", "persistent": "false"}
-	if !maps.Equal(changed, want) || next["smp"] != "auto" || next["persistent"] != "false" {
+	want := Props{"smp": "auto", "persistent": "false", "type": "container"}
+	if !maps.Equal(changed, want) || next["smp"] != "auto" || next["persistent"] != "false" || next["type"] != "container" {
 		t.Errorf("removing smp and persistent: changed %q, next %q; want the defaults back", changed, next)
 	}
 }
@@ -305,6 +306,8 @@ func TestUpdateServerRefuses(t *testing.T) {
 		{"runtime counter", Props{"cpu:usage": "5"}, true, ErrUsage, "key cpu:usage is read-only"},
 		{"active: mem", Props{"mem": "2048"}, true, ErrBusy, "key mem cannot be changed while the server is active; stop it first"},
 		{"active: smp", Props{"smp": "2"}, true, ErrBusy, "key smp cannot be changed"},
+		{"active: type", Props{"type": "vm"}, true, ErrBusy, "key type cannot be changed while the server is active"},
+		{"stopped: bad type", Props{"type": "lxc"}, false, ErrUsage, `key type: "lxc" is not one of container, vm`},
 		{"active: shutdown:signal", Props{"shutdown:signal": "SIGPWR"}, true, ErrBusy, "key shutdown:signal cannot be changed"},
 		{"active: drive", Props{"ide:0:1": drive2}, true, ErrBusy, "key ide:0:1 cannot be changed"},
 		{"active: vnc through alias", Props{"vnc:ip": "auto"}, true, ErrBusy, "key vnc:ip cannot be changed"},
