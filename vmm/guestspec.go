@@ -46,16 +46,18 @@ func (m *Manager) guestSpec(ctx context.Context, srv storage.Server) (guest.Spec
 		return spec, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	boot, _ := ehkeys.BootDevice(cfg)
+	spec.BootOrder = strings.Fields(cfg["boot"])
 	for _, d := range drives {
+		cdrom := cfg[d.Device+":media"] == "cdrom"
 		if d.Device == boot.Key {
-			spec.Boot = guest.Disk{Device: d.Device, Key: d.Device, Image: d.Path, ReadOnly: d.ReadOnly}
+			spec.Boot = guest.Disk{Device: d.Device, Key: d.Device, Image: d.Path, ReadOnly: d.ReadOnly, CDROM: cdrom}
 			continue
 		}
 		name, ok := ehkeys.GuestDeviceName(d.Device)
 		if !ok {
 			return spec, fmt.Errorf("drive on %q: no such device: %w", d.Device, ErrInvalid)
 		}
-		spec.Disks = append(spec.Disks, guest.Disk{Device: name, Key: d.Device, Image: d.Path, ReadOnly: d.ReadOnly})
+		spec.Disks = append(spec.Disks, guest.Disk{Device: name, Key: d.Device, Image: d.Path, ReadOnly: d.ReadOnly, CDROM: cdrom})
 	}
 	if spec.Boot.Image == "" {
 		return spec, fmt.Errorf("server %s has no boot drive (key boot, or a drive on ide/scsi/block): %w", srv.Label(), ErrBootDrive)

@@ -123,6 +123,9 @@ func TestManagerLifecycle(t *testing.T) {
 	disks := map[string]bool{} // device → read-only
 	for _, d := range spec.Disks {
 		disks[d.Device] = d.ReadOnly
+		if d.CDROM != (d.Key == "block:1") {
+			t.Errorf("disk %s: cdrom %v, want it only for block:1 (media cdrom)", d.Key, d.CDROM)
+		}
 	}
 	if len(spec.Disks) != 2 || !maps.Equal(disks, map[string]bool{"hdc": false, "vdb": true}) {
 		t.Errorf("disks %+v, want hdc and a read-only vdb", spec.Disks)

@@ -37,6 +37,9 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	if len(spec.NICs) > 0 && h.network == nil {
 		return fmt.Errorf("guest %s has NICs but Hearth has no network: %w", spec.ID, guest.ErrInvalid)
 	}
+	if spec.VM() {
+		return h.startVM(ctx, spec)
+	}
 	spec.SMP = resolveSMP(spec.CPU, spec.SMP, h.coreMHz)
 	unprivileged := h.driver.SharesHostKernel()
 	if unprivileged {
@@ -47,18 +50,12 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 			return err
 		}
 	}
-	g := &instance{spec: spec, console: guest.NewConsole()}
-	h.mu.Lock()
-	if _, ok := h.guests[spec.ID]; ok {
-		h.mu.Unlock()
-		return fmt.Errorf("guest %s: %w", spec.ID, guest.ErrRunning)
+	g, rollback, err := h.reserve(spec)
+	if err != nil {
+		return err
 	}
-	h.guests[spec.ID] = g // reserved: a second Start of the id fails fast
-	h.mu.Unlock()
-	// What Start has made is undone in reverse on failure. The holds on
-	// the loop devices go in any case: from success on, the root mount and
-	// the container's device nodes hold them.
-	var rollback undo
+	// The holds on the loop devices go in any case: from success on, the
+	// root mount and the container's device nodes hold them.
 	var holds []*os.File
 	defer func() {
 		for _, f := range holds {
@@ -68,12 +65,6 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 			rollback.run()
 		}
 	}()
-	rollback.push(func() {
-		h.mu.Lock()
-		delete(h.guests, spec.ID)
-		h.mu.Unlock()
-		g.console.CloseInput()
-	})
 
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
@@ -231,6 +222,26 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		return fmt.Errorf("start guest %s: %w", spec.ID, h.unavailable(err))
 	}
 	return nil
+}
+
+// reserve records the guest as starting, so a second Start of the id fails
+// fast with guest.ErrRunning, and returns it with the stack of what undoes
+// the start on failure (the caller runs it), the reservation first.
+func (h *Host) reserve(spec guest.Spec) (*instance, undo, error) {
+	g := &instance{spec: spec, console: guest.NewConsole()}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.guests[spec.ID]; ok {
+		return nil, nil, fmt.Errorf("guest %s: %w", spec.ID, guest.ErrRunning)
+	}
+	h.guests[spec.ID] = g
+	rollback := undo{func() {
+		h.mu.Lock()
+		delete(h.guests, spec.ID)
+		h.mu.Unlock()
+		g.console.CloseInput()
+	}}
+	return g, rollback, nil
 }
 
 // runtimeRootMounts is the root a runtime that mounts it itself (Kata, in

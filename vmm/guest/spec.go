@@ -34,6 +34,9 @@ type Spec struct {
 	Boot     Disk   `json:"boot"`           // root filesystem (ext4, xfs, btrfs, or a partitioned disk); Device only names its counters
 	Disks    []Disk `json:"disks"`          // further drives, block devices in the guest
 	NICs     []NIC  `json:"nics"`
+	// BootOrder is the server's boot key, device keys in order: a VM's
+	// firmware tries them in turn (empty = the first disk).
+	BootOrder []string `json:"bootorder,omitempty"`
 	// IDSlot is the server's block of host ids (storage.Store.IDSlot): the
 	// backend maps the guest's user namespace to it, so two servers' guests
 	// never share a host id and a server's files keep their owners.
@@ -68,10 +71,11 @@ type IDMap struct {
 
 // Disk is a drive image attached to a guest.
 type Disk struct {
-	Device   string `json:"dev"`           // name under /dev in the guest, e.g. "sdb"
-	Key      string `json:"key,omitempty"` // the server's device key, e.g. "ide:0:1": what its counters are named by
-	Image    string `json:"img"`           // image file on the host
-	ReadOnly bool   `json:"ro"`            // e.g. a cdrom
+	Device   string `json:"dev"`             // name under /dev in the guest, e.g. "sdb"
+	Key      string `json:"key,omitempty"`   // the server's device key, e.g. "ide:0:1": what its counters are named by
+	Image    string `json:"img"`             // image file on the host
+	ReadOnly bool   `json:"ro"`              // e.g. a cdrom
+	CDROM    bool   `json:"cdrom,omitempty"` // :media cdrom: a VM sees a CD drive
 }
 
 // CounterKey is what the disk's counters are named by in server info: its

@@ -20,6 +20,11 @@ const Binary = "qemu-system-x86_64"
 // a host without it.
 const Package = "qemu-system-x86"
 
+// TCGCacheMiB is the translated-code cache of a VM under TCG. QEMU 7.2's
+// default is 1 GiB, allocated as the guest runs new code: memory the VM's
+// container limit would have to leave room for.
+const TCGCacheMiB = 64
+
 // Socket and file names inside VM.RunDir.
 const (
 	QMPSocket = "qmp.sock" // QMP monitor (Client)
@@ -128,7 +133,7 @@ func Command(vm VM) ([]string, error) {
 	if err := vm.Validate(); err != nil {
 		return nil, err
 	}
-	accel := "tcg"
+	accel := fmt.Sprintf("tcg,tb-size=%d", TCGCacheMiB)
 	if vm.KVM {
 		accel = "kvm"
 	}

@@ -31,7 +31,7 @@ func TestCommandMachine(t *testing.T) {
 		want [][2]string // flag, value
 		not  []string
 	}{
-		{"tcg", false, [][2]string{{"-accel", "tcg"}, {"-machine", "pc"}, {"-smp", "2"}, {"-m", "256"},
+		{"tcg", false, [][2]string{{"-accel", "tcg,tb-size=64"}, {"-machine", "pc"}, {"-smp", "2"}, {"-m", "256"},
 			{"-name", "guest=srv1"}, {"-vga", "std"}, {"-display", "none"},
 			{"-vnc", "unix:/data/run/srv1/vnc.sock"}, {"-qmp", "unix:/data/run/srv1/qmp.sock,server=on,wait=off"},
 			{"-chardev", "stdio,id=serial0,signal=off"}, {"-serial", "chardev:serial0"}}, []string{"-cpu"}},

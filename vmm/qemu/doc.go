@@ -45,7 +45,9 @@
 //     filter (-sandbox on, denying exec, privilege changes, obsolete system
 //     calls and resource control).
 //   - Accelerator: -accel kvm with -cpu host where the caller found
-//     /dev/kvm usable, else -accel tcg with QEMU's default CPU.
+//     /dev/kvm usable, else -accel tcg with QEMU's default CPU and a
+//     translation cache of TCGCacheMiB (QEMU's default, 1 GiB, would count
+//     against the container's memory limit).
 //
 // The QMP client (Client) speaks QMP through monitor, a qmp.Monitor of
 // go-qemu's interface and types written here because go-qemu's own

@@ -1,0 +1,322 @@
+package containerd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"hearth/internal/ehkeys"
+	"hearth/vmm/guest"
+	"hearth/vmm/qemu"
+)
+
+// A full VM (guest.Spec.Type vm, issue 14) is a runc container whose init
+// is QEMU, as KubeVirt's virt-launcher runs it in a pod: unprivileged in the
+// guest's user namespace like any guest, inside a root Hearth makes of the
+// host's own /usr (QEMU, its firmware and libraries from Debian's
+// qemu-system-x86), limited by the same cgroups. QEMU opens the drives as the
+// loop devices Hearth attaches (nodes owned by guest root, read-only ones
+// read-only), its serial port is the container's terminal (the console
+// stream), and its QMP and VNC sockets are in DATA/run/ID/qemu, bind-mounted
+// at vmRunDir.
+const (
+	vmRootDirName = "vmroot" // DATA/run/ID/vmroot: the container's root, mount points only
+	vmRunDirName  = "qemu"   // DATA/run/ID/qemu: QEMU's sockets and throwaway layers
+	vmRunDir      = "/run/qemu"
+	kvmDevice     = "/dev/kvm"
+)
+
+// QEMURunDir is where a VM guest's QMP and VNC sockets are on the host
+// (qemu.QMPSocket, qemu.VNCSocket inside it).
+func (h *Host) QEMURunDir(id string) string { return filepath.Join(h.runDir, id, vmRunDirName) }
+
+// vmHostDirs are bind-mounted read-only from the host into a VM's root:
+// /usr holds QEMU, the firmware it loads (/usr/share/qemu, seabios,
+// /usr/lib/ipxe/qemu) and the libraries; the others exist only where the
+// host's /usr is not merged (on Debian 12 they are symlinks into /usr,
+// made as such).
+var vmHostDirs = []string{"/usr", "/lib", "/lib64", "/bin", "/sbin"}
+
+// vmHostFiles are host files QEMU's dynamic loader and libraries read.
+var vmHostFiles = []string{"/etc/ld.so.cache"}
+
+// vmMemoryOverheadMiB is what QEMU needs beyond the guest's RAM: its own
+// code and heap, a few MiB per vCPU (thread stacks, per-CPU state), the
+// display's video memory (std VGA: 16 MiB), the translation cache under
+// TCG, and page tables and block caches that grow with RAM (1/64). The
+// container's memory limit is mem plus this, so a guest using all of its
+// RAM never gets QEMU killed.
+func vmMemoryOverheadMiB(mem int64, smp int, kvm bool) int64 {
+	overhead := 128 + 16 + 8*int64(smp) + mem/64
+	if !kvm {
+		overhead += qemu.TCGCacheMiB
+	}
+	return overhead
+}
+
+// kvmUsable reports whether the host's /dev/kvm opens for reading and
+// writing (present, and the kernel module loaded); where not, VMs run
+// under TCG.
+func kvmUsable() bool {
+	f, err := os.OpenFile(kvmDevice, os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// qemuInstalled reports an error naming Debian's package when the host has
+// no QEMU for VM guests to run.
+func qemuInstalled() error {
+	if _, err := os.Stat(filepath.Join("/usr/bin", qemu.Binary)); err != nil {
+		return fmt.Errorf("VM guests need QEMU: %s is not installed (Debian package %s)", qemu.Binary, qemu.Package)
+	}
+	return nil
+}
+
+// startVM is Start for a VM guest: drives on loop devices, their nodes
+// (and /dev/kvm's where usable) owned by guest root, the root of host
+// directories, QEMU's run directory, network namespace, container, task,
+// console.
+func (h *Host) startVM(ctx context.Context, spec guest.Spec) (err error) {
+	if !h.driver.SharesHostKernel() {
+		return fmt.Errorf("guest %s: type vm runs under the runc runtime, not %s: %w", spec.ID, h.driver.Name(), guest.ErrInvalid)
+	}
+	if err := qemuInstalled(); err != nil {
+		return err
+	}
+	spec.SMP = resolveSMP(spec.CPU, spec.SMP, h.coreMHz)
+	if spec.IDMap, err = h.idMap(spec.IDSlot); err != nil {
+		return fmt.Errorf("guest %s: %w", spec.ID, err)
+	}
+	if err := h.checkHostIDs(spec); err != nil {
+		return err
+	}
+	g, rollback, err := h.reserve(spec)
+	if err != nil {
+		return err
+	}
+	var holds []*os.File
+	defer func() {
+		for _, f := range holds {
+			f.Close()
+		}
+		if err != nil {
+			rollback.run()
+		}
+	}()
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	log := h.log.With("server", spec.ID)
+
+	rollback.push(func() {
+		if err := h.removeRunDir(spec.ID); err != nil {
+			log.Error("removing a failed start's run directory", "err", err)
+		}
+	})
+	vm := qemu.VM{Name: spec.ID, SMP: spec.SMP, Mem: spec.Mem, KVM: kvmUsable(), RunDir: vmRunDir, Boot: spec.BootOrder}
+	if !vm.KVM {
+		log.Info("no usable /dev/kvm: the VM runs under software emulation (TCG)")
+	}
+	var devices []guestDevice
+	for _, d := range append([]guest.Disk{spec.Boot}, spec.Disks...) {
+		path, err := vmDrivePath(d.Key)
+		if err != nil {
+			return err
+		}
+		l, hold, err := attachLoop(d.Image, loopConfig{ReadOnly: d.ReadOnly || d.CDROM})
+		if err != nil {
+			return fmt.Errorf("drive %s: %w", d.Key, err)
+		}
+		g.loops, holds = append(g.loops, l), append(holds, hold)
+		rollback.push(func() { l.detach() })
+		if err := h.recordIntent(spec.ID, intent{Loops: g.loops}); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(hold.Fd()), &st); err != nil {
+			return fmt.Errorf("drive %s: %w", d.Key, err)
+		}
+		devices = append(devices, guestDevice{
+			Path: path, Type: "b", Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)), ReadOnly: d.ReadOnly || d.CDROM,
+		})
+		vm.Drives = append(vm.Drives, qemu.Drive{Key: d.Key, Image: path, CDROM: d.CDROM, ReadOnly: d.ReadOnly})
+	}
+	if vm.KVM {
+		devices = append(devices, guestDevice{Path: kvmDevice, Type: "c", Major: 10, Minor: 232})
+	}
+	if len(spec.NICs) > 0 {
+		// The guest's veths are made and filtered as for a container; the
+		// taps that join QEMU's cards to them are not built yet.
+		log.Warn("VM NICs are not wired to QEMU yet: the VM has no network card")
+	}
+	argv, err := qemu.Command(vm)
+	if err != nil {
+		return err
+	}
+	if err := makeNodes(filepath.Join(h.runDir, spec.ID, "dev"), devices, spec.IDMap.HostID); err != nil {
+		return fmt.Errorf("guest %s: %w", spec.ID, err)
+	}
+	root := filepath.Join(h.runDir, spec.ID, vmRootDirName)
+	if err := makeVMRoot(root, spec.IDMap.HostID); err != nil {
+		return fmt.Errorf("guest %s: %w", spec.ID, err)
+	}
+	runDir := h.QEMURunDir(spec.ID)
+	if err := mkdirOwned(runDir, 0o700, spec.IDMap.HostID); err != nil {
+		return fmt.Errorf("guest %s: %w", spec.ID, err)
+	}
+
+	g.started = h.now()
+	labels, err := g.labels()
+	if err != nil {
+		return err
+	}
+	c, err := h.client.NewContainer(ctx, spec.ID,
+		client.WithRuntime(h.driver.Name(), nil),
+		client.WithNewSpec(vmSpecOpts(spec, h.driver, argv, qemu.Env(vm), root, runDir, devices, vm.KVM, h.coreMHz)...),
+		client.WithContainerLabels(labels),
+	)
+	if errdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("guest %s: %w", spec.ID, guest.ErrRunning)
+	}
+	if err != nil {
+		return fmt.Errorf("create guest %s: %w", spec.ID, h.unavailable(err))
+	}
+	h.mu.Lock()
+	g.container = c
+	h.mu.Unlock()
+	os.Remove(filepath.Join(h.runDir, spec.ID, intentFile)) // the labels say it all from now on
+	rollback.push(func() { c.Delete(context.WithoutCancel(ctx)) })
+
+	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, spec.ID)))...)
+	task, err := c.NewTask(ctx, creator, h.driver.TaskOptions(h.runcState())...)
+	if err != nil {
+		return fmt.Errorf("create task of guest %s: %w", spec.ID, h.unavailable(err))
+	}
+	g.io = task.IO()
+	h.mu.Lock()
+	g.task = task
+	h.mu.Unlock()
+	g.console.SetResizer(h.ptyResizer(task))
+	rollback.push(func() {
+		task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
+		g.io.Cancel()
+	})
+	if len(spec.NICs) > 0 {
+		if err := h.network.Attach(ctx, spec.ID, task.Pid(), spec.NICs); err != nil {
+			return fmt.Errorf("guest %s network: %w", spec.ID, err)
+		}
+		rollback.push(func() { h.network.Detach(context.WithoutCancel(ctx), spec.ID) })
+	}
+	if err := task.Start(ctx); err != nil {
+		return fmt.Errorf("start guest %s: %w", spec.ID, h.unavailable(err))
+	}
+	log.Info("VM started", "kvm", vm.KVM, "smp", vm.SMP, "mem", vm.Mem)
+	return nil
+}
+
+// vmDrivePath is where QEMU finds the drive at an EH device key: its node
+// under /dev/hearth, named by the key (ide:0:1 → /dev/hearth/ide-0-1).
+func vmDrivePath(key string) (string, error) {
+	if _, err := ehkeys.DeviceAddress(key); err != nil {
+		return "", fmt.Errorf("drive on %q: %v: %w", key, err, guest.ErrInvalid)
+	}
+	return "/dev/hearth/" + qemu.DriveID(key), nil
+}
+
+// mkdirOwned makes dir (a leftover is reused) with mode, owned by owner.
+func mkdirOwned(dir string, mode os.FileMode, owner uint32) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return err
+	}
+	return os.Lchown(dir, int(owner), int(owner))
+}
+
+// makeVMRoot makes the VM container's root directory: owned by guest root
+// (runc, in the user namespace, creates the mount points in it before it
+// makes it read-only), holding the host's non-directory top-level entries
+// of vmHostDirs (merged /usr's symlinks) as the same symlinks.
+func makeVMRoot(root string, owner uint32) error {
+	if err := mkdirOwned(root, 0o755, owner); err != nil {
+		return err
+	}
+	for _, d := range vmHostDirs {
+		target, err := os.Readlink(d)
+		if err != nil {
+			continue // a directory (bind-mounted), or absent
+		}
+		link := filepath.Join(root, d)
+		os.Remove(link) // an earlier start's
+		if err := os.Symlink(target, link); err != nil {
+			return err
+		}
+		if err := os.Lchown(link, int(owner), int(owner)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// vmHostMounts binds vmHostDirs that are directories on the host, and
+// vmHostFiles, read-only into the VM's root.
+func vmHostMounts() []specs.Mount {
+	var mounts []specs.Mount
+	for _, p := range append(slices.Clone(vmHostDirs), vmHostFiles...) {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+			continue
+		}
+		mounts = append(mounts, specs.Mount{Destination: p, Type: "bind", Source: p,
+			Options: []string{"rbind", "ro", "nosuid", "nodev"}})
+	}
+	return mounts
+}
+
+// vmSpecOpts builds the OCI spec of a VM guest: QEMU's argv and
+// environment with the console terminal as its serial port, the read-only
+// root of host directories, QEMU's run directory read-write at vmRunDir, a
+// private /tmp, no capabilities and no new privileges (QEMU needs neither:
+// its nodes are guest root's; its own seccomp filter needs
+// no_new_privs), the guest's cpu limits and memory plus QEMU's overhead,
+// its drives' and /dev/kvm's nodes, a network namespace, and the runtime's
+// user namespace and confinement.
+func vmSpecOpts(g guest.Spec, rt Driver, argv, env []string, root, runDir string, devices []guestDevice, kvm bool, coreMHz float64) []oci.SpecOpts {
+	hostname := g.Hostname
+	if hostname == "" {
+		hostname = g.ID
+	}
+	mounts := append(vmHostMounts(),
+		specs.Mount{Destination: vmRunDir, Type: "bind", Source: runDir, Options: []string{"rbind", "rw", "nosuid", "nodev", "noexec"}},
+		specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=16m"}},
+	)
+	opts := []oci.SpecOpts{
+		oci.WithProcessArgs(argv...),
+		oci.WithEnv(append([]string{"PATH=/usr/bin"}, env...)),
+		oci.WithProcessCwd("/"),
+		oci.WithTTY,
+		oci.WithTTYSize(TerminalColumns, TerminalRows),
+		oci.WithHostname(hostname),
+		oci.WithNoNewPrivileges,
+		oci.WithCapabilities(nil),
+		oci.WithRootFSPath(root),
+		oci.WithRootFSReadonly(),
+		oci.WithMounts(mounts),
+		withLimits(cpuResources(g.CPU, g.SMP, coreMHz), g.Mem+vmMemoryOverheadMiB(g.Mem, g.SMP, kvm)),
+		withDevices(devices),
+		withNetworkNamespace(),
+	}
+	return append(opts, rt.SpecOpts(g)...)
+}

@@ -1,0 +1,140 @@
+package containerd
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"hearth/vmm/guest"
+	"hearth/vmm/qemu"
+)
+
+func buildVMSpec(t *testing.T, g guest.Spec, devices []guestDevice, kvm bool) *oci.Spec {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), "hearth")
+	argv := []string{qemu.Binary, "-m", "512"}
+	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: g.ID},
+		vmSpecOpts(g, runcDriver{}, argv, []string{"TMPDIR=" + vmRunDir}, "/data/run/v1/vmroot", "/data/run/v1/qemu", devices, kvm, 2000)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestVMSpec(t *testing.T) {
+	g := guest.Spec{ID: "v1", Type: guest.TypeVM, CPU: 2000, SMP: 2, Mem: 512, Boot: guest.Disk{Image: "x"},
+		IDSlot: 1, IDMap: guest.IDMap{HostID: 1065536, Size: guest.IDRange}}
+	devices := []guestDevice{
+		{Path: "/dev/hearth/ide-0-0", Type: "b", Major: 7, Minor: 1, Node: "/data/run/v1/dev/hearth-ide-0-0"},
+		{Path: "/dev/hearth/ide-0-1", Type: "b", Major: 7, Minor: 2, ReadOnly: true, Node: "/data/run/v1/dev/hearth-ide-0-1"},
+	}
+	s := buildVMSpec(t, g, devices, false)
+
+	if !slices.Equal(s.Process.Args, []string{qemu.Binary, "-m", "512"}) || !s.Process.Terminal {
+		t.Errorf("process %v, terminal %v: want QEMU's argv on the console terminal", s.Process.Args, s.Process.Terminal)
+	}
+	if !slices.Contains(s.Process.Env, "TMPDIR="+vmRunDir) {
+		t.Errorf("env %v lacks QEMU's TMPDIR", s.Process.Env)
+	}
+	if !s.Process.NoNewPrivileges {
+		t.Error("QEMU may gain privileges")
+	}
+	if c := s.Process.Capabilities; len(c.Bounding)+len(c.Effective)+len(c.Permitted) != 0 {
+		t.Errorf("capabilities %+v, want none", c)
+	}
+	if !hasNamespace(s, specs.UserNamespace) || !hasNamespace(s, specs.NetworkNamespace) {
+		t.Errorf("namespaces %+v: want a user and a network namespace", s.Linux.Namespaces)
+	}
+	if want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1065536, Size: 65536}}; !slices.Equal(s.Linux.UIDMappings, want) {
+		t.Errorf("uid mappings %+v", s.Linux.UIDMappings)
+	}
+	if s.Linux.Seccomp == nil {
+		t.Error("no seccomp filter")
+	}
+	if s.Root.Path != "/data/run/v1/vmroot" || !s.Root.Readonly {
+		t.Errorf("root %+v, want Hearth's, read-only", s.Root)
+	}
+	usr, ok := mountAt(s, "/usr")
+	if !ok || usr.Source != "/usr" || !slices.Contains(usr.Options, "ro") {
+		t.Errorf("/usr mounted as %+v, want the host's read-only", usr)
+	}
+	for _, m := range vmHostMounts() {
+		if !slices.Contains(m.Options, "ro") {
+			t.Errorf("host %s bound writable", m.Source)
+		}
+		if fi, err := os.Lstat(m.Source); err != nil || fi.Mode()&os.ModeSymlink != 0 {
+			t.Errorf("host %s bound but it is no file or directory (%v)", m.Source, err)
+		}
+	}
+	run, ok := mountAt(s, vmRunDir)
+	if !ok || run.Source != "/data/run/v1/qemu" || slices.Contains(run.Options, "ro") {
+		t.Errorf("QEMU's run directory mounted as %+v", run)
+	}
+	for _, d := range devices {
+		m, ok := mountAt(s, d.Path)
+		if !ok || m.Source != d.Node || slices.Contains(m.Options, "ro") != d.ReadOnly {
+			t.Errorf("drive %s mounted as %+v", d.Path, m)
+		}
+	}
+	r := s.Linux.Resources
+	if r.CPU == nil || r.CPU.Quota == nil || *r.CPU.Quota != cfsPeriod {
+		t.Errorf("cpu %+v, want one core's quota for 2000 MHz", r.CPU)
+	}
+	want := (512 + vmMemoryOverheadMiB(512, 2, false)) << 20
+	if r.Memory == nil || r.Memory.Limit == nil || *r.Memory.Limit != want {
+		t.Errorf("memory %+v, want %d (mem and QEMU's overhead)", r.Memory, want)
+	}
+}
+
+func TestVMSpecKVM(t *testing.T) {
+	g := guest.Spec{ID: "v1", Type: guest.TypeVM, SMP: 1, Mem: 1024, Boot: guest.Disk{Image: "x"}, IDMap: guest.IDMap{HostID: 1065536, Size: guest.IDRange}}
+	kvm := guestDevice{Path: kvmDevice, Type: "c", Major: 10, Minor: 232, Node: "/data/run/v1/dev/kvm"}
+	s := buildVMSpec(t, g, []guestDevice{kvm}, true)
+	if m, ok := mountAt(s, kvmDevice); !ok || m.Source != kvm.Node {
+		t.Errorf("/dev/kvm mounted as %+v, want Hearth's node", m)
+	}
+	if !slices.ContainsFunc(s.Linux.Resources.Devices, func(r specs.LinuxDeviceCgroup) bool {
+		return r.Allow && r.Type == "c" && r.Major != nil && *r.Major == 10 && *r.Minor == 232
+	}) {
+		t.Errorf("device rules %+v do not allow /dev/kvm", s.Linux.Resources.Devices)
+	}
+	if got, tcg := vmMemoryOverheadMiB(1024, 1, true), vmMemoryOverheadMiB(1024, 1, false); got >= tcg || got < 128 {
+		t.Errorf("overhead %d MiB under KVM, %d under TCG: want KVM's smaller, at least 128", got, tcg)
+	}
+}
+
+func TestVMDrivePath(t *testing.T) {
+	if p, err := vmDrivePath("scsi:0:3"); err != nil || p != "/dev/hearth/scsi-0-3" {
+		t.Errorf("scsi:0:3: %q %v", p, err)
+	}
+	if _, err := vmDrivePath("ide:9:9"); err == nil {
+		t.Error("ide:9:9 accepted")
+	}
+}
+
+func TestMakeVMRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "vmroot")
+	if err := makeVMRoot(root, uint32(os.Getuid())); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range vmHostDirs {
+		host, err := os.Readlink(d)
+		if err != nil {
+			continue
+		}
+		if got, err := os.Readlink(filepath.Join(root, d)); err != nil || got != host {
+			t.Errorf("%s in the VM's root: %q %v, want the host's symlink to %q", d, got, err, host)
+		}
+	}
+	// A second start reuses the directory.
+	if err := makeVMRoot(root, uint32(os.Getuid())); err != nil {
+		t.Errorf("again: %v", err)
+	}
+}
