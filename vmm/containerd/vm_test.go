@@ -1,11 +1,16 @@
 package containerd
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -136,5 +141,81 @@ func TestMakeVMRoot(t *testing.T) {
 	// A second start reuses the directory.
 	if err := makeVMRoot(root, uint32(os.Getuid())); err != nil {
 		t.Errorf("again: %v", err)
+	}
+}
+
+// TestVMBlankDisk starts a VM guest through the Host with a blank disk and
+// a blank CD: QEMU runs unprivileged in its container, its QMP socket
+// answers running, and the firmware reads both drives looking for
+// something to boot. Deleting it leaves no process, mount, loop device or
+// cgroup behind.
+func TestVMBlankDisk(t *testing.T) {
+	if err := qemuInstalled(); err != nil {
+		t.Skip(err)
+	}
+	h, data := openTestHost(t)
+	disk, cd := filepath.Join(data, "disk.img"), filepath.Join(data, "cd.iso")
+	for _, f := range []string{disk, cd} {
+		if err := os.WriteFile(f, make([]byte, 4<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := guestID(t, 0)
+	spec := guest.Spec{ID: id, Type: guest.TypeVM, CPU: 1000, Mem: 64, IDSlot: 1,
+		Boot:      guest.Disk{Device: "ide:0:0", Key: "ide:0:0", Image: disk},
+		Disks:     []guest.Disk{{Device: "hdc", Key: "ide:1:0", Image: cd, ReadOnly: true, CDROM: true}},
+		BootOrder: []string{"ide:1:0", "ide:0:0"},
+	}
+	if err := h.Start(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if uid := initUID(t, h, id); uid < h.idBase {
+		t.Errorf("QEMU runs as host uid %d, below the guests' ids (%d)", uid, h.idBase)
+	}
+	g, _ := h.lookup(id)
+	pid := g.task.Pid()
+	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); !bytes.HasPrefix(cmdline, []byte(qemu.Binary)) {
+		t.Errorf("the container's init is %q, want QEMU", cmdline)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sock := filepath.Join(h.QEMURunDir(id), qemu.QMPSocket)
+	var qmp *qemu.Client
+	for qmp == nil {
+		c, err := qemu.Connect(ctx, sock)
+		switch {
+		case err == nil:
+			qmp = c
+		case ctx.Err() != nil:
+			c, _ := h.Console(id)
+			t.Fatalf("no QMP at %s: %v; console:\n%s", sock, err, c.Backlog())
+		default:
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	defer qmp.Close()
+	if st, err := qmp.Status(ctx); err != nil || !st.Running {
+		t.Errorf("query-status: %+v %v, want running", st, err)
+	}
+	// The firmware tries the CD first, then the disk: both are read.
+	for {
+		stats, err := qmp.BlockStats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stats["ide:1:0"].ReadBytes > 0 && stats["ide:0:0"].ReadBytes > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the firmware never read both drives: %+v", stats)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := h.Delete(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(int(pid), 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("QEMU (pid %d) still there after delete: %v", pid, err)
 	}
 }
