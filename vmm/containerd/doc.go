@@ -6,6 +6,8 @@
 // 65,536 host ids, its root the boot drive's root filesystem on a loop
 // device, mounted idmapped by Hearth, further drives as block devices guest
 // root owns, a cgroup delegated to guest root, NICs wired by a Network.
+// A full VM (guest type vm, runc only) is the same kind of container with
+// QEMU as its init instead of a distribution's: see vm.go.
 //
 // Runtimes are drivers behind the Driver interface, one file each
 // (runtime_runc.go, runtime_kata.go), probed once per process by
@@ -25,5 +27,6 @@
 // their counters), counters.go (disk, NIC and cgroup readings), daemon.go
 // (the private containerd), network.go (the Network interface, the guest's
 // own network namespace), power.go (what the guest's init powers off on),
-// runtime*.go (drivers).
+// runtime*.go (drivers), vm.go (a VM guest's container: QEMU's root, drives,
+// /dev/kvm, memory overhead).
 package containerd

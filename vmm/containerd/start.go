@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
@@ -20,7 +21,7 @@ import (
 	"hearth/vmm/guest"
 )
 
-// Start creates the guest and starts its init: boot drive (root found,
+// Start creates the guest and starts its init (a VM's: vm.go): boot drive (root found,
 // grown, on a loop device and, under runc, checked and mounted idmapped —
 // a read-only one as a live system, under Kata from a throwaway copy: see
 // live.go), disks on loop
@@ -37,11 +38,13 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	if len(spec.NICs) > 0 && h.network == nil {
 		return fmt.Errorf("guest %s has NICs but Hearth has no network: %w", spec.ID, guest.ErrInvalid)
 	}
-	if spec.VM() {
-		return h.startVM(ctx, spec)
-	}
 	spec.SMP = resolveSMP(spec.CPU, spec.SMP, h.coreMHz)
 	unprivileged := h.driver.SharesHostKernel()
+	if spec.VM() {
+		if err := h.canRunVMs(); err != nil {
+			return fmt.Errorf("guest %s: %w", spec.ID, err)
+		}
+	}
 	if unprivileged {
 		if spec.IDMap, err = h.idMap(spec.IDSlot); err != nil {
 			return fmt.Errorf("guest %s: %w", spec.ID, err)
@@ -68,6 +71,9 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
+	if spec.VM() {
+		return h.startVM(ctx, g, &rollback, &holds)
+	}
 	root, err := findBootRoot(ctx, spec.Boot, h.log.With("server", spec.ID))
 	if err != nil {
 		return err
@@ -134,22 +140,11 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	}
 	var devices []guestDevice
 	for _, d := range spec.Disks {
-		l, hold, err := attachLoop(d.Image, loopConfig{ReadOnly: d.ReadOnly})
+		dev, err := h.attachDrive(g, d.Image, "/dev/"+d.Device, d.ReadOnly, &holds, &rollback)
 		if err != nil {
 			return fmt.Errorf("disk %s: %w", d.Device, err)
 		}
-		g.loops, holds = append(g.loops, l), append(holds, hold)
-		rollback.push(func() { l.detach() })
-		if err := h.recordIntent(spec.ID, intent{Loops: g.loops}); err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(int(hold.Fd()), &st); err != nil {
-			return fmt.Errorf("disk %s: %w", d.Device, err)
-		}
-		devices = append(devices, guestDevice{
-			Path: "/dev/" + d.Device, Type: "b", Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)), ReadOnly: d.ReadOnly,
-		})
+		devices = append(devices, dev)
 	}
 	if unprivileged {
 		devices = append(devices, guestCharDevices...)
@@ -166,49 +161,21 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		}
 	}
 
-	g.started = h.now()
-	labels, err := g.labels()
+	c, err := h.newContainer(ctx, g, guestSpecOpts(spec, h.driver, init, rootDir, devices, h.coreMHz), &rollback)
 	if err != nil {
 		return err
 	}
-	c, err := h.client.NewContainer(ctx, spec.ID,
-		client.WithRuntime(h.driver.Name(), nil),
-		client.WithNewSpec(guestSpecOpts(spec, h.driver, init, rootDir, devices, h.coreMHz)...),
-		client.WithContainerLabels(labels),
-	)
-	if errdefs.IsAlreadyExists(err) {
-		return fmt.Errorf("guest %s: %w", spec.ID, guest.ErrRunning)
-	}
-	if err != nil {
-		return fmt.Errorf("create guest %s: %w", spec.ID, h.unavailable(err))
-	}
-	h.mu.Lock()
-	g.container = c
-	h.mu.Unlock()
-	os.Remove(filepath.Join(h.runDir, spec.ID, intentFile)) // the labels say it all from now on
-	rollback.push(func() { c.Delete(context.WithoutCancel(ctx)) })
-
-	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, spec.ID)))...)
 	var taskOpts []client.NewTaskOpts
 	if !unprivileged { // the runtime mounts the root (Kata: in its VM)
 		taskOpts = append(taskOpts, client.WithRootFS(runtimeRootMounts(root.FS, boot.Device, readOnly)))
 	}
-	task, err := c.NewTask(ctx, creator, append(taskOpts, h.driver.TaskOptions(h.runcState())...)...)
+	task, err := h.newTask(ctx, g, c, taskOpts, &rollback)
 	if err != nil {
 		if strings.Contains(err.Error(), "failed to mount rootfs") {
 			return fmt.Errorf("the boot drive's %s root could not be mounted: %w", root.FS, guest.ErrBootDrive)
 		}
-		return fmt.Errorf("create task of guest %s: %w", spec.ID, h.unavailable(err))
+		return err
 	}
-	g.io = task.IO()
-	h.mu.Lock()
-	g.task = task
-	h.mu.Unlock()
-	g.console.SetResizer(h.ptyResizer(task))
-	rollback.push(func() {
-		task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
-		g.io.Cancel()
-	})
 	if len(spec.NICs) > 0 { // into the namespace runc made with the init
 		if err := h.network.Attach(ctx, spec.ID, task.Pid(), spec.NICs); err != nil {
 			return fmt.Errorf("guest %s network: %w", spec.ID, err)
@@ -242,6 +209,77 @@ func (h *Host) reserve(spec guest.Spec) (*instance, undo, error) {
 		g.console.CloseInput()
 	}}
 	return g, rollback, nil
+}
+
+// attachDrive attaches image to a loop device for g (no autoclear: Delete
+// detaches it), records it as Start's intent, and returns the device as the
+// guest sees it at path. The caller closes the hold once the container's
+// node holds the device.
+func (h *Host) attachDrive(g *instance, image, path string, readOnly bool, holds *[]*os.File, rollback *undo) (guestDevice, error) {
+	l, hold, err := attachLoop(image, loopConfig{ReadOnly: readOnly})
+	if err != nil {
+		return guestDevice{}, err
+	}
+	g.loops, *holds = append(g.loops, l), append(*holds, hold)
+	rollback.push(func() { l.detach() })
+	if err := h.recordIntent(g.spec.ID, intent{Loops: g.loops}); err != nil {
+		return guestDevice{}, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(hold.Fd()), &st); err != nil {
+		return guestDevice{}, err
+	}
+	return guestDevice{Path: path, Type: "b", Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)), ReadOnly: readOnly}, nil
+}
+
+// newContainer creates g's container from specOpts, labelled with what
+// cleanup and re-adoption need; from then on the labels replace Start's
+// intent file.
+func (h *Host) newContainer(ctx context.Context, g *instance, specOpts []oci.SpecOpts, rollback *undo) (client.Container, error) {
+	id := g.spec.ID
+	g.started = h.now()
+	labels, err := g.labels()
+	if err != nil {
+		return nil, err
+	}
+	c, err := h.client.NewContainer(ctx, id,
+		client.WithRuntime(h.driver.Name(), nil),
+		client.WithNewSpec(specOpts...),
+		client.WithContainerLabels(labels),
+	)
+	if errdefs.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("guest %s: %w", id, guest.ErrRunning)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create guest %s: %w", id, h.unavailable(err))
+	}
+	h.mu.Lock()
+	g.container = c
+	h.mu.Unlock()
+	os.Remove(filepath.Join(h.runDir, id, intentFile)) // the labels say it all from now on
+	rollback.push(func() { c.Delete(context.WithoutCancel(ctx)) })
+	return c, nil
+}
+
+// newTask creates the task of g's container with its console (FIFOs in
+// DATA/run/ID), not yet started.
+func (h *Host) newTask(ctx context.Context, g *instance, c client.Container, opts []client.NewTaskOpts, rollback *undo) (client.Task, error) {
+	id := g.spec.ID
+	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, id)))...)
+	task, err := c.NewTask(ctx, creator, append(opts, h.driver.TaskOptions(h.runcState())...)...)
+	if err != nil {
+		return nil, fmt.Errorf("create task of guest %s: %w", id, h.unavailable(err))
+	}
+	g.io = task.IO()
+	h.mu.Lock()
+	g.task = task
+	h.mu.Unlock()
+	g.console.SetResizer(h.ptyResizer(task))
+	rollback.push(func() {
+		task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
+		g.io.Cancel()
+	})
+	return task, nil
 }
 
 // runtimeRootMounts is the root a runtime that mounts it itself (Kata, in

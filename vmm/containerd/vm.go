@@ -7,12 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
-	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"hearth/internal/ehkeys"
 	"hearth/vmm/guest"
@@ -75,48 +71,26 @@ func kvmUsable() bool {
 	return true
 }
 
-// qemuInstalled reports an error naming Debian's package when the host has
-// no QEMU for VM guests to run.
-func qemuInstalled() error {
+// canRunVMs reports why VM guests cannot run here: they need the runc
+// runtime (under Kata QEMU would run in Kata's VM) and the host's QEMU,
+// named by its Debian package where missing.
+func (h *Host) canRunVMs() error {
+	if !h.driver.SharesHostKernel() {
+		return fmt.Errorf("type vm runs under the runc runtime, not %s: %w", h.driver.Name(), guest.ErrInvalid)
+	}
 	if _, err := os.Stat(filepath.Join("/usr/bin", qemu.Binary)); err != nil {
 		return fmt.Errorf("VM guests need QEMU: %s is not installed (Debian package %s)", qemu.Binary, qemu.Package)
 	}
 	return nil
 }
 
-// startVM is Start for a VM guest: drives on loop devices, their nodes
-// (and /dev/kvm's where usable) owned by guest root, the root of host
-// directories, QEMU's run directory, network namespace, container, task,
-// console.
-func (h *Host) startVM(ctx context.Context, spec guest.Spec) (err error) {
-	if !h.driver.SharesHostKernel() {
-		return fmt.Errorf("guest %s: type vm runs under the runc runtime, not %s: %w", spec.ID, h.driver.Name(), guest.ErrInvalid)
-	}
-	if err := qemuInstalled(); err != nil {
-		return err
-	}
-	spec.SMP = resolveSMP(spec.CPU, spec.SMP, h.coreMHz)
-	if spec.IDMap, err = h.idMap(spec.IDSlot); err != nil {
-		return fmt.Errorf("guest %s: %w", spec.ID, err)
-	}
-	if err := h.checkHostIDs(spec); err != nil {
-		return err
-	}
-	g, rollback, err := h.reserve(spec)
-	if err != nil {
-		return err
-	}
-	var holds []*os.File
-	defer func() {
-		for _, f := range holds {
-			f.Close()
-		}
-		if err != nil {
-			rollback.run()
-		}
-	}()
-	ctx, cancel := h.opContext(ctx)
-	defer cancel()
+// startVM is Start's part for a VM guest g (reserved, with its user
+// namespace): drives on loop devices, their nodes (and /dev/kvm's where
+// usable) owned by guest root, the root of host directories, QEMU's run
+// directory, network namespace, container, task, console. What it makes
+// goes on rollback; holds are the loop devices' until the nodes hold them.
+func (h *Host) startVM(ctx context.Context, g *instance, rollback *undo, holds *[]*os.File) error {
+	spec := g.spec
 	log := h.log.With("server", spec.ID)
 
 	rollback.push(func() {
@@ -134,22 +108,11 @@ func (h *Host) startVM(ctx context.Context, spec guest.Spec) (err error) {
 		if err != nil {
 			return err
 		}
-		l, hold, err := attachLoop(d.Image, loopConfig{ReadOnly: d.ReadOnly || d.CDROM})
+		dev, err := h.attachDrive(g, d.Image, path, d.ReadOnly || d.CDROM, holds, rollback)
 		if err != nil {
 			return fmt.Errorf("drive %s: %w", d.Key, err)
 		}
-		g.loops, holds = append(g.loops, l), append(holds, hold)
-		rollback.push(func() { l.detach() })
-		if err := h.recordIntent(spec.ID, intent{Loops: g.loops}); err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(int(hold.Fd()), &st); err != nil {
-			return fmt.Errorf("drive %s: %w", d.Key, err)
-		}
-		devices = append(devices, guestDevice{
-			Path: path, Type: "b", Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)), ReadOnly: d.ReadOnly || d.CDROM,
-		})
+		devices = append(devices, dev)
 		vm.Drives = append(vm.Drives, qemu.Drive{Key: d.Key, Image: path, CDROM: d.CDROM, ReadOnly: d.ReadOnly})
 	}
 	if vm.KVM {
@@ -176,42 +139,14 @@ func (h *Host) startVM(ctx context.Context, spec guest.Spec) (err error) {
 		return fmt.Errorf("guest %s: %w", spec.ID, err)
 	}
 
-	g.started = h.now()
-	labels, err := g.labels()
+	c, err := h.newContainer(ctx, g, vmSpecOpts(spec, h.driver, argv, qemu.Env(vm), root, runDir, devices, vm.KVM, h.coreMHz), rollback)
 	if err != nil {
 		return err
 	}
-	c, err := h.client.NewContainer(ctx, spec.ID,
-		client.WithRuntime(h.driver.Name(), nil),
-		client.WithNewSpec(vmSpecOpts(spec, h.driver, argv, qemu.Env(vm), root, runDir, devices, vm.KVM, h.coreMHz)...),
-		client.WithContainerLabels(labels),
-	)
-	if errdefs.IsAlreadyExists(err) {
-		return fmt.Errorf("guest %s: %w", spec.ID, guest.ErrRunning)
-	}
+	task, err := h.newTask(ctx, g, c, nil, rollback)
 	if err != nil {
-		return fmt.Errorf("create guest %s: %w", spec.ID, h.unavailable(err))
+		return err
 	}
-	h.mu.Lock()
-	g.container = c
-	h.mu.Unlock()
-	os.Remove(filepath.Join(h.runDir, spec.ID, intentFile)) // the labels say it all from now on
-	rollback.push(func() { c.Delete(context.WithoutCancel(ctx)) })
-
-	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, spec.ID)))...)
-	task, err := c.NewTask(ctx, creator, h.driver.TaskOptions(h.runcState())...)
-	if err != nil {
-		return fmt.Errorf("create task of guest %s: %w", spec.ID, h.unavailable(err))
-	}
-	g.io = task.IO()
-	h.mu.Lock()
-	g.task = task
-	h.mu.Unlock()
-	g.console.SetResizer(h.ptyResizer(task))
-	rollback.push(func() {
-		task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
-		g.io.Cancel()
-	})
 	if len(spec.NICs) > 0 {
 		if err := h.network.Attach(ctx, spec.ID, task.Pid(), spec.NICs); err != nil {
 			return fmt.Errorf("guest %s network: %w", spec.ID, err)

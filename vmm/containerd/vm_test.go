@@ -150,10 +150,10 @@ func TestMakeVMRoot(t *testing.T) {
 // something to boot. Deleting it leaves no process, mount, loop device or
 // cgroup behind.
 func TestVMBlankDisk(t *testing.T) {
-	if err := qemuInstalled(); err != nil {
+	h, data := openTestHost(t)
+	if err := h.canRunVMs(); err != nil {
 		t.Skip(err)
 	}
-	h, data := openTestHost(t)
 	disk, cd := filepath.Join(data, "disk.img"), filepath.Join(data, "cd.iso")
 	for _, f := range []string{disk, cd} {
 		if err := os.WriteFile(f, make([]byte, 4<<20), 0o600); err != nil {
