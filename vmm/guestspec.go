@@ -45,7 +45,11 @@ func (m *Manager) guestSpec(ctx context.Context, srv storage.Server) (guest.Spec
 	if err != nil {
 		return spec, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	boot, _ := ehkeys.BootDevice(cfg)
+	boot, ok := ehkeys.BootDevice(cfg)
+	if ds := ehkeys.Devices(cfg); !ok && spec.VM() && len(ds) > 0 {
+		// A VM boots an installer CD alone: its firmware tries the drives.
+		boot = ds[0]
+	}
 	spec.BootOrder = strings.Fields(cfg["boot"])
 	for _, d := range drives {
 		cdrom := cfg[d.Device+":media"] == "cdrom"

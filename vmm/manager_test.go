@@ -557,6 +557,17 @@ func TestManagerGuestType(t *testing.T) {
 			t.Errorf("type %q: guest type %q (%v), want %q", typ, st.Spec.Type, err, want)
 		}
 	}
+	// A VM boots from a CD alone; a container needs a disk.
+	for typ, want := range map[string]error{"vm": nil, "container": vmm.ErrBootDrive} {
+		id := f.Server(map[string]string{"ide:0:1": f.drive(nil), "ide:0:1:media": "cdrom", "cpu": "1000", "mem": "256", "type": typ})
+		err := f.m.Start(ctx, id)
+		if !errors.Is(err, want) && (want != nil || err != nil) {
+			t.Fatalf("type %s with only a CD: %v, want %v", typ, err, want)
+		}
+		if st, err := f.backend.Status(ctx, id); want == nil && (err != nil || !st.Spec.Boot.CDROM || st.Spec.Boot.Key != "ide:0:1") {
+			t.Errorf("VM with only a CD: boot %+v (%v), want the CD", st.Spec.Boot, err)
+		}
+	}
 	id := f.Server(map[string]string{"ide:0:0": f.drive(nil), "cpu": "1000", "mem": "256", "type": "lxc"})
 	if err := f.m.Start(ctx, id); !errors.Is(err, vmm.ErrInvalid) || !strings.Contains(err.Error(), "key type") {
 		t.Errorf("type lxc: %v, want ErrInvalid naming the key", err)
