@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -174,6 +175,18 @@ func TestVMBlankDisk(t *testing.T) {
 	}
 	g, _ := h.lookup(id)
 	pid := g.task.Pid()
+	// The container's limit leaves QEMU room beyond the guest's RAM.
+	mem, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", h.namespace, id, "memory.limit_in_bytes"))
+	if want := fmt.Sprint((64 + vmMemoryOverheadMiB(64, 1, false)) << 20); strings.TrimSpace(string(mem)) != want {
+		t.Errorf("memory limit %q, want %s", mem, want)
+	}
+	// The CD's loop device is read-only, the disk's is not.
+	for i, want := range []string{"0", "1"} {
+		ro, _ := os.ReadFile(filepath.Join("/sys/block", filepath.Base(g.loops[i].Device), "ro"))
+		if strings.TrimSpace(string(ro)) != want {
+			t.Errorf("%s (%s) ro %q, want %s", g.loops[i].Device, g.loops[i].File, ro, want)
+		}
+	}
 	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); !bytes.HasPrefix(cmdline, []byte(qemu.Binary)) {
 		t.Errorf("the container's init is %q, want QEMU", cmdline)
 	}
