@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"hearth/storage"
 	"hearth/vmm/guest"
 	"hearth/vmm/qemu"
 )
@@ -230,5 +231,45 @@ func TestVMBlankDisk(t *testing.T) {
 	}
 	if err := syscall.Kill(int(pid), 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("QEMU (pid %d) still there after delete: %v", pid, err)
+	}
+}
+
+// TestManagerVM: a server of type vm with only a blank CD goes through the
+// Manager and the Host (the CD is its boot drive, QEMU's firmware finds
+// nothing to boot and the server stays active, as a PC would); stop ends
+// QEMU and leaves the drive unclaimed.
+func TestManagerVM(t *testing.T) {
+	f := newManagerFixture(t)
+	if err := f.host.canRunVMs(); err != nil {
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	cd := f.drive(true, nil)
+	id := f.Server(map[string]string{"type": "vm", "ide:0:1": cd, "ide:0:1:media": "cdrom", "mem": "64", "persistent": "true"})
+	if err := f.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Status(id); got != storage.StatusActive {
+		t.Fatalf("status %s after start", got)
+	}
+	g, err := f.host.lookup(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := g.task.Pid()
+	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); !bytes.Contains(cmdline, []byte("ide-cd\x00")) && !bytes.Contains(cmdline, []byte("ide-cd,")) {
+		t.Errorf("QEMU's command line has no CD drive: %q", cmdline)
+	}
+	if err := f.m.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Status(id); got != storage.StatusStopped {
+		t.Errorf("status %s after stop", got)
+	}
+	if err := syscall.Kill(int(pid), 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("QEMU (pid %d) still there after stop: %v", pid, err)
+	}
+	if d, _ := f.Store.Drive(ctx, cd); len(d.Claimed) != 0 {
+		t.Errorf("the CD is still claimed by %v", d.Claimed)
 	}
 }
