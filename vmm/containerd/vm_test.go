@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"hearth/internal/logtest"
 	"hearth/storage"
 	"hearth/vmm/guest"
 	"hearth/vmm/qemu"
@@ -194,21 +195,7 @@ func TestVMBlankDisk(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sock := filepath.Join(h.QEMURunDir(id), qemu.QMPSocket)
-	var qmp *qemu.Client
-	for qmp == nil {
-		c, err := qemu.Connect(ctx, sock)
-		switch {
-		case err == nil:
-			qmp = c
-		case ctx.Err() != nil:
-			c, _ := h.Console(id)
-			t.Fatalf("no QMP at %s: %v; console:\n%s", sock, err, c.Backlog())
-		default:
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	defer qmp.Close()
+	qmp := connectQMP(ctx, t, h, id)
 	if st, err := qmp.Status(ctx); err != nil || !st.Running {
 		t.Errorf("query-status: %+v %v, want running", st, err)
 	}
@@ -271,5 +258,69 @@ func TestManagerVM(t *testing.T) {
 	}
 	if d, _ := f.Store.Drive(ctx, cd); len(d.Claimed) != 0 {
 		t.Errorf("the CD is still claimed by %v", d.Claimed)
+	}
+}
+
+// connectQMP connects to the QMP socket of VM guest id, waiting for QEMU
+// to make it.
+func connectQMP(ctx context.Context, t *testing.T, h *Host, id string) *qemu.Client {
+	t.Helper()
+	sock := filepath.Join(h.QEMURunDir(id), qemu.QMPSocket)
+	for {
+		c, err := qemu.Connect(ctx, sock)
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		if ctx.Err() != nil {
+			con, _ := h.Console(id)
+			t.Fatalf("no QMP at %s: %v; console:\n%s", sock, err, con.Backlog())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestVMReadopted: a VM keeps running while Hearth is away; the next Host
+// adopts it as a VM and its QMP socket answers from the same place.
+func TestVMReadopted(t *testing.T) {
+	h, data := openTestHost(t)
+	if err := h.canRunVMs(); err != nil {
+		t.Skip(err)
+	}
+	disk := filepath.Join(data, "disk.img")
+	if err := os.WriteFile(disk, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id := guestID(t, 0)
+	spec := guest.Spec{ID: id, Type: guest.TypeVM, Mem: 64, IDSlot: 1, Boot: guest.Disk{Device: "block:0", Key: "block:0", Image: disk}}
+	if err := h.Start(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := h.lookup(id)
+	pid := g.task.Pid()
+	h.Close()
+
+	h, err := Open(context.Background(), data, WithNamespace(h.namespace), WithRuntime(RuntimeRunc), WithIDBase(h.idBase), WithLogger(logtest.Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { // on failure too: the VM must not outlive the test
+		h.Delete(context.Background(), id)
+		h.Close()
+	}()
+	st, err := h.Status(context.Background(), id)
+	if err != nil || st.State != guest.Running || !st.Spec.VM() {
+		t.Fatalf("adopted: %+v %v, want a running VM", st, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if s, err := connectQMP(ctx, t, h, id).Status(ctx); err != nil || !s.Running {
+		t.Errorf("query-status after adoption: %+v %v", s, err)
+	}
+	if err := h.Delete(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(int(pid), 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("QEMU (pid %d) still there after delete: %v", pid, err)
 	}
 }
