@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -22,20 +25,27 @@ func convertQcow2(ctx context.Context, src, out *os.File, o *options) (Result, e
 	}
 	// qemu runs qemu-img, taking exit status okExit as success too. Its
 	// complaint, the first line without our paths, is the error.
-	qemu := func(okExit int, args ...string) ([]byte, error) {
-		output, err := exec.CommandContext(ctx, qemuImg, args...).Output()
+	// A progress writer, when given, takes what qemu-img prints instead.
+	qemu := func(okExit int, progress io.Writer, args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, qemuImg, args...)
+		var output, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &output, &stderr
+		if progress != nil {
+			cmd.Stdout = progress
+		}
+		err := cmd.Run()
 		var exit *exec.ExitError
 		switch {
 		case err == nil:
-			return output, nil
+			return output.Bytes(), nil
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		case !errors.As(err, &exit):
 			return nil, err
 		case exit.ExitCode() == okExit:
-			return output, nil
+			return output.Bytes(), nil
 		}
-		lines := strings.Split(strings.TrimSpace(string(exit.Stderr)), "\n")
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 		first := strings.TrimPrefix(strings.TrimPrefix(lines[0], "qemu-img: "), "ERROR: ")
 		msg := oneLine([]byte(first), err, src.Name(), out.Name())
 		if len(lines) > 1 {
@@ -43,7 +53,7 @@ func convertQcow2(ctx context.Context, src, out *os.File, o *options) (Result, e
 		}
 		return nil, fmt.Errorf("qcow2 image: qemu-img %s: %s: %w", args[0], msg, ErrInvalidImage)
 	}
-	output, err := qemu(0, "info", "--output=json", "-f", "qcow2", src.Name())
+	output, err := qemu(0, nil, "info", "--output=json", "-f", "qcow2", src.Name())
 	if err != nil {
 		return Result{}, err
 	}
@@ -65,7 +75,7 @@ func convertQcow2(ctx context.Context, src, out *os.File, o *options) (Result, e
 	// A truncated or damaged image converts without a word (what is
 	// missing reads as zeros); its metadata check says what is wrong. Exit
 	// status 3 is only leaked clusters, harmless.
-	if _, err := qemu(3, "check", "-f", "qcow2", src.Name()); err != nil {
+	if _, err := qemu(3, nil, "check", "-f", "qcow2", src.Name()); err != nil {
 		return Result{}, err
 	}
 	if err := out.Truncate(info.VirtualSize); err != nil {
@@ -73,8 +83,23 @@ func convertQcow2(ctx context.Context, src, out *os.File, o *options) (Result, e
 	}
 	o.log.Info("qemu-img convert to raw", "bytes", info.VirtualSize)
 	// -n: out exists (made by Import), and is all holes.
-	if _, err := qemu(0, "convert", "-n", "--target-is-zero", "-f", "qcow2", "-O", "raw", src.Name(), out.Name()); err != nil {
+	args := []string{"convert", "-n", "--target-is-zero", "-f", "qcow2", "-O", "raw", src.Name(), out.Name()}
+	var meter *qemuImgProgress
+	var progress io.Writer // nil: qemu-img's output is not read
+	if o.progress != nil {
+		stat, err := src.Stat()
+		if err != nil {
+			return Result{}, err
+		}
+		meter = &qemuImgProgress{total: stat.Size(), report: o.progress}
+		progress = meter
+		args = append([]string{"convert", "-p"}, args[1:]...)
+	}
+	if _, err := qemu(0, progress, args...); err != nil {
 		return Result{}, err
+	}
+	if meter != nil {
+		meter.report(meter.total, meter.total) // converted: the whole source has been read
 	}
 	converted, err := os.Open(out.Name()) // out is write-only
 	if err != nil {
@@ -93,4 +118,33 @@ func convertQcow2(ctx context.Context, src, out *os.File, o *options) (Result, e
 		return Result{}, fmt.Errorf("qcow2 image holds no ext4, xfs or btrfs filesystem and no partition table: %w", ErrUnknownFormat)
 	}
 	return sizeRaw(ctx, out, info.VirtualSize, o, Result{Format: FormatQcow2, Content: content})
+}
+
+// qemuImgProgress turns what `qemu-img convert -p` prints — "(12.50/100%)"
+// at each step, separated by carriage returns — into WithProgress reports
+// of that share of the source file.
+type qemuImgProgress struct {
+	total   int64
+	report  func(done, total int64)
+	pending []byte
+	last    int64
+}
+
+var qemuImgPercent = regexp.MustCompile(`\((\d+(?:\.\d+)?)/100%\)`)
+
+func (p *qemuImgProgress) Write(b []byte) (int, error) {
+	p.pending = append(p.pending, b...)
+	end := bytes.LastIndexByte(p.pending, ')')
+	if end < 0 {
+		return len(b), nil
+	}
+	for _, m := range qemuImgPercent.FindAllSubmatch(p.pending[:end+1], -1) {
+		pct, err := strconv.ParseFloat(string(m[1]), 64)
+		if done := int64(pct / 100 * float64(p.total)); err == nil && done > p.last && done <= p.total {
+			p.last = done
+			p.report(done, p.total)
+		}
+	}
+	p.pending = append(p.pending[:0], p.pending[end+1:]...)
+	return len(b), nil
 }
