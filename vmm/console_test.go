@@ -193,4 +193,3 @@ func TestAccelerator(t *testing.T) {
 		t.Errorf("Accelerator() = %q, want %q", got, guest.AccelTCG)
 	}
 }
-
