@@ -2,13 +2,20 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"hearth/vmm/guest"
 	"hearth/vmm/qemu"
 )
+
+// displayRetry is how often a viewer's dial looks again for the VNC socket
+// of a VM whose QEMU is still starting.
+const displayRetry = 50 * time.Millisecond
 
 // probeVMs finds, once at Open, how VM guests run here and logs it: under
 // KVM where /dev/kvm opens read-write, else under QEMU's software
@@ -34,6 +41,8 @@ func (h *Host) Accelerator() string { return h.accel }
 // Display reaches the VGA display of a running VM guest: QEMU's VNC
 // socket in its run directory (qemu.VNCSocket, no authentication: only
 // Hearth reaches it). A container has none: its console is its terminal.
+// A viewer that comes while QEMU is still starting (the socket not made
+// yet, or not listening) waits for it as long as ctx lets it.
 func (h *Host) Display(id string) (func(ctx context.Context) (net.Conn, error), bool) {
 	h.mu.Lock()
 	g, ok := h.guests[id]
@@ -45,10 +54,19 @@ func (h *Host) Display(id string) (func(ctx context.Context) (net.Conn, error), 
 	sock := filepath.Join(h.QEMURunDir(id), qemu.VNCSocket)
 	return func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
-		conn, err := d.DialContext(ctx, "unix", sock)
-		if err != nil {
-			return nil, fmt.Errorf("VM %s display: %w", id, err)
+		for {
+			conn, err := d.DialContext(ctx, "unix", sock)
+			if err == nil {
+				return conn, nil
+			}
+			if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
+				return nil, fmt.Errorf("VM %s display: %w", id, err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("VM %s display: QEMU's VNC socket %s: %w (%w)", id, sock, err, ctx.Err())
+			case <-time.After(displayRetry):
+			}
 		}
-		return conn, nil
 	}, true
 }
