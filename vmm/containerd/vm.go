@@ -22,9 +22,10 @@ import (
 // host's own /usr (QEMU, its firmware and libraries from Debian's
 // qemu-system-x86), limited by the same cgroups. QEMU opens the drives as the
 // loop devices Hearth attaches (nodes owned by guest root, read-only ones
-// read-only), its serial port is the container's terminal (the console
-// stream), and its QMP and VNC sockets are in DATA/run/ID/qemu, bind-mounted
-// at vmRunDir.
+// read-only), its NICs as taps the network bridges with the guest's veths in
+// its namespace (through a /dev/net/tun node of guest root's), its serial
+// port is the container's terminal (the console stream), and its QMP and VNC
+// sockets are in DATA/run/ID/qemu, bind-mounted at vmRunDir.
 const (
 	vmRootDirName = "vmroot" // DATA/run/ID/vmroot: the container's root, mount points only
 	vmRunDirName  = "qemu"   // DATA/run/ID/qemu: QEMU's sockets and throwaway layers

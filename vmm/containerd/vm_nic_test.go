@@ -19,6 +19,20 @@ import (
 	"hearth/vmm/network"
 )
 
+// TestVMNICsTapped: a VM's NICs are attached bridged to taps, with the
+// recorded model or ElasticHosts' usual e1000; the spec's own stay as
+// they were.
+func TestVMNICsTapped(t *testing.T) {
+	nics := []guest.NIC{{Index: 0, MAC: "02:00:00:00:00:01", Model: "virtio"}, {Index: 1, MAC: "02:00:00:00:00:02"}}
+	got := vmNICs(nics)
+	if len(got) != 2 || !got[0].Tap || !got[1].Tap || got[0].Model != "virtio" || got[1].Model != "e1000" || got[1].MAC != nics[1].MAC {
+		t.Errorf("VM NICs %+v", got)
+	}
+	if nics[0].Tap || nics[1].Model != "" {
+		t.Errorf("the spec's NICs changed: %+v", nics)
+	}
+}
+
 // TestVMNICs: a VM's NIC of each model is QEMU's card with the server's
 // MAC, on the NIC's bridge through the tap Hearth made in the guest's
 // namespace: the firmware's iPXE, after the blank disk fails to boot, asks

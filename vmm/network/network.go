@@ -26,7 +26,9 @@
 // bridge's gateway address as server identifier; anyone else gets no
 // answer, a REQUEST for another address a NAK. VLAN bridges get no DHCP, as
 // on ElasticHosts. The address is configured in the guest's namespace as
-// well, for images without a DHCP client. Attach registers a guest's leases,
+// well, for images without a DHCP client, but for a full VM's NIC, whose
+// guest end is bridged to the tap of QEMU's card (tap.go): the VM asks DHCP
+// itself, or is configured with its address. Attach registers a guest's leases,
 // Detach drops them, and Adopt registers again those of a guest an earlier
 // Hearth attached (from the NICs its backend recorded).
 //
