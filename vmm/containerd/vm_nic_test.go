@@ -1,8 +1,10 @@
 package containerd
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +17,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
 
+	"hearth/storage"
+	"hearth/vmm"
 	"hearth/vmm/guest"
 	"hearth/vmm/network"
 )
@@ -134,5 +138,52 @@ func watchDHCPAcks(t *testing.T, bridge string) func(ctx context.Context, mac st
 			}
 		}()
 		return found
+	}
+}
+
+// TestManagerVMNIC: a server of type vm with nic:0:model rtl8139 and a
+// DHCP lease runs QEMU with that card and the MAC the server records; its
+// firmware gets the lease from DHCP, as a container's DHCP client does.
+func TestManagerVMNIC(t *testing.T) {
+	needContainerd(t)
+	netm, subnet := testSwitch(t, "m")
+	h, data := openTestHost(t, WithNetwork(netm))
+	if err := h.canRunVMs(); err != nil {
+		t.Skip(err)
+	}
+	f := newManagerFixtureOn(t, h, data, []storage.Option{storage.WithSubnet(subnet)}, vmm.WithPublicBridge(netm.Bridge()))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id := f.Server(map[string]string{"type": "vm", "ide:0:0": f.drive(true, nil), "mem": "64", "nic:0:model": "rtl8139", "nic:0:dhcp": "auto"})
+	acks := watchDHCPAcks(t, netm.Bridge())
+	if err := f.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := f.Store.Server(ctx, id)
+	mac := srv.Config["nic:0:mac"]
+	lease, err := f.Store.Lease(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := f.host.lookup(id)
+	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", g.task.Pid())); !bytes.Contains(cmdline, []byte("\x00rtl8139,")) {
+		t.Errorf("QEMU's command line has no rtl8139 card: %q", cmdline)
+	}
+	if got, err := connectQMP(ctx, t, f.host, id).NICMAC(ctx, 0); err != nil || got != mac {
+		t.Errorf("QEMU's card has MAC %q (%v), want the server's %q", got, err, mac)
+	}
+	select {
+	case ack := <-acks(ctx, mac):
+		if ack.YourIPAddr.String() != lease.String() {
+			t.Errorf("DHCP acknowledged %s, want the lease %s", ack.YourIPAddr, lease)
+		}
+	case <-ctx.Done():
+		t.Errorf("no DHCP ACK for %s", mac)
+	}
+	if o, _ := f.m.Observe(ctx, id); len(o.NICs) != 1 || o.NICs[0].IP != lease || o.NICs[0].MAC != mac {
+		t.Errorf("observed NICs %+v, want the lease %s and MAC %s", o.NICs, lease, mac)
+	}
+	if err := f.m.Stop(ctx, id); err != nil {
+		t.Fatal(err)
 	}
 }
