@@ -103,6 +103,23 @@ func TestVMNICBridgedToATap(t *testing.T) {
 		t.Errorf("DHCP offers %s, want %s", got, myIP)
 	}
 
+	// What the host sends to the VM's MAC reaches the tap, not br0 itself.
+	hostBridge, err := net.InterfaceByName(tn.Bridge())
+	if err != nil {
+		t.Fatal(err)
+	}
+	toVM := frame{mac, hostBridge.HardwareAddr, etherIPv4, udp4(tn.gateway(), myIP, 4000, 4000)}
+	if !sentFrameArrives(t, path, "tap0", toVM, func(b []byte) error {
+		tx, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(tx)
+		return unix.Sendto(tx, b, 0, &unix.SockaddrLinklayer{Ifindex: hostBridge.Index, Halen: 6, Addr: [8]byte(append(append([]byte{}, mac...), 0, 0))})
+	}) {
+		t.Error("a frame from the host to the VM's MAC never reached tap0")
+	}
+
 	tapMAC, brMAC := links["tap0"].Attrs().HardwareAddr, links["br0"].Attrs().HardwareAddr
 	// Nothing of the test may hold the namespace.
 	unix.Close(fd)
