@@ -97,6 +97,20 @@ func (tn *testNet) stopGuest(pid uint32) {
 	}
 }
 
+// waitNamespaceGone waits until the kernel has freed the namespace of
+// guest id, whose last process ended: the host end of its nic:0 goes then.
+func (tn *testNet) waitNamespaceGone(id string) {
+	tn.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := netlink.LinkByName(tn.names.hostVeth(id, 0)); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tn.t.Fatal("the host end of nic:0 outlived the guest's namespace")
+		}
+	}
+}
+
 // addr is host n of the test's subnet with its prefix length.
 func (tn *testNet) addr(n int) netip.Prefix {
 	a := tn.subnet.Addr().As4()
@@ -478,14 +492,7 @@ func TestGuestEndTakesItsNICsAlong(t *testing.T) {
 				}
 			}
 			tn.stopGuest(pid)
-			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if _, err := netlink.LinkByName(tn.names.hostVeth(id, 0)); err != nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the host end of nic:0 outlived the guest's namespace")
-				}
-			}
+			tn.waitNamespaceGone(id)
 			tn.detach(id)
 			if _, err := netlink.LinkByName(nics[1].Bridge); err == nil {
 				t.Error("the VLAN bridge outlived the Detach of its last guest")

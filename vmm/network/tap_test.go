@@ -38,15 +38,7 @@ func TestVMNICBridgedToATap(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	inside, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inside := netlinkIn(t, path)
 	defer inside.Close()
 	links := map[string]netlink.Link{}
 	for _, name := range []string{"eth0", "tap0", "br0"} {
@@ -124,16 +116,8 @@ func TestVMNICBridgedToATap(t *testing.T) {
 	// Nothing of the test may hold the namespace.
 	unix.Close(fd)
 	inside.Close()
-	ns.Close()
 	tn.stopGuest(pid)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := netlink.LinkByName(tn.names.hostVeth(id, 0)); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the host end of nic:0 outlived the guest's namespace")
-		}
-	}
+	tn.waitNamespaceGone(id)
 	hostLinks, err := listLinks()
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +130,22 @@ func TestVMNICBridgedToATap(t *testing.T) {
 	tn.detach(id)
 	tn.close()
 	tn.assertClean()
+}
+
+// netlinkIn opens netlink in the network namespace at path (its sockets
+// hold the namespace until closed).
+func netlinkIn(t *testing.T, path string) *netlink.Handle {
+	t.Helper()
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // openTap attaches to tap device name in the namespace at path as QEMU
