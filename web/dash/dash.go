@@ -116,7 +116,7 @@ func New(cfg Config) (*Dashboard, error) {
 		backend:  cfg.Backend,
 		sessions: newSessions(cfg.Sessions, cfg.IdleTimeout, cfg.Now, cfg.Logger),
 		logins:   cfg.Logins,
-		host:     &hostProbe{runtime: cfg.Runtime, kvmPath: "/dev/kvm", dataDir: cfg.DataDir, procDir: "/proc"},
+		host:     &hostProbe{runtime: cfg.Runtime, accelerator: cfg.Accelerator, dataDir: cfg.DataDir, procDir: "/proc"},
 		samples:  newSampler(cfg.History, cfg.Now, cfg.Logger),
 		mux:      http.NewServeMux(),
 		static:   http.StripPrefix("/static/", http.FileServerFS(static)),

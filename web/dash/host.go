@@ -31,10 +31,10 @@ type hostFacts struct {
 // second call on (the header is rendered often; the first shows the average
 // since boot).
 type hostProbe struct {
-	runtime string // containerd runtime in use
-	kvmPath string // /dev/kvm
-	dataDir string
-	procDir string
+	runtime     string // containerd runtime in use
+	accelerator string // how VM servers run: "kvm", "tcg", or "" where they cannot
+	dataDir     string
+	procDir     string
 
 	mu             sync.Mutex
 	lastIdle, last uint64  // /proc/stat jiffies at the baseline
@@ -43,17 +43,18 @@ type hostProbe struct {
 
 func (p *hostProbe) facts() hostFacts {
 	f := hostFacts{CPUs: runtime.NumCPU()}
-	_, err := os.Stat(p.kvmPath)
-	kvm := err == nil
 	switch {
 	case strings.Contains(p.runtime, "kata"):
 		f.Runtime, f.VM = "Kata VMs", true
 	case strings.Contains(p.runtime, "runc"):
 		f.Runtime = "runc containers"
-		if kvm {
-			f.Warning = "Guests run as runc containers sharing the host kernel: the host has KVM, but the Kata runtime is not in use."
-		} else {
-			f.Warning = "No KVM on this host: guests run as runc containers sharing the host kernel, not as VMs."
+		switch p.accelerator {
+		case "kvm":
+			f.Warning = "Containers share the host kernel (the Kata runtime is not in use); servers of type VM run under KVM."
+		case "tcg":
+			f.Warning = "No KVM on this host: containers share the host kernel, and servers of type VM run in software emulation (slow)."
+		default:
+			f.Warning = "Containers share the host kernel; servers of type VM cannot run here (install qemu-system-x86)."
 		}
 	default:
 		f.Runtime = "no guest runtime"

@@ -19,7 +19,7 @@ func TestHostFacts(t *testing.T) {
 	}
 	write("meminfo", "MemTotal:       16000000 kB\nMemFree:         1000 kB\nMemAvailable:    8000000 kB\n")
 	write("stat", "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 2 3\n")
-	p := &hostProbe{runtime: "io.containerd.runc.v2", kvmPath: filepath.Join(proc, "kvm"), dataDir: proc, procDir: proc}
+	p := &hostProbe{runtime: "io.containerd.runc.v2", accelerator: "tcg", dataDir: proc, procDir: proc}
 	f := p.facts()
 	if f.MemTotal != 16000000<<10 || f.MemFree != 8000000<<10 {
 		t.Errorf("memory %d/%d", f.MemFree, f.MemTotal)
@@ -35,12 +35,16 @@ func TestHostFacts(t *testing.T) {
 	if f := p.facts(); f.CPUFree != 0.5 {
 		t.Errorf("cpu free %v, want 0.5", f.CPUFree)
 	}
-	if f.DiskSize == 0 || f.Runtime != "runc containers" || f.VM || !strings.Contains(f.Warning, "No KVM") {
+	if f.DiskSize == 0 || f.Runtime != "runc containers" || f.VM || !strings.Contains(f.Warning, "software emulation") {
 		t.Errorf("facts %+v", f)
 	}
-	write("kvm", "")
-	if f := p.facts(); !strings.Contains(f.Warning, "Kata runtime is not in use") {
-		t.Errorf("with /dev/kvm: %q", f.Warning)
+	p.accelerator = "kvm"
+	if f := p.facts(); !strings.Contains(f.Warning, "Kata runtime is not in use") || !strings.Contains(f.Warning, "under KVM") {
+		t.Errorf("with KVM: %q", f.Warning)
+	}
+	p.accelerator = ""
+	if f := p.facts(); !strings.Contains(f.Warning, "install qemu-system-x86") {
+		t.Errorf("without QEMU: %q", f.Warning)
 	}
 	p.runtime = "io.containerd.kata.v2"
 	if f := p.facts(); !f.VM || f.Warning != "" || f.Runtime != "Kata VMs" {
