@@ -68,19 +68,19 @@ func (m *Manager) guestExited(e guest.Exit) {
 	}()
 }
 
-// guestRebooted runs on the backend's event loop when a machine (a VM)
-// rebooted itself in place: nothing restarts and the server stays as it
-// is, as a PC would; the activity log says so at most maxReboots times
-// within rebootWindow, so a machine in a reset loop (a triple fault, a
-// bootloader that reboots at once) does not flood it.
+// guestRebooted runs on the backend's event loop (a record, no lock) when a
+// machine (a VM) rebooted itself in place: nothing restarts and the server
+// stays as it is, as a PC would; the activity log says so at most
+// maxReboots times within rebootWindow, so a machine in a reset loop (a
+// triple fault, a bootloader that reboots at once) does not flood it.
 func (m *Manager) guestRebooted(server string) {
 	n := m.countReboot(server)
 	m.log.Info("guest rebooted itself in place", "server", server, "within_window", n)
 	switch {
 	case n <= maxReboots:
-		go m.record(server, "server.reboot", "the guest rebooted itself")
+		m.record(server, "server.reboot", "the guest rebooted itself")
 	case n == maxReboots+1:
-		go m.record(server, "server.reboot", fmt.Sprintf("the guest rebooted itself %d times within %s: further reboots within it are not recorded", n, seconds(rebootWindow)))
+		m.record(server, "server.reboot", fmt.Sprintf("the guest rebooted itself %d times within %s: further reboots within it are not recorded", n, seconds(rebootWindow)))
 	}
 }
 
