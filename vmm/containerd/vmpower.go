@@ -163,7 +163,8 @@ func (h *Host) qmpOf(ctx context.Context, g *instance) (*qemu.Client, error) {
 	return c, nil
 }
 
-// closeQMP closes g's monitor connection; QEMU keeps running.
+// closeQMP closes g's monitor connection; QEMU keeps running. The caller
+// holds h.mu.
 func (g *instance) closeQMP() {
 	if g.monitor != nil {
 		g.monitor.client.Close()
