@@ -82,17 +82,7 @@ func waitEvent(t *testing.T, events <-chan qemu.Event, kind string) qemu.Event {
 func (f *managerFixture) waitEvents(id, kind string, n int) []string {
 	f.t.Helper()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		all, err := f.Store.Events(context.Background(), id, 100)
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		var got []string
-		for _, e := range all {
-			if e.Kind == kind {
-				got = append(got, e.Message)
-			}
-		}
-		if len(got) >= n || time.Now().After(deadline) {
+		if got := f.Events(id, kind); len(got) >= n || time.Now().After(deadline) {
 			return got
 		}
 	}
