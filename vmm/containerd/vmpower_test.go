@@ -259,3 +259,47 @@ func TestVMReadoptedPower(t *testing.T) {
 		t.Errorf("counters %+v %v, want QEMU's reads of ide:0:0 (the boot sector, at least twice)", c, err)
 	}
 }
+
+// TestVMEventReboots: a guest RESET is the guest's own reboot unless it
+// follows another reset within firmwareResetWindow of the vCPUs running
+// (SeaBIOS's own hard reboots after every reset); a reset made while paused
+// counts from the RESUME. A guest SHUTDOWN marks the guest's poweroff.
+func TestVMEventReboots(t *testing.T) {
+	var rebooted []string
+	h := &Host{log: logtest.Logger(t)}
+	h.OnReboot(func(id string) { rebooted = append(rebooted, id) })
+	g := &instance{spec: guest.Spec{ID: "v", Type: guest.TypeVM}}
+	mon := &vmMonitor{}
+	t0 := time.Unix(1700000000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	for _, e := range []qemu.Event{
+		{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(0)},                                    // the guest's reboot
+		{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(30 * time.Millisecond)},                // SeaBIOS's
+		{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(31 * time.Millisecond)},                // SeaBIOS's
+		{Kind: qemu.EventReset, Reason: "host-qmp-system-reset", Time: at(10 * time.Second)},                        // Hearth's
+		{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(10*time.Second + 40*time.Millisecond)}, // SeaBIOS's
+		{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(20 * time.Second)},                     // the guest's again
+	} {
+		h.vmEvent(g, mon, e)
+	}
+	if len(rebooted) != 2 {
+		t.Errorf("%d reboots reported, want 2 (the guest's own)", len(rebooted))
+	}
+
+	// Paused, reset, resumed much later: the firmware's RESET after the
+	// RESUME is still part of that reset.
+	rebooted = nil
+	g.paused = true
+	h.vmEvent(g, mon, qemu.Event{Kind: qemu.EventReset, Reason: "host-qmp-system-reset", Time: at(time.Minute)})
+	g.paused = false
+	h.vmEvent(g, mon, qemu.Event{Kind: qemu.EventResume, Time: at(2 * time.Minute)})
+	h.vmEvent(g, mon, qemu.Event{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(2*time.Minute + 45*time.Millisecond)})
+	if len(rebooted) != 0 {
+		t.Errorf("the firmware's reset after a resume was taken for the guest's reboot")
+	}
+
+	h.vmEvent(g, mon, qemu.Event{Kind: qemu.EventShutdown, Guest: true, Reason: "guest-shutdown", Time: at(3 * time.Minute)})
+	if !mon.poweredOff {
+		t.Error("a guest SHUTDOWN was not taken for the guest's poweroff")
+	}
+}
