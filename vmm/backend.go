@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"context"
+	"net"
 	"syscall"
 
 	"hearth/vmm/guest"
@@ -33,8 +34,17 @@ type Backend interface {
 	// Guests describes every guest the backend knows, including those an
 	// earlier Hearth left (running, ended meanwhile, or lost with the host).
 	Guests(ctx context.Context) []guest.Status
-	// Console is the guest's terminal stream.
+	// Console is the guest's terminal stream (a VM's serial port).
 	Console(id string) (*guest.Console, bool)
+	// Display reaches a running guest's graphical display: an RFB server
+	// that asks for no authentication and only Hearth can reach (a VM's
+	// QEMU VGA, -vnc unix:). False for a guest without one (a container,
+	// whose console is its terminal). The Manager serves it as the
+	// server's VNC console (console.Registry.AttachRelay).
+	Display(id string) (dial func(ctx context.Context) (net.Conn, error), ok bool)
+	// Accelerator is how VM guests run here, probed once when the backend
+	// opened: guest.AccelKVM, guest.AccelTCG, or "" where VMs cannot run.
+	Accelerator() string
 	// Counters are the guest's disk and NIC I/O so far.
 	Counters(ctx context.Context, id string) (guest.Counters, error)
 	// Usage is the guest's CPU time and memory in use.

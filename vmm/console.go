@@ -7,15 +7,24 @@ import (
 	"hearth/vmm/guest"
 )
 
+// attachConsole opens the VNC console of a running server that has a
+// password: its guest's display where it has one (a VM's VGA, relayed),
+// else its terminal. A VM's serial port stays its console log
+// (ConsoleOutput).
 func (m *Manager) attachConsole(srv storage.Server) {
 	if m.consoles == nil || srv.Config["password"] == "" {
 		return
 	}
-	c, ok := m.backend.Console(srv.ID)
-	if !ok {
+	name, password := srv.Config["name"], srv.Config["password"]
+	var err error
+	if dial, ok := m.backend.Display(srv.ID); ok {
+		_, err = m.consoles.AttachRelay(srv.ID, name, dial, password)
+	} else if c, ok := m.backend.Console(srv.ID); ok {
+		_, err = m.consoles.Attach(srv.ID, name, c, password)
+	} else {
 		return
 	}
-	if _, err := m.consoles.Attach(srv.ID, srv.Config["name"], c, srv.Config["password"]); err != nil {
+	if err != nil {
 		m.log.Warn("console not attached", "server", srv.ID, "err", err)
 	}
 }

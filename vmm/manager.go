@@ -113,6 +113,11 @@ func NewManager(ctx context.Context, backend Backend, store *storage.Store, opts
 // Backend names what the Manager's guests run under.
 func (m *Manager) Backend() string { return m.backend.Name() }
 
+// Accelerator is how VM guests run here (the backend's probe):
+// guest.AccelKVM, guest.AccelTCG (software emulation, slower), or "" where
+// they cannot run.
+func (m *Manager) Accelerator() string { return m.backend.Accelerator() }
+
 // lock takes the server's lifecycle lock and returns its release.
 func (m *Manager) lock(server string) (unlock func()) {
 	m.mu.Lock()

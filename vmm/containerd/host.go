@@ -90,6 +90,7 @@ type Host struct {
 	cgroups         cgroupLayout
 	checked         *rootfs.Checked // boot drives not to check again: unchanged since found clean
 	userns          usernsCache     // the user namespaces idmapped roots are mounted with
+	accel           string          // how VM guests run: guest.AccelKVM, AccelTCG, "" = they cannot (probeVMs)
 
 	daemon    *daemon
 	client    *client.Client
@@ -149,6 +150,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 		return nil, err
 	}
 	h.driver = rt
+	h.probeVMs()
 	if rt.SharesHostKernel() {
 		h.cgroups = detectCgroups("/sys/fs/cgroup", "/sys/kernel/cgroup/delegate")
 		h.log.Info("guests are unprivileged", "ids_from", h.idBase, "cgroups", h.cgroups.name)

@@ -98,7 +98,7 @@ func (h *Host) startVM(ctx context.Context, g *instance, rollback *undo, holds *
 			log.Error("removing a failed start's run directory", "err", err)
 		}
 	})
-	vm := qemu.VM{Name: spec.ID, SMP: spec.SMP, Mem: spec.Mem, KVM: kvmUsable(), RunDir: vmRunDir, Boot: spec.BootOrder}
+	vm := qemu.VM{Name: spec.ID, SMP: spec.SMP, Mem: spec.Mem, KVM: h.accel == guest.AccelKVM, RunDir: vmRunDir, Boot: spec.BootOrder}
 	if !vm.KVM {
 		log.Info("no usable /dev/kvm: the VM runs under software emulation (TCG)")
 	}

@@ -59,6 +59,12 @@ const (
 // VM reports whether the guest is a full virtual machine.
 func (g Spec) VM() bool { return g.Type == TypeVM }
 
+// How a backend runs VM guests (vmm.Backend's Accelerator).
+const (
+	AccelKVM = "kvm" // hardware virtualisation through /dev/kvm
+	AccelTCG = "tcg" // QEMU's software emulation: works anywhere, several times slower
+)
+
 // IDRange is the number of user and group ids each guest gets: the 16-bit
 // range a stock distribution uses (as Incus's isolated idmaps).
 const IDRange = 65536

@@ -9,6 +9,7 @@ package vmmtest
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"syscall"
@@ -45,6 +46,11 @@ type Backend struct {
 	// reports.
 	FixedCounters *guest.Counters
 	FixedUsage    *guest.Usage
+	// DialDisplay, when set, reaches the display of a running VM guest
+	// (Spec.Type vm): Display hands it out; without it no guest has one.
+	DialDisplay func(ctx context.Context, id string) (net.Conn, error)
+	// Accel is what Accelerator reports ("" = VMs cannot run).
+	Accel string
 }
 
 // Signal is one signal Signal delivered.
@@ -284,6 +290,20 @@ func (b *Backend) Console(id string) (*guest.Console, bool) {
 	}
 	return g.console, true
 }
+
+// Display is b.DialDisplay for a running VM guest.
+func (b *Backend) Display(id string) (func(ctx context.Context) (net.Conn, error), bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g, err := b.running(id)
+	if err != nil || !g.status.Spec.VM() || b.DialDisplay == nil {
+		return nil, false
+	}
+	return func(ctx context.Context) (net.Conn, error) { return b.DialDisplay(ctx, id) }, true
+}
+
+// Accelerator is b.Accel.
+func (b *Backend) Accelerator() string { return b.Accel }
 
 // Counters are b.FixedCounters (zero without), for a running guest.
 func (b *Backend) Counters(ctx context.Context, id string) (guest.Counters, error) {

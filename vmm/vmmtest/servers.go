@@ -77,13 +77,13 @@ func (s *Servers) WaitStatus(id, want string) {
 }
 
 // Set changes a server's configuration through m.Set the way web/api does:
-// any key of a stopped server, only cpu, name and NIC firewall keys
+// any key of a stopped server, only cpu, name, password and NIC firewall keys
 // (nic:N:firewall:*, nic:0:block) of an active one (others are vmm.ErrBusy
 // naming the key).
 func (s *Servers) Set(ctx context.Context, m *vmm.Manager, id string, changes map[string]string) error {
 	return m.Set(ctx, id, func(ctx context.Context, active bool) (map[string]string, error) {
 		for k := range changes {
-			if active && k != "cpu" && k != "name" && !strings.Contains(k, ":firewall:") && k != "nic:0:block" {
+			if active && k != "cpu" && k != "name" && k != "password" && !strings.Contains(k, ":firewall:") && k != "nic:0:block" {
 				return nil, fmt.Errorf("server %s is active: key %s: %w", id, k, vmm.ErrBusy)
 			}
 		}
