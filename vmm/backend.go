@@ -21,6 +21,11 @@ type Backend interface {
 	Start(ctx context.Context, spec guest.Spec) error
 	// Signal sends sig to the guest's init (the power-off signal).
 	Signal(ctx context.Context, id string, sig syscall.Signal) error
+	// Press presses a button of a guest whose Status has Buttons (a VM):
+	// guest.PowerButton asks its OS to power off, guest.ResetButton resets
+	// it in place (the guest, its Started and its console stay). A guest
+	// without buttons is guest.ErrInvalid.
+	Press(ctx context.Context, id string, b guest.Button) error
 	Pause(ctx context.Context, id string) error
 	Resume(ctx context.Context, id string) error
 	// SetCPU changes a running guest's CPU share at once (smp 0: derived from cpu).
@@ -52,6 +57,10 @@ type Backend interface {
 	// OnExit sets the function told about every exit of a guest's init
 	// (not of one Delete ends); it must not block.
 	OnExit(fn func(guest.Exit))
+	// OnReboot sets the function told when a guest rebooted itself in
+	// place (a VM: its firmware starts again, the guest keeps running); it
+	// must not block.
+	OnReboot(fn func(id string))
 }
 
 // The sentinel errors of package guest, for the Manager's callers (web/api).

@@ -16,9 +16,11 @@ import (
 // an init a signal killed, and the kernel kills the init of a PID namespace
 // that calls reboot(2) with SIGINT to power off or halt, with SIGHUP to
 // restart (kernel/pid_namespace.c, reboot_pid_ns): the status of an in-guest
-// poweroff, halt or reboot.
+// poweroff, halt or reboot. A VM's backend reports its guest's own poweroff
+// as guest.ExitPoweredOff too; a VM reboots in place (OnReboot), never with
+// exitRebooted.
 const (
-	exitPoweredOff = 128 + uint32(syscall.SIGINT)
+	exitPoweredOff = guest.ExitPoweredOff
 	exitRebooted   = 128 + uint32(syscall.SIGHUP)
 )
 
@@ -64,6 +66,22 @@ func (m *Manager) guestExited(e guest.Exit) {
 			m.log.Error("stopping after exit", "server", e.ID, "err", err)
 		}
 	}()
+}
+
+// guestRebooted runs on the backend's event loop (a record, no lock) when a
+// machine (a VM) rebooted itself in place: nothing restarts and the server
+// stays as it is, as a PC would; the activity log says so at most
+// maxReboots times within rebootWindow, so a machine in a reset loop (a
+// triple fault, a bootloader that reboots at once) does not flood it.
+func (m *Manager) guestRebooted(server string) {
+	n := m.countReboot(server)
+	m.log.Info("guest rebooted itself in place", "server", server, "within_window", n)
+	switch {
+	case n <= maxReboots:
+		m.record(server, "server.reboot", "the guest rebooted itself")
+	case n == maxReboots+1:
+		m.record(server, "server.reboot", fmt.Sprintf("the guest rebooted itself %d times within %s: further reboots within it are not recorded", n, seconds(rebootWindow)))
+	}
 }
 
 // rebooted starts the server whose guest rebooted itself again at once: the

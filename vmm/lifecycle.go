@@ -165,7 +165,7 @@ func (m *Manager) ended(ctx context.Context, server string) error {
 }
 
 // Reset kills the guest of a running server and starts it again with the
-// same configuration.
+// same configuration; a machine's (a VM's) is reset in place instead.
 func (m *Manager) Reset(ctx context.Context, server string) error {
 	defer m.lock(server)()
 	srv, err := m.store.Server(ctx, server)
@@ -175,6 +175,9 @@ func (m *Manager) Reset(ctx context.Context, server string) error {
 	if !storage.Running(srv.Status) {
 		return fmt.Errorf("server %s is %s, not active: %w", srv.Label(), srv.Status, ErrNotRunning)
 	}
+	if st, err := m.backend.Status(ctx, server); err == nil && st.Buttons && st.State != guest.Stopped {
+		return m.resetInPlace(ctx, server, st)
+	}
 	if err := m.backend.Delete(ctx, server); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -183,6 +186,26 @@ func (m *Manager) Reset(ctx context.Context, server string) error {
 	m.detachConsole(server)
 	m.store.ReleaseClaims(context.WithoutCancel(ctx), server)
 	return m.start(ctx, srv)
+}
+
+// resetInPlace presses the reset button of a machine (a VM): the same guest
+// starts its firmware again, keeping its started, console and drive claims.
+// As a container's reset does, it ends a shutdown in progress (no kill at
+// the end of its grace period) and leaves a paused server active.
+func (m *Manager) resetInPlace(ctx context.Context, server string, st guest.Status) error {
+	if err := m.backend.Press(ctx, server, guest.ResetButton); err != nil {
+		return err
+	}
+	m.log.Info("pressed the guest's reset button", "server", server)
+	m.wake(server)
+	m.setTransient(server, Transient{})
+	if st.State != guest.Paused {
+		return nil
+	}
+	if err := m.backend.Resume(ctx, server); err != nil {
+		return err
+	}
+	return m.setRunning(ctx, server, storage.StatusActive)
 }
 
 // Pause freezes the guest of an active server. One powering off is ErrBusy:

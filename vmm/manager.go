@@ -107,6 +107,7 @@ func NewManager(ctx context.Context, backend Backend, store *storage.Store, opts
 		opt(m)
 	}
 	backend.OnExit(m.guestExited)
+	backend.OnReboot(m.guestRebooted)
 	return m, m.reconcile(ctx)
 }
 

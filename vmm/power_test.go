@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"hearth/storage"
 	"hearth/vmm"
 	"hearth/vmm/guest"
+	"hearth/vmm/vmmtest"
 )
 
 // waitRestarted waits until the server is active with a started other than
@@ -209,5 +212,114 @@ func TestManagerConsoleAfterDeath(t *testing.T) {
 	}
 	if out, err := f.m.ConsoleOutput(ctx, dead); err != nil || out != nil {
 		t.Errorf("console of a dead server: %q, %v", out, err)
+	}
+}
+
+// vm is a started server of type vm (its guest has buttons).
+func (f *fixture) vm(config map[string]string) string {
+	f.t.Helper()
+	cfg := map[string]string{"type": "vm"}
+	maps.Copy(cfg, config)
+	return f.started(cfg)
+}
+
+// TestManagerVMShutdown: shutdown of a VM presses its ACPI power button
+// (shutdown:signal does not apply), and a VM that ignores it is killed
+// after the grace period, the activity log naming the button.
+func TestManagerVMShutdown(t *testing.T) {
+	f := newFixture(t, vmm.WithGracePeriod(time.Millisecond))
+	ctx := context.Background()
+	id := f.vm(map[string]string{"shutdown:signal": "SIGPWR"})
+	if err := f.m.Shutdown(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitStatus(id, "destroyed")
+	if got := f.backend.Presses(); len(got) != 1 || got[0] != (vmmtest.Press{ID: id, Button: guest.PowerButton}) {
+		t.Errorf("presses %v, want the power button once", got)
+	}
+	if got := f.backend.Signals(); len(got) != 0 {
+		t.Errorf("signals %v sent to a VM", got)
+	}
+	want := "killed: the guest did not power off within the 1ms grace period (asked with the ACPI power button)"
+	if got := f.events(id, "server.kill"); len(got) != 1 || got[0] != want {
+		t.Errorf("kill events %q, want %q", got, want)
+	}
+
+	// A VM that powers off when asked ends as a container does, silently.
+	f = newFixture(t, vmm.WithGracePeriod(time.Hour))
+	id = f.vm(map[string]string{"persistent": "true"})
+	if err := f.m.Pause(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Shutdown(ctx, id); err != nil { // a paused VM is resumed first
+		t.Fatal(err)
+	}
+	if f.guestState(id) != guest.Running {
+		t.Errorf("guest %s after shutdown of a paused VM, want running (resumed to act on the button)", f.guestState(id))
+	}
+	f.backend.Exit(id, guest.ExitPoweredOff)
+	f.WaitStatus(id, storage.StatusStopped)
+	if got := append(f.events(id, "server.exit"), f.events(id, "server.kill")...); len(got) != 0 {
+		t.Errorf("a power-off that was asked for recorded %q", got)
+	}
+}
+
+// TestManagerVMReset: reset of a VM presses its reset button: the same
+// guest stays (same started), a paused one becomes active, and a shutdown
+// in progress ends without a kill.
+func TestManagerVMReset(t *testing.T) {
+	f := newFixture(t, vmm.WithGracePeriod(50*time.Millisecond))
+	ctx := context.Background()
+	id := f.vm(map[string]string{"persistent": "true"})
+	before := f.row(id)
+	if err := f.m.Shutdown(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Pause(ctx, id); !errors.Is(err, vmm.ErrBusy) {
+		t.Errorf("pause while shutting down: %v, want ErrBusy", err)
+	}
+	if err := f.m.Reset(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.m.Transient(id); ok {
+		t.Error("still shutting down after a reset")
+	}
+	if err := f.m.Pause(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.Reset(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	power, reset := vmmtest.Press{ID: id, Button: guest.PowerButton}, vmmtest.Press{ID: id, Button: guest.ResetButton}
+	want := []vmmtest.Press{power, reset, reset}
+	if got := f.backend.Presses(); !slices.Equal(got, want) {
+		t.Errorf("presses %v, want %v", got, want)
+	}
+	// Something that does not happen can only be waited for: well past the
+	// grace period.
+	time.Sleep(200 * time.Millisecond)
+	if srv := f.row(id); srv.Status != storage.StatusActive || !srv.Started.Equal(before.Started) || f.guestState(id) != guest.Running {
+		t.Errorf("after reset: %s started %s (was %s), guest %s; want the same guest active", srv.Status, srv.Started, before.Started, f.guestState(id))
+	}
+	if got := f.events(id, "server.kill"); len(got) != 0 {
+		t.Errorf("killed after a reset: %q", got)
+	}
+}
+
+// TestManagerVMRebootsItself: a VM that rebooted itself stays active (the
+// same guest); the activity log says so, at most five times a minute.
+func TestManagerVMRebootsItself(t *testing.T) {
+	f := newFixture(t)
+	id := f.vm(nil)
+	before := f.row(id)
+	for range 8 {
+		f.backend.Reboot(id)
+	}
+	got := f.events(id, "server.reboot")
+	if len(got) != 6 || got[0] != "the guest rebooted itself 6 times within 60 s: further reboots within it are not recorded" || got[5] != "the guest rebooted itself" {
+		t.Errorf("reboot events %q, want 5 and the bound", got)
+	}
+	if srv := f.row(id); srv.Status != storage.StatusActive || !srv.Started.Equal(before.Started) {
+		t.Errorf("after reboots: %s started %s, want active, started %s", srv.Status, srv.Started, before.Started)
 	}
 }

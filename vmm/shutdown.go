@@ -25,22 +25,22 @@ func (m *Manager) Shutdown(ctx context.Context, server string) error {
 	if err != nil || st.State == guest.Stopped {
 		return fmt.Errorf("server %s is not running: %w", srv.Label(), ErrNotRunning)
 	}
-	sig, err := m.powerOffSignal(srv, st)
+	req, err := m.powerOffRequest(srv, st)
 	if err != nil {
 		return err
 	}
-	if st.State == guest.Paused { // a frozen guest cannot act on the signal
+	if st.State == guest.Paused { // a frozen guest cannot act on the request
 		if err := m.backend.Resume(ctx, server); err != nil {
 			return err
 		}
 		m.setRunning(ctx, server, storage.StatusActive)
 	}
 	exited := m.waitExit(server)
-	if err := m.backend.Signal(ctx, server, sig); err != nil {
+	if err := req.send(ctx, m.backend, server); err != nil {
 		m.cancelWait(server, exited)
 		return err
 	}
-	m.log.Info("asked the guest to power off", "server", server, "signal", ehkeys.SignalName(sig))
+	m.log.Info("asked the guest to power off", "server", server, "with", req)
 	m.setTransient(server, Transient{State: ShuttingDown, Deadline: m.now().Add(m.grace)})
 	go func() {
 		select {
@@ -55,8 +55,8 @@ func (m *Manager) Shutdown(ctx context.Context, server string) error {
 		if err != nil || cur.State == guest.Stopped || !cur.Started.Equal(st.Started) {
 			return
 		}
-		m.log.Warn("the guest did not power off within the grace period: killing it", "server", server, "grace", m.grace, "signal", ehkeys.SignalName(sig))
-		m.record(server, "server.kill", fmt.Sprintf("killed: the guest did not power off within the %s grace period (asked with %s)", seconds(m.grace), ehkeys.SignalName(sig)))
+		m.log.Warn("the guest did not power off within the grace period: killing it", "server", server, "grace", m.grace, "with", req)
+		m.record(server, "server.kill", fmt.Sprintf("killed: the guest did not power off within the %s grace period (asked with %s)", seconds(m.grace), req))
 		if err := m.stop(context.Background(), server); err != nil {
 			m.log.Error("kill after grace period", "server", server, "err", err)
 		}
@@ -64,21 +64,45 @@ func (m *Manager) Shutdown(ctx context.Context, server string) error {
 	return nil
 }
 
-// powerOffSignal is what asks srv's guest to power off: the server's key
-// shutdown:signal, else what the backend found the guest's init
-// understands, else the Manager's default.
-func (m *Manager) powerOffSignal(srv storage.Server, st guest.Status) (syscall.Signal, error) {
+// powerOffRequest is how a guest is asked to power off: a signal to its
+// init, or (sig 0) the press of its ACPI power button.
+type powerOffRequest struct{ sig syscall.Signal }
+
+func (r powerOffRequest) send(ctx context.Context, b Backend, server string) error {
+	if r.sig == 0 {
+		return b.Press(ctx, server, guest.PowerButton)
+	}
+	return b.Signal(ctx, server, r.sig)
+}
+
+// String names the request for logs and the activity log: "SIGPWR", "the
+// ACPI power button".
+func (r powerOffRequest) String() string {
+	if r.sig == 0 {
+		return "the " + string(guest.PowerButton)
+	}
+	return ehkeys.SignalName(r.sig)
+}
+
+// powerOffRequest is what asks srv's guest to power off: a machine's power
+// button (shutdown:signal does not apply to it); for a container the
+// server's key shutdown:signal, else what the backend found the guest's
+// init understands, else the Manager's default.
+func (m *Manager) powerOffRequest(srv storage.Server, st guest.Status) (powerOffRequest, error) {
+	if st.Buttons {
+		return powerOffRequest{}, nil
+	}
 	if v := srv.Config["shutdown:signal"]; v != "" {
 		sig, err := ehkeys.ShutdownSignal(v)
 		if err != nil {
-			return 0, fmt.Errorf("server %s key shutdown:signal: %v: %w", srv.ID, err, ErrInvalid)
+			return powerOffRequest{}, fmt.Errorf("server %s key shutdown:signal: %v: %w", srv.ID, err, ErrInvalid)
 		}
-		return sig, nil
+		return powerOffRequest{sig}, nil
 	}
 	if st.PowerOff != 0 {
-		return st.PowerOff, nil
+		return powerOffRequest{st.PowerOff}, nil
 	}
-	return m.powerOff, nil
+	return powerOffRequest{m.powerOff}, nil
 }
 
 // poweringOff reports whether the server's guest was asked to power off and

@@ -83,6 +83,14 @@ func (h *Host) adoptOne(ctx context.Context, c client.Container) (*instance, err
 	case client.Paused:
 		g.paused = true
 	}
+	if g.exited && g.spec.VM() && g.exit.Status == 0 {
+		// Ended while no Hearth watched its monitor: QEMU exits 0 after its
+		// guest's own poweroff (Hearth never asks it to quit).
+		g.exit.Status = guest.ExitPoweredOff
+	}
+	if !g.exited && g.spec.VM() {
+		h.adoptQMP(ctx, g)
+	}
 	if !g.exited && len(g.spec.NICs) > 0 && h.network != nil {
 		if err := h.network.Adopt(c.ID(), g.spec.NICs); err != nil {
 			h.log.Warn("no DHCP for an adopted guest", "server", c.ID(), "err", err)

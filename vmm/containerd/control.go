@@ -41,11 +41,15 @@ func (h *Host) Pause(ctx context.Context, id string) error { return h.freeze(ctx
 // Resume thaws a paused guest.
 func (h *Host) Resume(ctx context.Context, id string) error { return h.freeze(ctx, id, false) }
 
-// freeze pauses (frozen true) or resumes the guest's task and records it.
+// freeze pauses (frozen true) or resumes the guest's task and records it;
+// a VM's vCPUs instead (pauseVM).
 func (h *Host) freeze(ctx context.Context, id string, frozen bool) error {
 	g, err := h.lookup(id)
 	if err != nil {
 		return err
+	}
+	if g.spec.VM() {
+		return h.pauseVM(ctx, id, frozen)
 	}
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()

@@ -13,22 +13,26 @@ import (
 )
 
 // Counters reads the guest's disk counters from its loop devices' stat
-// files and guest.NIC counters from the Network; it asks containerd nothing, so
-// info on many servers stays cheap. A counter that cannot be read is left
-// out (NICs: logged).
+// files (a VM's from QEMU: vmCounters) and guest.NIC counters from the
+// Network; it asks containerd nothing, so info on many servers stays cheap.
+// A counter that cannot be read is left out (NICs and a VM's drives: logged).
 func (h *Host) Counters(ctx context.Context, id string) (guest.Counters, error) {
 	g, err := h.lookup(id)
 	if err != nil {
 		return guest.Counters{}, err
 	}
 	c := guest.Counters{Disks: map[string]guest.DiskCounters{}, NICs: map[int]guest.NICCounters{}}
-	devices := append([]guest.Disk{g.spec.Boot}, g.spec.Disks...)
-	for i, l := range g.loops {
-		if i >= len(devices) {
-			break
-		}
-		if d, err := l.counters(); err == nil {
-			c.Disks[devices[i].CounterKey()] = d
+	if g.spec.VM() {
+		h.vmCounters(ctx, g, c)
+	} else {
+		devices := append([]guest.Disk{g.spec.Boot}, g.spec.Disks...)
+		for i, l := range g.loops {
+			if i >= len(devices) {
+				break
+			}
+			if d, err := l.counters(); err == nil {
+				c.Disks[devices[i].CounterKey()] = d
+			}
 		}
 	}
 	if h.network != nil {

@@ -48,6 +48,7 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 			h.reapOrphan(id, pids)
 		}
 	}
+	g.closeQMP()
 	if g.io != nil {
 		g.io.Cancel()
 		g.io.Close()

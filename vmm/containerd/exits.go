@@ -85,6 +85,11 @@ func (h *Host) exited(e guest.Exit, pid uint32) {
 		h.mu.Unlock()
 		return
 	}
+	if g.spec.VM() {
+		h.mu.Unlock()
+		e.Status = h.vmExitStatus(g, e.Status)
+		h.mu.Lock()
+	}
 	g.exited, g.exit = true, e
 	fn := h.onExit
 	if g.deleting {

@@ -100,9 +100,10 @@ type Host struct {
 	closeOnce sync.Once
 	kick      chan struct{} // the daemon came back: resubscribe now
 
-	mu     sync.Mutex
-	guests map[string]*instance
-	onExit func(guest.Exit)
+	mu       sync.Mutex
+	guests   map[string]*instance
+	onExit   func(guest.Exit)
+	onReboot func(id string)
 }
 
 type instance struct {
@@ -117,6 +118,7 @@ type instance struct {
 	io        cio.IO // nil when the task was gone at adoption
 	container client.Container
 	task      client.Task // nil while starting, or when the task was gone at adoption
+	monitor   *vmMonitor  // a VM's QMP connection (vmpower.go); nil until made
 	paused    bool        // frozen by Pause (or found frozen at adoption)
 	deleting  bool        // Delete runs: its kill is no exit to report
 	exited    bool
@@ -273,6 +275,7 @@ func (h *Host) stopDaemon() {
 // release detaches Hearth from the guest's console, leaving the FIFOs (never
 // io.Close here: it deletes them and a later attach fails).
 func (g *instance) release() {
+	g.closeQMP()
 	if g.io != nil {
 		g.io.Cancel()
 	}

@@ -37,7 +37,7 @@ func (h *Host) Guests(ctx context.Context) []guest.Status {
 func (h *Host) status(g *instance) guest.Status {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := guest.Status{Spec: g.spec, Started: g.started, State: guest.Running, PowerOff: g.powerOff}
+	s := guest.Status{Spec: g.spec, Started: g.started, State: guest.Running, PowerOff: g.powerOff, Buttons: g.spec.VM()}
 	switch {
 	case g.exited:
 		s.State, s.ExitStatus, s.ExitedAt, s.Lost = guest.Stopped, g.exit.Status, g.exit.At, g.lost

@@ -156,6 +156,10 @@ func (h *Host) startVM(ctx context.Context, g *instance, rollback *undo, holds *
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start guest %s: %w", spec.ID, h.unavailable(err))
 	}
+	if _, err := h.connectQMP(ctx, g); err != nil {
+		return fmt.Errorf("start guest %s: %w", spec.ID, err)
+	}
+	rollback.push(g.closeQMP)
 	log.Info("VM started", "kvm", vm.KVM, "smp", vm.SMP, "mem", vm.Mem)
 	return nil
 }

@@ -261,23 +261,20 @@ func TestManagerVM(t *testing.T) {
 	}
 }
 
-// connectQMP connects to the QMP socket of VM guest id, waiting for QEMU
-// to make it.
+// connectQMP is the Host's connection to the QMP socket of VM guest id
+// (QEMU serves one client at a time), made again if it broke.
 func connectQMP(ctx context.Context, t *testing.T, h *Host, id string) *qemu.Client {
 	t.Helper()
-	sock := filepath.Join(h.QEMURunDir(id), qemu.QMPSocket)
-	for {
-		c, err := qemu.Connect(ctx, sock)
-		if err == nil {
-			t.Cleanup(func() { c.Close() })
-			return c
-		}
-		if ctx.Err() != nil {
-			con, _ := h.Console(id)
-			t.Fatalf("no QMP at %s: %v; console:\n%s", sock, err, con.Backlog())
-		}
-		time.Sleep(50 * time.Millisecond)
+	g, err := h.lookup(id)
+	if err != nil {
+		t.Fatal(err)
 	}
+	c, err := h.qmpOf(ctx, g)
+	if err != nil {
+		con, _ := h.Console(id)
+		t.Fatalf("no QMP for %s: %v; console:\n%s", id, err, con.Backlog())
+	}
+	return c
 }
 
 // TestVMReadopted: a VM keeps running while Hearth is away; the next Host

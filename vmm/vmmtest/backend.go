@@ -23,12 +23,14 @@ import (
 // the test decides with Exit whether the guest powers off), SIGKILL ends the
 // guest at once with status 137.
 type Backend struct {
-	mu      sync.Mutex
-	guests  map[string]*fakeGuest
-	onExit  func(guest.Exit)
-	now     time.Time
-	signals []Signal
-	cpu     []CPUChange
+	mu       sync.Mutex
+	guests   map[string]*fakeGuest
+	onExit   func(guest.Exit)
+	onReboot func(id string)
+	now      time.Time
+	signals  []Signal
+	presses  []Press
+	cpu      []CPUChange
 
 	// StartErr, when set, is called by Start; an error it returns is
 	// Start's and no guest is made.
@@ -59,6 +61,12 @@ type Signal struct {
 	Sig syscall.Signal
 }
 
+// Press is one button Press pressed.
+type Press struct {
+	ID     string
+	Button guest.Button
+}
+
 // CPUChange is one SetCPU that took effect.
 type CPUChange struct {
 	ID       string
@@ -84,7 +92,8 @@ func (b *Backend) tick() time.Time {
 	return b.now
 }
 
-// Start makes a running guest of spec (SMP 0 becomes 1).
+// Start makes a running guest of spec (SMP 0 becomes 1); a VM's has
+// buttons (Press).
 func (b *Backend) Start(ctx context.Context, spec guest.Spec) error {
 	if err := spec.Validate(); err != nil {
 		return err
@@ -101,7 +110,7 @@ func (b *Backend) Start(ctx context.Context, spec guest.Spec) error {
 	}
 	spec.SMP = max(spec.SMP, 1)
 	b.guests[spec.ID] = &fakeGuest{
-		status:  guest.Status{Spec: spec, State: guest.Running, Started: b.tick(), PowerOff: b.PowerOff},
+		status:  guest.Status{Spec: spec, State: guest.Running, Started: b.tick(), PowerOff: b.PowerOff, Buttons: spec.VM()},
 		console: guest.NewConsole(),
 	}
 	return nil
@@ -151,6 +160,41 @@ func (b *Backend) Signal(ctx context.Context, id string, sig syscall.Signal) err
 		}
 	}
 	return nil
+}
+
+// Press records the press of a button of a running guest that has them;
+// the guest does nothing (the test decides with Exit and Reboot).
+func (b *Backend) Press(ctx context.Context, id string, button guest.Button) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g, err := b.running(id)
+	if err != nil {
+		return err
+	}
+	if !g.status.Buttons {
+		return fmt.Errorf("guest %s has no %s: %w", id, button, guest.ErrInvalid)
+	}
+	b.presses = append(b.presses, Press{id, button})
+	return nil
+}
+
+// Presses are the buttons pressed so far.
+func (b *Backend) Presses() []Press {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Press(nil), b.presses...)
+}
+
+// Reboot reports to OnReboot's function that a running guest rebooted
+// itself in place, as a VM does.
+func (b *Backend) Reboot(id string) {
+	b.mu.Lock()
+	_, err := b.running(id)
+	fn := b.onReboot
+	b.mu.Unlock()
+	if err == nil && fn != nil {
+		fn(id)
+	}
 }
 
 // Signals are the signals delivered so far.
@@ -330,6 +374,13 @@ func (b *Backend) Usage(ctx context.Context, id string) (guest.Usage, error) {
 		return guest.Usage{}, fmt.Errorf("guest %s: no usage: %w", id, guest.ErrUnavailable)
 	}
 	return *b.FixedUsage, nil
+}
+
+// OnReboot sets the function Reboot reports to.
+func (b *Backend) OnReboot(fn func(id string)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onReboot = fn
 }
 
 // OnExit sets the function Exit (and SIGKILL) reports to.
