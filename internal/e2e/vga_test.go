@@ -234,8 +234,8 @@ func (s *vncScreen) lit() bool {
 	return false
 }
 
-// text is the screen read as VGA text: 25 lines of up to 80 characters
-// (trailing blanks cut), '?' for a cell no glyph matches; "" unless the
+// text is the screen read as VGA text: up to 25 lines of up to 80
+// characters (trailing blanks and blank lines cut), '?' for a cell no glyph matches; "" unless the
 // screen is 720x400 text mode.
 func (s *vncScreen) text(t testing.TB) string {
 	if s.width != vgaCols*vgaCellW || s.height != vgaRows*vgaCellH {
@@ -250,7 +250,7 @@ func (s *vncScreen) text(t testing.TB) string {
 		}
 		lines = append(lines, strings.TrimRight(string(line), " "))
 	}
-	return strings.Join(lines, "\n")
+	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
 }
 
 // cell matches one character cell: its background is the colour of the
