@@ -73,7 +73,7 @@ func BenchmarkVMFirstFrame(b *testing.B) {
 			if time.Now().After(deadline) {
 				b.Fatalf("server %s shows no vnc:port within a minute: %v", id, info)
 			}
-			info = c.get("/servers/" + id + "/info").must(b, 200).props()
+			info = c.get("/servers/"+id+"/info").must(b, 200).props()
 		}
 		firstFrame(b, dialScreen(b, "tcp", info["vnc:ip"]+":"+info["vnc:port"], password))
 		took := time.Since(start)
@@ -89,8 +89,7 @@ func BenchmarkVMFirstFrame(b *testing.B) {
 		q := runQEMU(b, vm)
 		firstFrame(b, q.screen(b))
 		took := time.Since(start)
-		q.cmd.Process.Kill()
-		<-q.exited
+		q.kill()
 		return took
 	}
 	viaHearth()
@@ -152,8 +151,7 @@ func BenchmarkVMBootBanner(b *testing.B) {
 			}
 		}
 		took := time.Since(start)
-		q.cmd.Process.Kill()
-		<-q.exited
+		q.kill()
 		return took
 	}
 	viaHearth()

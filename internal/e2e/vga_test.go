@@ -347,11 +347,14 @@ func runQEMU(t testing.TB, vm qemu.VM) *handVM {
 		t.Fatal(err)
 	}
 	go func() { h.cmd.Wait(); close(h.exited) }() //nolint:errcheck // ProcessState says how it ended
-	t.Cleanup(func() {
-		h.cmd.Process.Kill()
-		<-h.exited
-	})
+	t.Cleanup(h.kill)
 	return h
+}
+
+// kill ends QEMU (a power cut) and waits for it.
+func (h *handVM) kill() {
+	h.cmd.Process.Kill()
+	<-h.exited
 }
 
 // screen connects to the display once QEMU has made its socket.
