@@ -26,6 +26,15 @@ func vmBenchServer(name, password, drive string) string {
 		name, wholeHostMHz, password, drive)
 }
 
+// vmBenchSetup starts Hearth with a user who uploaded disk: the user's
+// client, a VNC password and the drive.
+func vmBenchSetup(b *testing.B, disk string) (h *hearth, c *client, password, drive string) {
+	b.Helper()
+	h = startHearth(b)
+	c = h.addUser("bench-"+randomHex(2), false)
+	return h, c, h.secret("b" + randomHex(3)), c.uploadImage(b, "e2e-disk", disk)
+}
+
 // handBenchVM is the same VM for QEMU by hand, on a private copy of the disk.
 func handBenchVM(b *testing.B, disk string) qemu.VM {
 	b.Helper()
@@ -59,10 +68,7 @@ func firstFrame(b *testing.B, s *vncScreen) {
 // after one untimed round of each.
 func BenchmarkVMFirstFrame(b *testing.B) {
 	disk := vmImage(b, "disk.img")
-	h := startHearth(b)
-	c := h.addUser("bench-"+randomHex(2), false)
-	password := h.secret("f" + randomHex(3))
-	src := c.uploadImage(b, "e2e-disk", disk)
+	_, c, password, src := vmBenchSetup(b, disk)
 
 	viaHearth := func() time.Duration {
 		drive := c.driveFrom(b, src, "32M")
@@ -114,10 +120,7 @@ func BenchmarkVMFirstFrame(b *testing.B) {
 // untimed round of each.
 func BenchmarkVMBootBanner(b *testing.B) {
 	disk := vmImage(b, "disk.img")
-	h := startHearth(b)
-	c := h.addUser("bench-"+randomHex(2), false)
-	password := h.secret("b" + randomHex(3))
-	drive := c.uploadImage(b, "e2e-disk", disk)
+	_, c, password, drive := vmBenchSetup(b, disk)
 	id := c.post("/servers/create/stopped", vmBenchServer("banner", password, drive)).must(b, 200).props()["server"]
 	const banner = "hearth-e2e disk"
 
@@ -211,10 +214,7 @@ func cpuThrottledSecs(b *testing.B, id string) float64 {
 // RSS is the kernel's VmRSS, so Go's garbage not yet returned counts.
 func BenchmarkVMMemory(b *testing.B) {
 	disk := vmImage(b, "disk.img")
-	h := startHearth(b)
-	c := h.addUser("bench-"+randomHex(2), false)
-	password := h.secret("m" + randomHex(3))
-	src := c.uploadImage(b, "e2e-disk", disk)
+	h, c, password, src := vmBenchSetup(b, disk)
 	boot := func() string {
 		id := c.post("/servers/create", vmBenchServer("mem", password, c.driveFrom(b, src, "32M"))).must(b, 200).props()["server"]
 		c.waitConsole(b, id, "hearth-e2e disk", 2*time.Minute)
