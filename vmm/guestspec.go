@@ -101,7 +101,7 @@ func (m *Manager) nics(ctx context.Context, srv storage.Server) ([]guest.NIC, er
 		if err != nil {
 			return nil, err
 		}
-		nic := guest.NIC{Index: i, MAC: cfg[p+"mac"], Firewall: fw}
+		nic := guest.NIC{Index: i, MAC: cfg[p+"mac"], Firewall: fw, Model: cfg[p+"model"]}
 		if nic.MAC == "" {
 			nic.MAC = network.RandomMAC()
 			if _, err := m.store.UpdateServer(ctx, srv.ID, func(s *storage.Server) error {

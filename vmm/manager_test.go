@@ -522,9 +522,12 @@ func TestManagerObserve(t *testing.T) {
 		o.NICs[0].Counters == nil || o.NICs[0].Counters.RxBytes != 1000 || o.NICs[0].Counters.TxPackets != 20 {
 		t.Errorf("observed NICs %+v", o.NICs)
 	}
-	// DHCP names the guest on its public NIC as the guest names itself.
+	// DHCP names the guest on its public NIC as the guest names itself; a
+	// VM would emulate the NIC's model.
 	if st, _ := f.backend.Status(ctx, id); len(st.Spec.NICs) != 1 || st.Spec.NICs[0].Hostname != st.Spec.Hostname || st.Spec.Hostname != "test-server" {
 		t.Errorf("nic:0 host name %+v, guest %q", st.Spec.NICs, st.Spec.Hostname)
+	} else if st.Spec.NICs[0].Model != "virtio" {
+		t.Errorf("nic:0 model %q, want the key's virtio", st.Spec.NICs[0].Model)
 	}
 	f.backend.FixedUsage = &guest.Usage{CPUNanos: 7, MemoryBytes: 8}
 	if o, _ := f.m.Observe(ctx, id); o.Usage == nil || *o.Usage != (guest.Usage{CPUNanos: 7, MemoryBytes: 8}) {

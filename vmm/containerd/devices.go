@@ -46,9 +46,13 @@ func (d guestDevice) access() string {
 // guestCharDevices are the character devices beyond runc's defaults that a
 // system container's services expect (VPNs, FUSE filesystems).
 var guestCharDevices = []guestDevice{
-	{Path: "/dev/net/tun", Type: "c", Major: 10, Minor: 200},
+	tunDevice,
 	{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229},
 }
+
+// tunDevice opens tun and tap devices: a VM's QEMU attaches its NICs'
+// taps through it.
+var tunDevice = guestDevice{Path: "/dev/net/tun", Type: "c", Major: 10, Minor: 200}
 
 // makeNodes creates each device's node in dir, owned by owner (the host id
 // of guest root), and records it in the device's Node. In a user namespace

@@ -18,7 +18,9 @@ type Network interface {
 	// Attach creates one veth per guest.NIC with its guest end (ethINDEX,
 	// the NIC's MAC) in the network namespace of process pid, joins the host
 	// end to its bridge and configures the guest end (address, default
-	// route, lo up); DHCP then answers the NIC.
+	// route, lo up), or for a Tap NIC (a VM's) bridges it to the tap device
+	// network.TapName(INDEX) owned by the guest's root; DHCP then answers
+	// the NIC.
 	Attach(ctx context.Context, id string, pid uint32, nics []guest.NIC) error
 	// Detach removes what of it remains; idempotent; nothing left behind.
 	Detach(ctx context.Context, id string) error

@@ -12,6 +12,7 @@ import (
 
 	"hearth/internal/ehkeys"
 	"hearth/vmm/guest"
+	"hearth/vmm/network"
 	"hearth/vmm/qemu"
 )
 
@@ -21,9 +22,10 @@ import (
 // host's own /usr (QEMU, its firmware and libraries from Debian's
 // qemu-system-x86), limited by the same cgroups. QEMU opens the drives as the
 // loop devices Hearth attaches (nodes owned by guest root, read-only ones
-// read-only), its serial port is the container's terminal (the console
-// stream), and its QMP and VNC sockets are in DATA/run/ID/qemu, bind-mounted
-// at vmRunDir.
+// read-only), its NICs as taps the network bridges with the guest's veths in
+// its namespace (through a /dev/net/tun node of guest root's), its serial
+// port is the container's terminal (the console stream), and its QMP and VNC
+// sockets are in DATA/run/ID/qemu, bind-mounted at vmRunDir.
 const (
 	vmRootDirName = "vmroot" // DATA/run/ID/vmroot: the container's root, mount points only
 	vmRunDirName  = "qemu"   // DATA/run/ID/qemu: QEMU's sockets and throwaway layers
@@ -118,10 +120,12 @@ func (h *Host) startVM(ctx context.Context, g *instance, rollback *undo, holds *
 	if vm.KVM {
 		devices = append(devices, guestDevice{Path: kvmDevice, Type: "c", Major: 10, Minor: 232})
 	}
-	if len(spec.NICs) > 0 {
-		// The guest's veths are made and filtered as for a container; the
-		// taps that join QEMU's cards to them are not built yet.
-		log.Warn("VM NICs are not wired to QEMU yet: the VM has no network card")
+	nics := vmNICs(spec.NICs)
+	for _, n := range nics {
+		vm.NICs = append(vm.NICs, qemu.NIC{Index: n.Index, Model: n.Model, MAC: n.MAC, Tap: network.TapName(n.Index)})
+	}
+	if len(nics) > 0 {
+		devices = append(devices, tunDevice)
 	}
 	argv, err := qemu.Command(vm)
 	if err != nil {
@@ -147,8 +151,8 @@ func (h *Host) startVM(ctx context.Context, g *instance, rollback *undo, holds *
 	if err != nil {
 		return err
 	}
-	if len(spec.NICs) > 0 {
-		if err := h.network.Attach(ctx, spec.ID, task.Pid(), spec.NICs); err != nil {
+	if len(nics) > 0 {
+		if err := h.network.Attach(ctx, spec.ID, task.Pid(), nics); err != nil {
 			return fmt.Errorf("guest %s network: %w", spec.ID, err)
 		}
 		rollback.push(func() { h.network.Detach(context.WithoutCancel(ctx), spec.ID) })
@@ -162,6 +166,24 @@ func (h *Host) startVM(ctx context.Context, g *instance, rollback *undo, holds *
 	rollback.push(g.closeQMP)
 	log.Info("VM started", "kvm", vm.KVM, "smp", vm.SMP, "mem", vm.Mem)
 	return nil
+}
+
+// defaultNICModel is the card of a VM NIC recorded without nic:N:model
+// (a VLAN NIC an older Hearth took without one): ElasticHosts' usual one.
+const defaultNICModel = "e1000"
+
+// vmNICs are a VM's NICs as the network attaches them: each bridged to its
+// tap device in the guest's namespace (QEMU's card carries the NIC's MAC,
+// the host filters and DHCP-answers it as a container's), with a model.
+func vmNICs(nics []guest.NIC) []guest.NIC {
+	vmNICs := slices.Clone(nics)
+	for i := range vmNICs {
+		vmNICs[i].Tap = true
+		if vmNICs[i].Model == "" {
+			vmNICs[i].Model = defaultNICModel
+		}
+	}
+	return vmNICs
 }
 
 // vmDrivePath is where QEMU finds the drive at an EH device key: its node

@@ -17,7 +17,6 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
@@ -243,15 +242,7 @@ func TestDHCPClientInTheGuestGetsItsNIC(t *testing.T) {
 	}
 
 	// Another MAC on the same veth: not a NIC Attach registered.
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	inside, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inside := netlinkIn(t, path)
 	defer inside.Close()
 	eth0, err := inside.LinkByName("eth0")
 	if err != nil {

@@ -107,6 +107,27 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // marker appended, and reports whether eth of the guest at to sees it.
 func frameArrives(t *testing.T, from, fromDev, to, toDev string, f frame) bool {
 	t.Helper()
+	return sentFrameArrives(t, to, toDev, f, func(b []byte) error {
+		return inNamespace(from, func() error {
+			ifi, err := net.InterfaceByName(fromDev)
+			if err != nil {
+				return err
+			}
+			tx, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(tx)
+			return unix.Sendto(tx, b, 0, &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6, Addr: [8]byte(append(append([]byte{}, f.dst...), 0, 0))})
+		})
+	})
+}
+
+// sentFrameArrives has send put f, with a random marker appended, on the
+// wire and reports whether device toDev in the namespace at to ("" = the
+// host's) sees it.
+func sentFrameArrives(t *testing.T, to, toDev string, f frame, send func([]byte) error) bool {
+	t.Helper()
 	marker := fmt.Appendf(nil, "hearth-test-%016x", rand.Uint64())
 	var rx int
 	err := inNamespace(to, func() error {
@@ -121,24 +142,12 @@ func frameArrives(t *testing.T, from, fromDev, to, toDev string, f frame) bool {
 		return unix.Bind(rx, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
 	})
 	if err != nil {
-		t.Fatalf("packet socket in %s: %v", to, err)
+		t.Fatalf("packet socket in %q: %v", to, err)
 	}
 	defer unix.Close(rx)
 	unix.SetsockoptTimeval(rx, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200_000})
-	err = inNamespace(from, func() error {
-		ifi, err := net.InterfaceByName(fromDev)
-		if err != nil {
-			return err
-		}
-		tx, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(tx)
-		return unix.Sendto(tx, f.bytes(marker), 0, &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6, Addr: [8]byte(append(append([]byte{}, f.dst...), 0, 0))})
-	})
-	if err != nil {
-		t.Fatalf("send from %s: %v", from, err)
+	if err := send(f.bytes(marker)); err != nil {
+		t.Fatalf("send: %v", err)
 	}
 	buf := make([]byte, 2048)
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {

@@ -26,7 +26,9 @@
 // bridge's gateway address as server identifier; anyone else gets no
 // answer, a REQUEST for another address a NAK. VLAN bridges get no DHCP, as
 // on ElasticHosts. The address is configured in the guest's namespace as
-// well, for images without a DHCP client. Attach registers a guest's leases,
+// well, for images without a DHCP client, but for a full VM's NIC, whose
+// guest end is bridged to the tap of QEMU's card (tap.go): the VM asks DHCP
+// itself, or is configured with its address. Attach registers a guest's leases,
 // Detach drops them, and Adopt registers again those of a guest an earlier
 // Hearth attached (from the NICs its backend recorded).
 //
@@ -51,6 +53,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +85,12 @@ type NIC struct {
 	Hostname string
 	// Firewall filters the traffic to the NIC (nic:N:firewall:*).
 	Firewall Firewall `json:",omitzero"`
+	// Model is nic:N:model, the card a full VM emulates on the NIC
+	// (e1000, rtl8139, virtio); a container ignores it.
+	Model string `json:",omitempty"`
+	// Tap makes the NIC a full VM's: Attach bridges its guest end to a
+	// tap device for the emulated card instead of configuring it (tap.go).
+	Tap bool `json:",omitempty"`
 }
 
 // NICCounters are a NIC's traffic as seen by the GUEST (package vmm aliases this type).
@@ -315,8 +324,10 @@ func (m *Switch) logIf(err error) {
 // in that namespace and whose host end joins the NIC's bridge (a missing
 // VLAN bridge is created). Inside it configures the address and the default
 // route via the gateway (host root may: its user namespace is the
-// ancestor of the guest's) and brings lo up. NICs on the public bridge with
-// an address get it (and their Hostname) from DHCP too. Call it after the
+// ancestor of the guest's) and brings lo up; a Tap NIC's guest end is
+// bridged to the tap device TapName(Index) instead, owned by the guest's
+// root (tap.go). NICs on the public bridge with an address get it (and
+// their Hostname) from DHCP too. Call it after the
 // runtime created the init and before it runs. A host end left by an earlier
 // incarnation of the guest (whose namespace is still going away) is
 // replaced; on failure whatever this call created is removed again.
@@ -339,6 +350,13 @@ func (m *Switch) Attach(ctx context.Context, id string, pid uint32, nics []NIC) 
 	}
 	defer inside.Close()
 
+	var root owner
+	if slices.ContainsFunc(nics, func(n NIC) bool { return n.Tap }) {
+		if root, err = guestRoot(pid); err != nil {
+			return fmt.Errorf("guest %s: %w", id, err)
+		}
+	}
+
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var undo []func() error
@@ -353,7 +371,7 @@ func (m *Switch) Attach(ctx context.Context, id string, pid uint32, nics []NIC) 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := m.attachNIC(ctx, inside, ns, id, nic, macs[i], &undo); err != nil {
+		if err := m.attachNIC(ctx, inside, ns, id, nic, macs[i], root, &undo); err != nil {
 			return fmt.Errorf("guest %s nic:%d: %w", id, nic.Index, err)
 		}
 	}
@@ -478,8 +496,9 @@ func (m *Switch) checkNICs(nics []NIC) ([]net.HardwareAddr, error) {
 	return macs, nil
 }
 
-// attachNIC makes one veth pair, adding to undo what it creates.
-func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns.NsHandle, id string, nic NIC, mac net.HardwareAddr, undo *[]func() error) error {
+// attachNIC makes one veth pair, adding to undo what it creates (what it
+// makes inside the guest's namespace goes with the namespace).
+func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns.NsHandle, id string, nic NIC, mac net.HardwareAddr, root owner, undo *[]func() error) error {
 	br, created, err := ensureBridge(ctx, nic.Bridge)
 	if err != nil {
 		return err
@@ -512,10 +531,14 @@ func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns
 	case !errors.As(err, &netlink.LinkNotFoundError{}):
 		return fmt.Errorf("look up veth %s: %w", name, err)
 	}
+	guestMAC := mac
+	if nic.Tap {
+		guestMAC = randomHardwareAddr()
+	}
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: name},
 		PeerName:         guestName,
-		PeerHardwareAddr: mac,
+		PeerHardwareAddr: guestMAC,
 		PeerNamespace:    netlink.NsFd(int(ns)),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
@@ -549,6 +572,9 @@ func (m *Switch) attachNIC(ctx context.Context, inside *netlink.Handle, ns netns
 	guest, err := inside.LinkByName(guestName)
 	if err != nil {
 		return fmt.Errorf("%s in the guest's namespace: %w", guestName, err)
+	}
+	if nic.Tap {
+		return bridgeTap(ns, inside, guest, nic.Index, root)
 	}
 	if nic.Address.IsValid() {
 		if err := inside.AddrReplace(guest, &netlink.Addr{IPNet: ipNet(nic.Address)}); err != nil {

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,8 +71,14 @@ func newTestNet(t testing.TB, opts ...Option) *testNet {
 // guest's init, and returns its pid and the namespace's path.
 func (tn *testNet) newGuest() (pid uint32, path string) {
 	tn.t.Helper()
+	return tn.startGuest(&syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET})
+}
+
+// startGuest starts a guest stand-in with attr (new namespaces, id maps).
+func (tn *testNet) startGuest(attr *syscall.SysProcAttr) (pid uint32, path string) {
+	tn.t.Helper()
 	cmd := exec.Command("/bin/busybox", "sleep", "3600")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		tn.t.Fatalf("guest stand-in: %v", err)
 	}
@@ -88,6 +93,20 @@ func (tn *testNet) stopGuest(pid uint32) {
 		if uint32(g.Process.Pid) == pid {
 			g.Process.Kill()
 			g.Wait()
+		}
+	}
+}
+
+// waitNamespaceGone waits until the kernel has freed the namespace of
+// guest id, whose last process ended: the host end of its nic:0 goes then.
+func (tn *testNet) waitNamespaceGone(id string) {
+	tn.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := netlink.LinkByName(tn.names.hostVeth(id, 0)); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tn.t.Fatal("the host end of nic:0 outlived the guest's namespace")
 		}
 	}
 }
@@ -215,26 +234,15 @@ func ping(t *testing.T, path string, addr netip.Addr, want bool) {
 // inNamespace runs fn on a thread in the network namespace at path ("" =
 // the host's), so that the sockets fn opens live there.
 func inNamespace(path string, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread ends with the goroutine instead of
-		// carrying the namespace on to other goroutines.
-		runtime.LockOSThread()
-		if path != "" {
-			ns, err := netns.GetFromPath(path)
-			if err != nil {
-				done <- err
-				return
-			}
-			defer ns.Close()
-			if err := netns.Set(ns); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- fn()
-	}()
-	return <-done
+	if path == "" {
+		return fn() // every thread but runIn's is in the host's
+	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return runIn(ns, fn)
 }
 
 // udpArrives reports whether datagrams sent from the namespace at from to
@@ -484,14 +492,7 @@ func TestGuestEndTakesItsNICsAlong(t *testing.T) {
 				}
 			}
 			tn.stopGuest(pid)
-			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if _, err := netlink.LinkByName(tn.names.hostVeth(id, 0)); err != nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the host end of nic:0 outlived the guest's namespace")
-				}
-			}
+			tn.waitNamespaceGone(id)
 			tn.detach(id)
 			if _, err := netlink.LinkByName(nics[1].Bridge); err == nil {
 				t.Error("the VLAN bridge outlived the Detach of its last guest")

@@ -346,9 +346,7 @@ func TestQEMUNICs(t *testing.T) {
 	r := startQEMU(t, vm, "ip", "netns", "exec", ns)
 	ctx := context.Background()
 	for _, n := range vm.NICs {
-		var mac string
-		path := fmt.Sprintf("/machine/peripheral/nic%d", n.Index)
-		if err := r.client.run(ctx, &mac, "qom-get", map[string]string{"path": path, "property": "mac"}); err != nil {
+		if mac, err := r.client.NICMAC(ctx, n.Index); err != nil {
 			t.Errorf("nic:%d (%s): %v", n.Index, n.Model, err)
 		} else if mac != n.MAC {
 			t.Errorf("nic:%d (%s) has MAC %s, want %s", n.Index, n.Model, mac, n.MAC)
