@@ -241,7 +241,7 @@ func TestManagerVMShutdown(t *testing.T) {
 		t.Errorf("signals %v sent to a VM", got)
 	}
 	want := "killed: the guest did not power off within the 1ms grace period (asked with the ACPI power button)"
-	if got := f.events(id, "server.kill"); len(got) != 1 || got[0] != want {
+	if got := f.Events(id, "server.kill"); len(got) != 1 || got[0] != want {
 		t.Errorf("kill events %q, want %q", got, want)
 	}
 
@@ -259,7 +259,7 @@ func TestManagerVMShutdown(t *testing.T) {
 	}
 	f.backend.Exit(id, guest.ExitPoweredOff)
 	f.WaitStatus(id, storage.StatusStopped)
-	if got := append(f.events(id, "server.exit"), f.events(id, "server.kill")...); len(got) != 0 {
+	if got := append(f.Events(id, "server.exit"), f.Events(id, "server.kill")...); len(got) != 0 {
 		t.Errorf("a power-off that was asked for recorded %q", got)
 	}
 }
@@ -301,7 +301,7 @@ func TestManagerVMReset(t *testing.T) {
 	if srv := f.row(id); srv.Status != storage.StatusActive || !srv.Started.Equal(before.Started) || f.guestState(id) != guest.Running {
 		t.Errorf("after reset: %s started %s (was %s), guest %s; want the same guest active", srv.Status, srv.Started, before.Started, f.guestState(id))
 	}
-	if got := f.events(id, "server.kill"); len(got) != 0 {
+	if got := f.Events(id, "server.kill"); len(got) != 0 {
 		t.Errorf("killed after a reset: %q", got)
 	}
 }
@@ -315,7 +315,7 @@ func TestManagerVMRebootsItself(t *testing.T) {
 	for range 8 {
 		f.backend.Reboot(id)
 	}
-	got := f.events(id, "server.reboot")
+	got := f.Events(id, "server.reboot")
 	if len(got) != 6 || got[0] != "the guest rebooted itself 6 times within 60 s: further reboots within it are not recorded" || got[5] != "the guest rebooted itself" {
 		t.Errorf("reboot events %q, want 5 and the bound", got)
 	}

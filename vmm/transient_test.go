@@ -76,7 +76,7 @@ func TestManagerRecordsWhatGuestsDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.WaitStatus(ignores, storage.StatusStopped)
-	if got := f.events(ignores, "server.kill"); len(got) != 1 || !strings.Contains(got[0], "did not power off within the 1ms grace period (asked with SIGPWR)") {
+	if got := f.Events(ignores, "server.kill"); len(got) != 1 || !strings.Contains(got[0], "did not power off within the 1ms grace period (asked with SIGPWR)") {
 		t.Errorf("kill events %q", got)
 	}
 	if _, ok := f.m.Transient(ignores); ok {
@@ -86,13 +86,13 @@ func TestManagerRecordsWhatGuestsDo(t *testing.T) {
 	dies := f.started(map[string]string{"persistent": "true"})
 	f.backend.Exit(dies, 128+uint32(syscall.SIGSEGV))
 	f.WaitStatus(dies, storage.StatusStopped)
-	if got := f.events(dies, "server.exit"); len(got) != 1 || got[0] != "the guest died: its init was killed by SIGSEGV" {
+	if got := f.Events(dies, "server.exit"); len(got) != 1 || got[0] != "the guest died: its init was killed by SIGSEGV" {
 		t.Errorf("exit events %q", got)
 	}
 	exits := f.started(map[string]string{"persistent": "true"})
 	f.backend.Exit(exits, 3)
 	f.WaitStatus(exits, storage.StatusStopped)
-	if got := f.events(exits, "server.exit"); len(got) != 1 || got[0] != "the guest died: its init exited with status 3" {
+	if got := f.Events(exits, "server.exit"); len(got) != 1 || got[0] != "the guest died: its init exited with status 3" {
 		t.Errorf("exit events %q", got)
 	}
 
@@ -102,23 +102,7 @@ func TestManagerRecordsWhatGuestsDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.WaitStatus(asked, storage.StatusStopped)
-	if got := append(f.events(asked, "server.exit"), f.events(asked, "server.kill")...); len(got) != 0 {
+	if got := append(f.Events(asked, "server.exit"), f.Events(asked, "server.kill")...); len(got) != 0 {
 		t.Errorf("a power-off that was asked for recorded %q", got)
 	}
-}
-
-// events lists the messages of a server's events of one kind, newest first.
-func (f *fixture) events(id, kind string) []string {
-	f.t.Helper()
-	all, err := f.Store.Events(context.Background(), id, 100)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	var out []string
-	for _, e := range all {
-		if e.Kind == kind {
-			out = append(out, e.Message)
-		}
-	}
-	return out
 }

@@ -48,7 +48,9 @@ func (h *Host) Delete(ctx context.Context, id string) error {
 			h.reapOrphan(id, pids)
 		}
 	}
+	h.mu.Lock()
 	g.closeQMP()
+	h.mu.Unlock()
 	if g.io != nil {
 		g.io.Cancel()
 		g.io.Close()

@@ -163,7 +163,6 @@ func (h *Host) startVM(ctx context.Context, g *instance, rollback *undo, holds *
 	if _, err := h.connectQMP(ctx, g); err != nil {
 		return fmt.Errorf("start guest %s: %w", spec.ID, err)
 	}
-	rollback.push(g.closeQMP)
 	log.Info("VM started", "kvm", vm.KVM, "smp", vm.SMP, "mem", vm.Mem)
 	return nil
 }

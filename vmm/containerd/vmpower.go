@@ -82,7 +82,7 @@ func (h *Host) connectQMP(ctx context.Context, g *instance) (*qemu.Client, error
 		exited := g.exited
 		h.mu.Unlock()
 		if exited {
-			return nil, fmt.Errorf("QEMU ended: %s: %w", lastLine(g.console.Backlog()), guest.ErrNotRunning)
+			return nil, fmt.Errorf("QEMU ended: %s", lastLine(g.console.Backlog()))
 		}
 		select {
 		case <-ctx.Done():
@@ -163,7 +163,8 @@ func (h *Host) qmpOf(ctx context.Context, g *instance) (*qemu.Client, error) {
 	return c, nil
 }
 
-// closeQMP closes g's monitor connection; QEMU keeps running.
+// closeQMP closes g's monitor connection; QEMU keeps running. The caller
+// holds h.mu.
 func (g *instance) closeQMP() {
 	if g.monitor != nil {
 		g.monitor.client.Close()
@@ -196,7 +197,7 @@ func (h *Host) vmQMP(ctx context.Context, id, what string, call func(context.Con
 		return nil, err
 	}
 	if !g.spec.VM() {
-		return nil, fmt.Errorf("guest %s is no VM: it cannot %s: %w", id, what, guest.ErrInvalid)
+		return nil, fmt.Errorf("%s guest %s: it is no VM: %w", what, id, guest.ErrInvalid)
 	}
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
@@ -204,7 +205,10 @@ func (h *Host) vmQMP(ctx context.Context, id, what string, call func(context.Con
 	if err == nil {
 		err = call(ctx, c)
 	}
-	if errors.Is(err, qemu.ErrClosed) {
+	h.mu.Lock()
+	exited := g.exited
+	h.mu.Unlock()
+	if err != nil && (exited || errors.Is(err, qemu.ErrClosed)) {
 		return nil, fmt.Errorf("%s guest %s: QEMU has ended: %w", what, id, guest.ErrNotRunning)
 	}
 	if err != nil {

@@ -82,17 +82,7 @@ func waitEvent(t *testing.T, events <-chan qemu.Event, kind string) qemu.Event {
 func (f *managerFixture) waitEvents(id, kind string, n int) []string {
 	f.t.Helper()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		all, err := f.Store.Events(context.Background(), id, 100)
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		var got []string
-		for _, e := range all {
-			if e.Kind == kind {
-				got = append(got, e.Message)
-			}
-		}
-		if len(got) >= n || time.Now().After(deadline) {
+		if got := f.Events(id, kind); len(got) >= n || time.Now().After(deadline) {
 			return got
 		}
 	}
@@ -211,7 +201,7 @@ func TestManagerVMPower(t *testing.T) {
 
 // TestVMReadoptedPower: a VM paused through QMP is adopted paused by the
 // next Host, whose own connection to QEMU's monitor resumes, resets and
-// presses the power button of it.
+// presses the power button of it, and reads its drive counters.
 func TestVMReadoptedPower(t *testing.T) {
 	h, data := openTestHost(t)
 	if err := h.canRunVMs(); err != nil {
@@ -227,6 +217,8 @@ func TestVMReadoptedPower(t *testing.T) {
 	if err := h.Start(ctx, guest.Spec{ID: id, Type: guest.TypeVM, Mem: 64, IDSlot: 1, Boot: guest.Disk{Device: "ide:0:0", Key: "ide:0:0", Image: disk}}); err != nil {
 		t.Fatal(err)
 	}
+	con, _ := h.Console(id)
+	waitConsole(t, con, "rebooted")
 	if err := h.Pause(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -256,19 +248,58 @@ func TestVMReadoptedPower(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, events, qemu.EventReset)
+	con, _ = h.Console(id) // the adopted guest's: the boot sector runs again after the reset
+	waitConsole(t, con, "rebooted")
 	if err := h.Press(ctx, id, guest.PowerButton); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, events, qemu.EventPowerdown)
-	// The firmware reads the boot sector after the reset.
-	for {
-		c, err := h.Counters(ctx, id)
-		if d := c.Disks["ide:0:0"]; err == nil && d.ReadRequests > 0 && d.ReadBytes >= 512 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("counters %+v %v, want QEMU's reads of ide:0:0", c, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	c, err := h.Counters(ctx, id)
+	if d := c.Disks["ide:0:0"]; err != nil || d.ReadRequests < 2 || d.ReadBytes < 1024 {
+		t.Errorf("counters %+v %v, want QEMU's reads of ide:0:0 (the boot sector, at least twice)", c, err)
+	}
+}
+
+// TestVMEventReboots: a guest RESET is the guest's own reboot unless it
+// follows another reset within firmwareResetWindow of the vCPUs running
+// (SeaBIOS's own hard reboots after every reset); a reset made while paused
+// counts from the RESUME. A guest SHUTDOWN marks the guest's poweroff.
+func TestVMEventReboots(t *testing.T) {
+	var rebooted []string
+	h := &Host{log: logtest.Logger(t)}
+	h.OnReboot(func(id string) { rebooted = append(rebooted, id) })
+	g := &instance{spec: guest.Spec{ID: "v", Type: guest.TypeVM}}
+	mon := &vmMonitor{}
+	t0 := time.Unix(1700000000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	for _, e := range []qemu.Event{
+		{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(0)},                                    // the guest's reboot
+		{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(30 * time.Millisecond)},                // SeaBIOS's
+		{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(31 * time.Millisecond)},                // SeaBIOS's
+		{Kind: qemu.EventReset, Reason: "host-qmp-system-reset", Time: at(10 * time.Second)},                        // Hearth's
+		{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(10*time.Second + 40*time.Millisecond)}, // SeaBIOS's
+		{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(20 * time.Second)},                     // the guest's again
+	} {
+		h.vmEvent(g, mon, e)
+	}
+	if len(rebooted) != 2 {
+		t.Errorf("%d reboots reported, want 2 (the guest's own)", len(rebooted))
+	}
+
+	// Paused, reset, resumed much later: the firmware's RESET after the
+	// RESUME is still part of that reset.
+	rebooted = nil
+	g.paused = true
+	h.vmEvent(g, mon, qemu.Event{Kind: qemu.EventReset, Reason: "host-qmp-system-reset", Time: at(time.Minute)})
+	g.paused = false
+	h.vmEvent(g, mon, qemu.Event{Kind: qemu.EventResume, Time: at(2 * time.Minute)})
+	h.vmEvent(g, mon, qemu.Event{Kind: qemu.EventReset, Guest: true, Reason: "guest-reset", Time: at(2*time.Minute + 45*time.Millisecond)})
+	if len(rebooted) != 0 {
+		t.Errorf("the firmware's reset after a resume was taken for the guest's reboot")
+	}
+
+	h.vmEvent(g, mon, qemu.Event{Kind: qemu.EventShutdown, Guest: true, Reason: "guest-shutdown", Time: at(3 * time.Minute)})
+	if !mon.poweredOff {
+		t.Error("a guest SHUTDOWN was not taken for the guest's poweroff")
 	}
 }

@@ -63,6 +63,23 @@ func (s *Servers) Status(id string) string {
 	return srv.Status
 }
 
+// Events lists the messages of a server's activity-log events of one kind,
+// newest first.
+func (s *Servers) Events(id, kind string) []string {
+	s.t.Helper()
+	all, err := s.Store.Events(context.Background(), id, 100)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range all {
+		if e.Kind == kind {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
 // WaitStatus waits until the server's status is want: for what the Manager
 // does off the caller's goroutine (an exit, the kill after a grace period).
 func (s *Servers) WaitStatus(id, want string) {
