@@ -559,6 +559,7 @@ func serve(args []string, stderr io.Writer) error {
 
 	apiOpts := []api.Option{api.WithLogger(logger)}
 	runtimeInUse := "none"
+	accelerator := "" // how VM guests run: kvm, tcg, "" = they cannot
 	// Guests need containerd; without it Hearth still serves everything else
 	// and lifecycle calls answer 500 system "no guest runtime". Deferred
 	// closes run after srv.Shutdown: the guests keep running, the private
@@ -598,6 +599,7 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		apiOpts = append(apiOpts, api.WithGuests(guests), api.WithConsoleLog(guests))
 		runtimeInUse = guests.Backend()
+		accelerator = guests.Accelerator()
 	}
 	svc := api.New(store, apiOpts...)
 
@@ -610,6 +612,7 @@ func serve(args []string, stderr io.Writer) error {
 		Logins:       logins,
 		Backend:      svc,
 		Runtime:      runtimeInUse,
+		Accelerator:  accelerator,
 		DataDir:      store.Dir(),
 		NoNetwork:    noNetwork,
 		Secure:       tlsCfg != nil,
@@ -620,14 +623,15 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	defer dashboard.Close()
 	handler := web.New(web.Config{
-		Logins:    logins,
-		API:       svc,
-		Runtime:   func() string { return runtimeInUse },
-		Prefix:    *prefix,
-		Dashboard: dashboard,
-		Session:   dashboard.SessionCaller,
-		Console:   consoles,
-		Logger:    logger,
+		Logins:      logins,
+		API:         svc,
+		Runtime:     func() string { return runtimeInUse },
+		Accelerator: func() string { return accelerator },
+		Prefix:      *prefix,
+		Dashboard:   dashboard,
+		Session:     dashboard.SessionCaller,
+		Console:     consoles,
+		Logger:      logger,
 	})
 
 	ln, err := net.Listen("tcp", *listen)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,17 @@ func TestHealth(t *testing.T) {
 	r = anon.asJSON().get("/health").expect(t, 200)
 	if r.body != `{"runtime":"test-runtime","status":"ok"}` {
 		t.Errorf("health JSON %q", r.body)
+	}
+}
+
+// /health says how VMs run where the backend runs them.
+func TestHealthAccelerator(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewServer(New(Config{API: e.svc, Runtime: func() string { return "r" }, Accelerator: func() string { return "tcg" }}))
+	t.Cleanup(srv.Close)
+	r := (&client{t: t, base: srv.URL}).get("/health").expect(t, 200)
+	if r.body != "accelerator tcg\nruntime r\nstatus ok\n" {
+		t.Errorf("health %q, want the accelerator", r.body)
 	}
 }
 

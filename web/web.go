@@ -22,6 +22,9 @@ type Config struct {
 	// Runtime names the guest runtime in use, for /health (e.g.
 	// "io.containerd.runc.v2", or "none" when no runtime is wired).
 	Runtime func() string
+	// Accelerator says how VM guests run, for /health: "kvm", "tcg"
+	// (software emulation) or "" (they cannot; the key is left out).
+	Accelerator func() string
 	// Prefix is an optional path prefix the API lives under (e.g. "/api"),
 	// as some providers had (https://host/api/servers/list).
 	Prefix string
@@ -162,7 +165,13 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Runtime != nil {
 		runtime = h.cfg.Runtime()
 	}
-	eh.WriteProps(w, r, eh.Props{"status": "ok", "runtime": runtime})
+	props := eh.Props{"status": "ok", "runtime": runtime}
+	if h.cfg.Accelerator != nil {
+		if accel := h.cfg.Accelerator(); accel != "" {
+			props["accelerator"] = accel
+		}
+	}
+	eh.WriteProps(w, r, props)
 }
 
 func (h *handler) other(w http.ResponseWriter, r *http.Request) {

@@ -45,7 +45,9 @@ var keySectorBoot = []byte{
 // display on Hearth's VNC port: a wrong password is refused, the right one
 // shows SeaBIOS's text screen (720×400, something drawn); a key typed
 // reaches the guest, which switches to mode 13h, and the viewer is told the
-// new size (DesktopSize, 640×400: QEMU doubles 320×200) and sees it drawn. The API's vnc:port is
+// new size (DesktopSize, 640×400: QEMU doubles 320×200) and sees it drawn;
+// Ctrl-Alt-Del, as the console page sends it, resets the VM (SeaBIOS's text
+// screen again). The API's vnc:port is
 // that port.
 func TestVMConsoleVGA(t *testing.T) {
 	consoles := console.NewRegistry(console.WithListen("127.0.0.1"), console.WithBasePort(0))
@@ -95,6 +97,20 @@ func TestVMConsoleVGA(t *testing.T) {
 	}
 	if err := c.waitDrawn(640, 400); err != nil {
 		t.Fatalf("mode 13h after a key: %v", err)
+	}
+	// Ctrl-Alt-Del as noVNC sends it (keysyms down, then up in reverse):
+	// SeaBIOS's keyboard handler, still the guest's, resets the machine,
+	// which boots again into SeaBIOS's text screen.
+	for _, k := range []struct {
+		sym  uint32
+		down bool
+	}{{0xffe3, true}, {0xffe9, true}, {0xffff, true}, {0xffff, false}, {0xffe9, false}, {0xffe3, false}} {
+		if err := c.keyEvent(k.sym, k.down); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.waitDrawn(720, 400); err != nil {
+		t.Fatalf("SeaBIOS again after Ctrl-Alt-Del: %v", err)
 	}
 	t.Logf("desktop sizes the viewer was told: %v", c.sizes)
 }
@@ -195,15 +211,22 @@ func (c *vgaViewer) request(incremental bool) error {
 	return err
 }
 
+// key presses and releases one key.
 func (c *vgaViewer) key(sym uint32) error {
-	for _, down := range []byte{1, 0} {
-		msg := []byte{4, down, 0, 0, 0, 0, 0, 0}
-		binary.BigEndian.PutUint32(msg[4:], sym)
-		if _, err := c.conn.Write(msg); err != nil {
-			return err
-		}
+	if err := c.keyEvent(sym, true); err != nil {
+		return err
 	}
-	return nil
+	return c.keyEvent(sym, false)
+}
+
+func (c *vgaViewer) keyEvent(sym uint32, down bool) error {
+	msg := []byte{4, 0, 0, 0, 0, 0, 0, 0}
+	if down {
+		msg[1] = 1
+	}
+	binary.BigEndian.PutUint32(msg[4:], sym)
+	_, err := c.conn.Write(msg)
+	return err
 }
 
 // waitDrawn reads updates until the desktop is width×height with

@@ -243,6 +243,24 @@ var browserScenarios = []browserScenario{
 	},
 	{name: "graphs", before: graphsBefore},
 	{name: "console-phone", before: consolePhoneBefore},
+	{
+		name: "vm-console",
+		before: func(t *testing.T, e *env, user api.Caller) {
+			if e.dash.cfg.Accelerator == "" {
+				t.Skip("VMs cannot run here (no QEMU, see the log): vm-console skipped")
+			}
+		},
+		after: func(t *testing.T, e *env, user api.Caller) {
+			ctx := context.Background()
+			servers, _ := e.service.ServersInfo(ctx, user)
+			if len(servers) != 1 || servers[0]["type"] != "vm" || servers[0]["status"] != "active" || servers[0]["nic:0:model"] != "" {
+				t.Fatalf("after the vm-console run: servers %v, want vm1 a running VM (no network here)", servers)
+			}
+			if err := e.service.ServerAction(ctx, user, servers[0]["server"], api.ActionDestroy); err != nil {
+				t.Error(err)
+			}
+		},
+	},
 }
 
 // library returns the library image every scenario's user may copy.
@@ -338,7 +356,7 @@ func newStack(t *testing.T) *env {
 		consoles.Close()
 	})
 	svc := api.New(store, api.WithGuests(manager), api.WithConsoleLog(manager), api.WithLogger(logtest.Logger(t)))
-	d, err := New(Config{Backend: svc, Sessions: store, History: store, Runtime: host.Name(), DataDir: data, Logger: logtest.Logger(t),
+	d, err := New(Config{Backend: svc, Sessions: store, History: store, Runtime: host.Name(), Accelerator: host.Accelerator(), DataDir: data, Logger: logtest.Logger(t),
 		NoNetwork: "This test appliance has no guest network."}) // containerd.Open above has no WithNetwork
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,10 @@ type Config struct {
 	// Runtime is the containerd runtime guests run with (io.containerd.kata.v2
 	// or io.containerd.runc.v2; anything else means none).
 	Runtime string
+	// Accelerator is how VM guests run (vmm.Manager's Accelerator): "kvm",
+	// "tcg" (software emulation: the forms and server pages say so next to
+	// the type) or "" (VMs cannot run, or unknown).
+	Accelerator string
 	// DataDir is where drive images live; the header shows its free space.
 	DataDir string
 	// NoNetwork says why guests can have no NIC (the guest network could not
@@ -330,6 +334,15 @@ type pageData struct {
 	CSRF    string
 	Host    hostFacts
 	Flashes []flash
+}
+
+// accelNote is what the pages say next to a server's type about how VMs
+// run here: tcgNote under software emulation, else nothing.
+func (d *Dashboard) accelNote() string {
+	if d.cfg.Accelerator == "tcg" {
+		return tcgNote
+	}
+	return ""
 }
 
 func (d *Dashboard) pageData(rq *request, title, nav string) pageData {

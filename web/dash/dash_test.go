@@ -86,7 +86,7 @@ func newEnv(t testing.TB) *env {
 	d, err := New(Config{Backend: svc, Sessions: store, History: store, ConsoleToken: func(server, user string) string {
 		minted++
 		return fmt.Sprintf("tok-%s-%s-%d", server, user, minted)
-	}, Runtime: "io.containerd.runc.v2", DataDir: t.TempDir(), Logger: logtest.Logger(t), Now: clk.now})
+	}, Runtime: "io.containerd.runc.v2", Accelerator: "tcg", DataDir: t.TempDir(), Logger: logtest.Logger(t), Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,21 +74,22 @@ func TestRuntimeCountersNotEditable(t *testing.T) {
 	}
 }
 
-// nicModelGreyed matches the forms' NIC model: shown greyed, with the
+// nicModelGreyed matches a container's NIC model: shown greyed, with the
 // reason, and never sent (no name).
 var nicModelGreyed = regexp.MustCompile(`<select id="nicmodel" disabled aria-describedby="nicmodel-hint">`)
 
-// Every guest is a container today, whose interface is virtio-style
-// whatever nic:N:model says: the forms grey the model with the reason
-// instead of offering it, a model posted anyway changes nothing, and the
-// API still takes the key from clients.
-func TestNICModelNotOffered(t *testing.T) {
+// A container's interface is virtio-style whatever nic:N:model says: its
+// page greys the model with the reason instead of offering it, a model
+// posted anyway changes nothing (on create or on its page), and the API
+// still takes the key from clients. A VM gets the card the model names:
+// the create form offers the models, and so does a stopped VM's page.
+func TestNICModelForVMs(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
 	b.login("root", e.secret)
 	create := b.get("/ui/servers/new")
-	if !nicModelGreyed.MatchString(create.body) || !strings.Contains(create.body, html.EscapeString(nicModelNote)) || strings.Contains(create.body, `name="nicmodel"`) {
-		t.Fatalf("create form offers the NIC model: %s", create.body)
+	if !strings.Contains(create.body, `<select id="nicmodel" name="nicmodel"`) || !strings.Contains(create.body, "containers always get a virtio-style interface") {
+		t.Fatalf("the create form does not offer the NIC model for VMs, saying containers ignore it: %s", create.body)
 	}
 	r := b.post("/ui/servers/new", url.Values{"name": {"web1"}, "size": {"small"}, "source": {"blank"},
 		"drivesize": {"64M"}, "nic0": {"auto"}, "nicmodel": {"e1000"}})
@@ -98,18 +99,18 @@ func TestNICModelNotOffered(t *testing.T) {
 	id := strings.TrimPrefix(r.location, "/ui/servers/")
 	info, _ := e.service.ServerInfo(context.Background(), e.admin, id)
 	if info["nic:0:model"] != "virtio" {
-		t.Fatalf("created with nic:0:model %q, want virtio", info["nic:0:model"])
+		t.Fatalf("a container created with nic:0:model %q, want virtio", info["nic:0:model"])
 	}
 
 	page := b.get("/ui/servers/" + id)
-	if !nicModelGreyed.MatchString(page.body) || strings.Contains(page.body, `name="nicmodel"`) {
-		t.Fatalf("the stopped server's page offers the NIC model: %s", page.body)
+	if !nicModelGreyed.MatchString(page.body) || !strings.Contains(page.body, html.EscapeString(nicModelNote)) || strings.Contains(page.body, `name="nicmodel"`) {
+		t.Fatalf("the stopped container's page offers the NIC model: %s", page.body)
 	}
 	if r := b.post("/ui/servers/"+id+"/set", url.Values{"nicmodel": {"rtl8139"}, "vlan": {""}}); r.status != http.StatusSeeOther {
 		t.Fatalf("set with a NIC model: %d %s", r.status, r.body)
 	}
 	if info, _ := e.service.ServerInfo(context.Background(), e.admin, id); info["nic:0:model"] != "virtio" {
-		t.Fatalf("a posted NIC model changed nic:0:model to %q", info["nic:0:model"])
+		t.Fatalf("a posted NIC model changed a container's nic:0:model to %q", info["nic:0:model"])
 	}
 
 	// A model an API client records is kept and said, not offered.
@@ -125,6 +126,27 @@ func TestNICModelNotOffered(t *testing.T) {
 	}
 	if info, _ := e.service.ServerInfo(context.Background(), e.admin, id); info["nic:0:model"] != "e1000" || info["name"] != "web2" {
 		t.Fatalf("after a rename from the page: %v; want the recorded model kept", info)
+	}
+
+	// A VM: created with the model chosen, changed on its page while stopped.
+	r = b.post("/ui/servers/new", url.Values{"name": {"vm1"}, "type": {"vm"}, "size": {"small"}, "source": {"blank"},
+		"drivesize": {"64M"}, "nic0": {"auto"}, "nicmodel": {"e1000"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create a VM: %d %s", r.status, r.body)
+	}
+	vm := strings.TrimPrefix(r.location, "/ui/servers/")
+	if info, _ := e.service.ServerInfo(context.Background(), e.admin, vm); info["nic:0:model"] != "e1000" || info["type"] != "vm" {
+		t.Fatalf("a VM created with e1000: type %q, nic:0:model %q", info["type"], info["nic:0:model"])
+	}
+	page = b.get("/ui/servers/" + vm)
+	if !strings.Contains(page.body, `<select id="nicmodel" name="nicmodel" aria-describedby="nicmodel-hint">`) || !strings.Contains(page.body, `<option value="e1000" selected>`) {
+		t.Fatalf("the stopped VM's page does not offer the NIC model, e1000 chosen: %s", page.body)
+	}
+	if r := b.post("/ui/servers/"+vm+"/set", url.Values{"nicmodel": {"rtl8139"}, "vlan": {""}}); r.status != http.StatusSeeOther {
+		t.Fatalf("set a VM's NIC model: %d %s", r.status, r.body)
+	}
+	if info, _ := e.service.ServerInfo(context.Background(), e.admin, vm); info["nic:0:model"] != "rtl8139" {
+		t.Fatalf("a VM's NIC model set to rtl8139 reads %q", info["nic:0:model"])
 	}
 }
 

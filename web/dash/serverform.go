@@ -39,13 +39,16 @@ type formOptions struct {
 	// NoNetwork: why no NIC can be honoured (Config.NoNetwork); the forms
 	// grey the networks with it.
 	NoNetwork string
+	// AccelNote says how VMs run here when it matters to the user (tcgNote
+	// under software emulation); "" otherwise.
+	AccelNote string
 	sizes     map[string]int64 // drive id → size in bytes
 	gzipped   map[string]bool  // drive id → holds gzip data (library format gzip)
 }
 
 func (d *Dashboard) formOptions(rq *request) formOptions {
 	ctx := rq.Context()
-	o := formOptions{sizes: map[string]int64{}, gzipped: map[string]bool{}, NoNetwork: d.cfg.NoNetwork}
+	o := formOptions{sizes: map[string]int64{}, gzipped: map[string]bool{}, NoNetwork: d.cfg.NoNetwork, AccelNote: d.accelNote()}
 	serverNames := map[string]string{}
 	if servers, err := d.backend.ServersInfo(ctx, rq.user); err == nil {
 		for _, p := range servers {
@@ -121,6 +124,7 @@ type formErrors map[string]string
 // error next to the field whose key it names.
 var fieldKeys = map[string][]string{
 	"name":       {"name"},
+	"type":       {"type"},
 	"cpu":        {"cpu"},
 	"smp":        {"smp", "smp:cores"},
 	"mem":        {"mem"},
@@ -177,18 +181,19 @@ func (fe formErrors) placeError(err error, fields ...string) {
 
 // The fields each form shows an error next to.
 var (
-	serverFormFields = []string{"name", "cpu", "smp", "mem", "password", "tags", "boot", "nic0", "vlan", "persistent", "extra"}
-	createFormFields = []string{"name", "size", "cpu", "mem", "source", "drivesize", "nic0", "vlan", "password"}
+	serverFormFields = []string{"name", "type", "cpu", "smp", "mem", "password", "tags", "boot", "nic0", "vlan", "persistent", "extra"}
+	createFormFields = []string{"name", "type", "size", "cpu", "mem", "source", "drivesize", "nic0", "vlan", "password"}
 	driveFormFields  = []string{"name", "size"}
 )
 
 // serverForm is the configuration form of the server page.
 type serverForm struct {
 	Name, CPU, SMP, Mem, Password, Tags string
+	Type                                string // eh.TypeContainer or eh.TypeVM; changes while stopped
 	Persistent                          bool
 	VNC                                 string // "auto" once a password enables VNC
 	NIC0                                string // "none", "auto" or a static IP
-	NICModel                            string // as recorded, never read from the form (nicModelNote)
+	NICModel                            string // as recorded; read from the form for a VM only (nicModelNote)
 	VLAN                                string // "" or a VLAN UUID
 	BootDevice                          string // device key of the boot drive
 	BootDrive                           string // its drive UUID
@@ -201,7 +206,7 @@ type serverForm struct {
 // formKeys are the keys the form's own fields set (the rest go to Extra).
 func formKey(k, bootDevice string) bool {
 	switch k {
-	case "name", "cpu", "smp", "mem", "persistent", "password", "vnc", "tags",
+	case "name", "type", "cpu", "smp", "mem", "persistent", "password", "vnc", "tags",
 		"nic:0:dhcp", "nic:0:model", "nic:1:vlan", "nic:1:model", "boot":
 		return true
 	}
@@ -210,7 +215,7 @@ func formKey(k, bootDevice string) bool {
 
 func newServerForm(info eh.Props, opts formOptions) serverForm {
 	f := serverForm{
-		Name: info["name"], CPU: info["cpu"], SMP: info["smp"], Mem: info["mem"],
+		Name: info["name"], Type: info["type"], CPU: info["cpu"], SMP: info["smp"], Mem: info["mem"],
 		Password: info["password"], VNC: info["vnc"], Tags: info["tags"], Persistent: info["persistent"] == "true",
 		NICModel: info["nic:0:model"], VLAN: info["nic:1:vlan"],
 		Errors: formErrors{}, Options: opts,
@@ -244,7 +249,7 @@ func newServerForm(info eh.Props, opts formOptions) serverForm {
 // props turns the form into configuration keys (what the server would be).
 func (f serverForm) props() (eh.Props, error) {
 	p := eh.Props{
-		"name": f.Name, "cpu": f.CPU, "smp": f.SMP, "mem": f.Mem, "password": f.Password, "vnc": f.VNC,
+		"name": f.Name, "type": f.Type, "cpu": f.CPU, "smp": f.SMP, "mem": f.Mem, "password": f.Password, "vnc": f.VNC,
 		"tags": f.Tags, "persistent": strconv.FormatBool(f.Persistent),
 	}
 	switch f.NIC0 {
@@ -294,6 +299,10 @@ func readServerForm(r *http.Request, current serverForm, editable bool) serverFo
 	str("nic0", &f.NIC0)
 	str("vlan", &f.VLAN)
 	str("bootdrive", &f.BootDrive)
+	if f.Type == eh.TypeVM { // the model field is offered for a VM only
+		str("nicmodel", &f.NICModel)
+	}
+	str("type", &f.Type)
 	if r.PostForm.Has("password") {
 		f.Password = r.PostFormValue("password") // spaces are part of a password
 	}
@@ -387,6 +396,8 @@ var sizePresets = []sizePreset{
 // createForm is the create server page.
 type createForm struct {
 	Name       string
+	Type       string // eh.TypeContainer or eh.TypeVM
+	NICModel   string // nic:N:model of a VM; a container's is virtio
 	Size       string // a preset name or "custom"
 	CPU, Mem   string // custom values
 	Source     string // "lib:UUID", "drive:UUID" or "blank"
@@ -430,7 +441,7 @@ func checkVNCPassword(errs formErrors, password string) {
 }
 
 func (d *Dashboard) newServerPage(rq *request) {
-	f := createForm{Size: "small", NIC0: "auto", DriveSize: "10G", Persistent: true, Start: true, Password: newVNCPassword(),
+	f := createForm{Type: eh.TypeContainer, NICModel: "virtio", Size: "small", NIC0: "auto", DriveSize: "10G", Persistent: true, Start: true, Password: newVNCPassword(),
 		Errors: formErrors{}, Options: d.formOptions(rq), Presets: sizePresets}
 	if f.Options.NoNetwork != "" {
 		f.NIC0 = "none"
@@ -449,7 +460,7 @@ func (d *Dashboard) readCreateForm(rq *request) createForm {
 	r := rq.Request
 	get := func(name string) string { return strings.TrimSpace(r.PostFormValue(name)) }
 	return createForm{
-		Name: get("name"), Size: get("size"), CPU: get("cpu"), Mem: get("mem"), Source: get("source"),
+		Name: get("name"), Type: get("type"), NICModel: get("nicmodel"), Size: get("size"), CPU: get("cpu"), Mem: get("mem"), Source: get("source"),
 		DriveSize: get("drivesize"), NIC0: get("nic0"), VLAN: get("vlan"), Password: r.PostFormValue("password"),
 		Persistent: get("persistent") == "true", Start: get("start") == "true", Duplicate: get("duplicate"),
 		Errors: formErrors{}, Options: d.formOptions(rq), Presets: sizePresets,
@@ -462,7 +473,11 @@ func (d *Dashboard) readCreateForm(rq *request) createForm {
 func (d *Dashboard) createServer(rq *request) {
 	ctx := rq.Context()
 	f := d.readCreateForm(rq)
-	config := eh.Props{"name": f.Name, "smp": "auto", "persistent": strconv.FormatBool(f.Persistent)}
+	config := eh.Props{"name": f.Name, "type": f.Type, "smp": "auto", "persistent": strconv.FormatBool(f.Persistent)}
+	model := "virtio" // what a container's interface is, whatever the key says
+	if f.Type == eh.TypeVM && f.NICModel != "" {
+		model = f.NICModel
+	}
 	if f.Name == "" {
 		f.Errors["name"] = "Give the server a name."
 	} else if f.Duplicate != f.Name {
@@ -481,10 +496,10 @@ func (d *Dashboard) createServer(rq *request) {
 		}
 	}
 	if f.NIC0 != "none" {
-		config["nic:0:model"], config["nic:0:dhcp"] = "virtio", f.NIC0
+		config["nic:0:model"], config["nic:0:dhcp"] = model, f.NIC0
 	}
 	if f.VLAN != "" {
-		config["nic:1:model"], config["nic:1:vlan"] = "virtio", f.VLAN
+		config["nic:1:model"], config["nic:1:vlan"] = model, f.VLAN
 	}
 	if f.Password != "" {
 		config["vnc"], config["password"] = "auto", f.Password

@@ -31,6 +31,8 @@ type serverRow struct {
 	Drives  []driveRef
 	Console bool // a VNC password is set
 	State   serverState
+	Type    string // "VM" or "Container" (typeLabel)
+	VM      bool
 }
 
 // driveRef links to a drive by name.
@@ -141,6 +143,8 @@ func (d *Dashboard) newServerRow(p eh.Props, n names, now time.Time) serverRow {
 		Drives:  attachedDrives(p, n),
 		Console: p["password"] != "" || p["vnc:password"] != "",
 		State:   d.stateOf(p, now),
+		Type:    typeLabel(p["type"]),
+		VM:      p["type"] == eh.TypeVM,
 	}
 	if p["cpu"] != "" {
 		row.CPU = p["cpu"] + " MHz"
@@ -397,6 +401,8 @@ type serverView struct {
 	Runtime  []kv
 	Editable bool // stopped: everything; otherwise the live keys only
 	Activity []activity
+	// AccelNote: how VMs run here, said next to a VM's type (tcgNote).
+	AccelNote string
 }
 
 // activity is one line of a server's event log.
@@ -433,6 +439,9 @@ func (d *Dashboard) serverView(rq *request, id string) (serverView, error) {
 		Actions:  serverActions(row.State.State),
 		CSRF:     rq.sess.csrf,
 		Editable: info["status"] == "stopped" || info["status"] == "dead",
+	}
+	if row.VM {
+		v.AccelNote = d.accelNote()
 	}
 	v.Range = chartRangeNamed(rq.URL.Query().Get("range"))
 	if storage.Running(v.Status) {
@@ -515,6 +524,12 @@ func (d *Dashboard) serverConsoleJSON(rq *request) {
 		"password":    password,
 		"hasPassword": password != "",
 		"vncPort":     info["vnc:port"],
+		"display":     "terminal",
+	}
+	if info["type"] == eh.TypeVM {
+		// A VM's console is its VGA display, whose size the guest sets
+		// (std VGA refuses a viewer's SetDesktopSize): the page scales it.
+		answer["display"] = "vga"
 	}
 	if d.cfg.ConsoleToken != nil && password != "" {
 		answer["token"] = d.cfg.ConsoleToken(info["server"], rq.user.ID)

@@ -15,6 +15,11 @@
 // pixel cells that fit and resizes the guest's terminal to match, so text
 // keeps its size instead of shrinking to a few pixels. Larger windows keep
 // 80×24, scaled to fit.
+//
+// A VM's console (console.json's display "vga") is QEMU's VGA: the guest
+// sets its size (720×400 text, 640×480, 1024×768 …, told to noVNC by
+// DesktopSize) and std VGA refuses a viewer's SetDesktopSize, so the page
+// never asks for one there: the desktop is scaled to the window instead.
 import RFB from '/static/novnc/core/rfb.js';
 import KeyTable from '/static/novnc/core/input/keysym.js';
 
@@ -36,6 +41,7 @@ let retries = 0;
 let retryTimer = 0;
 let wanted = false; // the user wants to be connected
 let authFailed = false;
+let vga = false; // the console is a VM's VGA display, not a terminal
 
 $('title').textContent = 'Console: ' + (params.get('name') || server || '?');
 document.title = $('title').textContent + ' — Hearth';
@@ -54,7 +60,7 @@ function setStatus(state, text) {
 // height (under a toolbar of fractional height) would keep it asking.
 function layoutScreen() {
   const avail = Math.floor(window.innerHeight - screen.getBoundingClientRect().top);
-  const fit = screen.clientWidth < defaultWidth || avail < defaultHeight;
+  const fit = !vga && (screen.clientWidth < defaultWidth || avail < defaultHeight);
   screen.style.flex = fit ? 'none' : '';
   screen.style.height = fit ? avail + 'px' : '';
   if (rfb) rfb.resizeSession = fit;
@@ -198,9 +204,11 @@ window.addEventListener('resize', layoutScreen);
 const above = new ResizeObserver(layoutScreen);
 for (const id of ['bar', 'paste', 'login', 'note']) above.observe($(id));
 
-// A text console has no Ctrl-Alt-Del of its own: the keys reach the guest's
-// terminal as xterm's Ctrl-Alt-Delete sequence, which the program reading
-// it interprets (a shell ignores it); the guest's init is not signalled.
+// A VM's Ctrl-Alt-Del is the three keys pressed on its keyboard (RFB key
+// events, relayed to QEMU, which types them as scancodes). A text console
+// has no Ctrl-Alt-Del of its own: the keys reach the guest's terminal as
+// xterm's Ctrl-Alt-Delete sequence, which the program reading it
+// interprets (a shell ignores it); the guest's init is not signalled.
 let sentTimer = 0;
 function sentNote(text) {
   $('sent').textContent = text;
@@ -211,6 +219,10 @@ $('cad').addEventListener('click', () => {
   if (!rfb) return;
   rfb.sendCtrlAltDel();
   rfb.focus();
+  if (vga) {
+    sentNote('Ctrl-Alt-Del was pressed on the VM\'s keyboard: its BIOS or system decides what it means (most restart or show a menu).');
+    return;
+  }
   sentNote('Ctrl-Alt-Del was typed into the terminal: the program reading it decides what it means (a shell ignores it). ' +
     'It does not restart the guest; Reset on the server page does.');
 });
@@ -268,6 +280,8 @@ async function start() {
   const { status, info } = await consoleInfo();
   if (info) {
     if (info.name) $('title').textContent = 'Console: ' + info.name;
+    vga = info.display === 'vga';
+    screen.dataset.display = info.display || 'terminal';
     $('back').href = '/ui/servers/' + encodeURIComponent(server);
     $('back').hidden = false;
     if (!info.hasPassword) {
