@@ -3,6 +3,9 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"html"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -65,6 +68,36 @@ func (h *hearth) checkVMGone(t testing.TB, id string) {
 	}
 }
 
+// activity is the server's activity log as its owner sees it on the
+// dashboard's server page (newest first, one line per event).
+func (c *client) activity(t *testing.T, id string) string {
+	t.Helper()
+	session, resp := dashboardLogin(t, c.h, c.u.id, c.u.secret)
+	if session == nil {
+		t.Fatalf("dashboard login refused: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", c.h.url()+"/ui/servers/"+id, nil)
+	req.AddCookie(session)
+	page, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer page.Body.Close()
+	body, _ := io.ReadAll(page.Body)
+	_, list, ok := strings.Cut(string(body), `<ol class="activity">`)
+	if page.StatusCode != 200 || !ok {
+		t.Fatalf("server page: %d, no activity list in %.300q", page.StatusCode, body)
+	}
+	list, _, _ = strings.Cut(list, "</ol>")
+	var lines []string
+	for _, item := range strings.Split(list, "</li>") {
+		if text := strings.Join(strings.Fields(html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(item, " "))), " "); text != "" {
+			lines = append(lines, text)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
 var addressLine = regexp.MustCompile(`(?m)^address: (\d+\.\d+\.\d+\.\d+)$`)
 
 // TestVMGuest boots the test disk as a `type vm` server with an IDE disk and
@@ -121,6 +154,11 @@ func TestVMGuest(t *testing.T) {
 		}
 		if !regexp.MustCompile(`guest powered off.*server=` + id).MatchString(logs) {
 			t.Errorf("Hearth's log does not say the guest powered off:\n%s", logs)
+		}
+		activity := c.activity(t, id)
+		t.Logf("the server's activity log:\n%s", activity)
+		if !strings.Contains(activity, "shutdown requested") || !strings.Contains(activity, "active → stopped") || strings.Contains(activity, "kill") {
+			t.Errorf("the activity log does not show a shutdown without a kill:\n%s", activity)
 		}
 		h.checkVMGone(t, id)
 	})
