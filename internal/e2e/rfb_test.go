@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/des"
 	endian "encoding/binary"
 	"fmt"
@@ -20,6 +21,7 @@ type vncKeyboard struct{ conn net.Conn }
 
 const (
 	keyReturn  = 0xff0d // X11 keysym XK_Return
+	rfbNoAuth  = 1
 	rfbVNCAuth = 2
 )
 
@@ -33,7 +35,7 @@ func dialVNC(t testing.TB, addr, password string) *vncKeyboard {
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(conn)
-	if err := rfbHandshake(br, conn, password); err != nil {
+	if _, _, err := rfbHandshake(br, conn, password); err != nil {
 		t.Fatalf("VNC %s: %v", addr, err)
 	}
 	conn.SetDeadline(time.Time{})
@@ -42,46 +44,56 @@ func dialVNC(t testing.TB, addr, password string) *vncKeyboard {
 	return &vncKeyboard{conn: conn}
 }
 
-func rfbHandshake(br *bufio.Reader, w io.Writer, password string) error {
+// rfbHandshake speaks RFB 3.8 up to ServerInit and returns the
+// framebuffer's size. With a password it asks for VNC authentication (as
+// Hearth's consoles want); without one, for no security (a QEMU display
+// socket reached directly, as the benchmarks' hand-run QEMU offers).
+func rfbHandshake(br *bufio.Reader, w io.Writer, password string) (width, height int, err error) {
 	var version [12]byte
 	if _, err := io.ReadFull(br, version[:]); err != nil {
-		return err
+		return 0, 0, err
 	}
 	if string(version[:]) != "RFB 003.008\n" {
-		return fmt.Errorf("server speaks %q", version)
+		return 0, 0, fmt.Errorf("server speaks %q", version)
 	}
 	io.WriteString(w, "RFB 003.008\n")
 	n, err := br.ReadByte()
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	types := make([]byte, n)
 	if _, err := io.ReadFull(br, types); err != nil {
-		return err
+		return 0, 0, err
 	}
-	if n == 0 || types[0] != rfbVNCAuth {
-		return fmt.Errorf("security types %v, want VNC authentication", types)
+	want := byte(rfbVNCAuth)
+	if password == "" {
+		want = rfbNoAuth
 	}
-	w.Write([]byte{rfbVNCAuth})
-	challenge := make([]byte, 16)
-	if _, err := io.ReadFull(br, challenge); err != nil {
-		return err
+	if !bytes.Contains(types, []byte{want}) {
+		return 0, 0, fmt.Errorf("security types %v, want %d", types, want)
 	}
-	w.Write(desChallengeResponse(password, challenge))
+	w.Write([]byte{want})
+	if want == rfbVNCAuth {
+		challenge := make([]byte, 16)
+		if _, err := io.ReadFull(br, challenge); err != nil {
+			return 0, 0, err
+		}
+		w.Write(desChallengeResponse(password, challenge))
+	}
 	var result uint32
 	if err := endian.Read(br, endian.BigEndian, &result); err != nil {
-		return err
+		return 0, 0, err
 	}
 	if result != 0 {
-		return fmt.Errorf("VNC authentication refused (%d)", result)
+		return 0, 0, fmt.Errorf("VNC authentication refused (%d)", result)
 	}
 	w.Write([]byte{1}) // ClientInit: shared
 	var init [24]byte  // width, height, pixel format, name length
 	if _, err := io.ReadFull(br, init[:]); err != nil {
-		return err
+		return 0, 0, err
 	}
 	_, err = io.CopyN(io.Discard, br, int64(endian.BigEndian.Uint32(init[20:])))
-	return err
+	return int(endian.BigEndian.Uint16(init[0:])), int(endian.BigEndian.Uint16(init[2:])), err
 }
 
 // desChallengeResponse is VNC authentication's answer: the challenge DES
