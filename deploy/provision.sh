@@ -22,7 +22,7 @@ echo "provision: Debian packages"
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
 	containerd runc e2fsprogs iproute2 iptables curl ca-certificates xz-utils zstd \
-	qemu-utils xfsprogs btrfs-progs apparmor
+	qemu-utils qemu-system-x86 xfsprogs btrfs-progs apparmor
 # Hearth starts and supervises its own containerd (DATA/containerd); the
 # packaged service stays installed but off.
 systemctl disable --now containerd.service

@@ -153,7 +153,10 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 	}
 	h.driver = rt
 	h.probeVMs()
-	if rt.SharesHostKernel() {
+	// Guests on the host's kernel (runc's, and every VM's QEMU) are
+	// unprivileged: they need the id range, cgroups and a searchable DATA.
+	unprivileged := rt.SharesHostKernel() || h.accel != ""
+	if unprivileged {
 		h.cgroups = detectCgroups("/sys/fs/cgroup", "/sys/kernel/cgroup/delegate")
 		h.log.Info("guests are unprivileged", "ids_from", h.idBase, "cgroups", h.cgroups.name)
 		if !hostHasAppArmor() {
@@ -163,7 +166,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 	if err := os.MkdirAll(h.runDir, 0o700); err != nil {
 		return nil, err
 	}
-	if rt.SharesHostKernel() {
+	if unprivileged {
 		if err := searchableByGuests(dataDir, h.runDir); err != nil {
 			return nil, err
 		}
@@ -202,7 +205,7 @@ func Open(ctx context.Context, dataDir string, opts ...Option) (*Host, error) {
 	}
 	h.reapOrphans()
 	h.sweepRunDir(ctx)
-	if rt.SharesHostKernel() {
+	if unprivileged {
 		h.logForeignIDUsers()
 	}
 	h.events.Add(1)

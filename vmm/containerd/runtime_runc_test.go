@@ -6,6 +6,8 @@ import (
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/client"
+
+	"hearth/vmm/guest"
 )
 
 // TestRuncStateIsTheInstances: a runc guest's task options put runc's root
@@ -30,5 +32,16 @@ func TestRuncStateIsTheInstances(t *testing.T) {
 	}
 	if opts := newKataDriver().TaskOptions("/d"); len(opts) != 0 {
 		t.Errorf("Kata got %d task options", len(opts))
+	}
+}
+
+// VMs run under runc also where containers run under Kata: QEMU is the VM.
+func TestVMsRunUnderRunc(t *testing.T) {
+	h := &Host{driver: newKataDriver()}
+	if got := h.driverFor(guest.Spec{Type: guest.TypeVM}).Name(); got != RuntimeRunc {
+		t.Errorf("a VM under a Kata host runs under %s, want %s", got, RuntimeRunc)
+	}
+	if got := h.driverFor(guest.Spec{}).Name(); got != RuntimeKata {
+		t.Errorf("a container under a Kata host runs under %s, want %s", got, RuntimeKata)
 	}
 }

@@ -39,7 +39,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 		return fmt.Errorf("guest %s has NICs but Hearth has no network: %w", spec.ID, guest.ErrInvalid)
 	}
 	spec.SMP = resolveSMP(spec.CPU, spec.SMP, h.coreMHz)
-	unprivileged := h.driver.SharesHostKernel()
+	unprivileged := h.driverFor(spec).SharesHostKernel()
 	if spec.VM() {
 		if err := h.canRunVMs(); err != nil {
 			return fmt.Errorf("guest %s: %w", spec.ID, err)
@@ -243,7 +243,7 @@ func (h *Host) newContainer(ctx context.Context, g *instance, specOpts []oci.Spe
 		return nil, err
 	}
 	c, err := h.client.NewContainer(ctx, id,
-		client.WithRuntime(h.driver.Name(), nil),
+		client.WithRuntime(h.driverFor(g.spec).Name(), nil),
 		client.WithNewSpec(specOpts...),
 		client.WithContainerLabels(labels),
 	)
@@ -266,7 +266,7 @@ func (h *Host) newContainer(ctx context.Context, g *instance, specOpts []oci.Spe
 func (h *Host) newTask(ctx context.Context, g *instance, c client.Container, opts []client.NewTaskOpts, rollback *undo) (client.Task, error) {
 	id := g.spec.ID
 	creator := cio.NewCreator(append(g.streams(), cio.WithFIFODir(filepath.Join(h.runDir, id)))...)
-	task, err := c.NewTask(ctx, creator, append(opts, h.driver.TaskOptions(h.runcState())...)...)
+	task, err := c.NewTask(ctx, creator, append(opts, h.driverFor(g.spec).TaskOptions(h.runcState())...)...)
 	if err != nil {
 		return nil, fmt.Errorf("create task of guest %s: %w", id, h.unavailable(err))
 	}

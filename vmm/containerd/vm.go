@@ -73,12 +73,26 @@ func kvmUsable() bool {
 	return true
 }
 
+// vmDriver is the runtime of every VM guest, whatever runs containers:
+// QEMU is the VM, so it runs unprivileged on the host's kernel (under Kata
+// it would run nested in Kata's VM).
+var vmDriver Driver = runcDriver{}
+
+// driverFor is the runtime spec's guest runs under: vmDriver for a VM,
+// the Host's (--runtime) for a container.
+func (h *Host) driverFor(spec guest.Spec) Driver {
+	if spec.VM() {
+		return vmDriver
+	}
+	return h.driver
+}
+
 // canRunVMs reports why VM guests cannot run here: they need the runc
-// runtime (under Kata QEMU would run in Kata's VM) and the host's QEMU,
+// runtime (also where containers run under Kata) and the host's QEMU,
 // named by its Debian package where missing.
 func (h *Host) canRunVMs() error {
-	if !h.driver.SharesHostKernel() {
-		return fmt.Errorf("type vm runs under the runc runtime, not %s: %w", h.driver.Name(), guest.ErrInvalid)
+	if err := ProbeDrivers()[vmDriver.Name()]; err != nil {
+		return fmt.Errorf("VM guests run under %s, which cannot run here: %w", vmDriver.Name(), err)
 	}
 	if _, err := os.Stat(filepath.Join("/usr/bin", qemu.Binary)); err != nil {
 		return fmt.Errorf("VM guests need QEMU: %s is not installed (Debian package %s)", qemu.Binary, qemu.Package)
@@ -143,7 +157,7 @@ func (h *Host) startVM(ctx context.Context, g *instance, rollback *undo, holds *
 		return fmt.Errorf("guest %s: %w", spec.ID, err)
 	}
 
-	c, err := h.newContainer(ctx, g, vmSpecOpts(spec, h.driver, argv, qemu.Env(vm), root, runDir, devices, vm.KVM, h.coreMHz), rollback)
+	c, err := h.newContainer(ctx, g, vmSpecOpts(spec, vmDriver, argv, qemu.Env(vm), root, runDir, devices, vm.KVM, h.coreMHz), rollback)
 	if err != nil {
 		return err
 	}
