@@ -92,8 +92,8 @@ func TestVMSpec(t *testing.T) {
 		}
 	}
 	r := s.Linux.Resources
-	if r.CPU == nil || r.CPU.Quota == nil || *r.CPU.Quota != cfsPeriod {
-		t.Errorf("cpu %+v, want one core's quota for 2000 MHz", r.CPU)
+	if r.CPU == nil || r.CPU.Quota == nil || *r.CPU.Quota != cfsPeriod+vmCPUOverhead || *r.CPU.Shares != 1024 {
+		t.Errorf("cpu %+v, want one core's quota for 2000 MHz and QEMU's margin, one core's shares", r.CPU)
 	}
 	want := (512 + vmMemoryOverheadMiB(512, 2, false)) << 20
 	if r.Memory == nil || r.Memory.Limit == nil || *r.Memory.Limit != want {
