@@ -2,6 +2,8 @@ package containerd
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/containerd/containerd/api/types/runc/options"
@@ -43,5 +45,15 @@ func TestVMsRunUnderRunc(t *testing.T) {
 	}
 	if got := h.driverFor(guest.Spec{}).Name(); got != RuntimeKata {
 		t.Errorf("a container under a Kata host runs under %s, want %s", got, RuntimeKata)
+	}
+}
+
+// A host without QEMU cannot run VMs, and says which package to install.
+func TestVMsNeedQEMU(t *testing.T) {
+	defer func(p string) { qemuPath = p }(qemuPath)
+	qemuPath = filepath.Join(t.TempDir(), "qemu-system-x86_64")
+	err := (&Host{driver: runcDriver{}}).canRunVMs()
+	if err == nil || !strings.Contains(err.Error(), "Debian package qemu-system-x86") {
+		t.Errorf("without QEMU: %v, want the package named", err)
 	}
 }

@@ -89,6 +89,11 @@ func kvmUsable() bool {
 	return true
 }
 
+// qemuPath is where Debian's qemu-system-x86 puts QEMU: a VM's root binds
+// the host's /usr, whose QEMU runs (a variable for the test of a host
+// without it).
+var qemuPath = filepath.Join("/usr/bin", qemu.Binary)
+
 // vmDriver is the runtime of every VM guest, whatever runs containers:
 // QEMU is the VM, so it runs unprivileged on the host's kernel (under Kata
 // it would run nested in Kata's VM).
@@ -110,7 +115,7 @@ func (h *Host) canRunVMs() error {
 	if err := ProbeDrivers()[vmDriver.Name()]; err != nil {
 		return fmt.Errorf("VM guests run under %s, which cannot run here: %w", vmDriver.Name(), err)
 	}
-	if _, err := os.Stat(filepath.Join("/usr/bin", qemu.Binary)); err != nil {
+	if _, err := os.Stat(qemuPath); err != nil {
 		return fmt.Errorf("VM guests need QEMU: %s is not installed (Debian package %s)", qemu.Binary, qemu.Package)
 	}
 	return nil
