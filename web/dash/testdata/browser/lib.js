@@ -105,13 +105,15 @@ function scenario(body) {
       await body(t);
       if (errors.length) throw new Error('page script errors: ' + errors.join('; '));
       if (inaccessible.length) throw new Error('axe-core found violations on ' + inaccessible.length + ' page(s):\n' + inaccessible.join('\n'));
-      console.log('ok');
     } catch (e) {
       if (page) await page.screenshot({ path: outDir + '/failure.png', fullPage: true }).catch(() => {});
       throw e;
     } finally {
       await browser.close();
     }
+    // After the browser is closed: a page's late console message would
+    // otherwise follow the "ok" the test looks for last.
+    console.log('ok');
   })().catch((e) => { console.error(e); process.exit(1); });
 }
 
