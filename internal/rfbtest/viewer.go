@@ -46,7 +46,6 @@ type Viewer struct {
 	Name          string        // the desktop's name from ServerInit
 	Width, Height int           // the desktop's size now
 	Sizes         []image.Point // every DesktopSize the server sent, in order
-	Updates       int           // FramebufferUpdates applied
 
 	conn net.Conn
 	r    *bufio.Reader
@@ -223,7 +222,6 @@ func (v *Viewer) Next() error {
 			if err != nil {
 				return err
 			}
-			v.Updates++
 			return v.request(!resized)
 		case 1: // SetColourMapEntries (not for true colour, skipped)
 			var hdr [5]byte
