@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/internal/rfbtest"
 	"hearth/vmm/qemu"
 )
 
@@ -51,13 +52,11 @@ func handBenchVM(b *testing.B, disk string) qemu.VM {
 }
 
 // firstFrame reads the screen until a pixel is lit.
-func firstFrame(b *testing.B, s *vncScreen) {
+func firstFrame(b *testing.B, s *rfbtest.Viewer) {
 	b.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !s.lit() {
-		if err := s.next(deadline); err != nil {
-			b.Fatalf("no lit frame: %v", err)
-		}
+	s.SetReadDeadline(time.Now().Add(time.Minute))
+	if err := s.Wait((*rfbtest.Viewer).Lit); err != nil {
+		b.Fatalf("no lit frame: %v", err)
 	}
 }
 
@@ -81,7 +80,7 @@ func BenchmarkVMFirstFrame(b *testing.B) {
 			}
 			info = c.get("/servers/"+id+"/info").must(b, 200).props()
 		}
-		firstFrame(b, dialScreen(b, "tcp", info["vnc:ip"]+":"+info["vnc:port"], password))
+		firstFrame(b, rfbtest.MustDial(b, "tcp", info["vnc:ip"]+":"+info["vnc:port"], password))
 		took := time.Since(start)
 		b.StopTimer()
 		c.post("/servers/"+id+"/destroy", "").must(b, 204)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"hearth/internal/rfbtest"
 )
 
 // The tests here boot a stock Debian 12 (debootstrap minbase, systemd,
@@ -91,7 +93,7 @@ type guest struct {
 	c        *client
 	id       string
 	password string
-	kb       *vncKeyboard
+	kb       *rfbtest.Viewer // only types: the console is read over the API
 }
 
 // markers numbers the sentinels typed into guests' shells, so that each
@@ -137,13 +139,22 @@ func (g *guest) login(t testing.TB, since string) {
 	if info["vnc:port"] == "" {
 		t.Fatalf("running server %s shows no vnc:port: %v", g.id, info)
 	}
-	g.kb = dialVNC(t, info["vnc:ip"]+":"+info["vnc:port"], g.password)
-	g.kb.typeLine(t, "root")
+	g.kb = rfbtest.MustDial(t, "tcp", info["vnc:ip"]+":"+info["vnc:port"], g.password)
+	g.kb.Drain()
+	g.typeLine(t, "root")
 	g.waitAfter(t, "login:", "Password:", time.Minute)
-	g.kb.typeLine(t, debianPassword)
+	g.typeLine(t, debianPassword)
 	g.waitAfter(t, "Password:", ":~# ", time.Minute)
 	if got := g.run(t, "echo $((40+2))"); got != "42" {
 		t.Fatalf("echo $((40+2)) printed %q", got)
+	}
+}
+
+// typeLine types s and Return into the guest's VNC keyboard.
+func (g *guest) typeLine(t testing.TB, s string) {
+	t.Helper()
+	if err := g.kb.TypeLine(s); err != nil {
+		t.Fatalf("VNC key event: %v", err)
 	}
 }
 
@@ -154,7 +165,7 @@ func (g *guest) run(t testing.TB, cmd string) string {
 	t.Helper()
 	n := 1000 + markers.Add(1)
 	begin, end := fmt.Sprintf("<%d<", n), fmt.Sprintf(">%d>", n)
-	g.kb.typeLine(t, fmt.Sprintf("echo '<'$((%d+1))'<'; %s; echo '>'$((%d+1))'>'", n-1, cmd, n-1))
+	g.typeLine(t, fmt.Sprintf("echo '<'$((%d+1))'<'; %s; echo '>'$((%d+1))'>'", n-1, cmd, n-1))
 	out := g.waitAfter(t, begin, end, 2*time.Minute)
 	out = out[:strings.Index(out, end)]
 	return strings.TrimSpace(strings.ReplaceAll(out, "\r", ""))
@@ -378,7 +389,7 @@ func TestDebianGuest(t *testing.T) {
 		c.waitStatus(t, a.id, "active", time.Minute)
 		a.login(t, since)
 		since = a.mark(t)
-		a.kb.typeLine(t, "poweroff")
+		a.typeLine(t, "poweroff")
 		c.waitStatus(t, a.id, "stopped", time.Minute)
 		h.checkGone(t, a.id)
 	})
@@ -388,7 +399,7 @@ func TestDebianGuest(t *testing.T) {
 		before := c.waitStatus(t, a.id, "active", time.Minute)
 		a.login(t, since)
 		since = a.mark(t)
-		a.kb.typeLine(t, "reboot")
+		a.typeLine(t, "reboot")
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			p := c.get("/servers/"+a.id+"/info").must(t, 200).props()

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"hearth/internal/rfbtest"
 )
 
 // The tests here run `type vm` servers (issue 14) through the real binary
@@ -44,13 +46,13 @@ func vmServer(name, password string, devices ...string) string {
 }
 
 // vmScreen connects to a running server's VNC endpoint with its password.
-func (c *client) vmScreen(t testing.TB, id, password string) *vncScreen {
+func (c *client) vmScreen(t testing.TB, id, password string) *rfbtest.Viewer {
 	t.Helper()
 	info := c.get("/servers/"+id+"/info").must(t, 200).props()
 	if info["vnc:port"] == "" {
 		t.Fatalf("running server %s shows no vnc:port: %v", id, info)
 	}
-	return dialScreen(t, "tcp", info["vnc:ip"]+":"+info["vnc:port"], password)
+	return rfbtest.MustDial(t, "tcp", info["vnc:ip"]+":"+info["vnc:port"], password)
 }
 
 // checkVMGone adds to checkGone what a VM has of its own: DATA/run/ID (QEMU's
@@ -126,10 +128,10 @@ func TestVMGuest(t *testing.T) {
 	c.post("/servers/"+id+"/start", "").must(t, 204)
 	c.waitStatus(t, id, "active", time.Minute)
 	screen := c.vmScreen(t, id, password)
-	screen.waitText(t, "hearth-e2e disk", 3*time.Minute)
+	screen.WaitText(t, "hearth-e2e disk", 3*time.Minute)
 
 	t.Run("dhcp", func(t *testing.T) {
-		text := screen.waitText(t, "address: ", 2*time.Minute)
+		text := screen.WaitText(t, "address: ", 2*time.Minute)
 		m := addressLine.FindStringSubmatch(text)
 		if m == nil {
 			t.Fatalf("no address line on the screen:\n%s", text)
@@ -169,7 +171,7 @@ func TestVMGuest(t *testing.T) {
 			"ide:0:0 "+diskID, "ide:0:1 "+isoID, "ide:0:1:media cdrom", "boot ide:0:1 ide:0:0")).must(t, 200).props()["server"]
 		c.post("/servers/"+cd+"/start", "").must(t, 204)
 		c.waitStatus(t, cd, "active", time.Minute)
-		text := c.vmScreen(t, cd, password).waitText(t, "hearth-e2e installer", 3*time.Minute)
+		text := c.vmScreen(t, cd, password).WaitText(t, "hearth-e2e installer", 3*time.Minute)
 		if !strings.Contains(text, "ISOLINUX") || strings.Contains(text, "hearth-e2e disk") {
 			t.Errorf("not the CD's boot loader, or the disk booted:\n%s", text)
 		}
@@ -197,7 +199,7 @@ func TestVMNotBootable(t *testing.T) {
 	id := c.post("/servers/create/stopped", vmServer("vm-blank", password, "ide:0:0 "+blank, "boot ide:0:0")).must(t, 200).props()["server"]
 	c.post("/servers/"+id+"/start", "").must(t, 204)
 	c.waitStatus(t, id, "active", time.Minute)
-	text := c.vmScreen(t, id, password).waitText(t, "No bootable device.", 2*time.Minute)
+	text := c.vmScreen(t, id, password).WaitText(t, "No bootable device.", 2*time.Minute)
 	t.Logf("the screen reads:\n%s", text)
 	if info := c.get("/servers/"+id+"/info").must(t, 200).props(); info["status"] != "active" {
 		t.Errorf("a VM with nothing to boot is %q, want active until stopped", info["status"])
@@ -232,7 +234,7 @@ func TestVMKVM(t *testing.T) {
 	id := c.post("/servers/create/stopped", vmServer("vm-kvm", password, "ide:0:0 "+diskID, "boot ide:0:0")).must(t, 200).props()["server"]
 	c.post("/servers/"+id+"/start", "").must(t, 204)
 	c.waitStatus(t, id, "active", time.Minute)
-	c.vmScreen(t, id, password).waitText(t, "hearth-e2e disk", time.Minute)
+	c.vmScreen(t, id, password).WaitText(t, "hearth-e2e disk", time.Minute)
 	var argv string
 	for _, pid := range guestProcesses(id) {
 		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && bytes.Contains(cmdline, []byte("qemu-system")) {
