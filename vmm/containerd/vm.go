@@ -64,8 +64,10 @@ func vmMemoryOverheadMiB(mem int64, smp int, kvm bool) int64 {
 // vmCPUOverhead is the CFS quota a VM's container gets beyond what cpu
 // gives its vCPUs: QEMU's main loop (device emulation, the VNC display)
 // and I/O threads run beside the vCPU threads, and with only the vCPUs'
-// quota they throttle the guest (measured: 0.6–1.1 s of a 13 s TCG boot).
-const vmCPUOverhead = cfsPeriod / 4 // a quarter of a core
+// quota they throttle the guest. Measured under TCG (BenchmarkVMBootBanner,
+// smp 1): throttled 0.6–1.1 s of a 13 s boot without a margin, 0.12–0.17 s
+// of 7 s with a quarter core, never with half a core.
+const vmCPUOverhead = cfsPeriod / 2 // half a core
 
 // vmCPUResources is cpuResources for a VM's container: the vCPUs' quota
 // plus vmCPUOverhead; shares (the guest's weight against others) unchanged.
