@@ -51,7 +51,7 @@ func (h *Host) Display(id string) (func(ctx context.Context) (net.Conn, error), 
 	if !running {
 		return nil, false
 	}
-	sock := filepath.Join(h.QEMURunDir(id), qemu.VNCSocket)
+	sock := filepath.Join(h.qemuRunDir(id), qemu.VNCSocket)
 	return func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		for {

@@ -33,9 +33,9 @@ const (
 	kvmDevice     = "/dev/kvm"
 )
 
-// QEMURunDir is where a VM guest's QMP and VNC sockets are on the host
+// qemuRunDir is where a VM guest's QMP and VNC sockets are on the host
 // (qemu.QMPSocket, qemu.VNCSocket inside it).
-func (h *Host) QEMURunDir(id string) string { return filepath.Join(h.runDir, id, vmRunDirName) }
+func (h *Host) qemuRunDir(id string) string { return filepath.Join(h.runDir, id, vmRunDirName) }
 
 // vmHostDirs are bind-mounted read-only from the host into a VM's root:
 // /usr holds QEMU, the firmware it loads (/usr/share/qemu, seabios,
@@ -175,7 +175,7 @@ func (h *Host) startVM(ctx context.Context, g *instance, rollback *undo, holds *
 	if err := makeVMRoot(root, spec.IDMap.HostID); err != nil {
 		return fmt.Errorf("guest %s: %w", spec.ID, err)
 	}
-	runDir := h.QEMURunDir(spec.ID)
+	runDir := h.qemuRunDir(spec.ID)
 	if err := mkdirOwned(runDir, 0o700, spec.IDMap.HostID); err != nil {
 		return fmt.Errorf("guest %s: %w", spec.ID, err)
 	}

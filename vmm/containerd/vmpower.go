@@ -70,7 +70,7 @@ func (h *Host) OnReboot(fn func(id string)) {
 // trying again while QEMU has not made its socket yet, until ctx ends or
 // the guest's init exits.
 func (h *Host) connectQMP(ctx context.Context, g *instance) (*qemu.Client, error) {
-	sock := filepath.Join(h.QEMURunDir(g.spec.ID), qemu.QMPSocket)
+	sock := filepath.Join(h.qemuRunDir(g.spec.ID), qemu.QMPSocket)
 	wait := 5 * time.Millisecond
 	for {
 		c, err := qemu.Connect(ctx, sock, qemu.WithLogger(h.log.With("server", g.spec.ID)))
