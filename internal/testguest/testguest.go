@@ -29,15 +29,21 @@ const InitTab = `::sysinit:/bin/mount -t proc proc /proc
 // Options change the tree Tree builds.
 type Option func(*options)
 
-type options struct{ noInit bool }
+type options struct {
+	noInit  bool
+	initTab string
+}
 
 // WithoutInit leaves /sbin/init out, so Hearth must fall back to /bin/sh.
 func WithoutInit() Option { return func(o *options) { o.noInit = true } }
 
+// WithInitTab gives busybox init this inittab instead of InitTab.
+func WithInitTab(tab string) Option { return func(o *options) { o.initTab = tab } }
+
 // Tree writes the busybox root filesystem into a new directory and returns it.
 func Tree(t testing.TB, opts ...Option) string {
 	t.Helper()
-	var o options
+	o := options{initTab: InitTab}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -74,7 +80,7 @@ func Tree(t testing.TB, opts ...Option) string {
 		"etc/group":  "root:x:0:\n",
 	}
 	if !o.noInit {
-		files["etc/inittab"] = InitTab
+		files["etc/inittab"] = o.initTab
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {

@@ -25,7 +25,8 @@
 // mounted idmapped), devices.go (device nodes made for guest root),
 // cgroups.go (the guest's cgroup, delegated), loop.go (loop devices and
 // their counters), counters.go (disk, NIC and cgroup readings), daemon.go
-// (the private containerd), network.go (the Network interface, the guest's
+// (the private containerd), ctty.go (the console taken from init's session,
+// for gettys), network.go (the Network interface, the guest's
 // own network namespace), power.go (what the guest's init powers off on),
 // runtime*.go (drivers), vm.go (a VM guest's container: QEMU's root, drives,
 // /dev/kvm, memory overhead).

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -286,6 +288,9 @@ func TestGuestWithoutInitRunsShell(t *testing.T) {
 	c, _ := h.Console(id)
 	c.Write([]byte("cat /proc/1/cmdline; echo\n"))
 	waitConsole(t, c, "/bin/sh\x00")
+	if tty := controllingTTY(t, c); tty == 0 {
+		t.Error("the shell Hearth started as PID 1 lost the console as its controlling terminal")
+	}
 	exits := make(chan guest.Exit, 1)
 	h.OnExit(func(e guest.Exit) { exits <- e })
 	if err := h.Kill(context.Background(), id); err != nil {
@@ -299,6 +304,50 @@ func TestGuestWithoutInitRunsShell(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no exit event after SIGKILL")
 	}
+}
+
+// controllingTTY is the device number of the controlling terminal of the
+// shell reading the console (0: none), from its /proc/PID/stat.
+func controllingTTY(t *testing.T, c *guest.Console) int {
+	t.Helper()
+	c.Write([]byte("set -- $(cat /proc/$$/stat); echo ctty-$7-end\n"))
+	re := regexp.MustCompile(`ctty-(\d+)-end`)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindSubmatch(c.Backlog()); m != nil {
+			n, _ := strconv.Atoi(string(m[1]))
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the shell never said its controlling terminal; the console has:\n%s", c.Backlog())
+	return 0
+}
+
+// TestConsoleGetty: busybox's getty on the console, as an Alpine-style
+// inittab starts it, takes the console as its controlling terminal (init
+// holds none) and runs the shell it is given there.
+func TestConsoleGetty(t *testing.T) {
+	h, _ := openTestHost(t)
+	img := testguest.Image(t, 32<<20, testguest.WithInitTab(
+		"::sysinit:/bin/mount -t proc proc /proc\n"+
+			"console::respawn:/sbin/getty -n -l /bin/sh 0 console\n"))
+	id := guestID(t, 0)
+	if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: img}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.Console(id)
+	// getty flushes what was typed before it, so the shell's banner first.
+	waitConsole(t, c, "built-in shell")
+	shellMarker(t, c, 6)
+	if tty := controllingTTY(t, c); tty>>8 < ptySlaveMajorFirst || tty>>8 > ptySlaveMajorLast {
+		t.Errorf("the getty's shell has controlling terminal %d, want the console (a pty)", tty)
+	}
+	if bytes.Contains(c.Backlog(), []byte("TIOCSCTTY")) {
+		t.Errorf("getty could not take the console:\n%s", c.Backlog())
+	}
+	c.Write([]byte("echo init-ctty-$(cut -d' ' -f7 /proc/1/stat)-end\n"))
+	waitConsole(t, c, "init-ctty-0-end")
 }
 
 func TestBootDriveWithoutFilesystem(t *testing.T) {

@@ -100,7 +100,7 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 	if err := h.recordIntent(spec.ID, intent{Loops: g.loops}); err != nil {
 		return err
 	}
-	var rootDir, init string
+	var rootDir, init, kind string
 	if unprivileged {
 		// The host kernel is about to mount a filesystem a tenant wrote:
 		// checked, unless nothing has written it since it was found clean.
@@ -133,8 +133,9 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 			}
 		}
 		init = guestInit(rootDir)
+		kind = initKind(rootDir)
 		// Known before the container is made, it is recorded with it.
-		h.notePowerOff(g, initKind(rootDir))
+		h.notePowerOff(g, kind)
 	} else {
 		init = deviceInit(boot.Device, root.FS)
 	}
@@ -175,6 +176,11 @@ func (h *Host) Start(ctx context.Context, spec guest.Spec) (err error) {
 			return fmt.Errorf("the boot drive's %s root could not be mounted: %w", root.FS, guest.ErrBootDrive)
 		}
 		return err
+	}
+	if unprivileged && freesConsole(init, kind) {
+		if err := freeConsole(task.Pid()); err != nil {
+			h.log.Warn("the console stays init's controlling terminal: a getty on it cannot take it", "server", spec.ID, "err", err)
+		}
 	}
 	if len(spec.NICs) > 0 { // into the namespace runc made with the init
 		if err := h.network.Attach(ctx, spec.ID, task.Pid(), spec.NICs); err != nil {
