@@ -1,7 +1,6 @@
 package rootfs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -253,9 +252,7 @@ func TestFindRootMounts(t *testing.T) {
 	if root.Partition != 2 || root.FS != FSBtrfs {
 		t.Errorf("root %+v, want btrfs in partition 2", root)
 	}
-	if out, _ := exec.Command("losetup", "-j", img).Output(); len(bytes.TrimSpace(out)) > 0 {
-		t.Errorf("loop device left: %s", out)
-	}
+	assertNoLoop(t, img)
 }
 
 func TestFindRootBadInput(t *testing.T) {
