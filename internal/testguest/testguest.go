@@ -30,12 +30,16 @@ const InitTab = `::sysinit:/bin/mount -t proc proc /proc
 type Option func(*options)
 
 type options struct {
-	noInit  bool
-	initTab string
+	noInit     bool
+	initTab    string
+	initScript string
 }
 
 // WithoutInit leaves /sbin/init out, so Hearth must fall back to /bin/sh.
 func WithoutInit() Option { return func(o *options) { o.noInit = true } }
+
+// WithInitScript makes /sbin/init this shell script instead of busybox init.
+func WithInitScript(script string) Option { return func(o *options) { o.initScript = script } }
 
 // WithInitTab gives busybox init this inittab instead of InitTab.
 func WithInitTab(tab string) Option { return func(o *options) { o.initTab = tab } }
@@ -64,7 +68,7 @@ func Tree(t testing.TB, opts ...Option) string {
 		t.Fatalf("busybox --list-full: %v", err)
 	}
 	for _, applet := range strings.Fields(string(out)) {
-		if o.noInit && (applet == "sbin/init" || applet == "linuxrc") {
+		if (o.noInit || o.initScript != "") && (applet == "sbin/init" || applet == "linuxrc") {
 			continue
 		}
 		link := filepath.Join(root, applet)
@@ -79,7 +83,12 @@ func Tree(t testing.TB, opts ...Option) string {
 		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
 		"etc/group":  "root:x:0:\n",
 	}
-	if !o.noInit {
+	switch {
+	case o.initScript != "":
+		if err := os.WriteFile(filepath.Join(root, "sbin/init"), []byte(o.initScript), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	case !o.noInit:
 		files["etc/inittab"] = o.initTab
 	}
 	for name, content := range files {

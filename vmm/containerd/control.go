@@ -3,8 +3,12 @@ package containerd
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
@@ -18,7 +22,10 @@ func (h *Host) Kill(ctx context.Context, id string) error {
 	return h.Signal(ctx, id, syscall.SIGKILL)
 }
 
-// Signal sends sig to the guest's init, e.g. its power-off signal.
+// Signal sends sig to the guest's init, e.g. its power-off signal. An init
+// ignores every signal it does not catch (SIGKILL and SIGSTOP aside), and
+// one just started may not have its handlers yet: a signal it does not
+// catch yet waits until it does, initHandlersWait at most.
 func (h *Host) Signal(ctx context.Context, id string, sig syscall.Signal) error {
 	g, err := h.lookup(id)
 	if err != nil {
@@ -26,6 +33,9 @@ func (h *Host) Signal(ctx context.Context, id string, sig syscall.Signal) error 
 	}
 	ctx, cancel := h.opContext(ctx)
 	defer cancel()
+	if sig != syscall.SIGKILL && sig != syscall.SIGSTOP && h.driverFor(g.spec).SharesHostKernel() {
+		waitCaught(ctx, g.task.Pid(), sig)
+	}
 	if err := g.task.Kill(ctx, sig); err != nil {
 		if errdefs.IsNotFound(err) || errdefs.IsFailedPrecondition(err) {
 			return fmt.Errorf("guest %s: %w", id, guest.ErrNotRunning)
@@ -33,6 +43,34 @@ func (h *Host) Signal(ctx context.Context, id string, sig syscall.Signal) error 
 		return fmt.Errorf("signal guest %s: %w", id, h.unavailable(err))
 	}
 	return nil
+}
+
+// initHandlersWait is how long a signal waits for an init to catch it: inits
+// install their handlers within milliseconds of starting.
+const initHandlersWait = time.Second
+
+// waitCaught waits until process pid catches sig (its /proc status's
+// SigCgt), initHandlersWait at most.
+func waitCaught(ctx context.Context, pid uint32, sig syscall.Signal) {
+	deadline := time.Now().Add(initHandlersWait)
+	for {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil || catches(string(status), sig) || time.Now().After(deadline) || ctx.Err() != nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// catches reports whether a /proc/PID/status says its process catches sig.
+func catches(status string, sig syscall.Signal) bool {
+	for line := range strings.Lines(status) {
+		if mask, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			bits, err := strconv.ParseUint(strings.TrimSpace(mask), 16, 64)
+			return err == nil && sig >= 1 && sig <= 64 && bits&(1<<(sig-1)) != 0
+		}
+	}
+	return false
 }
 
 // Pause freezes the guest.

@@ -350,6 +350,33 @@ func TestConsoleGetty(t *testing.T) {
 	waitConsole(t, c, "init-ctty-0-end")
 }
 
+// TestSignalAtStart: a power-off signal sent before the guest's init has
+// its handler (this init installs it half a second after it starts; busybox
+// init takes milliseconds) waits for it instead of being ignored, as an init
+// ignores every signal it does not catch.
+func TestSignalAtStart(t *testing.T) {
+	h, _ := openTestHost(t)
+	exits := make(chan guest.Exit, 1)
+	h.OnExit(func(e guest.Exit) { exits <- e })
+	img := testguest.Image(t, 32<<20, testguest.WithInitScript(
+		"#!/bin/sh\nsleep 0.5\ntrap 'echo powering off; exit 7' USR2\nwhile :; do sleep 1; done\n"))
+	id := guestID(t, 0)
+	if err := h.Start(context.Background(), guest.Spec{ID: id, Boot: guest.Disk{Image: img}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Signal(context.Background(), id, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-exits:
+		if e.Status != 7 {
+			t.Errorf("exit status %d, want 7 (init's power-off)", e.Status)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("SIGUSR2 sent before init caught it was lost")
+	}
+}
+
 func TestBootDriveWithoutFilesystem(t *testing.T) {
 	h, data := openTestHost(t)
 	img := filepath.Join(data, "blank.img")

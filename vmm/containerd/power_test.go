@@ -3,6 +3,7 @@ package containerd
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -67,5 +68,22 @@ func write(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCatches reads which signals a process catches from its /proc status.
+func TestCatches(t *testing.T) {
+	// 0xa00: bits 9 and 11 (SIGUSR1, SIGUSR2); bit 33: SIGRTMIN (34).
+	status := "Name:\tinit\nSigIgn:\t0000000000001000\nSigCgt:\t0000000200000a00\nCapInh:\t0000000000000000\n"
+	for sig, want := range map[syscall.Signal]bool{
+		syscall.SIGUSR1: true, syscall.SIGUSR2: true, 34: true,
+		syscall.SIGTERM: false, syscall.SIGPIPE: false /* ignored, not caught */, 38: false, 0: false, 65: false,
+	} {
+		if got := catches(status, sig); got != want {
+			t.Errorf("catches(%d) = %v, want %v", sig, got, want)
+		}
+	}
+	if catches("Name:\tgone\n", syscall.SIGUSR2) {
+		t.Error("a status without SigCgt catches SIGUSR2")
 	}
 }
