@@ -271,11 +271,12 @@ func (lx *lxcGuest) bootToLogin(b *testing.B) (toLogin, startCall time.Duration)
 }
 
 // cleanup stops the container if it still runs and removes the monitor and
-// payload cgroups LXC can leave behind (never lxc-destroy: it would delete
-// the shared tree).
+// payload cgroups LXC can leave behind, and its pivot cgroup where no
+// other container uses it (an rmdir of a cgroup in use fails) — never
+// lxc-destroy: it would delete the shared tree.
 func (lx *lxcGuest) cleanup() {
 	lx.lxc("lxc-stop", "-k")
-	for _, pattern := range []string{"/sys/fs/cgroup/*/lxc.*." + lx.name, "/sys/fs/cgroup/lxc.*." + lx.name} {
+	for _, pattern := range []string{"/sys/fs/cgroup/*/lxc.*." + lx.name, "/sys/fs/cgroup/lxc.*." + lx.name, "/sys/fs/cgroup/*/lxc.pivot", "/sys/fs/cgroup/lxc.pivot"} {
 		dirs, _ := filepath.Glob(pattern)
 		for _, dir := range dirs {
 			removeCgroup(dir)
