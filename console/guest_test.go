@@ -51,11 +51,8 @@ func TestGuestConsole(t *testing.T) {
 	defer func() {
 		h.Close()
 		// The guest's root was a loop device over an image under data.
-		files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-		for _, f := range files {
-			if b, _ := os.ReadFile(f); strings.Contains(string(b), data) || strings.Contains(string(b), filepath.Dir(data)) {
-				t.Errorf("leaked loop device %s → %s", f, b)
-			}
+		for _, l := range testguest.LoopDevicesLeft(func(backing string) bool { return strings.Contains(backing, filepath.Dir(data)) }) {
+			t.Errorf("leaked loop device %s", l)
 		}
 	}()
 	id := "console-" + hex.EncodeToString(suffix)

@@ -2,6 +2,7 @@
 // Debian's static busybox with a busybox init whose console is an interactive
 // shell, packed into an ext4 image by mkfs.ext4 -d. Tests that need it skip
 // with a message where busybox-static or e2fsprogs is missing.
+// LoopDevicesLeft is how tests check that no loop device of theirs is left.
 package testguest
 
 import (

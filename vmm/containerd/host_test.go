@@ -85,21 +85,7 @@ func openTestHost(t testing.TB, opts ...Option) (*Host, string) {
 // (when c is given) or console FIFO of the data directory/namespace remains.
 func assertNoLeaks(t testing.TB, data, ns string, c *client.Client) {
 	t.Helper()
-	// The kernel clears an autoclear loop device after its last close in a
-	// work item (Linux ≥ 6.4), so give it a moment before calling it a leak.
-	var leaked []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		leaked = leaked[:0]
-		files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-		for _, f := range files {
-			if b, _ := os.ReadFile(f); strings.Contains(string(b), filepath.Dir(data)) {
-				leaked = append(leaked, filepath.Base(filepath.Dir(filepath.Dir(f)))+" → "+strings.TrimSpace(string(b)))
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
+	leaked := testguest.LoopDevicesLeft(func(backing string) bool { return strings.Contains(backing, filepath.Dir(data)) })
 	for _, l := range leaked {
 		t.Errorf("leaked loop device %s", l)
 	}

@@ -105,11 +105,8 @@ func TestUnprivilegedGuests(t *testing.T) {
 	}
 	for _, d := range drives {
 		path, _ := filepath.EvalSymlinks(f.Store.DrivePath(d))
-		files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-		for _, b := range files {
-			if data, _ := os.ReadFile(b); strings.TrimSpace(string(data)) == path {
-				t.Errorf("loop device %s still holds drive %s", b, d)
-			}
+		for _, l := range testguest.LoopDevicesLeft(func(backing string) bool { return backing == path }) {
+			t.Errorf("loop device %s still holds drive %s", l, d)
 		}
 	}
 }
