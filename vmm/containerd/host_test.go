@@ -18,6 +18,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"golang.org/x/sys/unix"
 
 	"hearth/internal/logtest"
 	"hearth/internal/testguest"
@@ -326,7 +327,8 @@ func TestConsoleGetty(t *testing.T) {
 	// getty flushes what was typed before it, so the shell's banner first.
 	waitConsole(t, c, "built-in shell")
 	shellMarker(t, c, 6)
-	if tty := controllingTTY(t, c); tty>>8 < ptySlaveMajorFirst || tty>>8 > ptySlaveMajorLast {
+	// tty_nr keeps minors above 255 above the major: unix.Major decodes it.
+	if tty := controllingTTY(t, c); unix.Major(uint64(tty)) < ptySlaveMajorFirst || unix.Major(uint64(tty)) > ptySlaveMajorLast {
 		t.Errorf("the getty's shell has controlling terminal %d, want the console (a pty)", tty)
 	}
 	if bytes.Contains(c.Backlog(), []byte("TIOCSCTTY")) {
